@@ -1,0 +1,87 @@
+"""LabShare: metrology institutes share their labs and instruments with SMEs."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from config import Config, ProductionConfig, config_from_env
+
+
+def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
+    config = config or config_from_env()
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.config.from_object(config)
+    app.config.update(overrides)
+    _ensure_secret_key(app, config)
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
+
+    from labshare import web
+
+    register_extensions(app)
+    web.register_request_hooks(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def _ensure_secret_key(app: Flask, config: type[Config]) -> None:
+    if issubclass(config, ProductionConfig):
+        config.check()
+        if app.config.get("SQLALCHEMY_DATABASE_URI", "").startswith("sqlite"):
+            app.logger.warning("Production is running on SQLite; set DATABASE_URL to PostgreSQL")
+        return
+    if app.config.get("SECRET_KEY"):
+        return
+    # Development: a random key kept in the instance folder, never committed.
+    instance = Path(app.config["INSTANCE_DIR"])
+    instance.mkdir(parents=True, exist_ok=True)
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    app.config["SECRET_KEY"] = key_file.read_text().strip()
+
+
+def register_extensions(app: Flask) -> None:
+    from labshare.database import configure_engine
+    from labshare.extensions import babel, csrf, db, limiter, login_manager, migrate
+    from labshare.web import select_locale, select_timezone
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    limiter.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+
+
+def register_blueprints(app: Flask) -> None:
+    from labshare.api import bp as api_bp
+    from labshare.auth import bp as auth_bp
+    from labshare.catalogue import bp as catalogue_bp
+    from labshare.main import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(catalogue_bp)
+    app.register_blueprint(api_bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from labshare.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_cli(app: Flask) -> None:
+    from labshare.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,62 @@
+"""The domain model, one class per module; importing this package registers all."""
+
+from labshare.models.api_token import ApiToken
+from labshare.models.audit_log import AuditLog
+from labshare.models.base import Base, UTCDateTime
+from labshare.models.booking import Booking
+from labshare.models.booking_rules import DEFAULT_RULES, BookingRules
+from labshare.models.closure import Closure
+from labshare.models.company import Company
+from labshare.models.enums import (
+    HOLDING_STATUSES,
+    BookingStatus,
+    ClosureKind,
+    CompanySize,
+    Field,
+    InstituteKind,
+    NotificationStatus,
+    ResourceKind,
+    ResourceStatus,
+    Role,
+    ServiceType,
+)
+from labshare.models.institute import Institute
+from labshare.models.instrument import Instrument
+from labshare.models.lab import Lab, OpeningPeriod
+from labshare.models.notification import Notification
+from labshare.models.qualification import Qualification
+from labshare.models.resource import Resource
+from labshare.models.usage_record import UsageRecord
+from labshare.models.user import User
+
+__all__ = [
+    "DEFAULT_RULES",
+    "HOLDING_STATUSES",
+    "ApiToken",
+    "AuditLog",
+    "Base",
+    "Booking",
+    "BookingRules",
+    "BookingStatus",
+    "Closure",
+    "ClosureKind",
+    "Company",
+    "CompanySize",
+    "Field",
+    "Institute",
+    "InstituteKind",
+    "Instrument",
+    "Lab",
+    "Notification",
+    "NotificationStatus",
+    "OpeningPeriod",
+    "Qualification",
+    "Resource",
+    "ResourceKind",
+    "ResourceStatus",
+    "Role",
+    "ServiceType",
+    "UTCDateTime",
+    "UsageRecord",
+    "User",
+]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from labshare.models.base import Base, UTCDateTime
+from labshare.models.enums import BookingStatus, ResourceKind, str_enum
+from labshare.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from labshare.models.company import Company
+    from labshare.models.resource import Resource
+    from labshare.models.usage_record import UsageRecord
+    from labshare.models.user import User
+
+
+class Booking(Base):
+    """A request for, or a hold on, a resource's time. Times are UTC.
+
+    ``resource_kind`` and ``institute_id`` copy the resource's, so that the
+    PostgreSQL exclusion constraint can apply to instruments only (labs hold
+    ``capacity`` bookings at once) and tenancy filters need no join.
+    """
+
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="end_after_start"),
+        CheckConstraint("fee >= 0", name="fee_nonnegative"),
+        CheckConstraint("fee_waived >= 0 AND fee_waived <= fee", name="waiver_within_fee"),
+        Index("ix_booking_resource_start", "resource_id", "start_at"),
+        Index("ix_booking_company_start", "company_id", "start_at"),
+        Index("ix_booking_status_start", "status", "start_at"),
+        Index("ix_booking_institute_start", "institute_id", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resource.id"))
+    resource_kind: Mapped[ResourceKind] = mapped_column(
+        str_enum(ResourceKind, "booking_resource_kind")
+    )
+    institute_id: Mapped[int] = mapped_column(ForeignKey("institute.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    start_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[BookingStatus] = mapped_column(str_enum(BookingStatus, "booking_status"))
+    purpose: Mapped[str] = mapped_column(String(500))
+    samples: Mapped[str | None] = mapped_column(Text)
+    fee: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
+    fee_waived: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    resource: Mapped[Resource] = relationship(lazy="joined")
+    company: Mapped[Company] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    usage: Mapped[UsageRecord | None] = relationship(back_populates="booking", uselist=False)
+
+    @property
+    def holds_time(self) -> bool:
+        return self.status in (BookingStatus.PENDING, BookingStatus.APPROVED)

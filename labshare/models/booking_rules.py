@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import CheckConstraint, ForeignKey
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from labshare.models.base import Base
+
+if TYPE_CHECKING:
+    from labshare.models.resource import Resource
+
+#: Defaults for a resource without rules of its own (nor its lab's).
+DEFAULT_RULES = {
+    "slot_minutes": 30,
+    "min_minutes": 30,
+    "max_minutes": 480,
+    "lead_time_hours": 24,
+    "horizon_days": 90,
+    "requires_approval": True,
+    "max_active_per_company": 5,
+    "cancel_deadline_hours": 24,
+}
+
+
+class BookingRules(Base):
+    """Booking rules of one lab or instrument. An instrument without a row uses its
+    lab's; a lab without one uses ``DEFAULT_RULES``."""
+
+    __tablename__ = "booking_rules"
+    __table_args__ = (
+        CheckConstraint("slot_minutes > 0 AND slot_minutes <= 1440", name="slot_range"),
+        CheckConstraint("min_minutes > 0", name="min_positive"),
+        CheckConstraint("max_minutes >= min_minutes", name="max_ge_min"),
+        CheckConstraint("lead_time_hours >= 0", name="lead_nonnegative"),
+        CheckConstraint("horizon_days > 0", name="horizon_positive"),
+        CheckConstraint("max_active_per_company > 0", name="quota_positive"),
+        CheckConstraint("cancel_deadline_hours >= 0", name="cancel_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(
+        ForeignKey("resource.id", ondelete="CASCADE"), unique=True
+    )
+    slot_minutes: Mapped[int] = mapped_column(default=DEFAULT_RULES["slot_minutes"])
+    min_minutes: Mapped[int] = mapped_column(default=DEFAULT_RULES["min_minutes"])
+    max_minutes: Mapped[int] = mapped_column(default=DEFAULT_RULES["max_minutes"])
+    lead_time_hours: Mapped[int] = mapped_column(default=DEFAULT_RULES["lead_time_hours"])
+    horizon_days: Mapped[int] = mapped_column(default=DEFAULT_RULES["horizon_days"])
+    requires_approval: Mapped[bool] = mapped_column(default=True)
+    max_active_per_company: Mapped[int] = mapped_column(
+        default=DEFAULT_RULES["max_active_per_company"]
+    )
+    cancel_deadline_hours: Mapped[int] = mapped_column(
+        default=DEFAULT_RULES["cancel_deadline_hours"]
+    )
+
+    resource: Mapped[Resource] = relationship(back_populates="rules")

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from labshare.models.base import Base, UTCDateTime
+from labshare.models.enums import Role, str_enum
+from labshare.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from labshare.models.company import Company
+    from labshare.models.institute import Institute
+
+
+class User(Base):
+    """An account. ``email`` is stored lower-cased, so uniqueness is case-insensitive."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (
+        CheckConstraint("(role != 'sme') OR (company_id IS NOT NULL)", name="sme_has_company"),
+        CheckConstraint(
+            "(role != 'staff') OR (institute_id IS NOT NULL)", name="staff_has_institute"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(str_enum(Role, "role"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
+    institute_id: Mapped[int | None] = mapped_column(ForeignKey("institute.id"), index=True)
+    locale: Mapped[str] = mapped_column(String(10), default="zh_CN")
+    active: Mapped[bool] = mapped_column(default=True)
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    company: Mapped[Company | None] = relationship(lazy="joined")
+    institute: Mapped[Institute | None] = relationship(lazy="joined")
+
+    # Flask-Login protocol
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @staticmethod
+    def normalize_email(email: str) -> str:
+        return email.strip().lower()
+
+    def __repr__(self) -> str:
+        return f"<User {self.email} {self.role}>"

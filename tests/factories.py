@@ -1,0 +1,171 @@
+"""Factories for tests: plain functions that add rows (flushed, not committed) and
+return them. Each takes keyword overrides."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+from typing import Any
+
+from labshare.extensions import db
+from labshare.models import (
+    Booking,
+    BookingRules,
+    BookingStatus,
+    Company,
+    Field,
+    Institute,
+    InstituteKind,
+    Instrument,
+    Lab,
+    OpeningPeriod,
+    ResourceKind,
+    Role,
+    User,
+)
+from labshare.services.credit_code import make_credit_code
+
+PASSWORD = "correct horse battery staple"
+_seq = itertools.count(1)
+
+
+def _n() -> int:
+    return next(_seq)
+
+
+def make_institute(**kw: Any) -> Institute:
+    n = _n()
+    values: dict[str, Any] = {
+        "code": f"INST{n}",
+        "name": f"测试计量院{n}",
+        "name_en": f"Test Institute {n}",
+        "kind": InstituteKind.PROVINCIAL,
+        "province_code": "320000",
+        "province": "江苏省",
+        "city": "南京",
+        "timezone": "Asia/Shanghai",
+    }
+    values.update(kw)
+    institute = Institute(**values)
+    db.session.add(institute)
+    db.session.flush()
+    return institute
+
+
+def weekday_hours(
+    opens: str = "08:00", closes: str = "18:00", days: range = range(7)
+) -> list[OpeningPeriod]:
+    o = dt.time.fromisoformat(opens)
+    c = dt.time.fromisoformat(closes)
+    return [OpeningPeriod(weekday=d, opens=o, closes=c) for d in days]
+
+
+def make_lab(
+    rules: dict[str, Any] | None = None, hours: list[OpeningPeriod] | None = None, **kw: Any
+) -> Lab:
+    n = _n()
+    institute = kw.pop("institute", None) or make_institute()
+    values: dict[str, Any] = {
+        "name": f"几何量开放实验室{n}",
+        "name_en": f"Open lab {n}",
+        "field": Field.GEOMETRIC,
+        "capacity": 1,
+        "location": "A 栋 101",
+    }
+    values.update(kw)
+    lab = Lab(institute=institute, **values)
+    lab.opening_periods = hours if hours is not None else weekday_hours("00:00", "23:59")
+    db.session.add(lab)
+    db.session.flush()
+    if rules is not None:
+        db.session.add(BookingRules(resource_id=lab.id, **rules))
+        db.session.flush()
+    return lab
+
+
+def make_instrument(rules: dict[str, Any] | None = None, **kw: Any) -> Instrument:
+    n = _n()
+    lab = kw.pop("lab", None) or make_lab(institute=kw.pop("institute", None))
+    values: dict[str, Any] = {
+        "name": f"数字压力校验仪{n}",
+        "name_en": f"Digital pressure calibrator {n}",
+        "field": Field.MECHANICAL,
+        "measurand": "pressure",
+        "unit": "MPa",
+        "range_min": -0.1,
+        "range_max": 10.0,
+        "range_min_base": -100000.0,
+        "range_max_base": 10000000.0,
+        "accuracy": "±0.02 %FS",
+        "fee_per_hour": Decimal("150"),
+        "fee_waiver_percent": 50,
+        "calibration_valid_until": dt.date(2099, 12, 31),
+    }
+    values.update(kw)
+    instrument = Instrument(institute_id=lab.institute_id, lab=lab, **values)
+    db.session.add(instrument)
+    db.session.flush()
+    if rules is not None:
+        db.session.add(BookingRules(resource_id=instrument.id, **rules))
+        db.session.flush()
+    return instrument
+
+
+def make_company(**kw: Any) -> Company:
+    n = _n()
+    values: dict[str, Any] = {
+        "name": f"测试精密制造有限公司{n}",
+        "credit_code": make_credit_code("320100", f"{n:08d}"),
+        "province": "江苏省",
+    }
+    values.update(kw)
+    company = Company(**values)
+    db.session.add(company)
+    db.session.flush()
+    return company
+
+
+def make_user(role: Role | str = Role.SME, password: str = PASSWORD, **kw: Any) -> User:
+    n = _n()
+    role = Role(role)
+    values: dict[str, Any] = {
+        "email": f"user{n}@example.com",
+        "name": f"用户{n}",
+        "role": role,
+        "locale": "en",
+    }
+    if role is Role.SME and "company" not in kw and "company_id" not in kw:
+        values["company"] = make_company()
+    if role is Role.STAFF and "institute" not in kw and "institute_id" not in kw:
+        values["institute"] = make_institute()
+    values.update(kw)
+    user = User(**values)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def make_booking(**kw: Any) -> Booking:
+    """A booking row written directly (no rules applied): for setting up state."""
+    resource = kw.pop("resource", None) or make_instrument()
+    user = kw.pop("user", None) or make_user(Role.SME)
+    start = kw.pop("start", None) or dt.datetime(2030, 1, 7, 1, 0, tzinfo=dt.UTC)
+    end = kw.pop("end", None) or start + dt.timedelta(hours=2)
+    values: dict[str, Any] = {
+        "resource_id": resource.id,
+        "resource_kind": ResourceKind(resource.kind),
+        "institute_id": resource.institute_id,
+        "company_id": user.company_id,
+        "user_id": user.id,
+        "start_at": start,
+        "end_at": end,
+        "status": BookingStatus.PENDING,
+        "purpose": "校准压力变送器",
+    }
+    values.update(kw)
+    booking = Booking(**values)
+    db.session.add(booking)
+    db.session.flush()
+    return booking
