@@ -42,3 +42,63 @@ def enqueue(
     )
     db.session.add(notification)
     return notification
+
+
+#: Who hears of each booking event: the booker, or the institute's staff.
+BOOKING_EVENTS = {
+    "requested": "staff",  # a new request waits for approval
+    "received": "booker",  # the booker's copy of a pending request
+    "confirmed": "booker",  # auto-approved or approved
+    "rejected": "booker",
+    "cancelled": "both",
+    "completed": "booker",
+    "no_show": "booker",
+}
+
+
+def booking_event(booking: Booking, event: str) -> list[Notification]:
+    """Queue the messages for one booking event, each in its recipient's language.
+
+    The dedupe key (booking, event, recipient) makes the event's messages at most
+    once, even when the code path runs twice.
+    """
+    from flask_babel import force_locale
+    from flask_babel import gettext as _
+
+    from labshare.models import Role
+
+    audience = BOOKING_EVENTS[event]
+    recipients: list[User] = []
+    if audience in ("booker", "both"):
+        recipients.append(booking.user)
+    if audience in ("staff", "both"):
+        recipients.extend(
+            db.session.scalars(
+                select(User).where(
+                    User.institute_id == booking.institute_id,
+                    User.role == Role.STAFF,
+                    User.active.is_(True),
+                )
+            )
+        )
+    queued: list[Notification] = []
+    for user in recipients:
+        with force_locale(user.locale):
+            subject = _("Booking %(id)s: %(event)s", id=booking.id, event=_(event))
+            body = _(
+                "Booking %(id)s of %(resource)s is now %(status)s.",
+                id=booking.id,
+                resource=booking.resource.name,
+                status=_(str(booking.status)),
+            )
+        note = enqueue(
+            user,
+            f"booking_{event}",
+            subject=subject,
+            body_text=body,
+            booking=booking,
+            dedupe_key=f"booking:{booking.id}:{event}:{user.id}",
+        )
+        if note is not None:
+            queued.append(note)
+    return queued
