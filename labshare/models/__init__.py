@@ -22,10 +22,12 @@ from labshare.models.enums import (
 )
 from labshare.models.institute import Institute
 from labshare.models.instrument import Instrument
+from labshare.models.job_marker import JobMarker
 from labshare.models.lab import Lab, OpeningPeriod
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
+from labshare.models.usage_daily import UsageDaily
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
 
@@ -46,6 +48,7 @@ __all__ = [
     "Institute",
     "InstituteKind",
     "Instrument",
+    "JobMarker",
     "Lab",
     "Notification",
     "NotificationStatus",
@@ -57,6 +60,7 @@ __all__ = [
     "Role",
     "ServiceType",
     "UTCDateTime",
+    "UsageDaily",
     "UsageRecord",
     "User",
 ]
