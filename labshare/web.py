@@ -19,6 +19,10 @@ LANGUAGES = ("zh_CN", "en")
 
 
 def select_locale() -> str:
+    from flask import current_app, has_request_context
+
+    if not has_request_context():  # jobs, CLI, services called from tests
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     if "locale" in session and session["locale"] in LANGUAGES:
         return str(session["locale"])
     user = getattr(g, "api_user", None) or (
@@ -26,8 +30,6 @@ def select_locale() -> str:
     )
     if user is not None and getattr(user, "locale", None) in LANGUAGES:
         return str(user.locale)
-    from flask import current_app
-
     best = request.accept_languages.best_match(LANGUAGES) if request else None
     return best or str(current_app.config["BABEL_DEFAULT_LOCALE"])
 
