@@ -1,0 +1,34 @@
+"""A sample production gunicorn configuration for LabShare.
+
+    LABSHARE_CONFIG=production SECRET_KEY=... DATABASE_URL=postgresql+psycopg://... \\
+        gunicorn -c gunicorn.conf.py 'labshare:create_app()'
+
+Settings come from the environment, with defaults sized for a small host:
+- ``WEB_CONCURRENCY``: worker processes (default 2 x CPU cores + 1, at most 8);
+- ``GUNICORN_BIND``: address to listen on (default ``127.0.0.1:8000``: put a reverse
+  proxy such as nginx in front for TLS and static files);
+- ``GUNICORN_TIMEOUT``: seconds before a silent worker is killed and replaced (30).
+
+The application is not preloaded: each worker builds its own app and its own
+database connection pool after the fork (a pool or a SQLite handle shared across a
+fork is corrupt). Jobs run in one elected process (PostgreSQL advisory lock) or in
+``flask scheduler run``; never in every worker.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
+worker_class = "sync"  # short requests against the database; no long polling
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 30
+keepalive = 5  # behind a proxy that keeps connections open
+preload_app = False
+max_requests = 5000  # recycle workers now and then: bounds any slow leak
+max_requests_jitter = 500
+limit_request_line = 8190
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
