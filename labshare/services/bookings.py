@@ -1,0 +1,548 @@
+"""Creating bookings and moving them through their life cycle.
+
+Every function here checks who may act, checks the input, then takes the write
+lock (``begin_write`` on SQLite, the resource's row on PostgreSQL) before it reads
+what its decision depends on, so that check and write are one atomic step. Each
+transition is audited and queues its notifications in the same transaction.
+Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from labshare.database import begin_write, is_sqlite
+from labshare.errors import (
+    InvalidTransition,
+    NotAllowed,
+    NotFound,
+    RuleViolation,
+    SlotTaken,
+    ValidationFailed,
+)
+from labshare.extensions import db
+from labshare.models import (
+    HOLDING_STATUSES,
+    Booking,
+    BookingStatus,
+    Qualification,
+    Resource,
+    ResourceKind,
+    ResourceStatus,
+    Role,
+    ServiceType,
+    UsageRecord,
+    User,
+)
+from labshare.services import audit, notify
+from labshare.services.availability import (
+    capacity_of,
+    closure_spans,
+    holding_spans,
+    saturated,
+)
+from labshare.services.permissions import can_view_booking, is_member_of_company, is_staff_of
+from labshare.services.rules import (
+    MAX_BOOKING_SPAN,
+    Rules,
+    calibration_cutoff,
+    effective_rules,
+    institute_zone,
+    load_opening_periods,
+    on_grid,
+    opening_spans,
+)
+from labshare.timeutil import utcnow, zone
+
+PURPOSE_MAX = 500
+SAMPLES_MAX = 5000
+REASON_MAX = 500
+NOTES_MAX = 5000
+CENT = Decimal("0.01")
+
+#: Allowed transitions (DESIGN.md). Auto-approved bookings are created approved.
+TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
+    BookingStatus.PENDING: frozenset(
+        {BookingStatus.APPROVED, BookingStatus.REJECTED, BookingStatus.CANCELLED}
+    ),
+    BookingStatus.APPROVED: frozenset(
+        {BookingStatus.COMPLETED, BookingStatus.CANCELLED, BookingStatus.NO_SHOW}
+    ),
+    BookingStatus.REJECTED: frozenset(),
+    BookingStatus.CANCELLED: frozenset(),
+    BookingStatus.COMPLETED: frozenset(),
+    BookingStatus.NO_SHOW: frozenset(),
+}
+
+
+# -- input checks -------------------------------------------------------------------------
+
+
+def _aware(value: dt.datetime, field: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime):
+        raise ValidationFailed(_l("A date and time is required."), field=field)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationFailed(_l("The time needs a UTC offset, for example +08:00."), field=field)
+    return value.astimezone(dt.UTC)
+
+
+def _text(value: str | None, field: str, limit: int, *, required: bool) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise ValidationFailed(_l("This field is required."), field=field)
+        return None
+    if len(text) > limit:
+        raise ValidationFailed(_l("At most %(n)d characters are allowed.", n=limit), field=field)
+    return text
+
+
+def _check_booker(booker: User) -> None:
+    if not (booker.active and booker.role == Role.SME and booker.company_id is not None):
+        raise NotAllowed(_l("Only members of a company can book."))
+
+
+# -- locking ------------------------------------------------------------------------------
+
+
+def _lock_resource(resource_id: int) -> None:
+    """Take the write lock for ``resource_id``: on SQLite the database's (BEGIN
+    IMMEDIATE), on PostgreSQL the resource's row. Callers re-read after this."""
+    begin_write()
+    db.session.execute(select(Resource.id).where(Resource.id == resource_id).with_for_update())
+
+
+def _lock_booking(booking: Booking) -> None:
+    """Lock the booking's resource, then the booking (always in this order, so two
+    transitions cannot deadlock), and re-read the booking."""
+    booking_id, resource_id = booking.id, booking.resource_id
+    _lock_resource(resource_id)
+    db.session.execute(select(Booking.id).where(Booking.id == booking_id).with_for_update())
+    db.session.refresh(booking)
+
+
+def _flush_or_conflict() -> None:
+    """Flush; on PostgreSQL the exclusion constraint may still refuse an overlap
+    (SQLSTATE 23P01): that is the same conflict as the check's, never a 500."""
+    if is_sqlite():
+        db.session.flush()
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "23P01":
+            raise SlotTaken(_l("This time has just been booked by someone else.")) from exc
+        raise
+
+
+# -- the rules ----------------------------------------------------------------------------
+
+
+def _check_available(resource: Resource) -> None:
+    if resource.status != ResourceStatus.AVAILABLE:
+        raise RuleViolation(
+            _l("This resource cannot be booked at the moment (maintenance or retired)."),
+            rule="instrument_unavailable",
+            field="resource_id",
+        )
+
+
+def _check_qualification(resource: Resource, booker: User, start: dt.datetime, tz: str) -> None:
+    if not resource.requires_qualification:
+        return
+    qualification = db.session.scalar(
+        select(Qualification).where(
+            Qualification.user_id == booker.id, Qualification.resource_id == resource.id
+        )
+    )
+    local_day = start.astimezone(zone(tz)).date()
+    if qualification is None or (
+        qualification.valid_until is not None and qualification.valid_until < local_day
+    ):
+        raise RuleViolation(
+            _l("This instrument may only be booked by users its staff have marked qualified."),
+            rule="qualification",
+            field="resource_id",
+        )
+
+
+def _check_time_rules(
+    rules: Rules, tz: str, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> None:
+    for field, value in (("start", start), ("end", end)):
+        if not on_grid(value, rules.slot_minutes, tz):
+            raise RuleViolation(
+                _l(
+                    "Bookings must start and end on the %(n)d-minute slot grid.",
+                    n=rules.slot_minutes,
+                ),
+                rule="granularity",
+                field=field,
+            )
+    minutes = (end - start) / dt.timedelta(minutes=1)
+    if minutes < rules.min_minutes:
+        raise RuleViolation(
+            _l("Bookings must last at least %(n)d minutes.", n=rules.min_minutes),
+            rule="min_duration",
+            field="end",
+        )
+    max_minutes = min(rules.max_minutes, MAX_BOOKING_SPAN / dt.timedelta(minutes=1))
+    if minutes > max_minutes:
+        raise RuleViolation(
+            _l("Bookings may last at most %(n)d minutes.", n=int(max_minutes)),
+            rule="max_duration",
+            field="end",
+        )
+    if start < now + dt.timedelta(hours=rules.lead_time_hours):
+        raise RuleViolation(
+            _l("Bookings must start at least %(n)d hours ahead.", n=rules.lead_time_hours),
+            rule="lead_time",
+            field="start",
+        )
+    if start > now + dt.timedelta(days=rules.horizon_days):
+        raise RuleViolation(
+            _l(
+                "Bookings can be made at most %(n)d days ahead.",
+                n=rules.horizon_days,
+            ),
+            rule="horizon",
+            field="start",
+        )
+
+
+def _check_opening_hours(resource: Resource, tz: str, start: dt.datetime, end: dt.datetime) -> None:
+    spans = opening_spans(load_opening_periods(resource), tz, start, end)
+    if not any(s <= start and end <= e for s, e in spans):
+        raise RuleViolation(
+            _l("The booking must lie within the lab's opening hours."),
+            rule="opening_hours",
+            field="start",
+        )
+
+
+def _check_closure_and_calibration(
+    resource: Resource, tz: str, start: dt.datetime, end: dt.datetime
+) -> None:
+    if closure_spans(resource, start, end):
+        raise RuleViolation(
+            _l("The resource is closed during part of this time."),
+            rule="closure",
+            field="start",
+        )
+    cutoff = calibration_cutoff(resource, tz)
+    if cutoff is not None and end > cutoff:
+        raise RuleViolation(
+            _l("The instrument's calibration expires before the end of this booking."),
+            rule="calibration_expired",
+            field="end",
+        )
+
+
+def _check_quota(resource: Resource, company_id: int, rules: Rules, now: dt.datetime) -> None:
+    held = db.session.scalar(
+        select(func.count(Booking.id)).where(
+            Booking.resource_id == resource.id,
+            Booking.company_id == company_id,
+            Booking.status.in_(HOLDING_STATUSES),
+            Booking.end_at > now,
+        )
+    )
+    if (held or 0) >= rules.max_active_per_company:
+        raise RuleViolation(
+            _l(
+                "Your company already holds %(n)d active bookings of this resource, the most "
+                "allowed.",
+                n=rules.max_active_per_company,
+            ),
+            rule="company_quota",
+            field="resource_id",
+        )
+
+
+def _check_free(
+    resource: Resource, start: dt.datetime, end: dt.datetime, exclude_id: int | None = None
+) -> None:
+    """Refuse when the slot is taken: any overlapping holding booking of an
+    instrument; ``capacity`` overlapping at some instant for a lab."""
+    capacity = capacity_of(resource)
+    if capacity <= 1:
+        stmt = select(Booking.id).where(
+            Booking.resource_id == resource.id,
+            Booking.start_at < end,
+            Booking.end_at > start,
+            Booking.status.in_(HOLDING_STATUSES),
+        )
+        if exclude_id is not None:
+            stmt = stmt.where(Booking.id != exclude_id)
+        if db.session.scalar(stmt.limit(1)) is not None:
+            raise SlotTaken(_l("This time is already booked."))
+        return
+    spans = holding_spans(resource.id, start, end, exclude_id=exclude_id)
+    clipped = [(max(s, start), min(e, end)) for s, e in spans]
+    if saturated(clipped, capacity):
+        raise SlotTaken(_l("The lab is fully booked during part of this time."))
+
+
+def compute_fee(
+    resource: Resource, start: dt.datetime, end: dt.datetime
+) -> tuple[Decimal, Decimal]:
+    hours = Decimal(int((end - start).total_seconds())) / Decimal(3600)
+    fee = (hours * Decimal(resource.fee_per_hour or 0)).quantize(CENT, rounding=ROUND_HALF_UP)
+    waived = (fee * Decimal(resource.fee_waiver_percent or 0) / Decimal(100)).quantize(
+        CENT, rounding=ROUND_HALF_UP
+    )
+    return fee, min(waived, fee)
+
+
+# -- creation -----------------------------------------------------------------------------
+
+
+def create_booking(
+    resource: Resource,
+    booker: User,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    purpose: str,
+    samples: str | None = None,
+) -> Booking:
+    """Book ``resource`` for [start, end). Pending, or approved where the rules
+    auto-approve. Raises NotAllowed, ValidationFailed, RuleViolation or SlotTaken;
+    writes nothing then."""
+    _check_booker(booker)
+    start = _aware(start, "start")
+    end = _aware(end, "end")
+    if end <= start:
+        raise ValidationFailed(_l("The end must be after the start."), field="end")
+    purpose_text = _text(purpose, "purpose", PURPOSE_MAX, required=True)
+    samples_text = _text(samples, "samples", SAMPLES_MAX, required=False)
+
+    resource_id = resource.id
+    _lock_resource(resource_id)
+    db.session.refresh(resource)  # re-read under the lock (status, calibration, ...)
+    company_id = booker.company_id
+    assert company_id is not None  # _check_booker
+    rules = effective_rules(resource)
+    tz = institute_zone(resource)
+    now = utcnow()
+
+    _check_available(resource)
+    _check_qualification(resource, booker, start, tz)
+    _check_time_rules(rules, tz, start, end, now)
+    _check_opening_hours(resource, tz, start, end)
+    _check_closure_and_calibration(resource, tz, start, end)
+    _check_quota(resource, company_id, rules, now)
+    _check_free(resource, start, end)
+
+    fee, waived = compute_fee(resource, start, end)
+    status = BookingStatus.PENDING if rules.requires_approval else BookingStatus.APPROVED
+    booking = Booking(
+        resource_id=resource_id,
+        resource_kind=ResourceKind(resource.kind),
+        institute_id=resource.institute_id,
+        company_id=company_id,
+        user_id=booker.id,
+        start_at=start,
+        end_at=end,
+        status=status,
+        purpose=purpose_text,
+        samples=samples_text,
+        fee=fee,
+        fee_waived=waived,
+    )
+    if status == BookingStatus.APPROVED:
+        booking.decided_at = now
+    db.session.add(booking)
+    _flush_or_conflict()
+    audit.record("booking.create", booking, actor=booker, to_state=status)
+    if status == BookingStatus.PENDING:
+        notify.booking_event(booking, "requested")
+        notify.booking_event(booking, "received")
+    else:
+        notify.booking_event(booking, "confirmed")
+    return booking
+
+
+# -- transitions --------------------------------------------------------------------------
+
+
+def _authorize_staff(actor: User, booking: Booking) -> None:
+    if not can_view_booking(actor, booking):
+        raise NotFound(_l("No such booking."))
+    if not is_staff_of(actor, booking.institute_id):
+        raise NotAllowed(_l("Only staff of the booking's institute can do this."))
+
+
+def _transition(
+    booking: Booking,
+    actor: User | None,
+    to: BookingStatus,
+    *,
+    action: str,
+    reason: str | None = None,
+) -> None:
+    """Move ``booking`` (already locked and re-read) to ``to``, audited."""
+    current = BookingStatus(booking.status)
+    if to not in TRANSITIONS[current]:
+        raise InvalidTransition(
+            _l(
+                "A %(current)s booking cannot become %(to)s.",
+                current=str(current),
+                to=str(to),
+            )
+        )
+    booking.status = to
+    audit.record(action, booking, actor=actor, from_state=current, to_state=to, reason=reason)
+
+
+def approve_booking(booking: Booking, actor: User) -> Booking:
+    """pending -> approved, by staff of the booking's institute. Re-checks the slot
+    (and closures, calibration, status), since the request may have waited."""
+    _authorize_staff(actor, booking)
+    _lock_booking(booking)
+    current = BookingStatus(booking.status)
+    if current != BookingStatus.PENDING:
+        raise InvalidTransition(
+            _l("Only a pending booking can be approved; this one is %(s)s.", s=str(current))
+        )
+    resource = booking.resource
+    db.session.refresh(resource)
+    tz = institute_zone(resource)
+    _check_available(resource)
+    _check_closure_and_calibration(resource, tz, booking.start_at, booking.end_at)
+    _check_free(resource, booking.start_at, booking.end_at, exclude_id=booking.id)
+    _transition(booking, actor, BookingStatus.APPROVED, action="booking.approve")
+    booking.decided_by_id = actor.id
+    booking.decided_at = utcnow()
+    db.session.flush()
+    notify.booking_event(booking, "confirmed")
+    return booking
+
+
+def reject_booking(booking: Booking, actor: User, reason: str) -> Booking:
+    """pending -> rejected, by staff of the booking's institute, with a reason."""
+    _authorize_staff(actor, booking)
+    reason_text = _text(reason, "reason", REASON_MAX, required=True)
+    _lock_booking(booking)
+    _transition(booking, actor, BookingStatus.REJECTED, action="booking.reject", reason=reason_text)
+    booking.decided_by_id = actor.id
+    booking.decided_at = utcnow()
+    booking.decision_reason = reason_text
+    db.session.flush()
+    notify.booking_event(booking, "rejected")
+    return booking
+
+
+def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> Booking:
+    """pending/approved -> cancelled, by the booking's company (before the
+    cancellation deadline) or its institute's staff (any time)."""
+    if not can_view_booking(actor, booking):
+        raise NotFound(_l("No such booking."))
+    staff = is_staff_of(actor, booking.institute_id)
+    if not staff and not is_member_of_company(actor, booking.company_id):
+        raise NotAllowed(_l("Only the booking's company or its institute's staff can cancel it."))
+    reason_text = _text(reason, "reason", REASON_MAX, required=False)
+    _lock_booking(booking)
+    current = BookingStatus(booking.status)
+    if BookingStatus.CANCELLED not in TRANSITIONS[current]:
+        raise InvalidTransition(
+            _l(
+                "Only a pending or approved booking can be cancelled; this one is %(s)s.",
+                s=str(current),
+            )
+        )
+    now = utcnow()
+    if not staff:
+        rules = effective_rules(booking.resource)
+        deadline = booking.start_at - dt.timedelta(hours=rules.cancel_deadline_hours)
+        if now > deadline:
+            raise RuleViolation(
+                _l(
+                    "Bookings can be cancelled online until %(n)d hours before they start; "
+                    "please contact the institute.",
+                    n=rules.cancel_deadline_hours,
+                ),
+                rule="cancellation_deadline",
+            )
+    _transition(
+        booking, actor, BookingStatus.CANCELLED, action="booking.cancel", reason=reason_text
+    )
+    booking.cancelled_by_id = actor.id
+    booking.cancelled_at = now
+    if reason_text is not None:
+        booking.decision_reason = reason_text
+    db.session.flush()
+    notify.booking_event(booking, "cancelled")
+    return booking
+
+
+def record_usage(
+    booking: Booking,
+    actor: User,
+    *,
+    checked_in_at: dt.datetime,
+    checked_out_at: dt.datetime,
+    service_type: ServiceType | str,
+    samples_count: int,
+    problem_solved: bool,
+    notes: str | None = None,
+) -> UsageRecord:
+    """approved -> completed, recording what happened; by the institute's staff."""
+    _authorize_staff(actor, booking)
+    checked_in = _aware(checked_in_at, "checked_in_at")
+    checked_out = _aware(checked_out_at, "checked_out_at")
+    if checked_out <= checked_in:
+        raise ValidationFailed(
+            _l("The check-out time must be after the check-in time."), field="checked_out_at"
+        )
+    try:
+        service = ServiceType(service_type)
+    except ValueError:
+        raise ValidationFailed(
+            _l(
+                "Unknown service type; use one of: %(types)s.",
+                types=", ".join(t.value for t in ServiceType),
+            ),
+            field="service_type",
+        ) from None
+    if isinstance(samples_count, bool) or not isinstance(samples_count, int) or samples_count < 0:
+        raise ValidationFailed(
+            _l("The number of samples must be a whole number, 0 or more."), field="samples_count"
+        )
+    if not isinstance(problem_solved, bool):
+        raise ValidationFailed(_l("Answer yes or no."), field="problem_solved")
+    notes_text = _text(notes, "notes", NOTES_MAX, required=False)
+
+    _lock_booking(booking)
+    _transition(booking, actor, BookingStatus.COMPLETED, action="booking.complete")
+    usage = UsageRecord(
+        booking_id=booking.id,
+        checked_in_at=checked_in,
+        checked_out_at=checked_out,
+        service_type=service,
+        samples_count=samples_count,
+        problem_solved=problem_solved,
+        notes=notes_text,
+        recorded_by_id=actor.id,
+    )
+    db.session.add(usage)
+    db.session.flush()
+    notify.booking_event(booking, "completed")
+    return usage
+
+
+def mark_no_show(booking: Booking, actor: User | None = None) -> Booking:
+    """approved -> no_show (the scheduler, after the grace period; or staff)."""
+    if actor is not None:
+        _authorize_staff(actor, booking)
+    _lock_booking(booking)
+    _transition(booking, actor, BookingStatus.NO_SHOW, action="booking.no_show")
+    db.session.flush()
+    notify.booking_event(booking, "no_show")
+    return booking

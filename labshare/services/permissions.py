@@ -1,0 +1,51 @@
+"""Who may see and act on what. Tenancy in one place: an SME member sees their
+company's bookings, staff their institute's, admins all."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, false, true
+
+from labshare.models import Booking, Role, User
+
+
+def visible_bookings(user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting the bookings ``user`` may see."""
+    if not user.active:
+        return false()
+    if user.role == Role.ADMIN:
+        return true()
+    if user.role == Role.STAFF and user.institute_id is not None:
+        return Booking.institute_id == user.institute_id
+    if user.role == Role.SME and user.company_id is not None:
+        return Booking.company_id == user.company_id
+    return false()
+
+
+def can_view_booking(user: User, booking: Booking) -> bool:
+    if not user.active:
+        return False
+    if user.role == Role.ADMIN:
+        return True
+    if user.role == Role.STAFF:
+        return user.institute_id is not None and user.institute_id == booking.institute_id
+    if user.role == Role.SME:
+        return user.company_id is not None and user.company_id == booking.company_id
+    return False
+
+
+def is_staff_of(user: User, institute_id: int) -> bool:
+    return (
+        user.active
+        and user.role == Role.STAFF
+        and user.institute_id is not None
+        and user.institute_id == institute_id
+    )
+
+
+def is_member_of_company(user: User, company_id: int) -> bool:
+    return (
+        user.active
+        and user.role == Role.SME
+        and user.company_id is not None
+        and user.company_id == company_id
+    )

@@ -1,0 +1,71 @@
+"""Marking users qualified (trained) for instruments that require it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from labshare.errors import NotAllowed, ValidationFailed
+from labshare.extensions import db
+from labshare.models import Instrument, Qualification, Role, User
+from labshare.services import audit
+from labshare.services.permissions import is_staff_of
+
+
+def _authorize(actor: User, instrument: Instrument) -> None:
+    if not is_staff_of(actor, instrument.institute_id):
+        raise NotAllowed(_l("Only staff of the instrument's institute can manage qualifications."))
+
+
+def find_qualification(user: User, instrument: Instrument) -> Qualification | None:
+    return db.session.scalar(
+        select(Qualification).where(
+            Qualification.user_id == user.id, Qualification.resource_id == instrument.id
+        )
+    )
+
+
+def grant_qualification(
+    actor: User, user: User, instrument: Instrument, *, valid_until: dt.date | None = None
+) -> Qualification:
+    """Mark ``user`` qualified for ``instrument``; granting again updates the validity."""
+    _authorize(actor, instrument)
+    if user.role != Role.SME:
+        raise ValidationFailed(
+            _l("Only members of a company can be marked qualified."), field="user"
+        )
+    qualification = find_qualification(user, instrument)
+    if qualification is None:
+        qualification = Qualification(
+            user_id=user.id, resource_id=instrument.id, granted_by_id=actor.id
+        )
+        db.session.add(qualification)
+    qualification.granted_by_id = actor.id
+    qualification.valid_until = valid_until
+    db.session.flush()
+    audit.record(
+        "qualification.grant",
+        qualification,
+        actor=actor,
+        data={"user_id": user.id, "resource_id": instrument.id},
+    )
+    return qualification
+
+
+def revoke_qualification(actor: User, user: User, instrument: Instrument) -> bool:
+    """Remove the qualification; False when there was none."""
+    _authorize(actor, instrument)
+    qualification = find_qualification(user, instrument)
+    if qualification is None:
+        return False
+    audit.record(
+        "qualification.revoke",
+        qualification,
+        actor=actor,
+        data={"user_id": user.id, "resource_id": instrument.id},
+    )
+    db.session.delete(qualification)
+    db.session.flush()
+    return True
