@@ -1,1 +1,7 @@
-"""API views."""
+"""API routes, one module per area; importing them registers them on ``bp``."""
+
+import labshare.api.account_routes
+import labshare.api.booking_routes
+import labshare.api.meta_routes
+import labshare.api.resource_routes
+import labshare.api.stats_routes  # noqa: F401

@@ -1,0 +1,29 @@
+"""Bearer-token authentication of API requests. The API never reads the session
+cookie: a request is whoever its ``Authorization: Bearer`` token belongs to."""
+
+from __future__ import annotations
+
+from flask import g, request
+from flask_babel import gettext as _
+
+from labshare.errors import Unauthorized
+from labshare.models import User
+from labshare.services.tokens import user_for_token
+
+
+def bearer_secret() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
+
+
+def require_user() -> User:
+    """The token's user, remembered on ``g.api_user`` (the locale selector reads it)."""
+    secret = bearer_secret()
+    if secret is None:
+        raise Unauthorized(_("Send Authorization: Bearer <token> (POST /api/v1/auth/token)."))
+    user = user_for_token(secret)
+    g.api_user = user
+    return user

@@ -1,0 +1,113 @@
+"""Finding labs and instruments, and their free time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from flask_babel import gettext as _
+
+from labshare.api import bp
+from labshare.api.registry import endpoint
+from labshare.api.schemas import AvailabilityOut, AvailabilityQuery, ResourceOut, ResourceQuery
+from labshare.api.serialize import page_json, resource_json
+from labshare.errors import NotFound
+from labshare.extensions import db
+from labshare.models import Resource
+from labshare.services.availability import availability
+from labshare.services.rules import effective_rules
+from labshare.services.search import AVAILABILITY_SCAN_LIMIT, ResourceFilters, search_resources
+from labshare.timeutil import isoformat_local
+
+
+def load_resource(resource_id: int) -> Resource:
+    resource = db.session.get(Resource, resource_id)
+    if resource is None:
+        raise NotFound(_("No resource %(id)s.", id=resource_id))
+    return resource
+
+
+@endpoint(
+    bp,
+    "/resources",
+    "GET",
+    summary="Search labs and instruments",
+    description=(
+        "Filters combine with AND. measurand + value + unit finds the instruments whose "
+        "range covers the value, converting units (8000 kPa finds a 0-10 MPa calibrator). "
+        "available_from/available_to keep the resources with at least one bookable slot "
+        f"in the window; that filter examines at most the first {AVAILABILITY_SCAN_LIMIT} "
+        "resources matching the other filters (in id order), and then sets the response "
+        "header X-Availability-Truncated: true. Retired resources are not listed."
+    ),
+    tag="resources",
+    query=ResourceQuery,
+    response=ResourceOut,
+    paginated=True,
+)
+def list_resources(query: ResourceQuery) -> Any:
+    filters = ResourceFilters(
+        q=query.q,
+        kind=query.kind,
+        field=query.field,
+        province=query.province,
+        institute=query.institute,
+        measurand=query.measurand,
+        value=query.value,
+        unit=query.unit,
+        available_from=query.available_from,
+        available_to=query.available_to,
+    )
+    result = search_resources(filters, page=query.page, per_page=query.per_page)
+    items = [resource_json(r, result.rules[r.id]) for r in result.items]
+    response = jsonify(page_json(items, result.total, query.page, query.per_page))
+    if result.truncated:
+        response.headers["X-Availability-Truncated"] = "true"
+    return response
+
+
+@endpoint(
+    bp,
+    "/resources/<int:resource_id>",
+    "GET",
+    summary="One lab or instrument",
+    tag="resources",
+    response=ResourceOut,
+    errors=(404,),
+)
+def get_resource(resource_id: int) -> dict[str, Any]:
+    resource = load_resource(resource_id)
+    return resource_json(resource, effective_rules(resource))
+
+
+@endpoint(
+    bp,
+    "/resources/<int:resource_id>/availability",
+    "GET",
+    summary="Busy and free time of a resource in a window of at most 31 days",
+    description="Times are given in the resource's time zone with its offset.",
+    tag="resources",
+    query=AvailabilityQuery,
+    response=AvailabilityOut,
+    errors=(404,),
+)
+def get_availability(resource_id: int, query: AvailabilityQuery) -> dict[str, Any]:
+    resource = load_resource(resource_id)
+    result = availability(resource, query.from_, query.to)
+    tz = result.timezone
+    return {
+        "resource_id": result.resource_id,
+        "timezone": tz,
+        "busy": [
+            {
+                "start": isoformat_local(i.start, tz),
+                "end": isoformat_local(i.end, tz),
+                "reason": i.reason,
+            }
+            for i in result.busy
+        ],
+        "free": [
+            {"start": isoformat_local(i.start, tz), "end": isoformat_local(i.end, tz)}
+            for i in result.free
+        ],
+    }

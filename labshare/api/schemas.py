@@ -1,0 +1,230 @@
+"""Request and response models of the API. Request models validate (see registry);
+response models document the JSON the handlers build, in the OpenAPI document."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+
+from labshare.api.registry import AwareTime, BodyModel, QueryModel, ResponseModel
+from labshare.models import BookingStatus, ResourceKind, ResourceStatus, Role, ServiceType
+from labshare.models import Field as MeasurementField
+
+MAX_PER_PAGE = 200
+
+
+class PageQuery(QueryModel):
+    page: int = Field(1, ge=1, le=1_000_000, description="1-based page number")
+    per_page: int = Field(20, ge=1, le=MAX_PER_PAGE, description="items per page, at most 200")
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+class TokenRequest(BodyModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class ResourceQuery(PageQuery):
+    q: str | None = Field(
+        None,
+        max_length=100,
+        description="words, Chinese or English, each matched in the name, English name, model, "
+        "manufacturer, measurand or institute name",
+    )
+    kind: ResourceKind | None = None
+    field: MeasurementField | None = Field(None, description="measurement field")
+    province: str | None = Field(
+        None, max_length=50, description="province name (prefix, e.g. 江苏) or GB/T 2260 code"
+    )
+    institute: str | None = Field(None, max_length=32, description="institute code")
+    measurand: str | None = Field(
+        None, max_length=64, description="capability match: the quantity, e.g. pressure"
+    )
+    value: float | None = Field(
+        None, allow_inf_nan=False, description="capability match: the value to measure"
+    )
+    unit: str | None = Field(
+        None, max_length=32, description="capability match: the value's unit, e.g. kPa or °C"
+    )
+    available_from: AwareTime | None = Field(
+        None,
+        description="with available_to: only resources with a free slot in this window "
+        "(at most 31 days). Examines at most the first 200 resources matching the other "
+        "filters, in id order; narrow the search to see further.",
+    )
+    available_to: AwareTime | None = None
+
+
+class AvailabilityQuery(QueryModel):
+    from_: AwareTime = Field(alias="from")
+    to: AwareTime = Field(description="at most 31 days after from")
+
+
+class BookingQuery(PageQuery):
+    status: BookingStatus | None = None
+    from_: AwareTime | None = Field(
+        None, alias="from", description="bookings that end after this instant"
+    )
+    to: AwareTime | None = Field(None, description="bookings that start before this instant")
+    resource_id: int | None = Field(None, ge=1)
+
+
+class BookingCreate(BodyModel):
+    resource_id: int = Field(ge=1)
+    start: AwareTime
+    end: AwareTime
+    purpose: str = Field(min_length=1, max_length=500)
+    samples: str | None = Field(None, max_length=5000)
+
+
+class RejectBody(BodyModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CancelBody(BodyModel):
+    reason: str | None = Field(None, max_length=500)
+
+
+class UsageBody(BodyModel):
+    checked_in_at: AwareTime
+    checked_out_at: AwareTime
+    service_type: ServiceType
+    samples_count: int = Field(ge=0, le=1_000_000)
+    problem_solved: bool
+    notes: str | None = Field(None, max_length=5000)
+
+
+class StatsQuery(QueryModel):
+    from_: AwareTime = Field(alias="from", description="bookings starting at or after this")
+    to: AwareTime = Field(description="bookings starting before this")
+    institute: str | None = Field(
+        None, max_length=32, description="institute code (admins; staff only their own)"
+    )
+
+
+# -- responses -----------------------------------------------------------------------
+
+
+class TokenOut(ResponseModel):
+    token: str
+    expires_at: dt.datetime
+
+
+class InstituteRef(ResponseModel):
+    id: int
+    code: str
+    name: str
+
+
+class CompanyRef(ResponseModel):
+    id: int
+    name: str
+    credit_code: str
+
+
+class MeOut(ResponseModel):
+    id: int
+    email: str
+    name: str
+    role: Role
+    company: CompanyRef | None
+    institute: InstituteRef | None
+    calendar_feed_url: str
+
+
+class CapabilityOut(ResponseModel):
+    measurand: str
+    unit: str
+    range_min: float
+    range_max: float
+    accuracy: str | None
+
+
+class RulesOut(ResponseModel):
+    slot_minutes: int
+    min_minutes: int
+    max_minutes: int
+    lead_time_hours: int
+    horizon_days: int
+    requires_approval: bool
+    max_active_per_company: int
+    cancel_deadline_hours: int
+
+
+class ResourceOut(ResponseModel):
+    id: int
+    kind: ResourceKind
+    name: str
+    name_en: str | None
+    institute: InstituteRef
+    lab_id: int | None = Field(description="the instrument's lab; null for a lab")
+    field: MeasurementField
+    province: str
+    capability: CapabilityOut | None = Field(description="null for a lab")
+    calibration_valid_until: dt.date | None
+    requires_qualification: bool
+    status: ResourceStatus
+    fee_per_hour: float
+    fee_waiver_percent: int
+    timezone: str
+    rules: RulesOut
+
+
+class BusyOut(ResponseModel):
+    start: dt.datetime
+    end: dt.datetime
+    reason: str = Field(description="booked, closure, closed or calibration_expired")
+
+
+class FreeOut(ResponseModel):
+    start: dt.datetime
+    end: dt.datetime
+
+
+class AvailabilityOut(ResponseModel):
+    resource_id: int
+    timezone: str
+    busy: list[BusyOut]
+    free: list[FreeOut]
+
+
+class BookingOut(ResponseModel):
+    id: int
+    resource_id: int
+    resource_name: str
+    institute_id: int
+    company_id: int
+    user_id: int
+    start: dt.datetime
+    end: dt.datetime
+    status: BookingStatus
+    purpose: str
+    samples: str | None
+    fee: float
+    fee_waived: float
+    decision_reason: str | None
+    created_at: dt.datetime
+
+
+class CampaignStatsOut(ResponseModel):
+    from_: dt.datetime = Field(alias="from")
+    to: dt.datetime
+    institute: InstituteRef | None = Field(description="null: all institutes")
+    requested: int = Field(description="bookings starting in the window, in any status")
+    pending: int
+    approved: int = Field(description="approved and not yet completed")
+    rejected: int
+    cancelled: int
+    completed: int
+    no_show: int
+    usage_hours: float = Field(description="checked-in to checked-out time of usage records")
+    distinct_smes: int = Field(description="companies with at least one completed booking")
+    fees_charged: float = Field(description="fees of completed bookings, after waivers")
+    fees_waived: float = Field(description="waived fees of completed bookings")
+    shared_instruments: int = Field(
+        description="instruments with at least one approved, completed or no-show booking"
+    )
+    open_labs: int = Field(description="labs currently available for booking")

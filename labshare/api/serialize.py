@@ -1,0 +1,91 @@
+"""The JSON shapes of API.md, built from model rows. Times come out in the
+resource's (its institute's) zone, with the offset."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from labshare.models import Booking, Institute, Instrument, Resource
+from labshare.services.rules import Rules, institute_zone
+from labshare.timeutil import isoformat_local
+
+
+def money(value: Decimal | None) -> float:
+    return float(value or 0)
+
+
+def institute_ref(institute: Institute) -> dict[str, Any]:
+    return {"id": institute.id, "code": institute.code, "name": institute.name}
+
+
+def rules_json(rules: Rules) -> dict[str, Any]:
+    return {
+        "slot_minutes": rules.slot_minutes,
+        "min_minutes": rules.min_minutes,
+        "max_minutes": rules.max_minutes,
+        "lead_time_hours": rules.lead_time_hours,
+        "horizon_days": rules.horizon_days,
+        "requires_approval": rules.requires_approval,
+        "max_active_per_company": rules.max_active_per_company,
+        "cancel_deadline_hours": rules.cancel_deadline_hours,
+    }
+
+
+def resource_json(resource: Resource, rules: Rules) -> dict[str, Any]:
+    instrument = resource if isinstance(resource, Instrument) else None
+    calibration: dt.date | None = instrument.calibration_valid_until if instrument else None
+    return {
+        "id": resource.id,
+        "kind": str(resource.kind),
+        "name": resource.name,
+        "name_en": resource.name_en,
+        "institute": institute_ref(resource.institute),
+        "lab_id": instrument.lab_id if instrument else None,
+        "field": str(resource.field),
+        "province": resource.institute.province,
+        "capability": (
+            {
+                "measurand": instrument.measurand,
+                "unit": instrument.unit,
+                "range_min": instrument.range_min,
+                "range_max": instrument.range_max,
+                "accuracy": instrument.accuracy,
+            }
+            if instrument
+            else None
+        ),
+        "calibration_valid_until": calibration.isoformat() if calibration else None,
+        "requires_qualification": resource.requires_qualification,
+        "status": str(resource.status),
+        "fee_per_hour": money(resource.fee_per_hour),
+        "fee_waiver_percent": resource.fee_waiver_percent,
+        "timezone": institute_zone(resource),
+        "rules": rules_json(rules),
+    }
+
+
+def booking_json(booking: Booking) -> dict[str, Any]:
+    tz = institute_zone(booking.resource)
+    return {
+        "id": booking.id,
+        "resource_id": booking.resource_id,
+        "resource_name": booking.resource.name,
+        "institute_id": booking.institute_id,
+        "company_id": booking.company_id,
+        "user_id": booking.user_id,
+        "start": isoformat_local(booking.start_at, tz),
+        "end": isoformat_local(booking.end_at, tz),
+        "status": str(booking.status),
+        "purpose": booking.purpose,
+        "samples": booking.samples,
+        "fee": money(booking.fee),
+        "fee_waived": money(booking.fee_waived),
+        "decision_reason": booking.decision_reason,
+        "created_at": isoformat_local(booking.created_at, tz),
+    }
+
+
+def page_json(items: list[dict[str, Any]], total: int, page: int, per_page: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "page": page, "per_page": per_page}

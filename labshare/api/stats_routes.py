@@ -1,0 +1,65 @@
+"""Campaign statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from labshare.api import bp
+from labshare.api.registry import endpoint
+from labshare.api.schemas import CampaignStatsOut, StatsQuery
+from labshare.api.serialize import institute_ref, money
+from labshare.errors import NotAllowed, NotFound, ValidationFailed
+from labshare.extensions import db
+from labshare.models import Institute, Role, User
+from labshare.services.stats import campaign_totals
+
+
+@endpoint(
+    bp,
+    "/stats/campaign",
+    "GET",
+    summary="Campaign totals over the bookings starting in a window",
+    description="Admins: all institutes, or one with institute=CODE. Staff: their own "
+    "institute only (another one is 403).",
+    tag="stats",
+    roles=(Role.ADMIN, Role.STAFF),
+    query=StatsQuery,
+    response=CampaignStatsOut,
+    errors=(404,),
+)
+def campaign(user: User, query: StatsQuery) -> dict[str, Any]:
+    if query.to <= query.from_:
+        raise ValidationFailed(_("The window must end after it starts."), field="to")
+    institute: Institute | None = None
+    if query.institute is not None:
+        institute = db.session.scalar(select(Institute).where(Institute.code == query.institute))
+        if institute is None:
+            raise NotFound(_("No institute %(code)s.", code=query.institute), field="institute")
+    if user.role == Role.STAFF:
+        if institute is not None and institute.id != user.institute_id:
+            raise NotAllowed(_("Staff see their own institute's statistics only."))
+        institute = user.institute
+    totals = campaign_totals(
+        query.from_, query.to, institute_id=institute.id if institute is not None else None
+    )
+    return {
+        "from": query.from_.isoformat(),
+        "to": query.to.isoformat(),
+        "institute": institute_ref(institute) if institute is not None else None,
+        "requested": totals.requested,
+        "pending": totals.pending,
+        "approved": totals.approved,
+        "rejected": totals.rejected,
+        "cancelled": totals.cancelled,
+        "completed": totals.completed,
+        "no_show": totals.no_show,
+        "usage_hours": totals.usage_hours,
+        "distinct_smes": totals.distinct_smes,
+        "fees_charged": money(totals.fees_charged),
+        "fees_waived": money(totals.fees_waived),
+        "shared_instruments": totals.shared_instruments,
+        "open_labs": totals.open_labs,
+    }

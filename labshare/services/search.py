@@ -1,0 +1,231 @@
+"""Finding labs and instruments: text, filters, capability and free time.
+
+One query for the page (resources with their institute, no lazy loads) plus one
+count and one query for the page's booking rules, however many resources match.
+The free-time filter is the exception: it asks ``availability()`` about each
+candidate, so it examines at most ``AVAILABILITY_SCAN_LIMIT`` candidates (the first
+ones matching the other filters, in id order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import contains_eager, noload, with_polymorphic
+
+from labshare.errors import ValidationFailed
+from labshare.extensions import db
+from labshare.models import (
+    BookingRules,
+    Field,
+    Institute,
+    Instrument,
+    Lab,
+    Resource,
+    ResourceKind,
+    ResourceStatus,
+)
+from labshare.services import capability
+from labshare.services.availability import MAX_WINDOW, availability
+from labshare.services.rules import DEFAULT, Rules, institute_zone, scope_ids
+from labshare.timeutil import utcnow, zone
+
+AVAILABILITY_SCAN_LIMIT = 200
+MAX_TERMS = 5
+
+
+@dataclass(frozen=True)
+class ResourceFilters:
+    q: str | None = None
+    kind: ResourceKind | None = None
+    field: Field | None = None
+    province: str | None = None
+    institute: str | None = None
+    measurand: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    available_from: dt.datetime | None = None
+    available_to: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    items: list[Resource]
+    total: int
+    rules: dict[int, Rules]
+    #: True when the free-time filter stopped at AVAILABILITY_SCAN_LIMIT candidates.
+    truncated: bool = False
+
+
+_poly = with_polymorphic(Resource, [Lab, Instrument])
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _text_clause(q: str) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    for term in q.split()[:MAX_TERMS]:
+        pattern = _like(term)
+        columns = (
+            _poly.name,
+            _poly.name_en,
+            _poly.Instrument.model,
+            _poly.Instrument.manufacturer,
+            _poly.Instrument.measurand,
+            Institute.name,
+            Institute.name_en,
+        )
+        clauses.append(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
+    return clauses
+
+
+def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
+    if f.measurand is None:
+        if f.value is not None:
+            raise ValidationFailed(_l("Give the measurand of the value."), field="measurand")
+        if f.unit is not None:
+            raise ValidationFailed(_l("Give the measurand of the unit."), field="measurand")
+        return []
+    name = capability.get_measurand(f.measurand).name
+    clauses: list[ColumnElement[bool]] = [
+        _poly.kind == ResourceKind.INSTRUMENT,
+        _poly.Instrument.measurand == name,
+    ]
+    if f.value is None:
+        if f.unit is not None:
+            raise ValidationFailed(_l("Give the value to measure."), field="value")
+        return clauses
+    if f.unit is None:
+        raise ValidationFailed(_l("Give the unit of the value."), field="unit")
+    low, high = capability.search_bounds(f.value, f.unit, name)
+    clauses += [_poly.Instrument.range_min_base <= high, _poly.Instrument.range_max_base >= low]
+    return clauses
+
+
+def _window(f: ResourceFilters) -> tuple[dt.datetime, dt.datetime] | None:
+    if f.available_from is None and f.available_to is None:
+        return None
+    if f.available_from is None:
+        raise ValidationFailed(_l("Give the start of the window too."), field="available_from")
+    if f.available_to is None:
+        raise ValidationFailed(_l("Give the end of the window too."), field="available_to")
+    if f.available_to <= f.available_from:
+        raise ValidationFailed(_l("The window must end after it starts."), field="available_to")
+    if f.available_to - f.available_from > MAX_WINDOW:
+        raise ValidationFailed(_l("The window may span at most 31 days."), field="available_to")
+    return f.available_from, f.available_to
+
+
+def _where(f: ResourceFilters) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = [
+        Institute.active.is_(True),
+        _poly.status != ResourceStatus.RETIRED,
+    ]
+    if f.q:
+        clauses += _text_clause(f.q)
+    if f.kind is not None:
+        clauses.append(_poly.kind == f.kind)
+    if f.field is not None:
+        clauses.append(_poly.field == f.field)
+    if f.province:
+        clauses.append(
+            or_(
+                Institute.province_code == f.province,
+                Institute.province.startswith(f.province, autoescape=True),
+            )
+        )
+    if f.institute:
+        clauses.append(Institute.code == f.institute)
+    clauses += _capability_clause(f)
+    return clauses
+
+
+def _base(stmt: Select[Any], where: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    return stmt.join(Institute, _poly.institute).where(and_(*where))
+
+
+def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
+    """``effective_rules`` of many resources in one query: own rules, else the lab's,
+    else the defaults."""
+    wanted = {rid for r in resources for rid in scope_ids(r)}
+    rows = (
+        {
+            row.resource_id: Rules.from_row(row)
+            for row in db.session.scalars(
+                select(BookingRules).where(BookingRules.resource_id.in_(wanted))
+            )
+        }
+        if wanted
+        else {}
+    )
+    out: dict[int, Rules] = {}
+    for r in resources:
+        out[r.id] = next((rows[i] for i in scope_ids(r) if i in rows), DEFAULT)
+    return out
+
+
+def _grid_start(value: dt.datetime, slot_minutes: int, tz: str) -> dt.datetime:
+    """The first instant at or after ``value`` on the resource's slot grid."""
+    local = value.astimezone(zone(tz))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes = (local - midnight).total_seconds() / 60
+    steps = -(-minutes // slot_minutes)  # ceiling
+    return (midnight + dt.timedelta(minutes=steps * slot_minutes)).astimezone(dt.UTC)
+
+
+def has_free_slot(resource: Resource, rules: Rules, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether a booking of the minimum length fits on the grid somewhere in
+    [start, end), within the lead time and horizon."""
+    now = utcnow()
+    start = max(start, now + dt.timedelta(hours=rules.lead_time_hours))
+    end = min(end, now + dt.timedelta(days=rules.horizon_days))
+    if end <= start:
+        return False
+    tz = institute_zone(resource)
+    need = dt.timedelta(minutes=rules.min_minutes)
+    for interval in availability(resource, start, end).free:
+        begin = _grid_start(interval.start, rules.slot_minutes, tz)
+        if begin + need <= interval.end:
+            return True
+    return False
+
+
+def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchResult:
+    where = _where(f)
+    window = _window(f)
+    stmt = (
+        _base(select(_poly), where)
+        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
+        .order_by(_poly.id)
+    )
+    if window is not None:
+        candidates = list(
+            db.session.scalars(
+                stmt.where(_poly.status == ResourceStatus.AVAILABLE).limit(
+                    AVAILABILITY_SCAN_LIMIT + 1
+                )
+            ).unique()
+        )
+        truncated = len(candidates) > AVAILABILITY_SCAN_LIMIT
+        candidates = candidates[:AVAILABILITY_SCAN_LIMIT]
+        rules = rules_for(candidates)
+        matching = [r for r in candidates if has_free_slot(r, rules[r.id], *window)]
+        offset = (page - 1) * per_page
+        items = matching[offset : offset + per_page]
+        return SearchResult(
+            items=items,
+            total=len(matching),
+            rules={r.id: rules[r.id] for r in items},
+            truncated=truncated,
+        )
+    total = db.session.scalar(_base(select(func.count(_poly.id)), where)) or 0
+    items = list(db.session.scalars(stmt.offset((page - 1) * per_page).limit(per_page)).unique())
+    return SearchResult(items=items, total=int(total), rules=rules_for(items))
