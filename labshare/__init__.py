@@ -64,6 +64,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from labshare.account import bp as account_bp
     from labshare.api import bp as api_bp
     from labshare.auth import bp as auth_bp
     from labshare.catalogue import bp as catalogue_bp
@@ -73,6 +74,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(account_bp)
 
 
 def register_error_handlers(app: Flask) -> None:
