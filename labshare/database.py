@@ -22,6 +22,8 @@ from sqlalchemy.engine import Engine
 from labshare.extensions import db
 
 _state = threading.local()
+_WRITER = "labshare_write_txn"  # Connection.info key: this transaction holds the write lock
+_READS = {"SELECT", "PRAGMA", "BEGIN", "COMMIT", "ROLLBA", "SAVEPO", "RELEAS", "WITH", "EXPLAI"}
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -41,10 +43,16 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if getattr(_state, "immediate", False):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        immediate = bool(getattr(_state, "immediate", False))
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.info[_WRITER] = immediate
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # A transaction that has written holds SQLite's write lock until it ends:
+        # it is a writer already, and must not be rolled back by begin_write().
+        if not conn.info.get(_WRITER) and statement.lstrip()[:6].upper() not in _READS:
+            conn.info[_WRITER] = True
 
 
 def is_sqlite() -> bool:
@@ -62,7 +70,7 @@ def begin_write() -> None:
     if not is_sqlite():
         return
     if session.in_transaction():
-        if getattr(_state, "in_write", False):
+        if session.connection().info.get(_WRITER):
             return
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("begin_write() called with unflushed changes pending")
@@ -72,8 +80,3 @@ def begin_write() -> None:
         session.connection()  # begins now, with BEGIN IMMEDIATE
     finally:
         _state.immediate = False
-    _state.in_write = True
-
-    @event.listens_for(session, "after_transaction_end", once=True)
-    def _done(*_args: Any) -> None:
-        _state.in_write = False
