@@ -1,9 +1,154 @@
-"""Click commands (`flask ...`)."""
+"""Click commands (`flask ...`). Each command is one transaction, committed at its end;
+bad input is reported naming the option, and nothing is written."""
 
 from __future__ import annotations
 
+import time
+
+import click
 from flask import Flask
+from sqlalchemy import select
+
+from labshare.database import begin_write
+from labshare.demo.seed import demo_data_present, seed_demo
+from labshare.errors import ValidationFailed
+from labshare.extensions import db
+from labshare.models import Company, Institute, Role
+from labshare.services.accounts import create_user
+from labshare.services.credit_code import CreditCodeError, validate_credit_code
+
+#: Service field names -> the option that supplies them.
+_OPTION_OF_FIELD = {
+    "email": "EMAIL",
+    "name": "--name",
+    "role": "--role",
+    "password": "--password",
+    "institute": "--institute",
+    "company": "--company-code",
+    "credit_code": "--company-code",
+    "company_code": "--company-code",
+    "company_name": "--company-name",
+    "locale": "--locale",
+}
+
+
+def _bad(option: str, message: object) -> click.BadParameter:
+    return click.BadParameter(str(message), param_hint=f"'{option}'")
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in Role]), help="Account role."
+)
+@click.option("--password", required=True, help="The account's password.")
+@click.option("--name", default=None, help="Display name (default: the e-mail's local part).")
+@click.option("--locale", default="zh_CN", type=click.Choice(["zh_CN", "en"]), show_default=True)
+@click.option("--institute", "institute_code", default=None, help="Institute code (staff).")
+@click.option("--company-code", default=None, help="Unified Social Credit Code (sme).")
+@click.option("--company-name", default=None, help="Company name, when the company is new.")
+def create_user_command(
+    email: str,
+    role: str,
+    password: str,
+    name: str | None,
+    locale: str,
+    institute_code: str | None,
+    company_code: str | None,
+    company_name: str | None,
+) -> None:
+    """Create an account EMAIL (and its company, when new)."""
+    if institute_code is not None and role != Role.STAFF:
+        raise _bad("--institute", "only a staff account belongs to an institute")
+    if (company_code is not None or company_name is not None) and role != Role.SME:
+        raise _bad("--company-code", "only an SME account belongs to a company")
+    begin_write()
+    try:
+        institute = None
+        if institute_code is not None:
+            institute = db.session.scalar(
+                select(Institute).where(Institute.code == institute_code.strip())
+            )
+            if institute is None:
+                raise _bad("--institute", f"no institute has the code {institute_code!r}")
+        company = None
+        if company_code is not None:
+            try:
+                code = validate_credit_code(company_code)
+            except CreditCodeError as exc:
+                raise _bad("--company-code", exc.message) from exc
+            company = db.session.scalar(select(Company).where(Company.credit_code == code))
+            if company is None:
+                if not (company_name or "").strip():
+                    raise _bad(
+                        "--company-name",
+                        "a new company needs a name (no company has this credit code yet)",
+                    )
+                assert company_name is not None
+                company = Company(name=company_name.strip(), credit_code=code)
+                db.session.add(company)
+        elif company_name is not None:
+            raise _bad("--company-code", "a company is identified by its credit code")
+        try:
+            user = create_user(
+                email,
+                name=(name or email.split("@", 1)[0]).strip(),
+                role=role,
+                password=password,
+                institute=institute,
+                company=company,
+                locale=locale,
+            )
+        except ValidationFailed as exc:
+            option = _OPTION_OF_FIELD.get(exc.field or "", exc.field or "EMAIL")
+            raise _bad(option, exc.message) from exc
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    where = ""
+    if user.institute is not None:
+        where = f" at {user.institute.code}"
+    elif user.company is not None:
+        where = f" of {user.company.name} ({user.company.credit_code})"
+    click.echo(f"Created {user.role} {user.email}{where}.")
+
+
+@click.command("seed-demo")
+@click.option(
+    "--if-empty", is_flag=True, help="Do nothing when the database already has institutes."
+)
+def seed_demo_command(if_empty: bool) -> None:
+    """Load realistic demo data (idempotent: a second run adds nothing)."""
+    started = time.perf_counter()
+    begin_write()
+    try:
+        if if_empty and demo_data_present():
+            db.session.rollback()
+            click.echo("The database already has institutes; demo data not loaded.")
+            return
+        report = seed_demo()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    elapsed = time.perf_counter() - started
+    created = {k: v for k, v in report.created.items() if v}
+    if created:
+        click.echo("Added: " + ", ".join(f"{v} {k}" for k, v in sorted(created.items())))
+    else:
+        click.echo("Demo data already complete; nothing added.")
+    if report.unnormalised_units:
+        click.echo(
+            "Capability not normalised for: " + ", ".join(sorted(set(report.unnormalised_units)))
+        )
+    click.echo(f"Done in {elapsed:.1f} s. Demo logins:")
+    width = max(len(email) for _r, email, _p in report.logins)
+    click.echo(f"  {'role':<6}  {'email':<{width}}  password")
+    for role, email, password in report.logins:
+        click.echo(f"  {role:<6}  {email:<{width}}  {password}")
 
 
 def register_commands(app: Flask) -> None:
-    pass
+    app.cli.add_command(create_user_command)
+    app.cli.add_command(seed_demo_command)
