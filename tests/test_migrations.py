@@ -1,0 +1,149 @@
+"""Migrations up and down on an empty database of each backend, the PostgreSQL
+exclusion constraint they build, and no drift between the models and the migrations.
+
+Each backend gets its own database (a temporary SQLite file; on PostgreSQL the test
+database's name plus ``_mig``), so these tests never touch the shared test database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask import Flask
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from config import TestingConfig
+from labshare import create_app
+from labshare.extensions import db
+from labshare.models import Base, BookingStatus
+from tests import factories
+from tests.conftest import PG_URL, postgres_available
+
+
+def _mig_url() -> str:
+    url = make_url(PG_URL)
+    return url.set(database=f"{url.database}_mig").render_as_string(hide_password=False)
+
+
+def _recreate(url: str, *, drop_only: bool = False) -> None:
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :d AND pid <> pg_backend_pid()"
+            ),
+            {"d": target.database},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
+        if not drop_only:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """An app on a brand-new, empty database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'migrations.db'}"
+    else:
+        if not postgres_available():
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+        url = _mig_url()
+        _recreate(url)
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(tmp_path))
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        yield app
+    finally:
+        db.session.remove()
+        db.engine.dispose()
+        ctx.pop()
+        if request.param == "postgresql":
+            _recreate(url, drop_only=True)
+
+
+def flask_db(app: Flask, *args: str) -> None:
+    result = app.test_cli_runner().invoke(args=["db", *args])
+    assert result.exit_code == 0, f"flask db {' '.join(args)}: {result.output}\n{result.exception}"
+
+
+def tables() -> set[str]:
+    db.session.remove()
+    return set(inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def model_tables() -> set[str]:
+    return set(Base.metadata.tables)
+
+
+def test_upgrade_builds_every_table_and_downgrade_removes_them(empty_app: Flask) -> None:
+    assert tables() == set()
+    flask_db(empty_app, "upgrade")
+    assert tables() == model_tables()
+    flask_db(empty_app, "downgrade", "base")
+    assert tables() == set()
+    flask_db(empty_app, "upgrade")
+    assert tables() == model_tables()
+
+
+def test_models_match_the_migrations(empty_app: Flask) -> None:
+    """A model change without a migration shows up here as a difference."""
+    flask_db(empty_app, "upgrade")
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+
+
+@pytest.mark.parametrize("empty_app", ["postgresql"], indirect=True)
+def test_postgres_exclusion_constraint(empty_app: Flask) -> None:
+    assert db.engine.dialect.name == "postgresql"
+    flask_db(empty_app, "upgrade")
+    definition = db.session.scalar(
+        text(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'ex_booking_no_overlap' AND contype = 'x'"
+        )
+    )
+    assert definition is not None
+    assert "EXCLUDE USING gist" in definition
+    assert "tstzrange(start_at, end_at, '[)'::text) WITH &&" in definition
+    where = definition.split("WHERE", 1)[1]
+    assert "pending" in where and "approved" in where and "instrument" in where
+
+    instrument = factories.make_instrument()
+    start = dt.datetime(2030, 1, 7, 1, 0, tzinfo=dt.UTC)
+    factories.make_booking(resource=instrument, start=start, end=start + dt.timedelta(hours=2))
+    # Back to back is fine ('[)'), and a cancelled booking holds no time.
+    factories.make_booking(
+        resource=instrument,
+        start=start + dt.timedelta(hours=2),
+        end=start + dt.timedelta(hours=3),
+        status=BookingStatus.APPROVED,
+    )
+    factories.make_booking(
+        resource=instrument,
+        start=start,
+        end=start + dt.timedelta(hours=1),
+        status=BookingStatus.CANCELLED,
+    )
+    db.session.commit()
+    with pytest.raises(IntegrityError) as caught:
+        factories.make_booking(
+            resource=instrument,
+            start=start + dt.timedelta(hours=1),
+            end=start + dt.timedelta(hours=3),
+            status=BookingStatus.APPROVED,
+        )
+    assert getattr(caught.value.orig, "sqlstate", None) == "23P01"
+    db.session.rollback()
