@@ -3,14 +3,28 @@
 A message is queued inside the business transaction that caused it, under a
 unique ``dedupe_key``; it is delivered by the ``deliver`` job after the commit,
 so nobody hears of a change that was rolled back, and nothing is queued twice.
+
+Messages are rendered here, once, in the recipient's language (``User.locale``)
+from ``templates/email/<name>.txt`` and ``.html``; booking times are shown in the
+institute's zone. The row is also the user's in-app notification.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from babel.dates import format_date
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from labshare.extensions import db
-from labshare.models import Booking, Notification, User
+from labshare.models import Booking, Instrument, Lab, Notification, Resource, Role, User
+from labshare.timeutil import to_local
 
 
 def enqueue(
@@ -44,6 +58,78 @@ def enqueue(
     return notification
 
 
+# --- formatting at the edge: the recipient's language, the institute's zone ----------
+
+
+def _locale_of(user: User) -> str:
+    languages = current_app.config.get("LANGUAGES", ["zh_CN", "en"])
+    return user.locale if user.locale in languages else str(languages[0])
+
+
+def format_local(value: dt.datetime, tz: str, locale: str) -> str:
+    """``Monday, January 7, 2030 09:00`` / ``2030年1月7日星期一 09:00`` in zone ``tz``."""
+    local = to_local(value, tz)
+    return f"{format_date(local.date(), 'full', locale=locale)} {local:%H:%M}"
+
+
+def format_span(start: dt.datetime, end: dt.datetime, tz: str, locale: str) -> str:
+    """A booking's time in the institute's zone, with the zone and its UTC offset."""
+    local_start = to_local(start, tz)
+    local_end = to_local(end, tz)
+    offset = local_start.strftime("%z")
+    zone_label = f"{tz}, UTC{offset[:3]}:{offset[3:]}"
+    if local_end.date() == local_start.date():
+        span = f"{format_local(start, tz, locale)}–{local_end:%H:%M}"
+    else:
+        span = f"{format_local(start, tz, locale)} – {format_local(end, tz, locale)}"
+    return f"{span} ({zone_label})"
+
+
+def resource_name(resource: Resource, locale: str) -> str:
+    if locale.startswith("en") and resource.name_en:
+        return resource.name_en
+    return resource.name
+
+
+def _render(template: str, user: User, /, **context: Any) -> tuple[str, str]:
+    """Render ``templates/email/<template>.txt`` and ``.html``; the caller holds force_locale."""
+    env = current_app.jinja_env
+    context.setdefault("user", user)
+    context.setdefault("base_url", str(current_app.config.get("PUBLIC_BASE_URL", "")).rstrip("/"))
+    text = env.get_template(f"email/{template}.txt").render(**context)
+    html = env.get_template(f"email/{template}.html").render(**context)
+    return text, html
+
+
+def _booking_context(booking: Booking, locale: str) -> dict[str, Any]:
+    institute = booking.resource.institute
+    return {
+        "booking": booking,
+        "resource_name": resource_name(booking.resource, locale),
+        "institute_name": institute.name_en
+        if locale.startswith("en") and institute.name_en
+        else institute.name,
+        "when": format_span(booking.start_at, booking.end_at, institute.timezone, locale),
+        "timezone": institute.timezone,
+    }
+
+
+def _staff_of(institute_id: int) -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.institute_id == institute_id,
+                User.role == Role.STAFF,
+                User.active.is_(True),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+# --- booking events ---------------------------------------------------------------
+
 #: Who hears of each booking event: the booker, or the institute's staff.
 BOOKING_EVENTS = {
     "requested": "staff",  # a new request waits for approval
@@ -56,49 +142,190 @@ BOOKING_EVENTS = {
 }
 
 
+def _event_subject(event: str, booking_id: int, name: str) -> str:
+    subjects = {
+        "requested": _("New booking request %(id)s: %(name)s", id=booking_id, name=name),
+        "received": _("Booking request %(id)s received: %(name)s", id=booking_id, name=name),
+        "confirmed": _("Booking %(id)s confirmed: %(name)s", id=booking_id, name=name),
+        "rejected": _("Booking %(id)s rejected: %(name)s", id=booking_id, name=name),
+        "cancelled": _("Booking %(id)s cancelled: %(name)s", id=booking_id, name=name),
+        "completed": _("Booking %(id)s completed: %(name)s", id=booking_id, name=name),
+        "no_show": _("Booking %(id)s marked as no-show: %(name)s", id=booking_id, name=name),
+    }
+    return subjects[event]
+
+
 def booking_event(booking: Booking, event: str) -> list[Notification]:
     """Queue the messages for one booking event, each in its recipient's language.
 
     The dedupe key (booking, event, recipient) makes the event's messages at most
     once, even when the code path runs twice.
     """
-    from flask_babel import force_locale
-    from flask_babel import gettext as _
-
-    from labshare.models import Role
-
     audience = BOOKING_EVENTS[event]
     recipients: list[User] = []
     if audience in ("booker", "both"):
         recipients.append(booking.user)
     if audience in ("staff", "both"):
-        recipients.extend(
-            db.session.scalars(
-                select(User).where(
-                    User.institute_id == booking.institute_id,
-                    User.role == Role.STAFF,
-                    User.active.is_(True),
-                )
-            )
-        )
+        recipients.extend(u for u in _staff_of(booking.institute_id) if u not in recipients)
     queued: list[Notification] = []
     for user in recipients:
-        with force_locale(user.locale):
-            subject = _("Booking %(id)s: %(event)s", id=booking.id, event=_(event))
-            body = _(
-                "Booking %(id)s of %(resource)s is now %(status)s.",
-                id=booking.id,
-                resource=booking.resource.name,
+        locale = _locale_of(user)
+        with force_locale(locale):
+            context = _booking_context(booking, locale)
+            subject = _event_subject(event, booking.id, context["resource_name"])
+            text, html = _render(
+                "booking_event",
+                user,
+                event=event,
+                for_staff=user.role == Role.STAFF,
                 status=_(str(booking.status)),
+                **context,
             )
         note = enqueue(
             user,
             f"booking_{event}",
             subject=subject,
-            body_text=body,
+            body_text=text,
+            body_html=html,
             booking=booking,
             dedupe_key=f"booking:{booking.id}:{event}:{user.id}",
         )
         if note is not None:
             queued.append(note)
     return queued
+
+
+# --- scheduled messages ---------------------------------------------------------------
+
+REMINDER_KIND = "reminder"
+
+
+def reminder(booking: Booking, hours: int) -> Notification | None:
+    """The reminder ``hours`` before the start, to the booker, with an .ics attachment
+    (added at delivery, see ``booking_ics``)."""
+    user = booking.user
+    locale = _locale_of(user)
+    with force_locale(locale):
+        context = _booking_context(booking, locale)
+        subject = _(
+            "Reminder: %(name)s, %(when)s",
+            name=context["resource_name"],
+            when=format_local(booking.start_at, context["timezone"], locale),
+        )
+        text, html = _render("reminder", user, **context)
+    return enqueue(
+        user,
+        REMINDER_KIND,
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        booking=booking,
+        dedupe_key=f"reminder:{booking.id}:{hours}h:{user.id}",
+    )
+
+
+def _digest(ids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(str(i) for i in ids).encode()).hexdigest()[:24]
+
+
+def pending_nudge(staff: User, bookings: Sequence[Booking]) -> Notification | None:
+    """Tell one staff member about requests waiting too long for a decision."""
+    locale = _locale_of(staff)
+    with force_locale(locale):
+        items = [_booking_context(b, locale) for b in bookings]
+        subject = _("%(count)s booking requests are waiting for your decision", count=len(bookings))
+        text, html = _render("pending_nudge", staff, items=items)
+    return enqueue(
+        staff,
+        "pending_nudge",
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        dedupe_key=f"nudge:{staff.id}:{_digest([b.id for b in bookings])}",
+    )
+
+
+def calibration_notice(instrument: Instrument, *, expired: bool) -> list[Notification]:
+    """Warn the instrument's institute that its calibration expires soon (or has)."""
+    queued: list[Notification] = []
+    state = "expired" if expired else "expiring"
+    valid_until = instrument.calibration_valid_until
+    for staff in _staff_of(instrument.institute_id):
+        locale = _locale_of(staff)
+        name = resource_name(instrument, locale)
+        with force_locale(locale):
+            until = format_date(valid_until, "long", locale=locale) if valid_until else ""
+            if expired:
+                subject = _("Calibration expired on %(date)s: %(name)s", date=until, name=name)
+            else:
+                subject = _("Calibration expires on %(date)s: %(name)s", date=until, name=name)
+            text, html = _render(
+                "calibration_notice",
+                staff,
+                instrument=instrument,
+                name=name,
+                until=until,
+                expired=expired,
+            )
+        note = enqueue(
+            staff,
+            f"calibration_{state}",
+            subject=subject,
+            body_text=text,
+            body_html=html,
+            dedupe_key=(
+                f"calibration:{state}:{instrument.id}:{valid_until}:"
+                f"{instrument.certificate_number or '-'}:{staff.id}"
+            )[:200],
+        )
+        if note is not None:
+            queued.append(note)
+    return queued
+
+
+MONTHLY_EXPORT_KIND = "monthly_export"
+
+
+def monthly_export_ready(admin: User, month: str, filename: str, rows: int) -> Notification | None:
+    """Tell a platform admin that last month's export is ready (the CSV is attached
+    at delivery, see ``labshare.services.mail``)."""
+    locale = _locale_of(admin)
+    with force_locale(locale):
+        subject = _("LabShare usage export for %(month)s", month=month)
+        text, html = _render("monthly_export", admin, month=month, filename=filename, rows=rows)
+    return enqueue(
+        admin,
+        MONTHLY_EXPORT_KIND,
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        dedupe_key=f"monthly-export:{month}:{admin.id}",
+    )
+
+
+def booking_ics(booking: Booking) -> bytes:
+    """An iCalendar event for the booking; its UID is stable, so a calendar that
+    receives it twice (two reminders) updates one event rather than adding two."""
+    from icalendar import Calendar, Event
+
+    resource = booking.resource
+    institute = resource.institute
+    cal = Calendar()
+    cal.add("prodid", "-//LabShare//Booking reminder//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"booking-{booking.id}@labshare")
+    event.add("dtstamp", booking.updated_at or booking.created_at)
+    event.add("dtstart", booking.start_at)
+    event.add("dtend", booking.end_at)
+    event.add("summary", f"{resource.name} ({institute.name})")
+    place = resource.location if isinstance(resource, Lab) else None
+    if isinstance(resource, Instrument):
+        place = resource.lab.location
+    location = ", ".join(p for p in (institute.name, place or institute.address) if p)
+    event.add("location", location)
+    event.add("description", booking.purpose)
+    event.add("status", "CONFIRMED")
+    cal.add_component(event)
+    return bytes(cal.to_ical())
