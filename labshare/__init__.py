@@ -27,6 +27,7 @@ def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_cli(app)
+    start_scheduler(app)
     return app
 
 
@@ -85,5 +86,14 @@ def register_error_handlers(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     from labshare.cli import register_commands
+    from labshare.jobs.cli import register_job_commands
 
     register_commands(app)
+    register_job_commands(app)
+
+
+def start_scheduler(app: Flask) -> None:
+    """The in-process scheduler (``SCHEDULER_ENABLED``); see labshare/jobs/scheduler.py."""
+    from labshare.jobs.scheduler import start_in_web_process
+
+    start_in_web_process(app)
