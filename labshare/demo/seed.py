@@ -107,7 +107,6 @@ class _Plan:
     companies: list[Company] = field(default_factory=list)
     users_by_company: dict[int, list[User]] = field(default_factory=dict)
     staff_by_institute: dict[int, list[User]] = field(default_factory=dict)
-    new_resource_ids: set[int] = field(default_factory=set)
 
     def rng(self, *key: object) -> random.Random:
         # Reproducible demo data, not secrets.
@@ -249,7 +248,6 @@ def _labs_and_instruments(plan: _Plan) -> None:
     plan.add("lab", new_labs)
     plan.add("booking_rules", new_rules)
     db.session.flush()
-    plan.new_resource_ids.update(lab.id for lab in new_labs)
 
     new_instruments: list[Instrument] = []
     new_rules = []
@@ -282,7 +280,6 @@ def _labs_and_instruments(plan: _Plan) -> None:
     plan.add("instrument", new_instruments)
     plan.add("booking_rules", new_rules)
     db.session.flush()
-    plan.new_resource_ids.update(i.id for i in new_instruments)
 
 
 def _new_instrument(
