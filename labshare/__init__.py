@@ -66,6 +66,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from labshare.account import bp as account_bp
+    from labshare.admin import bp as admin_bp
     from labshare.api import bp as api_bp
     from labshare.auth import bp as auth_bp
     from labshare.catalogue import bp as catalogue_bp
@@ -76,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(admin_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

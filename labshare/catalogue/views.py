@@ -1,1 +1,175 @@
-"""Views of this blueprint."""
+"""The read-only catalogue: labs and instruments, institutes, one resource."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import abort, current_app, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from werkzeug.routing import BuildError
+from wtforms.fields.choices import SelectChoice
+
+from labshare.catalogue import bp
+from labshare.catalogue.forms import CatalogueFilterForm
+from labshare.errors import ValidationFailed
+from labshare.extensions import db
+from labshare.main.forms import apply_domain_error
+from labshare.models import (
+    Field,
+    Institute,
+    Instrument,
+    Lab,
+    Resource,
+    ResourceKind,
+    ResourceStatus,
+)
+from labshare.services.rules import effective_rules, institute_zone, load_opening_periods
+from labshare.services.search import ResourceFilters, SearchResult, search_resources
+from labshare.timeutil import to_local, utcnow
+
+PER_PAGE = 20
+MAX_PAGE = 500
+
+
+def _page_arg() -> int:
+    value = request.args.get("page", "1")
+    return min(int(value), MAX_PAGE) if value.isdigit() and int(value) > 0 else 1
+
+
+def _filter_choices(form: CatalogueFilterForm) -> None:
+    institutes = db.session.execute(
+        select(Institute.code, Institute.name, Institute.province_code, Institute.province)
+        .where(Institute.active.is_(True))
+        .order_by(Institute.province_code, Institute.code)
+    ).all()
+    provinces = dict.fromkeys((row.province_code, row.province) for row in institutes)
+    form.province.choices = [SelectChoice("", _("All provinces"))] + [
+        SelectChoice(code, name) for code, name in provinces
+    ]
+    form.institute.choices = [SelectChoice("", _("All institutes"))] + [
+        SelectChoice(row.code, row.name) for row in institutes
+    ]
+
+
+@bp.get("/catalogue")
+def index() -> Any:
+    form = CatalogueFilterForm(request.args)
+    _filter_choices(form)
+    page = _page_arg()
+    result = SearchResult(items=[], total=0, rules={})
+    if form.validate():
+        filters = ResourceFilters(
+            q=(form.q.data or "").strip() or None,
+            kind=ResourceKind(form.kind.data) if form.kind.data else None,
+            field=Field(form.field.data) if form.field.data else None,
+            province=form.province.data or None,
+            institute=form.institute.data or None,
+        )
+        try:
+            result = search_resources(filters, page=page, per_page=PER_PAGE)
+        except ValidationFailed as exc:
+            apply_domain_error(form, exc)
+    pages = max(1, -(-result.total // PER_PAGE))
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "catalogue/index.html",
+        form=form,
+        result=result,
+        page=page,
+        pages=pages,
+        args=args,
+        today=to_local(utcnow(), current_app.config["DEFAULT_TIMEZONE"]).date(),
+    )
+
+
+@bp.get("/institutes")
+def institutes() -> Any:
+    rows = db.session.scalars(
+        select(Institute)
+        .where(Institute.active.is_(True))
+        .order_by(Institute.province_code, Institute.code)
+    ).all()
+    counts = _resource_counts([i.id for i in rows])
+    return render_template("catalogue/institutes.html", institutes=rows, counts=counts)
+
+
+def _resource_counts(institute_ids: list[int]) -> dict[tuple[int, str], int]:
+    if not institute_ids:
+        return {}
+    rows = db.session.execute(
+        select(Resource.institute_id, Resource.kind, func.count(Resource.id))
+        .where(Resource.institute_id.in_(institute_ids), Resource.status != ResourceStatus.RETIRED)
+        .group_by(Resource.institute_id, Resource.kind)
+    ).all()
+    return {(iid, str(kind)): int(n) for iid, kind, n in rows}
+
+
+@bp.get("/institutes/<code>")
+def institute(code: str) -> Any:
+    inst = db.session.scalar(
+        select(Institute).where(Institute.code == code, Institute.active.is_(True))
+    )
+    if inst is None:
+        abort(404)
+    labs = db.session.scalars(
+        select(Lab)
+        .where(Lab.institute_id == inst.id, Lab.status != ResourceStatus.RETIRED)
+        .order_by(Lab.id)
+    ).all()
+    per_lab: dict[int, int] = {
+        lab_id: int(n)
+        for lab_id, n in db.session.execute(
+            select(Instrument.lab_id, func.count(Instrument.id))
+            .where(
+                Instrument.institute_id == inst.id,
+                Instrument.status != ResourceStatus.RETIRED,
+            )
+            .group_by(Instrument.lab_id)
+        ).all()
+    }
+    return render_template("catalogue/institute.html", institute=inst, labs=labs, per_lab=per_lab)
+
+
+def book_url(resource: Resource) -> str | None:
+    """The booking page of ``resource``, once the bookings blueprint provides one."""
+    for endpoint in ("bookings.new", "bookings.create", "bookings.book"):
+        if endpoint in current_app.view_functions:
+            try:
+                return url_for(endpoint, resource_id=resource.id)
+            except BuildError:
+                continue
+    return None
+
+
+@bp.get("/resources/<int:resource_id>")
+def resource(resource_id: int) -> Any:
+    item = db.get_or_404(Resource, resource_id)
+    if not item.institute.active:
+        abort(404)
+    tz = institute_zone(item)
+    today = to_local(utcnow(), tz).date()
+    hours: dict[int, list[tuple[dt.time, dt.time]]] = {}
+    for weekday, opens, closes in sorted(load_opening_periods(item)):
+        hours.setdefault(weekday, []).append((opens, closes))
+    instruments: list[Instrument] = []
+    if isinstance(item, Lab):
+        instruments = list(
+            db.session.scalars(
+                select(Instrument)
+                .where(Instrument.lab_id == item.id, Instrument.status != ResourceStatus.RETIRED)
+                .order_by(Instrument.id)
+            )
+        )
+    return render_template(
+        "catalogue/resource.html",
+        resource=item,
+        is_instrument=isinstance(item, Instrument),
+        rules=effective_rules(item),
+        hours=hours,
+        instruments=instruments,
+        today=today,
+        timezone=tz,
+        book_url=book_url(item),
+    )

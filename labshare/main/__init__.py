@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("main", __name__)
 
-from labshare.main import views  # noqa: E402,F401  - routes register on import
+from labshare.main import shell, views  # noqa: E402,F401  - routes register on import

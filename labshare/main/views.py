@@ -4,17 +4,34 @@ from typing import Any
 
 from flask import jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from labshare.extensions import db
+from labshare.labels import choices
 from labshare.main import bp
+from labshare.models import Field, Institute, Instrument, Lab, ResourceStatus
 from labshare.safety import safe_next
 from labshare.web import LANGUAGES
 
 
 @bp.get("/")
 def home() -> Any:
-    return render_template("main/home.html")
+    stats = {
+        "institutes": db.session.scalar(
+            select(func.count(Institute.id)).where(Institute.active.is_(True))
+        ),
+        "labs": db.session.scalar(
+            select(func.count(Lab.id)).where(Lab.status != ResourceStatus.RETIRED)
+        ),
+        "instruments": db.session.scalar(
+            select(func.count(Instrument.id)).where(Instrument.status != ResourceStatus.RETIRED)
+        ),
+    }
+    return render_template(
+        "main/home.html",
+        stats=stats if stats["instruments"] else None,
+        field_choices=choices(Field),
+    )
 
 
 @bp.post("/language")

@@ -282,3 +282,21 @@ def authenticate(email: str, password: str) -> User:
     user.failed_logins = 0
     audit.record("login", user, actor=user)
     return user
+
+
+def set_active(user: User, active: bool, *, actor: User) -> User:
+    """An admin deactivates (or reactivates) an account; nobody locks themselves out."""
+    if user.id == actor.id and not active:
+        raise ValidationFailed(_l("You cannot deactivate your own account."), field="active")
+    if user.active == active:
+        return user
+    before = "active" if user.active else "inactive"
+    user.active = active
+    audit.record(
+        "user_activated" if active else "user_deactivated",
+        user,
+        actor=actor,
+        from_state=before,
+        to_state="active" if active else "inactive",
+    )
+    return user

@@ -1,0 +1,96 @@
+"""Platform admin: accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, or_, select
+from wtforms.fields.choices import SelectChoice
+
+from labshare.admin import bp
+from labshare.admin.forms import NewUserForm, UserFilterForm
+from labshare.auth.decorators import role_required
+from labshare.errors import ValidationFailed
+from labshare.extensions import db
+from labshare.main.forms import apply_domain_error
+from labshare.models import Institute, Role, User
+from labshare.services import accounts
+
+PER_PAGE = 50
+
+
+@bp.get("/users")
+@role_required(Role.ADMIN)
+def users() -> Any:
+    filters = UserFilterForm(request.args)
+    query = select(User).order_by(User.created_at.desc(), User.id.desc())
+    q = (filters.q.data or "").strip()
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(
+            or_(func.lower(User.email).like(pattern), func.lower(User.name).like(pattern))
+        )
+    if filters.role.data in {r.value for r in Role}:
+        query = query.where(User.role == Role(filters.role.data))
+    page = db.paginate(query, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
+    return render_template("admin/users.html", page=page, filters=filters, action_form=FlaskForm())
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def new_user() -> Any:
+    form = NewUserForm()
+    institutes = db.session.scalars(select(Institute).order_by(Institute.code)).all()
+    form.institute.choices = [SelectChoice("", _("No institute"))] + [
+        SelectChoice(str(i.id), f"{i.code} · {i.name}") for i in institutes
+    ]
+    if form.validate_on_submit():
+        institute = (
+            db.session.get(Institute, int(form.institute.data)) if form.institute.data else None
+        )
+        try:
+            user = accounts.create_user(
+                form.email.data or "",
+                name=form.name.data or "",
+                role=form.role.data or "",
+                password=form.password.data or "",
+                institute=institute,
+                locale=form.locale.data or "zh_CN",
+                actor=current_user,
+            )
+        except ValidationFailed as exc:
+            db.session.rollback()
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("The account %(email)s was created.", email=user.email), "success")
+            return redirect(url_for("admin.users"))
+    status = 422 if form.is_submitted() else 200
+    return render_template("admin/new_user.html", form=form), status
+
+
+@bp.post("/users/<int:user_id>/active")
+@role_required(Role.ADMIN)
+def set_active(user_id: int) -> Any:
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+        return redirect(url_for("admin.users"))
+    user = db.get_or_404(User, user_id)
+    active = request.form.get("active") == "1"
+    try:
+        accounts.set_active(user, active, actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+    else:
+        db.session.commit()
+        if active:
+            flash(_("%(email)s can sign in again.", email=user.email), "success")
+        else:
+            flash(_("%(email)s was deactivated.", email=user.email), "success")
+    return redirect(url_for("admin.users"))
