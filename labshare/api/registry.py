@@ -8,8 +8,9 @@ response=Model, ...)`` and receives keyword arguments: its path parameters,
 How requests fail, as API.md says:
 - malformed JSON, a body that is not an object, or a value of the wrong JSON type
   -> 400 ``bad_request`` (with ``field`` where one is known);
-- a missing or invalid value (including a time without a UTC offset) -> 422
-  ``validation_error`` naming the ``field``;
+- a missing or invalid value (including a time without a UTC offset, and any bad
+  query parameter such as ``per_page=abc``) -> 422 ``validation_error`` naming the
+  ``field``;
 - unknown query parameters and unknown body members are ignored; an empty query
   parameter counts as absent.
 """
@@ -141,10 +142,11 @@ def _message(kind: str, name: str | None, pydantic_message: str) -> str:
     return f"{label}: {pydantic_message}"
 
 
-def raise_for(exc: ValidationError) -> None:
-    """Turn a pydantic ValidationError into the API's 400 or 422."""
+def raise_for(exc: ValidationError, *, json_body: bool = True) -> None:
+    """Turn a pydantic ValidationError into the API's 400 or 422. A query string has
+    no JSON types, so there every error is a field's invalid value (422)."""
     errors = exc.errors(include_url=False)
-    type_errors = [e for e in errors if _is_type_error(e["type"])]
+    type_errors = [e for e in errors if json_body and _is_type_error(e["type"])]
     chosen = type_errors[0] if type_errors else errors[0]
     name = _field_name(chosen["loc"])
     message = _message(chosen["type"], name, chosen["msg"])
@@ -158,7 +160,7 @@ def parse_query(model: type[QueryModel]) -> QueryModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise_for(exc)
+        raise_for(exc, json_body=False)
         raise  # unreachable: raise_for always raises
 
 

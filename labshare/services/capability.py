@@ -10,7 +10,8 @@ Where pint and the metrologist disagree:
 - ``pH`` is a picohenry to pint, ``dB`` a logarithmic ratio and ``%`` a factor of
   0.01. For the measurands written in them (``ph``, ``sound_pressure_level``,
   ``relative_humidity``, ``mass_fraction``) the value is taken as it is and only
-  that unit is accepted.
+  that unit is accepted; ``pH`` and ``dB`` fit no other measurand, while ``%``
+  still converts as a fraction (``amount_fraction``: 1 % = 10 000 µmol/mol).
 - ``°C`` and ``°F`` are offset units: converted as quantities, never multiplied.
 - ``rpm`` is 2π rad/min to pint, so ``Hz`` would convert to it silently wrong; lux
   is cd·sr/m², a luminance unit times radian²; Bq is count/s. The radian and count
@@ -119,7 +120,6 @@ _CHAR_MAP = str.maketrans(
         "³": "**3",
         "⁻": "-",
         "¹": "1",
-        " ": "",
     }
 )
 _IDENTITY_SPELLINGS = {
@@ -204,8 +204,8 @@ def to_base(value: float, unit: str, measurand: str) -> float:
         if identity is not None and identity in spec.identity_units:
             return float(value)
         raise _bad_unit(unit, spec)
-    if identity is not None:
-        # pH, dB and % name no quantity pint could convert to this measurand.
+    if identity is not None and identity != "%":
+        # pint reads pH as picohenry and dB as a logarithmic ratio: never this measurand.
         raise _bad_unit(unit, spec)
 
     import pint

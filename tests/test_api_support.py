@@ -1,0 +1,40 @@
+"""Helpers shared by the API tests (this module holds no tests of its own)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import jsonschema
+
+from labshare.extensions import db
+from labshare.models import User
+from labshare.services.tokens import issue_login_token
+
+NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
+#: Monday 2030-01-07, 09:00-11:00 in Shanghai: inside the default rules' horizon.
+START = "2030-01-07T09:00:00+08:00"
+END = "2030-01-07T11:00:00+08:00"
+
+
+def bearer(user: User) -> dict[str, str]:
+    """An Authorization header for ``user`` (the token is committed)."""
+    issued = issue_login_token(user, 24)
+    db.session.commit()
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    assert response.is_json, response.get_data(as_text=True)[:300]
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    assert {"code", "message"} <= set(body["error"]), body
+    return dict(body["error"])
+
+
+def check_schema(client: Any, schema_name: str, payload: Any) -> None:
+    """Validate ``payload`` against ``#/components/schemas/<schema_name>`` of the
+    served OpenAPI document."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    schema = {"$ref": f"#/components/schemas/{schema_name}", **document}
+    jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
