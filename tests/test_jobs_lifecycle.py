@@ -103,7 +103,7 @@ def test_complete_where_usage_recorded_once(app: Any) -> None:
 
     db.session.expire_all()
     assert used.status == BookingStatus.COMPLETED
-    [entry] = _audits("booking.completed")
+    [entry] = _audits("booking.complete")
     assert (entry.object_id, entry.from_state, entry.to_state) == (
         used.id,
         "approved",

@@ -52,4 +52,4 @@ def mark_no_show(booking: Booking) -> bool:
 
 def complete_from_usage(booking: Booking) -> bool:
     """approved -> completed (usage was recorded). False when no longer approved."""
-    return _transition(booking, BookingStatus.COMPLETED, "booking.completed", "usage recorded")
+    return _transition(booking, BookingStatus.COMPLETED, "booking.complete", "usage recorded")
