@@ -22,6 +22,7 @@ import argparse
 import bisect
 import csv
 import datetime as dt
+import functools
 import itertools
 import math
 import os
@@ -212,20 +213,17 @@ def to_base_function() -> Callable[[float, str, str], float]:
         return (value + offset) * factor if offset else value * factor
 
     try:
-        from labshare.services import capability  # type: ignore[attr-defined]
-
-        to_base = capability.to_base
-    except (ImportError, AttributeError):
+        from labshare.services.capability import to_base
+    except ImportError:
         return table
 
+    @functools.cache
     def app(value: float, unit: str, measurand: str) -> float:
-        for args in ((value, unit, measurand), (value, unit)):
-            try:
-                result = to_base(*args)
-            except TypeError:
-                continue
-            return float(getattr(result, "magnitude", result))
-        return table(value, unit, measurand)
+        try:
+            return to_base(value, unit, measurand)
+        except Exception as exc:  # a unit the app refuses: say so, use the table
+            log(f"  to_base({value}, {unit!r}, {measurand!r}) failed ({exc}); table used")
+            return table(value, unit, measurand)
 
     return app
 

@@ -1,0 +1,871 @@
+"""``make bench``: LabShare's first benchmark, on PostgreSQL and/or SQLite.
+
+    make bench                                   # both databases, data generated if missing
+    make bench BENCH_ARGS="--db pg --duration 5"
+    python -m bench.run --db sqlite --no-http
+
+For each database it prints:
+1. availability of one instrument-week, in-process (service call; warm): p50/p99;
+2. resource search by text (Chinese, English) and by capability, in-process
+   through the API test client: p50/p99;
+3. EXPLAIN (ANALYZE on PostgreSQL, QUERY PLAN on SQLite) of every SQL statement
+   those paths send, and whether any of them scans the whole bookings table;
+4. over HTTP against gunicorn (2 workers, RATELIMIT_ENABLED=false): the same
+   endpoints and a bare Flask hello-world served the same way, as a ratio;
+5. booking creation throughput over HTTP with 1 and with 20 concurrent clients, on
+   free slots.
+
+Targets: availability p50 <= 5 ms in-process with 1M bookings; availability over
+HTTP >= 50 % of the hello-world throughput; no full scan of bookings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from bench import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/labshare_bench"
+DEFAULT_SQLITE = f"sqlite:///{OUT / 'bench.db'}"
+SECRET_KEY = "bench-secret-key-not-for-production"
+
+TEXT_QUERIES = ["三坐标", "压力", "示波器", "温度", "pressure", "oscilloscope", "roughness"]
+CAPABILITY_QUERIES = [
+    ("pressure", 5, "MPa"),
+    ("pressure", 800, "kPa"),
+    ("temperature", 150, "°C"),
+    ("length", 250, "mm"),
+    ("frequency", 2.4, "GHz"),
+    ("voltage", 10, "kV"),
+]
+TARGET_AVAIL_P50_MS = 5.0
+TARGET_HTTP_RATIO = 0.5
+
+
+def log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def latency(values: Sequence[float]) -> str:
+    return f"p50 {pct(values, 50) * 1000:6.1f} ms  p99 {pct(values, 99) * 1000:6.1f} ms"
+
+
+def ms(values: Sequence[float]) -> str:
+    p50, p99 = pct(values, 50) * 1000, pct(values, 99) * 1000
+    return f"p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   (n={len(values)})"
+
+
+# ----------------------------------------------------------------------------- data
+def booking_count(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(text("SELECT count(*) FROM booking")) or 0)
+    except Exception:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def ensure_data(url: str, args: argparse.Namespace) -> None:
+    have = booking_count(url) if not args.regenerate else 0
+    if have >= args.bookings * 0.99:
+        log(f"  data: {have:,} bookings already there (pass --regenerate to rebuild)")
+        return
+    log(f"  data: {have:,} bookings, {args.bookings:,} wanted: generating (a few minutes)")
+    gen_args = generate.build_parser().parse_args(["--bookings", str(args.bookings), "--reset"])
+    generate.generate(url, gen_args)
+
+
+def bench_app(url: str) -> Any:
+    from config import DevelopmentConfig
+    from labshare import create_app
+
+    return create_app(
+        DevelopmentConfig,
+        SQLALCHEMY_DATABASE_URI=url,
+        SECRET_KEY=SECRET_KEY,
+        SCHEDULER_ENABLED=False,
+        RATELIMIT_ENABLED=False,
+        LOG_LEVEL="WARNING",
+        INSTANCE_DIR=str(OUT / "instance"),
+    )
+
+
+def week_starts(rng: random.Random, n: int) -> list[dt.datetime]:
+    """Mondays 00:00 Asia/Shanghai from 8 weeks back to 10 weeks ahead."""
+    tz = ZoneInfo("Asia/Shanghai")
+    today = dt.datetime.now(tz).date()
+    monday = today - dt.timedelta(days=today.weekday())
+    out = []
+    for _ in range(n):
+        day = monday + dt.timedelta(weeks=rng.randint(-8, 10))
+        out.append(dt.datetime.combine(day, dt.time(), tz))
+    return out
+
+
+@dataclass
+class Sample:
+    instruments: list[int]
+    busiest: list[int]
+    sme_emails: list[str]
+
+
+def sample_ids(app: Any, rng: random.Random) -> Sample:
+    from sqlalchemy import func, select
+
+    from labshare.extensions import db
+    from labshare.models import Booking, Instrument
+
+    with app.app_context():
+        ids = list(
+            db.session.scalars(select(Instrument.id).where(Instrument.status == "available"))
+        )
+        busiest = list(
+            db.session.scalars(
+                select(Booking.resource_id)
+                .group_by(Booking.resource_id)
+                .order_by(func.count().desc())
+                .limit(100)
+            )
+        )
+        db.session.remove()
+    return Sample(ids, busiest, [])
+
+
+# ----------------------------------------------------------------------------- in-process
+@dataclass
+class Captured:
+    statements: list[tuple[str, Any]] = field(default_factory=list)
+    on: bool = False
+
+
+@contextlib.contextmanager
+def capture_sql(app: Any) -> Iterator[Captured]:
+    from labshare.extensions import db
+
+    cap = Captured()
+
+    def listener(
+        _conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, _many: bool
+    ) -> None:
+        if cap.on:
+            cap.statements.append((statement, params))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield cap
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+def bench_availability(app: Any, sample: Sample, args: argparse.Namespace) -> dict[str, Any]:
+    from labshare.extensions import db
+    from labshare.models import Resource
+    from labshare.services.availability import availability
+
+    rng = random.Random(7)
+    out: dict[str, Any] = {}
+    with app.app_context():
+        for label, pool in (
+            ("random instruments", sample.instruments),
+            ("100 busiest resources", sample.busiest),
+        ):
+            ids = [rng.choice(pool) for _ in range(args.samples + 50)]
+            weeks = week_starts(rng, len(ids))
+            call: list[float] = []
+            total: list[float] = []
+            for i, (rid, start) in enumerate(zip(ids, weeks, strict=True)):
+                t0 = time.perf_counter()
+                resource = db.session.get(Resource, rid)
+                t1 = time.perf_counter()
+                availability(resource, start, start + dt.timedelta(days=7))
+                t2 = time.perf_counter()
+                db.session.rollback()
+                db.session.expunge_all()
+                if i >= 50:  # warm-up
+                    call.append(t2 - t1)
+                    total.append(t2 - t0)
+            out[label] = {"call": call, "total": total}
+    return out
+
+
+def api_get(client: Any, path: str, params: dict[str, Any]) -> tuple[int, Any]:
+    r = client.get(path, query_string=params)
+    return r.status_code, r.get_json(silent=True)
+
+
+def search_params() -> dict[str, list[dict[str, Any]]]:
+    tz = ZoneInfo("Asia/Shanghai")
+    day = dt.datetime.now(tz).date() + dt.timedelta(days=14)
+    window = {
+        "available_from": dt.datetime.combine(day, dt.time(9), tz).isoformat(),
+        "available_to": dt.datetime.combine(day, dt.time(12), tz).isoformat(),
+    }
+    return {
+        "text (zh)": [{"q": q} for q in TEXT_QUERIES if not q.isascii()],
+        "text (en)": [{"q": q} for q in TEXT_QUERIES if q.isascii()],
+        "capability": [{"measurand": m, "value": v, "unit": u} for m, v, u in CAPABILITY_QUERIES],
+        "capability + free window": [
+            {"measurand": m, "value": v, "unit": u, **window} for m, v, u in CAPABILITY_QUERIES
+        ],
+    }
+
+
+def bench_search(app: Any, args: argparse.Namespace) -> dict[str, Any]:
+    client = app.test_client()
+    out: dict[str, Any] = {}
+    for label, variants in search_params().items():
+        times: list[float] = []
+        statuses: Counter[int] = Counter()
+        totals = []
+        for i in range(args.search_samples + 10):
+            params = variants[i % len(variants)]
+            t0 = time.perf_counter()
+            status, body = api_get(client, "/api/v1/resources", params)
+            t = time.perf_counter() - t0
+            statuses[status] += 1
+            if i >= 10:
+                times.append(t)
+            if i < len(variants) and isinstance(body, dict):
+                totals.append(body.get("total"))
+        out[label] = {"times": times, "statuses": statuses, "totals": totals}
+    return out
+
+
+@dataclass
+class Statement:
+    sql: str
+    sent: int
+    seconds: float  # one execution, measured here
+    plan: str
+    full_scan: bool  # of the bookings table
+
+
+@dataclass
+class PathPlan:
+    path: str
+    seconds: float  # the whole call, once, warm
+    statements: list[Statement]
+
+
+def explain_paths(app: Any, sample: Sample) -> list[PathPlan]:
+    """Every SQL statement the measured paths send: how often, how long one run of
+    it takes, its plan, and whether it reads the whole bookings table."""
+    from labshare.extensions import db
+    from labshare.models import Resource
+    from labshare.services.availability import availability
+
+    rid = sample.busiest[0]
+    start = week_starts(random.Random(1), 1)[0]
+    client = app.test_client()
+    paths: list[tuple[str, Callable[[], Any]]] = [
+        (
+            "availability (service)",
+            lambda: availability(
+                db.session.get(Resource, rid), start, start + dt.timedelta(days=7)
+            ),
+        ),
+    ]
+    for label, variants in search_params().items():
+        params = variants[0]
+        paths.append(
+            (
+                f"search {label} {params}",
+                lambda p=params: client.get("/api/v1/resources", query_string=p),
+            )
+        )
+    out: list[PathPlan] = []
+    with capture_sql(app) as cap:
+        for label, fn in paths:
+            with app.app_context():
+                fn()  # warm
+                db.session.rollback()
+                db.session.expunge_all()
+                cap.statements.clear()
+                cap.on = True
+                t0 = time.perf_counter()
+                fn()
+                took = time.perf_counter() - t0
+                cap.on = False
+                statements = list(cap.statements)
+                db.session.rollback()
+                dialect = db.engine.dialect.name
+                seen: Counter[str] = Counter(stmt for stmt, _ in statements)
+                firsts: dict[str, Any] = {}
+                for stmt, params in statements:
+                    firsts.setdefault(stmt, params)
+                plans: list[Statement] = []
+                with db.engine.connect() as conn:
+                    for stmt, params in firsts.items():
+                        if not stmt.lstrip().upper().startswith("SELECT"):
+                            continue
+                        t0 = time.perf_counter()
+                        conn.exec_driver_sql(stmt, params).fetchall()
+                        one = time.perf_counter() - t0
+                        if dialect == "postgresql":
+                            rows = conn.exec_driver_sql(
+                                "EXPLAIN (ANALYZE, BUFFERS) " + stmt, params
+                            )
+                            plan = "\n".join(str(r[0]) for r in rows)
+                        else:
+                            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params)
+                            plan = "\n".join(str(r[-1]) for r in rows)
+                        conn.rollback()
+                        full = bool(
+                            re.search(r"Seq Scan on booking\b", plan)
+                            if dialect == "postgresql"
+                            else re.search(r"\bSCAN booking\b", plan)
+                        )
+                        plans.append(Statement(stmt, seen[stmt], one, plan, full))
+                out.append(PathPlan(label, took, plans))
+    return out
+
+
+# ----------------------------------------------------------------------------- servers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gunicorn(app_spec: str, env_extra: dict[str, str], workers: int) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, **env_extra}
+    logf = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", dir=OUT, delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+            app_spec,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn {app_spec} exited; see {logf.name}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn {app_spec} did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        logf.close()
+        text_log = Path(logf.name).read_text(errors="replace")
+        if "Traceback" in text_log:
+            log(f"  !! server errors logged in {logf.name}")
+        else:
+            Path(logf.name).unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- load generator
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    latencies: list[float]
+    statuses: Counter[int]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def _worker(
+    args: tuple[str, list[tuple[str, str, bytes | None, dict[str, str]]], float, int],
+) -> tuple[int, list[float], dict[int, int]]:
+    """One client process: ``threads`` threads over its share of requests until
+    ``deadline`` (a wall-clock time) or the requests run out (when used once)."""
+    host, items, deadline, threads = args
+    hostname, port = host.split(":")
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    cursor = [0]
+    once = items and items[0][2] is not None  # POST bodies are used once each
+
+    def next_item() -> tuple[str, str, bytes | None, dict[str, str]] | None:
+        with lock:
+            i = cursor[0]
+            cursor[0] += 1
+        if once:
+            return items[i] if i < len(items) else None
+        return items[i % len(items)]
+
+    def loop() -> None:
+        conn = http.client.HTTPConnection(hostname, int(port), timeout=60)
+        local_lat: list[float] = []
+        local_st: Counter[int] = Counter()
+        while time.time() < deadline:
+            item = next_item()
+            if item is None:
+                break
+            method, path, body, headers = item
+            t0 = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+                if resp.will_close:
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(hostname, int(port), timeout=60)
+                status = -1
+            local_lat.append(time.perf_counter() - t0)
+            local_st[status] += 1
+        conn.close()
+        with lock:
+            latencies.extend(local_lat)
+            statuses.update(local_st)
+
+    ts = [threading.Thread(target=loop) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return len(latencies), latencies, dict(statuses)
+
+
+def python_load(
+    host: str,
+    items: list[tuple[str, str, bytes | None, dict[str, str]]],
+    seconds: float,
+    clients: int,
+) -> Load:
+    procs = min(2, clients)
+    per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    shares = [items[i::procs] for i in range(procs)]
+    start = time.time()
+    deadline = start + seconds
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(procs) as pool:
+        results = pool.map(
+            _worker, [(host, shares[i], deadline, per_proc[i]) for i in range(procs)]
+        )
+    elapsed = time.time() - start
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    for _n, lat, st in results:
+        latencies.extend(lat)
+        statuses.update(st)
+    return Load(len(latencies), elapsed, latencies, statuses)
+
+
+WRK_LUA = """
+local paths = {}
+for line in io.lines("%s") do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRKJSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p99\\": %%f, "
+    .. "\\"non2xx\\": %%d, \\"errors\\": %%d}\\n",
+    summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1e6, latency:percentile(99) / 1e6,
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def wrk_load(host: str, paths: list[str], seconds: float, clients: int) -> Load:
+    with tempfile.TemporaryDirectory() as tmp:
+        plist = Path(tmp) / "paths.txt"
+        plist.write_text("\n".join(paths) + "\n")
+        script = Path(tmp) / "paths.lua"
+        script.write_text(WRK_LUA % plist)
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(clients),
+                "-d",
+                f"{int(seconds)}s",
+                "-s",
+                str(script),
+                f"http://{host}/",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    data = json.loads(out.split("WRKJSON", 1)[1].strip().splitlines()[0])
+    statuses: Counter[int] = Counter({200: data["requests"] - data["non2xx"]})
+    if data["non2xx"]:
+        statuses[0] = data["non2xx"]  # wrk does not say which
+    if data["errors"]:
+        statuses[-1] = data["errors"]
+    # wrk reports percentiles, not samples: keep them as a two-point list
+    return Load(data["requests"], data["seconds"], [data["p50"]] * 50 + [data["p99"]] * 1, statuses)
+
+
+def get_load(host: str, paths: list[str], seconds: float, clients: int, use_wrk: bool) -> Load:
+    if use_wrk:
+        return wrk_load(host, paths, seconds, clients)
+    return python_load(host, [("GET", p, None, {}) for p in paths], seconds, clients)
+
+
+# ----------------------------------------------------------------------------- HTTP scenarios
+def server_env(url: str) -> dict[str, str]:
+    return {
+        "LABSHARE_CONFIG": "production",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": url,
+        "RATELIMIT_ENABLED": "false",
+        "SCHEDULER_ENABLED": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "LOG_LEVEL": "WARNING",
+        "LABSHARE_INSTANCE_DIR": str(OUT / "instance"),
+    }
+
+
+def http_paths(sample: Sample) -> dict[str, list[str]]:
+    rng = random.Random(11)
+    weeks = week_starts(rng, 2000)
+    avail = []
+    for start in weeks:
+        rid = rng.choice(sample.instruments)
+        q = urllib.parse.urlencode(
+            {"from": start.isoformat(), "to": (start + dt.timedelta(days=7)).isoformat()}
+        )
+        avail.append(f"/api/v1/resources/{rid}/availability?{q}")
+    params = search_params()
+    return {
+        "availability (1 week)": avail,
+        "search text": [
+            "/api/v1/resources?" + urllib.parse.urlencode(p)
+            for p in params["text (zh)"] + params["text (en)"]
+        ],
+        "search capability": [
+            "/api/v1/resources?" + urllib.parse.urlencode(p) for p in params["capability"]
+        ],
+    }
+
+
+def bench_http_reads(url: str, sample: Sample, args: argparse.Namespace) -> dict[str, Load]:
+    results: dict[str, Load] = {}
+    use_wrk = shutil.which("wrk") is not None and not args.no_wrk
+    log(
+        f"  load generator: {'wrk' if use_wrk else 'Python threads + http.client'}, "
+        f"{args.http_clients} connections, {args.duration:.0f} s per endpoint"
+    )
+    with gunicorn("bench.hello:create_app()", {}, args.workers) as host:
+        get_load(host, ["/hello"], 1, args.http_clients, use_wrk)  # warm
+        results["hello world (ceiling)"] = get_load(
+            host, ["/hello"], args.duration, args.http_clients, use_wrk
+        )
+    with gunicorn("labshare:create_app()", server_env(url), args.workers) as host:
+        for label, paths in http_paths(sample).items():
+            get_load(host, paths[:50], 1, args.http_clients, use_wrk)  # warm every worker
+            results[label] = get_load(host, paths, args.duration, args.http_clients, use_wrk)
+    return results
+
+
+def free_slots(app: Any, needed: int) -> list[tuple[int, str, str]]:
+    """(instrument id, start, end) 1-hour slots that no booking touches, 4-80 days
+    ahead, on the generator's bins: they satisfy every default rule."""
+    from sqlalchemy import select
+
+    from labshare.extensions import db
+    from labshare.models import Booking, Institute, Instrument
+
+    rng = random.Random(5)
+    with app.app_context():
+        rows = db.session.execute(
+            select(Instrument.id, Institute.timezone)
+            .join(Institute, Institute.id == Instrument.institute_id)
+            .where(
+                Instrument.status == "available",
+                Instrument.requires_qualification.is_(False),
+                Instrument.calibration_valid_until > dt.date.today() + dt.timedelta(days=120),
+            )
+        ).all()
+        rng.shuffle(rows)
+        today = dt.date.today()
+        days = [today + dt.timedelta(days=d) for d in range(4, 80)]
+        days = [d for d in days if d.weekday() < 5]
+        slots: list[tuple[int, str, str]] = []
+        for chunk_start in range(0, len(rows), 500):
+            chunk = rows[chunk_start : chunk_start + 500]
+            ids = [r[0] for r in chunk]
+            lo = dt.datetime.combine(days[0], dt.time(), dt.UTC) - dt.timedelta(days=1)
+            hi = dt.datetime.combine(days[-1], dt.time(), dt.UTC) + dt.timedelta(days=2)
+            taken: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
+            for rid, s, e in db.session.execute(
+                select(Booking.resource_id, Booking.start_at, Booking.end_at).where(
+                    Booking.resource_id.in_(ids), Booking.start_at < hi, Booking.end_at > lo
+                )
+            ):
+                taken.setdefault(rid, []).append((s, e))
+            for rid, tzname in chunk:
+                tz = ZoneInfo(tzname)
+                day = rng.choice(days)
+                b0, _b1 = rng.choice(generate.BINS)
+                start = dt.datetime.combine(day, dt.time(b0 // 60, b0 % 60), tz)
+                end = start + dt.timedelta(hours=1)
+                if any(s < end and e > start for s, e in taken.get(rid, [])):
+                    continue
+                slots.append((rid, start.isoformat(), end.isoformat()))
+                if len(slots) >= needed:
+                    db.session.remove()
+                    return slots
+        db.session.remove()
+    return slots
+
+
+def some_smes(app: Any, n: int) -> list[str]:
+    """SME accounts from the middle of the table. The company quota counts a
+    company's bookings per resource, and the slots are spread over thousands of
+    instruments, so it hardly ever binds (a 422 would show in the statuses)."""
+    from sqlalchemy import select
+
+    from labshare.extensions import db
+    from labshare.models import User
+
+    with app.app_context():
+        emails = list(
+            db.session.scalars(
+                select(User.email)
+                .where(User.role == "sme")
+                .order_by(User.id)
+                .offset(30_000)
+                .limit(n)
+            )
+        )
+        db.session.remove()
+    return emails
+
+
+def issue_tokens(app: Any, emails: list[str]) -> list[str]:
+    """Bearer tokens issued directly (POST /auth/token would spend a scrypt check each)."""
+    from sqlalchemy import select
+
+    from labshare.extensions import db
+    from labshare.models import User
+    from labshare.services.tokens import issue_login_token
+
+    with app.app_context():
+        users = db.session.scalars(select(User).where(User.email.in_(emails))).all()
+        tokens = [issue_login_token(u, ttl_hours=2).secret for u in users]
+        db.session.commit()
+        db.session.remove()
+    return tokens
+
+
+def bench_http_bookings(url: str, app: Any, args: argparse.Namespace) -> dict[str, Load]:
+    out: dict[str, Load] = {}
+    per_run = max(200, int(args.duration * 400))
+    slots = free_slots(app, per_run * 2)
+    tokens = issue_tokens(app, some_smes(app, 40))
+    with gunicorn("labshare:create_app()", server_env(url), args.workers) as host:
+        for n, clients in enumerate((1, 20)):
+            mine = slots[n * per_run : (n + 1) * per_run]
+            items = []
+            for k, (rid, start, end) in enumerate(mine):
+                body = json.dumps(
+                    {"resource_id": rid, "start": start, "end": end, "purpose": "bench"}
+                ).encode()
+                headers = {
+                    "Authorization": f"Bearer {tokens[k % len(tokens)]}",
+                    "Content-Type": "application/json",
+                }
+                items.append(("POST", "/api/v1/bookings", body, headers))
+            out[f"create booking, {clients} client{'s' if clients > 1 else ''}"] = python_load(
+                host, items, args.duration, clients
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    log(f"\n=== {label}: {generate.safe_url(url)}")
+    ensure_data(url, args)
+    app = bench_app(url)
+    summary: dict[str, Any] = {}
+    sample = sample_ids(app, random.Random(3))
+    log(f"  {len(sample.instruments):,} available instruments; {booking_count(url):,} bookings")
+
+    log("\n  -- availability, one instrument-week, in-process (warm)")
+    av = bench_availability(app, sample, args)
+    for what, r in av.items():
+        log(f"  {what:<24} service call   {ms(r['call'])}")
+        log(f"  {'':<24} load + call    {ms(r['total'])}")
+    p50 = pct(av["random instruments"]["call"], 50) * 1000
+    summary["availability p50 ms"] = p50
+    summary["availability p99 ms"] = pct(av["random instruments"]["call"], 99) * 1000
+    log(
+        f"  target p50 <= {TARGET_AVAIL_P50_MS} ms: "
+        f"{'MET' if p50 <= TARGET_AVAIL_P50_MS else 'MISSED'} ({p50:.2f} ms)"
+    )
+
+    log("\n  -- search GET /api/v1/resources, in-process (test client)")
+    se = bench_search(app, args)
+    for what, r in se.items():
+        log(f"  {what:<26} {ms(r['times'])}  statuses {dict(r['statuses'])}  totals {r['totals']}")
+        summary[f"search {what} p50 ms"] = pct(r["times"], 50) * 1000
+        summary[f"search {what} p99 ms"] = pct(r["times"], 99) * 1000
+
+    log("\n  -- EXPLAIN of the SQL these paths send (slowest statements first)")
+    full_scans = []
+    for pp in explain_paths(app, sample):
+        sent = sum(st.sent for st in pp.statements)
+        log(f"  [{pp.path}] {pp.seconds * 1000:.1f} ms, {sent} SELECTs")
+        for st in sorted(pp.statements, key=lambda x: -x.seconds * x.sent)[: args.plan_statements]:
+            flat = " ".join(st.sql.split())
+            scan = "FULL SCAN OF booking" if st.full_scan else "no full scan of booking"
+            log(f"    {st.seconds * 1000:7.2f} ms x {st.sent:<4} {scan}")
+            log(f"      SQL: {flat[:300]}{'…' if len(flat) > 300 else ''}")
+            for line in st.plan.splitlines()[: args.plan_lines]:
+                log(f"        {line}")
+        if any(st.full_scan for st in pp.statements):
+            full_scans.append(pp.path)
+    summary["full scans of booking"] = full_scans or "none"
+
+    if not args.no_http:
+        log(f"\n  -- over HTTP: gunicorn, {args.workers} sync workers, RATELIMIT_ENABLED=false")
+        reads = bench_http_reads(url, sample, args)
+        ceiling = reads["hello world (ceiling)"].rps
+        for what, r in reads.items():
+            ratio = r.rps / ceiling if ceiling else float("nan")
+            log(
+                f"  {what:<24} {r.rps:8.0f} req/s  {ratio * 100:5.0f} % of hello   "
+                f"{latency(r.latencies)}   {dict(r.statuses)}"
+            )
+            summary[f"http {what} req/s"] = r.rps
+        ratio = reads["availability (1 week)"].rps / ceiling
+        summary["http availability / hello"] = ratio
+        log(
+            f"  target availability >= {TARGET_HTTP_RATIO:.0%} of hello: "
+            f"{'MET' if ratio >= TARGET_HTTP_RATIO else 'MISSED'} ({ratio:.0%})"
+        )
+        log("\n  -- booking creation over HTTP, free slots, distinct companies")
+        for what, r in bench_http_bookings(url, app, args).items():
+            created = r.statuses.get(201, 0)
+            log(
+                f"  {what:<24} {created / r.seconds:8.1f} bookings/s  "
+                f"({created} created in {r.seconds:.1f} s)  {latency(r.latencies)}   "
+                f"statuses {dict(r.statuses)}"
+            )
+            summary[f"{what} /s"] = created / r.seconds
+    with app.app_context():
+        from labshare.extensions import db
+
+        db.engine.dispose()
+    return summary
+
+
+def resolve(db: str) -> list[tuple[str, str]]:
+    if db == "both":
+        return [("PostgreSQL", DEFAULT_PG), ("SQLite", DEFAULT_SQLITE)]
+    if db in ("pg", "postgresql"):
+        return [("PostgreSQL", DEFAULT_PG)]
+    if db == "sqlite":
+        return [("SQLite", DEFAULT_SQLITE)]
+    url = generate.absolute_url(db)
+    return [(make_url(url).get_backend_name(), url)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", default="both", help="both (default), pg, sqlite, or a database URL")
+    p.add_argument(
+        "--bookings", type=int, default=1_000_000, help="generate this many if fewer are there"
+    )
+    p.add_argument("--regenerate", action="store_true", help="rebuild the data even if it is there")
+    p.add_argument("--samples", type=int, default=500, help="availability calls per measurement")
+    p.add_argument("--search-samples", type=int, default=100)
+    p.add_argument("--duration", type=float, default=10, help="seconds per HTTP measurement")
+    p.add_argument("--http-clients", type=int, default=8, help="concurrent connections for reads")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument("--no-http", action="store_true", help="in-process measurements only")
+    p.add_argument(
+        "--no-wrk",
+        action="store_true",
+        help="use the Python load generator even if wrk is installed",
+    )
+    p.add_argument("--plan-lines", type=int, default=12)
+    p.add_argument(
+        "--plan-statements", type=int, default=3, help="slowest statements shown per path"
+    )
+    args = p.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    summaries = {}
+    for label, url in resolve(args.db):
+        summaries[label] = run_one(label, url, args)
+    log("\n=== summary")
+    for label, s in summaries.items():
+        log(f"  {label}:")
+        for k, v in s.items():
+            log(f"    {k:<42} {v:.2f}" if isinstance(v, float) else f"    {k:<42} {v}")
+
+
+if __name__ == "__main__":
+    main()
