@@ -27,7 +27,7 @@ class NewUserForm(FlaskForm):
         description=_l("Required for institute staff."),
         validate_choice=True,
     )
-    name = StringField(_l("Name"), validators=[required(), Length(max=100)])
+    name = StringField(_l("Full name"), validators=[required(), Length(max=100)])
     email = EmailField(_l("Email"), validators=[required(), Length(max=254)])
     password = PasswordField(
         _l("Initial password"),
