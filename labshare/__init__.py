@@ -69,8 +69,11 @@ def register_blueprints(app: Flask) -> None:
     from labshare.admin import bp as admin_bp
     from labshare.api import bp as api_bp
     from labshare.auth import bp as auth_bp
+    from labshare.bookings import bp as bookings_bp
+    from labshare.bookings import notifications_bp
     from labshare.catalogue import bp as catalogue_bp
     from labshare.main import bp as main_bp
+    from labshare.manage import bp as manage_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
@@ -78,6 +81,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(bookings_bp)
+    app.register_blueprint(notifications_bp)
+    app.register_blueprint(manage_bp)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -89,9 +95,11 @@ def register_error_handlers(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from labshare.cli import register_commands
     from labshare.jobs.cli import register_job_commands
+    from labshare.manage import register_import_command
 
     register_commands(app)
     register_job_commands(app)
+    register_import_command(app)
 
 
 def start_scheduler(app: Flask) -> None:

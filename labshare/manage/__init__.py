@@ -1,0 +1,6 @@
+"""Pages for institute staff: dashboard, catalogue management, bulk import."""
+
+from labshare.manage.importing import register_import_command
+from labshare.manage.views import bp
+
+__all__ = ["bp", "register_import_command"]

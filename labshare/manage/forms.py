@@ -1,0 +1,223 @@
+"""Forms of the staff pages: shape only. Values are checked again, with the
+rules, by ``labshare.services.catalogue_admin`` and the booking services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    DecimalField,
+    EmailField,
+    FloatField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+
+from labshare.bookings.forms import LOCAL_FORMATS
+from labshare.labels import WEEKDAY_LABELS, choices
+from labshare.models import ClosureKind, Field, ResourceStatus, ServiceType
+from labshare.services.capability import measurand_names
+
+
+def _required() -> DataRequired:
+    return DataRequired(message=_l("Please fill in this field."))
+
+
+def _number() -> InputRequired:
+    return InputRequired(message=_l("Enter a number."))
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason for rejecting"),
+        validators=[_required(), Length(max=500)],
+        description=_l("The company sees this reason."),
+    )
+
+
+class UsageForm(FlaskForm):
+    checked_in_at = DateTimeLocalField(
+        _l("Checked in"), format=LOCAL_FORMATS, validators=[InputRequired(_l("Enter a time."))]
+    )
+    checked_out_at = DateTimeLocalField(
+        _l("Checked out"), format=LOCAL_FORMATS, validators=[InputRequired(_l("Enter a time."))]
+    )
+    service_type = SelectField(_l("Service given"), choices=choices(ServiceType))
+    samples_count = IntegerField(
+        _l("Samples measured"),
+        default=0,
+        validators=[InputRequired(_l("Enter a whole number.")), NumberRange(min=0, max=100000)],
+    )
+    problem_solved = RadioField(
+        _l("Was the company's problem solved?"),
+        choices=[("yes", _l("Yes")), ("no", _l("No"))],
+        validators=[InputRequired(_l("Answer yes or no."))],
+    )
+    notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=5000)])
+
+
+class _ResourceForm(FlaskForm):
+    name = StringField(_l("Name (Chinese)"), validators=[_required(), Length(max=200)])
+    name_en = StringField(_l("Name (English)"), validators=[Optional(), Length(max=200)])
+    field = SelectField(_l("Measurement field"), choices=choices(Field))
+    status = SelectField(_l("Status"), choices=choices(ResourceStatus))
+    fee_per_hour = DecimalField(
+        _l("Fee per hour (yuan)"),
+        places=2,
+        default=0,
+        validators=[InputRequired(_l("Enter an amount.")), NumberRange(min=0)],
+    )
+    fee_waiver_percent = IntegerField(
+        _l("SME fee waiver (%)"),
+        default=0,
+        validators=[InputRequired(_l("Enter a whole number.")), NumberRange(min=0, max=100)],
+    )
+    requires_qualification = BooleanField(_l("Users need training (qualification) to book"))
+    description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=5000)])
+
+
+class LabForm(_ResourceForm):
+    location = StringField(_l("Location"), validators=[Optional(), Length(max=300)])
+    capacity = IntegerField(
+        _l("Companies at once"),
+        default=1,
+        validators=[InputRequired(_l("Enter a whole number.")), NumberRange(min=1, max=1000)],
+    )
+
+
+class InstrumentForm(_ResourceForm):
+    lab_id = SelectField(_l("Lab"), coerce=str, validate_choice=False)
+    model = StringField(_l("Model"), validators=[Optional(), Length(max=100)])
+    manufacturer = StringField(_l("Manufacturer"), validators=[Optional(), Length(max=200)])
+    serial_number = StringField(_l("Serial number"), validators=[Optional(), Length(max=100)])
+    asset_number = StringField(_l("Asset number"), validators=[Optional(), Length(max=100)])
+    measurand = SelectField(
+        _l("Measurand"), choices=[(m, m.replace("_", " ")) for m in measurand_names()]
+    )
+    unit = StringField(
+        _l("Unit"),
+        validators=[_required(), Length(max=32)],
+        description=_l("As on the certificate, e.g. MPa, °C, mm, V."),
+    )
+    range_min = FloatField(_l("Range from"), validators=[_number()])
+    range_max = FloatField(_l("Range to"), validators=[_number()])
+    accuracy = StringField(_l("Accuracy or uncertainty"), validators=[Optional(), Length(max=200)])
+    calibration_valid_until = DateField(_l("Calibration valid until"), validators=[Optional()])
+    certificate_number = StringField(
+        _l("Calibration certificate number"), validators=[Optional(), Length(max=100)]
+    )
+
+
+class RulesForm(FlaskForm):
+    slot_minutes = IntegerField(
+        _l("Slot length (minutes)"), validators=[InputRequired(_l("Enter a whole number."))]
+    )
+    min_minutes = IntegerField(
+        _l("Shortest booking (minutes)"), validators=[InputRequired(_l("Enter a whole number."))]
+    )
+    max_minutes = IntegerField(
+        _l("Longest booking (minutes)"), validators=[InputRequired(_l("Enter a whole number."))]
+    )
+    lead_time_hours = IntegerField(
+        _l("Book at least this many hours ahead"),
+        validators=[InputRequired(_l("Enter a whole number."))],
+    )
+    horizon_days = IntegerField(
+        _l("Book at most this many days ahead"),
+        validators=[InputRequired(_l("Enter a whole number."))],
+    )
+    requires_approval = BooleanField(_l("Staff approve each request"))
+    max_active_per_company = IntegerField(
+        _l("Active bookings per company, at most"),
+        validators=[InputRequired(_l("Enter a whole number."))],
+    )
+    cancel_deadline_hours = IntegerField(
+        _l("Companies may cancel online until this many hours before"),
+        validators=[InputRequired(_l("Enter a whole number."))],
+    )
+
+
+_PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–~]\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_periods(text: str) -> list[tuple[dt.time, dt.time]]:
+    """``08:30-12:00, 13:30-17:00`` as time pairs; ``24:00`` closes at the end of the day."""
+    out: list[tuple[dt.time, dt.time]] = []
+    for part in re.split(r"[,，;；]", text or ""):
+        if not part.strip():
+            continue
+        match = _PERIOD.match(part)
+        if not match:
+            raise ValueError(part.strip())
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if (h2, m2) == (24, 0):
+            h2, m2 = 23, 59
+        out.append((dt.time(h1, m1), dt.time(h2, m2)))
+    return out
+
+
+def _periods_validator(form: Any, field: Any) -> None:
+    try:
+        parse_periods(field.data or "")
+    except ValueError as exc:
+        raise ValidationError(
+            _l("Write periods as 08:30-12:00, 13:30-17:00 (not “%(part)s”).", part=str(exc))
+        ) from None
+
+
+def hours_form_class() -> type[FlaskForm]:
+    """One text field per weekday, named day_0 (Monday) … day_6."""
+    attrs: dict[str, Any] = {
+        f"day_{i}": StringField(
+            WEEKDAY_LABELS[i], validators=[Optional(), Length(max=200), _periods_validator]
+        )
+        for i in range(7)
+    }
+    return type("HoursForm", (FlaskForm,), attrs)
+
+
+class ClosureForm(FlaskForm):
+    start = DateTimeLocalField(
+        _l("From"), format=LOCAL_FORMATS, validators=[InputRequired(_l("Enter a date and time."))]
+    )
+    end = DateTimeLocalField(
+        _l("Until"), format=LOCAL_FORMATS, validators=[InputRequired(_l("Enter a date and time."))]
+    )
+    kind = SelectField(_l("Why"), choices=choices(ClosureKind))
+    note = StringField(_l("Note"), validators=[Optional(), Length(max=300)])
+
+
+class QualificationForm(FlaskForm):
+    email = EmailField(_l("The user's email"), validators=[_required(), Length(max=254)])
+    valid_until = DateField(_l("Valid until (optional)"), validators=[Optional()])
+
+
+class ImportForm(FlaskForm):
+    file = FileField(
+        _l("Instrument list (.xlsx or .csv)"),
+        validators=[FileRequired(_l("Choose a file."))],
+        description=_l("At most 1 MB; the first row names the columns."),
+    )
+
+
+class ConfirmImportForm(FlaskForm):
+    token = StringField(validators=[_required(), Length(max=64)])
