@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, Float, ForeignKey, String
+from sqlalchemy import Date, Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.enums import ResourceKind
@@ -41,3 +41,12 @@ class Instrument(Resource):
         "polymorphic_identity": ResourceKind.INSTRUMENT,
         "inherit_condition": id == Resource.id,
     }
+
+
+# Capability search: measurand = ? AND range_min_base <= ? AND range_max_base >= ?
+Index(
+    "ix_instrument_capability",
+    Instrument.measurand,
+    Instrument.range_min_base,
+    Instrument.range_max_base,
+)
