@@ -6,10 +6,11 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from labshare.labels import choices
 from labshare.models import CompanySize
+from labshare.services.credit_code import CreditCodeError, validate_credit_code
 
 #: Provincial-level divisions of China (GB/T 2260), in their official names.
 PROVINCES = (
@@ -66,3 +67,11 @@ class RegisterForm(FlaskForm):
         ],
     )
     locale = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, default="zh_CN")
+
+    def validate_credit_code(self, field: StringField) -> None:
+        # The same check register_sme makes, here too so that a mistyped code is
+        # reported together with the other fields' errors.
+        try:
+            validate_credit_code(field.data or "")
+        except CreditCodeError as exc:
+            raise ValidationError(str(exc.message)) from None

@@ -18,11 +18,14 @@ class CatalogueFilterForm(FlaskForm):
 
     q = StringField(_l("Search"), validators=[Optional(), Length(max=100)])
     field = SelectField(
-        _l("Measurement field"), choices=[SelectChoice("", _l("All fields")), *choices(Field)]
+        _l("Measurement field"),
+        choices=[SelectChoice("", _l("All fields")), *choices(Field)],
+        validate_choice=False,
     )
     kind = SelectField(
         _l("Type"),
         choices=[SelectChoice("", _l("Labs and instruments")), *choices(ResourceKind)],
+        validate_choice=False,
     )
     province = SelectField(_l("Province"), choices=[], validate_choice=False)
     institute = SelectField(_l("Institute"), choices=[], validate_choice=False)

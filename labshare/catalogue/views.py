@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import enum
+from typing import Any, TypeVar
 
 from flask import abort, current_app, render_template, request, url_for
 from flask_babel import gettext as _
@@ -29,6 +30,8 @@ from labshare.services.rules import effective_rules, institute_zone, load_openin
 from labshare.services.search import ResourceFilters, SearchResult, search_resources
 from labshare.timeutil import to_local, utcnow
 
+E = TypeVar("E", bound=enum.StrEnum)
+
 PER_PAGE = 20
 MAX_PAGE = 500
 
@@ -53,6 +56,14 @@ def _filter_choices(form: CatalogueFilterForm) -> None:
     ]
 
 
+def _member(enum_cls: type[E], value: str | None) -> E | None:
+    """The enum member called ``value``; None (no filter) for empty or unknown values."""
+    try:
+        return enum_cls(value) if value else None
+    except ValueError:
+        return None
+
+
 @bp.get("/catalogue")
 def index() -> Any:
     form = CatalogueFilterForm(request.args)
@@ -62,8 +73,8 @@ def index() -> Any:
     if form.validate():
         filters = ResourceFilters(
             q=(form.q.data or "").strip() or None,
-            kind=ResourceKind(form.kind.data) if form.kind.data else None,
-            field=Field(form.field.data) if form.field.data else None,
+            kind=_member(ResourceKind, form.kind.data),
+            field=_member(Field, form.field.data),
             province=form.province.data or None,
             institute=form.institute.data or None,
         )

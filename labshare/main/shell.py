@@ -125,9 +125,19 @@ def show_error_message(status: int, message: Any) -> bool:
     return bool(text) and (exc is None or text != exc.description)
 
 
+def ui_locale() -> str:
+    """The page's language as one of LANGUAGES: Babel resolves ``zh_CN`` to
+    ``zh_Hans_CN``, which is the same language for us."""
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"
+
+
 @bp.app_context_processor
 def _shell() -> dict[str, Any]:
     return {
+        "ui_locale": ui_locale(),
         "nav_items": nav_items,
         "language_names": LANGUAGE_NAMES,
         "error_title": error_title,
@@ -182,3 +192,16 @@ def _other_name(obj: Any) -> str:
     if not name_en:
         return ""
     return str(obj.name) if str(get_locale()) == "en" else str(name_en)
+
+
+@bp.before_app_request
+def _forget_per_context_caches() -> None:
+    """Flask-Babel and Flask-Login cache the locale and the user in ``g``. A real
+    request always starts with a fresh ``g``; requests made inside one long app
+    context (the test client within a test) must not see the previous request's
+    language or user."""
+    from flask import g
+    from flask_babel import refresh
+
+    refresh()
+    g.pop("_login_user", None)
