@@ -32,7 +32,7 @@ class QueueItem:
     booking: Booking
     conflicts: list[str] = field(default_factory=list)
     overlapping: list[Booking] = field(default_factory=list)
-    history: dict[str, int] = field(default_factory=dict)
+    history: dict[BookingStatus, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,7 +103,7 @@ def build_dashboard(institute: Institute) -> Dashboard:
                 and o.start_at < b.end_at
                 and b.start_at < o.end_at
             ]
-    history: dict[int, dict[str, int]] = defaultdict(dict)
+    history: dict[int, dict[BookingStatus, int]] = defaultdict(dict)
     company_ids = {b.company_id for b in pending}
     if company_ids:
         rows = db.session.execute(
@@ -112,7 +112,7 @@ def build_dashboard(institute: Institute) -> Dashboard:
             .group_by(Booking.company_id, Booking.status)
         )
         for company_id, status, count in rows:
-            history[company_id][str(status)] = int(count)
+            history[company_id][BookingStatus(status)] = int(count)
     queue = [
         QueueItem(
             booking=b,
