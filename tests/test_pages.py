@@ -229,6 +229,7 @@ def test_resource_page_shows_capability_fee_rules_and_hours(client: Any, catalog
     assert "The institute approves each request." in html
     assert "Monday" in html and "00:00–23:59" in html
     assert "Asia/Shanghai" in html
+    assert f'href="/resources/{catalogue["pressure"].id}/calendar"' in html
 
 
 def test_resource_page_highlights_calibration(client: Any, catalogue: Any) -> None:

@@ -143,9 +143,9 @@ def institute(code: str) -> Any:
     return render_template("catalogue/institute.html", institute=inst, labs=labs, per_lab=per_lab)
 
 
-def book_url(resource: Resource) -> str | None:
-    """The booking page of ``resource``, once the bookings blueprint provides one."""
-    for endpoint in ("bookings.new", "bookings.create", "bookings.book"):
+def _resource_url(resource: Resource, *endpoints: str) -> str | None:
+    """A page of another blueprint about ``resource``, if that blueprint is there."""
+    for endpoint in endpoints:
         if endpoint in current_app.view_functions:
             try:
                 return url_for(endpoint, resource_id=resource.id)
@@ -182,5 +182,6 @@ def resource(resource_id: int) -> Any:
         instruments=instruments,
         today=today,
         timezone=tz,
-        book_url=book_url(item),
+        book_url=_resource_url(item, "bookings.new"),
+        calendar_url=_resource_url(item, "bookings.calendar"),
     )
