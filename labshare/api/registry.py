@@ -339,6 +339,19 @@ def _page_schema(item_ref: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional query parameter is absent, never null: drop pydantic's null branch."""
+    options = prop.get("anyOf")
+    if isinstance(options, list):
+        rest = [o for o in options if o != {"type": "null"}]
+        if len(rest) == 1:
+            prop.pop("anyOf")
+            prop = {**rest[0], **prop}
+    if prop.get("default", 0) is None:
+        prop.pop("default")
+    return prop
+
+
 def _parameters(spec: Endpoint, components: dict[str, Any]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for match in re.finditer(r"<(?:([a-z]+):)?([a-z_]+)>", spec.path):
@@ -357,7 +370,7 @@ def _parameters(spec: Endpoint, components: dict[str, Any]) -> list[dict[str, An
             components[name] = definition
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
-            prop = dict(prop)
+            prop = _without_null(dict(prop))
             description = prop.pop("description", None)
             prop.pop("title", None)
             param: dict[str, Any] = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import contains_eager, noload, with_polymorphic
 
 from labshare.errors import ValidationFailed
@@ -63,6 +63,8 @@ class SearchResult:
 
 
 _poly = with_polymorphic(Resource, [Lab, Instrument])
+#: The instrument table alone: its filters need no join to resource.
+_instrument = Instrument.__table__
 
 
 def _like(term: str) -> str:
@@ -70,20 +72,32 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
+def _contains(column: Any, term: str) -> ColumnElement[bool]:
+    """Case-insensitive substring match. SQLite's LIKE already ignores ASCII case
+    (and Chinese has none), so it is spared ILIKE's per-row lower() calls."""
+    pattern = _like(term)
+    if db.engine.dialect.name == "sqlite":
+        return column.like(pattern, escape="\\")
+    return column.ilike(pattern, escape="\\")
+
+
+def _instrument_ids(*where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Resources that are instruments matching ``where``: a subquery, so that the
+    filters and the count never need the lab/instrument outer joins."""
+    return Resource.id.in_(select(_instrument.c.id).where(*where))
+
+
 def _text_clause(q: str) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     for term in q.split()[:MAX_TERMS]:
-        pattern = _like(term)
-        columns = (
-            _poly.name,
-            _poly.name_en,
-            _poly.Instrument.model,
-            _poly.Instrument.manufacturer,
-            _poly.Instrument.measurand,
-            Institute.name,
-            Institute.name_en,
+        own = (Resource.name, Resource.name_en, Institute.name, Institute.name_en)
+        of_instrument = (_instrument.c.model, _instrument.c.manufacturer, _instrument.c.measurand)
+        clauses.append(
+            or_(
+                *(_contains(c, term) for c in own),
+                _instrument_ids(or_(*(_contains(c, term) for c in of_instrument))),
+            )
         )
-        clauses.append(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
     return clauses
 
 
@@ -95,19 +109,17 @@ def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
             raise ValidationFailed(_l("Give the measurand of the unit."), field="measurand")
         return []
     name = capability.get_measurand(f.measurand).name
-    clauses: list[ColumnElement[bool]] = [
-        _poly.kind == ResourceKind.INSTRUMENT,
-        _poly.Instrument.measurand == name,
-    ]
+    match: list[ColumnElement[bool]] = [_instrument.c.measurand == name]
     if f.value is None:
         if f.unit is not None:
             raise ValidationFailed(_l("Give the value to measure."), field="value")
-        return clauses
-    if f.unit is None:
-        raise ValidationFailed(_l("Give the unit of the value."), field="unit")
-    low, high = capability.search_bounds(f.value, f.unit, name)
-    clauses += [_poly.Instrument.range_min_base <= high, _poly.Instrument.range_max_base >= low]
-    return clauses
+    else:
+        if f.unit is None:
+            raise ValidationFailed(_l("Give the unit of the value."), field="unit")
+        low, high = capability.search_bounds(f.value, f.unit, name)
+        # ix_instrument_capability: measurand, range_min_base, range_max_base
+        match += [_instrument.c.range_min_base <= high, _instrument.c.range_max_base >= low]
+    return [Resource.kind == ResourceKind.INSTRUMENT, _instrument_ids(*match)]
 
 
 def _window(f: ResourceFilters) -> tuple[dt.datetime, dt.datetime] | None:
@@ -127,14 +139,14 @@ def _window(f: ResourceFilters) -> tuple[dt.datetime, dt.datetime] | None:
 def _where(f: ResourceFilters) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = [
         Institute.active.is_(True),
-        _poly.status != ResourceStatus.RETIRED,
+        Resource.status != ResourceStatus.RETIRED,
     ]
     if f.q:
         clauses += _text_clause(f.q)
     if f.kind is not None:
-        clauses.append(_poly.kind == f.kind)
+        clauses.append(Resource.kind == f.kind)
     if f.field is not None:
-        clauses.append(_poly.field == f.field)
+        clauses.append(Resource.field == f.field)
     if f.province:
         clauses.append(
             or_(
@@ -148,8 +160,14 @@ def _where(f: ResourceFilters) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def _base(stmt: Select[Any], where: Sequence[ColumnElement[bool]]) -> Select[Any]:
-    return stmt.join(Institute, _poly.institute).where(and_(*where))
+def _count(where: Sequence[ColumnElement[bool]]) -> int:
+    stmt = (
+        select(func.count(Resource.id))
+        .select_from(Resource)
+        .join(Institute, Institute.id == Resource.institute_id)
+        .where(and_(*where))
+    )
+    return int(db.session.scalar(stmt) or 0)
 
 
 def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
@@ -202,7 +220,9 @@ def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchR
     where = _where(f)
     window = _window(f)
     stmt = (
-        _base(select(_poly), where)
+        select(_poly)
+        .join(Institute, _poly.institute)
+        .where(and_(*where))
         .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
         .order_by(_poly.id)
     )
@@ -226,6 +246,6 @@ def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchR
             rules={r.id: rules[r.id] for r in items},
             truncated=truncated,
         )
-    total = db.session.scalar(_base(select(func.count(_poly.id)), where)) or 0
+    total = _count(where)
     items = list(db.session.scalars(stmt.offset((page - 1) * per_page).limit(per_page)).unique())
     return SearchResult(items=items, total=int(total), rules=rules_for(items))
