@@ -128,3 +128,29 @@ def test_lab_of_capacity_three_takes_exactly_three(app, db, setup):
     assert outcomes.count("created") == 3
     assert outcomes.count("taken") == THREADS - 3
     assert holding(db, setup["lab"]) == 3
+
+
+def test_exclusion_violation_is_a_conflict_not_an_error(app, db, setup, monkeypatch):
+    """Were the engine's check ever skipped, PostgreSQL's exclusion constraint still
+    refuses the overlap, and it surfaces as SlotTaken (a 409), never a 500; the
+    transaction stays usable. SQLite has no such constraint: there the atomic check
+    is the only guard, which is why it runs under BEGIN IMMEDIATE."""
+    from labshare.services import bookings
+
+    monkeypatch.setattr(bookings, "_check_free", lambda *args, **kw: None)
+    inst = db.session.get(Resource, setup["inst"])
+    first, second = (db.session.get(User, i) for i in setup["users"][:2])
+    create_booking(inst, first, START, START + dt.timedelta(hours=1), purpose="x")
+    db.session.commit()
+    overlap = (START + dt.timedelta(minutes=30), START + dt.timedelta(minutes=90))
+    if db.engine.dialect.name == "postgresql":
+        with pytest.raises(SlotTaken):
+            create_booking(inst, second, *overlap, purpose="x")
+        later = START + dt.timedelta(hours=3)
+        create_booking(inst, second, later, later + dt.timedelta(hours=1), purpose="x")
+        db.session.commit()
+        assert holding(db, setup["inst"]) == 2
+    else:
+        create_booking(inst, second, *overlap, purpose="x")
+        db.session.commit()
+        assert holding(db, setup["inst"]) == 2  # the overlap went in: nothing below the check

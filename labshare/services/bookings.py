@@ -126,16 +126,21 @@ def _lock_booking(booking: Booking) -> None:
     db.session.refresh(booking)
 
 
-def _flush_or_conflict() -> None:
-    """Flush; on PostgreSQL the exclusion constraint may still refuse an overlap
-    (SQLSTATE 23P01): that is the same conflict as the check's, never a 500."""
+def _insert_or_conflict(booking: Booking) -> None:
+    """Insert ``booking``. On PostgreSQL the exclusion constraint may still refuse
+    an overlap (SQLSTATE 23P01): that is the same conflict as the check's, never a
+    500. The insert runs in a savepoint, so the caller's transaction stays usable."""
     if is_sqlite():
+        db.session.add(booking)
         db.session.flush()
         return
     try:
         with db.session.begin_nested():
+            db.session.add(booking)
             db.session.flush()
     except IntegrityError as exc:
+        if booking in db.session:
+            db.session.expunge(booking)
         if getattr(exc.orig, "sqlstate", None) == "23P01":
             raise SlotTaken(_l("This time has just been booked by someone else.")) from exc
         raise
@@ -358,8 +363,7 @@ def create_booking(
     )
     if status == BookingStatus.APPROVED:
         booking.decided_at = now
-    db.session.add(booking)
-    _flush_or_conflict()
+    _insert_or_conflict(booking)
     audit.record("booking.create", booking, actor=booker, to_state=status)
     if status == BookingStatus.PENDING:
         notify.booking_event(booking, "requested")
