@@ -320,3 +320,50 @@ def test_admin_sees_users(client: Any, db: Any, login: Any, make_user: Any) -> N
     html = client.get("/admin/users").get_data(as_text=True)
     assert admin.email in html
     assert db.session.scalar(select(User).where(User.id == admin.id)) is not None
+
+
+def test_capability_search(client: Any, db: Any, make_instrument: Any, catalogue: Any) -> None:
+    en = {"Accept-Language": "en"}
+    make_instrument(
+        lab=catalogue["lab"],
+        name="小量程压力计",
+        name_en="Low-range manometer",
+        range_min=0,
+        range_max=100,
+        unit="kPa",
+        range_min_base=0,
+        range_max_base=100000,
+    )
+    db.session.commit()
+    page = client.get("/catalogue", headers=en).get_data(as_text=True)
+    assert '<select id="measurand" name="measurand">' in page
+    assert '<optgroup label="Pressure">' in page and '<option value="MPa">MPa</option>' in page
+    found = _names(client.get("/catalogue?measurand=pressure&value=8&unit=MPa", headers=en))
+    assert "Digital pressure calibrator" in found and "Low-range manometer" not in found
+    assert "Thermostatic bath" not in found
+    found = _names(client.get("/catalogue?measurand=pressure&value=50&unit=kPa", headers=en))
+    assert "Low-range manometer" in found
+    assert _names(client.get("/catalogue?measurand=temperature&value=-40&unit=°C", headers=en)) == {
+        "Thermostatic bath"
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "text"),
+    [
+        ("measurand=pressure&value=8&unit=°C", "unit", "cannot express"),
+        ("measurand=pressure&value=eight&unit=MPa", "value", "Enter a number"),
+        ("measurand=pressure&value=8", "unit", "unit"),
+        ("value=8&unit=MPa", "measurand", "measurand"),
+        ("measurand=nonsense&value=8&unit=MPa", "measurand", "Unknown measurand"),
+    ],
+)
+def test_capability_search_errors_name_the_field(
+    client: Any, catalogue: Any, query: str, field: str, text: str
+) -> None:
+    response = client.get(f"/catalogue?{query}", headers={"Accept-Language": "en"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    error = re.search(rf'id="{field}-error">(.*?)</p>', html)
+    assert error is not None and text in error.group(1)
+    assert _names(response) == set()

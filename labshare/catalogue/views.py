@@ -13,7 +13,7 @@ from werkzeug.routing import BuildError
 from wtforms.fields.choices import SelectChoice
 
 from labshare.catalogue import bp
-from labshare.catalogue.forms import CatalogueFilterForm
+from labshare.catalogue.forms import CatalogueFilterForm, measurand_choices, unit_choices
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.main.forms import apply_domain_error
@@ -54,6 +54,21 @@ def _filter_choices(form: CatalogueFilterForm) -> None:
     form.institute.choices = [SelectChoice("", _("All institutes"))] + [
         SelectChoice(row.code, row.name) for row in institutes
     ]
+    form.measurand.choices = measurand_choices()
+    form.unit.choices = unit_choices()
+
+
+def _number(form: CatalogueFilterForm) -> float | None:
+    text = (form.value.data or "").strip().replace(",", ".")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValidationFailed(_("Enter a number."), field="value") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValidationFailed(_("Enter a number."), field="value")
+    return value
 
 
 def _member(enum_cls: type[E], value: str | None) -> E | None:
@@ -71,14 +86,17 @@ def index() -> Any:
     page = _page_arg()
     result = SearchResult(items=[], total=0, rules={})
     if form.validate():
-        filters = ResourceFilters(
-            q=(form.q.data or "").strip() or None,
-            kind=_member(ResourceKind, form.kind.data),
-            field=_member(Field, form.field.data),
-            province=form.province.data or None,
-            institute=form.institute.data or None,
-        )
         try:
+            filters = ResourceFilters(
+                q=(form.q.data or "").strip() or None,
+                kind=_member(ResourceKind, form.kind.data),
+                field=_member(Field, form.field.data),
+                province=form.province.data or None,
+                institute=form.institute.data or None,
+                measurand=form.measurand.data or None,
+                value=_number(form),
+                unit=form.unit.data or None,
+            )
             result = search_resources(filters, page=page, per_page=PER_PAGE)
         except ValidationFailed as exc:
             apply_domain_error(form, exc)
