@@ -63,6 +63,7 @@ class Config:
     REMINDER_HOURS = _list_int("REMINDER_HOURS", [24, 1])
     PENDING_NUDGE_HOURS = _int("PENDING_NUDGE_HOURS", 24)
     NO_SHOW_GRACE_MINUTES = _int("NO_SHOW_GRACE_MINUTES", 30)
+    SCHEDULER_LEADER_RETRY_SECONDS = _int("SCHEDULER_LEADER_RETRY_SECONDS", 15)
 
     # Mail (the embedded default, MAIL_SERVER unset, logs messages and keeps them in-app)
     MAIL_SERVER = os.environ.get("MAIL_SERVER")
@@ -71,6 +72,10 @@ class Config:
     MAIL_USE_SSL = _bool("MAIL_USE_SSL", False)
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_MAX_ATTEMPTS = _int("MAIL_MAX_ATTEMPTS", 8)
+    MAIL_BACKOFF_SECONDS = _int("MAIL_BACKOFF_SECONDS", 60)
+    MAIL_BACKOFF_CAP_SECONDS = _int("MAIL_BACKOFF_CAP_SECONDS", 6 * 3600)
+    MAIL_CLAIM_LEASE_SECONDS = _int("MAIL_CLAIM_LEASE_SECONDS", 15 * 60)
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "LabShare <noreply@labshare.local>")
 
     # Rate limits
