@@ -12,6 +12,7 @@ from labshare.api.schemas import MeOut, TokenOut, TokenRequest
 from labshare.api.serialize import institute_ref
 from labshare.extensions import db
 from labshare.models import User
+from labshare.ratelimit import token_limit
 from labshare.services import tokens
 from labshare.services.accounts import authenticate
 
@@ -32,7 +33,7 @@ def calendar_feed_url(user: User) -> str:
     body=TokenRequest,
     response=TokenOut,
     errors=(401,),
-    limit="10/minute",
+    limit=token_limit,
 )
 def issue_token(body: TokenRequest) -> dict[str, Any]:
     user = authenticate(body.email, body.password)  # raises Unauthorized (401)

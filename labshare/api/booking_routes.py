@@ -23,6 +23,7 @@ from labshare.api.serialize import booking_json, page_json
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import Booking, Role, User
+from labshare.ratelimit import booking_limit, caller_key
 from labshare.services import bookings
 from labshare.services.permissions import can_view_booking, visible_bookings
 
@@ -102,6 +103,8 @@ def get_booking(user: User, booking_id: int) -> dict[str, Any]:
     response=BookingOut,
     status=201,
     errors=(404, 409, 422),
+    limit=booking_limit,
+    limit_key=caller_key,
 )
 def create_booking(user: User, body: BookingCreate) -> dict[str, Any]:
     resource = load_resource(body.resource_id)

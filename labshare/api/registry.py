@@ -196,7 +196,8 @@ def endpoint(
     paginated: bool = False,
     errors: Sequence[int] = (),
     content_type: str = "application/json",
-    limit: str | None = None,
+    limit: str | Callable[[], str] | None = None,
+    limit_key: Callable[[], str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API handler (see the module docstring)."""
 
@@ -243,7 +244,7 @@ def endpoint(
         if limit is not None:
             from labshare.extensions import limiter
 
-            view = limiter.limit(limit)(view)
+            view = limiter.limit(limit, key_func=limit_key)(view)
             spec.errors = (*spec.errors, 429)
         bp.add_url_rule(path, endpoint=handler.__name__, view_func=view, methods=[spec.method])
         return handler

@@ -11,8 +11,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 from labshare.auth import bp
 from labshare.auth.forms import LoginForm, RegisterForm
 from labshare.errors import Unauthorized, ValidationFailed
-from labshare.extensions import db
+from labshare.extensions import db, limiter
 from labshare.main.forms import apply_domain_error
+from labshare.ratelimit import login_limit, register_limit
 from labshare.safety import safe_next
 from labshare.services import accounts
 
@@ -25,6 +26,7 @@ def _start_session(user: Any) -> None:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(register_limit, methods=["POST"])
 def register() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
@@ -55,6 +57,7 @@ def register() -> Any:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(login_limit, methods=["POST"])
 def login() -> Any:
     form = LoginForm()
     if request.method == "GET":

@@ -21,9 +21,10 @@ from labshare.bookings.calendar import build_week, parse_week
 from labshare.bookings.forms import BookingForm, CancelForm
 from labshare.bookings.helpers import aware, parse_local_arg, show_error
 from labshare.errors import DomainError
-from labshare.extensions import db
+from labshare.extensions import db, limiter
 from labshare.labels import WEEKDAY_LABELS
 from labshare.models import HOLDING_STATUSES, Booking, BookingStatus, Resource, Role
+from labshare.ratelimit import booking_limit, caller_key
 from labshare.services import inbox, tokens
 from labshare.services.bookings import cancel_booking, compute_fee, create_booking
 from labshare.services.permissions import (
@@ -121,6 +122,7 @@ def calendar(resource_id: int) -> Any:
 
 
 @bp.route("/resources/<int:resource_id>/book", methods=["GET", "POST"])
+@limiter.limit(booking_limit, key_func=caller_key, methods=["POST"])
 @role_required(Role.SME)
 def new(resource_id: int) -> Any:
     resource = resource_or_404(resource_id)

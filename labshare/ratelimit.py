@@ -1,0 +1,56 @@
+"""Rate limits of the endpoints an attacker would hammer: login, token, registration
+and booking creation. The limiter itself (and its storage, ``RATELIMIT_STORAGE_URI``:
+``memory://`` by default, Redis when more than one process serves) is bound in
+``create_app``; a 429 is the API's JSON error ``rate_limited`` under /api and the
+error page elsewhere (labshare/errors.py).
+
+Each limit can be changed in the configuration (``RATELIMIT_LOGIN`` ...); the values
+are Flask-Limiter strings such as ``"10/minute;50/hour"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import current_app, request
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+
+DEFAULTS = {
+    "RATELIMIT_LOGIN": "10/minute;100/hour",
+    "RATELIMIT_TOKEN": "10/minute;100/hour",
+    "RATELIMIT_REGISTER": "10/hour",
+    "RATELIMIT_BOOKING": "30/minute",
+}
+
+
+def _configured(name: str) -> str:
+    return str(current_app.config.get(name) or DEFAULTS[name])
+
+
+def login_limit() -> str:
+    return _configured("RATELIMIT_LOGIN")
+
+
+def token_limit() -> str:
+    return _configured("RATELIMIT_TOKEN")
+
+
+def register_limit() -> str:
+    return _configured("RATELIMIT_REGISTER")
+
+
+def booking_limit() -> str:
+    return _configured("RATELIMIT_BOOKING")
+
+
+def caller_key() -> str:
+    """Who is asking: the bearer token (hashed) or the signed-in user, else the address.
+    Many SMEs sit behind one company NAT, so authenticated limits follow the caller."""
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, secret = header.partition(" ")
+    if scheme.lower() == "bearer" and secret.strip():
+        return "token:" + hashlib.sha256(secret.strip().encode()).hexdigest()[:32]
+    if current_user and current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return "ip:" + get_remote_address()
