@@ -10,6 +10,7 @@ from labshare.api import bp
 from labshare.api.registry import endpoint
 from labshare.api.schemas import MeOut, TokenOut, TokenRequest
 from labshare.api.serialize import institute_ref
+from labshare.errors import Unauthorized
 from labshare.extensions import db
 from labshare.models import User
 from labshare.ratelimit import token_limit
@@ -36,7 +37,11 @@ def calendar_feed_url(user: User) -> str:
     limit=token_limit,
 )
 def issue_token(body: TokenRequest) -> dict[str, Any]:
-    user = authenticate(body.email, body.password)  # raises Unauthorized (401)
+    try:
+        user = authenticate(body.email, body.password)
+    except Unauthorized:
+        db.session.commit()  # keep the failure count, the lock and the audit rows
+        raise
     issued = tokens.issue_login_token(user, int(current_app.config["API_TOKEN_TTL_HOURS"]))
     db.session.commit()
     assert issued.token.expires_at is not None

@@ -69,7 +69,7 @@ def login() -> Any:
         try:
             user = accounts.authenticate(form.email.data or "", form.password.data or "")
         except Unauthorized as exc:
-            db.session.rollback()
+            db.session.commit()  # keep the failure count, the lock and the audit rows
             error = str(exc.message)
         else:
             db.session.commit()

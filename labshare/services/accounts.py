@@ -6,6 +6,7 @@ Every function validates its input and raises ``ValidationFailed(field=...)`` (o
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -263,9 +264,43 @@ def _dummy_hash() -> str:
     return generate_password_hash("not a real password, only for timing", method="scrypt")
 
 
+#: Failed logins in a row before an account is locked; each further failure doubles
+#: the lock, from LOCK_BASE up to LOCK_MAX (a growing delay, never a permanent lock
+#: an attacker could impose on a victim).
+LOCK_AFTER = 5
+LOCK_BASE = dt.timedelta(minutes=1)
+LOCK_MAX = dt.timedelta(hours=1)
+
+
+def lock_duration(failed_logins: int) -> dt.timedelta:
+    """How long the account is locked after its ``failed_logins``-th failure in a row."""
+    if failed_logins < LOCK_AFTER:
+        return dt.timedelta(0)
+    return min(LOCK_BASE * 2 ** min(failed_logins - LOCK_AFTER, 16), LOCK_MAX)
+
+
+def _record_failure(user: User, now: dt.datetime) -> None:
+    user.failed_logins = (user.failed_logins or 0) + 1
+    audit.record("login_failed", user, actor=None, data={"failed_logins": user.failed_logins})
+    lock = lock_duration(user.failed_logins)
+    if lock:
+        user.locked_until = now + lock
+        audit.record(
+            "account_locked",
+            user,
+            actor=None,
+            data={"failed_logins": user.failed_logins, "seconds": int(lock.total_seconds())},
+        )
+
+
 def authenticate(email: str, password: str) -> User:
     """Return the active user with this email and password, or raise Unauthorized
-    with one message whatever was wrong (no hint whether the account exists)."""
+    with one message whatever was wrong (no hint whether the account exists).
+
+    Every failure is audited and counted on the account; after LOCK_AFTER failures in
+    a row the account is locked for a growing time, and while locked even the right
+    password is refused without being checked. The caller COMMITS after an
+    Unauthorized from here, so that the count and the audit rows are kept."""
     refusal = Unauthorized(_l("Wrong email address or password."))
     address = User.normalize_email(email or "")
     user = (
@@ -273,13 +308,26 @@ def authenticate(email: str, password: str) -> User:
         if address
         else None
     )
+    now = utcnow()
     if user is None:
         check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+        audit.record("login_failed", "user_account", actor=None, data={"email": address[:254]})
         raise refusal
+    if user.locked_until is not None and user.locked_until > now:
+        audit.record("login_refused_locked", user, actor=None)
+        minutes = max(1, int((user.locked_until - now).total_seconds() + 59) // 60)
+        raise Unauthorized(
+            _l(
+                "Too many failed logins: this account is locked for %(n)d more minute(s).",
+                n=minutes,
+            )
+        )
     if not user.check_password(password or "") or not user.active:
+        _record_failure(user, now)
         raise refusal
-    user.last_login_at = utcnow()
+    user.last_login_at = now
     user.failed_logins = 0
+    user.locked_until = None
     audit.record("login", user, actor=user)
     return user
 
