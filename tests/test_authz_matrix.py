@@ -1,0 +1,287 @@
+"""Every route of ``app.url_map`` x every kind of caller, against a table of the
+status each must get. A route missing from the table fails the test, so a new route
+cannot ship without a decision about who may call it.
+
+Callers: anonymous, an SME member (owner of the booking under test), an SME member
+of another company, staff of the institute that owns the resources, staff of another
+institute, an admin. Web routes are called with the session cookie (CSRF is off in
+the test configuration), API routes with a bearer token. POSTs carry an empty body,
+so "allowed" shows as the handler's own answer to empty input (a 422, a redirect
+with a flash, a 200 for a transition without parameters) and never as 401/403/404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from labshare.models import BookingStatus, Closure, Notification, Role, User
+from labshare.timeutil import set_clock
+from tests.test_api_support import NOW, bearer
+
+DISCOVER = __import__("os").environ.get("AUTHZ_DISCOVER") == "1"
+ROLES = ("anonymous", "sme", "other_sme", "staff", "other_staff", "admin")
+
+# The expected status per role, in the order of ROLES, keyed "endpoint METHOD".
+# Web: 302 for anonymous on a protected page is the redirect to the login page.
+# The policy it pins: /manage is for staff of the owning institute (others 404 on
+# another institute's objects, admins 403: they administer accounts, not catalogues);
+# /bookings/all is the admins'; another tenant's booking is a 404, never a 403.
+# Regenerate the observed values with AUTHZ_DISCOVER=1 pytest -s, then REVIEW them.
+MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
+    "account.calendar_feed GET": (200, 200, 200, 200, 200, 200),  # the secret link is the key
+    "account.calendar_reset POST": (302, 302, 302, 302, 302, 302),
+    "account.token_create POST": (302, 422, 422, 422, 422, 422),
+    "account.token_list GET": (302, 200, 200, 200, 200, 200),
+    "account.token_revoke POST": (302, 302, 404, 404, 404, 404),
+    "admin.new_user GET": (302, 403, 403, 403, 403, 200),
+    "admin.new_user POST": (302, 403, 403, 403, 403, 422),
+    "admin.set_active POST": (302, 403, 403, 403, 403, 302),
+    "admin.users GET": (302, 403, 403, 403, 403, 200),
+    "api.approve_booking POST": (401, 403, 404, 200, 404, 403),
+    "api.campaign GET": (401, 403, 403, 200, 200, 200),
+    "api.cancel_booking POST": (401, 200, 404, 200, 404, 403),
+    "api.create_booking POST": (401, 422, 422, 403, 403, 403),
+    "api.get_availability GET": (200, 200, 200, 200, 200, 200),
+    "api.get_booking GET": (401, 200, 404, 200, 404, 200),
+    "api.get_resource GET": (200, 200, 200, 200, 200, 200),
+    "api.issue_token POST": (422, 422, 422, 422, 422, 422),
+    "api.list_bookings GET": (401, 200, 200, 200, 200, 200),
+    "api.list_resources GET": (200, 200, 200, 200, 200, 200),
+    "api.me GET": (401, 200, 200, 200, 200, 200),
+    "api.openapi GET": (200, 200, 200, 200, 200, 200),
+    "api.record_usage POST": (401, 403, 404, 409, 404, 403),
+    "api.reject_booking POST": (401, 403, 404, 200, 404, 403),
+    "auth.login GET": (200, 302, 302, 302, 302, 302),
+    "auth.login POST": (422, 422, 422, 422, 422, 422),
+    "auth.logout POST": (302, 302, 302, 302, 302, 302),
+    "auth.register GET": (200, 302, 302, 302, 302, 302),
+    "auth.register POST": (422, 302, 302, 302, 302, 302),
+    "bookings.all GET": (302, 403, 403, 403, 403, 200),
+    "bookings.calendar GET": (200, 200, 200, 200, 200, 200),
+    "bookings.cancel POST": (302, 302, 404, 302, 404, 403),
+    "bookings.detail GET": (302, 200, 404, 200, 404, 200),
+    "bookings.mine GET": (302, 200, 200, 403, 403, 403),
+    "bookings.new GET": (302, 200, 200, 403, 403, 403),
+    "bookings.new POST": (302, 422, 422, 403, 403, 403),
+    "catalogue.index GET": (200, 200, 200, 200, 200, 200),
+    "catalogue.institute GET": (200, 200, 200, 200, 200, 200),
+    "catalogue.institutes GET": (200, 200, 200, 200, 200, 200),
+    "catalogue.resource GET": (200, 200, 200, 200, 200, 200),
+    "main.healthz GET": (200, 200, 200, 200, 200, 200),
+    "main.home GET": (200, 200, 200, 200, 200, 200),
+    "main.set_language POST": (302, 302, 302, 302, 302, 302),
+    "manage.approve POST": (302, 403, 403, 302, 404, 403),
+    "manage.clear_rules POST": (302, 403, 403, 302, 404, 403),
+    "manage.closures GET": (302, 403, 403, 200, 404, 403),
+    "manage.closures POST": (302, 403, 403, 422, 404, 403),
+    "manage.dashboard GET": (302, 403, 403, 200, 200, 403),
+    "manage.delete_closure POST": (302, 403, 403, 302, 404, 403),
+    "manage.edit_instrument GET": (302, 403, 403, 200, 404, 403),
+    "manage.edit_instrument POST": (302, 403, 403, 422, 404, 403),
+    "manage.edit_lab GET": (302, 403, 403, 200, 404, 403),
+    "manage.edit_lab POST": (302, 403, 403, 422, 404, 403),
+    "manage.hours GET": (302, 403, 403, 200, 404, 403),
+    "manage.hours POST": (302, 403, 403, 302, 404, 403),
+    "manage.import_confirm POST": (302, 403, 403, 302, 302, 403),
+    "manage.import_form GET": (302, 403, 403, 200, 200, 403),
+    "manage.import_upload POST": (302, 403, 403, 422, 422, 403),
+    "manage.instrument_qualifications GET": (302, 403, 403, 200, 404, 403),
+    "manage.instrument_qualifications POST": (302, 403, 403, 422, 404, 403),
+    "manage.new_instrument GET": (302, 403, 403, 200, 200, 403),
+    "manage.new_instrument POST": (302, 403, 403, 422, 422, 403),
+    "manage.new_lab GET": (302, 403, 403, 200, 200, 403),
+    "manage.new_lab POST": (302, 403, 403, 422, 422, 403),
+    "manage.reject GET": (302, 403, 403, 200, 404, 403),
+    "manage.reject POST": (302, 403, 403, 422, 404, 403),
+    "manage.resources GET": (302, 403, 403, 200, 200, 403),
+    "manage.revoke_qualification POST": (302, 403, 403, 302, 404, 403),
+    "manage.rules GET": (302, 403, 403, 200, 404, 403),
+    "manage.rules POST": (302, 403, 403, 422, 404, 403),
+    "manage.usage GET": (302, 403, 403, 200, 404, 403),
+    "manage.usage POST": (302, 403, 403, 422, 404, 403),
+    "notifications.index GET": (302, 200, 200, 200, 200, 200),
+    "notifications.mark_all_read POST": (302, 302, 302, 302, 302, 302),
+    "notifications.mark_read POST": (302, 302, 404, 404, 404, 404),
+    "static GET": (200, 200, 200, 200, 200, 200),
+}
+
+
+_WEEK = {"from": "2030-01-07T00:00:00+08:00", "to": "2030-01-14T00:00:00+08:00"}
+#: Query strings and JSON bodies that pass validation, so the answer shows the rule.
+QUERY: dict[str, dict[str, str]] = {
+    "api.get_availability GET": _WEEK,
+    "api.campaign GET": _WEEK,
+}
+BODY: dict[str, dict[str, Any]] = {
+    "api.reject_booking POST": {"reason": "fully booked"},
+    "api.record_usage POST": {
+        "checked_in_at": "2030-01-08T09:00:00+08:00",
+        "checked_out_at": "2030-01-08T11:00:00+08:00",
+        "service_type": "calibration",
+        "samples_count": 1,
+        "problem_solved": True,
+    },
+}
+
+
+def _routes(app: Flask) -> list[tuple[str, str, str]]:
+    found = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((rule.endpoint, method, rule.rule))
+    return sorted(found)
+
+
+def _all_routes() -> list[str]:
+    from config import TestingConfig
+    from labshare import create_app
+
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="sqlite://", INSTANCE_DIR="/tmp")
+    return [f"{endpoint} {method}" for endpoint, method, _ in _routes(app)]
+
+
+ROUTES = _all_routes()
+
+
+def test_every_route_has_a_rule() -> None:
+    missing = sorted(set(ROUTES) - set(MATRIX))
+    assert missing == [], f"routes without a rule in MATRIX: {missing}"
+    stale = sorted(set(MATRIX) - set(ROUTES))
+    assert stale == [], f"rules for routes that no longer exist: {stale}"
+
+
+@pytest.fixture
+def world(
+    db: Any,
+    make_instrument: Any,
+    make_lab: Any,
+    make_user: Any,
+    make_booking: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> SimpleNamespace:
+    set_clock(lambda: NOW)
+    monkeypatch.setattr(User, "set_password", lambda self, _p: setattr(self, "password_hash", "!"))
+    lab = make_lab()
+    inst = make_instrument(lab=lab)
+    users = {
+        "sme": make_user(Role.SME),
+        "other_sme": make_user(Role.SME),
+        "staff": make_user(Role.STAFF, institute=inst.institute),
+        "other_staff": make_user(Role.STAFF),
+        "admin": make_user(Role.ADMIN),
+    }
+    booking = make_booking(
+        resource=inst,
+        user=users["sme"],
+        start=dt.datetime(2030, 1, 8, 1, 0, tzinfo=dt.UTC),
+        end=dt.datetime(2030, 1, 8, 3, 0, tzinfo=dt.UTC),
+        status=BookingStatus.PENDING,
+    )
+    closure = Closure(
+        resource_id=inst.id,
+        start_at=dt.datetime(2030, 2, 1, tzinfo=dt.UTC),
+        end_at=dt.datetime(2030, 2, 2, tzinfo=dt.UTC),
+    )
+    note = Notification(
+        dedupe_key="matrix",
+        user_id=users["sme"].id,
+        booking_id=booking.id,
+        kind="booking_created",
+        subject="s",
+        body_text="b",
+    )
+    db.session.add_all([closure, note])
+    db.session.flush()
+    from labshare.services import tokens
+
+    personal = tokens.create_personal_token(users["sme"], "matrix")
+    feed = tokens.calendar_token(users["sme"])
+    db.session.commit()
+    return SimpleNamespace(
+        lab=lab,
+        inst=inst,
+        users=users,
+        booking=booking,
+        closure=closure,
+        note=note,
+        token=personal.token,
+        feed=feed,
+    )
+
+
+def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
+    values = {
+        "booking_id": w.booking.id,
+        "resource_id": w.inst.id,
+        "instrument_id": w.inst.id,
+        "lab_id": w.lab.id,
+        "closure_id": w.closure.id,
+        "user_id": w.users["sme"].id,
+        "notification_id": w.note.id,
+        "token_id": w.token.id,
+        "feed_token": w.feed,
+        "code": w.inst.institute.code,
+        "filename": "css/app.css",
+    }
+    url = rule
+    for name, value in values.items():
+        for conv in ("int:", "path:", ""):
+            url = url.replace(f"<{conv}{name}>", str(value))
+    assert "<" not in url, f"no value for a parameter of {endpoint}: {rule}"
+    return url
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_route_status_per_role(app: Flask, world: SimpleNamespace, route: str) -> None:
+    endpoint, method = route.split(" ")
+    expected = MATRIX.get(route)
+    if expected is None:
+        pytest.fail(f"{route} has no rule in MATRIX")
+    rule = next(r.rule for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+    url = _url(endpoint, rule, world)
+    got = []
+    for role in ROLES:
+        _reset(world)
+        client = app.test_client()
+        headers: dict[str, str] = {}
+        user = world.users.get(role)
+        if user is not None:
+            if url.startswith("/api/"):
+                headers = bearer(user)
+            else:
+                with client.session_transaction() as sess:
+                    sess["_user_id"] = str(user.id)
+                    sess["_fresh"] = True
+        if method == "GET":
+            response = client.get(url, headers=headers, query_string=QUERY.get(route, {}))
+        elif url.startswith("/api/"):
+            response = client.post(url, json=BODY.get(route, {}), headers=headers)
+        else:
+            response = client.post(url, data={}, headers=headers)
+        assert response.status_code < 500, (role, response.get_data(as_text=True)[:500])
+        got.append(response.status_code)
+    if DISCOVER:
+        print(f'DISCOVER    "{route}": {tuple(got)},')
+        return
+    assert tuple(got) == expected, f"{route}: got {tuple(got)} for {ROLES}"
+
+
+def _reset(w: SimpleNamespace) -> None:
+    """Undo what an allowed caller changed, so each role meets the same state."""
+    from labshare.extensions import db
+
+    db.session.rollback()
+    db.session.refresh(w.booking)
+    w.booking.status = BookingStatus.PENDING
+    w.booking.decision_reason = None
+    for user in w.users.values():
+        db.session.refresh(user)
+        user.active = True
+    db.session.refresh(w.token)
+    w.token.revoked_at = None
+    db.session.commit()
