@@ -39,6 +39,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit -q -r labshare -lll
 
 format: install-dev
 	$(BIN)/ruff check --fix .

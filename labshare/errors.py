@@ -132,9 +132,12 @@ def register_error_handlers(app: Flask) -> None:
                 message = str(_l("Too many requests; try again later."))
             if status == 413:
                 message = str(_l("The request body is too large."))
-            response = json_error(status, code, message)
-            return response
-        return render_template("errors/error.html", status=status, message=exc.description), status
+            body, _status = json_error(status, code, message)
+        else:
+            body = render_template("errors/error.html", status=status, message=exc.description)
+        # RFC 9110: a 405 lists the allowed methods (the default response did).
+        allow = [(k, v) for k, v in exc.get_headers() if k.lower() == "allow"]
+        return body, status, allow
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, g, request, session
 from flask_babel import format_datetime
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter
 
 from labshare.extensions import db, login_manager
 from labshare.models import User
@@ -52,7 +53,18 @@ CSP = (
 )
 
 
+class Int32Converter(IntegerConverter):
+    """``<int:...>`` limited to the id columns' range (32-bit INTEGER): a larger
+    number matches no route (404) instead of overflowing in the database (500)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def register_request_hooks(app: Flask) -> None:
+    # Before any blueprint adds its rules: the rules bind their converters when added.
+    app.url_map.converters["int"] = Int32Converter
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
 

@@ -12,6 +12,7 @@ from labshare.models import BookingStatus, ResourceKind, ResourceStatus, Role, S
 from labshare.models import Field as MeasurementField
 
 MAX_PER_PAGE = 200
+MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns: larger is a 422, not a 500
 
 
 class PageQuery(QueryModel):
@@ -69,11 +70,11 @@ class BookingQuery(PageQuery):
         None, alias="from", description="bookings that end after this instant"
     )
     to: AwareTime | None = Field(None, description="bookings that start before this instant")
-    resource_id: int | None = Field(None, ge=1)
+    resource_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 class BookingCreate(BodyModel):
-    resource_id: int = Field(ge=1)
+    resource_id: int = Field(ge=1, le=MAX_ID)
     start: AwareTime
     end: AwareTime
     purpose: str = Field(min_length=1, max_length=500)
