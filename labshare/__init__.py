@@ -93,6 +93,7 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from labshare.backup_cli import register_backup_commands
     from labshare.cli import register_commands
     from labshare.jobs.cli import register_job_commands
     from labshare.manage import register_import_command
@@ -100,6 +101,7 @@ def register_cli(app: Flask) -> None:
     register_commands(app)
     register_job_commands(app)
     register_import_command(app)
+    register_backup_commands(app)
 
 
 def start_scheduler(app: Flask) -> None:
