@@ -73,5 +73,6 @@ def test_in_memory_sqlite_is_refused(tmp_path: Path) -> None:
 def test_postgres_password_is_not_on_the_command_line() -> None:
     args, env = backup._pg_args("postgresql+psycopg://u:s3cret@db.example:5432/labshare")
     assert "s3cret" not in " ".join(args)
-    assert env["PGPASSWORD"] == "s3cret"
+    assert env == {"PGPASSWORD": "s3cret"}
+    assert backup._pg_args("postgresql+psycopg://u@h/d")[1] is None
     assert args[1].startswith("postgresql://u@db.example:5432/labshare")

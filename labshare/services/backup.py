@@ -8,7 +8,6 @@ a command line that ``ps`` shows.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess  # nosec B404
@@ -28,11 +27,11 @@ def _sqlite_path(url: str) -> str:
     return database
 
 
-def _pg_args(url: str) -> tuple[list[str], dict[str, str]]:
+def _pg_args(url: str) -> tuple[list[str], dict[str, str] | None]:
+    """The --dbname argument without the password, and the environment of the tool:
+    the inherited one (None), or only PGPASSWORD when the URL has a password."""
     u = make_url(url)
-    env = dict(os.environ)
-    if u.password:
-        env["PGPASSWORD"] = str(u.password)
+    env = {"PGPASSWORD": str(u.password)} if u.password else None
     bare = URL.create(
         "postgresql",
         username=u.username,
@@ -52,7 +51,7 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> None:
+def _run(cmd: list[str], env: dict[str, str] | None) -> None:
     # A fixed argument list from this module, no shell.
     result = subprocess.run(  # noqa: S603  # nosec B603
         cmd, env=env, capture_output=True, text=True, check=False
