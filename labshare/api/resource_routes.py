@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import Response, jsonify, request
 from flask_babel import gettext as _
 
 from labshare.api import bp
@@ -14,10 +14,9 @@ from labshare.api.serialize import page_json, resource_json
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import Resource
-from labshare.services.availability import availability
+from labshare.services.calendar_cache import calendar_document
 from labshare.services.rules import effective_rules
 from labshare.services.search import AVAILABILITY_SCAN_LIMIT, ResourceFilters, search_resources
-from labshare.timeutil import isoformat_local
 
 
 def load_resource(resource_id: int) -> Resource:
@@ -91,23 +90,14 @@ def get_resource(resource_id: int) -> dict[str, Any]:
     response=AvailabilityOut,
     errors=(404,),
 )
-def get_availability(resource_id: int, query: AvailabilityQuery) -> dict[str, Any]:
-    resource = load_resource(resource_id)
-    result = availability(resource, query.from_, query.to)
-    tz = result.timezone
-    return {
-        "resource_id": result.resource_id,
-        "timezone": tz,
-        "busy": [
-            {
-                "start": isoformat_local(i.start, tz),
-                "end": isoformat_local(i.end, tz),
-                "reason": i.reason,
-            }
-            for i in result.busy
-        ],
-        "free": [
-            {"start": isoformat_local(i.start, tz), "end": isoformat_local(i.end, tz)}
-            for i in result.free
-        ],
-    }
+def get_availability(resource_id: int, query: AvailabilityQuery) -> Response:
+    # Rendered once per process and version (services/calendar_cache.py); the ETag
+    # changes with anything that changes the calendar, so a client may revalidate.
+    doc = calendar_document(resource_id, query.from_, query.to)
+    if request.if_none_match.contains(doc.etag):
+        response = Response(status=304)
+    else:
+        response = Response(doc.body, mimetype="application/json")
+    response.set_etag(doc.etag)
+    response.headers["Cache-Control"] = "no-cache"
+    return response

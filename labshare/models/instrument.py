@@ -50,3 +50,13 @@ Index(
     Instrument.range_min_base,
     Instrument.range_max_base,
 )
+
+# Text search: trigram GIN indexes on PostgreSQL, plain ones on SQLite (migration 0004).
+for _column in ("model", "manufacturer"):
+    Index(
+        f"ix_instrument_{_column}_trgm",
+        getattr(Instrument, _column),
+        postgresql_using="gin",
+        postgresql_ops={_column: "gin_trgm_ops"},
+    )
+

@@ -4,7 +4,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Numeric, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.base import Base, UTCDateTime
@@ -46,6 +46,10 @@ class Resource(Base):
     fee_per_hour: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
     fee_waiver_percent: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Changed by database triggers (migration 0004) in the same transaction as
+    #: anything that changes this resource's availability; read by the calendar
+    #: cache (labshare/services/calendar_cache.py). Never written by the application.
+    calendar_version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     institute: Mapped[Institute] = relationship(back_populates="resources", lazy="joined")
     rules: Mapped[BookingRules | None] = relationship(
@@ -56,3 +60,15 @@ class Resource(Base):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.name}>"
+
+
+# Text search (services/search.py): trigram GIN indexes on PostgreSQL, so that
+# ILIKE '%term%' is an index scan; plain indexes on SQLite (migration 0004).
+for _column in ("name", "name_en"):
+    Index(
+        f"ix_resource_{_column}_trgm",
+        getattr(Resource, _column),
+        postgresql_using="gin",
+        postgresql_ops={_column: "gin_trgm_ops"},
+    )
+

@@ -1,8 +1,11 @@
 """Busy and free time of one resource over a window of at most 31 days.
 
-Three indexed queries (bookings, closures, opening periods), no lazy loads: the
-window is painted reason by reason in order of precedence, so every instant has
-at most one reason and the busy list is sorted and non-overlapping.
+Two indexed queries (bookings and closures in one UNION ALL, opening periods), no
+lazy loads: the window is painted reason by reason in order of precedence, so
+every instant has at most one reason and the busy list is sorted and
+non-overlapping. ``availability_of`` works from a ``CalendarSubject`` (the few
+columns that matter), so a caller that already has them (the calendar cache)
+needs no ORM load of the resource.
 """
 
 from __future__ import annotations
@@ -12,18 +15,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
-from labshare.models import HOLDING_STATUSES, Booking, Closure, Lab, Resource, ResourceStatus
+from labshare.models import (
+    HOLDING_STATUSES,
+    Booking,
+    Closure,
+    Instrument,
+    Lab,
+    OpeningPeriod,
+    Resource,
+    ResourceStatus,
+)
 from labshare.services.rules import (
     MAX_BOOKING_SPAN,
     Span,
-    calibration_cutoff,
     clip,
     institute_zone,
+    lab_id_of,
     load_opening_periods,
+    local_midnight_after,
     merge,
     opening_spans,
     scope_ids,
@@ -61,6 +74,44 @@ def _check_window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt
     if end - start > MAX_WINDOW:
         raise ValidationFailed(_l("The window may span at most 31 days."), field="to")
     return start, end
+
+
+@dataclass(frozen=True)
+class CalendarSubject:
+    """What a resource's availability depends on, besides its bookings, closures
+    and opening periods."""
+
+    id: int
+    lab_id: int  # the lab whose opening hours and closures apply (itself for a lab)
+    status: str
+    capacity: int
+    calibration_valid_until: dt.date | None
+    timezone: str
+
+
+OpeningPeriods = list[tuple[int, dt.time, dt.time]]
+
+
+def subject_of(resource: Resource) -> CalendarSubject:
+    return CalendarSubject(
+        id=resource.id,
+        lab_id=lab_id_of(resource),
+        status=resource.status,
+        capacity=capacity_of(resource),
+        calibration_valid_until=(
+            resource.calibration_valid_until if isinstance(resource, Instrument) else None
+        ),
+        timezone=institute_zone(resource),
+    )
+
+
+def opening_periods_of_lab(lab_id: int) -> OpeningPeriods:
+    rows = db.session.execute(
+        select(OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes).where(
+            OpeningPeriod.lab_id == lab_id
+        )
+    )
+    return [(int(w), o, c) for w, o, c in rows]
 
 
 def holding_spans(
@@ -118,20 +169,62 @@ def capacity_of(resource: Resource) -> int:
     return resource.capacity if isinstance(resource, Lab) else 1
 
 
+def _busy_spans(
+    subject: CalendarSubject, start: dt.datetime, end: dt.datetime
+) -> tuple[list[Span], list[Span]]:
+    """(holding bookings, closures) overlapping [start, end): one round trip, each
+    branch a range scan of its (resource_id, start_at) index."""
+    scope = [subject.id] if subject.lab_id == subject.id else [subject.id, subject.lab_id]
+    bookings = select(literal(0).label("k"), Booking.start_at, Booking.end_at).where(
+        Booking.resource_id == subject.id,
+        Booking.start_at < end,
+        Booking.start_at > start - MAX_BOOKING_SPAN,
+        Booking.end_at > start,
+        Booking.status.in_(HOLDING_STATUSES),
+    )
+    closures = select(literal(1).label("k"), Closure.start_at, Closure.end_at).where(
+        Closure.resource_id.in_(scope),
+        Closure.start_at < end,
+        Closure.end_at > start,
+    )
+    held: list[Span] = []
+    closed: list[Span] = []
+    for k, s, e in db.session.execute(union_all(bookings, closures)):
+        (closed if k else held).append((s, e))
+    return held, closed
+
+
 def availability(resource: Resource, start: dt.datetime, end: dt.datetime) -> Availability:
+    subject = subject_of(resource)
+    periods = load_opening_periods(resource) if resource.status == ResourceStatus.AVAILABLE else []
+    return availability_of(subject, start, end, opening_periods=periods)
+
+
+def availability_of(
+    subject: CalendarSubject,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    opening_periods: OpeningPeriods | None = None,
+) -> Availability:
+    """``availability`` of the resource ``subject`` describes. ``opening_periods``
+    of its lab, when the caller has them (else they are loaded)."""
     start, end = _check_window(start, end)
-    tz = institute_zone(resource)
+    tz = subject.timezone
     raw: dict[str, list[Span]] = {}
-    if resource.status != ResourceStatus.AVAILABLE:
+    if subject.status != ResourceStatus.AVAILABLE:
         raw["unavailable"] = [(start, end)]
     else:
-        cutoff = calibration_cutoff(resource, tz)
-        if cutoff is not None and cutoff < end:
-            raw["calibration_expired"] = [(max(start, cutoff), end)]
-        raw["closure"] = closure_spans(resource, start, end)
-        opening = opening_spans(load_opening_periods(resource), tz, start, end)
+        if subject.calibration_valid_until is not None:
+            cutoff = local_midnight_after(subject.calibration_valid_until, tz)
+            if cutoff < end:
+                raw["calibration_expired"] = [(max(start, cutoff), end)]
+        held, raw["closure"] = _busy_spans(subject, start, end)
+        if opening_periods is None:
+            opening_periods = opening_periods_of_lab(subject.lab_id)
+        opening = opening_spans(opening_periods, tz, start, end)
         raw["closed"] = subtract([(start, end)], opening)
-        raw["booked"] = saturated(holding_spans(resource.id, start, end), capacity_of(resource))
+        raw["booked"] = saturated(held, subject.capacity)
 
     busy: list[Interval] = []
     covered: list[Span] = []
@@ -144,4 +237,4 @@ def availability(resource: Resource, start: dt.datetime, end: dt.datetime) -> Av
         covered = merge([*covered, *spans])
     busy.sort(key=lambda i: i.start)
     free = [Interval(s, e) for s, e in subtract([(start, end)], covered)]
-    return Availability(resource_id=resource.id, timezone=tz, busy=busy, free=free)
+    return Availability(resource_id=subject.id, timezone=tz, busy=busy, free=free)

@@ -1,0 +1,209 @@
+"""The availability document of one resource and window, rendered once per process
+and served again while nothing it depends on has changed.
+
+Correct across processes: ``resource.calendar_version`` is changed by database
+triggers (migration 0004) in the same transaction as every change that affects a
+resource's availability, and an instrument's calendar also depends on its lab's
+row. Each request reads those versions (one indexed query, which also returns
+every column the computation needs); an entry is served only when they are
+exactly the versions it was rendered at. The versions are read before the
+bookings and closures, so an entry is never labelled newer than its data.
+The ETag is derived from the same versions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import bindparam, select
+
+from labshare.errors import NotFound
+from labshare.extensions import db
+from labshare.models import Institute, Instrument, Lab, Resource, ResourceKind
+from labshare.services.availability import (
+    Availability,
+    CalendarSubject,
+    OpeningPeriods,
+    _check_window,
+    availability_of,
+    opening_periods_of_lab,
+)
+from labshare.timeutil import isoformat_local
+
+#: Bump when the document's shape changes, so that old ETags stop matching.
+FORMAT = "1"
+DEFAULT_SIZE = 4096
+EXTENSION = "labshare_calendar_cache"
+
+_resource = Resource.__table__
+_lab_row = Resource.__table__.alias("lab_resource")
+_instrument = Instrument.__table__
+_lab = Lab.__table__
+_institute = Institute.__table__
+
+_SUBJECT = (
+    select(
+        _resource.c.kind,
+        _resource.c.status,
+        _resource.c.calendar_version,
+        _instrument.c.lab_id,
+        _instrument.c.calibration_valid_until,
+        _lab.c.capacity,
+        _lab_row.c.calendar_version.label("lab_version"),
+        _institute.c.timezone,
+    )
+    .select_from(
+        _resource.join(_institute, _institute.c.id == _resource.c.institute_id)
+        .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
+        .outerjoin(_lab, _lab.c.id == _resource.c.id)
+        .outerjoin(_lab_row, _lab_row.c.id == _instrument.c.lab_id)
+    )
+    .where(_resource.c.id == bindparam("rid"))
+)
+
+
+@dataclass(frozen=True)
+class CalendarDocument:
+    etag: str  # unquoted
+    body: bytes  # JSON
+
+
+@dataclass(frozen=True)
+class _Versions:
+    own: int
+    lab: int
+    timezone: str
+
+
+class CalendarCache:
+    """A thread-safe LRU of rendered documents, and of opening periods by lab."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._docs: OrderedDict[
+            tuple[int, dt.datetime, dt.datetime], tuple[_Versions, CalendarDocument]
+        ] = OrderedDict()
+        self._periods: OrderedDict[tuple[int, int], OpeningPeriods] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def document(
+        self, key: tuple[int, dt.datetime, dt.datetime], versions: _Versions
+    ) -> CalendarDocument | None:
+        with self._lock:
+            entry = self._docs.get(key)
+            if entry is None or entry[0] != versions:
+                self.misses += 1
+                return None
+            self._docs.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+
+    def store(
+        self, key: tuple[int, dt.datetime, dt.datetime], versions: _Versions, doc: CalendarDocument
+    ) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._docs[key] = (versions, doc)
+            self._docs.move_to_end(key)
+            while len(self._docs) > self.size:
+                self._docs.popitem(last=False)
+
+    def opening_periods(self, lab_id: int, lab_version: int) -> OpeningPeriods:
+        key = (lab_id, lab_version)
+        with self._lock:
+            found = self._periods.get(key)
+        if found is not None:
+            return found
+        periods = opening_periods_of_lab(lab_id)
+        if self.size > 0:
+            with self._lock:
+                self._periods[key] = periods
+                while len(self._periods) > self.size:
+                    self._periods.popitem(last=False)
+        return periods
+
+    def clear(self) -> None:
+        with self._lock:
+            self._docs.clear()
+            self._periods.clear()
+
+
+def cache() -> CalendarCache:
+    app = current_app
+    found = app.extensions.get(EXTENSION)
+    if found is None:
+        found = CalendarCache(int(app.config.get("CALENDAR_CACHE_SIZE", DEFAULT_SIZE)))
+        app.extensions[EXTENSION] = found
+    assert isinstance(found, CalendarCache)
+    return found
+
+
+def render(result: Availability) -> dict[str, Any]:
+    tz = result.timezone
+    return {
+        "resource_id": result.resource_id,
+        "timezone": tz,
+        "busy": [
+            {
+                "start": isoformat_local(i.start, tz),
+                "end": isoformat_local(i.end, tz),
+                "reason": i.reason,
+            }
+            for i in result.busy
+        ],
+        "free": [
+            {"start": isoformat_local(i.start, tz), "end": isoformat_local(i.end, tz)}
+            for i in result.free
+        ],
+    }
+
+
+def _etag(key: tuple[int, dt.datetime, dt.datetime], versions: _Versions) -> str:
+    raw = f"{FORMAT}|{key[0]}|{key[1].isoformat()}|{key[2].isoformat()}|{versions}"
+    return f"av{key[0]}-{hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()}"
+
+
+def calendar_document(resource_id: int, start: dt.datetime, end: dt.datetime) -> CalendarDocument:
+    """The availability JSON of ``resource_id`` over [start, end), and its ETag.
+    Raises ValidationFailed for a bad window, NotFound for an unknown resource."""
+    start, end = _check_window(start, end)
+    row = db.session.execute(_SUBJECT, {"rid": resource_id}).one_or_none()
+    if row is None:
+        raise NotFound(_("No resource %(id)s.", id=resource_id))
+    is_lab = row.kind == ResourceKind.LAB
+    lab_id = resource_id if is_lab else int(row.lab_id)
+    versions = _Versions(
+        own=int(row.calendar_version),
+        lab=int(row.calendar_version if is_lab else row.lab_version),
+        timezone=row.timezone or "Asia/Shanghai",
+    )
+    key = (resource_id, start, end)
+    store = cache()
+    doc = store.document(key, versions)
+    if doc is not None:
+        return doc
+    subject = CalendarSubject(
+        id=resource_id,
+        lab_id=lab_id,
+        status=row.status,
+        capacity=int(row.capacity) if is_lab else 1,
+        calibration_valid_until=None if is_lab else row.calibration_valid_until,
+        timezone=versions.timezone,
+    )
+    result = availability_of(
+        subject, start, end, opening_periods=store.opening_periods(lab_id, versions.lab)
+    )
+    body = current_app.json.dumps(render(result)).encode() + b"\n"
+    doc = CalendarDocument(etag=_etag(key, versions), body=body)
+    store.store(key, versions, doc)
+    return doc
