@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import Connection, Integer, bindparam, select, text
+from sqlalchemy.orm import Session
 
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
@@ -28,6 +29,7 @@ from labshare.models import (
     OpeningPeriod,
     Resource,
     ResourceStatus,
+    UTCDateTime,
 )
 from labshare.services.rules import (
     MAX_BOOKING_SPAN,
@@ -90,6 +92,8 @@ class CalendarSubject:
 
 
 OpeningPeriods = list[tuple[int, dt.time, dt.time]]
+#: What runs the queries: the request's session, or a connection of the caller's.
+Reader = Session | Connection
 
 
 def subject_of(resource: Resource) -> CalendarSubject:
@@ -105,8 +109,8 @@ def subject_of(resource: Resource) -> CalendarSubject:
     )
 
 
-def opening_periods_of_lab(lab_id: int) -> OpeningPeriods:
-    rows = db.session.execute(
+def opening_periods_of_lab(lab_id: int, reader: Reader | None = None) -> OpeningPeriods:
+    rows = (reader or db.session()).execute(
         select(OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes).where(
             OpeningPeriod.lab_id == lab_id
         )
@@ -169,27 +173,45 @@ def capacity_of(resource: Resource) -> int:
     return resource.capacity if isinstance(resource, Lab) else 1
 
 
+if {str(s) for s in HOLDING_STATUSES} != {"pending", "approved"}:  # spelled out in _BUSY
+    raise RuntimeError("HOLDING_STATUSES changed: update _BUSY")
+#: Bookings and closures in one round trip, each branch a range scan of its
+#: (resource_id, start_at) index. Plain SQL, built once: on a cache miss the
+#: statement's construction and cache key would cost more than running it.
+_BUSY = (
+    text(
+        "SELECT 0 AS k, start_at, end_at FROM booking"
+        " WHERE resource_id = :rid AND start_at < :end AND start_at > :span_start"
+        " AND end_at > :start AND status IN ('pending', 'approved')"
+        " UNION ALL"
+        " SELECT 1 AS k, start_at, end_at FROM closure"
+        " WHERE resource_id IN (:rid, :lab_id) AND start_at < :end AND end_at > :start"
+    )
+    .bindparams(
+        bindparam("rid", type_=Integer),
+        bindparam("lab_id", type_=Integer),
+        bindparam("start", type_=UTCDateTime()),
+        bindparam("end", type_=UTCDateTime()),
+        bindparam("span_start", type_=UTCDateTime()),
+    )
+    .columns(k=Integer, start_at=UTCDateTime(), end_at=UTCDateTime())
+)
+
+
 def _busy_spans(
-    subject: CalendarSubject, start: dt.datetime, end: dt.datetime
+    subject: CalendarSubject, start: dt.datetime, end: dt.datetime, reader: Reader
 ) -> tuple[list[Span], list[Span]]:
-    """(holding bookings, closures) overlapping [start, end): one round trip, each
-    branch a range scan of its (resource_id, start_at) index."""
-    scope = [subject.id] if subject.lab_id == subject.id else [subject.id, subject.lab_id]
-    bookings = select(literal(0).label("k"), Booking.start_at, Booking.end_at).where(
-        Booking.resource_id == subject.id,
-        Booking.start_at < end,
-        Booking.start_at > start - MAX_BOOKING_SPAN,
-        Booking.end_at > start,
-        Booking.status.in_(HOLDING_STATUSES),
-    )
-    closures = select(literal(1).label("k"), Closure.start_at, Closure.end_at).where(
-        Closure.resource_id.in_(scope),
-        Closure.start_at < end,
-        Closure.end_at > start,
-    )
+    """(holding bookings, closures of the resource or its lab) overlapping [start, end)."""
+    params = {
+        "rid": subject.id,
+        "lab_id": subject.lab_id,
+        "start": start,
+        "end": end,
+        "span_start": start - MAX_BOOKING_SPAN,
+    }
     held: list[Span] = []
     closed: list[Span] = []
-    for k, s, e in db.session.execute(union_all(bookings, closures)):
+    for k, s, e in reader.execute(_BUSY, params):
         (closed if k else held).append((s, e))
     return held, closed
 
@@ -206,9 +228,12 @@ def availability_of(
     end: dt.datetime,
     *,
     opening_periods: OpeningPeriods | None = None,
+    reader: Reader | None = None,
 ) -> Availability:
     """``availability`` of the resource ``subject`` describes. ``opening_periods``
-    of its lab, when the caller has them (else they are loaded)."""
+    of its lab, when the caller has them (else they are loaded); the queries run on
+    ``reader`` (default: the session)."""
+    run: Reader = reader if reader is not None else db.session()
     start, end = _check_window(start, end)
     tz = subject.timezone
     raw: dict[str, list[Span]] = {}
@@ -219,9 +244,9 @@ def availability_of(
             cutoff = local_midnight_after(subject.calibration_valid_until, tz)
             if cutoff < end:
                 raw["calibration_expired"] = [(max(start, cutoff), end)]
-        held, raw["closure"] = _busy_spans(subject, start, end)
+        held, raw["closure"] = _busy_spans(subject, start, end, run)
         if opening_periods is None:
-            opening_periods = opening_periods_of_lab(subject.lab_id)
+            opening_periods = opening_periods_of_lab(subject.lab_id, run)
         opening = opening_spans(opening_periods, tz, start, end)
         raw["closed"] = subtract([(start, end)], opening)
         raw["booked"] = saturated(held, subject.capacity)

@@ -13,10 +13,12 @@ The ETag is derived from the same versions.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +28,12 @@ from sqlalchemy import bindparam, select
 
 from labshare.errors import NotFound
 from labshare.extensions import db
-from labshare.models import Institute, Instrument, Lab, Resource, ResourceKind
+from labshare.models import Institute, Instrument, Lab, Resource, ResourceKind, ResourceStatus
 from labshare.services.availability import (
     Availability,
     CalendarSubject,
     OpeningPeriods,
+    Reader,
     _check_window,
     availability_of,
     opening_periods_of_lab,
@@ -118,13 +121,13 @@ class CalendarCache:
             while len(self._docs) > self.size:
                 self._docs.popitem(last=False)
 
-    def opening_periods(self, lab_id: int, lab_version: int) -> OpeningPeriods:
+    def opening_periods(self, lab_id: int, lab_version: int, reader: Reader) -> OpeningPeriods:
         key = (lab_id, lab_version)
         with self._lock:
             found = self._periods.get(key)
         if found is not None:
             return found
-        periods = opening_periods_of_lab(lab_id)
+        periods = opening_periods_of_lab(lab_id, reader)
         if self.size > 0:
             with self._lock:
                 self._periods[key] = periods
@@ -173,11 +176,32 @@ def _etag(key: tuple[int, dt.datetime, dt.datetime], versions: _Versions) -> str
     return f"av{key[0]}-{hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()}"
 
 
+@contextlib.contextmanager
+def _reader() -> Iterator[Reader]:
+    """PostgreSQL: a pooled connection in autocommit mode, so that a cache hit costs
+    one round trip (no BEGIN, no ROLLBACK). Each statement then sees everything
+    committed before it began; as the versions are read first, the data read
+    after them is at least as new. SQLite: the request's session (its read
+    transaction is a snapshot, and statements are in-process calls)."""
+    if db.engine.dialect.name != "postgresql":
+        yield db.session()
+        return
+    with db.engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def calendar_document(resource_id: int, start: dt.datetime, end: dt.datetime) -> CalendarDocument:
     """The availability JSON of ``resource_id`` over [start, end), and its ETag.
     Raises ValidationFailed for a bad window, NotFound for an unknown resource."""
     start, end = _check_window(start, end)
-    row = db.session.execute(_SUBJECT, {"rid": resource_id}).one_or_none()
+    with _reader() as reader:
+        return _document(reader, resource_id, start, end)
+
+
+def _document(
+    reader: Reader, resource_id: int, start: dt.datetime, end: dt.datetime
+) -> CalendarDocument:
+    row = reader.execute(_SUBJECT, {"rid": resource_id}).one_or_none()
     if row is None:
         raise NotFound(_("No resource %(id)s.", id=resource_id))
     is_lab = row.kind == ResourceKind.LAB
@@ -200,9 +224,12 @@ def calendar_document(resource_id: int, start: dt.datetime, end: dt.datetime) ->
         calibration_valid_until=None if is_lab else row.calibration_valid_until,
         timezone=versions.timezone,
     )
-    result = availability_of(
-        subject, start, end, opening_periods=store.opening_periods(lab_id, versions.lab)
+    periods = (
+        store.opening_periods(lab_id, versions.lab, reader)
+        if row.status == ResourceStatus.AVAILABLE
+        else []
     )
+    result = availability_of(subject, start, end, opening_periods=periods, reader=reader)
     body = current_app.json.dumps(render(result)).encode() + b"\n"
     doc = CalendarDocument(etag=_etag(key, versions), body=body)
     store.store(key, versions, doc)
