@@ -826,6 +826,23 @@ def generate(url: str, args: argparse.Namespace) -> None:
         else:
             conn.exec_driver_sql("SET synchronous_commit = off")
             conn.exec_driver_sql("SET maintenance_work_mem = '256MB'")
+            # The calendar_version triggers (migration 0004) would update a resource
+            # row per booking row; new rows need no cache invalidation.
+            conn.exec_driver_sql("SET session_replication_role = replica")
+        sqlite_triggers: list[str] = []
+        if backend == "sqlite":
+            sqlite_triggers = [
+                sql
+                for name, sql in conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                )
+            ]
+            for name in (
+                conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                .scalars()
+                .all()
+            ):
+                conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
         w = Writer(conn)
         n = w.write("institute", COLUMNS["institute"].split(), gen.institute_rows())
         timer.lap("institute", n)
@@ -850,6 +867,8 @@ def generate(url: str, args: argparse.Namespace) -> None:
         n = w.write("booking", COLUMNS["booking"].split(), gen.booking_rows(plan))
         timer.lap("booking", n)
         del plan
+        for sql in sqlite_triggers:
+            conn.exec_driver_sql(sql)
         if backend == "postgresql":
             for table in COLUMNS:
                 conn.exec_driver_sql(
