@@ -316,7 +316,7 @@ def _resource_filter(column: Any, scope: Scope) -> ColumnElement[bool]:
     return true()
 
 
-def _booking_window(group: ZoneGroup, scope: Scope, start: dt.datetime | None = None) -> Any:
+def booking_window(group: ZoneGroup, scope: Scope, start: dt.datetime | None = None) -> Any:
     return and_(
         Booking.institute_id.in_(group.institute_ids),
         _resource_filter(Booking.resource_id, scope),
@@ -376,7 +376,7 @@ def _live_rows(group: ZoneGroup, scope: Scope, since: dt.datetime | None) -> Any
             UsageRecord.problem_solved,
         )
         .outerjoin(UsageRecord, UsageRecord.booking_id == Booking.id)
-        .where(_booking_window(group, scope, since))
+        .where(booking_window(group, scope, since))
         .execution_options(yield_per=5000)
     )
     return db.session.execute(stmt)
@@ -439,7 +439,7 @@ def _company_ids(groups: list[ZoneGroup], scope: Scope, *, before: bool = False)
                 Booking.start_at < group.start,
             )
             if before
-            else _booking_window(group, scope)
+            else booking_window(group, scope)
         )
         ids.update(
             db.session.scalars(
@@ -456,7 +456,7 @@ def _median_decision_hours(groups: list[ZoneGroup], scope: Scope) -> float | Non
     for group in groups:
         for created, decided in db.session.execute(
             select(Booking.created_at, Booking.decided_at).where(
-                _booking_window(group, scope), Booking.decided_at.is_not(None)
+                booking_window(group, scope), Booking.decided_at.is_not(None)
             )
         ):
             waits.append((decided - created).total_seconds() / 3600)
@@ -636,7 +636,11 @@ def _closed_minutes(
 
 
 def utilisation(
-    period: Period, scope: Scope, resources: dict[int, ResourceInfo] | None = None
+    period: Period,
+    scope: Scope,
+    resources: dict[int, ResourceInfo] | None = None,
+    *,
+    heat_map: bool = True,
 ) -> Utilisation:
     """Booked hours (approved, completed, no-show) per resource, the weekday × hour
     heat map of booked hours (local time), and open hours per resource."""
@@ -647,10 +651,12 @@ def utilisation(
         z = zone(group.timezone)
         for rid, start, end in db.session.execute(
             select(Booking.resource_id, Booking.start_at, Booking.end_at)
-            .where(_booking_window(group, scope), Booking.status.in_(BOOKED_STATUSES))
+            .where(booking_window(group, scope), Booking.status.in_(BOOKED_STATUSES))
             .execution_options(yield_per=5000)
         ):
             booked[rid] += (end - start).total_seconds() / 3600
+            if not heat_map:
+                continue
             cursor = start.astimezone(z)
             stop = end.astimezone(z)
             while cursor < stop:
@@ -730,7 +736,7 @@ def distinct_smes_by_institute(period: Period, scope: Scope) -> dict[int, int]:
     for group in zone_groups(period, scope):
         for iid, n in db.session.execute(
             select(Booking.institute_id, func.count(func.distinct(Booking.company_id)))
-            .where(_booking_window(group, scope), Booking.status == BookingStatus.COMPLETED)
+            .where(booking_window(group, scope), Booking.status == BookingStatus.COMPLETED)
             .group_by(Booking.institute_id)
         ):
             out[iid] = int(n)
