@@ -74,6 +74,7 @@ def register_blueprints(app: Flask) -> None:
     from labshare.catalogue import bp as catalogue_bp
     from labshare.main import bp as main_bp
     from labshare.manage import bp as manage_bp
+    from labshare.reports import bp as reports_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
@@ -84,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(bookings_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(manage_bp)
+    app.register_blueprint(reports_bp)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -97,10 +99,12 @@ def register_cli(app: Flask) -> None:
     from labshare.cli import register_commands
     from labshare.jobs.cli import register_job_commands
     from labshare.manage import register_import_command
+    from labshare.reports import register_export_command
 
     register_commands(app)
     register_job_commands(app)
     register_import_command(app)
+    register_export_command(app)
     register_backup_commands(app)
 
 

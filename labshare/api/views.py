@@ -3,5 +3,6 @@
 import labshare.api.account_routes
 import labshare.api.booking_routes
 import labshare.api.meta_routes
+import labshare.api.report_routes
 import labshare.api.resource_routes
 import labshare.api.stats_routes  # noqa: F401

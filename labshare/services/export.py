@@ -26,6 +26,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import Table, func, select
 
+from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.labels import label
 from labshare.models import (
@@ -36,8 +37,10 @@ from labshare.models import (
     Institute,
     Resource,
     ResourceKind,
+    Role,
     ServiceType,
     UsageRecord,
+    User,
 )
 from labshare.services import stats
 from labshare.services.stats import Counters, Period, Scope
@@ -450,3 +453,36 @@ def write_csv(
 ) -> None:
     for chunk in iter_csv(period, scope, progress):
         target.write(chunk)
+
+
+def scope_for(user: User | None, institute_code: str | None) -> tuple[Scope, Institute | None]:
+    """Who may export what: admins (and the CLI, ``user`` None) any institute or
+    all; staff their own institute only; SMEs nothing."""
+    if user is not None and user.role not in (Role.ADMIN, Role.STAFF):
+        raise NotAllowed(_("Only institute staff and platform admins see usage reports."))
+    institute: Institute | None = None
+    if institute_code:
+        institute = db.session.scalar(select(Institute).where(Institute.code == institute_code))
+        if institute is None:
+            raise NotFound(_("No institute %(code)s.", code=institute_code), field="institute")
+    if user is not None and user.role == Role.STAFF:
+        if institute is not None and institute.id != user.institute_id:
+            raise NotAllowed(_("Staff see their own institute's statistics only."))
+        institute = db.session.get(Institute, user.institute_id)
+    if institute is None:
+        return Scope.everything(), None
+    return Scope.institute(institute.id), institute
+
+
+def parse_month(text: str | None) -> Period:
+    try:
+        return Period.month(text or "")
+    except ValueError:
+        raise ValidationFailed(
+            _("month must be a month as YYYY-MM, e.g. 2030-01."), field="month"
+        ) from None
+
+
+def filename(period: Period, institute: Institute | None, ext: str) -> str:
+    who = institute.code if institute is not None else "all"
+    return f"usage-{period.start.strftime('%Y-%m')}-{who}.{ext}"
