@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 from sqlalchemy import select
 
 from labshare.extensions import db
@@ -45,6 +46,11 @@ def test_monthly_export_once_with_bom_and_sent_to_admins(app: Any) -> None:
     assert result["month"] == "2030-01" and result["rows"] == 2 and result["messages"] == 1
     assert run_job("monthly-export") == {"month": "2030-01", "exported": False}
 
+    workbook = openpyxl.load_workbook(
+        Path(app.config["INSTANCE_DIR"]) / "exports" / "usage-2030-01.xlsx", read_only=True
+    )
+    detail = list(workbook.worksheets[3].iter_rows(values_only=True))
+    assert len(workbook.sheetnames) == 4 and len(detail) == 3  # header + 2
     path = Path(app.config["INSTANCE_DIR"]) / "exports" / "usage-2030-01.csv"
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")

@@ -118,6 +118,20 @@ def write_csv(month: str) -> tuple[Path, int]:
     return path, len(rows)
 
 
+def write_xlsx(month: str) -> Path:
+    """The full export (Summary, Institutes, Instruments, Bookings) of every
+    institute, ``instance/exports/usage-<month>.xlsx``, streamed, written atomically."""
+    from labshare.services import export
+
+    folder = Path(current_app.config["INSTANCE_DIR"]) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"usage-{month}.xlsx"
+    tmp = path.with_suffix(f".xlsx.{os.getpid()}.tmp")
+    export.write_xlsx(str(tmp), export.Period.month(month), export.Scope.everything())
+    tmp.replace(path)
+    return path
+
+
 def monthly_export() -> dict[str, Any]:
     """Export last month once (in the platform's default zone), the first time this
     runs on or after the 1st, and tell every active admin."""
@@ -127,6 +141,7 @@ def monthly_export() -> dict[str, Any]:
     if not claim(f"monthly-export:{month}", "monthly-export"):
         return {"month": month, "exported": False}
     path, count = write_csv(month)
+    write_xlsx(month)
     admins = db.session.scalars(
         select(User).where(User.role == Role.ADMIN, User.active.is_(True)).order_by(User.id)
     )
