@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import statistics
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -452,12 +453,12 @@ def _company_ids(groups: list[ZoneGroup], scope: Scope, *, before: bool = False)
 
 
 def _median_decision_hours(groups: list[ZoneGroup], scope: Scope) -> float | None:
-    waits: list[float] = []
+    waits = array("d")  # 8 bytes a booking; the rows themselves are streamed
     for group in groups:
         for created, decided in db.session.execute(
-            select(Booking.created_at, Booking.decided_at).where(
-                booking_window(group, scope), Booking.decided_at.is_not(None)
-            )
+            select(Booking.created_at, Booking.decided_at)
+            .where(booking_window(group, scope), Booking.decided_at.is_not(None))
+            .execution_options(yield_per=5000)
         ):
             waits.append((decided - created).total_seconds() / 3600)
     return round(statistics.median(waits), 2) if waits else None
