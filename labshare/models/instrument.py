@@ -59,4 +59,3 @@ for _column in ("model", "manufacturer"):
         postgresql_using="gin",
         postgresql_ops={_column: "gin_trgm_ops"},
     )
-

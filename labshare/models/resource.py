@@ -71,4 +71,3 @@ for _column in ("name", "name_en"):
         postgresql_using="gin",
         postgresql_ops={_column: "gin_trgm_ops"},
     )
-
