@@ -81,6 +81,10 @@ class Config:
     # Rate limits
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute;100/hour")
+    RATELIMIT_TOKEN = os.environ.get("RATELIMIT_TOKEN", "10/minute;100/hour")
+    RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "10/hour")
+    RATELIMIT_BOOKING = os.environ.get("RATELIMIT_BOOKING", "30/minute")
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
