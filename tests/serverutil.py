@@ -1,0 +1,115 @@
+"""Helpers for tests that run the app as real servers: a free port, a fresh
+PostgreSQL database, gunicorn started and stopped in its own process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sibling_postgres_url(base_url: str, suffix: str) -> str:
+    """``<database>_<suffix>`` on the server of ``base_url``."""
+    u = make_url(base_url)
+    return u.set(database=f"{u.database}_{suffix}").render_as_string(hide_password=False)
+
+
+def fresh_postgres(url: str) -> None:
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :d AND pid <> pg_backend_pid()"
+            ),
+            {"d": u.database},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{u.database}"'))
+        conn.execute(text(f'CREATE DATABASE "{u.database}"'))
+    admin.dispose()
+
+
+def wait_until_up(
+    base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{tail}")
+        try:
+            requests.get(f"{base}/healthz", timeout=10)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not answer in time")
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    def stop(self) -> str:
+        """Stop gunicorn and return its log."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        return self.log_path.read_text(errors="replace")
+
+
+def start_gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Server:
+    """gunicorn on a free port with ``env`` added to this process's environment;
+    returns once it answers /healthz."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "60",
+            "labshare:create_app()",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(base, proc, log_path, log)
+    try:
+        wait_until_up(base, proc, log_path)
+    except BaseException:
+        server.stop()
+        raise
+    return server
