@@ -193,3 +193,53 @@ def test_cli_export_usage(app: Any, world: dict[str, Any], tmp_path: Any) -> Non
         args=["export-usage", "--month", MONTH, "--out", str(tmp_path / "y"), "--institute", "NO"]
     )
     assert bad.exit_code != 0 and "--institute" in bad.output
+
+
+def test_xlsx_layout_formats_and_unsafe_text(world: dict[str, Any]) -> None:
+    """The hand-written workbook: frozen header, widths, bold header, number formats,
+    local times as real dates, and text with XML specials and control characters."""
+    from sqlalchemy import select
+
+    from labshare.models import Booking, Resource
+    from labshare.timeutil import zone
+
+    booking = db.session.scalars(select(Booking).order_by(Booking.start_at)).first()
+    assert booking is not None
+    resource = db.session.get(Resource, booking.resource_id)
+    assert resource is not None
+    resource.name = 'A&B <x> "q"\x01\x1f\ufffe y '
+    db.session.commit()
+    buffer = io.BytesIO()
+    with force_locale("en"):
+        rows = export.write_xlsx(buffer, Period.month(MONTH), Scope.everything())
+        columns = export.booking_columns()
+    assert rows == 6
+    wb = openpyxl.load_workbook(io.BytesIO(buffer.getvalue()))
+    assert wb.sheetnames == ["Summary", "Institutes", "Instruments", "Bookings"]
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2"
+        assert ws["A1"].font.b
+    ws = wb["Bookings"]
+    assert ws.max_row == 7 and ws.max_column == len(columns)
+    for n, col in enumerate(columns, start=1):
+        letter = openpyxl.utils.get_column_letter(n)
+        assert ws.column_dimensions[letter].width == col.width
+        assert ws.cell(row=1, column=n).value == col.title
+        assert ws.cell(row=2, column=n).number_format == (col.number_format or "General")
+    first = [c.value for c in ws[2]]
+    assert first[0] == booking.id
+    assert first[5] == 'A&B <x> "q" y '
+    tz = zone(world["a"].timezone)
+    assert first[9] == booking.start_at.astimezone(tz).replace(tzinfo=None)
+    assert first[16] == 200 and first[17] == 50 and first[18] == 150
+    summary = wb["Summary"]
+    formats = {r[0].value: r[1].number_format for r in summary.iter_rows(min_row=2)}
+    assert formats["Approval rate"] == export.PERCENT
+    assert formats["Fees charged"] == export.MONEY
+    assert formats["Period"] == "General"
+
+
+def test_xml_text_escapes_and_strips_illegal_characters() -> None:
+    assert export.xml_text('a<b>&c"d') == "a&lt;b&gt;&amp;c&quot;d"
+    assert export.xml_text("x\x00\x08\x0b\x0c\x0e\x1f\ud800\uffffy\t\n\r") == "xy\t\n\r"
+    assert export.xml_text("江苏省计量院") == "江苏省计量院"

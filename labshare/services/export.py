@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,11 +21,6 @@ from decimal import Decimal
 from typing import IO, Any, cast
 
 from flask_babel import gettext as _
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import Table, func, select
 
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
@@ -343,39 +340,205 @@ def count_bookings(period: Period, scope: Scope) -> int:
 
 
 # -- XLSX ------------------------------------------------------------------------------
+#
+# The workbook is written by hand: a zip of a few fixed XML parts and one worksheet
+# part per sheet, each streamed row by row into the zip entry (inline strings, no
+# shared-string table, a fixed styles part with the few number formats used). The
+# Bookings sheet of a million rows costs one pass over the cursor and a string join per
+# row, instead of a cell object per value.
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
+_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+
+# Cell styles (cellXfs indices): 0 plain, 1 bold header, then one per number format.
+# "0", "0.00" and "#,##0.00" are built-in formats 1, 2 and 4; the others are custom.
+_NUMFMT_IDS = {INTEGER: 1, HOURS: 2, MONEY: 4, PERCENT: 164, STAMP: 165}
+_STYLE_OF = {fmt: 2 + n for n, fmt in enumerate(_NUMFMT_IDS)}
+_BOLD = 1
+
+_STYLES = (
+    _HEAD + f'<styleSheet xmlns="{_MAIN}">'
+    f'<numFmts count="2"><numFmt numFmtId="164" formatCode="{PERCENT}"/>'
+    f'<numFmt numFmtId="165" formatCode="{STAMP}"/></numFmts>'
+    '<fonts count="2"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
+    '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    f'<cellXfs count="{2 + len(_NUMFMT_IDS)}">'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    + "".join(
+        f'<xf numFmtId="{i}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+        for i in _NUMFMT_IDS.values()
+    )
+    + '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+    "</cellStyles></styleSheet>"
+)
+
+# Characters XML 1.0 does not allow at all (C0 controls but tab, LF, CR; U+FFFE/FFFF;
+# lone surrogates): stripped. Then the three that need escaping in text.
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+_EPOCH = dt.datetime(1899, 12, 30)
+_DAY = 86400.0
 
 
-def _sheet(wb: Workbook, title: str, columns: list[Column]) -> WriteOnlyWorksheet:
-    ws = cast(WriteOnlyWorksheet, wb.create_sheet(title))
-    for n, col in enumerate(columns, start=1):
-        ws.column_dimensions[get_column_letter(n)].width = col.width
-    ws.freeze_panes = "A2"
-    bold = Font(bold=True)
-    header = []
-    for col in columns:
-        cell = WriteOnlyCell(ws, value=col.title)
-        cell.font = bold
-        header.append(cell)
-    ws.append(header)
-    return ws
+def xml_text(text: str) -> str:
+    """``text`` made safe for XML character data or an attribute value."""
+    return _ILLEGAL.sub("", text).translate(_ESCAPES)
 
 
-def _styled(ws: WriteOnlyWorksheet, columns: list[Column]) -> Callable[[list[Any]], list[Any]]:
-    """Number formats on the numeric columns: one styled cell object per column,
-    reused (write-only cells are serialised at append time)."""
-    formatted = [(i, c.number_format) for i, c in enumerate(columns) if c.number_format]
-    cells = {i: WriteOnlyCell(ws) for i, _f in formatted}
-    for i, fmt in formatted:
-        cells[i].number_format = fmt
+def _string_cell(text: str, style: int = 0) -> str:
+    text = xml_text(text)
+    s = f' s="{style}"' if style else ""
+    if text != text.strip():
+        return f'<c t="inlineStr"{s}><is><t xml:space="preserve">{text}</t></is></c>'
+    return f'<c t="inlineStr"{s}><is><t>{text}</t></is></c>'
 
-    def apply(values: list[Any]) -> list[Any]:
-        for i, _fmt in formatted:
-            cell = cells[i]
-            cell.value = values[i]
-            values[i] = cell
-        return values
 
-    return apply
+def _cell(value: Any, style: int = 0) -> str:
+    """One cell of any value the export produces. Cells carry no reference (``r``):
+    a reader places each after the previous one, so an empty value is an empty cell."""
+    if value is None:
+        return "<c/>"
+    s = f' s="{style}"' if style else ""
+    if isinstance(value, bool):
+        return f'<c t="b"{s}><v>{int(value)}</v></c>'
+    if isinstance(value, int | Decimal):
+        return f"<c{s}><v>{value}</v></c>"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "<c/>"
+        return f"<c{s}><v>{value!r}</v></c>"
+    if isinstance(value, dt.datetime):
+        serial = (value.replace(tzinfo=None) - _EPOCH).total_seconds() / _DAY
+        return f"<c{s}><v>{serial!r}</v></c>"
+    if isinstance(value, dt.date):
+        return f"<c{s}><v>{(value - _EPOCH.date()).days}</v></c>"
+    return _string_cell(str(value), style)
+
+
+def _column_serialiser(column: Column) -> Callable[[Any], str]:
+    """A fast serialiser for one column of the booking detail: strings through a
+    bounded cache of their XML, numbers and stamps formatted directly."""
+    style = _STYLE_OF[column.number_format] if column.number_format else 0
+    if column.number_format == STAMP:
+        head = f'<c s="{style}"><v>'
+
+        def stamp(value: Any) -> str:
+            if value is None:
+                return "<c/>"
+            serial = (value - _EPOCH).total_seconds() / _DAY
+            return f"{head}{serial!r}</v></c>"
+
+        return stamp
+    if column.number_format is not None:
+        head = f'<c s="{style}"><v>'
+
+        def number(value: Any) -> str:
+            if value is None:
+                return "<c/>"
+            if isinstance(value, float | int | Decimal) and not isinstance(value, bool):
+                return f"{head}{value}</v></c>"
+            return _cell(value, style)
+
+        return number
+    cache: dict[Any, str] = {}
+
+    def text(value: Any) -> str:
+        hit = cache.get(value)
+        if hit is None:
+            if len(cache) > 50_000:
+                cache.clear()
+            hit = cache[value] = _cell(value)
+        return hit
+
+    return text
+
+
+class _SheetWriter:
+    """One worksheet part, written into the open zip entry in blocks."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, out: IO[bytes], columns: list[Column], selected: bool) -> None:
+        self.out = out
+        self.parts: list[str] = []
+        self.size = 0
+        self.row = 1
+        cols = "".join(
+            f'<col min="{n}" max="{n}" width="{c.width}" customWidth="1"/>'
+            for n, c in enumerate(columns, start=1)
+        )
+        tab = ' tabSelected="1"' if selected else ""
+        header = "".join(_string_cell(c.title, _BOLD) for c in columns)
+        self.write(
+            _HEAD + f'<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}">'
+            f'<sheetViews><sheetView{tab} workbookViewId="0">'
+            '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+            '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
+            '</sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
+            f'<cols>{cols}</cols><sheetData><row r="1">{header}</row>'
+        )
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self.BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        self.out.write("".join(self.parts).encode("utf-8"))
+        self.parts.clear()
+        self.size = 0
+
+    def add_row(self, cells: str) -> None:
+        self.row += 1
+        self.write(f'<row r="{self.row}">{cells}</row>')
+
+    def close(self) -> None:
+        self.write("</sheetData></worksheet>")
+        self.flush()
+
+
+def _package_parts(titles: list[str]) -> dict[str, str]:
+    sheets = "".join(
+        f'<sheet name="{xml_text(t)}" sheetId="{n}" r:id="rId{n}"/>'
+        for n, t in enumerate(titles, start=1)
+    )
+    rels = "".join(
+        f'<Relationship Id="rId{n}" Type="{_REL}/worksheet" Target="worksheets/sheet{n}.xml"/>'
+        for n in range(1, len(titles) + 1)
+    )
+    overrides = "".join(
+        f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="{_CT}.worksheet+xml"/>'
+        for n in range(1, len(titles) + 1)
+    )
+    styles_id = len(titles) + 1
+    return {
+        "[Content_Types].xml": _HEAD
+        + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/xl/workbook.xml" ContentType="{_CT}.sheet.main+xml"/>'
+        f'<Override PartName="/xl/styles.xml" ContentType="{_CT}.styles+xml"/>'
+        f"{overrides}</Types>",
+        "_rels/.rels": _HEAD + f'<Relationships xmlns="{_PKG}">'
+        f'<Relationship Id="rId1" Type="{_REL}/officeDocument" Target="xl/workbook.xml"/>'
+        "</Relationships>",
+        "xl/workbook.xml": _HEAD + f'<workbook xmlns="{_MAIN}" xmlns:r="{_REL}">'
+        '<bookViews><workbookView activeTab="0"/></bookViews>'
+        f"<sheets>{sheets}</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": _HEAD + f'<Relationships xmlns="{_PKG}">{rels}'
+        f'<Relationship Id="rId{styles_id}" Type="{_REL}/styles" Target="styles.xml"/>'
+        "</Relationships>",
+        "xl/styles.xml": _STYLES,
+    }
 
 
 def write_xlsx(
@@ -383,33 +546,45 @@ def write_xlsx(
 ) -> int:
     """Write the workbook; returns the number of booking rows."""
     report = build_report(period, scope)
-    wb = Workbook(write_only=True)
-    summary = _sheet(wb, _("Summary"), [Column(_("Figure"), 34), Column(_("Value"), 24)])
-    for title, value, fmt in summary_rows(report):
-        cell = WriteOnlyCell(summary, value=value)
-        if fmt:
-            cell.number_format = fmt
-        summary.append([title, cell])
-    for title, columns, rows in (
-        (_("Institutes"), institute_columns(), institute_rows(report)),
-        (_("Instruments"), instrument_columns(), instrument_rows(report)),
-    ):
-        ws = _sheet(wb, title, columns)
-        style = _styled(ws, columns)
-        for values in rows:
-            ws.append(style(values))
-    columns = booking_columns()
-    ws = _sheet(wb, _("Bookings"), columns)
-    style = _styled(ws, columns)
+    titles = [_("Summary"), _("Institutes"), _("Instruments"), _("Bookings")]
     count = 0
-    for values in booking_rows(period, scope):
-        ws.append(style(values))
-        count += 1
-        if progress is not None and count % PROGRESS_EVERY == 0:
-            progress(PROGRESS_EVERY)
+    # Level 1: the detail sheet is hundreds of MB of very repetitive XML; the fastest
+    # deflate level costs a fraction of the time for a slightly bigger file.
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, text in _package_parts(titles).items():
+            zf.writestr(name, text)
+
+        def sheet(n: int, columns: list[Column]) -> tuple[IO[bytes], _SheetWriter]:
+            entry = zf.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True)
+            return entry, _SheetWriter(entry, columns, selected=n == 1)
+
+        entry, ws = sheet(1, [Column(_("Figure"), 34), Column(_("Value"), 24)])
+        with entry:
+            for title, value, fmt in summary_rows(report):
+                ws.add_row(_cell(title) + _cell(value, _STYLE_OF[fmt] if fmt else 0))
+            ws.close()
+        for n, columns, rows in (
+            (2, institute_columns(), institute_rows(report)),
+            (3, instrument_columns(), instrument_rows(report)),
+        ):
+            styles = [_STYLE_OF[c.number_format] if c.number_format else 0 for c in columns]
+            entry, ws = sheet(n, columns)
+            with entry:
+                for values in rows:
+                    ws.add_row("".join(map(_cell, values, styles)))
+                ws.close()
+        columns = booking_columns()
+        serialisers = [_column_serialiser(c) for c in columns]
+        entry, ws = sheet(4, columns)
+        with entry:
+            for values in booking_rows(period, scope):
+                ws.add_row("".join([f(v) for f, v in zip(serialisers, values, strict=True)]))
+                count += 1
+                if progress is not None and count % PROGRESS_EVERY == 0:
+                    progress(PROGRESS_EVERY)
+            ws.close()
     if progress is not None:
         progress(count % PROGRESS_EVERY)
-    wb.save(target)
     return count
 
 
