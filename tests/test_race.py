@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,11 +22,12 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from config import TestingConfig
 from tests.conftest import PG_URL, postgres_available
+from tests.serverutil import free_port, fresh_postgres, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -47,33 +46,11 @@ RULES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def race_postgres_url() -> str:
     """A database of its own next to the test database (``labshare_test_race`` by
     default), so that parallel suites with their own TEST_POSTGRES_URL never share it."""
     u = make_url(PG_URL)
     return u.set(database=f"{u.database}_race").render_as_string(hide_password=False)
-
-
-def fresh_postgres(url: str) -> None:
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :d AND pid <> pg_backend_pid()"
-            ),
-            {"d": u.database},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{u.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
 
 
 @dataclass
@@ -142,22 +119,6 @@ def build_database(url: str, instance_dir: Path) -> dict[str, Any]:
         }
         db.engine.dispose()
     return ids
-
-
-def wait_until_up(
-    base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{tail}")
-        try:
-            requests.get(f"{base}/healthz", timeout=10)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not answer in time")
 
 
 def get_token(base: str, email: str) -> str:

@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 from flask import Response, stream_with_context
 from pydantic import Field
+from werkzeug.exceptions import ServiceUnavailable
 
 from labshare.api import bp
 from labshare.api.registry import QueryModel, ResponseModel, endpoint
 from labshare.api.schemas import InstituteRef
 from labshare.api.serialize import institute_ref, money
 from labshare.models import Role, User
-from labshare.services import export
+from labshare.services import export, storage
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -109,7 +110,11 @@ def xlsx_response(period: export.Period, scope: export.Scope, name: str) -> Resp
     """The workbook goes to a temporary file (a zip is written at the end), then out
     in chunks; the file disappears when the response is done."""
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response generator
-    export.write_xlsx(spool, period, scope)
+    try:
+        export.write_xlsx(spool, period, scope)
+    except OSError as exc:  # a full disk: a clear 503, not a stack trace
+        spool.close()
+        raise ServiceUnavailable(description=storage.write_failure(exc, name)) from None
     spool.seek(0)
 
     def chunks() -> Iterator[bytes]:

@@ -8,7 +8,7 @@ import click
 from flask import Flask
 
 from labshare.errors import DomainError
-from labshare.services import export
+from labshare.services import export, storage
 
 
 def register_export_command(app: Flask) -> None:
@@ -28,11 +28,15 @@ def register_export_command(app: Flask) -> None:
         total = export.count_bookings(period, scope)
         path = Path(out)
         tmp = path.with_name(path.name + ".part")
-        with click.progressbar(length=total, label="Bookings", file=None) as bar:
-            if fmt == "xlsx":
-                export.write_xlsx(str(tmp), period, scope, bar.update)
-            else:
-                with tmp.open("wb") as fh:
-                    export.write_csv(fh, period, scope, bar.update)
-        tmp.replace(path)
+        try:
+            with click.progressbar(length=total, label="Bookings", file=None) as bar:
+                if fmt == "xlsx":
+                    export.write_xlsx(str(tmp), period, scope, bar.update)
+                else:
+                    with tmp.open("wb") as fh:
+                        export.write_csv(fh, period, scope, bar.update)
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # never leave a partial file behind
+            raise click.ClickException(storage.write_failure(exc, str(path))) from None
         click.echo(f"{total} bookings -> {path}")
