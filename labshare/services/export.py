@@ -14,14 +14,14 @@ import datetime as dt
 import io
 import re
 import zipfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any, cast
 
 from flask_babel import gettext as _
-from sqlalchemy import Table, func, select
+from sqlalchemy import DateTime, String, Table, func, select, type_coerce
 
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
@@ -211,14 +211,16 @@ def institute_rows(report: Report) -> Iterator[list[Any]]:
         )
         .order_by(Institute.code)
     )
+    open_per = Counter(report.resources[r].institute_id for r in open_labs)
+    shared_per = Counter(report.resources[r].institute_id for r in shared)
     for iid, code, name, province in institutes:
         counters = per.get(iid, Counters())
         yield [
             code,
             name,
             province,
-            sum(1 for r in open_labs if report.resources[r].institute_id == iid),
-            sum(1 for r in shared if report.resources[r].institute_id == iid),
+            open_per[iid],
+            shared_per[iid],
             report.smes_by_institute.get(iid, 0),
             *_counter_values(counters),
         ]
@@ -244,12 +246,22 @@ _RESOURCE = cast(Table, Resource.__table__)
 
 
 def booking_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
-    """One row per booking starting in the period (local days), streamed."""
+    """One row per booking starting in the period (local days), streamed.
+
+    Plain Core rows from a server-side cursor (no ORM loading), enum and time columns
+    read raw (no per-value type conversion: the labels come from lookups keyed by
+    the stored value, and the times are read as aware or, on SQLite, naive UTC)."""
     kinds = {k.value: label(k) for k in ResourceKind}
     statuses = {s.value: label(s) for s in BookingStatus}
-    services = {s.value: label(s) for s in ServiceType}
+    services: dict[str | None, str] = {s.value: label(s) for s in ServiceType}
+    services[None] = ""
     fields = {f.value: label(f) for f in Field}
-    yes, no = _("yes"), _("no")
+    solved_text = {True: _("yes"), False: _("no"), None: ""}
+    completed = BookingStatus.COMPLETED.value
+    zero = Decimal("0")
+    utc = dt.UTC
+    stamp = DateTime(timezone=True)
+    connection = db.session.connection()
     for group in stats.zone_groups(period, scope):
         z = zone(group.timezone)
         stmt = (
@@ -258,17 +270,17 @@ def booking_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
                 Institute.code,
                 Institute.name,
                 Institute.province,
-                Booking.resource_kind,
+                type_coerce(Booking.resource_kind, String()),
                 _RESOURCE.c.name,
-                _RESOURCE.c.field,
+                type_coerce(_RESOURCE.c.field, String()),
                 Company.name,
                 Company.credit_code,
-                Booking.start_at,
-                Booking.end_at,
-                Booking.status,
-                UsageRecord.service_type,
-                UsageRecord.checked_in_at,
-                UsageRecord.checked_out_at,
+                type_coerce(Booking.start_at, stamp),
+                type_coerce(Booking.end_at, stamp),
+                type_coerce(Booking.status, String()),
+                type_coerce(UsageRecord.service_type, String()),
+                type_coerce(UsageRecord.checked_in_at, stamp),
+                type_coerce(UsageRecord.checked_out_at, stamp),
                 UsageRecord.samples_count,
                 UsageRecord.problem_solved,
                 Booking.fee,
@@ -280,52 +292,55 @@ def booking_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
             .outerjoin(UsageRecord, UsageRecord.booking_id == Booking.id)
             .where(stats.booking_window(group, scope))
             .order_by(Booking.start_at, Booking.id)
-            .execution_options(yield_per=5000, stream_results=True)
+            .execution_options(stream_results=True, yield_per=5000)
         )
-        for row in db.session.execute(stmt):
-            (
-                bid,
-                icode,
-                iname,
-                prov,
-                kind,
-                rname,
-                fld,
-                cname,
-                ccode,
-                start,
-                end,
-                status,
-                service,
-                cin,
-                cout,
-                samples,
-                solved,
-                fee,
-                waived,
-            ) = row
-            fee = fee or Decimal("0")
-            waived = waived or Decimal("0")
+        result = connection.execute(stmt)
+        for (
+            bid,
+            icode,
+            iname,
+            prov,
+            kind,
+            rname,
+            fld,
+            cname,
+            ccode,
+            start,
+            end,
+            status,
+            service,
+            cin,
+            cout,
+            samples,
+            solved,
+            fee,
+            waived,
+        ) in result:
+            if start.tzinfo is None:  # SQLite: naive UTC
+                start = start.replace(tzinfo=utc)
+                end = end.replace(tzinfo=utc)
+            fee = fee or zero
+            waived = waived or zero
             yield [
                 bid,
                 icode,
                 iname,
                 prov,
-                kinds.get(str(kind), str(kind)),
+                kinds.get(kind, kind),
                 rname,
-                fields.get(str(fld), str(fld)),
+                fields.get(fld, fld),
                 cname,
                 ccode,
                 start.astimezone(z).replace(tzinfo=None),
                 end.astimezone(z).replace(tzinfo=None),
-                statuses.get(str(status), str(status)),
-                services.get(str(service), "") if service is not None else "",
+                statuses.get(status, status),
+                services.get(service, service),
                 round(stats.usage_minutes_of(cin, cout) / 60, 2) if cin is not None else None,
                 samples,
-                (yes if solved else no) if solved is not None else "",
+                solved_text[None if solved is None else bool(solved)],
                 fee,
                 waived,
-                fee - waived if status == BookingStatus.COMPLETED else Decimal("0"),
+                fee - waived if status == completed else zero,
             ]
 
 
