@@ -476,6 +476,67 @@ def _column_serialiser(column: Column) -> Callable[[Any], str]:
     return text
 
 
+def _booking_renderer() -> Callable[[list[Any]], str]:
+    """The cells of one booking detail row (the layout of ``booking_columns``), with
+    every repeated value (names, labels, stamps on the half-hour grid, fees) rendered
+    once and then looked up: a million rows repeat a few thousand distinct values."""
+    i, h, m, t = (f'<c s="{_STYLE_OF[f]}"><v>' for f in (INTEGER, HOURS, MONEY, STAMP))
+    texts: dict[Any, str] = {}
+    numbers: dict[Any, str] = {}
+
+    def text(value: Any) -> str:
+        if len(texts) > 200_000:
+            texts.clear()
+        hit = texts[value] = _cell(value)
+        return hit
+
+    def money(value: Any) -> str:
+        if len(numbers) > 200_000:
+            numbers.clear()
+        hit = numbers[value] = (
+            _cell(value, _STYLE_OF[MONEY]) if value is None else f"{m}{value}</v></c>"
+        )
+        return hit
+
+    def stamp(value: dt.datetime) -> str:
+        if len(numbers) > 200_000:
+            numbers.clear()
+        serial = (value - _EPOCH).total_seconds() / _DAY
+        hit = numbers[value] = f"{t}{serial!r}</v></c>"
+        return hit
+
+    tg = texts.get
+    ng = numbers.get
+
+    def render(v: list[Any]) -> str:
+        hours, samples = v[13], v[14]
+        return "".join(
+            (
+                f"{i}{v[0]}</v></c>",
+                tg(v[1]) or text(v[1]),
+                tg(v[2]) or text(v[2]),
+                tg(v[3]) or text(v[3]),
+                tg(v[4]) or text(v[4]),
+                tg(v[5]) or text(v[5]),
+                tg(v[6]) or text(v[6]),
+                tg(v[7]) or text(v[7]),
+                tg(v[8]) or text(v[8]),
+                ng(v[9]) or stamp(v[9]),
+                ng(v[10]) or stamp(v[10]),
+                tg(v[11]) or text(v[11]),
+                tg(v[12]) or text(v[12]),
+                "<c/>" if hours is None else f"{h}{hours!r}</v></c>",
+                "<c/>" if samples is None else f"{i}{samples}</v></c>",
+                tg(v[15]) or text(v[15]),
+                ng(v[16]) or money(v[16]),
+                ng(v[17]) or money(v[17]),
+                ng(v[18]) or money(v[18]),
+            )
+        )
+
+    return render
+
+
 class _SheetWriter:
     """One worksheet part, written into the open zip entry in blocks."""
 
@@ -582,18 +643,17 @@ def write_xlsx(
             (2, institute_columns(), institute_rows(report)),
             (3, instrument_columns(), instrument_rows(report)),
         ):
-            styles = [_STYLE_OF[c.number_format] if c.number_format else 0 for c in columns]
+            serialisers = [_column_serialiser(c) for c in columns]
             entry, ws = sheet(n, columns)
             with entry:
                 for values in rows:
-                    ws.add_row("".join(map(_cell, values, styles)))
+                    ws.add_row("".join([f(v) for f, v in zip(serialisers, values, strict=True)]))
                 ws.close()
-        columns = booking_columns()
-        serialisers = [_column_serialiser(c) for c in columns]
-        entry, ws = sheet(4, columns)
+        entry, ws = sheet(4, booking_columns())
+        render = _booking_renderer()
         with entry:
             for values in booking_rows(period, scope):
-                ws.add_row("".join([f(v) for f, v in zip(serialisers, values, strict=True)]))
+                ws.add_row(render(values))
                 count += 1
                 if progress is not None and count % PROGRESS_EVERY == 0:
                     progress(PROGRESS_EVERY)
