@@ -51,8 +51,8 @@ Index(
     Instrument.range_max_base,
 )
 
-# Text search: trigram GIN indexes on PostgreSQL, plain ones on SQLite (migration 0004).
-for _column in ("model", "manufacturer"):
+# Text search: trigram GIN indexes on PostgreSQL, plain ones on SQLite (migrations 0004, 0005).
+for _column in ("model", "manufacturer", "measurand"):
     Index(
         f"ix_instrument_{_column}_trgm",
         getattr(Instrument, _column),
