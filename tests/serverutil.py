@@ -70,6 +70,14 @@ class Server:
     log_path: Path
     log: IO[bytes]
 
+    def wait(self) -> None:
+        """Return once the server answers; stop it if it never does."""
+        try:
+            wait_until_up(self.base, self.proc, self.log_path)
+        except BaseException:
+            self.stop()
+            raise
+
     def stop(self) -> str:
         """Stop gunicorn and return its log."""
         self.proc.terminate()
@@ -82,9 +90,12 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Server:
+def start_gunicorn(
+    env: dict[str, str], log_path: Path, workers: int = 2, *, wait: bool = True
+) -> Server:
     """gunicorn on a free port with ``env`` added to this process's environment;
-    returns once it answers /healthz."""
+    returns once it answers /healthz (with ``wait=False`` at once: call
+    ``server.wait()``)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = log_path.open("wb")
@@ -107,9 +118,6 @@ def start_gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Ser
         stderr=subprocess.STDOUT,
     )
     server = Server(base, proc, log_path, log)
-    try:
-        wait_until_up(base, proc, log_path)
-    except BaseException:
-        server.stop()
-        raise
+    if wait:
+        server.wait()
     return server
