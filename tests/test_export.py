@@ -243,3 +243,25 @@ def test_xml_text_escapes_and_strips_illegal_characters() -> None:
     assert export.xml_text('a<b>&c"d') == "a&lt;b&gt;&amp;c&quot;d"
     assert export.xml_text("x\x00\x08\x0b\x0c\x0e\x1f\ud800\uffffy\t\n\r") == "xy\t\n\r"
     assert export.xml_text("江苏省计量院") == "江苏省计量院"
+
+
+def test_xlsx_failure_mid_detail_stops_the_writer_thread(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database error while streaming the detail propagates; no thread is left."""
+    import threading
+
+    real = export.booking_rows
+
+    def failing(period: Period, scope: Scope) -> Any:
+        for n, row in enumerate(real(period, scope)):
+            if n == 2:
+                raise RuntimeError("connection lost")
+            yield row
+
+    monkeypatch.setattr(export, "booking_rows", failing)
+    before = threading.active_count()
+    with force_locale("en"), pytest.raises(RuntimeError, match="connection lost"):
+        export.write_xlsx(io.BytesIO(), Period.month(MONTH), Scope.everything())
+    assert threading.active_count() == before
+    assert not any(t.name == "xlsx-deflate" for t in threading.enumerate())

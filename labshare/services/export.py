@@ -2,8 +2,9 @@
 CSV (the booking detail, UTF-8 with a BOM so that Excel reads the Chinese text).
 
 Both stream: the booking detail comes from a server-side cursor (``yield_per``) and
-goes out through a write-only workbook or a generator of CSV chunks, so exporting a
-million bookings never holds them in memory. Headers are in the current locale
+goes out as worksheet XML streamed into the zip (the workbook is written by hand,
+see the XLSX section) or as a generator of CSV chunks, so exporting a million
+bookings never holds them in memory. Headers are in the current locale
 (call inside ``force_locale`` for someone else's).
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import queue
 import re
+import threading
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -537,13 +540,45 @@ def _booking_renderer() -> Callable[[list[Any]], str]:
     return render
 
 
+class _Background:
+    """A write-only stream whose blocks a worker thread writes to ``out``; ``stop``
+    waits for it and re-raises what it raised."""
+
+    def __init__(self, out: IO[bytes] | _Background) -> None:
+        self.target = out
+        self.blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._drain, name="xlsx-deflate", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while (block := self.blocks.get()) is not None:
+            if self.error is None:
+                try:
+                    self.target.write(block)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by stop()
+                    self.error = exc
+
+    def write(self, block: bytes) -> int:
+        if self.error is not None:
+            raise self.error
+        self.blocks.put(block)
+        return len(block)
+
+    def stop(self) -> None:
+        self.blocks.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class _SheetWriter:
     """One worksheet part, written into the open zip entry in blocks."""
 
     BLOCK = 1 << 20
 
     def __init__(self, out: IO[bytes], columns: list[Column], selected: bool) -> None:
-        self.out = out
+        self.out: IO[bytes] | _Background = out
         self.parts: list[str] = []
         self.size = 0
         self.row = 1
@@ -572,6 +607,13 @@ class _SheetWriter:
         self.out.write("".join(self.parts).encode("utf-8"))
         self.parts.clear()
         self.size = 0
+
+    def background(self) -> _Background:
+        """Hand the blocks to a thread that deflates them into the zip (zlib lets go
+        of the GIL), so that compressing overlaps fetching and rendering rows."""
+        background = _Background(self.out)
+        self.out = background
+        return background
 
     def add_row(self, cells: str) -> None:
         self.row += 1
@@ -652,12 +694,16 @@ def write_xlsx(
         entry, ws = sheet(4, booking_columns())
         render = _booking_renderer()
         with entry:
-            for values in booking_rows(period, scope):
-                ws.add_row(render(values))
-                count += 1
-                if progress is not None and count % PROGRESS_EVERY == 0:
-                    progress(PROGRESS_EVERY)
-            ws.close()
+            background = ws.background()
+            try:
+                for values in booking_rows(period, scope):
+                    ws.add_row(render(values))
+                    count += 1
+                    if progress is not None and count % PROGRESS_EVERY == 0:
+                        progress(PROGRESS_EVERY)
+                ws.close()
+            finally:
+                background.stop()
     if progress is not None:
         progress(count % PROGRESS_EVERY)
     return count
