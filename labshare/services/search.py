@@ -23,24 +23,57 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, CompoundSelect, and_, func, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import contains_eager, noload, with_polymorphic
 
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
+    HOLDING_STATUSES,
+    Booking,
     BookingRules,
+    Closure,
     Field,
     Institute,
     Instrument,
     Lab,
+    OpeningPeriod,
     Resource,
     ResourceKind,
     ResourceStatus,
 )
 from labshare.services import capability
-from labshare.services.availability import MAX_WINDOW, availability
-from labshare.services.rules import DEFAULT, Rules, institute_zone, scope_ids
+from labshare.services.availability import (
+    MAX_WINDOW,
+    OpeningPeriods,
+    availability,
+    capacity_of,
+    saturated,
+)
+from labshare.services.rules import (
+    DEFAULT,
+    MAX_BOOKING_SPAN,
+    Rules,
+    Span,
+    clip,
+    institute_zone,
+    lab_id_of,
+    local_midnight_after,
+    merge,
+    opening_spans,
+    scope_ids,
+    subtract,
+)
 from labshare.timeutil import utcnow, zone
 
 AVAILABILITY_SCAN_LIMIT = 200
@@ -257,21 +290,121 @@ def _grid_start(value: dt.datetime, slot_minutes: int, tz: str) -> dt.datetime:
     return (midnight + dt.timedelta(minutes=steps * slot_minutes)).astimezone(dt.UTC)
 
 
-def has_free_slot(resource: Resource, rules: Rules, start: dt.datetime, end: dt.datetime) -> bool:
-    """Whether a booking of the minimum length fits on the grid somewhere in
-    [start, end), within the lead time and horizon."""
+def _fits(free: Sequence[Span], rules: Rules, tz: str) -> bool:
+    """Whether a booking of the minimum length fits on the grid in one of ``free``."""
+    need = dt.timedelta(minutes=rules.min_minutes)
+    for s, e in free:
+        begin = _grid_start(s, rules.slot_minutes, tz)
+        if begin + need <= e:
+            return True
+    return False
+
+
+def _bookable(rules: Rules, start: dt.datetime, end: dt.datetime) -> Span | None:
+    """[start, end) cut to the lead time and horizon; None when nothing is left."""
     now = utcnow()
     start = max(start, now + dt.timedelta(hours=rules.lead_time_hours))
     end = min(end, now + dt.timedelta(days=rules.horizon_days))
-    if end <= start:
+    return (start, end) if start < end else None
+
+
+def has_free_slot(resource: Resource, rules: Rules, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether a booking of the minimum length fits on the grid somewhere in
+    [start, end), within the lead time and horizon."""
+    span = _bookable(rules, start, end)
+    if span is None:
         return False
+    free = [(i.start, i.end) for i in availability(resource, *span).free]
+    return _fits(free, rules, institute_zone(resource))
+
+
+@dataclass
+class _Calendars:
+    """Bookings, closures and opening periods of many resources over one window."""
+
+    held: dict[int, list[Span]]  # by resource id
+    closed: dict[int, list[Span]]  # by resource id (closures of labs too)
+    periods: dict[int, OpeningPeriods]  # by lab id
+
+
+def _calendars(resources: Sequence[Resource], start: dt.datetime, end: dt.datetime) -> _Calendars:
+    """Two queries for all of ``resources``: their holding bookings and the closures
+    of them and their labs (one UNION ALL, the same conditions as
+    ``availability``), and their labs' opening periods."""
+    ids = [r.id for r in resources]
+    lab_ids = sorted({lab_id_of(r) for r in resources})
+    out = _Calendars(held={}, closed={}, periods={})
+    if not ids:
+        return out
+    rows = db.session.execute(
+        union_all(
+            select(
+                literal(0, Integer).label("k"),
+                Booking.resource_id,
+                Booking.start_at,
+                Booking.end_at,
+            ).where(
+                Booking.resource_id.in_(ids),
+                Booking.start_at < end,
+                Booking.start_at > start - MAX_BOOKING_SPAN,
+                Booking.end_at > start,
+                Booking.status.in_(HOLDING_STATUSES),
+            ),
+            select(
+                literal(1, Integer), Closure.resource_id, Closure.start_at, Closure.end_at
+            ).where(
+                Closure.resource_id.in_(sorted({*ids, *lab_ids})),
+                Closure.start_at < end,
+                Closure.end_at > start,
+            ),
+        )
+    )
+    for k, rid, s, e in rows:
+        (out.closed if k else out.held).setdefault(rid, []).append((s, e))
+    for lab_id, weekday, opens, closes in db.session.execute(
+        select(
+            OpeningPeriod.lab_id, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes
+        ).where(OpeningPeriod.lab_id.in_(lab_ids))
+    ):
+        out.periods.setdefault(lab_id, []).append((int(weekday), opens, closes))
+    return out
+
+
+def _free(resource: Resource, cal: _Calendars, start: dt.datetime, end: dt.datetime) -> list[Span]:
+    """``availability(resource, start, end).free`` from prefetched calendars: the
+    window minus everything ``availability_of`` paints busy (the reasons' order
+    only decides labels, not what is free)."""
+    if resource.status != ResourceStatus.AVAILABLE:
+        return []
     tz = institute_zone(resource)
-    need = dt.timedelta(minutes=rules.min_minutes)
-    for interval in availability(resource, start, end).free:
-        begin = _grid_start(interval.start, rules.slot_minutes, tz)
-        if begin + need <= interval.end:
-            return True
-    return False
+    busy: list[Span] = []
+    if isinstance(resource, Instrument) and resource.calibration_valid_until is not None:
+        cutoff = local_midnight_after(resource.calibration_valid_until, tz)
+        if cutoff < end:
+            busy.append((max(start, cutoff), end))
+    for rid in scope_ids(resource):
+        busy += cal.closed.get(rid, [])
+    opening = opening_spans(cal.periods.get(lab_id_of(resource), []), tz, start, end)
+    busy += subtract([(start, end)], opening)
+    busy += saturated(cal.held.get(resource.id, []), capacity_of(resource))
+    return subtract([(start, end)], merge(clip(busy, start, end)))
+
+
+def with_free_slot(
+    resources: Sequence[Resource], rules: dict[int, Rules], start: dt.datetime, end: dt.datetime
+) -> list[Resource]:
+    """``[r for r in resources if has_free_slot(r, rules[r.id], start, end)]`` in
+    two queries however many resources there are (``has_free_slot`` runs two per
+    resource)."""
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    spans = {r.id: _bookable(rules[r.id], start, end) for r in resources}
+    cal = _calendars([r for r in resources if spans[r.id] is not None], start, end)
+    out: list[Resource] = []
+    for r in resources:
+        span = spans[r.id]
+        if span is not None and _fits(_free(r, cal, *span), rules[r.id], institute_zone(r)):
+            out.append(r)
+    return out
 
 
 def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchResult:
@@ -295,7 +428,7 @@ def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchR
         truncated = len(candidates) > AVAILABILITY_SCAN_LIMIT
         candidates = candidates[:AVAILABILITY_SCAN_LIMIT]
         rules = rules_for(candidates)
-        matching = [r for r in candidates if has_free_slot(r, rules[r.id], *window)]
+        matching = with_free_slot(candidates, rules, *window)
         offset = (page - 1) * per_page
         items = matching[offset : offset + per_page]
         return SearchResult(
