@@ -38,6 +38,11 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "account.token_create POST": (302, 422, 422, 422, 422, 422),
     "account.token_list GET": (302, 200, 200, 200, 200, 200),
     "account.token_revoke POST": (302, 302, 404, 404, 404, 404),
+    "admin.edit_institute GET": (302, 403, 403, 403, 403, 200),
+    "admin.edit_institute POST": (302, 403, 403, 403, 403, 302),  # empty body: nothing changes
+    "admin.institutes GET": (302, 403, 403, 403, 403, 200),
+    "admin.new_institute GET": (302, 403, 403, 403, 403, 200),
+    "admin.new_institute POST": (302, 403, 403, 403, 403, 422),
     "admin.new_user GET": (302, 403, 403, 403, 403, 200),
     "admin.new_user POST": (302, 403, 403, 403, 403, 422),
     "admin.set_active POST": (302, 403, 403, 403, 403, 302),
@@ -226,6 +231,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "token_id": w.token.id,
         "feed_token": w.feed,
         "code": w.inst.institute.code,
+        "institute_id": w.inst.institute.id,
         "filename": "css/app.css",
     }
     url = rule

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from labshare.admin import views  # noqa: E402,F401  - routes register on import
+from labshare.admin import institutes, views  # noqa: E402,F401  - routes register on import

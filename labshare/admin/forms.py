@@ -9,8 +9,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, Length
 
 from labshare.auth.forms import LANGUAGE_CHOICES, required
-from labshare.labels import ROLE_LABELS
-from labshare.models import Role
+from labshare.labels import ROLE_LABELS, choices
+from labshare.models import InstituteKind, Role
 
 
 class NewUserForm(FlaskForm):
@@ -53,4 +53,30 @@ class UserFilterForm(FlaskForm):
             *(SelectChoice(r.value, ROLE_LABELS[r]) for r in Role),
         ],
         validate_choice=False,
+    )
+
+
+class InstituteForm(FlaskForm):
+    """An institute's fields; services.institutes checks them and names the field."""
+
+    code = StringField(
+        _l("Code"),
+        description=_l("2 to 32 characters: letters A–Z, digits, '_' or '-'; stored upper-case."),
+    )
+    name = StringField(_l("Name"))
+    name_en = StringField(_l("English name"))
+    kind = SelectField(_l("Kind"), choices=choices(InstituteKind), validate_choice=False)
+    province_code = StringField(
+        _l("Province code"),
+        description=_l("The 6-digit administrative division code, for example 320000."),
+    )
+    province = StringField(_l("Province"))
+    city = StringField(_l("City"))
+    address = StringField(_l("Address"))
+    contact_phone = StringField(_l("Contact phone"))
+    contact_email = EmailField(_l("Contact email"))
+    timezone = StringField(
+        _l("Time zone"),
+        default="Asia/Shanghai",
+        description=_l("An IANA time zone name, for example Asia/Shanghai."),
     )
