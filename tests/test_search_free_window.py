@@ -52,7 +52,11 @@ def _mixed_catalogue(
                     rules={"lead_time_hours": 200} if (n, m) == (1, 1) else None,
                 )
             )
-    for resource in made:
+    # Capacity 2, one booking over its whole opening of 7 January: still bookable.
+    shared = make_lab(institute=shanghai, capacity=2, hours=weekday_hours("09:00", "11:00"))
+    make_booking(resource=shared, start=_at(7, 1), end=_at(7, 3), status=BookingStatus.APPROVED)
+    made.append(shared)
+    for resource in made[:-1]:
         held: list[tuple[dt.datetime, dt.datetime]] = []
         for _ in range(rnd.randrange(6)):
             start = _at(rnd.randrange(6, 10), rnd.randrange(24), rnd.choice((0, 30)))
