@@ -61,6 +61,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "api.openapi GET": (200, 200, 200, 200, 200, 200),
     "api.record_usage POST": (401, 403, 404, 409, 404, 403),
     "api.reject_booking POST": (401, 403, 404, 200, 404, 403),
+    "api.usage_report GET": (401, 403, 403, 200, 200, 200),  # staff: their own institute
     "auth.login GET": (200, 302, 302, 302, 302, 302),
     "auth.login POST": (422, 422, 422, 422, 422, 422),
     "auth.logout POST": (302, 302, 302, 302, 302, 302),
@@ -112,6 +113,8 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "notifications.index GET": (302, 200, 200, 200, 200, 200),
     "notifications.mark_all_read POST": (302, 302, 302, 302, 302, 302),
     "notifications.mark_read POST": (302, 302, 404, 404, 404, 404),
+    "reports.download GET": (302, 403, 403, 200, 200, 200),  # staff: their own institute
+    "reports.index GET": (302, 403, 403, 200, 200, 200),
     "static GET": (200, 200, 200, 200, 200, 200),
 }
 
@@ -121,6 +124,9 @@ _WEEK = {"from": "2030-01-07T00:00:00+08:00", "to": "2030-01-14T00:00:00+08:00"}
 QUERY: dict[str, dict[str, str]] = {
     "api.get_availability GET": _WEEK,
     "api.campaign GET": _WEEK,
+    "api.usage_report GET": {"month": "2030-01"},
+    "reports.download GET": {"month": "2030-01", "format": "csv"},
+    "reports.index GET": {"month": "2030-01"},
 }
 BODY: dict[str, dict[str, Any]] = {
     "api.reject_booking POST": {"reason": "fully booked"},
