@@ -66,6 +66,9 @@ def catalogue(db: Any, make_institute: Any, make_lab: Any, make_instrument: Any)
         ("MANOMETER", {"gauge"}),  # ASCII case is ignored
         ("global", {"cmm"}),  # model
         ("UV", {"gauge"}),  # model, short
+        ("uv-7", {"gauge"}),  # cased: ILIKE on PostgreSQL
+        ("-7", {"gauge"}),  # no cased letter: LIKE on PostgreSQL
+        ("GLOBAL S", {"cmm"}),
         ("fluke", {"gauge"}),  # manufacturer
         ("海克", {"cmm"}),  # manufacturer, short
         ("pressure", {"gauge"}),  # measurand

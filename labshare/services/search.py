@@ -113,10 +113,14 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _contains(column: Any, pattern: str) -> ColumnElement[bool]:
+def _contains(column: Any, pattern: str, *, cased: bool = True) -> ColumnElement[bool]:
     """Case-insensitive match of a ``_like`` pattern. SQLite's LIKE already ignores
-    ASCII case (and Chinese has none), so it is spared ILIKE's per-row lower() calls."""
-    if db.engine.dialect.name == "sqlite":
+    ASCII case (and Chinese has none), so it is spared ILIKE's per-row lower() calls.
+    On PostgreSQL a pattern without cased letters (``cased=False``: Chinese, digits,
+    punctuation) uses LIKE too: lower() changes no character such a pattern could
+    match, so the rows are the same, and LIKE costs a fifth of ILIKE (42k names
+    ``'%压力%'``: 8 ms against 41 ms). gin_trgm_ops serves both operators."""
+    if db.engine.dialect.name == "sqlite" or not cased:
         return column.like(pattern, escape="\\")
     return column.ilike(pattern, escape="\\")
 
@@ -156,36 +160,33 @@ def _term_ids(term: str) -> CompoundSelect:
     extracts no trigram from them, so its GIN index can only return every row for
     a recheck. Measured on 42k resources, ``name ILIKE '%压力%'`` took 26 ms as a
     sequential scan and 62 ms when forced through the index (the planner rightly
-    prefers the scan). One branch per column would scan resource twice and
-    instrument three times; these terms instead get one pass over resource LEFT
-    JOIN instrument testing every column. Same rows either way, only the plan
-    differs.
+    prefers the scan). So these terms get one sequential scan per table (resource,
+    instrument; no join) testing all its columns at once, instead of one scan per
+    column. Same rows either way, only the plan differs.
     """
     p = _like(term)
-    institutes = select(_inst.c.id).where(
-        or_(_contains(_inst.c.name, p), _contains(_inst.c.name_en, p))
+    cased = term.lower() != term.upper()
+
+    def has(*columns: Any) -> ColumnElement[bool]:
+        return or_(*(_contains(c, p, cased=cased) for c in columns))
+
+    by_institute = select(_r.c.id).where(
+        _r.c.institute_id.in_(select(_inst.c.id).where(has(_inst.c.name, _inst.c.name_en)))
     )
-    by_institute = select(_r.c.id).where(_r.c.institute_id.in_(institutes))
     if _indexable(term):
         return union_all(
-            select(_r.c.id).where(_contains(_r.c.name, p)),
-            select(_r.c.id).where(_contains(_r.c.name_en, p)),
-            select(_i.c.id).where(_contains(_i.c.model, p)),
-            select(_i.c.id).where(_contains(_i.c.manufacturer, p)),
-            select(_i.c.id).where(_contains(_i.c.measurand, p)),
+            select(_r.c.id).where(has(_r.c.name)),
+            select(_r.c.id).where(has(_r.c.name_en)),
+            select(_i.c.id).where(has(_i.c.model)),
+            select(_i.c.id).where(has(_i.c.manufacturer)),
+            select(_i.c.id).where(has(_i.c.measurand)),
             by_institute,
         )
-    one_pass = (
-        select(_r.c.id)
-        .select_from(_r.outerjoin(_i, _i.c.id == _r.c.id))
-        .where(
-            or_(
-                *(_contains(c, p) for c in (_r.c.name, _r.c.name_en)),
-                *(_contains(c, p) for c in (_i.c.model, _i.c.manufacturer, _i.c.measurand)),
-            )
-        )
+    return union_all(
+        select(_r.c.id).where(has(_r.c.name, _r.c.name_en)),
+        select(_i.c.id).where(has(_i.c.model, _i.c.manufacturer, _i.c.measurand)),
+        by_institute,
     )
-    return union_all(one_pass, by_institute)
 
 
 def _text_clause(q: str) -> list[ColumnElement[bool]]:
