@@ -439,5 +439,26 @@ def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchR
             truncated=truncated,
         )
     total = _count(where)
-    items = list(db.session.scalars(stmt.offset((page - 1) * per_page).limit(per_page)).unique())
+    # The page's ids are found over resource and institute alone (like the count),
+    # then only those rows go through the polymorphic joins. Filtering the joined
+    # rows and stopping at the page made PostgreSQL walk thousands of them in id
+    # order (q=Fluke on 42k resources: 44 ms against 19 ms).
+    page_ids = (
+        select(Resource.id)
+        .join(Institute, Institute.id == Resource.institute_id)
+        .where(and_(*where))
+        .order_by(Resource.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .subquery("page_ids")
+    )
+    items = list(
+        db.session.scalars(
+            select(_poly)
+            .join(page_ids, page_ids.c.id == _poly.id)
+            .join(Institute, _poly.institute)
+            .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
+            .order_by(_poly.id)
+        ).unique()
+    )
     return SearchResult(items=items, total=int(total), rules=rules_for(items))
