@@ -232,6 +232,10 @@ def test_xlsx_layout_formats_and_unsafe_text(world: dict[str, Any]) -> None:
     tz = zone(world["a"].timezone)
     assert first[9] == booking.start_at.astimezone(tz).replace(tzinfo=None)
     assert first[16] == 200 and first[17] == 50 and first[18] == 150
+    # An empty value keeps its column's format (a rejected booking: no usage hours).
+    rejected = next(r for r in ws.iter_rows(min_row=2) if r[13].value is None)
+    assert rejected[13].number_format == export.HOURS
+    assert rejected[14].number_format == export.INTEGER
     summary = wb["Summary"]
     formats = {r[0].value: r[1].number_format for r in summary.iter_rows(min_row=2)}
     assert formats["Approval rate"] == export.PERCENT

@@ -421,17 +421,18 @@ def _string_cell(text: str, style: int = 0) -> str:
 
 def _cell(value: Any, style: int = 0) -> str:
     """One cell of any value the export produces. Cells carry no reference (``r``):
-    a reader places each after the previous one, so an empty value is an empty cell."""
-    if value is None:
-        return "<c/>"
+    a reader places each after the previous one, so an empty value is an empty cell
+    (keeping the column's number format)."""
     s = f' s="{style}"' if style else ""
+    if value is None:
+        return f"<c{s}/>"
     if isinstance(value, bool):
         return f'<c t="b"{s}><v>{int(value)}</v></c>'
     if isinstance(value, int | Decimal):
         return f"<c{s}><v>{value}</v></c>"
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            return "<c/>"
+            return f"<c{s}/>"
         return f"<c{s}><v>{value!r}</v></c>"
     if isinstance(value, dt.datetime):
         serial = (value.replace(tzinfo=None) - _EPOCH).total_seconds() / _DAY
@@ -442,7 +443,7 @@ def _cell(value: Any, style: int = 0) -> str:
 
 
 def _column_serialiser(column: Column) -> Callable[[Any], str]:
-    """A fast serialiser for one column of the booking detail: strings through a
+    """A fast serialiser for one column of a sheet: strings through a
     bounded cache of their XML, numbers and stamps formatted directly."""
     style = _STYLE_OF[column.number_format] if column.number_format else 0
     if column.number_format == STAMP:
@@ -450,7 +451,7 @@ def _column_serialiser(column: Column) -> Callable[[Any], str]:
 
         def stamp(value: Any) -> str:
             if value is None:
-                return "<c/>"
+                return f'<c s="{style}"/>'
             serial = (value - _EPOCH).total_seconds() / _DAY
             return f"{head}{serial!r}</v></c>"
 
@@ -460,7 +461,7 @@ def _column_serialiser(column: Column) -> Callable[[Any], str]:
 
         def number(value: Any) -> str:
             if value is None:
-                return "<c/>"
+                return f'<c s="{style}"/>'
             if isinstance(value, float | int | Decimal) and not isinstance(value, bool):
                 return f"{head}{value}</v></c>"
             return _cell(value, style)
@@ -484,6 +485,7 @@ def _booking_renderer() -> Callable[[list[Any]], str]:
     every repeated value (names, labels, stamps on the half-hour grid, fees) rendered
     once and then looked up: a million rows repeat a few thousand distinct values."""
     i, h, m, t = (f'<c s="{_STYLE_OF[f]}"><v>' for f in (INTEGER, HOURS, MONEY, STAMP))
+    empty_h, empty_i = (f'<c s="{_STYLE_OF[f]}"/>' for f in (HOURS, INTEGER))
     texts: dict[Any, str] = {}
     numbers: dict[Any, str] = {}
 
@@ -528,8 +530,8 @@ def _booking_renderer() -> Callable[[list[Any]], str]:
                 ng(v[10]) or stamp(v[10]),
                 tg(v[11]) or text(v[11]),
                 tg(v[12]) or text(v[12]),
-                "<c/>" if hours is None else f"{h}{hours!r}</v></c>",
-                "<c/>" if samples is None else f"{i}{samples}</v></c>",
+                empty_h if hours is None else f"{h}{hours!r}</v></c>",
+                empty_i if samples is None else f"{i}{samples}</v></c>",
                 tg(v[15]) or text(v[15]),
                 ng(v[16]) or money(v[16]),
                 ng(v[17]) or money(v[17]),
