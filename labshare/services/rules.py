@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import select
 
@@ -33,28 +33,10 @@ class Rules:
 
     @classmethod
     def from_row(cls, row: BookingRules) -> Rules:
-        return cls(
-            slot_minutes=row.slot_minutes,
-            min_minutes=row.min_minutes,
-            max_minutes=row.max_minutes,
-            lead_time_hours=row.lead_time_hours,
-            horizon_days=row.horizon_days,
-            requires_approval=row.requires_approval,
-            max_active_per_company=row.max_active_per_company,
-            cancel_deadline_hours=row.cancel_deadline_hours,
-        )
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
-DEFAULT = Rules(
-    slot_minutes=int(DEFAULT_RULES["slot_minutes"]),
-    min_minutes=int(DEFAULT_RULES["min_minutes"]),
-    max_minutes=int(DEFAULT_RULES["max_minutes"]),
-    lead_time_hours=int(DEFAULT_RULES["lead_time_hours"]),
-    horizon_days=int(DEFAULT_RULES["horizon_days"]),
-    requires_approval=bool(DEFAULT_RULES["requires_approval"]),
-    max_active_per_company=int(DEFAULT_RULES["max_active_per_company"]),
-    cancel_deadline_hours=int(DEFAULT_RULES["cancel_deadline_hours"]),
-)
+DEFAULT = Rules(**DEFAULT_RULES)  # type: ignore[arg-type]
 
 
 def lab_id_of(resource: Resource) -> int:
