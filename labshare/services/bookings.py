@@ -10,6 +10,8 @@ Nothing here commits.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import lazy_gettext as _l
@@ -320,23 +322,57 @@ def create_booking(
     """Book ``resource`` for [start, end). Pending, or approved where the rules
     auto-approve. Raises NotAllowed, ValidationFailed, RuleViolation or SlotTaken;
     writes nothing then."""
+    request = validate_request(booker, start, end, purpose=purpose, samples=samples)
+    lock_resources([resource.id])
+    return book_locked(resource, booker, request)
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """A request's checked input: aware UTC times, trimmed texts."""
+
+    start: dt.datetime
+    end: dt.datetime
+    purpose: str
+    samples: str | None
+
+
+def validate_request(
+    booker: User,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    purpose: str,
+    samples: str | None = None,
+) -> BookingRequest:
+    """Who books and what they typed, checked before any lock is taken."""
     _check_booker(booker)
     start = _aware(start, "start")
     end = _aware(end, "end")
     if end <= start:
         raise ValidationFailed(_l("The end must be after the start."), field="end")
     purpose_text = _text(purpose, "purpose", PURPOSE_MAX, required=True)
+    assert purpose_text is not None  # required
     samples_text = _text(samples, "samples", SAMPLES_MAX, required=False)
+    return BookingRequest(start, end, purpose_text, samples_text)
 
-    resource_id = resource.id
-    _lock_resource(resource_id)
-    db.session.refresh(resource)  # re-read under the lock (status, calibration, ...)
+
+def lock_resources(resource_ids: Sequence[int]) -> None:
+    """Take the write lock for several resources, in id order (so two requests
+    that lock overlapping sets cannot deadlock)."""
+    for resource_id in sorted(set(resource_ids)):
+        _lock_resource(resource_id)
+
+
+def check_slot(
+    resource: Resource, booker: User, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> Rules:
+    """Every rule and the conflict check for one slot; the caller holds the lock of
+    ``resource`` (``lock_resources``) and has re-read it. Returns the rules used."""
     company_id = booker.company_id
     assert company_id is not None  # _check_booker
     rules = effective_rules(resource)
     tz = institute_zone(resource)
-    now = utcnow()
-
     _check_available(resource)
     _check_qualification(resource, booker, start, tz)
     _check_time_rules(rules, tz, start, end, now)
@@ -344,20 +380,37 @@ def create_booking(
     _check_closure_and_calibration(resource, tz, start, end)
     _check_quota(resource, company_id, rules, now)
     _check_free(resource, start, end)
+    return rules
 
-    fee, waived = compute_fee(resource, start, end)
+
+def book_locked(
+    resource: Resource,
+    booker: User,
+    request: BookingRequest,
+    *,
+    now: dt.datetime | None = None,
+) -> Booking:
+    """Check and insert one booking; the caller holds the lock of ``resource``
+    (``lock_resources``). Several calls under one lock (a series, a group) see each
+    other's rows, since each is flushed before the next check."""
+    db.session.refresh(resource)  # re-read under the lock (status, calibration, ...)
+    now = now or utcnow()
+    rules = check_slot(resource, booker, request.start, request.end, now)
+    company_id = booker.company_id
+    assert company_id is not None  # _check_booker
+    fee, waived = compute_fee(resource, request.start, request.end)
     status = BookingStatus.PENDING if rules.requires_approval else BookingStatus.APPROVED
     booking = Booking(
-        resource_id=resource_id,
+        resource_id=resource.id,
         resource_kind=ResourceKind(resource.kind),
         institute_id=resource.institute_id,
         company_id=company_id,
         user_id=booker.id,
-        start_at=start,
-        end_at=end,
+        start_at=request.start,
+        end_at=request.end,
         status=status,
-        purpose=purpose_text,
-        samples=samples_text,
+        purpose=request.purpose,
+        samples=request.samples,
         fee=fee,
         fee_waived=waived,
     )
