@@ -17,6 +17,7 @@ from labshare.models import (
     CompanySize,
     Field,
     InstituteKind,
+    NotificationStatus,
     ResourceKind,
     ResourceStatus,
     Role,
@@ -140,6 +141,15 @@ MEASURAND_LABELS: dict[str, Any] = {
 }
 
 
+NOTIFICATION_STATUS_LABELS = {
+    NotificationStatus.PENDING: _l("Waiting to be sent"),
+    NotificationStatus.SENDING: _l("Being sent"),
+    NotificationStatus.SENT: _l("Sent"),
+    NotificationStatus.FAILED: _l("Failed"),
+    NotificationStatus.UNCERTAIN: _l("Uncertain"),
+}
+
+
 def measurand_label(name: str | None) -> str:
     if not name:
         return ""
@@ -157,6 +167,7 @@ _ALL: dict[type[enum.StrEnum], dict[Any, Any]] = {
     ClosureKind: CLOSURE_KIND_LABELS,
     CompanySize: COMPANY_SIZE_LABELS,
     Role: ROLE_LABELS,
+    NotificationStatus: NOTIFICATION_STATUS_LABELS,
 }
 
 

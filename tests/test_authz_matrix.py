@@ -38,6 +38,9 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "account.token_create POST": (302, 422, 422, 422, 422, 422),
     "account.token_list GET": (302, 200, 200, 200, 200, 200),
     "account.token_revoke POST": (302, 302, 404, 404, 404, 404),
+    "admin.mark_mail_delivered POST": (302, 403, 403, 403, 403, 302),
+    "admin.requeue_mail POST": (302, 403, 403, 403, 403, 302),
+    "admin.undelivered_mail GET": (302, 403, 403, 403, 403, 200),
     "admin.edit_institute GET": (302, 403, 403, 403, 403, 200),
     "admin.edit_institute POST": (302, 403, 403, 403, 403, 302),  # empty body: nothing changes
     "admin.institutes GET": (302, 403, 403, 403, 403, 200),

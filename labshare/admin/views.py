@@ -1,4 +1,4 @@
-"""Platform admin: accounts."""
+"""Platform admin: accounts, and mail that could not be delivered."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from wtforms.fields.choices import SelectChoice
 from labshare.admin import bp
 from labshare.admin.forms import NewUserForm, UserFilterForm
 from labshare.auth.decorators import role_required
-from labshare.errors import ValidationFailed
+from labshare.errors import DomainError, ValidationFailed
 from labshare.extensions import db
 from labshare.main.forms import apply_domain_error
-from labshare.models import Institute, Role, User
-from labshare.services import accounts
+from labshare.models import Institute, Notification, Role, User
+from labshare.services import accounts, mail
 
 PER_PAGE = 50
 
@@ -94,3 +94,52 @@ def set_active(user_id: int) -> Any:
         else:
             flash(_("%(email)s was deactivated.", email=user.email), "success")
     return redirect(url_for("admin.users"))
+
+
+@bp.get("/mail")
+@role_required(Role.ADMIN)
+def undelivered_mail() -> Any:
+    """Messages the sender gave up on (failed) or cannot know about (uncertain)."""
+    notes = mail.undelivered()
+    recipients = {
+        u.id: u
+        for u in db.session.scalars(select(User).where(User.id.in_({n.user_id for n in notes})))
+    }
+    return render_template(
+        "admin/mail.html", notes=notes, recipients=recipients, action_form=FlaskForm()
+    )
+
+
+@bp.post("/mail/<int:notification_id>/requeue")
+@role_required(Role.ADMIN)
+def requeue_mail(notification_id: int) -> Any:
+    return _handle_mail(notification_id, requeue=True)
+
+
+@bp.post("/mail/<int:notification_id>/delivered")
+@role_required(Role.ADMIN)
+def mark_mail_delivered(notification_id: int) -> Any:
+    return _handle_mail(notification_id, requeue=False)
+
+
+def _handle_mail(notification_id: int, *, requeue: bool) -> Any:
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+        return redirect(url_for("admin.undelivered_mail"))
+    note = db.get_or_404(Notification, notification_id)
+    try:
+        if requeue:
+            mail.requeue(note, current_user)
+        else:
+            mail.mark_delivered(note, current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+    else:
+        db.session.commit()
+        if requeue:
+            flash(_("Message %(id)d will be sent again.", id=notification_id), "success")
+        else:
+            flash(_("Message %(id)d is marked as delivered.", id=notification_id), "success")
+    return redirect(url_for("admin.undelivered_mail"))

@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from labshare.database import begin_write
+from labshare.errors import InvalidTransition, NotAllowed
 from labshare.extensions import db
-from labshare.models import Booking, Notification, NotificationStatus, User
-from labshare.services import notify
+from labshare.models import Booking, Notification, NotificationStatus, Role, User
+from labshare.services import audit, notify
 from labshare.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -383,15 +385,63 @@ def _deliver_claimed(ids: list[int], report: DeliveryReport) -> None:
         transport.close()
 
 
+_UNDELIVERED = (NotificationStatus.FAILED, NotificationStatus.UNCERTAIN)
+
+
 def undelivered(limit: int = 200) -> list[Notification]:
     """Failed and uncertain rows, newest first: what an admin must look at."""
     return list(
         db.session.scalars(
             select(Notification)
-            .where(
-                Notification.status.in_([NotificationStatus.FAILED, NotificationStatus.UNCERTAIN])
-            )
+            .where(Notification.status.in_(_UNDELIVERED))
             .order_by(Notification.created_at.desc(), Notification.id.desc())
             .limit(limit)
         )
     )
+
+
+# -- what an admin does with an undelivered message ----------------------------------------
+
+
+def _admin_move(
+    note: Notification, actor: User, to: NotificationStatus, action: str, **values: Any
+) -> None:
+    """Move a failed or uncertain row by a conditional UPDATE (a sender or another
+    admin acting at the same moment finds nothing to change), audited."""
+    if actor.role != Role.ADMIN:
+        raise NotAllowed(_l("Only administrators can do this."))
+    before = NotificationStatus(note.status)
+    result = db.session.execute(
+        update(Notification)
+        .where(Notification.id == note.id, Notification.status.in_(_UNDELIVERED))
+        .values(status=to, **values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(note)
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        raise InvalidTransition(
+            _l(
+                "Only a failed or uncertain message can be handled here; this one is %(s)s.",
+                s=str(note.status),
+            )
+        )
+    audit.record(action, note, actor=actor, from_state=before, to_state=to)
+
+
+def requeue(note: Notification, actor: User) -> None:
+    """failed/uncertain -> pending, due now, with a fresh count of attempts. For an
+    uncertain row the admin accepts that the recipient may get it twice."""
+    _admin_move(
+        note,
+        actor,
+        NotificationStatus.PENDING,
+        "mail.requeue",
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+
+
+def mark_delivered(note: Notification, actor: User) -> None:
+    """uncertain/failed -> sent, when the admin has confirmed delivery otherwise
+    (the mail server's log, the recipient)."""
+    _admin_move(note, actor, NotificationStatus.SENT, "mail.mark_sent", sent_at=utcnow())
