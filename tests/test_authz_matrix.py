@@ -119,6 +119,19 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "reports.download GET": (302, 403, 403, 200, 200, 200),  # staff: their own institute
     "reports.index GET": (302, 403, 403, 200, 200, 200),
     "static GET": (200, 200, 200, 200, 200, 200),
+    # -- waitlist (issue 8): an entry is its company's; others 404, non-SMEs 403 --
+    "api.join_waitlist POST": (401, 422, 422, 403, 403, 403),
+    "api.list_waitlist GET": (401, 200, 200, 403, 403, 403),
+    "api.get_waitlist_entry GET": (401, 200, 404, 403, 403, 403),
+    "api.accept_waitlist_offer POST": (401, 201, 404, 403, 403, 403),
+    "api.decline_waitlist_offer POST": (401, 200, 404, 403, 403, 403),
+    "api.leave_waitlist POST": (401, 200, 404, 403, 403, 403),
+    "bookings.waitlist_join POST": (302, 302, 302, 403, 403, 403),  # empty form: back, flash
+    "bookings.waitlist_mine GET": (302, 200, 200, 403, 403, 403),
+    "bookings.waitlist_accept POST": (302, 302, 404, 403, 403, 403),
+    "bookings.waitlist_decline POST": (302, 302, 404, 403, 403, 403),
+    "bookings.waitlist_leave POST": (302, 302, 404, 403, 403, 403),
+    # -- end waitlist --
 }
 
 
@@ -196,6 +209,7 @@ def world(
         end=dt.datetime(2030, 1, 8, 3, 0, tzinfo=dt.UTC),
         status=BookingStatus.PENDING,
     )
+    entry = _waitlist_entry_of(inst, users["sme"])  # waitlist (issue 8)
     closure = Closure(
         resource_id=inst.id,
         start_at=dt.datetime(2030, 2, 1, tzinfo=dt.UTC),
@@ -225,7 +239,29 @@ def world(
         note=note,
         token=personal.token,
         feed=feed,
+        entry=entry,  # waitlist (issue 8)
     )
+
+
+def _waitlist_entry_of(inst: Any, user: Any) -> Any:
+    """An open offer to the SME's company for a free slot of the instrument (waitlist)."""
+    from labshare.extensions import db
+    from labshare.models import WaitlistEntry, WaitlistStatus
+
+    entry = WaitlistEntry(
+        resource_id=inst.id,
+        company_id=user.company_id,
+        user_id=user.id,
+        start_at=dt.datetime(2030, 1, 10, 1, 0, tzinfo=dt.UTC),
+        end_at=dt.datetime(2030, 1, 10, 3, 0, tzinfo=dt.UTC),
+        purpose="matrix",
+        status=WaitlistStatus.OFFERED,
+        offered_at=NOW,
+        offer_expires_at=NOW + dt.timedelta(days=1),
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry
 
 
 def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
@@ -242,6 +278,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "code": w.inst.institute.code,
         "institute_id": w.inst.institute.id,
         "filename": "css/app.css",
+        "entry_id": w.entry.id,  # waitlist
     }
     url = rule
     for name, value in values.items():
@@ -299,4 +336,6 @@ def _reset(w: SimpleNamespace) -> None:
         user.active = True
     db.session.refresh(w.token)
     w.token.revoked_at = None
+    db.session.refresh(w.entry)  # waitlist (issue 8): the offer is open again
+    w.entry.status = "offered"
     db.session.commit()

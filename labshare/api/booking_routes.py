@@ -20,11 +20,11 @@ from labshare.api.schemas import (
     UsageBody,
 )
 from labshare.api.serialize import booking_json, page_json
-from labshare.errors import NotFound
+from labshare.errors import NotFound, SlotTaken
 from labshare.extensions import db
 from labshare.models import Booking, Role, User
 from labshare.ratelimit import booking_limit, caller_key
-from labshare.services import bookings
+from labshare.services import bookings, waitlist  # waitlist (issue 8)
 from labshare.services.permissions import can_view_booking, visible_bookings
 
 TRANSITION_ERRORS = (403, 404, 409, 422)
@@ -108,9 +108,12 @@ def get_booking(user: User, booking_id: int) -> dict[str, Any]:
 )
 def create_booking(user: User, body: BookingCreate) -> dict[str, Any]:
     resource = load_resource(body.resource_id)
-    booking = bookings.create_booking(
-        resource, user, body.start, body.end, purpose=body.purpose, samples=body.samples
-    )
+    try:
+        booking = bookings.create_booking(
+            resource, user, body.start, body.end, purpose=body.purpose, samples=body.samples
+        )
+    except SlotTaken as exc:  # waitlist (issue 8): say whether the line can be joined
+        raise waitlist.conflict_hint(exc, resource) from None
     db.session.commit()
     return booking_json(booking)
 

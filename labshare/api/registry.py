@@ -307,6 +307,11 @@ _ERROR_SCHEMA = {
                         "company_quota",
                         "cancellation_deadline",
                         "qualification",
+                        # waitlist (issue 8)
+                        "slot_free",
+                        "waitlist_duplicate",
+                        "waitlist_limit",
+                        "waitlist_disabled",
                     ],
                 },
             },

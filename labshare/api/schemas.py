@@ -153,6 +153,12 @@ class RulesOut(ResponseModel):
     requires_approval: bool
     max_active_per_company: int
     cancel_deadline_hours: int
+    # -- waitlist (issue 8) --
+    waitlist_enabled: bool = Field(description="SMEs may join the waitlist of a taken slot")
+    waitlist_offer_minutes: int = Field(
+        description="how long a freed slot is held for the first in line"
+    )
+    # -- end waitlist --
 
 
 class ResourceOut(ResponseModel):

@@ -30,6 +30,10 @@ def rules_json(rules: Rules) -> dict[str, Any]:
         "requires_approval": rules.requires_approval,
         "max_active_per_company": rules.max_active_per_company,
         "cancel_deadline_hours": rules.cancel_deadline_hours,
+        # -- waitlist (issue 8) --
+        "waitlist_enabled": rules.waitlist_enabled,
+        "waitlist_offer_minutes": rules.waitlist_offer_minutes,
+        # -- end waitlist --
     }
 
 

@@ -5,4 +5,5 @@ import labshare.api.booking_routes
 import labshare.api.meta_routes
 import labshare.api.report_routes
 import labshare.api.resource_routes
-import labshare.api.stats_routes  # noqa: F401
+import labshare.api.stats_routes
+import labshare.api.waitlist_routes  # noqa: F401  (waitlist, issue 8)

@@ -146,6 +146,9 @@ def new(resource_id: int) -> Any:
             db.session.rollback()
             show_error(form, exc)
             status = exc.status
+            from labshare.bookings.waitlist_views import offer_waitlist  # waitlist (issue 8)
+
+            offer_waitlist(exc, resource)
         else:
             db.session.commit()
             if booking.status == BookingStatus.PENDING:

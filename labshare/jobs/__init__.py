@@ -19,6 +19,7 @@ from labshare.jobs.exports import monthly_export
 from labshare.jobs.lifecycle import complete_bookings, mark_no_shows
 from labshare.jobs.reminders import send_pending_nudges, send_reminders
 from labshare.jobs.rollup import rollup
+from labshare.jobs.waitlist import expire_waitlist_offers
 from labshare.services.mail import deliver_pending
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ JOBS: dict[str, Job] = {
             ("cron", {"hour": 7, "minute": 0}),
             12 * 3600,
         ),
+        # -- waitlist (issue 8) --
+        Job("waitlist-offers", expire_waitlist_offers, ("interval", {"minutes": 1}), 120),
+        # -- end waitlist --
     )
 }
 

@@ -154,6 +154,13 @@ class RulesForm(FlaskForm):
         _l("Companies may cancel online until this many hours before"),
         validators=[InputRequired(_l("Enter a whole number."))],
     )
+    # -- waitlist (issue 8) --
+    waitlist_enabled = BooleanField(_l("Companies may join the waitlist of a taken slot"))
+    waitlist_offer_minutes = IntegerField(
+        _l("A freed slot is held for the first in line for (minutes)"),
+        validators=[InputRequired(_l("Enter a whole number."))],
+    )
+    # -- end waitlist --
 
 
 _PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–~]\s*(\d{1,2}):(\d{2})\s*$")

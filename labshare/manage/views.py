@@ -398,6 +398,8 @@ def rules(resource_id: int) -> Any:
             requires_approval=bool(form.requires_approval.data),
             max_active_per_company=form.max_active_per_company.data,
             cancel_deadline_hours=form.cancel_deadline_hours.data,
+            waitlist_enabled=bool(form.waitlist_enabled.data),  # waitlist (issue 8)
+            waitlist_offer_minutes=form.waitlist_offer_minutes.data,  # waitlist (issue 8)
         )
         try:
             catalogue_admin.set_rules(current_user, resource, data)

@@ -30,10 +30,12 @@ from labshare.models.resource import Resource
 from labshare.models.usage_daily import UsageDaily
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
+from labshare.models.waitlist import OPEN_WAITLIST_STATUSES, WaitlistEntry, WaitlistStatus
 
 __all__ = [
     "DEFAULT_RULES",
     "HOLDING_STATUSES",
+    "OPEN_WAITLIST_STATUSES",
     "ApiToken",
     "AuditLog",
     "Base",
@@ -63,4 +65,6 @@ __all__ = [
     "UsageDaily",
     "UsageRecord",
     "User",
+    "WaitlistEntry",
+    "WaitlistStatus",
 ]

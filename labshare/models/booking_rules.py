@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey
+from sqlalchemy import CheckConstraint, ForeignKey, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.base import Base
@@ -20,6 +20,10 @@ DEFAULT_RULES = {
     "requires_approval": True,
     "max_active_per_company": 5,
     "cancel_deadline_hours": 24,
+    # -- waitlist (issue 8; migration 0008)
+    "waitlist_enabled": True,
+    "waitlist_offer_minutes": 120,
+    # -- end waitlist
 }
 
 
@@ -54,5 +58,12 @@ class BookingRules(Base):
     cancel_deadline_hours: Mapped[int] = mapped_column(
         default=DEFAULT_RULES["cancel_deadline_hours"]
     )
+
+    # -- waitlist (issue 8; migration 0008) --
+    #: SMEs may queue for a taken slot of this resource.
+    waitlist_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    #: How long a freed slot is held for the first in line before it passes on.
+    waitlist_offer_minutes: Mapped[int] = mapped_column(default=120, server_default="120")
+    # -- end waitlist --
 
     resource: Mapped[Resource] = relationship(back_populates="rules")

@@ -44,11 +44,12 @@ from labshare.services.rules import (
     scope_ids,
     subtract,
 )
+from labshare.timeutil import utcnow  # waitlist (issue 8)
 
 MAX_WINDOW = dt.timedelta(days=31)
 
 #: Reasons in order of precedence: where several apply, the first one is shown.
-REASONS = ("unavailable", "calibration_expired", "closure", "closed", "booked")
+REASONS = ("unavailable", "calibration_expired", "closure", "closed", "booked", "offered")
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,11 @@ _BUSY = (
         " UNION ALL"
         " SELECT 1 AS k, start_at, end_at FROM closure"
         " WHERE resource_id IN (:rid, :lab_id) AND start_at < :end AND end_at > :start"
+        # waitlist (issue 8): open, unexpired offers hold their slot
+        " UNION ALL"
+        " SELECT 2 AS k, start_at, end_at FROM waitlist_entry"
+        " WHERE resource_id = :rid AND status = 'offered' AND offer_expires_at > :now"
+        " AND start_at < :end AND end_at > :start"
     )
     .bindparams(
         bindparam("rid", type_=Integer),
@@ -193,25 +199,37 @@ _BUSY = (
         bindparam("start", type_=UTCDateTime()),
         bindparam("end", type_=UTCDateTime()),
         bindparam("span_start", type_=UTCDateTime()),
+        bindparam("now", type_=UTCDateTime()),  # waitlist (issue 8)
     )
     .columns(k=Integer, start_at=UTCDateTime(), end_at=UTCDateTime())
 )
 
 
 def _busy_spans(
-    subject: CalendarSubject, start: dt.datetime, end: dt.datetime, reader: Reader
+    subject: CalendarSubject,
+    start: dt.datetime,
+    end: dt.datetime,
+    reader: Reader,
+    *,
+    offers: list[Span] | None = None,
 ) -> tuple[list[Span], list[Span]]:
-    """(holding bookings, closures of the resource or its lab) overlapping [start, end)."""
+    """(holding bookings, closures of the resource or its lab) overlapping [start, end);
+    the open offers to the waitlist are appended to ``offers``, where given."""
     params = {
         "rid": subject.id,
         "lab_id": subject.lab_id,
         "start": start,
         "end": end,
         "span_start": start - MAX_BOOKING_SPAN,
+        "now": utcnow(),  # waitlist (issue 8)
     }
     held: list[Span] = []
     closed: list[Span] = []
     for k, s, e in reader.execute(_BUSY, params):
+        if k == 2:  # waitlist (issue 8): an open offer
+            if offers is not None:
+                offers.append((s, e))
+            continue
         (closed if k else held).append((s, e))
     return held, closed
 
@@ -244,12 +262,17 @@ def availability_of(
             cutoff = local_midnight_after(subject.calibration_valid_until, tz)
             if cutoff < end:
                 raw["calibration_expired"] = [(max(start, cutoff), end)]
-        held, raw["closure"] = _busy_spans(subject, start, end, run)
+        offers: list[Span] = []  # waitlist (issue 8): open offers, from the same query
+        held, raw["closure"] = _busy_spans(subject, start, end, run, offers=offers)
         if opening_periods is None:
             opening_periods = opening_periods_of_lab(subject.lab_id, run)
         opening = opening_spans(opening_periods, tz, start, end)
         raw["closed"] = subtract([(start, end)], opening)
         raw["booked"] = saturated(held, subject.capacity)
+        # -- waitlist (issue 8): an open offer holds its slot (one unit of a lab) --
+        if offers:
+            raw["offered"] = saturated([*held, *offers], subject.capacity)
+        # -- end waitlist --
 
     busy: list[Interval] = []
     covered: list[Span] = []

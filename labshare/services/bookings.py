@@ -380,6 +380,11 @@ def check_slot(
     _check_closure_and_calibration(resource, tz, start, end)
     _check_quota(resource, company_id, rules, now)
     _check_free(resource, start, end)
+    # -- waitlist (issue 8): an open offer holds its slot for the offeree --
+    from labshare.services.waitlist import check_offers
+
+    check_offers(resource, booker, start, end, now)
+    # -- end waitlist --
     return rules
 
 
@@ -427,6 +432,17 @@ def book_locked(
 
 
 # -- transitions --------------------------------------------------------------------------
+
+
+# -- waitlist (issue 8) --
+def _offer_to_waitlist(booking: Booking) -> None:
+    """``booking`` (locked) just stopped holding time: offer it to the waitlist."""
+    from labshare.services.waitlist import slot_freed
+
+    slot_freed(booking)
+
+
+# -- end waitlist --
 
 
 def _authorize_staff(actor: User, booking: Booking) -> None:
@@ -493,6 +509,7 @@ def reject_booking(booking: Booking, actor: User, reason: str) -> Booking:
     booking.decision_reason = reason_text
     db.session.flush()
     notify.booking_event(booking, "rejected")
+    _offer_to_waitlist(booking)  # waitlist (issue 8)
     return booking
 
 
@@ -536,6 +553,7 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
         booking.decision_reason = reason_text
     db.session.flush()
     notify.booking_event(booking, "cancelled")
+    _offer_to_waitlist(booking)  # waitlist (issue 8)
     return booking
 
 

@@ -101,6 +101,10 @@ class RulesData:
     requires_approval: bool
     max_active_per_company: int
     cancel_deadline_hours: int
+    # -- waitlist (issue 8) --
+    waitlist_enabled: bool = True
+    waitlist_offer_minutes: int | str | None = 120
+    # -- end waitlist --
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -323,6 +327,17 @@ def rules_values(data: RulesData) -> dict[str, Any]:
             errors, "cancel_deadline_hours", data.cancel_deadline_hours, low=0, high=8760
         ),
     }
+    # -- waitlist (issue 8) --
+    values["waitlist_enabled"] = bool(data.waitlist_enabled)
+    values["waitlist_offer_minutes"] = _int(
+        errors,
+        "waitlist_offer_minutes",
+        data.waitlist_offer_minutes,
+        low=5,
+        high=10080,
+        default=120,
+    )
+    # -- end waitlist --
     slot, low, high = values["slot_minutes"], values["min_minutes"], values["max_minutes"]
     if slot and low and low % slot:
         errors.add("min_minutes", _l("Must be a multiple of the slot length."))

@@ -30,6 +30,10 @@ class Rules:
     requires_approval: bool
     max_active_per_company: int
     cancel_deadline_hours: int
+    # -- waitlist (issue 8) --
+    waitlist_enabled: bool = True
+    waitlist_offer_minutes: int = 120
+    # -- end waitlist --
 
     @classmethod
     def from_row(cls, row: BookingRules) -> Rules:

@@ -1,21 +1,479 @@
 """The waitlist: SMEs queue for a taken slot; freed time is offered to them in turn.
 
-Contract of :func:`slot_freed` (called by services/bookings.py and by the check-in /
-auto-release job): it runs in the caller's transaction, under the write lock of the
-booking's resource, right after a booking stopped holding time (cancelled, rejected,
-released as a no-show). It offers the freed time to the first waiting entries whose
-wanted slot now fits. Nothing here commits.
+An entry is ``waiting`` in line (position: order of joining per resource). When
+time of the resource is freed (a booking cancelled, rejected or released as a
+no-show, see :func:`slot_freed`; an offer declined, left or expired), the first
+waiting entries whose wanted slot now passes every rule and conflict check of the
+engine (``bookings.check_slot``) are ``offered`` it: the offer HOLDS the slot
+until ``offer_expires_at`` (``check_offers`` refuses anyone else an overlapping
+slot, availability shows it busy as ``offered``). Taking the offer books through
+``bookings.book_locked`` under the resource's lock, so two takers never both win.
+
+Every change to an entry happens under the write lock of its resource (the same
+lock the booking engine takes), and the scheduler's expiry is a conditional
+UPDATE, so two schedulers never expire (and re-offer) an offer twice. Each
+transition is audited; offers are announced through the outbox (mail and the
+in-app notification). Nothing here commits.
+
+Contract of :func:`slot_freed` (called by services/bookings.py and by the
+check-in / auto-release job): it runs in the caller's transaction, under the
+write lock of the booking's resource, right after the booking stopped holding
+time, and offers the freed time to the waitlist.
 """
 
 from __future__ import annotations
 
-from labshare.models import Booking
+import datetime as dt
+from typing import Any
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from labshare.errors import (
+    InvalidTransition,
+    NotAllowed,
+    NotFound,
+    RuleViolation,
+    SlotTaken,
+)
+from labshare.extensions import db
+from labshare.models import (
+    OPEN_WAITLIST_STATUSES,
+    Booking,
+    Notification,
+    Resource,
+    User,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from labshare.services import audit, notify
+from labshare.services.availability import capacity_of, holding_spans, saturated
+from labshare.services.permissions import is_member_of_company
+from labshare.services.rules import Span, effective_rules
+from labshare.timeutil import utcnow
+
+#: At most this many open (waiting or offered) entries per company, all resources.
+MAX_OPEN_PER_COMPANY = 20
+#: At most this many waiting entries are examined when time is freed.
+SCAN_LIMIT = 200
+OFFER_KIND = "waitlist_offer"
 
 
-def slot_freed(booking: Booking) -> None:
+# -- the hold of an open offer -------------------------------------------------------------
+
+
+def _open_offers(resource_id: int, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Any:
+    return select(WaitlistEntry.start_at, WaitlistEntry.end_at, WaitlistEntry.company_id).where(
+        WaitlistEntry.resource_id == resource_id,
+        WaitlistEntry.status == WaitlistStatus.OFFERED,
+        WaitlistEntry.offer_expires_at > now,
+        WaitlistEntry.start_at < end,
+        WaitlistEntry.end_at > start,
+    )
+
+
+def offer_spans(
+    resource_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    *,
+    exclude_company_id: int | None = None,
+) -> list[Span]:
+    """(start, end) of the open, unexpired offers overlapping [start, end); those
+    made to ``exclude_company_id`` left out."""
+    return [
+        (s, e)
+        for s, e, company_id in db.session.execute(_open_offers(resource_id, start, end, now))
+        if exclude_company_id is None or company_id != exclude_company_id
+    ]
+
+
+def offered_message() -> Any:
+    return _l("This time is offered to the waitlist at the moment.")
+
+
+def check_offers(
+    resource: Resource,
+    booker: User | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    """Refuse [start, end) (SlotTaken, a 409) where an open offer holds the time.
+    An offer to ``booker``'s own company does not block them (they take it through
+    ``accept_offer``). On a lab an offer takes one unit of its capacity, like a
+    booking. The caller holds the resource's lock and has run the booking check."""
+    offers = offer_spans(
+        resource.id,
+        start,
+        end,
+        now,
+        exclude_company_id=booker.company_id if booker is not None else None,
+    )
+    if not offers:
+        return
+    capacity = capacity_of(resource)
+    if capacity > 1:
+        spans = [*holding_spans(resource.id, start, end), *offers]
+        clipped = [(max(s, start), min(e, end)) for s, e in spans]
+        if not saturated(clipped, capacity):
+            return
+    raise SlotTaken(offered_message(), details={"reason": "offered"})
+
+
+def conflict_hint(exc: SlotTaken, resource: Resource) -> SlotTaken:
+    """Mark a booking conflict as one the booker may queue for (an additive
+    ``waitlist_available`` member of the error), where the resource's rules allow
+    a waitlist. Returns ``exc``."""
+    try:
+        enabled = effective_rules(resource).waitlist_enabled
+    except Exception:  # noqa: BLE001 - a hint must never turn a 409 into a 500
+        return exc
+    exc.details.setdefault("waitlist_available", bool(enabled))
+    return exc
+
+
+# -- joining -------------------------------------------------------------------------------
+
+
+def join(
+    resource: Resource,
+    user: User,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    purpose: str,
+) -> WaitlistEntry:
+    """Queue ``user``'s company for [start, end) of ``resource``. Only for a slot the
+    rules allow but that is taken now (a free slot is refused: book it); no second
+    open entry of the company for the same slot; at most MAX_OPEN_PER_COMPANY open
+    entries per company. Raises like the booking engine; writes nothing then."""
+    from labshare.services import bookings  # bookings imports this module
+
+    request = bookings.validate_request(user, start, end, purpose=purpose)
+    company_id = user.company_id
+    assert company_id is not None  # validate_request checked the booker
+    bookings.lock_resources([resource.id])
+    db.session.refresh(resource)
+    now = utcnow()
+    rules = effective_rules(resource)
+    if not rules.waitlist_enabled:
+        raise RuleViolation(
+            _l("This resource has no waitlist."), rule="waitlist_disabled", field="resource_id"
+        )
+    try:
+        bookings.check_slot(resource, user, request.start, request.end, now)
+    except SlotTaken:
+        pass  # taken: that is what a waitlist is for
+    else:
+        raise RuleViolation(
+            _l("This time is free: book it instead of joining the waitlist."),
+            rule="slot_free",
+            field="start",
+        )
+    duplicate = db.session.scalar(
+        select(WaitlistEntry.id).where(
+            WaitlistEntry.resource_id == resource.id,
+            WaitlistEntry.company_id == company_id,
+            WaitlistEntry.start_at == request.start,
+            WaitlistEntry.end_at == request.end,
+            WaitlistEntry.status.in_(OPEN_WAITLIST_STATUSES),
+        )
+    )
+    if duplicate is not None:
+        raise RuleViolation(
+            _l("Your company is already on the waitlist for this time."),
+            rule="waitlist_duplicate",
+            field="start",
+        )
+    open_count = db.session.scalar(
+        select(func.count(WaitlistEntry.id)).where(
+            WaitlistEntry.company_id == company_id,
+            WaitlistEntry.status.in_(OPEN_WAITLIST_STATUSES),
+        )
+    )
+    if (open_count or 0) >= MAX_OPEN_PER_COMPANY:
+        raise RuleViolation(
+            _l(
+                "Your company already has %(n)d open waitlist entries, the most allowed.",
+                n=MAX_OPEN_PER_COMPANY,
+            ),
+            rule="waitlist_limit",
+            field="resource_id",
+        )
+    entry = WaitlistEntry(
+        resource_id=resource.id,
+        company_id=company_id,
+        user_id=user.id,
+        start_at=request.start,
+        end_at=request.end,
+        purpose=request.purpose,
+        status=WaitlistStatus.WAITING,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    audit.record("waitlist.join", entry, actor=user, to_state=WaitlistStatus.WAITING)
+    return entry
+
+
+def position(entry: WaitlistEntry) -> int | None:
+    """1-based place of a waiting entry in its resource's line (all waiting entries
+    joined before it, whatever their slot); None when it is not waiting."""
+    if entry.status != WaitlistStatus.WAITING:
+        return None
+    ahead = db.session.scalar(
+        select(func.count(WaitlistEntry.id)).where(
+            WaitlistEntry.resource_id == entry.resource_id,
+            WaitlistEntry.status == WaitlistStatus.WAITING,
+            (WaitlistEntry.created_at < entry.created_at)
+            | ((WaitlistEntry.created_at == entry.created_at) & (WaitlistEntry.id < entry.id)),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+# -- offering freed time -------------------------------------------------------------------
+
+
+def slot_freed(booking: Booking) -> list[WaitlistEntry]:
     """Offer the time ``booking`` no longer holds to the resource's waitlist.
 
     Call in the same transaction, under the lock of ``booking.resource_id``, right
-    after the booking stopped holding time. Flushes; never commits.
+    after the booking stopped holding time (cancelled, rejected, released as a
+    no-show), once the change is flushed. Returns the entries offered. Never commits.
     """
-    return None
+    return offer_freed(booking.resource, booking.start_at, booking.end_at, utcnow())
+
+
+def offer_freed(
+    resource: Resource, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> list[WaitlistEntry]:
+    """Offer [start, end) of ``resource`` (just freed) to the waiting entries that
+    overlap it, first in line first: each whose wanted slot now passes the engine's
+    checks for its user, and no open offer holds, is offered. The caller holds the
+    resource's lock."""
+    from labshare.services import bookings  # bookings imports this module
+
+    db.session.flush()
+    rules = effective_rules(resource)
+    if not rules.waitlist_enabled:
+        return []
+    entries = list(
+        db.session.scalars(
+            select(WaitlistEntry)
+            .where(
+                WaitlistEntry.resource_id == resource.id,
+                WaitlistEntry.status == WaitlistStatus.WAITING,
+                WaitlistEntry.start_at < end,
+                WaitlistEntry.end_at > start,
+                WaitlistEntry.start_at > now,
+            )
+            .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+            .limit(SCAN_LIMIT)
+        )
+    )
+    offered: list[WaitlistEntry] = []
+    for entry in entries:
+        user = entry.user
+        if not is_member_of_company(user, entry.company_id):
+            continue  # the user left the company or was deactivated
+        try:
+            bookings.check_slot(resource, user, entry.start_at, entry.end_at, now)
+            check_offers(resource, None, entry.start_at, entry.end_at, now)
+        except (SlotTaken, RuleViolation, NotAllowed):
+            continue  # does not fit (yet): stays in line
+        _offer(entry, rules.waitlist_offer_minutes, now)
+        offered.append(entry)
+    return offered
+
+
+def _offer(entry: WaitlistEntry, minutes: int, now: dt.datetime) -> None:
+    # The offer cannot outlast the slot's start.
+    expires = min(now + dt.timedelta(minutes=minutes), entry.start_at)
+    entry.status = WaitlistStatus.OFFERED
+    entry.offered_at = now
+    entry.offer_expires_at = expires
+    entry.updated_at = now
+    db.session.flush()
+    audit.record(
+        "waitlist.offer",
+        entry,
+        actor=None,
+        from_state=WaitlistStatus.WAITING,
+        to_state=WaitlistStatus.OFFERED,
+        data={"offer_expires_at": expires.isoformat()},
+    )
+    offer_notice(entry)
+
+
+def offer_notice(entry: WaitlistEntry) -> Notification | None:
+    """Tell the entry's user that the slot is theirs to take (mail and in-app)."""
+    user = entry.user
+    locale = notify._locale_of(user)
+    resource = entry.resource
+    institute = resource.institute
+    tz = institute.timezone or "Asia/Shanghai"
+    assert entry.offer_expires_at is not None
+    with force_locale(locale):
+        name = notify.resource_name(resource, locale)
+        subject = _("A slot you are waiting for is free: %(name)s", name=name)
+        text, html = notify._render(
+            "waitlist_offer",
+            user,
+            entry=entry,
+            resource_name=name,
+            institute_name=institute.name_en
+            if locale.startswith("en") and institute.name_en
+            else institute.name,
+            when=notify.format_span(entry.start_at, entry.end_at, tz, locale),
+            expires=notify.format_local(entry.offer_expires_at, tz, locale),
+        )
+    return notify.enqueue(
+        user,
+        OFFER_KIND,
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        dedupe_key=f"waitlist:{entry.id}:offer:{user.id}",
+    )
+
+
+# -- the offeree's answers -----------------------------------------------------------------
+
+
+def _own_entry(entry: WaitlistEntry, user: User) -> None:
+    """Only the entry's company sees it: anyone else gets NotFound (404)."""
+    if not is_member_of_company(user, entry.company_id):
+        raise NotFound(_l("No such waitlist entry."))
+
+
+def _lock_entry(entry: WaitlistEntry) -> None:
+    from labshare.services import bookings  # bookings imports this module
+
+    bookings.lock_resources([entry.resource_id])
+    db.session.refresh(entry)
+
+
+def accept_offer(entry: WaitlistEntry, user: User) -> Booking:
+    """Take an open offer: book the entry's slot through the engine's atomic path
+    (``book_locked``, every rule re-checked; the entry's own offer does not block
+    it) and mark the entry booked. Only a member of the entry's company may."""
+    from labshare.services import bookings  # bookings imports this module
+
+    _own_entry(entry, user)
+    request = bookings.validate_request(user, entry.start_at, entry.end_at, purpose=entry.purpose)
+    _lock_entry(entry)
+    now = utcnow()
+    status = WaitlistStatus(entry.status)
+    if status != WaitlistStatus.OFFERED:
+        raise InvalidTransition(
+            _l("There is no open offer for this entry; it is %(s)s.", s=str(status))
+        )
+    if entry.offer_expires_at is None or entry.offer_expires_at <= now:
+        raise InvalidTransition(_l("This offer has expired."))
+    booking = bookings.book_locked(entry.resource, user, request, now=now)
+    entry.status = WaitlistStatus.BOOKED
+    entry.booking_id = booking.id
+    entry.updated_at = now
+    db.session.flush()
+    audit.record(
+        "waitlist.accept",
+        entry,
+        actor=user,
+        from_state=WaitlistStatus.OFFERED,
+        to_state=WaitlistStatus.BOOKED,
+        data={"booking_id": booking.id},
+    )
+    return booking
+
+
+def decline_offer(entry: WaitlistEntry, user: User) -> WaitlistEntry:
+    """Turn an open offer down; the slot passes to the next in line at once."""
+    _own_entry(entry, user)
+    _lock_entry(entry)
+    if entry.status != WaitlistStatus.OFFERED:
+        raise InvalidTransition(
+            _l("There is no open offer for this entry; it is %(s)s.", s=str(entry.status))
+        )
+    _close(entry, user, WaitlistStatus.DECLINED, "waitlist.decline")
+    return entry
+
+
+def leave(entry: WaitlistEntry, user: User) -> WaitlistEntry:
+    """Leave the line (waiting or offered); an open offer passes on at once."""
+    _own_entry(entry, user)
+    _lock_entry(entry)
+    if entry.status not in OPEN_WAITLIST_STATUSES:
+        raise InvalidTransition(
+            _l("This entry is no longer on the waitlist; it is %(s)s.", s=str(entry.status))
+        )
+    _close(entry, user, WaitlistStatus.LEFT, "waitlist.leave")
+    return entry
+
+
+def _close(entry: WaitlistEntry, actor: User | None, to: WaitlistStatus, action: str) -> None:
+    was = WaitlistStatus(entry.status)
+    now = utcnow()
+    entry.status = to
+    entry.updated_at = now
+    db.session.flush()
+    audit.record(action, entry, actor=actor, from_state=was, to_state=to)
+    if was == WaitlistStatus.OFFERED:
+        offer_freed(entry.resource, entry.start_at, entry.end_at, now)
+
+
+# -- the scheduler -------------------------------------------------------------------------
+
+
+def expire_offer(entry_id: int, now: dt.datetime) -> list[WaitlistEntry] | None:
+    """Expire one offer past its time and offer the slot to the next in line. A
+    conditional UPDATE under the resource's lock: None when the offer was no longer
+    open and expired (another scheduler, or the offeree, got there first)."""
+    resource_id = db.session.scalar(
+        select(WaitlistEntry.resource_id).where(WaitlistEntry.id == entry_id)
+    )
+    if resource_id is None:
+        return None
+    from labshare.services import bookings  # bookings imports this module
+
+    bookings.lock_resources([resource_id])
+    result = db.session.execute(
+        update(WaitlistEntry)
+        .where(
+            WaitlistEntry.id == entry_id,
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at <= now,
+        )
+        .values(status=WaitlistStatus.EXPIRED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return None
+    entry = db.session.get(WaitlistEntry, entry_id)
+    assert entry is not None
+    db.session.refresh(entry)
+    audit.record(
+        "waitlist.expire",
+        entry,
+        actor=None,
+        from_state=WaitlistStatus.OFFERED,
+        to_state=WaitlistStatus.EXPIRED,
+    )
+    return offer_freed(entry.resource, entry.start_at, entry.end_at, now)
+
+
+def expire_stale_waiting(now: dt.datetime) -> int:
+    """Waiting entries whose slot has begun can never be offered: expire them (one
+    conditional UPDATE; entries do not hold time, so no lock is needed)."""
+    result = db.session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.status == WaitlistStatus.WAITING, WaitlistEntry.start_at <= now)
+        .values(status=WaitlistStatus.EXPIRED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
