@@ -37,6 +37,8 @@ RESOURCE_KEYS = {
     "timezone",
     "rules",
 }
+#: The detail adds the instrument's bundle (booking groups, issue 8; additive).
+DETAIL_KEYS = RESOURCE_KEYS | {"bundle"}
 
 
 def _ids(response: Any) -> list[int]:
@@ -125,7 +127,7 @@ def test_resource_object_is_exactly_as_api_md(client: Any, catalogue: dict[str, 
     response = client.get(f"/api/v1/resources/{cmm.id}")
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == RESOURCE_KEYS
+    assert set(body) == DETAIL_KEYS
     check_schema(client, "ResourceOut", body)
     assert body["kind"] == "instrument"
     assert body["institute"] == {
@@ -150,7 +152,7 @@ def test_resource_object_is_exactly_as_api_md(client: Any, catalogue: dict[str, 
     assert body["rules"]["requires_approval"] is False
 
     lab = client.get(f"/api/v1/resources/{catalogue['gd_lab'].id}").get_json()
-    assert set(lab) == RESOURCE_KEYS
+    assert set(lab) == DETAIL_KEYS
     check_schema(client, "ResourceOut", lab)
     assert lab["kind"] == "lab"
     assert lab["capability"] is None and lab["lab_id"] is None

@@ -119,6 +119,10 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "reports.download GET": (302, 403, 403, 200, 200, 200),  # staff: their own institute
     "reports.index GET": (302, 403, 403, 200, 200, 200),
     "static GET": (200, 200, 200, 200, 200, 200),
+    # -- booking groups (issue 8): a group is tenant-scoped like its bookings --
+    "api.create_group POST": (401, 422, 422, 403, 403, 403),
+    "api.get_group GET": (401, 200, 404, 200, 404, 200),
+    # -- end booking groups --
     # -- waitlist (issue 8): an entry is its company's; others 404, non-SMEs 403 --
     "api.join_waitlist POST": (401, 422, 422, 403, 403, 403),
     "api.list_waitlist GET": (401, 200, 200, 403, 403, 403),
@@ -210,6 +214,7 @@ def world(
         status=BookingStatus.PENDING,
     )
     entry = _waitlist_entry_of(inst, users["sme"])  # waitlist (issue 8)
+    group = _group_of(lab, users["sme"])  # booking groups (issue 8)
     closure = Closure(
         resource_id=inst.id,
         start_at=dt.datetime(2030, 2, 1, tzinfo=dt.UTC),
@@ -239,6 +244,7 @@ def world(
         note=note,
         token=personal.token,
         feed=feed,
+        group=group,  # booking groups (issue 8)
         entry=entry,  # waitlist (issue 8)
     )
 
@@ -264,6 +270,38 @@ def _waitlist_entry_of(inst: Any, user: Any) -> Any:
     return entry
 
 
+def _group_of(lab: Any, user: Any) -> Any:
+    """A booking group of the SME's company with one member on the lab (groups)."""
+    from labshare.extensions import db
+    from labshare.models import Booking, BookingGroup, ResourceKind
+
+    group = BookingGroup(
+        lab_id=lab.id,
+        institute_id=lab.institute_id,
+        company_id=user.company_id,
+        user_id=user.id,
+        purpose="matrix",
+    )
+    db.session.add(group)
+    db.session.flush()
+    db.session.add(
+        Booking(
+            resource_id=lab.id,
+            resource_kind=ResourceKind.LAB,
+            institute_id=lab.institute_id,
+            company_id=user.company_id,
+            user_id=user.id,
+            start_at=dt.datetime(2030, 1, 9, 1, 0, tzinfo=dt.UTC),
+            end_at=dt.datetime(2030, 1, 9, 3, 0, tzinfo=dt.UTC),
+            status=BookingStatus.PENDING,
+            purpose="matrix",
+            group_id=group.id,
+        )
+    )
+    db.session.flush()
+    return group
+
+
 def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
     values = {
         "booking_id": w.booking.id,
@@ -278,6 +316,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "code": w.inst.institute.code,
         "institute_id": w.inst.institute.id,
         "filename": "css/app.css",
+        "group_id": w.group.id,  # booking groups
         "entry_id": w.entry.id,  # waitlist
     }
     url = rule

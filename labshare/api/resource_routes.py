@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from labshare.api import bp
 from labshare.api.registry import endpoint
 from labshare.api.schemas import AvailabilityOut, AvailabilityQuery, ResourceOut, ResourceQuery
-from labshare.api.serialize import page_json, resource_json
+from labshare.api.serialize import bundle_json, page_json, resource_json
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import Resource
@@ -76,7 +76,9 @@ def list_resources(query: ResourceQuery) -> Any:
 )
 def get_resource(resource_id: int) -> dict[str, Any]:
     resource = load_resource(resource_id)
-    return resource_json(resource, effective_rules(resource))
+    out = resource_json(resource, effective_rules(resource))
+    out["bundle"] = bundle_json(resource)  # booking groups (issue 8)
+    return out
 
 
 @endpoint(

@@ -161,6 +161,15 @@ class RulesOut(ResponseModel):
     # -- end waitlist --
 
 
+# -- booking groups (issue 8) --
+class BundleOut(ResponseModel):
+    name: str
+    instrument_ids: list[int] = Field(description="the instruments booked together, this one too")
+
+
+# -- end booking groups --
+
+
 class ResourceOut(ResponseModel):
     id: int
     kind: ResourceKind
@@ -178,6 +187,13 @@ class ResourceOut(ResponseModel):
     fee_waiver_percent: int
     timezone: str
     rules: RulesOut
+    # -- booking groups (issue 8) --
+    bundle: BundleOut | None = Field(
+        None,
+        description="resource detail only: the instrument's 'booked together' bundle "
+        "(booking any of its instruments books them all); null: none",
+    )
+    # -- end booking groups --
 
 
 class BusyOut(ResponseModel):
@@ -214,6 +230,13 @@ class BookingOut(ResponseModel):
     fee_waived: float
     decision_reason: str | None
     created_at: dt.datetime
+    # -- booking groups (issue 8) --
+    group_id: int | None = Field(
+        None,
+        description="the booking group (resources booked together, all or nothing) this "
+        "booking belongs to; null: none. See /booking-groups/{id}",
+    )
+    # -- end booking groups --
 
 
 class CampaignStatsOut(ResponseModel):

@@ -7,7 +7,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from labshare.models import Booking, Institute, Instrument, Resource
+from labshare.models import Booking, BookingGroup, Institute, Instrument, Resource
+from labshare.services.groups import bundle_members  # booking groups
 from labshare.services.rules import Rules, institute_zone
 from labshare.timeutil import isoformat_local
 
@@ -88,7 +89,36 @@ def booking_json(booking: Booking) -> dict[str, Any]:
         "fee_waived": money(booking.fee_waived),
         "decision_reason": booking.decision_reason,
         "created_at": isoformat_local(booking.created_at, tz),
+        "group_id": booking.group_id,  # booking groups (issue 8)
     }
+
+
+# -- booking groups (issue 8) --
+def bundle_json(resource: Resource) -> dict[str, Any] | None:
+    """An instrument's "booked together" bundle, or None."""
+    if not isinstance(resource, Instrument) or not (resource.bundle or "").strip():
+        return None
+    return {
+        "name": resource.bundle,
+        "instrument_ids": [m.id for m in bundle_members(resource)],
+    }
+
+
+def group_json(group: BookingGroup, members: list[Booking]) -> dict[str, Any]:
+    tz = institute_zone(group.lab)
+    return {
+        "id": group.id,
+        "lab_id": group.lab_id,
+        "institute_id": group.institute_id,
+        "company_id": group.company_id,
+        "user_id": group.user_id,
+        "purpose": group.purpose,
+        "created_at": isoformat_local(group.created_at, tz),
+        "bookings": [booking_json(m) for m in members],
+    }
+
+
+# -- end booking groups --
 
 
 def page_json(items: list[dict[str, Any]], total: int, page: int, per_page: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 in-app notifications."""
 
 from labshare.bookings import waitlist_views as _waitlist  # noqa: F401  (waitlist: routes)
+from labshare.bookings import group_views as _groups  # noqa: F401  (booking groups)
 from labshare.bookings.notifications import bp as notifications_bp
 from labshare.bookings.views import bp
 

@@ -26,7 +26,7 @@ from labshare.labels import WEEKDAY_LABELS
 from labshare.models import HOLDING_STATUSES, Booking, BookingStatus, Resource, Role
 from labshare.ratelimit import booking_limit, caller_key
 from labshare.services import inbox, tokens
-from labshare.services.bookings import cancel_booking, compute_fee, create_booking
+from labshare.services.bookings import cancel_booking, compute_fee
 from labshare.services.permissions import (
     can_view_booking,
     is_member_of_company,
@@ -134,7 +134,9 @@ def new(resource_id: int) -> Any:
     status = 200
     if form.validate_on_submit():
         try:
-            booking = create_booking(
+            from labshare.bookings.group_views import book  # booking groups (issue 8)
+
+            booking = book(
                 resource,
                 current_user,
                 aware(form.start.data, tz, "start"),

@@ -125,6 +125,15 @@ class InstrumentForm(_ResourceForm):
     certificate_number = StringField(
         _l("Calibration certificate number"), validators=[Optional(), Length(max=100)]
     )
+    # booking groups (issue 8)
+    bundle = StringField(
+        _l("Booked together"),
+        validators=[Optional(), Length(max=50)],
+        description=_l(
+            "A short name: instruments of this lab with the same name are always booked "
+            "together. Leave empty for none."
+        ),
+    )
 
 
 class RulesForm(FlaskForm):

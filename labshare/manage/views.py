@@ -327,6 +327,7 @@ def _instrument_data(form: InstrumentForm) -> InstrumentData:
         accuracy=form.accuracy.data,
         calibration_valid_until=form.calibration_valid_until.data,
         certificate_number=form.certificate_number.data,
+        bundle=form.bundle.data or "",  # booking groups (issue 8)
     )
 
 

@@ -4,6 +4,7 @@ from labshare.models.api_token import ApiToken
 from labshare.models.audit_log import AuditLog
 from labshare.models.base import Base, UTCDateTime
 from labshare.models.booking import Booking
+from labshare.models.booking_group import BookingGroup
 from labshare.models.booking_rules import DEFAULT_RULES, BookingRules
 from labshare.models.closure import Closure
 from labshare.models.company import Company
@@ -40,6 +41,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Booking",
+    "BookingGroup",
     "BookingRules",
     "BookingStatus",
     "Closure",

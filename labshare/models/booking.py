@@ -59,6 +59,8 @@ class Booking(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    #: Booked together with other resources (services/groups.py; migration 0010).
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("booking_group.id"), index=True)
 
     resource: Mapped[Resource] = relationship(lazy="joined")
     company: Mapped[Company] = relationship()

@@ -42,6 +42,7 @@ from labshare.models import (
     User,
 )
 from labshare.services import audit, notify
+from labshare.services import group_hooks as groups_hook  # booking groups (issue 8)
 from labshare.services.availability import (
     capacity_of,
     closure_spans,
@@ -322,6 +323,8 @@ def create_booking(
     """Book ``resource`` for [start, end). Pending, or approved where the rules
     auto-approve. Raises NotAllowed, ValidationFailed, RuleViolation or SlotTaken;
     writes nothing then."""
+    if groups_hook.bundle_of(resource):  # "booked together" instruments: the whole bundle
+        return groups_hook.book_bundle(resource, booker, start, end, purpose, samples)
     request = validate_request(booker, start, end, purpose=purpose, samples=samples)
     lock_resources([resource.id])
     return book_locked(resource, booker, request)
@@ -394,6 +397,8 @@ def book_locked(
     request: BookingRequest,
     *,
     now: dt.datetime | None = None,
+    group_id: int | None = None,  # booking groups (services/groups.py)
+    pending: bool = False,  # booking groups: created pending whatever the rules say
 ) -> Booking:
     """Check and insert one booking; the caller holds the lock of ``resource``
     (``lock_resources``). Several calls under one lock (a series, a group) see each
@@ -419,6 +424,9 @@ def book_locked(
         fee=fee,
         fee_waived=waived,
     )
+    if pending:  # booking groups: one member needs approval, so all wait for it
+        status = booking.status = BookingStatus.PENDING
+    booking.group_id = group_id  # booking groups
     if status == BookingStatus.APPROVED:
         booking.decided_at = now
     _insert_or_conflict(booking)
@@ -477,6 +485,8 @@ def _transition(
 def approve_booking(booking: Booking, actor: User) -> Booking:
     """pending -> approved, by staff of the booking's institute. Re-checks the slot
     (and closures, calibration, status), since the request may have waited."""
+    if groups_hook.acts_on_group(booking):  # a group's members move together
+        return groups_hook.group_transition(booking, "approve", actor)
     _authorize_staff(actor, booking)
     _lock_booking(booking)
     current = BookingStatus(booking.status)
@@ -500,6 +510,8 @@ def approve_booking(booking: Booking, actor: User) -> Booking:
 
 def reject_booking(booking: Booking, actor: User, reason: str) -> Booking:
     """pending -> rejected, by staff of the booking's institute, with a reason."""
+    if groups_hook.acts_on_group(booking):  # a group's members move together
+        return groups_hook.group_transition(booking, "reject", actor, reason)
     _authorize_staff(actor, booking)
     reason_text = _text(reason, "reason", REASON_MAX, required=True)
     _lock_booking(booking)
@@ -516,6 +528,8 @@ def reject_booking(booking: Booking, actor: User, reason: str) -> Booking:
 def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> Booking:
     """pending/approved -> cancelled, by the booking's company (before the
     cancellation deadline) or its institute's staff (any time)."""
+    if groups_hook.acts_on_group(booking):  # a group's members move together
+        return groups_hook.group_transition(booking, "cancel", actor, reason)
     if not can_view_booking(actor, booking):
         raise NotFound(_l("No such booking."))
     staff = is_staff_of(actor, booking.institute_id)

@@ -89,6 +89,8 @@ class InstrumentData(ResourceData):
     accuracy: str | None = None
     calibration_valid_until: dt.date | str | None = None
     certificate_number: str | None = None
+    #: booking groups (issue 8): "booked together" bundle name; None leaves it as it is
+    bundle: str | None = None
 
 
 @dataclass
@@ -258,6 +260,9 @@ def lab_values(data: LabData) -> dict[str, Any]:
     return values
 
 
+BUNDLE_MAX = 50  # booking groups: Instrument.bundle
+
+
 def instrument_errors(data: InstrumentData) -> tuple[dict[str, Any], dict[str, str]]:
     """(values, errors by field) of an instrument's input: the importer reports every
     bad field of a row, the forms show them next to their fields."""
@@ -300,6 +305,8 @@ def instrument_errors(data: InstrumentData) -> tuple[dict[str, Any], dict[str, s
     values["calibration_valid_until"] = _date(
         errors, "calibration_valid_until", data.calibration_valid_until
     )
+    if data.bundle is not None:  # booking groups (issue 8)
+        values["bundle"] = _text(errors, "bundle", data.bundle, BUNDLE_MAX)
     return values, dict(errors.by_field)
 
 
