@@ -440,9 +440,11 @@ def test_expire_offer_is_conditional(env: SimpleNamespace) -> None:
     assert second.status == WaitlistStatus.OFFERED
 
 
-def test_waiting_entries_whose_slot_began_expire(env: SimpleNamespace) -> None:
+def test_waiting_entries_whose_slot_is_over_expire(env: SimpleNamespace) -> None:
     entry = _join(env, env.a)
     set_clock(lambda: START.astimezone(dt.UTC))
+    assert run_job("waitlist-offers")["stale"] == 0  # begun: a no-show may still free it
+    set_clock(lambda: END.astimezone(dt.UTC))
     assert run_job("waitlist-offers")["stale"] == 1
     db.session.refresh(entry)
     assert entry.status == WaitlistStatus.EXPIRED
@@ -732,3 +734,48 @@ def test_web_other_company_gets_404(client: Any, login: Any, env: SimpleNamespac
     for action in ("accept", "decline", "leave"):
         assert client.post(f"/waitlist/{entry.id}/{action}").status_code == 404
     assert f"#{entry.id}" not in client.get("/waitlist").get_data(as_text=True)
+
+
+# -- time freed after the slot began (a no-show release) ---------------------------------------
+
+
+def _release(booking: Booking) -> None:
+    """What the check-in job does to a booking nobody checked into: no-show, then
+    ``slot_freed`` under the resource's lock."""
+    from labshare.services.bookings import lock_resources
+
+    lock_resources([booking.resource_id])
+    db.session.refresh(booking)
+    booking.status = BookingStatus.NO_SHOW
+    db.session.flush()
+    waitlist.slot_freed(booking)
+    db.session.commit()
+
+
+def test_a_released_slot_offers_what_is_left_of_it(env: SimpleNamespace) -> None:
+    entry = _join(env, env.a)
+    at = START.astimezone(dt.UTC) + dt.timedelta(minutes=10)  # 09:10 in Shanghai
+    set_clock(lambda: at)
+    _release(db.session.get(Booking, env.booking.id))
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.OFFERED
+    assert entry.start_at == START + dt.timedelta(minutes=30)  # the next grid instant
+    assert entry.offer_expires_at == END  # at most the slot's end
+    audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "waitlist.offer"))
+    assert audit.data["wanted_start"] == START.astimezone(dt.UTC).isoformat()
+    set_clock(lambda: at + dt.timedelta(minutes=30))  # 09:40: books 10:00-11:00
+    booking = waitlist.accept_offer(entry, env.a)
+    db.session.commit()
+    assert (booking.start_at, booking.end_at) == (START + dt.timedelta(hours=1), END)
+
+
+def test_a_released_slot_is_not_offered_against_the_lead_time(env: SimpleNamespace) -> None:
+    rules = db.session.scalar(select(BookingRules).where(BookingRules.resource_id == env.inst.id))
+    rules.lead_time_hours = 24
+    db.session.commit()
+    entry = _join(env, env.a)
+    set_clock(lambda: START.astimezone(dt.UTC) + dt.timedelta(minutes=10))
+    _release(db.session.get(Booking, env.booking.id))
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.WAITING
+    assert entry.start_at == START

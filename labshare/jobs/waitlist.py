@@ -15,7 +15,7 @@ from labshare.timeutil import utcnow
 
 def expire_waitlist_offers() -> dict[str, Any]:
     """Expire open offers whose time is up and offer each slot to the next in line;
-    expire waiting entries whose slot has begun. Idempotent: each expiry is a
+    expire waiting entries whose slot is over. Idempotent: each expiry is a
     conditional UPDATE under the resource's lock, so a rerun or a second scheduler
     finds nothing left to expire and offers nothing twice."""
     begin_write()

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from babel.dates import format_date
@@ -23,7 +25,16 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from labshare.extensions import db
-from labshare.models import Booking, Instrument, Lab, Notification, Resource, Role, User
+from labshare.models import (
+    Booking,
+    BookingSeries,
+    Instrument,
+    Lab,
+    Notification,
+    Resource,
+    Role,
+    User,
+)
 from labshare.timeutil import to_local
 
 
@@ -161,6 +172,10 @@ def booking_event(booking: Booking, event: str) -> list[Notification]:
     The dedupe key (booking, event, recipient) makes the event's messages at most
     once, even when the code path runs twice.
     """
+    collector = _series_collector.get()  # recurring series: one message per series
+    if collector is not None:
+        collector.append((booking, event))
+        return []
     audience = BOOKING_EVENTS[event]
     recipients: list[User] = []
     if audience in ("booker", "both"):
@@ -193,6 +208,91 @@ def booking_event(booking: Booking, event: str) -> list[Notification]:
         if note is not None:
             queued.append(note)
     return queued
+
+
+# --- recurring series (one message per series event, not one per occurrence) -------
+
+_series_collector: ContextVar[list[tuple[Booking, str]] | None] = ContextVar(
+    "series_collector", default=None
+)
+
+
+@contextmanager
+def collect_booking_events() -> Iterator[list[tuple[Booking, str]]]:
+    """Inside the block, ``booking_event`` queues nothing and records (booking,
+    event) instead; the series code then sends one ``series_event`` per event."""
+    events: list[tuple[Booking, str]] = []
+    token = _series_collector.set(events)
+    try:
+        yield events
+    finally:
+        _series_collector.reset(token)
+
+
+def series_event(
+    series: BookingSeries, events: Sequence[tuple[Booking, str]]
+) -> list[Notification]:
+    """One message per (event, recipient) listing the series' occurrences the event
+    concerns; a single occurrence gets the ordinary booking message."""
+    by_event: dict[str, list[Booking]] = {}
+    for booking, event in events:
+        by_event.setdefault(event, []).append(booking)
+    queued: list[Notification] = []
+    for event, bookings in by_event.items():
+        if len(bookings) == 1:
+            queued.extend(booking_event(bookings[0], event))
+            continue
+        audience = BOOKING_EVENTS[event]
+        recipients: list[User] = []
+        if audience in ("booker", "both"):
+            recipients.append(bookings[0].user)
+        if audience in ("staff", "both"):
+            recipients.extend(u for u in _staff_of(series.institute_id) if u not in recipients)
+        digest = _digest(sorted(b.id for b in bookings))
+        for user in recipients:
+            locale = _locale_of(user)
+            with force_locale(locale):
+                items = [_booking_context(b, locale) for b in bookings]
+                subject = _(
+                    "Series %(id)s (%(count)s bookings) %(event)s: %(name)s",
+                    id=series.id,
+                    count=len(bookings),
+                    event=_series_event_label(event),
+                    name=items[0]["resource_name"],
+                )
+                text, html = _render(
+                    "series_event",
+                    user,
+                    series=series,
+                    event=event,
+                    items=items,
+                    for_staff=user.role == Role.STAFF,
+                )
+            note = enqueue(
+                user,
+                f"series_{event}",
+                subject=subject,
+                body_text=text,
+                body_html=html,
+                booking=bookings[0],
+                dedupe_key=f"series:{series.id}:{event}:{user.id}:{digest}",
+            )
+            if note is not None:
+                queued.append(note)
+    return queued
+
+
+def _series_event_label(event: str) -> str:
+    labels = {
+        "requested": _("requested"),
+        "received": _("received"),
+        "confirmed": _("confirmed"),
+        "rejected": _("rejected"),
+        "cancelled": _("cancelled"),
+        "completed": _("completed"),
+        "no_show": _("no-show"),
+    }
+    return labels.get(event, event)
 
 
 # --- scheduled messages ---------------------------------------------------------------

@@ -51,7 +51,7 @@ from labshare.models import (
 from labshare.services import audit, notify
 from labshare.services.availability import capacity_of, holding_spans, saturated
 from labshare.services.permissions import is_member_of_company
-from labshare.services.rules import Span, effective_rules
+from labshare.services.rules import Span, effective_rules, institute_zone, on_grid
 from labshare.timeutil import utcnow
 
 #: At most this many open (waiting or offered) entries per company, all resources.
@@ -255,8 +255,9 @@ def offer_freed(
 ) -> list[WaitlistEntry]:
     """Offer [start, end) of ``resource`` (just freed) to the waiting entries that
     overlap it, first in line first: each whose wanted slot now passes the engine's
-    checks for its user, and no open offer holds, is offered. The caller holds the
-    resource's lock."""
+    checks for its user, and no open offer holds, is offered. An entry whose slot has
+    already begun (time freed by a no-show release) is offered what is left of it,
+    from the next instant on the slot grid. The caller holds the resource's lock."""
     from labshare.services import bookings  # bookings imports this module
 
     db.session.flush()
@@ -271,7 +272,7 @@ def offer_freed(
                 WaitlistEntry.status == WaitlistStatus.WAITING,
                 WaitlistEntry.start_at < end,
                 WaitlistEntry.end_at > start,
-                WaitlistEntry.start_at > now,
+                WaitlistEntry.end_at > now,
             )
             .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
             .limit(SCAN_LIMIT)
@@ -282,19 +283,45 @@ def offer_freed(
         user = entry.user
         if not is_member_of_company(user, entry.company_id):
             continue  # the user left the company or was deactivated
+        begin = entry.start_at
+        if begin <= now:  # begun: what is left of it, from the grid
+            begin = next_on_grid(now, rules.slot_minutes, institute_zone(resource))
+            if begin >= entry.end_at:
+                continue
         try:
-            bookings.check_slot(resource, user, entry.start_at, entry.end_at, now)
-            check_offers(resource, None, entry.start_at, entry.end_at, now)
+            bookings.check_slot(resource, user, begin, entry.end_at, now)
+            check_offers(resource, None, begin, entry.end_at, now)
         except (SlotTaken, RuleViolation, NotAllowed):
             continue  # does not fit (yet): stays in line
-        _offer(entry, rules.waitlist_offer_minutes, now)
+        _offer(entry, rules.waitlist_offer_minutes, now, begin)
         offered.append(entry)
     return offered
 
 
-def _offer(entry: WaitlistEntry, minutes: int, now: dt.datetime) -> None:
-    # The offer cannot outlast the slot's start.
-    expires = min(now + dt.timedelta(minutes=minutes), entry.start_at)
+def next_on_grid(after: dt.datetime, slot_minutes: int, tz: str) -> dt.datetime:
+    """The first instant at or after ``after`` on the slot grid of zone ``tz``."""
+    probe = after.replace(second=0, microsecond=0)
+    if probe < after:
+        probe += dt.timedelta(minutes=1)
+    for _step in range(max(slot_minutes, 1) + 60):  # a DST jump may skip grid points
+        if on_grid(probe, slot_minutes, tz):
+            return probe
+        probe += dt.timedelta(minutes=1)
+    return probe
+
+
+def _offer(entry: WaitlistEntry, minutes: int, now: dt.datetime, begin: dt.datetime) -> None:
+    data: dict[str, Any] = {}
+    if begin != entry.start_at:
+        # The slot had begun (a no-show release): the rest of it is offered, until at
+        # most its end; taking it books from the next grid instant (``accept_offer``).
+        data["wanted_start"] = entry.start_at.isoformat()
+        entry.start_at = begin
+        expires = min(now + dt.timedelta(minutes=minutes), entry.end_at)
+    else:
+        # The offer cannot outlast the slot's start.
+        expires = min(now + dt.timedelta(minutes=minutes), entry.start_at)
+    data["offer_expires_at"] = expires.isoformat()
     entry.status = WaitlistStatus.OFFERED
     entry.offered_at = now
     entry.offer_expires_at = expires
@@ -306,7 +333,7 @@ def _offer(entry: WaitlistEntry, minutes: int, now: dt.datetime) -> None:
         actor=None,
         from_state=WaitlistStatus.WAITING,
         to_state=WaitlistStatus.OFFERED,
-        data={"offer_expires_at": expires.isoformat()},
+        data=data,
     )
     offer_notice(entry)
 
@@ -366,7 +393,6 @@ def accept_offer(entry: WaitlistEntry, user: User) -> Booking:
     from labshare.services import bookings  # bookings imports this module
 
     _own_entry(entry, user)
-    request = bookings.validate_request(user, entry.start_at, entry.end_at, purpose=entry.purpose)
     _lock_entry(entry)
     now = utcnow()
     status = WaitlistStatus(entry.status)
@@ -376,6 +402,13 @@ def accept_offer(entry: WaitlistEntry, user: User) -> Booking:
         )
     if entry.offer_expires_at is None or entry.offer_expires_at <= now:
         raise InvalidTransition(_l("This offer has expired."))
+    start = entry.start_at
+    if start <= now:  # an offer of what was left of a begun slot: from the grid on
+        resource = entry.resource
+        start = next_on_grid(now, effective_rules(resource).slot_minutes, institute_zone(resource))
+        if start >= entry.end_at:
+            raise InvalidTransition(_l("This offer has expired."))
+    request = bookings.validate_request(user, start, entry.end_at, purpose=entry.purpose)
     booking = bookings.book_locked(entry.resource, user, request, now=now)
     entry.status = WaitlistStatus.BOOKED
     entry.booking_id = booking.id
@@ -468,11 +501,11 @@ def expire_offer(entry_id: int, now: dt.datetime) -> list[WaitlistEntry] | None:
 
 
 def expire_stale_waiting(now: dt.datetime) -> int:
-    """Waiting entries whose slot has begun can never be offered: expire them (one
+    """Waiting entries whose slot is over can never be offered: expire them (one
     conditional UPDATE; entries do not hold time, so no lock is needed)."""
     result = db.session.execute(
         update(WaitlistEntry)
-        .where(WaitlistEntry.status == WaitlistStatus.WAITING, WaitlistEntry.start_at <= now)
+        .where(WaitlistEntry.status == WaitlistStatus.WAITING, WaitlistEntry.end_at <= now)
         .values(status=WaitlistStatus.EXPIRED, updated_at=now)
         .execution_options(synchronize_session=False)
     )

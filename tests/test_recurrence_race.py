@@ -1,0 +1,150 @@
+"""A series and single bookings race for one occurrence's slot, in real threads
+(each with its own session and connection), on SQLite and PostgreSQL: the slot
+is never held twice, and an all-or-nothing series that lost it wrote nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from labshare.errors import DomainError, SlotTaken
+from labshare.extensions import db as _db
+from labshare.models import Booking, BookingSeries, Resource, Role, User
+from labshare.services.bookings import create_booking
+from labshare.services.recurrence import create_series, validate_spec
+from labshare.timeutil import set_clock
+
+NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+SH = ZoneInfo("Asia/Shanghai")
+RULES = {
+    "slot_minutes": 30,
+    "min_minutes": 30,
+    "max_minutes": 480,
+    "lead_time_hours": 0,
+    "horizon_days": 365,
+    "requires_approval": False,
+    "max_active_per_company": 500,
+    "cancel_deadline_hours": 0,
+}
+SINGLES = 4
+ROUNDS = 4
+
+
+@pytest.fixture(autouse=True)
+def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
+    )
+
+
+@pytest.fixture
+def setup(app: Flask, db: Any, make_instrument: Any, make_user: Any) -> Any:
+    set_clock(lambda: NOW)
+    inst = make_instrument(rules=dict(RULES))
+    users = [make_user(Role.SME) for _ in range(SINGLES + 1)]
+    db.session.commit()
+    ids = {"inst": inst.id, "users": [u.id for u in users]}
+    db.session.remove()
+    return ids
+
+
+def _round(app: Flask, ids: dict[str, Any], day: int, skip: bool) -> list[str]:
+    """Thread 0 books a daily series of 3 from ``day``; the others book its middle
+    occurrence alone, all released by one barrier."""
+    first = dt.datetime(2030, 2, day, 9, tzinfo=SH)
+    middle = first + dt.timedelta(days=1)
+    n = SINGLES + 1
+    barrier = threading.Barrier(n)
+    outcomes = [""] * n
+
+    def worker(i: int) -> None:
+        with app.app_context():
+            try:
+                resource = _db.session.get(Resource, ids["inst"])
+                user = _db.session.get(User, ids["users"][i])
+                assert resource is not None and user is not None
+                _db.session.commit()
+                barrier.wait(timeout=30)
+                if i == 0:
+                    plan = create_series(
+                        resource,
+                        user,
+                        first,
+                        first + dt.timedelta(hours=2),
+                        validate_spec("daily", count=3),
+                        purpose="series",
+                        skip_conflicting=skip,
+                    )
+                    _db.session.commit()
+                    outcomes[i] = "series:" + "".join(
+                        "1" if o.ok else "0" for o in plan.occurrences
+                    )
+                else:
+                    create_booking(
+                        resource, user, middle, middle + dt.timedelta(hours=2), purpose="single"
+                    )
+                    _db.session.commit()
+                    outcomes[i] = "single"
+            except SlotTaken:
+                _db.session.rollback()
+                outcomes[i] = "taken"
+            except DomainError as exc:
+                _db.session.rollback()
+                outcomes[i] = f"refused: {exc.code}"
+            except Exception as exc:  # anything else fails the test
+                _db.session.rollback()
+                outcomes[i] = f"error: {type(exc).__name__}: {exc}"
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return outcomes
+
+
+def _holders(db: Any, resource_id: int, day: int) -> int:
+    middle = dt.datetime(2030, 2, day + 1, 9, tzinfo=SH)
+    return int(
+        db.session.scalar(
+            select(func.count(Booking.id)).where(
+                Booking.resource_id == resource_id,
+                Booking.status.in_(["pending", "approved"]),
+                Booking.start_at < middle + dt.timedelta(hours=2),
+                Booking.end_at > middle,
+            )
+        )
+    )
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_series_and_single_bookings_never_both_hold_the_slot(
+    app: Flask, db: Any, setup: Any, skip: bool
+) -> None:
+    made = 0
+    for r in range(ROUNDS):
+        day = 1 + 4 * r
+        outcomes = _round(app, setup, day, skip)
+        assert [o for o in outcomes if o.startswith("error")] == [], outcomes
+        series, singles = outcomes[0], outcomes[1:]
+        assert _holders(db, setup["inst"], day) == 1, outcomes
+        assert singles.count("single") <= 1
+        if series == "series:111":  # the series won the middle slot
+            assert singles.count("single") == 0
+        elif skip:
+            assert series == "series:101" and singles.count("single") == 1, outcomes
+        else:  # all or nothing: the series lost and wrote nothing for these days
+            assert series == "taken" and singles.count("single") == 1, outcomes
+        made += series.startswith("series:")
+        db.session.remove()
+    # a series that lost under all-or-nothing left no row behind
+    assert db.session.scalar(select(func.count()).select_from(BookingSeries)) == made
