@@ -119,6 +119,15 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "reports.download GET": (302, 403, 403, 200, 200, 200),  # staff: their own institute
     "reports.index GET": (302, 403, 403, 200, 200, 200),
     "static GET": (200, 200, 200, 200, 200, 200),
+    # -- check-in (issue 8): the booking's company or its institute's staff check in (the
+    # booking under test is pending: 409 / a flash); only staff mark a no-show --
+    "api.check_in POST": (401, 409, 404, 409, 404, 403),
+    "api.mark_no_show POST": (401, 403, 404, 409, 404, 403),
+    "bookings.check_in POST": (302, 302, 404, 302, 404, 403),
+    "bookings.kiosk GET": (302, 200, 200, 200, 200, 200),  # others see no bookings
+    "bookings.no_show POST": (302, 403, 404, 302, 404, 403),
+    "manage.checkin_code GET": (302, 403, 403, 200, 404, 403),
+    # -- end check-in --
     # -- booking groups (issue 8): a group is tenant-scoped like its bookings --
     "api.create_group POST": (401, 422, 422, 403, 403, 403),
     "api.get_group GET": (401, 200, 404, 200, 404, 200),

@@ -90,7 +90,10 @@ class CancelBody(BodyModel):
 
 
 class UsageBody(BodyModel):
-    checked_in_at: AwareTime
+    # check-in (issue 8): optional; defaults to the booking's check-in, if any
+    checked_in_at: AwareTime | None = Field(
+        None, description="defaults to the booking's check-in time, where it has one"
+    )
     checked_out_at: AwareTime
     service_type: ServiceType
     samples_count: int = Field(ge=0, le=1_000_000)
@@ -153,6 +156,15 @@ class RulesOut(ResponseModel):
     requires_approval: bool
     max_active_per_company: int
     cancel_deadline_hours: int
+    # -- check-in (issue 8) --
+    checkin_required: bool = Field(
+        description="approved bookings nobody checked into are released (no-show)"
+    )
+    checkin_opens_minutes: int = Field(description="check-in opens this long before the start")
+    checkin_release_minutes: int = Field(
+        description="an unchecked booking is released this long after its start"
+    )
+    # -- end check-in --
     # -- waitlist (issue 8) --
     waitlist_enabled: bool = Field(description="SMEs may join the waitlist of a taken slot")
     waitlist_offer_minutes: int = Field(
@@ -230,6 +242,11 @@ class BookingOut(ResponseModel):
     fee_waived: float
     decision_reason: str | None
     created_at: dt.datetime
+    # -- check-in (issue 8) --
+    checked_in_at: dt.datetime | None = Field(
+        None, description="when someone checked in for the booking; null: nobody has"
+    )
+    # -- end check-in --
     # -- booking groups (issue 8) --
     group_id: int | None = Field(
         None,

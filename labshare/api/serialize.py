@@ -31,6 +31,11 @@ def rules_json(rules: Rules) -> dict[str, Any]:
         "requires_approval": rules.requires_approval,
         "max_active_per_company": rules.max_active_per_company,
         "cancel_deadline_hours": rules.cancel_deadline_hours,
+        # -- check-in (issue 8) --
+        "checkin_required": rules.checkin_required,
+        "checkin_opens_minutes": rules.checkin_opens_minutes,
+        "checkin_release_minutes": rules.checkin_release_minutes,
+        # -- end check-in --
         # -- waitlist (issue 8) --
         "waitlist_enabled": rules.waitlist_enabled,
         "waitlist_offer_minutes": rules.waitlist_offer_minutes,
@@ -89,6 +94,11 @@ def booking_json(booking: Booking) -> dict[str, Any]:
         "fee_waived": money(booking.fee_waived),
         "decision_reason": booking.decision_reason,
         "created_at": isoformat_local(booking.created_at, tz),
+        # -- check-in (issue 8) --
+        "checked_in_at": (
+            isoformat_local(booking.checked_in_at, tz) if booking.checked_in_at else None
+        ),
+        # -- end check-in --
         "group_id": booking.group_id,  # booking groups (issue 8)
     }
 

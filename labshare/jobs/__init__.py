@@ -15,6 +15,7 @@ from typing import Any
 
 from labshare.extensions import db
 from labshare.jobs.calibration import send_calibration_notices
+from labshare.jobs.checkin import release_unchecked_bookings
 from labshare.jobs.exports import monthly_export
 from labshare.jobs.lifecycle import complete_bookings, mark_no_shows
 from labshare.jobs.reminders import send_pending_nudges, send_reminders
@@ -55,6 +56,9 @@ JOBS: dict[str, Job] = {
             ("cron", {"hour": 7, "minute": 0}),
             12 * 3600,
         ),
+        # -- check-in (issue 8) --
+        Job("checkin-release", release_unchecked_bookings, ("interval", {"minutes": 1}), 120),
+        # -- end check-in --
         # -- waitlist (issue 8) --
         Job("waitlist-offers", expire_waitlist_offers, ("interval", {"minutes": 1}), 120),
         # -- end waitlist --

@@ -27,6 +27,7 @@ def mark_no_shows() -> dict[str, Any]:
             .where(
                 Booking.status == BookingStatus.APPROVED,
                 Booking.end_at <= now - grace,
+                Booking.checked_in_at.is_(None),  # someone came (check-in, issue 8)
                 ~has_usage,
             )
             .order_by(Booking.end_at, Booking.id)

@@ -163,6 +163,22 @@ class RulesForm(FlaskForm):
         _l("Companies may cancel online until this many hours before"),
         validators=[InputRequired(_l("Enter a whole number."))],
     )
+    # -- check-in (issue 8) --
+    checkin_required = BooleanField(
+        _l("Check-in required: release bookings nobody checked into (no-show)")
+    )
+    checkin_opens_minutes = IntegerField(
+        _l("Check-in opens this many minutes before the start"),
+        validators=[InputRequired(_l("Enter a whole number."))],
+        default=15,
+    )
+    checkin_release_minutes = IntegerField(
+        _l("Release a booking nobody checked into this many minutes after its start"),
+        validators=[InputRequired(_l("Enter a whole number."))],
+        default=15,
+        description=_l("Only where check-in is required."),
+    )
+    # -- end check-in --
     # -- waitlist (issue 8) --
     waitlist_enabled = BooleanField(_l("Companies may join the waitlist of a taken slot"))
     waitlist_offer_minutes = IntegerField(

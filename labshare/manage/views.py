@@ -165,7 +165,8 @@ def usage(booking_id: int) -> Any:
     tz = institute_zone(booking.resource)
     form = UsageForm()
     if request.method == "GET":
-        form.checked_in_at.data = local_input(booking.start_at, tz)
+        # check-in (issue 8): the booking's own check-in time, where someone checked in
+        form.checked_in_at.data = local_input(booking.checked_in_at or booking.start_at, tz)
         form.checked_out_at.data = local_input(min(booking.end_at, utcnow()), tz)
         if form.checked_out_at.data <= form.checked_in_at.data:
             form.checked_out_at.data = local_input(booking.end_at, tz)
@@ -399,6 +400,9 @@ def rules(resource_id: int) -> Any:
             requires_approval=bool(form.requires_approval.data),
             max_active_per_company=form.max_active_per_company.data,
             cancel_deadline_hours=form.cancel_deadline_hours.data,
+            checkin_required=bool(form.checkin_required.data),  # check-in (issue 8)
+            checkin_opens_minutes=form.checkin_opens_minutes.data,  # check-in (issue 8)
+            checkin_release_minutes=form.checkin_release_minutes.data,  # check-in (issue 8)
             waitlist_enabled=bool(form.waitlist_enabled.data),  # waitlist (issue 8)
             waitlist_offer_minutes=form.waitlist_offer_minutes.data,  # waitlist (issue 8)
         )

@@ -57,6 +57,12 @@ class Booking(Base):
     decision_reason: Mapped[str | None] = mapped_column(String(500))
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # -- check-in (issue 8; migration 0009) --
+    #: When someone checked in for this booking (staff or the company, on the
+    #: resource's check-in page); None: nobody has.
+    checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    checked_in_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # -- end check-in --
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     #: Booked together with other resources (services/groups.py; migration 0010).

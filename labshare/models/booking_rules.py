@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, true
+from sqlalchemy import CheckConstraint, ForeignKey, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.base import Base
@@ -24,6 +24,11 @@ DEFAULT_RULES = {
     "waitlist_enabled": True,
     "waitlist_offer_minutes": 120,
     # -- end waitlist
+    # -- check-in (issue 8; migration 0009)
+    "checkin_required": False,
+    "checkin_opens_minutes": 15,
+    "checkin_release_minutes": 15,
+    # -- end check-in
 }
 
 
@@ -65,5 +70,14 @@ class BookingRules(Base):
     #: How long a freed slot is held for the first in line before it passes on.
     waitlist_offer_minutes: Mapped[int] = mapped_column(default=120, server_default="120")
     # -- end waitlist --
+
+    # -- check-in (issue 8; migration 0009) --
+    #: Bookings of this resource nobody checked into are released (no-show).
+    checkin_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: Check-in opens this many minutes before the start.
+    checkin_opens_minutes: Mapped[int] = mapped_column(default=15, server_default="15")
+    #: An unchecked booking is released this many minutes after its start.
+    checkin_release_minutes: Mapped[int] = mapped_column(default=15, server_default="15")
+    # -- end check-in --
 
     resource: Mapped[Resource] = relationship(back_populates="rules")

@@ -575,15 +575,20 @@ def record_usage(
     booking: Booking,
     actor: User,
     *,
-    checked_in_at: dt.datetime,
+    checked_in_at: dt.datetime | None,
     checked_out_at: dt.datetime,
     service_type: ServiceType | str,
     samples_count: int,
     problem_solved: bool,
     notes: str | None = None,
 ) -> UsageRecord:
-    """approved -> completed, recording what happened; by the institute's staff."""
+    """approved -> completed, recording what happened; by the institute's staff.
+    ``checked_in_at=None``: the booking's check-in time (required without one)."""
     _authorize_staff(actor, booking)
+    if checked_in_at is None:  # check-in (issue 8): the booking's own, if someone checked in
+        if booking.checked_in_at is None:
+            raise ValidationFailed(_l("This field is required."), field="checked_in_at")
+        checked_in_at = booking.checked_in_at
     checked_in = _aware(checked_in_at, "checked_in_at")
     checked_out = _aware(checked_out_at, "checked_out_at")
     if checked_out <= checked_in:
@@ -626,12 +631,80 @@ def record_usage(
     return usage
 
 
-def mark_no_show(booking: Booking, actor: User | None = None) -> Booking:
-    """approved -> no_show (the scheduler, after the grace period; or staff)."""
-    if actor is not None:
-        _authorize_staff(actor, booking)
-    _lock_booking(booking)
-    _transition(booking, actor, BookingStatus.NO_SHOW, action="booking.no_show")
-    db.session.flush()
+# -- no-show (the one transition; check-in, issue 8) ---------------------------------------
+
+
+def mark_no_show(
+    booking: Booking,
+    actor: User | None = None,
+    *,
+    quiet: bool = False,
+    reason: str | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """approved -> no_show: nobody came. Audited ("booking.no_show") and notified
+    ("no_show") the same way whoever does it.
+
+    Staff (``actor``, or the operator with ``actor=None``): authorised, under the
+    booking's lock; a booking that is not approved, or was checked in, raises
+    InvalidTransition.
+
+    ``quiet=True`` (the scheduler's jobs): no authorisation, no lock of its own; a
+    conditional ``UPDATE ... WHERE status = 'approved' AND checked_in_at IS NULL``
+    decides, so a second scheduler (or a rerun, or staff acting at the same moment)
+    changes nothing and writes nothing: False then.
+
+    While the booking's end is still ahead, the time it held is offered to the
+    waitlist (``waitlist.slot_freed``); in quiet mode the caller holds the
+    resource's lock then (``lock_resources``). Returns True when it changed the row.
+    """
+    from sqlalchemy import update
+
+    from labshare.services import waitlist  # imports this module
+
+    if not quiet:
+        if actor is not None:
+            _authorize_staff(actor, booking)
+        reason = _text(reason, "reason", REASON_MAX, required=False)
+        _lock_booking(booking)
+        current = BookingStatus(booking.status)
+        if BookingStatus.NO_SHOW not in TRANSITIONS[current]:
+            raise InvalidTransition(
+                _l(
+                    "A %(current)s booking cannot become %(to)s.",
+                    current=str(current),
+                    to=str(BookingStatus.NO_SHOW),
+                )
+            )
+        if booking.checked_in_at is not None:
+            raise InvalidTransition(_l("This booking was checked in, so it is not a no-show."))
+    now = now or utcnow()
+    result = db.session.execute(
+        update(Booking)
+        .where(
+            Booking.id == booking.id,
+            Booking.status == BookingStatus.APPROVED,
+            Booking.checked_in_at.is_(None),
+        )
+        .values(status=BookingStatus.NO_SHOW, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(booking)
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return False
+    audit.record(
+        "booking.no_show",
+        booking,
+        actor=actor,
+        from_state=BookingStatus.APPROVED,
+        to_state=BookingStatus.NO_SHOW,
+        reason=reason,
+    )
     notify.booking_event(booking, "no_show")
-    return booking
+    if booking.end_at > now:
+        waitlist.slot_freed(booking)
+    db.session.flush()
+    return True
+
+
+# -- end no-show --

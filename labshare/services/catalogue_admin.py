@@ -107,6 +107,11 @@ class RulesData:
     waitlist_enabled: bool = True
     waitlist_offer_minutes: int | str | None = 120
     # -- end waitlist --
+    # -- check-in (issue 8) --
+    checkin_required: bool = False
+    checkin_opens_minutes: int | str | None = 15
+    checkin_release_minutes: int | str | None = 15
+    # -- end check-in --
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -345,6 +350,20 @@ def rules_values(data: RulesData) -> dict[str, Any]:
         default=120,
     )
     # -- end waitlist --
+    # -- check-in (issue 8) --
+    values["checkin_required"] = bool(data.checkin_required)
+    values["checkin_opens_minutes"] = _int(
+        errors, "checkin_opens_minutes", data.checkin_opens_minutes, low=0, high=1440, default=15
+    )
+    values["checkin_release_minutes"] = _int(
+        errors,
+        "checkin_release_minutes",
+        data.checkin_release_minutes,
+        low=1,
+        high=1440,
+        default=15,
+    )
+    # -- end check-in --
     slot, low, high = values["slot_minutes"], values["min_minutes"], values["max_minutes"]
     if slot and low and low % slot:
         errors.add("min_minutes", _l("Must be a multiple of the slot length."))

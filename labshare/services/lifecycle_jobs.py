@@ -3,7 +3,8 @@
 Each is a conditional ``UPDATE ... WHERE status = 'approved'``: the database decides
 who changes the row, so a second scheduler (or a rerun, or staff acting at the same
 moment) finds nothing left to change, writes no second audit row and queues no
-second message. Neither commits; the job does.
+second message. Neither commits; the job does. The no-show is the booking engine's
+one transition (``services.bookings.mark_no_show``) in its quiet mode.
 """
 
 from __future__ import annotations
@@ -12,44 +13,43 @@ from sqlalchemy import update
 
 from labshare.extensions import db
 from labshare.models import Booking, BookingStatus
-from labshare.services import audit, notify
+from labshare.services import audit, bookings, notify
 from labshare.timeutil import utcnow
 
 
-def _transition(booking: Booking, to: BookingStatus, action: str, reason: str) -> bool:
+def _complete(booking: Booking) -> bool:
     result = db.session.execute(
         update(Booking)
         .where(Booking.id == booking.id, Booking.status == BookingStatus.APPROVED)
-        .values(status=to, updated_at=utcnow())
+        .values(status=BookingStatus.COMPLETED, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if int(getattr(result, "rowcount", 0) or 0) != 1:
-        db.session.refresh(booking)
-        return False
     db.session.refresh(booking)
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return False
     audit.record(
-        action,
+        "booking.complete",
         booking,
         actor=None,
         from_state=BookingStatus.APPROVED,
-        to_state=to,
-        reason=reason,
+        to_state=BookingStatus.COMPLETED,
+        reason="usage recorded",
     )
-    notify.booking_event(booking, "no_show" if to is BookingStatus.NO_SHOW else "completed")
+    notify.booking_event(booking, "completed")
     return True
 
 
 def mark_no_show(booking: Booking) -> bool:
-    """approved -> no_show (nobody checked in). False when the booking was no longer
-    approved; nothing is written then."""
-    return _transition(
+    """approved -> no_show (nobody checked in by the end plus the grace period).
+    False when the booking was no longer approved, or was checked in; nothing is
+    written then."""
+    return bookings.mark_no_show(
         booking,
-        BookingStatus.NO_SHOW,
-        "booking.no_show",
-        "no check-in by the end of the booking plus the grace period",
+        quiet=True,
+        reason="no check-in by the end of the booking plus the grace period",
     )
 
 
 def complete_from_usage(booking: Booking) -> bool:
     """approved -> completed (usage was recorded). False when no longer approved."""
-    return _transition(booking, BookingStatus.COMPLETED, "booking.complete", "usage recorded")
+    return _complete(booking)

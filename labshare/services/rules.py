@@ -34,6 +34,11 @@ class Rules:
     waitlist_enabled: bool = True
     waitlist_offer_minutes: int = 120
     # -- end waitlist --
+    # -- check-in (issue 8) --
+    checkin_required: bool = False
+    checkin_opens_minutes: int = 15
+    checkin_release_minutes: int = 15
+    # -- end check-in --
 
     @classmethod
     def from_row(cls, row: BookingRules) -> Rules:
