@@ -718,6 +718,12 @@ def test_web_conflict_offers_join_and_the_waitlist_page(
     assert entry.status == WaitlistStatus.BOOKED
 
 
+def test_web_calendar_shows_an_open_offer(client: Any, env: SimpleNamespace) -> None:
+    _offered(env)
+    html = client.get(f"/resources/{env.inst.id}/calendar?week=2030-W02").get_data(as_text=True)
+    assert "slot-offered" in html and "Offered to the waitlist" in html
+
+
 def test_web_join_refused_shows_why_and_writes_nothing(
     client: Any, login: Any, env: SimpleNamespace
 ) -> None:

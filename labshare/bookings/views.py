@@ -41,6 +41,7 @@ bp = Blueprint("bookings", __name__)
 SLOT_LABELS: dict[str, Any] = {
     "free": _l("Free"),
     "booked": _l("Booked"),
+    "offered": _l("Offered to the waitlist"),  # waitlist (issue 8)
     "closed": _l("Closed"),
     "closure": _l("Closed (maintenance or holiday)"),
     "calibration_expired": _l("Calibration expired"),
