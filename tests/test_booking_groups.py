@@ -673,3 +673,12 @@ def test_staff_set_the_bundle_on_the_instrument_form(
     client.post(f"/manage/instruments/{env.a.id}/edit", data={**data, "bundle": ""})
     db.session.expire_all()
     assert env.a.bundle is None
+
+
+def test_dashboard_marks_group_requests(
+    client: Any, login: Any, db: Any, env: SimpleNamespace
+) -> None:
+    members = _pending_group(db, env)
+    login(env.staff)
+    html = client.get("/manage").get_data(as_text=True)
+    assert html.count("Booked together with other resources") == len(members)
