@@ -39,6 +39,7 @@ RESOURCE_KEYS = {
 }
 #: The detail adds the instrument's bundle (booking groups, issue 8; additive).
 DETAIL_KEYS = RESOURCE_KEYS | {"bundle"}
+DETAIL_KEYS |= {"quotas"}  # the quotas that apply (booking policies, issue 8; additive)
 
 
 def _ids(response: Any) -> list[int]:

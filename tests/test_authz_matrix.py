@@ -90,6 +90,9 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "manage.closures POST": (302, 403, 403, 422, 404, 403),
     "manage.dashboard GET": (302, 403, 403, 200, 200, 403),
     "manage.delete_closure POST": (302, 403, 403, 302, 404, 403),
+    "manage.quotas_page GET": (302, 403, 403, 200, 200, 403),  # booking policies
+    "manage.quotas_page POST": (302, 403, 403, 422, 422, 403),  # own institute's page
+    "manage.delete_quota POST": (302, 403, 403, 302, 404, 403),
     "manage.edit_instrument GET": (302, 403, 403, 200, 404, 403),
     "manage.edit_instrument POST": (302, 403, 403, 422, 404, 403),
     "manage.edit_lab GET": (302, 403, 403, 200, 404, 403),
@@ -223,6 +226,7 @@ def world(
         status=BookingStatus.PENDING,
     )
     entry = _waitlist_entry_of(inst, users["sme"])  # waitlist (issue 8)
+    quota = _quota_of(inst)  # booking policies (issue 8)
     group = _group_of(lab, users["sme"])  # booking groups (issue 8)
     closure = Closure(
         resource_id=inst.id,
@@ -255,6 +259,7 @@ def world(
         feed=feed,
         group=group,  # booking groups (issue 8)
         entry=entry,  # waitlist (issue 8)
+        quota=quota,  # booking policies (issue 8)
     )
 
 
@@ -311,6 +316,19 @@ def _group_of(lab: Any, user: Any) -> Any:
     return group
 
 
+def _quota_of(inst: Any) -> Any:
+    """A quota of the instrument (booking policies)."""
+    from labshare.extensions import db
+    from labshare.models import BookingQuota
+
+    quota = BookingQuota(
+        institute_id=inst.institute_id, resource_id=inst.id, period="week", max_bookings=5
+    )
+    db.session.add(quota)
+    db.session.flush()
+    return quota
+
+
 def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
     values = {
         "booking_id": w.booking.id,
@@ -327,6 +345,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "filename": "css/app.css",
         "group_id": w.group.id,  # booking groups
         "entry_id": w.entry.id,  # waitlist
+        "quota_id": w.quota.id,  # booking policies
     }
     url = rule
     for name, value in values.items():

@@ -206,7 +206,7 @@ def test_free_slots_are_bookable(db, env):
 
 
 def test_query_count_is_bounded(db, env, make_booking):
-    """No N+1: three statements however many bookings and closures there are."""
+    """No N+1: a fixed few statements however many bookings and closures there are."""
     for day in range(2, 30):
         make_booking(
             resource=env.inst,
@@ -230,6 +230,8 @@ def test_query_count_is_bounded(db, env, make_booking):
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(queries) <= 3, queries
+    # bookings + closures, opening periods, and constant extras of issue 8: the rules
+    # (buffer), the waitlist's offered holds. Never one per booking or closure.
+    assert len(queries) <= 5, queries
     assert sum(1 for i in a.busy if i.reason == "booked") == 28
     assert sum(1 for i in a.busy if i.reason == "closure") == 28

@@ -69,7 +69,7 @@ def list_bookings(user: User, query: BookingQuery) -> dict[str, Any]:
         .offset((query.page - 1) * query.per_page)
         .limit(query.per_page)
     ).unique()
-    items = [booking_json(b) for b in rows]
+    items = [booking_json(b, user) for b in rows]
     return page_json(items, int(total), query.page, query.per_page)
 
 
@@ -87,7 +87,7 @@ def get_booking(user: User, booking_id: int) -> dict[str, Any]:
     booking = load_booking(booking_id)
     if not can_view_booking(user, booking):
         raise NotFound(_("No booking %(id)s.", id=booking_id))
-    return booking_json(booking)
+    return booking_json(booking, user)
 
 
 @endpoint(

@@ -14,6 +14,7 @@ from labshare.api.serialize import bundle_json, page_json, resource_json
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import Resource
+from labshare.services import quotas  # booking policies
 from labshare.services.calendar_cache import calendar_document
 from labshare.services.rules import effective_rules
 from labshare.services.search import AVAILABILITY_SCAN_LIMIT, ResourceFilters, search_resources
@@ -77,6 +78,7 @@ def list_resources(query: ResourceQuery) -> Any:
 def get_resource(resource_id: int) -> dict[str, Any]:
     resource = load_resource(resource_id)
     out = resource_json(resource, effective_rules(resource))
+    out["quotas"] = [quotas.quota_json(q) for q in quotas.applicable(resource)]  # issue 8
     out["bundle"] = bundle_json(resource)  # booking groups (issue 8)
     return out
 

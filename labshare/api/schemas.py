@@ -171,6 +171,26 @@ class RulesOut(ResponseModel):
         description="how long a freed slot is held for the first in line"
     )
     # -- end waitlist --
+    # -- booking policies (issue 8) --
+    buffer_minutes: int = Field(description="minutes kept free before and after a booking")
+    late_cancel_hours: int = Field(
+        description="a company's cancellation less than this many hours ahead is late; 0: off"
+    )
+    no_show_approval_threshold: int | None = Field(
+        description="companies with this many no-shows need approval; null: off"
+    )
+
+
+class QuotaOut(ResponseModel):
+    id: int
+    scope: str = Field(description="instrument, lab (the lab and its instruments) or institute")
+    resource_id: int | None
+    institute_id: int
+    period: str = Field(description="day, week (from Monday), month or year, local time")
+    max_hours: float | None
+    max_bookings: int | None
+    count_completed: bool
+    # -- end booking policies --
 
 
 # -- booking groups (issue 8) --
@@ -199,6 +219,9 @@ class ResourceOut(ResponseModel):
     fee_waiver_percent: int
     timezone: str
     rules: RulesOut
+    quotas: list[QuotaOut] | None = Field(
+        None, description="the quotas that apply (resource detail only)"
+    )
     # -- booking groups (issue 8) --
     bundle: BundleOut | None = Field(
         None,
@@ -211,7 +234,7 @@ class ResourceOut(ResponseModel):
 class BusyOut(ResponseModel):
     start: dt.datetime
     end: dt.datetime
-    reason: str = Field(description="booked, closure, closed or calibration_expired")
+    reason: str = Field(description="booked, buffer, closure, closed or calibration_expired")
 
 
 class FreeOut(ResponseModel):
@@ -247,6 +270,11 @@ class BookingOut(ResponseModel):
         None, description="when someone checked in for the booking; null: nobody has"
     )
     # -- end check-in --
+    company_no_shows: int | None = Field(
+        None,
+        description="staff of the institute only: the company's no-shows and late "
+        "cancellations there over the last 365 days",
+    )
     # -- booking groups (issue 8) --
     group_id: int | None = Field(
         None,

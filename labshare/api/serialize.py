@@ -7,8 +7,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from labshare.models import Booking, BookingGroup, Institute, Instrument, Resource
+from labshare.models import Booking, BookingGroup, Institute, Instrument, Resource, User
 from labshare.services.groups import bundle_members  # booking groups
+from labshare.services.no_shows import no_show_count
+from labshare.services.permissions import is_staff_of
 from labshare.services.rules import Rules, institute_zone
 from labshare.timeutil import isoformat_local
 
@@ -31,6 +33,11 @@ def rules_json(rules: Rules) -> dict[str, Any]:
         "requires_approval": rules.requires_approval,
         "max_active_per_company": rules.max_active_per_company,
         "cancel_deadline_hours": rules.cancel_deadline_hours,
+        # -- booking policies (issue 8) --
+        "buffer_minutes": rules.buffer_minutes,
+        "late_cancel_hours": rules.late_cancel_hours,
+        "no_show_approval_threshold": rules.no_show_approval_threshold,
+        # -- end booking policies --
         # -- check-in (issue 8) --
         "checkin_required": rules.checkin_required,
         "checkin_opens_minutes": rules.checkin_opens_minutes,
@@ -76,9 +83,11 @@ def resource_json(resource: Resource, rules: Rules) -> dict[str, Any]:
     }
 
 
-def booking_json(booking: Booking) -> dict[str, Any]:
+def booking_json(booking: Booking, viewer: User | None = None) -> dict[str, Any]:
+    """``viewer``: who asks; staff of the booking's institute also get the
+    company's no-show record (``company_no_shows``, booking policies)."""
     tz = institute_zone(booking.resource)
-    return {
+    out = {
         "id": booking.id,
         "resource_id": booking.resource_id,
         "resource_name": booking.resource.name,
@@ -101,6 +110,10 @@ def booking_json(booking: Booking) -> dict[str, Any]:
         # -- end check-in --
         "group_id": booking.group_id,  # booking groups (issue 8)
     }
+    # -- booking policies: staff see the company's no-shows + late cancellations --
+    if viewer is not None and is_staff_of(viewer, booking.institute_id):
+        out["company_no_shows"] = no_show_count(booking.company_id, booking.institute_id)
+    return out
 
 
 # -- booking groups (issue 8) --

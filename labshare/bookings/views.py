@@ -27,6 +27,7 @@ from labshare.models import HOLDING_STATUSES, Booking, BookingStatus, Resource, 
 from labshare.ratelimit import booking_limit, caller_key
 from labshare.services import inbox, tokens
 from labshare.services.bookings import cancel_booking, compute_fee
+from labshare.services.no_shows import no_show_count  # booking policies
 from labshare.services.permissions import (
     can_view_booking,
     is_member_of_company,
@@ -262,6 +263,11 @@ def _detail(booking: Booking, form: CancelForm, status: int = 200) -> Any:
         cancel_form=form,
         timezone=institute_zone(booking.resource),
         is_staff=is_staff_of(current_user, booking.institute_id),
+        company_no_shows=(  # booking policies (issue 8): the company's record, for staff
+            no_show_count(booking.company_id, booking.institute_id)
+            if is_staff_of(current_user, booking.institute_id)
+            else None
+        ),
     ), status
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from labshare.database import begin_write, is_sqlite
 from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, Institute, ServiceType, UsageDaily
+from labshare.services.stats import counted_status
 from labshare.timeutil import to_local, utcnow
 
 #: Days recomputed each night: statuses settle after the day (no-shows, late usage).
@@ -44,7 +45,8 @@ def _empty() -> dict[str, Any]:
 
 def _add(row: dict[str, Any], booking: Booking) -> None:
     row["bookings_total"] += 1
-    row[str(booking.status)] += 1
+    # booking policies: a late cancellation counts as a no-show (services/stats.py)
+    row[counted_status(booking.status, booking.late_cancellation)] += 1
     usage = booking.usage
     if usage is not None:
         minutes = (usage.checked_out_at - usage.checked_in_at).total_seconds() // 60

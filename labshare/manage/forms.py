@@ -186,6 +186,25 @@ class RulesForm(FlaskForm):
         validators=[InputRequired(_l("Enter a whole number."))],
     )
     # -- end waitlist --
+    # -- booking policies (issue 8) --
+    buffer_minutes = IntegerField(
+        _l("Buffer kept free before and after each booking (minutes)"),
+        validators=[Optional()],
+        default=0,
+        description=_l("Instruments and single-place labs; 0: none."),
+    )
+    late_cancel_hours = IntegerField(
+        _l("A company's cancellation is late (counted as a no-show) within this many hours"),
+        validators=[Optional()],
+        default=0,
+        description=_l("0: off."),
+    )
+    no_show_approval_threshold = IntegerField(
+        _l("Companies with this many no-shows in a year need approval"),
+        validators=[Optional()],
+        description=_l("Empty: off. Late cancellations count as no-shows."),
+    )
+    # -- end booking policies --
 
 
 _PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–~]\s*(\d{1,2}):(\d{2})\s*$")

@@ -20,6 +20,7 @@ from labshare.models import (
     ResourceStatus,
 )
 from labshare.services.availability import capacity_of, closure_spans
+from labshare.services.no_shows import no_show_counts
 from labshare.services.rules import calibration_cutoff, institute_zone, local_instant
 from labshare.timeutil import to_local, utcnow
 
@@ -33,6 +34,8 @@ class QueueItem:
     conflicts: list[str] = field(default_factory=list)
     overlapping: list[Booking] = field(default_factory=list)
     history: dict[BookingStatus, int] = field(default_factory=dict)
+    #: The company's no-shows + late cancellations here, last 365 days (issue 8).
+    no_shows: int = 0
 
 
 @dataclass
@@ -113,12 +116,14 @@ def build_dashboard(institute: Institute) -> Dashboard:
         )
         for company_id, status, count in rows:
             history[company_id][BookingStatus(status)] = int(count)
+    no_show_record = no_show_counts(company_ids, institute.id, now)  # booking policies
     queue = [
         QueueItem(
             booking=b,
             conflicts=_conflicts(b, overlapping[b.id]),
             overlapping=overlapping[b.id],
             history=history[b.company_id],
+            no_shows=no_show_record.get(b.company_id, 0),
         )
         for b in pending
     ]

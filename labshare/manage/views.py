@@ -405,6 +405,9 @@ def rules(resource_id: int) -> Any:
             checkin_release_minutes=form.checkin_release_minutes.data,  # check-in (issue 8)
             waitlist_enabled=bool(form.waitlist_enabled.data),  # waitlist (issue 8)
             waitlist_offer_minutes=form.waitlist_offer_minutes.data,  # waitlist (issue 8)
+            buffer_minutes=form.buffer_minutes.data,  # booking policies (issue 8)
+            late_cancel_hours=form.late_cancel_hours.data,  # booking policies
+            no_show_approval_threshold=form.no_show_approval_threshold.data,  # booking policies
         )
         try:
             catalogue_admin.set_rules(current_user, resource, data)

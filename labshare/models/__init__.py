@@ -5,6 +5,7 @@ from labshare.models.audit_log import AuditLog
 from labshare.models.base import Base, UTCDateTime
 from labshare.models.booking import Booking
 from labshare.models.booking_group import BookingGroup
+from labshare.models.booking_quota import BookingQuota, QuotaPeriod
 from labshare.models.booking_rules import DEFAULT_RULES, BookingRules
 from labshare.models.closure import Closure
 from labshare.models.company import Company
@@ -42,6 +43,7 @@ __all__ = [
     "Base",
     "Booking",
     "BookingGroup",
+    "BookingQuota",
     "BookingRules",
     "BookingStatus",
     "Closure",
@@ -58,6 +60,7 @@ __all__ = [
     "NotificationStatus",
     "OpeningPeriod",
     "Qualification",
+    "QuotaPeriod",
     "Resource",
     "ResourceKind",
     "ResourceStatus",

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.base import Base, UTCDateTime
@@ -57,6 +58,9 @@ class Booking(Base):
     decision_reason: Mapped[str | None] = mapped_column(String(500))
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: Cancelled by its company within the rules' ``late_cancel_hours`` before the
+    #: start: counted as a no-show in statistics and the company's record (0006).
+    late_cancellation: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     # -- check-in (issue 8; migration 0009) --
     #: When someone checked in for this booking (staff or the company, on the
     #: resource's check-in page); None: nobody has.

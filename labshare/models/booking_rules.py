@@ -24,6 +24,11 @@ DEFAULT_RULES = {
     "waitlist_enabled": True,
     "waitlist_offer_minutes": 120,
     # -- end waitlist
+    # -- booking policies (issue 8): buffer, late cancellation, no-show threshold
+    "buffer_minutes": 0,
+    "late_cancel_hours": 0,
+    "no_show_approval_threshold": None,
+    # -- end booking policies
     # -- check-in (issue 8; migration 0009)
     "checkin_required": False,
     "checkin_opens_minutes": 15,
@@ -63,6 +68,17 @@ class BookingRules(Base):
     cancel_deadline_hours: Mapped[int] = mapped_column(
         default=DEFAULT_RULES["cancel_deadline_hours"]
     )
+
+    # -- booking policies (issue 8; migration 0006) --
+    #: Minutes kept free before and after each booking of an instrument (0: none).
+    buffer_minutes: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: A company's cancellation less than this many hours before the start is late
+    #: (counted as a no-show); 0: off.
+    late_cancel_hours: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: A company with at least this many no-shows (late cancellations included) has
+    #: its new bookings wait for approval; None: off.
+    no_show_approval_threshold: Mapped[int | None] = mapped_column(default=None)
+    # -- end booking policies --
 
     # -- waitlist (issue 8; migration 0008) --
     #: SMEs may queue for a taken slot of this resource.

@@ -35,6 +35,7 @@ from labshare.services.rules import (
     MAX_BOOKING_SPAN,
     Span,
     clip,
+    effective_rules,
     institute_zone,
     lab_id_of,
     load_opening_periods,
@@ -49,7 +50,7 @@ from labshare.timeutil import utcnow  # waitlist (issue 8)
 MAX_WINDOW = dt.timedelta(days=31)
 
 #: Reasons in order of precedence: where several apply, the first one is shown.
-REASONS = ("unavailable", "calibration_expired", "closure", "closed", "booked", "offered")
+REASONS = ("unavailable", "calibration_expired", "closure", "closed", "booked", "buffer", "offered")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class CalendarSubject:
     capacity: int
     calibration_valid_until: dt.date | None
     timezone: str
+    #: The rules' buffer around each holding booking (capacity-1 resources only).
+    buffer_minutes: int = 0  # booking policies (issue 8)
 
 
 OpeningPeriods = list[tuple[int, dt.time, dt.time]]
@@ -107,6 +110,7 @@ def subject_of(resource: Resource) -> CalendarSubject:
             resource.calibration_valid_until if isinstance(resource, Instrument) else None
         ),
         timezone=institute_zone(resource),
+        buffer_minutes=effective_rules(resource).buffer_minutes,  # booking policies
     )
 
 
@@ -262,8 +266,21 @@ def availability_of(
             cutoff = local_midnight_after(subject.calibration_valid_until, tz)
             if cutoff < end:
                 raw["calibration_expired"] = [(max(start, cutoff), end)]
+        # -- booking policies: the buffer around holding bookings (capacity 1) --
+        buffer = (
+            dt.timedelta(minutes=subject.buffer_minutes)
+            if subject.buffer_minutes > 0 and subject.capacity <= 1
+            else dt.timedelta(0)
+        )
         offers: list[Span] = []  # waitlist (issue 8): open offers, from the same query
-        held, raw["closure"] = _busy_spans(subject, start, end, run, offers=offers)
+        held, raw["closure"] = _busy_spans(
+            subject, start - buffer, end + buffer, run, offers=offers
+        )
+        if buffer:
+            raw["buffer"] = [(s - buffer, s) for s, _e in held] + [
+                (e, e + buffer) for _s, e in held
+            ]
+        # -- end booking policies --
         if opening_periods is None:
             opening_periods = opening_periods_of_lab(subject.lab_id, run)
         opening = opening_spans(opening_periods, tz, start, end)

@@ -49,7 +49,9 @@ from labshare.services.availability import (
     holding_spans,
     saturated,
 )
+from labshare.services.no_shows import no_show_count  # booking policies
 from labshare.services.permissions import can_view_booking, is_member_of_company, is_staff_of
+from labshare.services.quotas import check_period_quotas  # booking policies
 from labshare.services.rules import (
     MAX_BOOKING_SPAN,
     Rules,
@@ -274,22 +276,40 @@ def _check_quota(resource: Resource, company_id: int, rules: Rules, now: dt.date
 
 
 def _check_free(
-    resource: Resource, start: dt.datetime, end: dt.datetime, exclude_id: int | None = None
+    resource: Resource,
+    start: dt.datetime,
+    end: dt.datetime,
+    exclude_id: int | None = None,
+    *,
+    buffer_minutes: int = 0,
 ) -> None:
     """Refuse when the slot is taken: any overlapping holding booking of an
-    instrument; ``capacity`` overlapping at some instant for a lab."""
+    instrument; ``capacity`` overlapping at some instant for a lab. The rules'
+    buffer (resources of capacity 1 only: instruments and single-place labs) also
+    refuses a holding booking less than ``buffer_minutes`` before or after."""
     capacity = capacity_of(resource)
     if capacity <= 1:
-        stmt = select(Booking.id).where(
+        buffer = dt.timedelta(minutes=max(buffer_minutes, 0))
+        stmt = select(Booking.start_at, Booking.end_at).where(
             Booking.resource_id == resource.id,
-            Booking.start_at < end,
-            Booking.end_at > start,
+            Booking.start_at < end + buffer,
+            Booking.end_at > start - buffer,
             Booking.status.in_(HOLDING_STATUSES),
         )
         if exclude_id is not None:
             stmt = stmt.where(Booking.id != exclude_id)
-        if db.session.scalar(stmt.limit(1)) is not None:
+        rows = db.session.execute(stmt).all()
+        if any(s < end and e > start for s, e in rows):
             raise SlotTaken(_l("This time is already booked."))
+        if rows:
+            raise SlotTaken(
+                _l(
+                    "This resource keeps a buffer of %(n)d minutes between bookings; "
+                    "this time is too close to another booking.",
+                    n=buffer_minutes,
+                ),
+                details={"buffer_minutes": buffer_minutes},
+            )
         return
     spans = holding_spans(resource.id, start, end, exclude_id=exclude_id)
     clipped = [(max(s, start), min(e, end)) for s, e in spans]
@@ -382,7 +402,8 @@ def check_slot(
     _check_opening_hours(resource, tz, start, end)
     _check_closure_and_calibration(resource, tz, start, end)
     _check_quota(resource, company_id, rules, now)
-    _check_free(resource, start, end)
+    check_period_quotas(resource, company_id, start, end, tz)  # booking policies
+    _check_free(resource, start, end, buffer_minutes=rules.buffer_minutes)
     # -- waitlist (issue 8): an open offer holds its slot for the offeree --
     from labshare.services.waitlist import check_offers
 
@@ -410,6 +431,15 @@ def book_locked(
     assert company_id is not None  # _check_booker
     fee, waived = compute_fee(resource, request.start, request.end)
     status = BookingStatus.PENDING if rules.requires_approval else BookingStatus.APPROVED
+    # -- booking policies: a company with too many no-shows waits for approval --
+    held_reason: str | None = None
+    threshold = rules.no_show_approval_threshold
+    if status == BookingStatus.APPROVED and threshold is not None:
+        count = no_show_count(company_id, resource.institute_id, now)
+        if count >= threshold:
+            status = BookingStatus.PENDING
+            held_reason = f"no-show record {count} >= threshold {threshold}: needs approval"
+    # -- end booking policies --
     booking = Booking(
         resource_id=resource.id,
         resource_kind=ResourceKind(resource.kind),
@@ -430,7 +460,7 @@ def book_locked(
     if status == BookingStatus.APPROVED:
         booking.decided_at = now
     _insert_or_conflict(booking)
-    audit.record("booking.create", booking, actor=booker, to_state=status)
+    audit.record("booking.create", booking, actor=booker, to_state=status, reason=held_reason)
     if status == BookingStatus.PENDING:
         notify.booking_event(booking, "requested")
         notify.booking_event(booking, "received")
@@ -499,7 +529,13 @@ def approve_booking(booking: Booking, actor: User) -> Booking:
     tz = institute_zone(resource)
     _check_available(resource)
     _check_closure_and_calibration(resource, tz, booking.start_at, booking.end_at)
-    _check_free(resource, booking.start_at, booking.end_at, exclude_id=booking.id)
+    _check_free(
+        resource,
+        booking.start_at,
+        booking.end_at,
+        exclude_id=booking.id,
+        buffer_minutes=effective_rules(resource).buffer_minutes,
+    )
     _transition(booking, actor, BookingStatus.APPROVED, action="booking.approve")
     booking.decided_by_id = actor.id
     booking.decided_at = utcnow()
@@ -563,6 +599,19 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
     )
     booking.cancelled_by_id = actor.id
     booking.cancelled_at = now
+    # -- booking policies: the company's late cancellation counts as a no-show --
+    if not staff:
+        late_hours = effective_rules(booking.resource).late_cancel_hours
+        if late_hours > 0 and now > booking.start_at - dt.timedelta(hours=late_hours):
+            booking.late_cancellation = True
+            audit.record(
+                "booking.late_cancellation",
+                booking,
+                actor=actor,
+                reason=reason_text or f"cancelled less than {late_hours} hours before the start",
+                data={"late_cancel_hours": late_hours},
+            )
+    # -- end booking policies --
     if reason_text is not None:
         booking.decision_reason = reason_text
     db.session.flush()

@@ -28,7 +28,15 @@ from sqlalchemy import bindparam, select
 
 from labshare.errors import NotFound
 from labshare.extensions import db
-from labshare.models import Institute, Instrument, Lab, Resource, ResourceKind, ResourceStatus
+from labshare.models import (
+    BookingRules,
+    Institute,
+    Instrument,
+    Lab,
+    Resource,
+    ResourceKind,
+    ResourceStatus,
+)
 from labshare.services.availability import (
     Availability,
     CalendarSubject,
@@ -50,6 +58,8 @@ _lab_row = Resource.__table__.alias("lab_resource")
 _instrument = Instrument.__table__
 _lab = Lab.__table__
 _institute = Institute.__table__
+_own_rules = BookingRules.__table__.alias("own_rules")  # booking policies: the buffer
+_lab_rules = BookingRules.__table__.alias("lab_rules")
 
 _SUBJECT = (
     select(
@@ -61,12 +71,18 @@ _SUBJECT = (
         _lab.c.capacity,
         _lab_row.c.calendar_version.label("lab_version"),
         _institute.c.timezone,
+        _own_rules.c.id.label("own_rules_id"),
+        _own_rules.c.buffer_minutes.label("own_buffer"),
+        _lab_rules.c.buffer_minutes.label("lab_buffer"),
     )
     .select_from(
         _resource.join(_institute, _institute.c.id == _resource.c.institute_id)
         .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
         .outerjoin(_lab, _lab.c.id == _resource.c.id)
         .outerjoin(_lab_row, _lab_row.c.id == _instrument.c.lab_id)
+        # booking_rules rows change the resource's calendar_version (migration 0006)
+        .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
+        .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
     )
     .where(_resource.c.id == bindparam("rid"))
 )
@@ -223,6 +239,9 @@ def _document(
         capacity=int(row.capacity) if is_lab else 1,
         calibration_valid_until=None if is_lab else row.calibration_valid_until,
         timezone=versions.timezone,
+        buffer_minutes=int(
+            (row.own_buffer if row.own_rules_id is not None else row.lab_buffer) or 0
+        ),
     )
     periods = (
         store.opening_periods(lab_id, versions.lab, reader)

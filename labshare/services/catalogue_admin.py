@@ -107,6 +107,11 @@ class RulesData:
     waitlist_enabled: bool = True
     waitlist_offer_minutes: int | str | None = 120
     # -- end waitlist --
+    # -- booking policies (issue 8) --
+    buffer_minutes: int | str | None = 0
+    late_cancel_hours: int | str | None = 0
+    no_show_approval_threshold: int | str | None = None
+    # -- end booking policies --
     # -- check-in (issue 8) --
     checkin_required: bool = False
     checkin_opens_minutes: int | str | None = 15
@@ -350,6 +355,20 @@ def rules_values(data: RulesData) -> dict[str, Any]:
         default=120,
     )
     # -- end waitlist --
+    # -- booking policies (issue 8) --
+    values["buffer_minutes"] = _int(
+        errors, "buffer_minutes", data.buffer_minutes, low=0, high=1440, default=0
+    )
+    values["late_cancel_hours"] = _int(
+        errors, "late_cancel_hours", data.late_cancel_hours, low=0, high=8760, default=0
+    )
+    threshold = data.no_show_approval_threshold
+    values["no_show_approval_threshold"] = (
+        None
+        if threshold is None or (isinstance(threshold, str) and not threshold.strip())
+        else _int(errors, "no_show_approval_threshold", threshold, low=1, high=1000)
+    )
+    # -- end booking policies --
     # -- check-in (issue 8) --
     values["checkin_required"] = bool(data.checkin_required)
     values["checkin_opens_minutes"] = _int(

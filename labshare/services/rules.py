@@ -34,6 +34,11 @@ class Rules:
     waitlist_enabled: bool = True
     waitlist_offer_minutes: int = 120
     # -- end waitlist --
+    # -- booking policies (issue 8) --
+    buffer_minutes: int = 0
+    late_cancel_hours: int = 0
+    no_show_approval_threshold: int | None = None
+    # -- end booking policies --
     # -- check-in (issue 8) --
     checkin_required: bool = False
     checkin_opens_minutes: int = 15

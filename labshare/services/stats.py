@@ -2,6 +2,14 @@
 
 Counts the bookings that start in [start, end). ``approved`` counts bookings that
 are approved now (not yet completed, cancelled or marked no-show).
+
+Late cancellations (issue 8: a company's cancellation within the rules'
+``late_cancel_hours`` before the start, ``booking.late_cancellation``) count as
+no-shows everywhere here (campaign totals, the statistics service and its roll-up,
+reports and exports): in ``no_show``, not in ``cancelled``, so the totals still
+add up and the field names stay those of API.md. Their time was freed, so they do
+not count in booked hours (``BOOKED_STATUSES``); being ``no_show``, they count as
+approved in the approval rate. ``counted_status`` is the one place that decides.
 """
 
 from __future__ import annotations
@@ -63,12 +71,13 @@ def campaign_totals(
     )
     window = and_(scope, Booking.start_at >= start, Booking.start_at < end)
 
-    by_status = {
-        BookingStatus(status): int(n)
-        for status, n in db.session.execute(
-            select(Booking.status, func.count(Booking.id)).where(window).group_by(Booking.status)
-        )
-    }
+    by_status: dict[BookingStatus, int] = defaultdict(int)
+    for status, late, n in db.session.execute(
+        select(Booking.status, Booking.late_cancellation, func.count(Booking.id))
+        .where(window)
+        .group_by(Booking.status, Booking.late_cancellation)
+    ):
+        by_status[BookingStatus(counted_status(status, late))] += int(n)
     completed = Booking.status == BookingStatus.COMPLETED
     fees = db.session.execute(
         select(
@@ -206,6 +215,14 @@ class Counters:
         yes = v["approved"] + v["completed"] + v["no_show"]
         decided = yes + v["rejected"]
         return round(yes / decided, 4) if decided else None
+
+
+def counted_status(status: str, late_cancellation: bool | None) -> str:
+    """The status a booking counts under in statistics: a late cancellation
+    counts as a no-show (booking policies, issue 8)."""
+    if late_cancellation and status == BookingStatus.CANCELLED:
+        return str(BookingStatus.NO_SHOW)
+    return str(status)
 
 
 def usage_minutes_of(checked_in: dt.datetime, checked_out: dt.datetime) -> int:
@@ -375,6 +392,7 @@ def _live_rows(group: ZoneGroup, scope: Scope, since: dt.datetime | None) -> Any
             UsageRecord.checked_out_at,
             UsageRecord.service_type,
             UsageRecord.problem_solved,
+            Booking.late_cancellation,  # booking policies: counted as a no-show
         )
         .outerjoin(UsageRecord, UsageRecord.booking_id == Booking.id)
         .where(booking_window(group, scope, since))
@@ -397,9 +415,9 @@ def _live_counters(
                 continue
             since = _midnight(first_live, group.timezone)
         tz = zone(group.timezone)
-        for start, rid, iid, status, fee, waived, cin, cout, service, solved in _live_rows(
-            group, scope, since
-        ):
+        for row in _live_rows(group, scope, since):
+            start, rid, iid, raw_status, fee, waived, cin, cout, service, solved, late = row
+            status = counted_status(raw_status, late)
             if key == "day":
                 k: Any = start.astimezone(tz).date()
             else:
