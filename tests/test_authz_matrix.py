@@ -148,6 +148,20 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "bookings.waitlist_decline POST": (302, 302, 404, 403, 403, 403),
     "bookings.waitlist_leave POST": (302, 302, 404, 403, 403, 403),
     # -- end waitlist --
+    # -- recurrence (issue 8): a series is tenant-scoped like its bookings --
+    "api.preview_series POST": (401, 422, 422, 403, 403, 403),
+    "api.create_series POST": (401, 422, 422, 403, 403, 403),
+    "api.get_series GET": (401, 200, 404, 200, 404, 200),
+    "api.approve_series POST": (401, 403, 404, 200, 404, 403),
+    "api.reject_series POST": (401, 403, 404, 200, 404, 403),
+    "api.cancel_series POST": (401, 200, 404, 200, 404, 403),
+    "bookings.new_series GET": (302, 200, 200, 403, 403, 403),
+    "bookings.new_series POST": (302, 422, 422, 403, 403, 403),
+    "bookings.series_detail GET": (302, 200, 404, 200, 404, 200),
+    "bookings.series_approve POST": (302, 403, 404, 302, 404, 403),
+    "bookings.series_reject POST": (302, 403, 404, 422, 404, 403),
+    "bookings.series_cancel POST": (302, 302, 404, 302, 404, 403),
+    # -- end recurrence --
 }
 
 
@@ -162,6 +176,7 @@ QUERY: dict[str, dict[str, str]] = {
 }
 BODY: dict[str, dict[str, Any]] = {
     "api.reject_booking POST": {"reason": "fully booked"},
+    "api.reject_series POST": {"reason": "fully booked"},  # recurrence
     "api.record_usage POST": {
         "checked_in_at": "2030-01-08T09:00:00+08:00",
         "checked_out_at": "2030-01-08T11:00:00+08:00",
@@ -225,6 +240,7 @@ def world(
         end=dt.datetime(2030, 1, 8, 3, 0, tzinfo=dt.UTC),
         status=BookingStatus.PENDING,
     )
+    series = _series_of(booking)  # recurrence (issue 8)
     entry = _waitlist_entry_of(inst, users["sme"])  # waitlist (issue 8)
     quota = _quota_of(inst)  # booking policies (issue 8)
     group = _group_of(lab, users["sme"])  # booking groups (issue 8)
@@ -259,8 +275,33 @@ def world(
         feed=feed,
         group=group,  # booking groups (issue 8)
         entry=entry,  # waitlist (issue 8)
+        series=series,  # recurrence (issue 8)
         quota=quota,  # booking policies (issue 8)
     )
+
+
+def _series_of(booking: Any) -> Any:
+    """A one-occurrence series around the booking under test (recurrence)."""
+    from labshare.extensions import db
+    from labshare.models import BookingSeries
+
+    series = BookingSeries(
+        user_id=booking.user_id,
+        company_id=booking.company_id,
+        resource_id=booking.resource_id,
+        institute_id=booking.institute_id,
+        freq="daily",
+        interval_n=1,
+        count_n=1,
+        start_at=booking.start_at,
+        end_at=booking.end_at,
+        timezone="Asia/Shanghai",
+        purpose=booking.purpose,
+    )
+    db.session.add(series)
+    db.session.flush()
+    booking.series_id = series.id
+    return series
 
 
 def _waitlist_entry_of(inst: Any, user: Any) -> Any:
@@ -343,6 +384,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "code": w.inst.institute.code,
         "institute_id": w.inst.institute.id,
         "filename": "css/app.css",
+        "series_id": w.series.id,  # recurrence
         "group_id": w.group.id,  # booking groups
         "entry_id": w.entry.id,  # waitlist
         "quota_id": w.quota.id,  # booking policies

@@ -265,6 +265,11 @@ class BookingOut(ResponseModel):
     fee_waived: float
     decision_reason: str | None
     created_at: dt.datetime
+    # -- recurrence (issue 8) --
+    series_id: int | None = Field(
+        None, description="the recurring series this booking belongs to; null: none"
+    )
+    # -- end recurrence --
     # -- check-in (issue 8) --
     checked_in_at: dt.datetime | None = Field(
         None, description="when someone checked in for the booking; null: nobody has"

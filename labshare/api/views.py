@@ -7,5 +7,6 @@ import labshare.api.group_routes  # booking groups (issue 8)
 import labshare.api.meta_routes
 import labshare.api.report_routes
 import labshare.api.resource_routes
+import labshare.api.series_routes  # recurrence (issue 8)
 import labshare.api.stats_routes
 import labshare.api.waitlist_routes  # noqa: F401  (waitlist, issue 8)

@@ -7,6 +7,7 @@ from labshare.models.booking import Booking
 from labshare.models.booking_group import BookingGroup
 from labshare.models.booking_quota import BookingQuota, QuotaPeriod
 from labshare.models.booking_rules import DEFAULT_RULES, BookingRules
+from labshare.models.booking_series import BookingSeries
 from labshare.models.closure import Closure
 from labshare.models.company import Company
 from labshare.models.enums import (
@@ -45,6 +46,7 @@ __all__ = [
     "BookingGroup",
     "BookingQuota",
     "BookingRules",
+    "BookingSeries",
     "BookingStatus",
     "Closure",
     "ClosureKind",

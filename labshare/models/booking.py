@@ -67,6 +67,8 @@ class Booking(Base):
     checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     checked_in_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     # -- end check-in --
+    #: The recurring series this booking is an occurrence of, if any (0007).
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("booking_series.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     #: Booked together with other resources (services/groups.py; migration 0010).
