@@ -675,3 +675,37 @@ def test_spec_is_stored(db: Any, clock: None, make_instrument: Any, make_user: A
     )
     assert series.timezone == "Asia/Shanghai"
     assert len(series_bookings(series)) == 7  # Mon 7, 14, 21, 28; Fri 11, 18, 25
+
+
+def test_a_booked_together_instrument_cannot_be_booked_as_a_series(
+    db: Any, clock: None, make_instrument: Any, make_user: Any
+) -> None:
+    inst = make_instrument(rules=rules(), bundle="tensile rig")
+    sme = make_user(Role.SME)
+    db.session.commit()
+    for call in (preview_series, create_series):
+        kwargs: dict[str, Any] = {"purpose": "x"}
+        if call is create_series:
+            kwargs["skip_conflicting"] = True
+        with pytest.raises(ValidationFailed) as info:
+            call(inst, sme, START, END, validate_spec("daily", count=2), **kwargs)
+        assert info.value.field == "resource_id"
+    assert count(db, Booking) == 0
+
+
+def test_monthly_on_the_31st_skips_shorter_months(app: Any) -> None:
+    """RFC 5545 (dateutil): a monthly rule never moves a day; months without it are
+    skipped, so "count" counts real occurrences."""
+    start = dt.datetime(2030, 1, 31, 9, tzinfo=SH)
+    got = expand(
+        validate_spec("monthly", count=3),
+        start,
+        start + dt.timedelta(hours=1),
+        "Asia/Shanghai",
+        FAR,
+    )
+    assert [s.astimezone(SH).date().isoformat() for s, _e in got.occurrences] == [
+        "2030-01-31",
+        "2030-03-31",
+        "2030-05-31",
+    ]

@@ -163,7 +163,7 @@ def series_json(series: BookingSeries, viewer: User | None = None) -> dict[str, 
             "count": series.count_n,
         },
         "created_at": isoformat_local(series.created_at, tz),
-        "bookings": [booking_json(b) for b in recurrence.series_bookings(series)],
+        "bookings": [booking_json(b, viewer) for b in recurrence.series_bookings(series)],
     }
 
 

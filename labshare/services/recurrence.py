@@ -58,6 +58,7 @@ from labshare.services.bookings import (
     reject_booking,
     validate_request,
 )
+from labshare.services.group_hooks import bundle_of
 from labshare.services.permissions import is_member_of_company, is_staff_of
 from labshare.services.rules import effective_rules, institute_zone, local_instant
 from labshare.timeutil import utcnow, zone
@@ -259,6 +260,16 @@ def _plan(
     now: dt.datetime,
 ) -> tuple[BookingRequest, SeriesPlan]:
     request = validate_request(booker, start, end, purpose=purpose, samples=samples)
+    if bundle_of(resource):
+        # Booking it alone books its "booked together" bundle as a group; a series
+        # books one resource per occurrence, so it would break that promise.
+        raise ValidationFailed(
+            _l(
+                "This instrument is booked together with others and cannot be booked "
+                "as a series; book each occurrence on its own."
+            ),
+            field="resource_id",
+        )
     rules = effective_rules(resource)
     tz = institute_zone(resource)
     horizon = now + dt.timedelta(days=rules.horizon_days)
