@@ -830,3 +830,20 @@ def test_rules_page_saves_the_new_rules(client, login, db, env):
     assert client.post(f"/manage/resources/{env.inst.id}/rules", data=data).status_code == 302
     db.session.refresh(row)
     assert row.no_show_approval_threshold is None and row.buffer_minutes == 0
+
+
+def test_booking_page_warns_the_company_before_a_late_cancellation(client, login, db, env):
+    set_rules(db, env.lab, late_cancel_hours=48)
+    soon = book(env, env.inst, t(1, 2, 9), t(1, 2, 10))  # 25 hours ahead: late
+    later = book(env, env.inst, t(1, 7, 9), t(1, 7, 10))
+    login(env.sme)
+    assert "late-cancel-warning" in client.get(f"/bookings/{soon.id}").get_data(as_text=True)
+    assert "late-cancel-warning" not in client.get(f"/bookings/{later.id}").get_data(as_text=True)
+
+
+def test_staff_see_no_late_cancellation_warning(client, login, db, env):
+    set_rules(db, env.lab, late_cancel_hours=48)
+    soon = book(env, env.inst, t(1, 2, 9), t(1, 2, 10))
+    login(env.staff)
+    page = client.get(f"/bookings/{soon.id}").get_data(as_text=True)
+    assert "Cancel the booking" in page and "late-cancel-warning" not in page

@@ -27,7 +27,7 @@ from labshare.models import HOLDING_STATUSES, Booking, BookingStatus, Resource, 
 from labshare.ratelimit import booking_limit, caller_key
 from labshare.services import inbox, tokens
 from labshare.services.bookings import cancel_booking, compute_fee
-from labshare.services.no_shows import no_show_count  # booking policies
+from labshare.services.no_shows import cancellation_is_late, no_show_count  # policies
 from labshare.services.permissions import (
     can_view_booking,
     is_member_of_company,
@@ -267,6 +267,9 @@ def _detail(booking: Booking, form: CancelForm, status: int = 200) -> Any:
             no_show_count(booking.company_id, booking.institute_id)
             if is_staff_of(current_user, booking.institute_id)
             else None
+        ),
+        cancel_is_late=(  # booking policies: the company is warned before a late cancellation
+            not is_staff_of(current_user, booking.institute_id) and cancellation_is_late(booking)
         ),
     ), status
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from sqlalchemy import func, or_, select
 
 from labshare.extensions import db
-from labshare.models import Booking, BookingStatus
+from labshare.models import HOLDING_STATUSES, Booking, BookingStatus
+from labshare.services.rules import effective_rules
 from labshare.timeutil import utcnow
 
 RECORD_DAYS = 365
@@ -43,6 +44,16 @@ def no_show_counts(
     out = dict.fromkeys(ids, 0)
     out.update({int(c): int(n) for c, n in rows})
     return out
+
+
+def cancellation_is_late(booking: Booking, now: dt.datetime | None = None) -> bool:
+    """Whether the company cancelling ``booking`` now would be a late cancellation
+    (the rules' ``late_cancel_hours``, 0: never; the same test as
+    ``bookings.cancel_booking``). Staff cancellations never are."""
+    if booking.status not in HOLDING_STATUSES:
+        return False
+    hours = effective_rules(booking.resource).late_cancel_hours
+    return hours > 0 and (now or utcnow()) > booking.start_at - dt.timedelta(hours=hours)
 
 
 def no_show_count(company_id: int, institute_id: int, now: dt.datetime | None = None) -> int:
