@@ -34,7 +34,10 @@ def _list_int(name: str, default: list[int]) -> list[int]:
 class Config:
     SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI: str | None = os.environ.get("DATABASE_URL")
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # No pool_pre_ping (a round trip before every checkout): a connection is pinged
+    # only after sitting idle in the pool (labshare/database.py), and replaced
+    # after pool_recycle seconds whatever happens.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_recycle": 1800}
     INSTANCE_DIR = str(INSTANCE_DIR)
 
     # Sessions and cookies

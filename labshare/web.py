@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import format_datetime
 from flask_login import current_user
 from werkzeug.routing import IntegerConverter
@@ -52,6 +53,14 @@ CSP = (
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 
+#: Set on every response unless the view set its own.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", CSP),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+)
+
 
 class Int32Converter(IntegerConverter):
     """``<int:...>`` limited to the id columns' range (32-bit INTEGER): a larger
@@ -62,9 +71,28 @@ class Int32Converter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, except that a request without a session cookie
+    (every API call from a script: the API is token-only) gets its empty session
+    without building the cookie signer first. Same sessions, same cookies."""
+
+    def open_session(self, app: Flask, request: Any) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if not session and not session.modified:  # nothing to write or delete
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
+
+
 def register_request_hooks(app: Flask) -> None:
     # Before any blueprint adds its rules: the rules bind their converters when added.
     app.url_map.converters["int"] = Int32Converter
+    app.session_interface = CookieSessionInterface()
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
 
@@ -74,11 +102,13 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def _headers(response: Any) -> Any:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        response.headers["X-Request-Id"] = g.get("request_id", "")
+        # Every response: one pass over its headers, not a scan per header set.
+        headers = response.headers
+        present = {key.lower() for key, _value in headers}
+        for key, value in SECURITY_HEADERS:
+            if key.lower() not in present:
+                headers.add(key, value)
+        headers.set("X-Request-Id", g.get("request_id", ""))
         return response
 
     @app.template_filter("local")

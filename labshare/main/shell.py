@@ -203,5 +203,6 @@ def _forget_per_context_caches() -> None:
     from flask import g
     from flask_babel import refresh
 
-    refresh()
+    if "_flask_babel" in g:  # nothing cached yet (every real request): nothing to do
+        refresh()
     g.pop("_login_user", None)

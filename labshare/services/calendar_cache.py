@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from labshare.errors import NotFound
 from labshare.extensions import db
@@ -115,6 +116,7 @@ class CalendarCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.kept = _KeptConnection()
 
     def document(
         self, key: tuple[int, dt.datetime, dt.datetime], versions: _Versions
@@ -194,18 +196,78 @@ def _etag(key: tuple[int, dt.datetime, dt.datetime], versions: _Versions) -> str
     return f"av{key[0]}-{hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()}"
 
 
+class _KeptConnection:
+    """PostgreSQL: one pooled connection that the process keeps checked out, in
+    autocommit mode, for the calendar reads: a cache hit then costs the one query
+    and nothing else (no checkout, no switch to autocommit and back, no BEGIN, no
+    ROLLBACK). A second thread that finds it busy uses a connection of its own
+    from the pool. It goes back to the pool after sitting idle, so that the pool's
+    idle ping (labshare/database.py) sees it, and now and then so that
+    ``pool_recycle`` applies; after an error it is dropped."""
+
+    IDLE_SECONDS = 10.0
+    MAX_AGE_SECONDS = 300.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._born = 0.0
+        self._used = 0.0
+
+    @contextlib.contextmanager
+    def reader(self, engine: Engine) -> Iterator[Connection]:
+        if not self._lock.acquire(blocking=False):
+            with engine.connect() as own:
+                yield own.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        try:
+            now = time.monotonic()
+            conn: Connection | None = self._conn
+            if conn is not None and (
+                conn.closed
+                or conn.invalidated
+                or now - self._used > self.IDLE_SECONDS
+                or now - self._born > self.MAX_AGE_SECONDS
+                or conn.engine.pool is not engine.pool  # disposed meanwhile
+            ):
+                self._drop()
+                conn = None
+            if conn is None:
+                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._conn, self._born = conn, now
+            try:
+                yield conn
+            except BaseException:
+                self._drop()
+                raise
+            self._used = time.monotonic()
+        finally:
+            self._lock.release()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
 @contextlib.contextmanager
 def _reader() -> Iterator[Reader]:
-    """PostgreSQL: a pooled connection in autocommit mode, so that a cache hit costs
-    one round trip (no BEGIN, no ROLLBACK). Each statement then sees everything
-    committed before it began; as the versions are read first, the data read
-    after them is at least as new. SQLite: the request's session (its read
-    transaction is a snapshot, and statements are in-process calls)."""
-    if db.engine.dialect.name != "postgresql":
+    """PostgreSQL: the kept connection (above), in autocommit mode, so that a cache
+    hit costs one round trip. Each statement then sees everything committed before
+    it began; as the versions are read first, the data read after them is at least
+    as new. SQLite: the request's session (its read transaction is a snapshot, and
+    statements are in-process calls)."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
         yield db.session()
         return
-    with db.engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+    with cache().kept.reader(engine) as conn:
+        yield conn
 
 
 def calendar_document(resource_id: int, start: dt.datetime, end: dt.datetime) -> CalendarDocument:
