@@ -785,3 +785,39 @@ def test_a_released_slot_is_not_offered_against_the_lead_time(env: SimpleNamespa
     db.session.refresh(entry)
     assert entry.status == WaitlistStatus.WAITING
     assert entry.start_at == START
+
+
+def test_staff_marking_a_no_show_offers_the_rest(env: SimpleNamespace) -> None:
+    """The check-in part's one no-show transition calls ``slot_freed`` (its contract)."""
+    from labshare.services.bookings import mark_no_show
+
+    entry = _join(env, env.a)
+    set_clock(lambda: START.astimezone(dt.UTC) + dt.timedelta(minutes=20))
+    mark_no_show(db.session.get(Booking, env.booking.id), env.staff)
+    db.session.commit()
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.OFFERED
+    assert entry.start_at == START + dt.timedelta(minutes=30)
+
+
+def test_staff_set_the_waitlist_rules(client: Any, login: Any, env: SimpleNamespace) -> None:
+    login(env.staff)
+    url = f"/manage/resources/{env.inst.id}/rules"
+    form = {k: str(v) for k, v in RULES.items() if not isinstance(v, bool)}
+    form.update(checkin_opens_minutes="15", checkin_release_minutes="15")  # check-in's fields
+    bad = client.post(url, data={**form, "waitlist_offer_minutes": "1"})
+    assert bad.status_code == 422 and 'id="waitlist_offer_minutes-error"' in bad.get_data(
+        as_text=True
+    )
+    rules = db.session.scalar(select(BookingRules).where(BookingRules.resource_id == env.inst.id))
+    db.session.refresh(rules)
+    assert rules.waitlist_offer_minutes == 120
+    ok = client.post(url, data={**form, "waitlist_offer_minutes": "45", "waitlist_enabled": "y"})
+    assert ok.status_code == 302
+    db.session.refresh(rules)
+    assert (rules.waitlist_enabled, rules.waitlist_offer_minutes) == (True, 45)
+    empty = {**form, "waitlist_offer_minutes": ""}
+    assert client.post(url, data=empty).status_code == 302  # box unticked, minutes empty
+    db.session.refresh(rules)
+    assert (rules.waitlist_enabled, rules.waitlist_offer_minutes) == (False, 120)
+    assert 'name="waitlist_offer_minutes"' in client.get(url).get_data(as_text=True)

@@ -183,7 +183,7 @@ class RulesForm(FlaskForm):
     waitlist_enabled = BooleanField(_l("Companies may join the waitlist of a taken slot"))
     waitlist_offer_minutes = IntegerField(
         _l("A freed slot is held for the first in line for (minutes)"),
-        validators=[InputRequired(_l("Enter a whole number."))],
+        validators=[Optional()],  # empty: the default, 120
     )
     # -- end waitlist --
     # -- booking policies (issue 8) --
