@@ -169,12 +169,12 @@ class RulesForm(FlaskForm):
     )
     checkin_opens_minutes = IntegerField(
         _l("Check-in opens this many minutes before the start"),
-        validators=[InputRequired(_l("Enter a whole number."))],
+        validators=[Optional()],
         default=15,
     )
     checkin_release_minutes = IntegerField(
         _l("Release a booking nobody checked into this many minutes after its start"),
-        validators=[InputRequired(_l("Enter a whole number."))],
+        validators=[Optional()],
         default=15,
         description=_l("Only where check-in is required."),
     )
