@@ -234,7 +234,10 @@ class ResourceOut(ResponseModel):
 class BusyOut(ResponseModel):
     start: dt.datetime
     end: dt.datetime
-    reason: str = Field(description="booked, buffer, closure, closed or calibration_expired")
+    reason: str = Field(
+        description="booked, buffer, offered (held for the waitlist), closure, closed or "
+        "calibration_expired"
+    )
 
 
 class FreeOut(ResponseModel):
