@@ -155,6 +155,17 @@ def test_waitlist_can_be_switched_off(env: SimpleNamespace) -> None:
     assert _entries() == 0
 
 
+def test_a_booked_together_instrument_has_no_waitlist(env: SimpleNamespace) -> None:
+    """Taking an offer books one resource; a bundled instrument would lose its bundle."""
+    env.inst.bundle = "pair"
+    db.session.commit()
+    with pytest.raises(RuleViolation) as info:
+        waitlist.join(env.inst, env.a, START, END, purpose="x")
+    assert (info.value.rule, info.value.field) == ("waitlist_disabled", "resource_id")
+    db.session.rollback()
+    assert _entries() == 0
+
+
 def test_only_sme_members_join(env: SimpleNamespace) -> None:
     with pytest.raises(NotAllowed):
         waitlist.join(env.inst, env.staff, START, END, purpose="x")

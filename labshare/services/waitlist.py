@@ -50,6 +50,7 @@ from labshare.models import (
 )
 from labshare.services import audit, notify
 from labshare.services.availability import capacity_of, holding_spans, saturated
+from labshare.services.group_hooks import bundle_of
 from labshare.services.permissions import is_member_of_company
 from labshare.services.rules import Span, effective_rules, institute_zone, on_grid
 from labshare.timeutil import utcnow
@@ -156,6 +157,17 @@ def join(
     request = bookings.validate_request(user, start, end, purpose=purpose)
     company_id = user.company_id
     assert company_id is not None  # validate_request checked the booker
+    if bundle_of(resource):
+        # An offer is taken through book_locked for this one resource; its "booked
+        # together" bundle would be left out, so such instruments have no waitlist.
+        raise RuleViolation(
+            _l(
+                "This instrument is booked together with others and has no waitlist; "
+                "choose another time."
+            ),
+            rule="waitlist_disabled",
+            field="resource_id",
+        )
     bookings.lock_resources([resource.id])
     db.session.refresh(resource)
     now = utcnow()
