@@ -241,6 +241,9 @@ def _labs_and_instruments(plan: _Plan) -> None:
                         requires_approval=rng.random() >= 0.3,
                         max_active_per_company=5,
                         cancel_deadline_hours=24,
+                        # booking policies: a company that keeps not showing up
+                        # has its requests approved by hand
+                        no_show_approval_threshold=3,
                     )
                 )
                 new_labs.append(lab)
@@ -274,6 +277,10 @@ def _labs_and_instruments(plan: _Plan) -> None:
                                 requires_approval=True,
                                 max_active_per_company=3,
                                 cancel_deadline_hours=48,
+                                # booking policies: warm-up between users, and a
+                                # cancellation on the last day counts as a no-show
+                                buffer_minutes=30,
+                                late_cancel_hours=24,
                             )
                         )
                 plan.instruments.append(instrument)
