@@ -21,16 +21,23 @@ def visible_bookings(user: User) -> ColumnElement[bool]:
     return false()
 
 
-def can_view_booking(user: User, booking: Booking) -> bool:
+def can_view_tenant(user: User, *, institute_id: int, company_id: int) -> bool:
+    """Whether ``user`` may see something that belongs to one company's dealings with
+    one institute (a booking, a series): admins, that institute's staff, that company's
+    members."""
     if not user.active:
         return False
     if user.role == Role.ADMIN:
         return True
     if user.role == Role.STAFF:
-        return user.institute_id is not None and user.institute_id == booking.institute_id
+        return user.institute_id is not None and user.institute_id == institute_id
     if user.role == Role.SME:
-        return user.company_id is not None and user.company_id == booking.company_id
+        return user.company_id is not None and user.company_id == company_id
     return False
+
+
+def can_view_booking(user: User, booking: Booking) -> bool:
+    return can_view_tenant(user, institute_id=booking.institute_id, company_id=booking.company_id)
 
 
 def is_staff_of(user: User, institute_id: int) -> bool:

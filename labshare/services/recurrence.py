@@ -43,7 +43,6 @@ from labshare.models import (
     BookingSeries,
     BookingStatus,
     Resource,
-    Role,
     User,
 )
 from labshare.services import audit, notify
@@ -59,7 +58,7 @@ from labshare.services.bookings import (
     validate_request,
 )
 from labshare.services.group_hooks import bundle_of
-from labshare.services.permissions import is_member_of_company, is_staff_of
+from labshare.services.permissions import can_view_tenant, is_member_of_company, is_staff_of
 from labshare.services.rules import effective_rules, institute_zone, local_instant
 from labshare.timeutil import utcnow, zone
 
@@ -439,15 +438,7 @@ def create_series(
 
 
 def can_view_series(user: User, series: BookingSeries) -> bool:
-    if not user.active:
-        return False
-    if user.role == Role.ADMIN:
-        return True
-    if user.role == Role.STAFF:
-        return user.institute_id is not None and user.institute_id == series.institute_id
-    if user.role == Role.SME:
-        return user.company_id is not None and user.company_id == series.company_id
-    return False
+    return can_view_tenant(user, institute_id=series.institute_id, company_id=series.company_id)
 
 
 def get_series(series_id: int, user: User) -> BookingSeries:
