@@ -149,7 +149,8 @@ def test_1_sme_registers_finds_by_capability_and_books(
     assert page.input_value("input[name=start]")
     page.fill("textarea[name=purpose]", "校准压力变送器 (calibrate pressure transmitters)")
     screenshot(page, "booking-form")
-    page.locator("form.booking-form button[type=submit]").click()
+    # The form has a second submit button, "Repeat…", which goes to the series form.
+    page.locator("form.booking-form button[type=submit]:not([formaction])").click()
     page.wait_for_load_state()
     main = page.locator("main").inner_text()
     assert "Pending approval" in main, main
