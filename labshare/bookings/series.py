@@ -50,7 +50,7 @@ class MultiCheckboxField(SelectMultipleField):
 class SeriesForm(BookingForm):
     """The booking form plus the repeat rule (shape only; the service checks it)."""
 
-    freq = SelectField(_l("Repeat"), choices=FREQ_CHOICES, default="weekly")
+    freq = SelectField(_l("How often"), choices=FREQ_CHOICES, default="weekly")
     interval = IntegerField(
         _l("Every"),
         default=1,

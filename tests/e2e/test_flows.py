@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -219,3 +220,53 @@ def test_4_staff_imports_xlsx_with_one_bad_row(
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Instrument.id))) == before
     assert ARTIFACTS.joinpath("calendar-390x844.png").exists()
+
+
+def test_5_sme_books_a_weekly_series_skipping_a_taken_week(
+    seeded: dict[str, Any], sme_page: Any
+) -> None:
+    """Repeat…: the preview marks the week that is taken; "book the rest" books the others."""
+    page, base, app = sme_page, seeded["base"], seeded["app"]
+    tz = ZoneInfo("Asia/Shanghai")  # the factories' institute zone
+    today = dt.datetime.now(tz).date()
+    monday = today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)
+    if (monday - today).days < 3:
+        monday += dt.timedelta(days=7)
+    first = dt.datetime.combine(monday, dt.time(10, 0), tzinfo=tz)
+    with app.app_context():
+        instrument = db.session.get(Instrument, seeded["instrument_id"])
+        factories.make_booking(
+            resource=instrument,
+            user=factories.make_user(Role.SME),
+            start=(first + dt.timedelta(days=7)).astimezone(dt.UTC),
+            end=(first + dt.timedelta(days=7, hours=2)).astimezone(dt.UTC),
+            status=BookingStatus.APPROVED,
+        )
+        db.session.commit()
+
+    page.goto(f"{base}/resources/{seeded['instrument_id']}/book/series")
+    page.fill("input[name=start]", first.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("input[name=end]", (first + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("textarea[name=purpose]", "每周校准 (weekly calibration)")
+    page.select_option("select[name=freq]", "weekly")
+    page.fill("input[name=count]", "3")
+    page.get_by_role("button", name="Preview the occurrences").click()
+    page.wait_for_load_state()
+    rows = page.locator(".series-preview tbody tr")
+    assert rows.count() == 3, page.locator("main").inner_text()
+    classes = [rows.nth(i).get_attribute("class") for i in range(3)]
+    assert classes == ["occurrence-ok", "occurrence-refused", "occurrence-ok"]
+    screenshot(page, "series-preview")
+    page.get_by_role("button", name=re.compile("Book the rest")).click()
+    page.wait_for_load_state()
+    assert "2 bookings made; 1 occurrences skipped." in page.locator(".flashes").inner_text()
+    screenshot(page, "series")
+    with app.app_context():
+        held = db.session.scalars(
+            db.select(Booking).where(Booking.series_id.is_not(None)).order_by(Booking.start_at)
+        ).all()
+        assert [b.start_at for b in held] == [
+            first.astimezone(dt.UTC),
+            (first + dt.timedelta(days=14)).astimezone(dt.UTC),
+        ]
+        assert {b.status for b in held} == {BookingStatus.PENDING}
