@@ -5,6 +5,7 @@ connection the server dropped meanwhile is replaced before use."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -19,10 +20,30 @@ from labshare.extensions import db as _db
 pytestmark = pytest.mark.postgresql_only
 
 
-def _terminate(app: Flask, pid: int) -> None:
+def _terminate(app: Flask, pid: int | None = None) -> None:
+    """Terminate one backend (``pid``) or every other one of the test database, and
+    wait until it is gone: pg_terminate_backend only signals, and on a busy machine a
+    backend may still answer a ping for a moment."""
     admin = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], isolation_level="AUTOCOMMIT")
+    which = (
+        "pid = :pid"
+        if pid is not None
+        else "datname = current_database() AND pid <> pg_backend_pid()"
+    )
     with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        conn.execute(
+            text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {which}"),
+            {"pid": pid},
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = conn.execute(
+                text(f"SELECT count(*) FROM pg_stat_activity WHERE {which}"),
+                {"pid": pid},
+            ).scalar_one()
+            if not left:
+                break
+            time.sleep(0.05)
     admin.dispose()
 
 
@@ -75,15 +96,7 @@ def test_availability_survives_a_dropped_idle_connection(
     url = f"/api/v1/resources/{inst.id}/availability"
     assert client.get(url, query_string=week).status_code == 200
     _db.session.remove()
-    admin = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:  # every connection of the app's pool, kept one included
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-    admin.dispose()
+    _terminate(app)  # every connection of the app's pool, the kept one included
     from labshare.services import calendar_cache
 
     monkeypatch.setattr(calendar_cache._KeptConnection, "IDLE_SECONDS", 0.0)
