@@ -248,6 +248,32 @@ def test_preview_marks_conflicts_and_rule_breaks_and_writes_nothing(
     assert (count(db, Booking), count(db, Notification), count(db, AuditLog)) == before
 
 
+def test_preview_counts_earlier_occurrences_against_a_period_quota(
+    db: Any, clock: None, make_instrument: Any, make_user: Any
+) -> None:
+    """At most 2 bookings a week: the preview marks the 3rd and 4th days, as creation
+    would, and still keeps nothing even when the caller commits."""
+    from labshare.models import BookingQuota
+
+    inst = make_instrument(rules=rules(max_active_per_company=10))
+    sme = make_user(Role.SME)
+    db.session.add(
+        BookingQuota(
+            institute_id=inst.institute_id, resource_id=inst.id, period="week", max_bookings=2
+        )
+    )
+    db.session.commit()
+    before = (count(db, Booking), count(db, Notification), count(db, AuditLog))
+    spec = validate_spec("daily", count=4)
+    plan = preview_series(inst, sme, START, END, spec, purpose="x")
+    db.session.commit()
+    rules_hit = [o.rule for o in plan.occurrences]
+    assert rules_hit == [None, None, "quota_bookings", "quota_bookings"]
+    assert (count(db, Booking), count(db, Notification), count(db, AuditLog)) == before
+    created = create_series(inst, sme, START, END, spec, purpose="x", skip_conflicting=True)
+    assert [o.rule for o in created.occurrences] == rules_hit
+
+
 def test_preview_counts_earlier_occurrences_against_the_company_quota(
     db: Any, clock: None, make_instrument: Any, make_user: Any, make_booking: Any
 ) -> None:

@@ -180,8 +180,8 @@ def _spec(body: SeriesBody) -> recurrence.RecurrenceSpec:
     "POST",
     summary="Preview a recurring booking: every occurrence, ok or why not (SME members)",
     description="Writes nothing. Occurrences are wall-clock times in the institute's zone, "
-    "cut at the booking horizon, at most 100. A period quota is checked against existing "
-    "bookings only (creation also counts the series' earlier occurrences).",
+    "cut at the booking horizon, at most 100. Exactly what creation would book now: "
+    "later occurrences count the earlier ones against quotas.",
     tag="series",
     roles=(Role.SME,),
     body=SeriesBody,

@@ -6,12 +6,12 @@ Occurrences are computed as wall-clock times in the institute's zone, so a
 09:00-11:00 slot stays 09:00-11:00 local across a DST switch. Expansion stops at
 the resource's booking horizon and is capped at ``MAX_OCCURRENCES``.
 
-Preview (``preview_series``) runs ``check_slot`` per occurrence read-only. It
-writes nothing, so later occurrences do not see earlier ones in the database;
-the per-company active-booking quota (``company_quota``) is simulated by counting
-the earlier ok occurrences. Period quotas (hours/bookings per day, week, ...) are
-NOT simulated: a preview may mark an occurrence ok that creation then refuses;
-creation is exact (each occurrence is flushed before the next is checked).
+Preview (``preview_series``) rehearses the creation under the same lock in a
+savepoint that is always rolled back: each occurrence is booked through
+``book_locked`` and flushed before the next is checked, exactly as on creation,
+so the preview marks what creation would refuse (conflicts, every rule, the
+company's active bookings and quotas per period counting the earlier
+occurrences), and writes nothing.
 
 Nothing here commits.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, rrule
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.errors import (
     DomainError,
@@ -38,7 +38,6 @@ from labshare.errors import (
 )
 from labshare.extensions import db
 from labshare.models import (
-    HOLDING_STATUSES,
     Booking,
     BookingSeries,
     BookingStatus,
@@ -52,7 +51,6 @@ from labshare.services.bookings import (
     approve_booking,
     book_locked,
     cancel_booking,
-    check_slot,
     lock_resources,
     reject_booking,
     validate_request,
@@ -288,41 +286,27 @@ def preview_series(
     samples: str | None = None,
     now: dt.datetime | None = None,
 ) -> SeriesPlan:
-    """Every occurrence, ok or the rule it breaks / the conflict. Read-only (see
-    the module docstring for what the preview approximates)."""
+    """Every occurrence, ok or the rule it breaks / the conflict: exactly what
+    ``create_series`` would do now. It rehearses the creation under the same lock
+    in a savepoint that is always rolled back, so later occurrences see the earlier
+    ones (quotas per period, the company's active bookings, the buffer); nothing is
+    kept, no message is queued."""
     now = now or utcnow()
-    _request, plan = _plan(resource, booker, start, end, spec, purpose, samples, now)
-    company_id = booker.company_id
-    assert company_id is not None  # validate_request
-    held = db.session.scalar(
-        select(func.count(Booking.id)).where(
-            Booking.resource_id == resource.id,
-            Booking.company_id == company_id,
-            Booking.status.in_(HOLDING_STATUSES),
-            Booking.end_at > now,
-        )
-    )
-    held = int(held or 0)
-    for occ in plan.occurrences:
-        try:
-            rules = check_slot(resource, booker, occ.start, occ.end, now)
-        except (RuleViolation, SlotTaken) as exc:
-            occ.refuse(exc)
-            continue
-        if held >= rules.max_active_per_company:  # earlier ok occurrences count too
-            occ.refuse(
-                RuleViolation(
-                    _l(
-                        "Your company already holds %(n)d active bookings of this resource, "
-                        "the most allowed.",
-                        n=rules.max_active_per_company,
-                    ),
-                    rule="company_quota",
-                    field="resource_id",
-                )
-            )
-            continue
-        held += 1
+    request, plan = _plan(resource, booker, start, end, spec, purpose, samples, now)
+    lock_resources([resource.id])
+    db.session.refresh(resource)
+    rehearsal = db.session.begin_nested()
+    try:
+        with notify.collect_booking_events():  # collected, then dropped
+            for occ in plan.occurrences:
+                one = BookingRequest(occ.start, occ.end, request.purpose, request.samples)
+                try:
+                    with db.session.begin_nested():
+                        book_locked(resource, booker, one, now=now)
+                except (RuleViolation, SlotTaken) as exc:
+                    occ.refuse(exc)
+    finally:
+        rehearsal.rollback()
     return plan
 
 
