@@ -48,8 +48,11 @@ def _terminate(app: Flask, pid: int | None = None) -> None:
 
 
 def _pooled_backend(app: Flask) -> int:
-    """Check a connection out and in again; its server pid."""
+    """Check a connection out and in again; its server pid. The pool is emptied
+    first, so that this is its only idle connection and the next checkout gets it
+    (after earlier tests the pool holds several, handed out oldest first)."""
     _db.session.remove()
+    _db.engine.dispose()
     with _db.engine.connect() as conn:
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
