@@ -58,6 +58,9 @@ class Config:
     DEFAULT_TIMEZONE = os.environ.get("LABSHARE_DEFAULT_TIMEZONE", "Asia/Shanghai")
 
     # API
+    # Availability answered before Flask when its document is at hand (labshare/fastpath.py)
+    CALENDAR_FAST_PATH = _bool("CALENDAR_FAST_PATH", True)
+    CALENDAR_CACHE_SIZE = _int("CALENDAR_CACHE_SIZE", 4096)
     API_TOKEN_TTL_HOURS = _int("API_TOKEN_TTL_HOURS", 24)
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 

@@ -27,6 +27,9 @@ def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_cli(app)
+    from labshare import fastpath
+
+    fastpath.install(app)
     start_scheduler(app)
     return app
 

@@ -66,6 +66,18 @@ def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+@pytest.fixture(autouse=True, params=["fast path", "flask"])
+def _path(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
+    """Every test twice: requests answered by the fast path (labshare/fastpath.py),
+    and by Flask's handler alone."""
+    fast = app.extensions["labshare_fastpath"]
+    fast.enabled = request.param == "fast path"
+    try:
+        yield
+    finally:
+        fast.enabled = True
+
+
 @pytest.fixture(scope="module")
 def other_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """A second app instance on the same database: another worker process."""

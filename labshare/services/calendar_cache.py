@@ -21,11 +21,11 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import gettext as _
 from sqlalchemy import Connection, Engine, bindparam, select
 
@@ -162,7 +162,11 @@ class CalendarCache:
 
 
 def cache() -> CalendarCache:
-    app = current_app
+    return cache_of(current_app)
+
+
+def cache_of(app: Flask) -> CalendarCache:
+    """The app's cache (also outside an app context: the fast path, labshare/fastpath.py)."""
     found = app.extensions.get(EXTENSION)
     if found is None:
         found = CalendarCache(int(app.config.get("CALENDAR_CACHE_SIZE", DEFAULT_SIZE)))
@@ -270,29 +274,60 @@ def _reader() -> Iterator[Reader]:
         yield conn
 
 
+@contextlib.contextmanager
+def plain_reader(store: CalendarCache, engine: Engine) -> Iterator[Connection]:
+    """A reader outside any request's session (the fast path, labshare/fastpath.py).
+    PostgreSQL: the kept autocommit connection, as ``_reader``. SQLite: a pooled
+    connection for one read transaction, never an autocommit one: there BEGIN is
+    ours (labshare/database.py), and a kept connection would keep its first
+    snapshot."""
+    if engine.dialect.name == "postgresql":
+        with store.kept.reader(engine) as conn:
+            yield conn
+    else:
+        with engine.connect() as conn:
+            yield conn
+
+
 def calendar_document(resource_id: int, start: dt.datetime, end: dt.datetime) -> CalendarDocument:
     """The availability JSON of ``resource_id`` over [start, end), and its ETag.
     Raises ValidationFailed for a bad window, NotFound for an unknown resource."""
     start, end = _check_window(start, end)
     with _reader() as reader:
-        return _document(reader, resource_id, start, end)
-
-
-def _document(
-    reader: Reader, resource_id: int, start: dt.datetime, end: dt.datetime
-) -> CalendarDocument:
-    row = reader.execute(_SUBJECT, {"rid": resource_id}).one_or_none()
-    if row is None:
+        doc = document_of(cache(), reader, resource_id, start, end, current_app.json.dumps)
+    if doc is None:
         raise NotFound(_("No resource %(id)s.", id=resource_id))
-    is_lab = row.kind == ResourceKind.LAB
-    lab_id = resource_id if is_lab else int(row.lab_id)
-    versions = _Versions(
-        own=int(row.calendar_version),
-        lab=int(row.calendar_version if is_lab else row.lab_version),
+    return doc
+
+
+def _versions_of(row: Any) -> _Versions:
+    """The versions an entry for ``row`` (a ``_SUBJECT`` row) must have been rendered at."""
+    own = int(row.calendar_version)
+    return _Versions(
+        own=own,
+        lab=own if row.kind == ResourceKind.LAB else int(row.lab_version),
         timezone=row.timezone or "Asia/Shanghai",
     )
+
+
+def document_of(
+    store: CalendarCache,
+    reader: Reader,
+    resource_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    dumps: Callable[[Any], str],
+) -> CalendarDocument | None:
+    """The document of ``resource_id`` over the checked window [start, end): from
+    ``store`` when current (one query), else rendered and stored. None for an
+    unknown resource. Needs no app context."""
+    row = reader.execute(_SUBJECT, {"rid": resource_id}).one_or_none()
+    if row is None:
+        return None
+    is_lab = row.kind == ResourceKind.LAB
+    lab_id = resource_id if is_lab else int(row.lab_id)
+    versions = _versions_of(row)
     key = (resource_id, start, end)
-    store = cache()
     doc = store.document(key, versions)
     if doc is not None:
         return doc
@@ -313,7 +348,7 @@ def _document(
         else []
     )
     result = availability_of(subject, start, end, opening_periods=periods, reader=reader)
-    body = current_app.json.dumps(render(result)).encode() + b"\n"
+    body = dumps(render(result)).encode() + b"\n"
     doc = CalendarDocument(etag=_etag(key, versions), body=body)
     store.store(key, versions, doc)
     return doc

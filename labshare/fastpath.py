@@ -1,0 +1,152 @@
+"""The calendar fast path: ``GET /api/v1/resources/<id>/availability`` answered
+before Flask.
+
+A calendar is rendered once per process and version (services/calendar_cache.py),
+after which serving it costs one indexed query. Serving it through Flask costs
+far more than that: the request and app contexts, routing, the session, the
+locale and login machinery, the query model and the response object, about 1,100
+Python calls. This WSGI middleware recognises the plain form of the request and
+answers it with the same ``document_of`` call that Flask's handler makes (a cache
+hit, or a miss rendered and stored), and with the same status, body and headers
+as Flask would give: ``tests/test_fastpath.py`` compares the two, response by
+response.
+
+Everything else goes to Flask unchanged, to be answered, refused or translated
+there as before:
+- any method but GET, another path, an id out of the id columns' range;
+- a request carrying a cookie (a browser session: Flask would open it and might
+  refresh it), or a query that is not exactly one ``from`` and one ``to``;
+- a bad or naive time, a window Flask would refuse (those answers are
+  translated error documents), an unknown resource, a database error;
+- every request, when the configuration changes what Flask would do with it: a
+  host restriction (``SERVER_NAME``, ``TRUSTED_HOSTS``) or a default or
+  application-wide rate limit (the availability endpoint has none of its own),
+  or ``CALENDAR_FAST_PATH`` off.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from flask import Flask
+from werkzeug.http import parse_etags, quote_etag
+
+from labshare.errors import ValidationFailed
+from labshare.services import calendar_cache
+from labshare.services.availability import _check_window
+from labshare.timeutil import parse_aware
+from labshare.web import SECURITY_HEADERS
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "labshare_fastpath"
+_PATH = re.compile(r"/api/v1/resources/([1-9][0-9]{0,9})/availability")
+_MAX_ID = 2**31 - 1  # the Int32Converter's bound (labshare/web.py)
+
+
+def _window(query: str) -> tuple[Any, Any] | None:
+    """The checked window of a query that is exactly ``from=...&to=...`` (in either
+    order), or None when Flask should look at the query."""
+    if not query.isascii():
+        return None
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if len(pairs) != 2:
+        return None
+    values = dict(pairs)
+    if values.keys() != {"from", "to"}:
+        return None
+    try:  # parse_aware strips blanks, as the query model does
+        return _check_window(parse_aware(values["from"]), parse_aware(values["to"]))
+    except (ValueError, ValidationFailed):
+        return None
+
+
+class CalendarFastPath:
+    """WSGI middleware in front of ``app.wsgi_app`` (see the module docstring)."""
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        config = app.config
+        self.enabled = bool(
+            config.get("CALENDAR_FAST_PATH", True)
+            and not config.get("SERVER_NAME")
+            and not config.get("TRUSTED_HOSTS")
+            and not config.get("RATELIMIT_DEFAULT")
+            and not config.get("RATELIMIT_APPLICATION")
+        )
+        self.answered = 0  # fast answers (tests read it)
+        self._engine: Engine | None = None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.enabled and environ.get("REQUEST_METHOD") == "GET" and "HTTP_COOKIE" not in environ:
+            match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
+            if match is not None:
+                answer = self._answer(environ, int(match.group(1)))
+                if answer is not None:
+                    status, headers, body = answer
+                    start_response(status, headers)
+                    self.answered += 1
+                    return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _engine_of_app(self) -> Engine:
+        if self._engine is None:
+            from labshare.extensions import db
+
+            with self.app.app_context():
+                self._engine = db.engine
+        return self._engine
+
+    def _answer(
+        self, environ: WSGIEnvironment, resource_id: int
+    ) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        if resource_id > _MAX_ID:
+            return None
+        window = _window(environ.get("QUERY_STRING", ""))
+        if window is None:
+            return None
+        store = calendar_cache.cache_of(self.app)
+        try:
+            engine = self._engine_of_app()
+            with calendar_cache.plain_reader(store, engine) as reader:
+                doc = calendar_cache.document_of(
+                    store, reader, resource_id, *window, self.app.json.dumps
+                )
+        except Exception:  # the database: Flask answers (and reports) it
+            log.debug("calendar fast path: passing on to Flask", exc_info=True)
+            return None
+        if doc is None:
+            return None
+        request_id = environ.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex[:12]
+        etag = quote_etag(doc.etag)
+        if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(doc.etag):
+            status, body = "304 NOT MODIFIED", b""
+            head = [("ETag", etag), ("Cache-Control", "no-cache")]
+        else:
+            status, body = "200 OK", doc.body
+            head = [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("ETag", etag),
+                ("Cache-Control", "no-cache"),
+            ]
+        # Flask's order; Vary: Flask-Login's after-request hook looks into the session
+        tail = [*SECURITY_HEADERS, ("X-Request-Id", request_id), ("Vary", "Cookie")]
+        return status, [*head, *tail], body
+
+
+def install(app: Flask) -> None:
+    """Put the fast path in front of the app (``create_app`` calls it)."""
+    fast = CalendarFastPath(app, app.wsgi_app)
+    app.extensions[EXTENSION] = fast
+    app.wsgi_app = fast  # type: ignore[method-assign]
