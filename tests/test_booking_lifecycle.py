@@ -201,6 +201,7 @@ def test_approved_to_no_show(db, env):
     booking = pending(db, env)
     approve_booking(booking, env.staff)
     db.session.commit()
+    set_clock(lambda: booking.end_at)  # staff mark a no-show once the booking has begun
     mark_no_show(booking)
     db.session.commit()
     assert booking.status == BookingStatus.NO_SHOW
@@ -227,7 +228,7 @@ ACTIONS = {
     "reject": lambda b, env: reject_booking(b, env.staff, "nein"),
     "cancel": lambda b, env: cancel_booking(b, env.staff),
     "usage": lambda b, env: record_usage(b, env.staff, **usage_kw()),
-    "no_show": lambda b, env: mark_no_show(b, env.staff),
+    "no_show": lambda b, env: mark_no_show(b, env.staff, now=b.end_at),
 }
 ALLOWED = {
     ("approve", BookingStatus.PENDING),

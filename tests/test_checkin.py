@@ -391,6 +391,20 @@ def test_api_no_show_refused_for_a_checked_in_booking(client: Any, env: SimpleNa
     assert "checked in" in error_of(response)["message"]
 
 
+def test_api_no_show_refused_before_the_start(client: Any, env: SimpleNamespace) -> None:
+    freeze(T0 - MIN)
+    url = f"/api/v1/bookings/{env.booking.id}/no-show"
+    response = client.post(url, json={}, headers={**bearer(env.staff), "Accept-Language": "en"})
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "invalid_state"
+    assert "not started" in error_of(response)["message"]
+    _db.session.expire_all()
+    assert env.booking.status == BookingStatus.APPROVED
+    assert _audits("booking.no_show") == []
+    freeze(T0)  # from the start on, staff may
+    assert client.post(url, json={}, headers=bearer(env.staff)).status_code == 200
+
+
 def test_no_show_after_the_end_does_not_call_the_waitlist(
     env: SimpleNamespace, freed: list[int]
 ) -> None:

@@ -45,7 +45,8 @@ def check_in(user: User, booking_id: int) -> dict[str, Any]:
     "POST",
     summary="Mark an approved booking nobody came to as a no-show (staff of its institute)",
     description="approved -> no_show, as the scheduler does; 409 invalid_state when the "
-    "booking is not approved or was checked in. The time it still held goes to the waitlist.",
+    "booking is not approved, was checked in or has not started yet. The time it still held "
+    "goes to the waitlist.",
     tag="bookings",
     auth=True,
     body=NoShowBody,

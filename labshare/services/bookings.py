@@ -728,6 +728,8 @@ def mark_no_show(
         if booking.checked_in_at is not None:
             raise InvalidTransition(_l("This booking was checked in, so it is not a no-show."))
     now = now or utcnow()
+    if not quiet and booking.start_at > now:
+        raise InvalidTransition(_l("A booking that has not started yet cannot be a no-show."))
     result = db.session.execute(
         update(Booking)
         .where(
