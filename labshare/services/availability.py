@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Connection, Integer, bindparam, select, text
+from sqlalchemy import Connection, Integer, Time, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from labshare.errors import ValidationFailed
@@ -26,7 +26,6 @@ from labshare.models import (
     Closure,
     Instrument,
     Lab,
-    OpeningPeriod,
     Resource,
     ResourceStatus,
     UTCDateTime,
@@ -114,12 +113,17 @@ def subject_of(resource: Resource) -> CalendarSubject:
     )
 
 
+#: Plain SQL, built once, as ``_BUSY`` below: a calendar's first render runs it, and
+#: building a select() and its cache key cost about as much as running it.
+_PERIODS = (
+    text("SELECT weekday, opens, closes FROM opening_period WHERE lab_id = :lab_id")
+    .bindparams(bindparam("lab_id", type_=Integer))
+    .columns(weekday=Integer, opens=Time, closes=Time)
+)
+
+
 def opening_periods_of_lab(lab_id: int, reader: Reader | None = None) -> OpeningPeriods:
-    rows = (reader or db.session()).execute(
-        select(OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes).where(
-            OpeningPeriod.lab_id == lab_id
-        )
-    )
+    rows = (reader or db.session()).execute(_PERIODS, {"lab_id": lab_id})
     return [(int(w), o, c) for w, o, c in rows]
 
 
