@@ -47,6 +47,36 @@ def fresh_postgres(url: str) -> None:
     admin.dispose()
 
 
+def server_database(kind: str, tmp: Path, suffix: str) -> str:
+    """An empty database for a test that runs real servers: a SQLite file in ``tmp``
+    (``kind`` "sqlite"), or ``<test database>_<suffix>`` on the test PostgreSQL,
+    dropped and created anew (skips the test when PostgreSQL is not reachable)."""
+    import pytest
+
+    from tests.conftest import PG_URL, postgres_available
+
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / f'{suffix}.db'}"
+    if not postgres_available():
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    url = sibling_postgres_url(PG_URL, suffix)
+    fresh_postgres(url)
+    return url
+
+
+def production_env(url: str, secret_key: str, **extra: str) -> dict[str, str]:
+    """The environment of a production server on ``url`` for a test: no scheduler,
+    quiet logs, plus ``extra``."""
+    return {
+        "LABSHARE_CONFIG": "production",
+        "SECRET_KEY": secret_key,
+        "DATABASE_URL": url,
+        "SCHEDULER_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 def wait_until_up(
     base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30
 ) -> None:

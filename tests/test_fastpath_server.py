@@ -23,8 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from config import TestingConfig
-from tests.conftest import PG_URL, postgres_available
-from tests.serverutil import Server, fresh_postgres, sibling_postgres_url, start_gunicorn
+from tests.serverutil import Server, production_env, server_database, start_gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -68,22 +67,11 @@ def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
     tmp = tmp_path_factory.mktemp(f"fastpath-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'labshare.db'}"
-    else:
-        if not postgres_available():
-            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-        url = sibling_postgres_url(PG_URL, "fastpath")
-        fresh_postgres(url)
+    url = server_database(request.param, tmp, "fastpath")
     instrument, lab = build(url, tmp / "instance")
-    env = {
-        "LABSHARE_CONFIG": "production",
-        "SECRET_KEY": "fastpath-test-secret-key",
-        "DATABASE_URL": url,
-        "SCHEDULER_ENABLED": "false",
-        "LABSHARE_INSTANCE_DIR": str(tmp / "instance"),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = production_env(
+        url, "fastpath-test-secret-key", LABSHARE_INSTANCE_DIR=str(tmp / "instance")
+    )
     fast = start_gunicorn({**env, "CALENDAR_FAST_PATH": "true"}, tmp / "fast.log", wait=False)
     flask = start_gunicorn({**env, "CALENDAR_FAST_PATH": "false"}, tmp / "flask.log", wait=False)
     try:

@@ -23,11 +23,9 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import make_url
 
 from config import TestingConfig
-from tests.conftest import PG_URL, postgres_available
-from tests.serverutil import free_port, fresh_postgres, wait_until_up
+from tests.serverutil import free_port, server_database, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +42,6 @@ RULES = {
     "max_active_per_company": 5,
     "cancel_deadline_hours": 0,
 }
-
-
-def race_postgres_url() -> str:
-    """A database of its own next to the test database (``labshare_test_race`` by
-    default), so that parallel suites with their own TEST_POSTGRES_URL never share it."""
-    u = make_url(PG_URL)
-    return u.set(database=f"{u.database}_race").render_as_string(hide_password=False)
 
 
 @dataclass
@@ -134,13 +125,9 @@ def scene(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scene]:
     tmp = tmp_path_factory.mktemp(f"race-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'race.db'}"
-    else:
-        if not postgres_available():
-            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-        url = race_postgres_url()
-        fresh_postgres(url)
+    # PostgreSQL: a database of its own next to the test database (labshare_test_race
+    # by default), so that parallel suites with their own TEST_POSTGRES_URL never share it
+    url = server_database(request.param, tmp, "race")
     ids = build_database(url, tmp / "instance")
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -26,8 +26,7 @@ from sqlalchemy.orm import aliased
 
 from config import TestingConfig
 from labshare.models import HOLDING_STATUSES, Booking, Notification, NotificationStatus
-from tests.conftest import PG_URL, postgres_available
-from tests.serverutil import ROOT, Server, fresh_postgres, sibling_postgres_url, start_gunicorn
+from tests.serverutil import ROOT, Server, production_env, server_database, start_gunicorn
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql]
 
@@ -178,20 +177,9 @@ def run_hosts(env: dict[str, str], hosts: list[list[str]]) -> str:
 
 
 def test_two_instances_100_clients_on_postgresql(tmp_path: Path) -> None:
-    if not postgres_available():
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    url = sibling_postgres_url(PG_URL, "scale")
-    fresh_postgres(url)
+    url = server_database("postgresql", tmp_path, "scale")
     instruments, tokens = build_database(url, tmp_path / "setup")
-    env = {
-        "LABSHARE_CONFIG": "production",
-        "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URL": url,
-        "RATELIMIT_ENABLED": "false",
-        "SCHEDULER_ENABLED": "false",
-        "MAIL_SERVER": "",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = production_env(url, SECRET_KEY, RATELIMIT_ENABLED="false", MAIL_SERVER="")
     servers: list[Server] = []
     logs: list[str] = []
     try:
