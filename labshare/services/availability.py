@@ -280,9 +280,9 @@ def availability_of(
         held, raw["closure"] = _busy_spans(
             subject, start - buffer, end + buffer, run, offers=offers
         )
-        if buffer:
-            raw["buffer"] = [(s - buffer, s) for s, _e in held] + [
-                (e, e + buffer) for _s, e in held
+        if buffer:  # around bookings, and around open offers (they hold time too)
+            raw["buffer"] = [(s - buffer, s) for s, _e in [*held, *offers]] + [
+                (e, e + buffer) for _s, e in [*held, *offers]
             ]
         # -- end booking policies --
         if opening_periods is None:

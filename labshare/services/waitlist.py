@@ -106,23 +106,32 @@ def check_offers(
     """Refuse [start, end) (SlotTaken, a 409) where an open offer holds the time.
     An offer to ``booker``'s own company does not block them (they take it through
     ``accept_offer``). On a lab an offer takes one unit of its capacity, like a
-    booking. The caller holds the resource's lock and has run the booking check."""
+    booking. On a resource of capacity 1 the rules' buffer keeps its minutes free
+    around an offer as around a booking, so that taking the offer cannot fail on a
+    neighbour booked meanwhile. The caller holds the resource's lock and has run the
+    booking check."""
+    capacity = capacity_of(resource)
+    buffer = dt.timedelta(0)
+    if capacity <= 1:
+        buffer = dt.timedelta(minutes=max(effective_rules(resource).buffer_minutes, 0))
     offers = offer_spans(
         resource.id,
-        start,
-        end,
+        start - buffer,
+        end + buffer,
         now,
         exclude_company_id=booker.company_id if booker is not None else None,
     )
     if not offers:
         return
-    capacity = capacity_of(resource)
     if capacity > 1:
         spans = [*holding_spans(resource.id, start, end), *offers]
         clipped = [(max(s, start), min(e, end)) for s, e in spans]
         if not saturated(clipped, capacity):
             return
-    raise SlotTaken(offered_message(), details={"reason": "offered"})
+    details: dict[str, Any] = {"reason": "offered"}
+    if buffer and not any(s < end and e > start for s, e in offers):
+        details["buffer_minutes"] = int(buffer.total_seconds() // 60)  # only its buffer
+    raise SlotTaken(offered_message(), details=details)
 
 
 def conflict_hint(exc: SlotTaken, resource: Resource) -> SlotTaken:
