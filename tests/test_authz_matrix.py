@@ -147,6 +147,9 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "bookings.waitlist_accept POST": (302, 302, 404, 403, 403, 403),
     "bookings.waitlist_decline POST": (302, 302, 404, 403, 403, 403),
     "bookings.waitlist_leave POST": (302, 302, 404, 403, 403, 403),
+    # a resource's line: its institute's staff and admins; other staff 404, SMEs 403
+    "api.list_resource_waitlist GET": (401, 403, 403, 200, 404, 200),
+    "bookings.resource_waitlist GET": (302, 403, 403, 200, 404, 200),
     # -- end waitlist --
     # -- recurrence (issue 8): a series is tenant-scoped like its bookings --
     "api.preview_series POST": (401, 422, 422, 403, 403, 403),

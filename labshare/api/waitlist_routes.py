@@ -1,6 +1,6 @@
 """The waitlist (issue 8): join a taken slot's line, list my company's entries,
-take, decline or leave an offer. The rules live in ``services.waitlist``; each
-handler commits once, at the end."""
+take, decline or leave an offer; staff (and admins) list a resource's line. The
+rules live in ``services.waitlist``; each handler commits once, at the end."""
 
 from __future__ import annotations
 
@@ -57,7 +57,15 @@ class WaitlistEntryOut(ResponseModel):
     created_at: dt.datetime
 
 
+class LineEntryOut(WaitlistEntryOut):
+    company_name: str
+
+
 def entry_json(entry: WaitlistEntry) -> dict[str, Any]:
+    return _entry_fields(entry, waitlist.position(entry))
+
+
+def _entry_fields(entry: WaitlistEntry, position: int | None) -> dict[str, Any]:
     tz = institute_zone(entry.resource)
 
     def local(value: dt.datetime | None) -> str | None:
@@ -73,7 +81,7 @@ def entry_json(entry: WaitlistEntry) -> dict[str, Any]:
         "end": isoformat_local(entry.end_at, tz),
         "purpose": entry.purpose,
         "status": str(entry.status),
-        "position": waitlist.position(entry),
+        "position": position,
         "offered_at": local(entry.offered_at),
         "offer_expires_at": local(entry.offer_expires_at),
         "booking_id": entry.booking_id,
@@ -138,6 +146,31 @@ def list_waitlist(user: User, query: WaitlistQuery) -> dict[str, Any]:
         .limit(query.per_page)
     ).unique()
     return page_json([entry_json(e) for e in rows], int(total), query.page, query.per_page)
+
+
+@endpoint(
+    bp,
+    "/resources/<int:resource_id>/waitlist",
+    "GET",
+    summary="Who waits for a resource (staff of its institute, admins)",
+    description="The open entries (waiting and offered) in line order, first in line "
+    "first; position counts the waiting entries only (an offered entry holds its slot "
+    "until offer_expires_at). Staff of another institute: 404.",
+    tag="waitlist",
+    roles=(Role.STAFF, Role.ADMIN),
+    query=PageQuery,
+    response=LineEntryOut,
+    paginated=True,
+    errors=(404,),
+)
+def list_resource_waitlist(user: User, resource_id: int, query: PageQuery) -> dict[str, Any]:
+    resource = load_resource(resource_id)
+    line = waitlist.resource_line(resource, user, page=query.page, per_page=query.per_page)
+    items = [
+        {**_entry_fields(p.entry, p.position), "company_name": p.entry.company.name}
+        for p in line.places
+    ]
+    return page_json(items, line.total, query.page, query.per_page)
 
 
 @endpoint(

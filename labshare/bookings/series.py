@@ -195,7 +195,6 @@ def _series_page(series: BookingSeries, status: int = 200, form: Any = None) -> 
         can_cancel=(staff or member) and holding,
         confirm_form=ConfirmForm(formdata=None),
         reason_form=form or SeriesReasonForm(formdata=None),
-        weekdays_text=", ".join(str(WEEKDAY_LABELS[d]) for d in series.weekday_list),
     ), status
 
 

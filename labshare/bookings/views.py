@@ -25,7 +25,7 @@ from labshare.extensions import db, limiter
 from labshare.labels import WEEKDAY_LABELS
 from labshare.models import HOLDING_STATUSES, Booking, BookingStatus, Resource, Role
 from labshare.ratelimit import booking_limit, caller_key
-from labshare.services import inbox, tokens
+from labshare.services import inbox, recurrence, tokens
 from labshare.services.bookings import cancel_booking, compute_fee
 from labshare.services.no_shows import cancellation_is_late, no_show_count  # policies
 from labshare.services.permissions import (
@@ -67,6 +67,7 @@ def _calendar_labels() -> dict[str, Any]:
 
 HISTORY_PER_PAGE = 20
 UPCOMING_LIMIT = 200
+SERIES_LIMIT = 10  # My bookings lists this many series (those still running first)
 
 
 def resource_or_404(resource_id: int) -> Resource:
@@ -220,8 +221,11 @@ def mine() -> Any:
         error_out=False,
     )
     deadlines = cancel_deadlines(upcoming)
+    series, series_total = recurrence.series_overview(current_user, now, limit=SERIES_LIMIT)
     return render_template(
         "bookings/mine.html",
+        series=series,
+        series_total=series_total,
         upcoming=upcoming,
         history=history,
         deadlines=deadlines,

@@ -1,5 +1,6 @@
 """Waitlist pages (issue 8): join from the booking form after a conflict, My
-waitlist with take / decline / leave. Routes register on the bookings blueprint."""
+waitlist with take / decline / leave, and a resource's line for its institute's
+staff and admins. Routes register on the bookings blueprint."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from labshare.auth.decorators import role_required
 from labshare.bookings.forms import BookingForm, ConfirmForm
 from labshare.bookings.helpers import aware
 from labshare.bookings.views import bp, resource_or_404
-from labshare.errors import DomainError, SlotTaken
+from labshare.errors import DomainError, NotFound, SlotTaken
 from labshare.extensions import db
 from labshare.models import OPEN_WAITLIST_STATUSES, Role, WaitlistEntry, WaitlistStatus
 from labshare.services import waitlist
@@ -31,6 +32,11 @@ STATUS_LABELS: dict[WaitlistStatus, Any] = {
     WaitlistStatus.EXPIRED: _l("Expired"),
     WaitlistStatus.DECLINED: _l("Declined"),
     WaitlistStatus.LEFT: _l("Left"),
+}
+#: The same states as staff read them (an offer is made to the entry's company).
+LINE_STATUS_LABELS: dict[WaitlistStatus, Any] = {
+    **STATUS_LABELS,
+    WaitlistStatus.OFFERED: _l("Offered, slot held"),
 }
 
 
@@ -102,6 +108,30 @@ def waitlist_mine() -> Any:
         confirm=ConfirmForm(),
         zone_of=institute_zone,
         status_labels=STATUS_LABELS,
+    )
+
+
+@bp.get("/resources/<int:resource_id>/waitlist")
+@role_required(Role.STAFF, Role.ADMIN)
+def resource_waitlist(resource_id: int) -> Any:
+    """Who waits for the resource, in line order: its institute's staff and admins;
+    staff of another institute get 404, like its other staff pages."""
+    resource = resource_or_404(resource_id)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    try:
+        line = waitlist.resource_line(resource, current_user, page=page, per_page=PER_PAGE)
+    except NotFound:
+        abort(404)
+    return render_template(
+        "bookings/resource_waitlist.html",
+        resource=resource,
+        line=line,
+        page=page,
+        pages=max((line.total + PER_PAGE - 1) // PER_PAGE, 1),
+        timezone=institute_zone(resource),
+        waitlist_enabled=effective_rules(resource).waitlist_enabled,
+        status_labels=LINE_STATUS_LABELS,
+        now=utcnow(),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from flask import abort, current_app, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 from wtforms.fields.choices import SelectChoice
@@ -26,6 +27,7 @@ from labshare.models import (
     ResourceKind,
     ResourceStatus,
 )
+from labshare.services import waitlist
 from labshare.services.rules import effective_rules, institute_zone, load_opening_periods
 from labshare.services.search import ResourceFilters, SearchResult, search_resources
 from labshare.timeutil import to_local, utcnow
@@ -202,4 +204,9 @@ def resource(resource_id: int) -> Any:
         timezone=tz,
         book_url=_resource_url(item, "bookings.new"),
         calendar_url=_resource_url(item, "bookings.calendar"),
+        waitlist_url=(  # staff of its institute and admins: who waits for it
+            _resource_url(item, "bookings.resource_waitlist")
+            if current_user.is_authenticated and waitlist.may_see_line(current_user, item)
+            else None
+        ),
     )

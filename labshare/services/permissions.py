@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, false, true
 
-from labshare.models import Booking, Role, User
+from labshare.models import Booking, BookingSeries, Role, User
 
 
 def visible_bookings(user: User) -> ColumnElement[bool]:
@@ -18,6 +18,19 @@ def visible_bookings(user: User) -> ColumnElement[bool]:
         return Booking.institute_id == user.institute_id
     if user.role == Role.SME and user.company_id is not None:
         return Booking.company_id == user.company_id
+    return false()
+
+
+def visible_series(user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting the booking series ``user`` may see (as bookings)."""
+    if not user.active:
+        return false()
+    if user.role == Role.ADMIN:
+        return true()
+    if user.role == Role.STAFF and user.institute_id is not None:
+        return BookingSeries.institute_id == user.institute_id
+    if user.role == Role.SME and user.company_id is not None:
+        return BookingSeries.company_id == user.company_id
     return false()
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, rrule
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from labshare.errors import (
     DomainError,
@@ -38,6 +38,7 @@ from labshare.errors import (
 )
 from labshare.extensions import db
 from labshare.models import (
+    HOLDING_STATUSES,
     Booking,
     BookingSeries,
     BookingStatus,
@@ -56,7 +57,12 @@ from labshare.services.bookings import (
     validate_request,
 )
 from labshare.services.group_hooks import bundle_of
-from labshare.services.permissions import can_view_tenant, is_member_of_company, is_staff_of
+from labshare.services.permissions import (
+    can_view_tenant,
+    is_member_of_company,
+    is_staff_of,
+    visible_series,
+)
 from labshare.services.rules import effective_rules, institute_zone, local_instant
 from labshare.timeutil import utcnow, zone
 
@@ -441,6 +447,60 @@ def series_bookings(series: BookingSeries) -> list[Booking]:
             .order_by(Booking.start_at, Booking.id)
         ).unique()
     )
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """A series with its number of occurrences and how many are still active
+    (pending or approved, and not over yet)."""
+
+    series: BookingSeries
+    occurrences: int
+    active: int
+
+
+def series_overview(user: User, now: dt.datetime, *, limit: int) -> tuple[list[SeriesSummary], int]:
+    """The series ``user`` may see (an SME member: their company's), those with
+    active occurrences first, then newest first; at most ``limit``, and how many
+    there are in all."""
+    scope = visible_series(user)
+    total = int(db.session.scalar(select(func.count(BookingSeries.id)).where(scope)) or 0)
+    if total == 0:
+        return [], 0
+    of_series = Booking.series_id == BookingSeries.id
+    occurrences = (
+        select(func.count(Booking.id)).where(of_series).correlate(BookingSeries).scalar_subquery()
+    )
+    active = (
+        select(
+            func.coalesce(
+                func.sum(
+                    case(
+                        (Booking.status.in_(HOLDING_STATUSES) & (Booking.end_at > now), 1),
+                        else_=0,
+                    )
+                ),
+                0,
+            )
+        )
+        .where(of_series)
+        .correlate(BookingSeries)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(BookingSeries, occurrences.label("occurrences"), active.label("active"))
+        .where(scope)
+        .order_by(
+            case((active > 0, 0), else_=1),
+            BookingSeries.created_at.desc(),
+            BookingSeries.id.desc(),
+        )
+        .limit(limit)
+    ).unique()
+    return [
+        SeriesSummary(series=series, occurrences=int(n or 0), active=int(a or 0))
+        for series, n, a in rows
+    ], total
 
 
 # -- whole-series transitions -------------------------------------------------------------

@@ -24,12 +24,14 @@ time, and offers the freed time to the waitlist.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 from labshare.errors import (
     InvalidTransition,
@@ -44,6 +46,7 @@ from labshare.models import (
     Booking,
     Notification,
     Resource,
+    Role,
     User,
     WaitlistEntry,
     WaitlistStatus,
@@ -51,7 +54,7 @@ from labshare.models import (
 from labshare.services import audit, notify
 from labshare.services.availability import capacity_of, holding_spans, saturated
 from labshare.services.group_hooks import bundle_of
-from labshare.services.permissions import is_member_of_company
+from labshare.services.permissions import is_member_of_company, is_staff_of
 from labshare.services.rules import Span, effective_rules, institute_zone, on_grid
 from labshare.timeutil import utcnow
 
@@ -256,6 +259,78 @@ def position(entry: WaitlistEntry) -> int | None:
         )
     )
     return int(ahead or 0) + 1
+
+
+# -- the line as staff see it -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinePlace:
+    """An open entry of a resource's line; ``position`` as :func:`position` gives it
+    (None for an offered entry, which holds its slot rather than waits)."""
+
+    entry: WaitlistEntry
+    position: int | None
+
+
+@dataclass(frozen=True)
+class LinePage:
+    places: list[LinePlace]
+    total: int  # open entries of the resource, all pages
+
+
+def may_see_line(user: User, resource: Resource) -> bool:
+    """Staff of the resource's institute and admins see who waits for it."""
+    return is_staff_of(user, resource.institute_id) or (user.active and user.role == Role.ADMIN)
+
+
+def resource_line(resource: Resource, viewer: User, *, page: int, per_page: int) -> LinePage:
+    """One page of ``resource``'s open (waiting and offered) entries in line order
+    (order of joining: ``created_at``, then ``id``), each waiting one with its place
+    in line. Staff of another institute get NotFound (its line does not exist for
+    them), other roles NotAllowed."""
+    if not may_see_line(viewer, resource):
+        if viewer.role == Role.STAFF:
+            raise NotFound(_l("No such resource."))
+        raise NotAllowed(_l("Only staff of the institute can see who is waiting."))
+    where = (
+        WaitlistEntry.resource_id == resource.id,
+        WaitlistEntry.status.in_(OPEN_WAITLIST_STATUSES),
+    )
+    total = int(db.session.scalar(select(func.count(WaitlistEntry.id)).where(*where)) or 0)
+    entries = list(
+        db.session.scalars(
+            select(WaitlistEntry)
+            .where(*where)
+            .options(selectinload(WaitlistEntry.company), selectinload(WaitlistEntry.user))
+            .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+            .offset((max(page, 1) - 1) * per_page)
+            .limit(per_page)
+        ).unique()
+    )
+    if not entries:
+        return LinePage(places=[], total=total)
+    first = entries[0]
+    # Waiting entries on earlier pages: the first waiting entry here comes after them.
+    waiting = int(
+        db.session.scalar(
+            select(func.count(WaitlistEntry.id)).where(
+                WaitlistEntry.resource_id == resource.id,
+                WaitlistEntry.status == WaitlistStatus.WAITING,
+                (WaitlistEntry.created_at < first.created_at)
+                | ((WaitlistEntry.created_at == first.created_at) & (WaitlistEntry.id < first.id)),
+            )
+        )
+        or 0
+    )
+    places: list[LinePlace] = []
+    for entry in entries:
+        place: int | None = None
+        if entry.status == WaitlistStatus.WAITING:
+            waiting += 1
+            place = waiting
+        places.append(LinePlace(entry=entry, position=place))
+    return LinePage(places=places, total=total)
 
 
 # -- offering freed time -------------------------------------------------------------------
