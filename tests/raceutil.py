@@ -16,7 +16,8 @@ removed at the end of the thread.
 Nothing in a thread escapes it: each thread's result or exception comes back as
 an ``Outcome``, in the order of the steps. ``labels`` turns outcomes into short
 strings for assertions ("created", "taken", ...), where anything unexpected reads
-``"error: <Type>: <message>"``.
+``"error: <Type>: <message>"``. ``booking_step`` is the usual step: book a
+resource for a user.
 
 Timeouts keep a deadlock from hanging the suite: a thread that waits longer than
 ``barrier_timeout`` at the barrier gets ``threading.BrokenBarrierError`` (an
@@ -27,6 +28,7 @@ still running ``timeout`` seconds after the start.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +38,8 @@ from typing import Generic, TypeVar
 from flask import Flask
 
 from labshare.extensions import db
+from labshare.models import Booking, Resource, User
+from labshare.services.bookings import create_booking
 
 T = TypeVar("T")
 
@@ -117,6 +121,21 @@ def race(
         raise AssertionError(f"race threads still running after {timeout}s: {stuck}")
     assert all(o is not None for o in outcomes)
     return [o for o in outcomes if o is not None]
+
+
+def booking_step(
+    resource_id: int, user_id: int, start: dt.datetime, end: dt.datetime, purpose: str = "race"
+) -> Step[Booking]:
+    """The commonest step: load the resource and the user by id in the thread's
+    session, then race ``create_booking`` for ``start``-``end``."""
+
+    def prepare() -> Callable[[], Booking]:
+        resource = db.session.get(Resource, resource_id)
+        user = db.session.get(User, user_id)
+        assert resource is not None and user is not None
+        return lambda: create_booking(resource, user, start, end, purpose=purpose)
+
+    return prepare
 
 
 def labels(

@@ -14,7 +14,6 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from labshare.errors import SlotTaken
-from labshare.extensions import db as _db
 from labshare.models import Booking, Resource, Role, User
 from labshare.services.bookings import create_booking
 from labshare.timeutil import set_clock
@@ -35,18 +34,11 @@ def race(
     """Each thread books ``slots[i % len(slots)]``; returns each thread's outcome.
     20 threads, a pool of 15: the race itself queues for connections as real
     requests do."""
-
-    def step(i: int) -> raceutil.Step[Any]:
-        def prepare() -> Any:
-            resource = _db.session.get(Resource, resource_id)
-            user = _db.session.get(User, user_ids[i])
-            assert resource is not None and user is not None
-            start, end = slots[i % len(slots)]
-            return lambda: create_booking(resource, user, start, end, purpose="race")
-
-        return prepare
-
-    outcomes = raceutil.race(app, [step(i) for i in range(len(user_ids))])
+    steps = [
+        raceutil.booking_step(resource_id, user_id, *slots[i % len(slots)])
+        for i, user_id in enumerate(user_ids)
+    ]
+    outcomes = raceutil.race(app, steps)
     return raceutil.labels(outcomes, "created", {SlotTaken: "taken"})
 
 
