@@ -18,21 +18,13 @@ from labshare.models import Booking, BookingSeries, Resource, Role, User
 from labshare.services.recurrence import create_series, validate_spec
 from labshare.timeutil import set_clock
 from tests import raceutil
+from tests.factories import OPEN_RULES
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 500,
-    "cancel_deadline_hours": 0,
-}
+RULES = {**OPEN_RULES, "max_active_per_company": 500}  # this file's own limit
 SINGLES = 4
 ROUNDS = 4
 

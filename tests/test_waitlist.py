@@ -39,21 +39,13 @@ from labshare.services.availability import availability
 from labshare.services.bookings import cancel_booking, create_booking, reject_booking
 from labshare.timeutil import set_clock
 from tests import factories, raceutil
+from tests.factories import OPEN_RULES
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
 END = dt.datetime(2030, 1, 7, 11, tzinfo=SH)
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 10,
-    "cancel_deadline_hours": 0,
-}
+RULES = {**OPEN_RULES, "max_active_per_company": 10}  # this file's own limit
 
 
 @pytest.fixture
