@@ -186,3 +186,14 @@ def make_user(app: Flask) -> Callable[..., Any]:
 @pytest.fixture
 def make_booking(app: Flask) -> Callable[..., Any]:
     return factories.make_booking
+
+
+@pytest.fixture
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opt-in (``pytestmark = pytest.mark.usefixtures("cheap_passwords")`` or as a
+    parameter): users made while it is active get the hash "x" instead of scrypt's
+    deliberately slow one, so they cannot sign in. For tests that make many users
+    that never log in."""
+    monkeypatch.setattr(
+        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from labshare.extensions import db
@@ -27,6 +29,22 @@ from labshare.models import (
 from labshare.services.credit_code import make_credit_code
 
 PASSWORD = "correct horse battery staple"
+
+# Booking rules that admit any half-hour-aligned request at once: no lead time, no
+# approval, a year's horizon, room for 100 active bookings a company. Read-only: take
+# a copy (``dict(OPEN_RULES)``, ``{**OPEN_RULES, ...}``) to hand on or change.
+OPEN_RULES: Mapping[str, Any] = MappingProxyType(
+    {
+        "slot_minutes": 30,
+        "min_minutes": 30,
+        "max_minutes": 480,
+        "lead_time_hours": 0,
+        "horizon_days": 365,
+        "requires_approval": False,
+        "max_active_per_company": 100,
+        "cancel_deadline_hours": 0,
+    }
+)
 _seq = itertools.count(1)
 
 

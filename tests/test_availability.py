@@ -42,11 +42,7 @@ def spans(items: list[Interval]) -> list[tuple[dt.datetime, dt.datetime, str | N
     return [(i.start, i.end, i.reason) for i in items]
 
 
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 @pytest.fixture

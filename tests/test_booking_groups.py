@@ -5,6 +5,7 @@ transitions; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,21 +32,13 @@ from labshare.models import (
 )
 from labshare.services import bookings, groups
 from labshare.timeutil import set_clock
+from tests import raceutil
+from tests.factories import OPEN_RULES as RULES
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
 END = START + dt.timedelta(hours=2)
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 100,
-    "cancel_deadline_hours": 0,
-}
 
 
 @pytest.fixture
@@ -467,18 +460,13 @@ def test_api_member_transitions_move_the_group(client: Any, db: Any, env: Simple
 
 
 def test_group_races_single_bookings_never_double_never_partial(
-    app: Any, db: Any, make_lab: Any, make_instrument: Any, make_user: Any, monkeypatch: Any
+    app: Any, db: Any, make_lab: Any, make_instrument: Any, make_user: Any, cheap_passwords: None
 ) -> None:
-    import threading
-
     from flask import Flask
 
     from labshare.extensions import db as _db
     from labshare.models import Resource, User
 
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
     assert isinstance(app, Flask)
     set_clock(lambda: NOW)
     lab = make_lab(capacity=1, rules=dict(RULES))
@@ -496,45 +484,20 @@ def test_group_races_single_bookings_never_double_never_partial(
         end = start + dt.timedelta(hours=2)
         # Two group requests and single requests of each member, all at once.
         plan = ["group", "group", a_id, b_id, lab_id, a_id, b_id, lab_id, a_id]
-        barrier = threading.Barrier(len(plan))
-        outcomes = [""] * len(plan)
 
-        def worker(
-            i: int,
-            start: dt.datetime = start,
-            end: dt.datetime = end,
-            plan: list[Any] = plan,
-            barrier: threading.Barrier = barrier,
-            outcomes: list[str] = outcomes,
-        ) -> None:
-            target = plan[i]
-            with app.app_context():
-                try:
-                    user = _db.session.get(User, user_ids[i])
-                    the_lab = _db.session.get(Resource, lab_id)
-                    insts = [_db.session.get(Resource, a_id), _db.session.get(Resource, b_id)]
-                    single = _db.session.get(Resource, target) if target != "group" else None
-                    _db.session.commit()
-                    barrier.wait(timeout=30)
-                    if single is None:
-                        groups.create_group(the_lab, insts, user, start, end, purpose="race")
-                    else:
-                        bookings.create_booking(single, user, start, end, purpose="race")
-                    _db.session.commit()
-                    outcomes[i] = "created"
-                except SlotTaken:
-                    _db.session.rollback()
-                    outcomes[i] = "taken"
-                except Exception as exc:  # anything else fails the test
-                    _db.session.rollback()
-                    outcomes[i] = f"error: {type(exc).__name__}: {exc}"
+        def group_step(i: int, start: dt.datetime = start, end: dt.datetime = end) -> Any:
+            user = _db.session.get(User, user_ids[i])
+            the_lab = _db.session.get(Resource, lab_id)
+            insts = [_db.session.get(Resource, a_id), _db.session.get(Resource, b_id)]
+            return lambda: groups.create_group(the_lab, insts, user, start, end, purpose="race")
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(plan))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
-        assert not any(t.is_alive() for t in threads)
+        steps = [
+            functools.partial(group_step, i)
+            if target == "group"
+            else raceutil.booking_step(target, user_ids[i], start, end)
+            for i, target in enumerate(plan)
+        ]
+        outcomes = raceutil.labels(raceutil.race(app, steps), "created", {SlotTaken: "taken"})
         assert [o for o in outcomes if o.startswith("error")] == [], outcomes
         with app.app_context():
             holding = {

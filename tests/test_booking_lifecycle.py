@@ -58,12 +58,7 @@ RULES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These users never sign in: skip scrypt's deliberate slowness."""
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import threading
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,68 +14,28 @@ from flask import Flask
 from sqlalchemy import select
 
 from labshare.errors import RuleViolation, SlotTaken
-from labshare.extensions import db as _db
-from labshare.models import Booking, BookingQuota, Resource, Role, User
-from labshare.services.bookings import create_booking
+from labshare.models import Booking, BookingQuota, Role
 from labshare.timeutil import set_clock
+from tests import raceutil
+from tests.factories import OPEN_RULES as RULES
+
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
 THREADS = 8
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 100,
-    "cancel_deadline_hours": 0,
-}
-
-
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
 
 
 def race(app: Flask, jobs: list[tuple[int, int, dt.datetime, dt.datetime]]) -> list[str]:
     """Each thread books (resource_id, user_id, start, end) at the same moment."""
-    barrier = threading.Barrier(len(jobs))
-    outcomes = [""] * len(jobs)
 
-    def worker(i: int) -> None:
-        resource_id, user_id, start, end = jobs[i]
-        with app.app_context():
-            try:
-                resource = _db.session.get(Resource, resource_id)
-                user = _db.session.get(User, user_id)
-                assert resource is not None and user is not None
-                _db.session.commit()
-                barrier.wait(timeout=30)
-                create_booking(resource, user, start, end, purpose="race")
-                _db.session.commit()
-                outcomes[i] = "created"
-            except SlotTaken:
-                _db.session.rollback()
-                outcomes[i] = "taken"
-            except RuleViolation as exc:
-                _db.session.rollback()
-                outcomes[i] = f"rule:{exc.rule}"
-            except Exception as exc:  # anything else fails the test
-                _db.session.rollback()
-                outcomes[i] = f"error: {type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcomes
+    outcomes = raceutil.race(app, [raceutil.booking_step(*job) for job in jobs])
+    return raceutil.labels(
+        outcomes,
+        "created",
+        {SlotTaken: "taken", RuleViolation: lambda exc: f"rule:{exc.rule}"},
+    )
 
 
 def test_lab_quota_across_instruments_admits_exactly_its_maximum(

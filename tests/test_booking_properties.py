@@ -62,11 +62,7 @@ act_op = st.tuples(
 operations = st.lists(st.one_of(create_op, create_op, act_op), min_size=1, max_size=25)
 
 
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ transition (staff via API and page), usage defaults, the kiosk and QR pages."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,7 +27,7 @@ from labshare.models import (
 from labshare.services import bookings as booking_service
 from labshare.services import checkin
 from labshare.timeutil import set_clock
-from tests import factories
+from tests import factories, raceutil
 from tests.test_api_support import bearer, error_of
 from tests.test_jobs_support import T0, freeze
 
@@ -309,24 +308,15 @@ def test_release_from_two_threads_once(app: Flask, env: SimpleNamespace) -> None
     expected = sorted([env.booking.id] + [b.id for b in others])
     freeze(T0 + 20 * MIN)
     _db.session.remove()
-    barrier = threading.Barrier(2)
-    results: list[Any] = [None, None]
 
-    def worker(i: int) -> None:
-        with app.app_context():
-            set_clock(lambda: T0 + 20 * MIN)
-            try:
-                barrier.wait(timeout=30)
-                results[i] = run_job("checkin-release")["ids"]
-            except Exception as exc:  # anything else fails the test
-                results[i] = f"error: {type(exc).__name__}: {exc}"
+    def release() -> Any:
+        set_clock(lambda: T0 + 20 * MIN)
+        return lambda: run_job("checkin-release")["ids"]
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
+    results: list[Any] = [
+        o.value if o.error is None else raceutil.error_label(o.error)
+        for o in raceutil.race(app, [release, release])
+    ]
     assert all(isinstance(r, list) for r in results), results
     assert sorted(results[0] + results[1]) == expected  # each released once, by one of them
     assert len(_audits("booking.no_show")) == len(expected)

@@ -6,7 +6,6 @@ the threads really share it) and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,69 +14,32 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from labshare.errors import SlotTaken
-from labshare.extensions import db as _db
 from labshare.models import Booking, Resource, Role, User
 from labshare.services.bookings import create_booking
 from labshare.timeutil import set_clock
+from tests import raceutil
+from tests.factories import OPEN_RULES as RULES
+
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 THREADS = 20
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 100,
-    "cancel_deadline_hours": 0,
-}
-
-
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
 
 
 def race(
     app: Flask, resource_id: int, user_ids: list[int], slots: list[tuple[Any, Any]]
 ) -> list[str]:
-    """Each thread books ``slots[i % len(slots)]``; returns each thread's outcome."""
-    barrier = threading.Barrier(len(user_ids))
-    outcomes: list[str] = [""] * len(user_ids)
-
-    def worker(i: int) -> None:
-        with app.app_context():
-            try:
-                resource = _db.session.get(Resource, resource_id)
-                user = _db.session.get(User, user_ids[i])
-                assert resource is not None and user is not None
-                start, end = slots[i % len(slots)]
-                # Give the connection back: 20 threads, a pool of 15; the race
-                # itself queues for connections as real requests do.
-                _db.session.commit()
-                barrier.wait(timeout=30)
-                create_booking(resource, user, start, end, purpose="race")
-                _db.session.commit()
-                outcomes[i] = "created"
-            except SlotTaken:
-                _db.session.rollback()
-                outcomes[i] = "taken"
-            except Exception as exc:  # anything else is a failure of the test
-                _db.session.rollback()
-                outcomes[i] = f"error: {type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(user_ids))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcomes
+    """Each thread books ``slots[i % len(slots)]``; returns each thread's outcome.
+    20 threads, a pool of 15: the race itself queues for connections as real
+    requests do."""
+    steps = [
+        raceutil.booking_step(resource_id, user_id, *slots[i % len(slots)])
+        for i, user_id in enumerate(user_ids)
+    ]
+    outcomes = raceutil.race(app, steps)
+    return raceutil.labels(outcomes, "created", {SlotTaken: "taken"})
 
 
 @pytest.fixture

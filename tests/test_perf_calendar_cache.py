@@ -59,11 +59,7 @@ def at(h: int, day: int = 0) -> dt.datetime:
     return (MONDAY + dt.timedelta(days=day, hours=h)).astimezone(dt.UTC)
 
 
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 @pytest.fixture(autouse=True, params=["fast path", "flask"])

@@ -5,7 +5,6 @@ is never held twice, and an all-or-nothing series that lost it wrote nothing."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,31 +15,18 @@ from sqlalchemy import func, select
 from labshare.errors import DomainError, SlotTaken
 from labshare.extensions import db as _db
 from labshare.models import Booking, BookingSeries, Resource, Role, User
-from labshare.services.bookings import create_booking
 from labshare.services.recurrence import create_series, validate_spec
 from labshare.timeutil import set_clock
+from tests import raceutil
+from tests.factories import OPEN_RULES
+
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 500,
-    "cancel_deadline_hours": 0,
-}
+RULES = {**OPEN_RULES, "max_active_per_company": 500}  # this file's own limit
 SINGLES = 4
 ROUNDS = 4
-
-
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
 
 
 @pytest.fixture
@@ -59,57 +45,38 @@ def _round(app: Flask, ids: dict[str, Any], day: int, skip: bool) -> list[str]:
     occurrence alone, all released by one barrier."""
     first = dt.datetime(2030, 2, day, 9, tzinfo=SH)
     middle = first + dt.timedelta(days=1)
-    n = SINGLES + 1
-    barrier = threading.Barrier(n)
-    outcomes = [""] * n
 
-    def worker(i: int) -> None:
-        with app.app_context():
-            try:
-                resource = _db.session.get(Resource, ids["inst"])
-                user = _db.session.get(User, ids["users"][i])
-                assert resource is not None and user is not None
-                _db.session.commit()
-                barrier.wait(timeout=30)
-                if i == 0:
-                    plan = create_series(
-                        resource,
-                        user,
-                        first,
-                        first + dt.timedelta(hours=2),
-                        validate_spec("daily", count=3),
-                        purpose="series",
-                        skip_conflicting=skip,
-                    )
-                    _db.session.commit()
-                    outcomes[i] = "series:" + "".join(
-                        "1" if o.ok else "0" for o in plan.occurrences
-                    )
-                else:
-                    create_booking(
-                        resource, user, middle, middle + dt.timedelta(hours=2), purpose="single"
-                    )
-                    _db.session.commit()
-                    outcomes[i] = "single"
-            except SlotTaken:
-                _db.session.rollback()
-                outcomes[i] = "taken"
-            except DomainError as exc:
-                _db.session.rollback()
-                outcomes[i] = f"refused: {exc.code}"
-            except Exception as exc:  # anything else fails the test
-                _db.session.rollback()
-                outcomes[i] = f"error: {type(exc).__name__}: {exc}"
-            finally:
-                _db.session.remove()
+    def series() -> Any:
+        resource = _db.session.get(Resource, ids["inst"])
+        user = _db.session.get(User, ids["users"][0])
+        assert resource is not None and user is not None
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcomes
+        def book() -> str:
+            plan = create_series(
+                resource,
+                user,
+                first,
+                first + dt.timedelta(hours=2),
+                validate_spec("daily", count=3),
+                purpose="series",
+                skip_conflicting=skip,
+            )
+            return "series:" + "".join("1" if o.ok else "0" for o in plan.occurrences)
+
+        return book
+
+    singles = [
+        raceutil.booking_step(
+            ids["inst"], user_id, middle, middle + dt.timedelta(hours=2), "single"
+        )
+        for user_id in ids["users"][1 : SINGLES + 1]
+    ]
+    outcomes = raceutil.race(app, [series, *singles])
+    return raceutil.labels(
+        outcomes,
+        lambda value: value if isinstance(value, str) else "single",
+        {SlotTaken: "taken", DomainError: lambda exc: f"refused: {exc.code}"},
+    )
 
 
 def _holders(db: Any, resource_id: int, day: int) -> int:

@@ -49,12 +49,7 @@ def local(y: int, m: int, d: int, h: int, mi: int = 0, tz: str = SHANGHAI) -> dt
     return dt.datetime(y, m, d, h, mi, tzinfo=ZoneInfo(tz))
 
 
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These users never sign in: skip scrypt's deliberate slowness."""
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 @pytest.fixture

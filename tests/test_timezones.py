@@ -43,11 +43,7 @@ def berlin(day: dt.date, h: int, mi: int = 0, fold: int = 0) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, h, mi, tzinfo=BERLIN, fold=fold)
 
 
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 @pytest.fixture

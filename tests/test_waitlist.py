@@ -38,22 +38,14 @@ from labshare.services import waitlist
 from labshare.services.availability import availability
 from labshare.services.bookings import cancel_booking, create_booking, reject_booking
 from labshare.timeutil import set_clock
-from tests import factories
+from tests import factories, raceutil
+from tests.factories import OPEN_RULES
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
 END = dt.datetime(2030, 1, 7, 11, tzinfo=SH)
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 10,
-    "cancel_deadline_hours": 0,
-}
+RULES = {**OPEN_RULES, "max_active_per_company": 10}  # this file's own limit
 
 
 @pytest.fixture
@@ -466,43 +458,17 @@ def test_waiting_entries_whose_slot_is_over_expire(env: SimpleNamespace) -> None
 
 
 def _race(app: Any, actions: list[Any]) -> list[str]:
-    """Run each action (a function of nothing, in its own app context, session and
-    connection) at the same moment; returns each one's outcome."""
-    import threading
-
-    barrier = threading.Barrier(len(actions))
-    outcomes = [""] * len(actions)
-
-    def worker(i: int) -> None:
-        with app.app_context():
-            try:
-                prepare = actions[i]()
-                db.session.commit()  # give the connection back before the race
-                barrier.wait(timeout=30)
-                prepare()
-                db.session.commit()
-                outcomes[i] = "won"
-            except (SlotTaken, InvalidTransition) as exc:
-                db.session.rollback()
-                outcomes[i] = type(exc).__name__
-            except Exception as exc:  # anything else fails the test
-                db.session.rollback()
-                outcomes[i] = f"error: {type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcomes
+    """Run each action (a ``raceutil.Step``: it prepares in its own app context,
+    session and connection and returns what to race with) at the same moment;
+    returns each one's outcome."""
+    outcomes = raceutil.race(app, actions)
+    return raceutil.labels(
+        outcomes, "won", {SlotTaken: "SlotTaken", InvalidTransition: "InvalidTransition"}
+    )
 
 
 @pytest.fixture
-def offered_ids(app: Any, env: SimpleNamespace, monkeypatch: Any) -> SimpleNamespace:
-    monkeypatch.setattr(
-        "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
-    )
+def offered_ids(app: Any, env: SimpleNamespace, cheap_passwords: None) -> SimpleNamespace:
     first, _second = _offered(env)
     colleague = factories.make_user(Role.SME, company_id=env.a.company_id)
     db.session.commit()
@@ -520,17 +486,6 @@ def _accept(entry_id: int, user_id: int) -> Any:
         entry = db.session.get(WaitlistEntry, entry_id)
         user = db.session.get(User, user_id)
         return lambda: waitlist.accept_offer(entry, user)
-
-    return prepare
-
-
-def _book(resource_id: int, user_id: int, start: Any, end: Any) -> Any:
-    from labshare.models import User
-
-    def prepare() -> Any:
-        resource = db.session.get(Resource, resource_id)
-        user = db.session.get(User, user_id)
-        return lambda: create_booking(resource, user, start, end, purpose="race")
 
     return prepare
 
@@ -562,8 +517,10 @@ def test_accept_racing_a_normal_booking_only_the_offeree_wins(
         app,
         [
             _accept(ids.entry, ids.a),
-            _book(ids.inst, ids.c, START, END),
-            _book(ids.inst, ids.c, START + dt.timedelta(hours=1), END + dt.timedelta(hours=1)),
+            raceutil.booking_step(ids.inst, ids.c, START, END),
+            raceutil.booking_step(
+                ids.inst, ids.c, START + dt.timedelta(hours=1), END + dt.timedelta(hours=1)
+            ),
         ],
     )
     assert outcomes == ["won", "SlotTaken", "SlotTaken"], outcomes
