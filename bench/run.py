@@ -114,6 +114,21 @@ def ensure_data(url: str, args: argparse.Namespace) -> None:
     generate.generate(url, gen_args)
 
 
+def round_trip(url: str, n: int = 1000) -> float:
+    """p50 of ``SELECT 1`` on one connection, in ms: the floor under every query."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                conn.exec_driver_sql("SELECT 1").all()
+                times.append(time.perf_counter() - t0)
+        return pct(times, 50) * 1000
+    finally:
+        engine.dispose()
+
+
 def bench_app(url: str) -> Any:
     from config import DevelopmentConfig
     from labshare import create_app
@@ -826,6 +841,12 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     sample = sample_ids(app, random.Random(3))
     log(f"  {len(sample.instruments):,} available instruments; {booking_count(url):,} bookings")
+    rtt = round_trip(url)
+    summary["round trip SELECT 1 p50 ms"] = rtt
+    log(
+        f"  one round trip (SELECT 1) p50 {rtt:.3f} ms: every query pays it; it varies with "
+        "what else runs on the machine"
+    )
 
     log("\n  -- availability, one instrument-week, in-process (warm)")
     av = bench_availability(app, sample, args)
@@ -837,11 +858,14 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     log(f"  {'':<24} cache hit      {ms(api['hit'])}")
     summary["availability API path cold p50 ms"] = pct(api["cold"], 50) * 1000
     summary["availability API path hit p50 ms"] = pct(api["hit"], 50) * 1000
-    p50 = pct(av["random instruments"]["call"], 50) * 1000
-    summary["availability p50 ms"] = p50
+    summary["availability p50 ms"] = pct(av["random instruments"]["call"], 50) * 1000
     summary["availability p99 ms"] = pct(av["random instruments"]["call"], 99) * 1000
+    # The target is judged on the API's path with nothing cached (what the endpoint
+    # runs for a calendar it has not seen): the service call above also pays the ORM
+    # loading its caller chose (lazy loads of the resource's rules, institute, ...).
+    p50 = summary["availability API path cold p50 ms"]
     log(
-        f"  target p50 <= {TARGET_AVAIL_P50_MS} ms: "
+        f"  target p50 <= {TARGET_AVAIL_P50_MS} ms (API path, cold): "
         f"{'MET' if p50 <= TARGET_AVAIL_P50_MS else 'MISSED'} ({p50:.2f} ms)"
     )
 
