@@ -6,6 +6,8 @@ import datetime as dt
 from typing import Any
 
 import jsonschema
+from flask import Flask
+from flask.testing import FlaskClient
 
 from labshare.extensions import db
 from labshare.models import User
@@ -15,6 +17,17 @@ NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
 #: Monday 2030-01-07, 09:00-11:00 in Shanghai: inside the default rules' horizon.
 START = "2030-01-07T09:00:00+08:00"
 END = "2030-01-07T11:00:00+08:00"
+
+
+def signed_in(app: Flask, user: User) -> FlaskClient:
+    """A test client of its own, signed in as ``user`` through the login form (for
+    tests that need several users' browsers at once)."""
+    from tests import factories
+
+    client = app.test_client()
+    response = client.post("/login", data={"email": user.email, "password": factories.PASSWORD})
+    assert response.status_code in (302, 303), response.get_data(as_text=True)[:500]
+    return client
 
 
 def bearer(user: User) -> dict[str, str]:

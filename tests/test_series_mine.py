@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 from types import SimpleNamespace
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from labshare.bookings import views as booking_views
 from labshare.extensions import db
@@ -21,21 +19,13 @@ from labshare.services.bookings import cancel_booking
 from labshare.services.recurrence import create_series, series_bookings, validate_spec
 from labshare.timeutil import set_clock
 from tests import factories
+from tests.test_api_support import signed_in
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)  # Tuesday
 SH = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)  # Monday
 END = dt.datetime(2030, 1, 7, 11, tzinfo=SH)
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 200,
-    "cancel_deadline_hours": 0,
-}
+RULES = {**factories.OPEN_RULES, "max_active_per_company": 200}
 
 
 @pytest.fixture
@@ -93,13 +83,6 @@ def env(app: Flask) -> SimpleNamespace:
     )
 
 
-def _client_of(app: Flask, user: Any) -> FlaskClient:
-    client = app.test_client()
-    response = client.post("/login", data={"email": user.email, "password": factories.PASSWORD})
-    assert response.status_code in (302, 303)
-    return client
-
-
 def test_overview_counts_the_company_series(env: SimpleNamespace) -> None:
     items, total = recurrence.series_overview(env.sme, NOW, limit=10)
     assert total == 2
@@ -120,7 +103,7 @@ def test_overview_counts_past_occurrences_as_no_longer_active(env: SimpleNamespa
 
 
 def test_my_bookings_lists_the_company_series(app: Flask, env: SimpleNamespace) -> None:
-    html = _client_of(app, env.colleague).get("/bookings").get_data(as_text=True)
+    html = signed_in(app, env.colleague).get("/bookings").get_data(as_text=True)
     assert "Recurring bookings" in html
     assert f'href="/series/{env.weekly.id}"' in html  # a colleague's series too
     assert f'href="/series/{env.daily.id}"' in html
@@ -134,7 +117,7 @@ def test_my_bookings_lists_the_company_series(app: Flask, env: SimpleNamespace) 
     assert '<td class="num" data-label="Occurrences">3</td>' in row
     assert '<td class="num" data-label="Still active">2</td>' in row
 
-    other = _client_of(app, env.other).get("/bookings").get_data(as_text=True)
+    other = signed_in(app, env.other).get("/bookings").get_data(as_text=True)
     assert f'href="/series/{env.foreign.id}"' in other
     assert f'href="/series/{env.weekly.id}"' not in other
     assert "every 1 month(s)" in other
@@ -144,7 +127,7 @@ def test_my_bookings_without_series_has_no_series_section(app: Flask) -> None:
     set_clock(lambda: NOW)
     lonely = factories.make_user(Role.SME)
     db.session.commit()
-    html = _client_of(app, lonely).get("/bookings").get_data(as_text=True)
+    html = signed_in(app, lonely).get("/bookings").get_data(as_text=True)
     assert "Recurring bookings" not in html
 
 
@@ -152,6 +135,6 @@ def test_my_bookings_keeps_the_series_list_short(
     app: Flask, env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(booking_views, "SERIES_LIMIT", 1)
-    html = _client_of(app, env.sme).get("/bookings").get_data(as_text=True)
+    html = signed_in(app, env.sme).get("/bookings").get_data(as_text=True)
     assert html.count('href="/series/') == 1
     assert "Showing 1 of 2 series" in html

@@ -26,16 +26,7 @@ START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
 END = dt.datetime(2030, 1, 7, 11, tzinfo=SH)
 HOUR = dt.timedelta(hours=1)
 HALF = dt.timedelta(minutes=30)
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 10,
-    "cancel_deadline_hours": 0,
-}
+RULES = {**factories.OPEN_RULES, "max_active_per_company": 10}
 
 
 def offered(buffer_minutes: int) -> SimpleNamespace:

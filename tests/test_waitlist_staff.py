@@ -24,22 +24,13 @@ from labshare.services import waitlist
 from labshare.services.bookings import cancel_booking, create_booking
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.test_api_support import bearer, check_schema, error_of
+from tests.test_api_support import bearer, check_schema, error_of, signed_in
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
 END = dt.datetime(2030, 1, 7, 11, tzinfo=SH)
-RULES = {
-    "slot_minutes": 30,
-    "min_minutes": 30,
-    "max_minutes": 480,
-    "lead_time_hours": 0,
-    "horizon_days": 365,
-    "requires_approval": False,
-    "max_active_per_company": 10,
-    "cancel_deadline_hours": 0,
-}
+RULES = {**factories.OPEN_RULES, "max_active_per_company": 10}
 
 
 def _at(minutes: int) -> None:
@@ -93,13 +84,6 @@ def env(app: Flask) -> SimpleNamespace:
     )
 
 
-def _client_of(app: Flask, user: Any) -> FlaskClient:
-    client = app.test_client()
-    response = client.post("/login", data={"email": user.email, "password": factories.PASSWORD})
-    assert response.status_code in (302, 303)
-    return client
-
-
 # -- the service --------------------------------------------------------------------------
 
 
@@ -146,7 +130,7 @@ def test_the_line_is_refused_to_others(env: SimpleNamespace) -> None:
 
 
 def test_staff_page_shows_the_line(app: Flask, env: SimpleNamespace) -> None:
-    client = _client_of(app, env.staff)
+    client = signed_in(app, env.staff)
     response = client.get(f"/resources/{env.inst.id}/waitlist")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -166,7 +150,7 @@ def test_staff_page_shows_the_line(app: Flask, env: SimpleNamespace) -> None:
 
 def test_staff_page_pages(app: Flask, env: SimpleNamespace, monkeypatch: Any) -> None:
     monkeypatch.setattr(waitlist_views, "PER_PAGE", 2)
-    client = _client_of(app, env.admin)
+    client = signed_in(app, env.admin)
     first = client.get(f"/resources/{env.inst.id}/waitlist").get_data(as_text=True)
     second = client.get(f"/resources/{env.inst.id}/waitlist?page=2").get_data(as_text=True)
     a, b, c, d = (env.users[k].company.name for k in ("a", "b", "c", "d"))
@@ -179,22 +163,22 @@ def test_staff_page_is_refused_to_others(app: Flask, env: SimpleNamespace) -> No
     url = f"/resources/{env.inst.id}/waitlist"
     anonymous = app.test_client().get(url)
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
-    assert _client_of(app, env.other_staff).get(url).status_code == 404
-    assert _client_of(app, env.sme).get(url).status_code == 403
-    assert _client_of(app, env.admin).get(url).status_code == 200
-    assert _client_of(app, env.staff).get("/resources/999999/waitlist").status_code == 404
+    assert signed_in(app, env.other_staff).get(url).status_code == 404
+    assert signed_in(app, env.sme).get(url).status_code == 403
+    assert signed_in(app, env.admin).get(url).status_code == 200
+    assert signed_in(app, env.staff).get("/resources/999999/waitlist").status_code == 404
 
 
 def test_staff_find_the_page(app: Flask, env: SimpleNamespace) -> None:
     url = f"/resources/{env.inst.id}/waitlist"
-    staff = _client_of(app, env.staff)
+    staff = signed_in(app, env.staff)
     assert url in staff.get("/manage/resources").get_data(as_text=True)
     assert url in staff.get(f"/resources/{env.inst.id}").get_data(as_text=True)
-    assert url in _client_of(app, env.admin).get(f"/resources/{env.inst.id}").get_data(as_text=True)
+    assert url in signed_in(app, env.admin).get(f"/resources/{env.inst.id}").get_data(as_text=True)
     for client in (
         app.test_client(),
-        _client_of(app, env.sme),
-        _client_of(app, env.other_staff),
+        signed_in(app, env.sme),
+        signed_in(app, env.other_staff),
     ):
         assert url not in client.get(f"/resources/{env.inst.id}").get_data(as_text=True)
 
