@@ -40,7 +40,7 @@ from labshare.errors import ValidationFailed
 from labshare.services import calendar_cache
 from labshare.services.availability import _check_window
 from labshare.timeutil import parse_aware
-from labshare.web import SECURITY_HEADERS
+from labshare.web import ID_MAX, SECURITY_HEADERS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "labshare_fastpath"
 _PATH = re.compile(r"/api/v1/resources/([1-9][0-9]{0,9})/availability")
-_MAX_ID = 2**31 - 1  # the Int32Converter's bound (labshare/web.py)
 
 
 def _window(query: str) -> tuple[Any, Any] | None:
@@ -110,7 +109,7 @@ class CalendarFastPath:
     def _answer(
         self, environ: WSGIEnvironment, resource_id: int
     ) -> tuple[str, list[tuple[str, str]], bytes] | None:
-        if resource_id > _MAX_ID:
+        if resource_id > ID_MAX:  # no route in Flask (Int32Converter)
             return None
         window = _window(environ.get("QUERY_STRING", ""))
         if window is None:

@@ -62,12 +62,16 @@ SECURITY_HEADERS = (
 )
 
 
+#: The id columns are 32-bit INTEGER.
+ID_MAX = 2**31 - 1
+
+
 class Int32Converter(IntegerConverter):
     """``<int:...>`` limited to the id columns' range (32-bit INTEGER): a larger
     number matches no route (404) instead of overflowing in the database (500)."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", ID_MAX)
         super().__init__(map, *args, **kwargs)
 
 

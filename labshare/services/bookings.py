@@ -407,7 +407,7 @@ def check_slot(
     # -- waitlist (issue 8): an open offer holds its slot for the offeree --
     from labshare.services.waitlist import check_offers
 
-    check_offers(resource, booker, start, end, now)
+    check_offers(resource, booker, start, end, now, buffer_minutes=rules.buffer_minutes)
     # -- end waitlist --
     return rules
 

@@ -4,34 +4,35 @@ company's bookings, staff their institute's, admins all."""
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, false, true
+from sqlalchemy.orm import QueryableAttribute
 
 from labshare.models import Booking, BookingSeries, Role, User
 
 
-def visible_bookings(user: User) -> ColumnElement[bool]:
-    """A WHERE clause selecting the bookings ``user`` may see."""
+def _tenant_scope(
+    user: User, institute_id: QueryableAttribute[int], company_id: QueryableAttribute[int]
+) -> ColumnElement[bool]:
+    """A WHERE clause on rows carrying ``institute_id`` and ``company_id`` columns:
+    admins see all, staff their institute's, SME members their company's."""
     if not user.active:
         return false()
     if user.role == Role.ADMIN:
         return true()
     if user.role == Role.STAFF and user.institute_id is not None:
-        return Booking.institute_id == user.institute_id
+        return institute_id == user.institute_id
     if user.role == Role.SME and user.company_id is not None:
-        return Booking.company_id == user.company_id
+        return company_id == user.company_id
     return false()
+
+
+def visible_bookings(user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting the bookings ``user`` may see."""
+    return _tenant_scope(user, Booking.institute_id, Booking.company_id)
 
 
 def visible_series(user: User) -> ColumnElement[bool]:
     """A WHERE clause selecting the booking series ``user`` may see (as bookings)."""
-    if not user.active:
-        return false()
-    if user.role == Role.ADMIN:
-        return true()
-    if user.role == Role.STAFF and user.institute_id is not None:
-        return BookingSeries.institute_id == user.institute_id
-    if user.role == Role.SME and user.company_id is not None:
-        return BookingSeries.company_id == user.company_id
-    return false()
+    return _tenant_scope(user, BookingSeries.institute_id, BookingSeries.company_id)
 
 
 def can_view_tenant(user: User, *, institute_id: int, company_id: int) -> bool:

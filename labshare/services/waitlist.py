@@ -105,18 +105,20 @@ def check_offers(
     start: dt.datetime,
     end: dt.datetime,
     now: dt.datetime,
+    *,
+    buffer_minutes: int,
 ) -> None:
     """Refuse [start, end) (SlotTaken, a 409) where an open offer holds the time.
     An offer to ``booker``'s own company does not block them (they take it through
     ``accept_offer``). On a lab an offer takes one unit of its capacity, like a
     booking. On a resource of capacity 1 the rules' buffer keeps its minutes free
     around an offer as around a booking, so that taking the offer cannot fail on a
-    neighbour booked meanwhile. The caller holds the resource's lock and has run the
-    booking check."""
+    neighbour booked meanwhile (``buffer_minutes``, from the rules the caller holds).
+    The caller holds the resource's lock and has run the booking check."""
     capacity = capacity_of(resource)
     buffer = dt.timedelta(0)
     if capacity <= 1:
-        buffer = dt.timedelta(minutes=max(effective_rules(resource).buffer_minutes, 0))
+        buffer = dt.timedelta(minutes=max(buffer_minutes, 0))
     offers = offer_spans(
         resource.id,
         start - buffer,
@@ -250,6 +252,12 @@ def position(entry: WaitlistEntry) -> int | None:
     joined before it, whatever their slot); None when it is not waiting."""
     if entry.status != WaitlistStatus.WAITING:
         return None
+    return _waiting_ahead_of(entry) + 1
+
+
+def _waiting_ahead_of(entry: WaitlistEntry) -> int:
+    """How many waiting entries of ``entry``'s resource joined before it (line order:
+    ``created_at``, then ``id``)."""
     ahead = db.session.scalar(
         select(func.count(WaitlistEntry.id)).where(
             WaitlistEntry.resource_id == entry.resource_id,
@@ -258,7 +266,7 @@ def position(entry: WaitlistEntry) -> int | None:
             | ((WaitlistEntry.created_at == entry.created_at) & (WaitlistEntry.id < entry.id)),
         )
     )
-    return int(ahead or 0) + 1
+    return int(ahead or 0)
 
 
 # -- the line as staff see it -------------------------------------------------------------
@@ -310,19 +318,8 @@ def resource_line(resource: Resource, viewer: User, *, page: int, per_page: int)
     )
     if not entries:
         return LinePage(places=[], total=total)
-    first = entries[0]
     # Waiting entries on earlier pages: the first waiting entry here comes after them.
-    waiting = int(
-        db.session.scalar(
-            select(func.count(WaitlistEntry.id)).where(
-                WaitlistEntry.resource_id == resource.id,
-                WaitlistEntry.status == WaitlistStatus.WAITING,
-                (WaitlistEntry.created_at < first.created_at)
-                | ((WaitlistEntry.created_at == first.created_at) & (WaitlistEntry.id < first.id)),
-            )
-        )
-        or 0
-    )
+    waiting = _waiting_ahead_of(entries[0])
     places: list[LinePlace] = []
     for entry in entries:
         place: int | None = None
@@ -386,7 +383,9 @@ def offer_freed(
                 continue
         try:
             bookings.check_slot(resource, user, begin, entry.end_at, now)
-            check_offers(resource, None, begin, entry.end_at, now)
+            check_offers(
+                resource, None, begin, entry.end_at, now, buffer_minutes=rules.buffer_minutes
+            )
         except (SlotTaken, RuleViolation, NotAllowed):
             continue  # does not fit (yet): stays in line
         _offer(entry, rules.waitlist_offer_minutes, now, begin)
