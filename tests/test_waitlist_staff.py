@@ -226,6 +226,20 @@ def test_api_pages(client: FlaskClient, env: SimpleNamespace) -> None:
     assert beyond["items"] == [] and beyond["total"] == 4
     too_many = client.get(f"{url}?per_page=201", headers=headers)
     assert too_many.status_code == 422 and error_of(too_many)["field"] == "per_page"
+    for query, field in (("page=0", "page"), ("per_page=abc", "per_page"), ("page=-1", "page")):
+        bad = client.get(f"{url}?{query}", headers={**headers, "Accept-Language": "zh-CN"})
+        assert bad.status_code == 422, query
+        assert (error_of(bad)["code"], error_of(bad)["field"]) == ("validation_error", field)
+
+
+def test_staff_page_reads_a_bad_page_number_as_the_first(app: Flask, env: SimpleNamespace) -> None:
+    client = signed_in(app, env.staff)
+    for page in ("abc", "0", "-3"):
+        response = client.get(f"/resources/{env.inst.id}/waitlist?page={page}")
+        assert response.status_code == 200, page
+        html = response.get_data(as_text=True)
+        for key in "abcd":  # the first page: all four entries
+            assert env.users[key].company.name in html, page
 
 
 def test_api_is_refused_to_others(client: FlaskClient, env: SimpleNamespace) -> None:
