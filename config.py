@@ -94,6 +94,19 @@ class Config:
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
+    # Behind N reverse proxies that each append to X-Forwarded-For/-Proto: trust the
+    # last N hops (werkzeug's ProxyFix). 0: no proxy, the socket's address is the client.
+    TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
+
+    # Accounts: personal API tokens' default lifetime, the password reset and e-mail
+    # verification links' lifetimes, and the login throttle per (account, address).
+    PERSONAL_TOKEN_DAYS = _int("PERSONAL_TOKEN_DAYS", 90)
+    PASSWORD_RESET_MINUTES = _int("PASSWORD_RESET_MINUTES", 30)
+    EMAIL_VERIFY_HOURS = _int("EMAIL_VERIFY_HOURS", 72)
+    LOGIN_THROTTLE_AFTER = _int("LOGIN_THROTTLE_AFTER", 5)
+    LOGIN_THROTTLE_MAX_SECONDS = _int("LOGIN_THROTTLE_MAX_SECONDS", 15 * 60)
+    IS_PRODUCTION = False
+
 
 class DevelopmentConfig(Config):
     DEBUG = False
@@ -113,9 +126,26 @@ class TestingConfig(Config):
     BABEL_DEFAULT_LOCALE = "en"
 
 
+#: The shortest SECRET_KEY production accepts (``python -c "import secrets;
+#: print(secrets.token_hex(32))"`` gives 64 characters).
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def secret_key_problem(key: str | None) -> str | None:
+    """Why ``key`` must not sign production sessions and links, or None if it may."""
+    if not key:
+        return "Production configuration needs SECRET_KEY"
+    if key.strip().lower().startswith(("change-me", "changeme", "change_me")):
+        return "SECRET_KEY is still the placeholder from deploy/env.example; set a random one"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY must have at least {MIN_SECRET_KEY_LENGTH} characters"
+    return None
+
+
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+    IS_PRODUCTION = True
 
     @classmethod
     def check(cls) -> None:
@@ -125,6 +155,9 @@ class ProductionConfig(Config):
             raise RuntimeError(
                 "Production configuration needs " + ", ".join(names[m] for m in missing)
             )
+        problem = secret_key_problem(cls.SECRET_KEY)
+        if problem:
+            raise RuntimeError(problem)
 
 
 CONFIGS: dict[str, type[Config]] = {

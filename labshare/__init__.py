@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from config import Config, ProductionConfig, config_from_env
+from config import Config, ProductionConfig, config_from_env, secret_key_problem
 
 
 def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
@@ -30,13 +30,30 @@ def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
     from labshare import fastpath
 
     fastpath.install(app)
+    _trust_proxies(app)
     start_scheduler(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXY_COUNT`` reverse proxies the client's address and scheme
+    come from the last hops of X-Forwarded-For/-Proto; without it every client has
+    the proxy's address (one person's bad logins would throttle everyone)."""
+    count = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
+    if count > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_port=0, x_prefix=0
+        )
 
 
 def _ensure_secret_key(app: Flask, config: type[Config]) -> None:
     if issubclass(config, ProductionConfig):
         config.check()
+        problem = secret_key_problem(app.config.get("SECRET_KEY"))
+        if problem:
+            raise RuntimeError(problem)
         if app.config.get("SQLALCHEMY_DATABASE_URI", "").startswith("sqlite"):
             app.logger.warning("Production is running on SQLite; set DATABASE_URL to PostgreSQL")
         return

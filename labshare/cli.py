@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select
 
 from labshare.database import begin_write
@@ -120,6 +120,9 @@ def create_user_command(
 )
 def seed_demo_command(if_empty: bool) -> None:
     """Load realistic demo data (idempotent: a second run adds nothing)."""
+    if current_app.config.get("IS_PRODUCTION"):
+        # The demo accounts' passwords are public (README): never in production.
+        raise click.ClickException("seed-demo refuses to run with LABSHARE_CONFIG=production.")
     started = time.perf_counter()
     begin_write()
     try:

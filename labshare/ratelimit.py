@@ -10,11 +10,12 @@ are Flask-Limiter strings such as ``"10/minute;50/hour"``.
 
 from __future__ import annotations
 
-import hashlib
-
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
+
+from labshare.errors import DomainError
+from labshare.services.tokens import user_for_token
 
 DEFAULTS = {
     "RATELIMIT_LOGIN": "10/minute;100/hour",
@@ -45,12 +46,31 @@ def booking_limit() -> str:
 
 
 def caller_key() -> str:
-    """Who is asking: the bearer token (hashed) or the signed-in user, else the address.
-    Many SMEs sit behind one company NAT, so authenticated limits follow the caller."""
-    header = request.headers.get("Authorization", "")
-    scheme, _sep, secret = header.partition(" ")
-    if scheme.lower() == "bearer" and secret.strip():
-        return "token:" + hashlib.sha256(secret.strip().encode()).hexdigest()[:32]
+    """Who is asking: the authenticated user (by a valid bearer token or the signed-in
+    session), else the client's address. Many SMEs sit behind one company NAT, so
+    authenticated limits follow the user; a made-up or expired token counts as no
+    token at all, so it cannot buy a fresh bucket."""
+    if bearer_secret() is not None:
+        user = getattr(g, "api_user", None)
+        if user is None:
+            try:
+                user = user_for_token(bearer_secret() or "")
+            except DomainError:
+                user = None
+            # The handler's require_user() reuses it: no second query.
+            g.api_user = user
+        if user is not None:
+            return f"user:{user.id}"
+        return "ip:" + get_remote_address()
     if current_user and current_user.is_authenticated:
         return f"user:{current_user.id}"
     return "ip:" + get_remote_address()
+
+
+def bearer_secret() -> str | None:
+    """The secret of an ``Authorization: Bearer`` header, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()

@@ -1,4 +1,4 @@
-"""Small guards shared by the blueprints."""
+"""Small guards shared by the blueprints, services and jobs."""
 
 from __future__ import annotations
 
@@ -21,3 +21,16 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc:
         return None
     return normalized
+
+
+#: A cell starting with one of these is read as a formula by Excel, LibreOffice and
+#: Google Sheets (OWASP "CSV injection"); a tab or CR start is stripped then evaluated.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: a string starting like a formula
+    gets a leading single quote (OWASP's advice); anything else is unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value

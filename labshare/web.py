@@ -4,6 +4,7 @@ the user loader and template helpers."""
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import uuid
 from typing import Any
 
@@ -42,10 +43,19 @@ def select_timezone() -> str:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+    """The user of a session or remember-me cookie, whose id is ``"<id>:<nonce>"``
+    (``User.get_id``): a cookie issued before the account's nonce was replaced
+    (logout, password change or reset, "sign out other devices", deactivation) finds
+    nobody. The same one query as a plain id lookup."""
+    number, _sep, nonce = user_id.partition(":")
+    if not number.isdigit() or not nonce or int(number) > ID_MAX:
         return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    user = db.session.get(User, int(number))
+    if user is None or not user.active:
+        return None
+    if not hmac.compare_digest(user.session_nonce, nonce):
+        return None
+    return user
 
 
 CSP = (

@@ -419,7 +419,7 @@ def test_route_status_per_role(app: Flask, world: SimpleNamespace, route: str) -
                 headers = bearer(user)
             else:
                 with client.session_transaction() as sess:
-                    sess["_user_id"] = str(user.id)
+                    sess["_user_id"] = user.get_id()
                     sess["_fresh"] = True
         if method == "GET":
             response = client.get(url, headers=headers, query_string=QUERY.get(route, {}))

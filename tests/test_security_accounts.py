@@ -1,5 +1,5 @@
-"""Accounts under attack: failed-login lockout with a growing delay (audited), the
-password policy, session cookie flags, session renewal at login."""
+"""Accounts under attack: the failed-login throttle per (account, address) with a
+capped delay (audited), the password policy, session cookie flags, session renewal at login."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from config import Config, ProductionConfig, TestingConfig
 from labshare import create_app
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db as _db
-from labshare.models import AuditLog, Role, User
+from labshare.models import AuditLog, LoginThrottle, Role, User
 from labshare.services import accounts
 from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
@@ -27,58 +27,71 @@ def _actions(db: Any) -> list[str]:
     return list(db.session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
 
 
-def _fail(email: str, password: str = WRONG) -> str:
+REFUSAL = "Wrong email address or password, or too many attempts: wait a minute and try again."
+
+
+def _fail(email: str, password: str = WRONG, client: str = "203.0.113.7") -> str:
     with pytest.raises(Unauthorized) as caught:
-        accounts.authenticate(email, password)
+        accounts.authenticate(email, password, client=client)
     _db.session.commit()  # as the views do
     return str(caught.value.message)
 
 
-def test_lock_duration_grows_and_is_capped() -> None:
-    assert [accounts.lock_duration(n) for n in range(5)] == [dt.timedelta(0)] * 5
-    assert accounts.lock_duration(5) == dt.timedelta(minutes=1)
-    assert accounts.lock_duration(6) == dt.timedelta(minutes=2)
-    assert accounts.lock_duration(7) == dt.timedelta(minutes=4)
-    assert accounts.lock_duration(12) == dt.timedelta(hours=1)
-    assert accounts.lock_duration(1000) == dt.timedelta(hours=1)
+def test_throttle_delay_grows_and_is_capped(app: Flask) -> None:
+    delay = accounts.throttle_delay
+    assert [delay(n) for n in range(5)] == [dt.timedelta(0)] * 5
+    assert delay(5) == dt.timedelta(seconds=15)
+    assert delay(6) == dt.timedelta(seconds=30)
+    assert delay(7) == dt.timedelta(minutes=1)
+    assert delay(12) == dt.timedelta(minutes=15)
+    assert delay(1000) == dt.timedelta(minutes=15)
 
 
-def test_failures_lock_the_account_even_for_the_right_password(db: Any, make_user: Any) -> None:
+def test_failures_throttle_the_pair_even_for_the_right_password(db: Any, make_user: Any) -> None:
     set_clock(lambda: T0)
     user = make_user(Role.SME)
     db.session.commit()
-    for _ in range(accounts.LOCK_AFTER - 1):
-        assert _fail(user.email) == "Wrong email address or password."
-    assert user.failed_logins == 4 and user.locked_until is None
-    _fail(user.email)
-    assert user.failed_logins == 5
-    assert user.locked_until == T0 + dt.timedelta(minutes=1)
-    message = _fail(user.email, PASSWORD)
-    assert "locked" in message
-    assert user.failed_logins == 5  # a locked attempt is not checked, not counted
-    # After the lock the right password works and resets the count.
-    set_clock(lambda: T0 + dt.timedelta(minutes=1, seconds=1))
-    assert accounts.authenticate(user.email, PASSWORD) is user
+    for _ in range(accounts.THROTTLE_AFTER):
+        assert _fail(user.email) == REFUSAL
+    # Throttled: even the right password is refused, with the very same message.
+    assert _fail(user.email, PASSWORD) == REFUSAL
+    # After the delay the right password works and forgets the failures.
+    set_clock(lambda: T0 + dt.timedelta(seconds=16))
+    assert accounts.authenticate(user.email, PASSWORD, client="203.0.113.7") is user
     db.session.commit()
-    assert user.failed_logins == 0 and user.locked_until is None
+    assert db.session.scalar(select(LoginThrottle)) is None
     actions = _actions(db)
     assert actions.count("login_failed") == 5
-    assert actions.count("account_locked") == 1
-    assert actions.count("login_refused_locked") == 1
+    assert actions.count("login_throttled") == 1
     assert actions[-1] == "login"
 
 
-def test_each_further_failure_doubles_the_lock(db: Any, make_user: Any) -> None:
-    now = T0
-    set_clock(lambda: now)
+def test_the_owner_is_never_locked_out_from_another_address(db: Any, make_user: Any) -> None:
+    """A stranger hammering an account slows only their own (account, address) pair."""
+    set_clock(lambda: T0)
+    user = make_user(Role.STAFF)
+    db.session.commit()
+    for _ in range(50):
+        _fail(user.email, client="198.51.100.66")
+    assert _fail(user.email, PASSWORD, client="198.51.100.66") == REFUSAL
+    assert accounts.authenticate(user.email, PASSWORD, client="203.0.113.7") is user
+    db.session.commit()
+    # Even from the stranger's address the wait is capped.
+    set_clock(lambda: T0 + dt.timedelta(minutes=15, seconds=1))
+    assert accounts.authenticate(user.email, PASSWORD, client="198.51.100.66") is user
+
+
+def test_unknown_account_wrong_password_and_throttle_read_the_same(db: Any, make_user: Any) -> None:
+    set_clock(lambda: T0)
     user = make_user(Role.SME)
     db.session.commit()
-    for _ in range(5):
-        _fail(user.email)
-    now = T0 + dt.timedelta(minutes=2)  # the 1-minute lock is over
-    _fail(user.email)
-    assert user.failed_logins == 6
-    assert user.locked_until == now + dt.timedelta(minutes=2)
+    unknown = [_fail("nobody@example.com") for _ in range(6)]
+    wrong = [_fail(user.email) for _ in range(6)]
+    assert set(unknown) == set(wrong) == {REFUSAL}
+    # An unknown address is throttled exactly like a real one (the sixth attempt of
+    # each waits and is not counted).
+    rows = {r.email: r.failures for r in db.session.scalars(select(LoginThrottle))}
+    assert rows == {"nobody@example.com": 5, user.email: 5}
 
 
 def test_unknown_email_failure_is_audited_without_a_user(db: Any) -> None:
@@ -86,33 +99,37 @@ def test_unknown_email_failure_is_audited_without_a_user(db: Any) -> None:
     entry = db.session.scalar(select(AuditLog))
     assert entry.action == "login_failed"
     assert entry.object_id is None and entry.actor_id is None
-    assert entry.data == {"email": "nobody@example.com"}
+    assert entry.data == {"email": "nobody@example.com", "client": "203.0.113.7"}
 
 
-def test_web_login_keeps_the_count_and_shows_the_lock(client: Any, db: Any, make_user: Any) -> None:
+def test_web_and_api_refusals_are_identical(client: Any, db: Any, make_user: Any) -> None:
     set_clock(lambda: T0)
     user = make_user(Role.SME)
     db.session.commit()
-    for _ in range(5):
-        response = client.post("/login", data={"email": user.email, "password": WRONG})
+    pages = [
+        client.post("/login", data={"email": e, "password": p})
+        for e, p in [("nobody@example.com", WRONG)] + [(user.email, WRONG)] * 5
+    ]
+    throttled = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    for response in (*pages, throttled):
         assert response.status_code == 401
-    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
-    assert response.status_code == 401
-    assert "locked" in response.get_data(as_text=True)
-    db.session.expire_all()
-    assert db.session.get(User, user.id).failed_logins == 5
+        assert REFUSAL in response.get_data(as_text=True)
+    api = client.post("/api/v1/auth/token", json={"email": user.email, "password": PASSWORD})
+    assert api.status_code == 401
+    assert api.get_json()["error"]["message"] == REFUSAL
+    unknown = client.post("/api/v1/auth/token", json={"email": "x@example.com", "password": WRONG})
+    assert unknown.get_json()["error"]["message"] == REFUSAL
 
 
-def test_api_token_failures_count_too(client: Any, db: Any, make_user: Any) -> None:
+def test_a_reactivated_account_may_sign_in_again(client: Any, db: Any, make_user: Any) -> None:
     set_clock(lambda: T0)
     user = make_user(Role.SME)
+    user.active = False
     db.session.commit()
-    for _ in range(5):
-        body = {"email": user.email, "password": WRONG}
-        assert client.post("/api/v1/auth/token", json=body).status_code == 401
-    response = client.post("/api/v1/auth/token", json={"email": user.email, "password": PASSWORD})
-    assert response.status_code == 401
-    assert "locked" in response.get_json()["error"]["message"]
+    assert _fail(user.email, PASSWORD) == REFUSAL
+    user.active = True
+    db.session.commit()
+    assert accounts.authenticate(user.email, PASSWORD, client="203.0.113.7") is user
 
 
 def test_successful_login_is_audited(client: Any, db: Any, make_user: Any, login: Any) -> None:
@@ -205,7 +222,7 @@ def test_session_cookie_is_httponly_and_lax(client: Any, db: Any, make_user: Any
 
 def test_production_session_cookie_is_secure(app: Flask, tmp_path: Any, make_user: Any) -> None:
     class Prod(ProductionConfig):
-        SECRET_KEY = "production-test-secret"
+        SECRET_KEY = "production-test-secret-of-at-least-32-characters"
         SQLALCHEMY_DATABASE_URI = app.config["SQLALCHEMY_DATABASE_URI"]
 
     user = make_user(Role.SME)
@@ -237,4 +254,4 @@ def test_session_cookie_changes_at_login(client: Any, db: Any, make_user: Any) -
     after = client.get_cookie("session")
     assert after is not None and after.value != before.value
     with client.session_transaction() as sess:
-        assert "planted" not in sess and sess["_user_id"] == str(user.id)
+        assert "planted" not in sess and sess["_user_id"] == user.get_id()

@@ -36,6 +36,7 @@ def _page(form: CreateTokenForm, new_secret: str | None = None, status: int = 20
             tokens=tokens.list_personal_tokens(current_user),
             new_secret=new_secret,
             feed_url=feed_url,
+            token_days=tokens.personal_token_days(),
         ),
         status,
     )

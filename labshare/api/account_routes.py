@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 
 from labshare.api import bp
 from labshare.api.registry import endpoint
@@ -29,7 +29,8 @@ def calendar_feed_url(user: User) -> str:
     "POST",
     summary="Exchange email and password for a bearer token",
     description="The token expires after API_TOKEN_TTL_HOURS (24 by default). "
-    "Personal tokens that last until revoked are created in the web UI at /account/tokens.",
+    "Personal tokens (PERSONAL_TOKEN_DAYS, 90 days by default) are created in the web UI "
+    "at /account/tokens.",
     tag="auth",
     body=TokenRequest,
     response=TokenOut,
@@ -38,9 +39,9 @@ def calendar_feed_url(user: User) -> str:
 )
 def issue_token(body: TokenRequest) -> dict[str, Any]:
     try:
-        user = authenticate(body.email, body.password)
+        user = authenticate(body.email, body.password, client=request.remote_addr or "")
     except Unauthorized:
-        db.session.commit()  # keep the failure count, the lock and the audit rows
+        db.session.commit()  # keep the failure count and the audit rows
         raise
     issued = tokens.issue_login_token(user, int(current_app.config["API_TOKEN_TTL_HOURS"]))
     db.session.commit()

@@ -3,27 +3,23 @@ cookie: a request is whoever its ``Authorization: Bearer`` token belongs to."""
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g
 from flask_babel import gettext as _
 
 from labshare.errors import Unauthorized
 from labshare.models import User
+from labshare.ratelimit import bearer_secret
 from labshare.services.tokens import user_for_token
 
 
-def bearer_secret() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _sep, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        return None
-    return secret.strip()
-
-
 def require_user() -> User:
-    """The token's user, remembered on ``g.api_user`` (the locale selector reads it)."""
+    """The token's user, remembered on ``g.api_user`` (the locale selector reads it;
+    the rate limiter's key may have looked it up already)."""
     secret = bearer_secret()
     if secret is None:
         raise Unauthorized(_("Send Authorization: Bearer <token> (POST /api/v1/auth/token)."))
-    user = user_for_token(secret)
+    user = getattr(g, "api_user", None)
+    if user is None:
+        user = user_for_token(secret)
     g.api_user = user
     return user

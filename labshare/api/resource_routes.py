@@ -21,8 +21,9 @@ from labshare.services.search import AVAILABILITY_SCAN_LIMIT, ResourceFilters, s
 
 
 def load_resource(resource_id: int) -> Resource:
+    """A resource of an active institute, or NotFound (as the web's pages answer)."""
     resource = db.session.get(Resource, resource_id)
-    if resource is None:
+    if resource is None or not resource.institute.active:
         raise NotFound(_("No resource %(id)s.", id=resource_id))
     return resource
 

@@ -21,7 +21,8 @@ def role_required(*roles: Role | str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if current_user.role not in allowed:
+            # login_required lets OPTIONS (its exempt methods) through anonymously.
+            if not current_user.is_authenticated or current_user.role not in allowed:
                 abort(403)
             return view(*args, **kwargs)
 

@@ -75,3 +75,30 @@ class RegisterForm(FlaskForm):
             validate_credit_code(field.data or "")
         except CreditCodeError as exc:
             raise ValidationError(str(exc.message)) from None
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[required(), Length(max=254)])
+
+
+class NewPasswordForm(FlaskForm):
+    """The reset page: a new password, twice."""
+
+    new_password = PasswordField(
+        _l("New password"),
+        validators=[required(), Length(max=200)],
+        description=_l("At least 10 characters; not your email, not a common password."),
+    )
+    confirm = PasswordField(
+        _l("Repeat the new password"),
+        validators=[
+            required(),
+            EqualTo("new_password", message=_l("The two passwords do not match.")),
+        ],
+    )
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = PasswordField(
+        _l("Current password"), validators=[required(), Length(max=200)]
+    )

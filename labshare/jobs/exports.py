@@ -23,6 +23,7 @@ from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.markers import claim
 from labshare.models import Booking, Role, User
+from labshare.safety import spreadsheet_text
 from labshare.services import notify
 from labshare.timeutil import to_local, utcnow
 
@@ -111,7 +112,7 @@ def write_csv(month: str) -> tuple[Path, int]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
-    writer.writerows(rows)
+    writer.writerows([spreadsheet_text(cell) for cell in row] for row in rows)
     tmp = path.with_suffix(f".csv.{os.getpid()}.tmp")
     tmp.write_bytes(buffer.getvalue().encode("utf-8-sig"))
     tmp.replace(path)

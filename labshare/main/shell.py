@@ -49,7 +49,7 @@ NAV: tuple[NavEntry, ...] = (
         frozenset({Role.SME, Role.STAFF, Role.ADMIN}),
     ),
     NavEntry(
-        ("account.profile", "account.index", "account.token_list"),
+        ("account.profile", "account.index", "account.security", "account.token_list"),
         _l("Account"),
         frozenset({Role.SME, Role.STAFF, Role.ADMIN}),
     ),

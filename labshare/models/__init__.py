@@ -27,6 +27,7 @@ from labshare.models.institute import Institute
 from labshare.models.instrument import Instrument
 from labshare.models.job_marker import JobMarker
 from labshare.models.lab import Lab, OpeningPeriod
+from labshare.models.login_throttle import LoginThrottle
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
@@ -58,6 +59,7 @@ __all__ = [
     "Instrument",
     "JobMarker",
     "Lab",
+    "LoginThrottle",
     "Notification",
     "NotificationStatus",
     "OpeningPeriod",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, String
@@ -14,6 +15,10 @@ from labshare.timeutil import utcnow
 if TYPE_CHECKING:
     from labshare.models.company import Company
     from labshare.models.institute import Institute
+
+
+def new_session_nonce() -> str:
+    return secrets.token_hex(8)
 
 
 class User(Base):
@@ -37,8 +42,12 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(10), default="zh_CN")
     active: Mapped[bool] = mapped_column(default=True)
     calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Part of every session's and remember-me cookie's id (get_id): replacing it
+    # ends every session of the account, everywhere (services/sessions.py).
+    session_nonce: Mapped[str] = mapped_column(String(32), default=new_session_nonce)
+    # None until the owner opens the link mailed at self-registration; accounts made
+    # by an admin, the CLI or code count as verified from the start.
+    email_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
@@ -59,7 +68,13 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What Flask-Login keeps in the session and the remember-me cookie: the id and
+        the session nonce, so a cookie dies when the nonce is replaced."""
+        return f"{self.id}:{self.session_nonce}"
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import cache
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db
-from labshare.models import Company, CompanySize, Institute, Role, User
+from labshare.models import Company, CompanySize, Institute, LoginThrottle, Role, User
+from labshare.models.user import new_session_nonce
 from labshare.services import audit
 from labshare.services.credit_code import CreditCodeError, validate_credit_code
 from labshare.timeutil import utcnow
@@ -100,6 +104,10 @@ def email_taken(email: str) -> bool:
         db.session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
         is not None
     )
+
+
+def user_by_email(address: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == address.lower()))
 
 
 def check_password_policy(password: str, email: str, *, field: str = "password") -> None:
@@ -193,6 +201,16 @@ def create_user(
     return user
 
 
+class EmailTaken(ValidationFailed):
+    """Registration with the address of an existing account. The web page answers as
+    for a new account (and mails the owner), so it tells nobody which addresses have
+    accounts."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(_l("An account with this email address already exists."), field="email")
+        self.address = address
+
+
 def _parse_size(size: CompanySize | str | None) -> CompanySize | None:
     if size is None or size == "":
         return None
@@ -231,15 +249,15 @@ def register_sme(
             exc.message, field="credit_code", details={"reason": exc.reason}
         ) from None
     company_size = _parse_size(size)
-    # Check the person before writing the company, so a refusal writes nothing.
+    # Check the person before writing the company, so a refusal writes nothing; the
+    # address last, so every other mistake is reported alike whether it is taken.
     address = normalize_email(email)
-    if email_taken(address):
-        raise ValidationFailed(
-            _l("An account with this email address already exists."), field="email"
-        )
     _check_name(name)
     check_password_policy(password, address)
     _check_locale(locale)
+    if email_taken(address):
+        generate_password_hash(password, method="scrypt")  # as long as a new account takes
+        raise EmailTaken(address)
 
     company = db.session.scalar(select(Company).where(Company.credit_code == code))
     if company is None:
@@ -256,6 +274,7 @@ def register_sme(
     user = create_user(
         address, name=name, role=Role.SME, password=password, company=company, locale=locale
     )
+    user.email_verified_at = None  # self-registered: the address is confirmed by mail
     return user
 
 
@@ -264,70 +283,116 @@ def _dummy_hash() -> str:
     return generate_password_hash("not a real password, only for timing", method="scrypt")
 
 
-#: Failed logins in a row before an account is locked; each further failure doubles
-#: the lock, from LOCK_BASE up to LOCK_MAX (a growing delay, never a permanent lock
-#: an attacker could impose on a victim).
-LOCK_AFTER = 5
-LOCK_BASE = dt.timedelta(minutes=1)
-LOCK_MAX = dt.timedelta(hours=1)
+def _throttle_after() -> int:
+    return int(_config("LOGIN_THROTTLE_AFTER", THROTTLE_AFTER))
 
 
-def lock_duration(failed_logins: int) -> dt.timedelta:
-    """How long the account is locked after its ``failed_logins``-th failure in a row."""
-    if failed_logins < LOCK_AFTER:
+def _throttle_cap() -> dt.timedelta:
+    return dt.timedelta(seconds=int(_config("LOGIN_THROTTLE_MAX_SECONDS", THROTTLE_MAX_SECONDS)))
+
+
+def _config(name: str, default: int) -> int:
+    from flask import current_app, has_app_context
+
+    if has_app_context() and current_app.config.get(name) is not None:
+        return int(current_app.config[name])
+    return default
+
+
+#: Failed logins of one address from one client address before each further one
+#: must wait; the wait doubles from THROTTLE_BASE up to LOGIN_THROTTLE_MAX_SECONDS.
+#: It holds for that pair only: the owner signing in from anywhere else is never
+#: slowed by a stranger's attempts, and even the same address waits at most the cap.
+THROTTLE_AFTER = 5
+THROTTLE_BASE = dt.timedelta(seconds=15)
+THROTTLE_MAX_SECONDS = 15 * 60
+#: Rows of pairs with no failure for this long are removed.
+THROTTLE_FORGET = dt.timedelta(days=1)
+
+
+def throttle_delay(failures: int) -> dt.timedelta:
+    """How long a (account, address) pair waits after its ``failures``-th failure."""
+    after = _throttle_after()
+    if failures < after:
         return dt.timedelta(0)
-    return min(LOCK_BASE * 2 ** min(failed_logins - LOCK_AFTER, 16), LOCK_MAX)
+    return min(THROTTLE_BASE * 2 ** min(failures - after, 20), _throttle_cap())
 
 
-def _record_failure(user: User, now: dt.datetime) -> None:
-    user.failed_logins = (user.failed_logins or 0) + 1
-    audit.record("login_failed", user, actor=None, data={"failed_logins": user.failed_logins})
-    lock = lock_duration(user.failed_logins)
-    if lock:
-        user.locked_until = now + lock
-        audit.record(
-            "account_locked",
-            user,
-            actor=None,
-            data={"failed_logins": user.failed_logins, "seconds": int(lock.total_seconds())},
-        )
+def _throttle_row(address: str, client: str) -> LoginThrottle | None:
+    return db.session.scalar(
+        select(LoginThrottle).where(LoginThrottle.email == address, LoginThrottle.address == client)
+    )
 
 
-def authenticate(email: str, password: str) -> User:
+def _record_failure(address: str, client: str, now: dt.datetime) -> None:
+    """Count one failure of the pair, atomically (two failures at once both count)."""
+    values = {"email": address, "address": client, "failures": 1, "last_failure_at": now}
+    table = LoginThrottle.__table__
+    dialect = db.session.get_bind().dialect.name
+    insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.email, table.c.address],
+        set_={"failures": table.c.failures + 1, "last_failure_at": now},
+    )
+    db.session.execute(stmt)
+    row = _throttle_row(address, client)
+    assert row is not None
+    db.session.refresh(row)
+    delay = throttle_delay(row.failures)
+    row.blocked_until = now + delay if delay else None
+    db.session.execute(
+        delete(LoginThrottle).where(LoginThrottle.last_failure_at < now - THROTTLE_FORGET)
+    )
+
+
+def authenticate(email: str, password: str, *, client: str = "") -> User:
     """Return the active user with this email and password, or raise Unauthorized
-    with one message whatever was wrong (no hint whether the account exists).
+    with one message whatever was wrong: an unknown address, a wrong password, a
+    deactivated account and a throttled attempt all read the same, take about the
+    same time, and count the same.
 
-    Every failure is audited and counted on the account; after LOCK_AFTER failures in
-    a row the account is locked for a growing time, and while locked even the right
-    password is refused without being checked. The caller COMMITS after an
-    Unauthorized from here, so that the count and the audit rows are kept."""
-    refusal = Unauthorized(_l("Wrong email address or password."))
-    address = User.normalize_email(email or "")
+    Failures are counted per (address, ``client`` address); after
+    LOGIN_THROTTLE_AFTER of them in a row that pair must wait a doubling, capped
+    delay, and an attempt inside it is refused without checking the password. A
+    success resets the pair. The caller COMMITS after an Unauthorized from here, so
+    that the count and the audit rows are kept."""
+    refusal = Unauthorized(
+        _l("Wrong email address or password, or too many attempts: wait a minute and try again.")
+    )
+    address = User.normalize_email(email or "")[:254]
+    client = (client or "unknown")[:64]
     user = (
         db.session.scalar(select(User).where(func.lower(User.email) == address))
         if address
         else None
     )
     now = utcnow()
-    if user is None:
+    throttle = _throttle_row(address, client) if address else None
+    if throttle is not None and throttle.blocked_until is not None and throttle.blocked_until > now:
         check_password_hash(_dummy_hash(), password or "")  # same time as a real check
-        audit.record("login_failed", "user_account", actor=None, data={"email": address[:254]})
-        raise refusal
-    if user.locked_until is not None and user.locked_until > now:
-        audit.record("login_refused_locked", user, actor=None)
-        minutes = max(1, int((user.locked_until - now).total_seconds() + 59) // 60)
-        raise Unauthorized(
-            _l(
-                "Too many failed logins: this account is locked for %(n)d more minute(s).",
-                n=minutes,
-            )
+        audit.record(
+            "login_throttled",
+            user if user is not None else "user_account",
+            actor=None,
+            data={"email": address, "client": client},
         )
-    if not user.check_password(password or "") or not user.active:
-        _record_failure(user, now)
         raise refusal
+    if user is None or not user.check_password(password or "") or not user.active:
+        if user is None:
+            check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+        if address:
+            _record_failure(address, client, now)
+        audit.record(
+            "login_failed",
+            user if user is not None else "user_account",
+            actor=None,
+            data={"email": address, "client": client},
+        )
+        raise refusal
+    if throttle is not None:
+        db.session.delete(throttle)
     user.last_login_at = now
-    user.failed_logins = 0
-    user.locked_until = None
     audit.record("login", user, actor=user)
     return user
 
@@ -340,6 +405,9 @@ def set_active(user: User, active: bool, *, actor: User) -> User:
         return user
     before = "active" if user.active else "inactive"
     user.active = active
+    if not active:
+        # Its sessions stay dead even if the account is reactivated later.
+        user.session_nonce = new_session_nonce()
     audit.record(
         "user_activated" if active else "user_deactivated",
         user,

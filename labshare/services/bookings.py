@@ -110,6 +110,13 @@ def _text(value: str | None, field: str, limit: int, *, required: bool) -> str |
 def _check_booker(booker: User) -> None:
     if not (booker.active and booker.role == Role.SME and booker.company_id is not None):
         raise NotAllowed(_l("Only members of a company can book."))
+    if booker.email_verified_at is None:
+        raise NotAllowed(
+            _l(
+                "Please confirm your e-mail address before booking: open the link we "
+                "mailed you, or ask for a new one on your account's security page."
+            )
+        )
 
 
 # -- locking ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from labshare.models import (
     UsageRecord,
     User,
 )
+from labshare.safety import spreadsheet_text
 from labshare.services import stats
 from labshare.services.stats import Counters, Period, Scope
 from labshare.timeutil import zone
@@ -719,7 +720,7 @@ def _csv_value(value: Any) -> Any:
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, Decimal):
         return f"{value:.2f}"
-    return "" if value is None else value
+    return "" if value is None else spreadsheet_text(value)
 
 
 def iter_csv(period: Period, scope: Scope, progress: Progress | None = None) -> Iterator[bytes]:

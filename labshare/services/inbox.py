@@ -12,15 +12,21 @@ from labshare.timeutil import utcnow
 
 PAGE_SIZE = 50
 
+#: Mailed only: their secret links (password reset, e-mail verification) must not be
+#: readable by whoever holds a session (services/passwords.py).
+MAIL_ONLY_KINDS = ("password_reset", "verify_email", "account_exists")
+
 
 def list_notifications(user: User, *, page: int = 1) -> tuple[list[Notification], int]:
     """The user's notifications, newest first, and how many there are in all."""
     total = db.session.scalar(
-        select(func.count(Notification.id)).where(Notification.user_id == user.id)
+        select(func.count(Notification.id)).where(
+            Notification.user_id == user.id, Notification.kind.not_in(MAIL_ONLY_KINDS)
+        )
     )
     rows = db.session.scalars(
         select(Notification)
-        .where(Notification.user_id == user.id)
+        .where(Notification.user_id == user.id, Notification.kind.not_in(MAIL_ONLY_KINDS))
         .order_by(Notification.created_at.desc(), Notification.id.desc())
         .limit(PAGE_SIZE)
         .offset((max(page, 1) - 1) * PAGE_SIZE)
@@ -32,7 +38,9 @@ def unread_count(user: User) -> int:
     return int(
         db.session.scalar(
             select(func.count(Notification.id)).where(
-                Notification.user_id == user.id, Notification.read_at.is_(None)
+                Notification.user_id == user.id,
+                Notification.read_at.is_(None),
+                Notification.kind.not_in(MAIL_ONLY_KINDS),
             )
         )
         or 0
@@ -42,7 +50,11 @@ def unread_count(user: User) -> int:
 def mark_read(user: User, notification_id: int) -> Notification:
     """Mark one of ``user``'s notifications read; another user's is NotFound."""
     notification = db.session.get(Notification, notification_id)
-    if notification is None or notification.user_id != user.id:
+    if (
+        notification is None
+        or notification.user_id != user.id
+        or notification.kind in MAIL_ONLY_KINDS
+    ):
         raise NotFound(_l("No such notification."))
     if notification.read_at is None:
         notification.read_at = utcnow()

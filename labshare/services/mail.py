@@ -81,13 +81,24 @@ def _attachments(note: Notification) -> list[tuple[bytes, str, str, str]]:
     return []
 
 
+#: Every character Python's e-mail package treats as a line break in a header value
+#: (str.splitlines: CR, LF, VT, FF, FS, GS, RS, NEL, LS, PS): it refuses such a value,
+#: and a header must never be split into a second one.
+_HEADER_BREAKS = dict.fromkeys(map(ord, "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"), " ")
+
+
+def header_value(text: str) -> str:
+    """``text`` made safe for one header line: each line break becomes a space."""
+    return " ".join(str(text).translate(_HEADER_BREAKS).split())
+
+
 def build_message(note: Notification, user: User) -> EmailMessage:
     msg = EmailMessage()
     msg["Message-ID"] = message_id(note.id)
     msg["Date"] = format_datetime(note.created_at)
-    msg["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
-    msg["To"] = user.email
-    msg["Subject"] = note.subject
+    msg["From"] = header_value(current_app.config["MAIL_DEFAULT_SENDER"])
+    msg["To"] = header_value(user.email)
+    msg["Subject"] = header_value(note.subject)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(note.body_text)
     if note.body_html:
@@ -350,8 +361,17 @@ def _deliver_claimed(ids: list[int], report: DeliveryReport) -> None:
                 _mark(note_id, status=NotificationStatus.FAILED, last_error="account inactive")
                 report.failed += 1
                 continue
-            msg = build_message(note, user)
             attempts = note.attempts
+            try:
+                msg = build_message(note, user)
+            except Exception as exc:  # this message fails, never the batch
+                db.session.rollback()
+                log.exception("notification %s cannot be built", note_id)
+                reason = f"cannot build the message: {type(exc).__name__}: {exc}"
+                _mark(note_id, status=NotificationStatus.FAILED, last_error=reason[:500])
+                report.errors.append(reason)
+                report.failed += 1
+                continue
             db.session.rollback()  # end the read transaction before talking to the server
             try:
                 transport.send(msg)

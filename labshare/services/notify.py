@@ -102,6 +102,16 @@ def resource_name(resource: Resource, locale: str) -> str:
     return resource.name
 
 
+def locale_of(user: User) -> str:
+    """The language ``user``'s messages are written in."""
+    return _locale_of(user)
+
+
+def render_for(template: str, user: User, /, **context: Any) -> tuple[str, str]:
+    """Text and HTML of ``templates/email/<template>``; the caller holds force_locale."""
+    return _render(template, user, **context)
+
+
 def _render(template: str, user: User, /, **context: Any) -> tuple[str, str]:
     """Render ``templates/email/<template>.txt`` and ``.html``; the caller holds force_locale."""
     env = current_app.jinja_env

@@ -68,8 +68,10 @@ def issue_login_token(user: User, ttl_hours: int) -> IssuedToken:
 def create_personal_token(
     user: User, name: str, *, expires_at: dt.datetime | None = None
 ) -> IssuedToken:
-    """A named token the user manages in the web UI; it lasts until revoked
-    (or until ``expires_at``)."""
+    """A named token the user manages in the web UI; it works until revoked or
+    until ``expires_at`` (by default ``PERSONAL_TOKEN_DAYS`` from now, 90 days)."""
+    if expires_at is None:
+        expires_at = utcnow() + dt.timedelta(days=personal_token_days())
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed(_l("Give the token a name of 1 to 100 characters."), field="name")
@@ -83,6 +85,12 @@ def create_personal_token(
     issued = _issue(user, name=name, personal=True, expires_at=expires_at)
     audit.record("token_created", issued.token, actor=user, data={"name": name})
     return issued
+
+
+def personal_token_days() -> int:
+    from flask import current_app
+
+    return int(current_app.config.get("PERSONAL_TOKEN_DAYS") or 90)
 
 
 def list_personal_tokens(user: User) -> list[ApiToken]:
