@@ -10,11 +10,12 @@ are Flask-Limiter strings such as ``"10/minute;50/hour"``.
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
 from labshare.errors import DomainError
+from labshare.models import User
 from labshare.services.tokens import user_for_token
 
 DEFAULTS = {
@@ -45,23 +46,36 @@ def booking_limit() -> str:
     return _configured("RATELIMIT_BOOKING")
 
 
+#: Where this request's bearer token lookup is kept (the request's own environ: ``g``
+#: may outlive a request when an app context is shared, as in tests).
+TOKEN_USER_KEY = "labshare.token_user"  # noqa: S105 - an environ key, not a secret
+
+
+def token_user() -> User | None:
+    """The active user of this request's bearer token, or None for a missing,
+    made-up, revoked or expired one. Looked up once per request."""
+    environ = request.environ
+    if TOKEN_USER_KEY not in environ:
+        secret = bearer_secret()
+        user: User | None = None
+        if secret is not None:
+            try:
+                user = user_for_token(secret)
+            except DomainError:
+                user = None
+        environ[TOKEN_USER_KEY] = user
+    found: User | None = environ[TOKEN_USER_KEY]
+    return found
+
+
 def caller_key() -> str:
     """Who is asking: the authenticated user (by a valid bearer token or the signed-in
     session), else the client's address. Many SMEs sit behind one company NAT, so
     authenticated limits follow the user; a made-up or expired token counts as no
     token at all, so it cannot buy a fresh bucket."""
     if bearer_secret() is not None:
-        user = getattr(g, "api_user", None)
-        if user is None:
-            try:
-                user = user_for_token(bearer_secret() or "")
-            except DomainError:
-                user = None
-            # The handler's require_user() reuses it: no second query.
-            g.api_user = user
-        if user is not None:
-            return f"user:{user.id}"
-        return "ip:" + get_remote_address()
+        user = token_user()
+        return f"user:{user.id}" if user is not None else "ip:" + get_remote_address()
     if current_user and current_user.is_authenticated:
         return f"user:{current_user.id}"
     return "ip:" + get_remote_address()

@@ -26,7 +26,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
 from labshare.errors import ValidationFailed
@@ -62,7 +62,6 @@ def revoke_all_tokens(user: User) -> int:
         update(ApiToken)
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -103,8 +102,17 @@ def change_password(user: User, current: str, new: str) -> int:
 # -- signed links -----------------------------------------------------------------------
 
 
+class _ClockSigner(TimestampSigner):
+    """Stamps and ages links by the app's clock (timeutil.utcnow), as everything else."""
+
+    def get_timestamp(self) -> int:
+        return int(utcnow().timestamp())
+
+
 def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(str(current_app.config["SECRET_KEY"]), salt=salt)
+    return URLSafeTimedSerializer(
+        str(current_app.config["SECRET_KEY"]), salt=salt, signer=_ClockSigner
+    )
 
 
 def _fingerprint(text: str) -> str:
