@@ -19,6 +19,7 @@ from labshare import create_app
 from labshare.extensions import db as _db
 from labshare.extensions import limiter
 from labshare.models import Role
+from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
 from tests.test_api_support import END, NOW, START, bearer, error_of
 
@@ -198,3 +199,37 @@ def test_memory_storage_counts_only_per_instance(limited: Any, make_user: Any, d
     assert _token_attempt(first, user.email) == 429
     second = limited().test_client()
     assert _token_attempt(second, user.email) == 401
+
+
+# -- the booking rate-limit key -----------------------------------------------------------
+
+
+def test_made_up_bearer_headers_share_the_address_bucket(
+    limited: Any, make_instrument: Any, db: Any
+) -> None:
+    inst = make_instrument()
+    db.session.commit()
+    client = limited().test_client()
+    payload = {"resource_id": inst.id, "start": START, "end": END, "purpose": "x"}
+    statuses = [
+        client.post(
+            "/api/v1/bookings", json=payload, headers={"Authorization": f"Bearer made-up-{n}"}
+        ).status_code
+        for n in range(3)
+    ]
+    assert statuses == [401, 401, 429]
+
+
+def test_two_tokens_of_one_user_share_a_bucket(
+    limited: Any, make_instrument: Any, make_user: Any, db: Any
+) -> None:
+    set_clock(lambda: NOW)
+    inst = make_instrument()
+    user = make_user(Role.SME)
+    db.session.commit()
+    first, second = bearer(user), bearer(user)
+    client = limited().test_client()
+    payload = {"resource_id": inst.id, "start": START, "end": END, "purpose": "x"}
+    assert client.post("/api/v1/bookings", json=payload, headers=first).status_code == 201
+    assert client.post("/api/v1/bookings", json=payload, headers=second).status_code == 409
+    assert client.post("/api/v1/bookings", json=payload, headers=second).status_code == 429
