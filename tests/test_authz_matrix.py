@@ -165,6 +165,22 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "bookings.series_reject POST": (302, 403, 404, 422, 404, 403),
     "bookings.series_cancel POST": (302, 302, 404, 302, 404, 403),
     # -- end recurrence --
+    # -- security: the own account's password, sessions and tokens; the e-mailed links
+    # are their own key (a made-up one is a 400 for everybody) --
+    "account.security GET": (302, 200, 200, 200, 200, 200),
+    "account.change_password POST": (302, 422, 422, 422, 422, 422),
+    "account.end_other_sessions POST": (302, 302, 302, 302, 302, 302),
+    "account.resend_verification POST": (302, 302, 302, 302, 302, 302),
+    "api.change_password POST": (401, 422, 422, 422, 422, 422),
+    "api.list_tokens GET": (401, 200, 200, 200, 200, 200),
+    "api.revoke_token POST": (401, 200, 404, 404, 404, 404),  # the SME's token
+    "auth.forgot_password GET": (200, 200, 200, 200, 200, 200),
+    "auth.forgot_password POST": (422, 422, 422, 422, 422, 422),
+    "auth.reset_password GET": (400, 400, 400, 400, 400, 400),
+    "auth.reset_password POST": (400, 400, 400, 400, 400, 400),
+    "auth.register_sent GET": (200, 200, 200, 200, 200, 200),
+    "auth.verify_email GET": (400, 400, 400, 400, 400, 400),
+    # -- end security --
 }
 
 
@@ -391,6 +407,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "group_id": w.group.id,  # booking groups
         "entry_id": w.entry.id,  # waitlist
         "quota_id": w.quota.id,  # booking policies
+        "token": "not-a-signed-link",  # security: reset and verification links
     }
     url = rule
     for name, value in values.items():
