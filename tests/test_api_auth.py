@@ -173,7 +173,8 @@ def test_personal_token_created_shown_once_and_revoked(
     secret = _new_secret(created.get_data(as_text=True))
     token = db.session.scalars(select(ApiToken).where(ApiToken.personal.is_(True))).one()
     assert token.name == "LIMS sync"
-    assert token.expires_at is None
+    assert token.expires_at is not None  # PERSONAL_TOKEN_DAYS (90) from now
+    assert token.expires_at - token.created_at == dt.timedelta(days=90)
     assert token.token_hash == hashlib.sha256(secret.encode()).hexdigest()
     # Shown once: the list page afterwards shows only its prefix.
     listing = client.get("/account/tokens").get_data(as_text=True)

@@ -55,7 +55,10 @@ def compiled_catalogues() -> None:
 
 def test_extraction_finds_the_code_and_the_templates() -> None:
     found = _extracted()
-    assert "Wrong email address or password." in found  # labshare/services/accounts.py
+    assert (  # labshare/services/accounts.py
+        "Wrong email address or password, or too many attempts: wait a minute and try again."
+        in found
+    )
     assert "Skip to content" in found  # templates/base.html
     assert "Geometric / length" in found  # lazy_gettext in labshare/labels.py
 

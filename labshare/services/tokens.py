@@ -39,7 +39,14 @@ def _new_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def _issue(user: User, *, name: str, personal: bool, expires_at: dt.datetime | None) -> IssuedToken:
+def _issue(
+    user: User,
+    *,
+    name: str,
+    personal: bool,
+    expires_at: dt.datetime | None,
+    now: dt.datetime | None = None,
+) -> IssuedToken:
     secret = _new_secret()
     token = ApiToken(
         user_id=user.id,
@@ -47,7 +54,7 @@ def _issue(user: User, *, name: str, personal: bool, expires_at: dt.datetime | N
         token_hash=digest(secret),
         prefix=secret[: len(TOKEN_PREFIX) + 4],
         personal=personal,
-        created_at=utcnow(),
+        created_at=now or utcnow(),
         expires_at=expires_at,
     )
     db.session.add(token)
@@ -70,19 +77,20 @@ def create_personal_token(
 ) -> IssuedToken:
     """A named token the user manages in the web UI; it works until revoked or
     until ``expires_at`` (by default ``PERSONAL_TOKEN_DAYS`` from now, 90 days)."""
+    now = utcnow()
     if expires_at is None:
-        expires_at = utcnow() + dt.timedelta(days=personal_token_days())
+        expires_at = now + dt.timedelta(days=personal_token_days())
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed(_l("Give the token a name of 1 to 100 characters."), field="name")
-    if expires_at is not None and expires_at <= utcnow():
+    if expires_at <= now:
         raise ValidationFailed(_l("The expiry must be in the future."), field="expires_at")
     active = list_personal_tokens(user)
     if len(active) >= MAX_PERSONAL_TOKENS:
         raise ValidationFailed(
             _l("You have %(n)d active tokens; revoke one first.", n=len(active)), field="name"
         )
-    issued = _issue(user, name=name, personal=True, expires_at=expires_at)
+    issued = _issue(user, name=name, personal=True, expires_at=expires_at, now=now)
     audit.record("token_created", issued.token, actor=user, data={"name": name})
     return issued
 
