@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 
 from labshare.extensions import db
-from labshare.models import Booking, BookingStatus, Instrument, Role
+from labshare.models import Booking, BookingStatus, Instrument, Notification, Role
 from labshare.services.credit_code import make_credit_code
 from tests import factories
 from tests.e2e.conftest import ARTIFACTS, screenshot
@@ -96,6 +96,20 @@ def _booking(app: Flask) -> Booking:
         return booking
 
 
+def _mailed_path(app: Flask, kind: str, prefix: str) -> str:
+    """The path of the link in the newest outbox message of ``kind``."""
+    with app.app_context():
+        body = db.session.scalars(
+            db.select(Notification.body_text)
+            .where(Notification.kind == kind)
+            .order_by(Notification.id.desc())
+        ).first()
+    assert body is not None
+    found = re.search(re.escape(prefix) + r"\S+", body)
+    assert found, body
+    return found.group(0)
+
+
 def test_1_sme_registers_finds_by_capability_and_books(
     seeded: dict[str, Any], sme_page: Any
 ) -> None:
@@ -112,6 +126,15 @@ def test_1_sme_registers_finds_by_capability_and_books(
     page.fill("input[name=confirm]", "a long enough passphrase 42")
     page.select_option("select[name=locale]", "en")
     screenshot(page, "register")
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_load_state()
+    assert "Check your mailbox" in page.locator("main").inner_text()
+    # The address is confirmed through the mailed link, then the new member signs in.
+    page.goto(base + _mailed_path(seeded["app"], "verify_email", "/verify/"))
+    page.wait_for_load_state()
+    page.goto(base + "/login")
+    page.fill("input[name=email]", "li@precision.example")
+    page.fill("input[name=password]", "a long enough passphrase 42")
     page.locator("main form button[type=submit]").click()
     page.wait_for_load_state()
     assert page.locator(".user-name").inner_text().strip() == "李经理"
