@@ -557,8 +557,8 @@ class Generator:
             "zh_CN",
             True,
             None,
-            0,
-            None,
+            "bench",
+            created,
             created,
             None,
         )
@@ -578,8 +578,8 @@ class Generator:
                     "zh_CN",
                     True,
                     None,
-                    0,
-                    None,
+                    "bench",
+                    created,
                     created,
                     None,
                 )
@@ -598,8 +598,8 @@ class Generator:
                 "zh_CN" if c % 5 else "en",
                 True,
                 None,
-                0,
-                None,
+                "bench",
+                created,
                 created,
                 None,
             )
@@ -786,7 +786,7 @@ COLUMNS = {
     "company": "id name credit_code province industry size created_at",
     "user_account": (
         "id email name password_hash role company_id institute_id locale active "
-        "calendar_token failed_logins locked_until created_at last_login_at"
+        "calendar_token session_nonce email_verified_at created_at last_login_at"
     ),
     "booking": (
         "id resource_id resource_kind institute_id company_id user_id start_at end_at "

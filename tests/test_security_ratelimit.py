@@ -233,3 +233,32 @@ def test_two_tokens_of_one_user_share_a_bucket(
     assert client.post("/api/v1/bookings", json=payload, headers=first).status_code == 201
     assert client.post("/api/v1/bookings", json=payload, headers=second).status_code == 409
     assert client.post("/api/v1/bookings", json=payload, headers=second).status_code == 429
+
+
+def test_the_rate_limit_key_and_the_handler_share_one_token_lookup(
+    limited: Any, make_instrument: Any, make_user: Any, db: Any
+) -> None:
+    """Keying the limit on the token's user costs no second query."""
+    from sqlalchemy import event
+
+    set_clock(lambda: NOW)
+    inst = make_instrument()
+    user = make_user(Role.SME)
+    db.session.commit()
+    headers = bearer(user)
+    limited_app = limited(RATELIMIT_BOOKING="10 per day")
+    client = limited_app.test_client()
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with limited_app.app_context():
+        engine = _db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        payload = {"resource_id": inst.id, "start": START, "end": END, "purpose": "x"}
+        assert client.post("/api/v1/bookings", json=payload, headers=headers).status_code == 201
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert sum("FROM api_token" in s for s in statements) == 1
