@@ -244,6 +244,18 @@ def test_reset_request_answers_the_same_for_unknown_addresses(
     assert [n.user_id for n in notes] == [user.id]
 
 
+def test_reset_mails_are_capped_per_account(client: Any, db: Any, make_user: Any) -> None:
+    set_clock(lambda: NOW)
+    user = make_user(Role.SME)
+    db.session.commit()
+    for _ in range(3):
+        assert client.post("/password/forgot", data={"email": user.email}).status_code == 302
+    assert len(_mails(passwords.RESET_KIND)) == 1
+    set_clock(lambda: NOW + dt.timedelta(minutes=1, seconds=1))
+    client.post("/password/forgot", data={"email": user.email})
+    assert len(_mails(passwords.RESET_KIND)) == 2
+
+
 def test_reset_link_sets_a_new_password_and_ends_everything(
     app: Flask, client: Any, db: Any, make_user: Any
 ) -> None:

@@ -18,6 +18,7 @@ Nothing here commits; the callers commit once.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy import select, update
 
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
-from labshare.models import ApiToken, Role, User
+from labshare.models import ApiToken, Notification, Role, User
 from labshare.services import audit, notify
 from labshare.services.accounts import check_password_policy, normalize_email
 from labshare.services.inbox import MAIL_ONLY_KINDS
@@ -43,6 +44,8 @@ VERIFY_SALT = "labshare.verify-email"
 RESET_KIND = "password_reset"
 VERIFY_KIND = "verify_email"
 ACCOUNT_EXISTS_KIND = "account_exists"
+#: At most one reset mail per account in this interval (no mail-bombing a victim).
+RESET_MAIL_INTERVAL = dt.timedelta(minutes=1)
 # Messages that carry a secret link are mailed only, never listed in-app (inbox.py).
 assert {RESET_KIND, VERIFY_KIND, ACCOUNT_EXISTS_KIND} == set(MAIL_ONLY_KINDS)
 
@@ -228,6 +231,15 @@ def request_reset(email: str) -> None:
         return
     user = db.session.scalar(select(User).where(User.email == address))
     if user is None or not user.active:
+        return
+    recent = db.session.scalar(
+        select(Notification.id).where(
+            Notification.user_id == user.id,
+            Notification.kind == RESET_KIND,
+            Notification.created_at > utcnow() - RESET_MAIL_INTERVAL,
+        )
+    )
+    if recent is not None:  # one mail a minute at most, however many addresses ask
         return
     link = f"{_base_url()}/password/reset/{reset_token(user)}"
     with force_locale(notify.locale_of(user)):
