@@ -483,7 +483,10 @@ def test_verification_links_expired_reused_tampered_or_stale_are_refused(
 
 def test_verification_can_be_sent_again(app: Flask, client: Any, db: Any) -> None:
     user = _register(client)
-    browser = signed_in(app, user)
+    browser = app.test_client()
+    signed = browser.post("/login", data={"email": user.email, "password": PASSWORD})
+    hint = browser.get(signed.headers["Location"]).get_data(as_text=True)
+    assert "Booking needs a confirmed address." in hint
     assert "not confirmed yet" in browser.get(PROTECTED).get_data(as_text=True)
     assert browser.post("/account/verification").status_code == 302
     assert len(_mails(passwords.VERIFY_KIND)) == 2

@@ -91,6 +91,14 @@ def login() -> Any:
             target = safe_next(form.next.data)
             _start_session(user)
             flash(_("You are signed in."), "success")
+            if passwords.needs_verification(user):
+                flash(
+                    _(
+                        "Open the link we mailed you to confirm the address. "
+                        "Booking needs a confirmed address."
+                    ),
+                    "info",
+                )
             return redirect(target or url_for("main.home"))
     status = 401 if error else (422 if form.is_submitted() else 200)
     form.password.data = ""
