@@ -255,3 +255,34 @@ def test_session_cookie_changes_at_login(client: Any, db: Any, make_user: Any) -
     assert after is not None and after.value != before.value
     with client.session_transaction() as sess:
         assert "planted" not in sess and sess["_user_id"] == user.get_id()
+
+
+def test_simultaneous_failures_all_count_without_errors(
+    app: Flask, db: Any, make_user: Any
+) -> None:
+    """Eight wrong passwords at the same instant, from one address, in eight threads:
+    each is refused with the usual message and counted once (an atomic upsert, under
+    SQLite's writer lock), none is a database error."""
+    from tests import raceutil
+
+    user = make_user(Role.SME)
+    db.session.commit()
+    email = user.email
+    db.session.remove()
+
+    def step() -> Any:
+        def action() -> str:
+            try:
+                accounts.authenticate(email, WRONG, client="203.0.113.7")
+            except Unauthorized as exc:
+                _db.session.commit()  # as the views do
+                return str(exc.message)
+            return "accepted"
+
+        return action
+
+    outcomes = raceutil.race(app, [step for _ in range(8)])
+    results = [o.value if o.error is None else raceutil.error_label(o.error) for o in outcomes]
+    assert results == [REFUSAL] * 8
+    row = _db.session.scalar(select(LoginThrottle))
+    assert row is not None and row.failures == 8

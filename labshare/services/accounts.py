@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from labshare.database import begin_write
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Company, CompanySize, Institute, LoginThrottle, Role, User
@@ -369,8 +370,22 @@ def authenticate(email: str, password: str, *, client: str = "") -> User:
     )
     now = utcnow()
     throttle = _throttle_row(address, client) if address else None
-    if throttle is not None and throttle.blocked_until is not None and throttle.blocked_until > now:
+    throttled = throttle is not None and (
+        throttle.blocked_until is not None and throttle.blocked_until > now
+    )
+    if throttled:
         check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+    accepted = (
+        not throttled and user is not None and user.check_password(password or "") and user.active
+    )
+    if user is None and not throttled:
+        check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+    # Every outcome writes (audit, throttle, last login). The slow hash is checked
+    # before, so SQLite's write lock (BEGIN IMMEDIATE) is held only for the writes;
+    # the rows read so far are read again inside the writer's transaction.
+    begin_write()
+    throttle = _throttle_row(address, client) if address else None
+    if throttled:
         audit.record(
             "login_throttled",
             user if user is not None else "user_account",
@@ -378,9 +393,7 @@ def authenticate(email: str, password: str, *, client: str = "") -> User:
             data={"email": address, "client": client},
         )
         raise refusal
-    if user is None or not user.check_password(password or "") or not user.active:
-        if user is None:
-            check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+    if not accepted or user is None:
         if address:
             _record_failure(address, client, now)
         audit.record(
