@@ -50,7 +50,13 @@ def register() -> Any:
         else:
             db.session.commit()
             _start_session(user)
-            flash(_("Welcome to LabShare! Your account is ready."), "success")
+            flash(
+                _(
+                    "Welcome to LabShare! An institute will confirm your company; until "
+                    "then you can search and read, but not book."
+                ),
+                "success",
+            )
             return redirect(url_for("main.home"))
     status = 422 if form.is_submitted() else 200
     return render_template("auth/register.html", form=form), status

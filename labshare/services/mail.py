@@ -86,7 +86,7 @@ def build_message(note: Notification, user: User) -> EmailMessage:
     msg["Message-ID"] = message_id(note.id)
     msg["Date"] = format_datetime(note.created_at)
     msg["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
-    msg["To"] = user.email
+    msg["To"] = note.to_email or user.email  # to_email: an invitation
     msg["Subject"] = note.subject
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(note.body_text)
