@@ -182,9 +182,19 @@ def review() -> Any:
     )
 
 
-@bp.post("/companies/<int:company_id>/<any(confirm, reject):decision>")
+@bp.post("/companies/<int:company_id>/confirm")
 @role_required(Role.STAFF, Role.ADMIN)
-def decide(company_id: int, decision: str) -> Any:
+def confirm(company_id: int) -> Any:
+    return _decide(company_id, "confirm")
+
+
+@bp.post("/companies/<int:company_id>/reject")
+@role_required(Role.STAFF, Role.ADMIN)
+def reject(company_id: int) -> Any:
+    return _decide(company_id, "reject")
+
+
+def _decide(company_id: int, decision: str) -> Any:
     company = db.get_or_404(Company, company_id)
     if not FlaskForm().validate_on_submit():
         flash(_("The form expired; please try again."), "error")

@@ -110,9 +110,7 @@ def decide_company(company: Company, *, confirm: bool, actor: User) -> Company:
     db.session.refresh(company, with_for_update=True)
     before = CompanyStatus(company.status)
     if before != CompanyStatus.PENDING:
-        raise InvalidTransition(
-            _l("This company was already decided; it is %(s)s.", s=_(str(before)))
-        )
+        raise InvalidTransition(_l("This company was already confirmed or rejected."))
     company.status = CompanyStatus.CONFIRMED if confirm else CompanyStatus.REJECTED
     company.decided_at = utcnow()
     audit.record(
