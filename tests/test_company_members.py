@@ -33,6 +33,7 @@ from labshare.services.credit_code import make_credit_code
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.test_api_support import END, NOW, START, bearer, error_of
+from tests.test_jobs_support import smtp_fixture  # noqa: F401 - the smtp fixture
 
 NEW_PASSWORD = "a long enough passphrase 42"
 
@@ -404,6 +405,30 @@ def test_the_invitation_mail_goes_to_the_invited_address(
     assert secret in message.get_body(("plain",)).get_content()
 
 
+def test_the_invitation_arrives_over_smtp(app: Flask, world: SimpleNamespace, smtp: Any) -> None:
+    from labshare.jobs import run_job
+
+    secret = _invite(app, world.admin, "smtp.invitee@example.com")
+    run_job("deliver")
+    [message] = smtp.messages
+    assert message["To"] == "smtp.invitee@example.com"
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert f"/invitations/{secret}" in text and world.company.name in text
+    _client, response = _accept(app, secret, "smtp.invitee@example.com")
+    assert response.status_code == 302
+
+
+def test_cli_made_company_is_confirmed_with_its_administrator(app: Flask) -> None:
+    code = make_credit_code("320500", "55556666")
+    result = app.test_cli_runner().invoke(
+        args=["create-user", "cli@example.com", "--role", "sme", "--password", NEW_PASSWORD,
+              "--company-code", code, "--company-name", "命令行公司"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User).where(User.email == "cli@example.com"))
+    assert user.company_admin and user.company.status == CompanyStatus.CONFIRMED
+
+
 # -- company administrators --------------------------------------------------------------------
 
 
@@ -501,8 +526,6 @@ def test_the_company_page(app: Flask, world: SimpleNamespace) -> None:
     assert removed.status_code == 302
     db.session.expire_all()
     assert not db.session.get(User, member.id).active
-    plain = app.test_client()
-    plain.post("/login", data={"email": world.admin.email, "password": factories.PASSWORD})
 
 
 # -- institute administrators and the platform admin -------------------------------------------
