@@ -589,3 +589,11 @@ def test_the_admin_changes_roles(app: Flask, world: SimpleNamespace) -> None:
     assert own.status_code == 422
     audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "role_changed"))
     assert audit.from_state == "staff" and audit.to_state == "staff+institute_admin"
+
+
+def test_the_booking_form_says_why_an_unconfirmed_company_cannot_book(
+    app: Flask, world: SimpleNamespace
+) -> None:
+    client, _user = _register_new(app)
+    page = client.get(f"/resources/{world.inst.id}/book").get_data(as_text=True)
+    assert "has not been confirmed yet" in page
