@@ -597,3 +597,26 @@ def test_the_booking_form_says_why_an_unconfirmed_company_cannot_book(
     client, _user = _register_new(app)
     page = client.get(f"/resources/{world.inst.id}/book").get_data(as_text=True)
     assert "has not been confirmed yet" in page
+
+
+def test_an_admin_deactivating_the_company_administrator_leaves_one(
+    app: Flask, world: SimpleNamespace
+) -> None:
+    member = factories.make_user(Role.SME, company=world.company)
+    admin = factories.make_user(Role.ADMIN)
+    db.session.commit()
+    client = app.test_client()
+    client.post("/login", data={"email": admin.email, "password": factories.PASSWORD})
+    response = client.post(f"/admin/users/{world.admin.id}/active", data={"active": "0"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert not db.session.get(User, world.admin.id).company_admin
+    assert db.session.get(User, member.id).company_admin
+
+
+def test_the_openapi_document_lists_the_company_endpoints(app: Flask) -> None:
+    paths = app.test_client().get("/api/v1/openapi.json").get_json()["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/company/invitations"])
+    assert "delete" in paths["/api/v1/company/invitations/{invitation_id}"]
+    assert "delete" in paths["/api/v1/company/members/{user_id}"]
+    assert "post" in paths["/api/v1/companies/{company_id}/confirm"]

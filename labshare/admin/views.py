@@ -20,7 +20,7 @@ from labshare.extensions import db
 from labshare.labels import ROLE_LABELS
 from labshare.main.forms import apply_domain_error
 from labshare.models import Institute, Notification, Role, User
-from labshare.services import accounts, mail, staff_accounts
+from labshare.services import accounts, companies, mail, staff_accounts
 
 PER_PAGE = 50
 
@@ -86,6 +86,10 @@ def set_active(user_id: int) -> Any:
     active = request.form.get("active") == "1"
     try:
         accounts.set_active(user, active, actor=current_user)
+        if not active and user.role == Role.SME and user.company_admin:
+            user.company_admin = False
+            db.session.flush()
+            companies.keep_an_admin(user.company_id, actor=current_user)
     except ValidationFailed as exc:
         db.session.rollback()
         flash(str(exc.message), "error")

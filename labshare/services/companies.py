@@ -209,6 +209,21 @@ def remove_member(member: User, *, actor: User) -> User:
     return member
 
 
+def keep_an_admin(company_id: int | None, *, actor: User | None) -> User | None:
+    """After an account left a confirmed company by other means (a platform admin
+    deactivated it), make its earliest active member administrator if none is left."""
+    if company_id is None:
+        return None
+    company = db.session.get(Company, company_id)
+    if company is None or company.status != CompanyStatus.CONFIRMED or _has_admin(company_id):
+        return None
+    first = first_member(company)
+    if first is not None:
+        first.company_admin = True
+        audit.record("company_admin_granted", first, actor=actor, data={"company_id": company_id})
+    return first
+
+
 def set_company_admin(member: User, admin: bool, *, actor: User) -> User:
     """Make a member a company administrator, or take the role back (never from
     the last one)."""
