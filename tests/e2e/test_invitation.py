@@ -78,6 +78,8 @@ def test_invited_colleague_registers_from_the_mail_and_sees_the_bookings(
     assert "An invitation was sent" in page.locator(".flashes").inner_text()
     assert "colleague@jinggong.example" in page.locator("#invitations").inner_text()
     screenshot(page, "company-invited")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     admin_context.close()
 
     with app.app_context():
