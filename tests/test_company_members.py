@@ -620,3 +620,14 @@ def test_the_openapi_document_lists_the_company_endpoints(app: Flask) -> None:
     assert "delete" in paths["/api/v1/company/invitations/{invitation_id}"]
     assert "delete" in paths["/api/v1/company/members/{user_id}"]
     assert "post" in paths["/api/v1/companies/{company_id}/confirm"]
+
+
+def test_the_company_pages_speak_chinese(app: Flask, world: SimpleNamespace) -> None:
+    world.admin.locale = "zh_CN"
+    db.session.commit()
+    client = app.test_client()
+    client.post("/login", data={"email": world.admin.email, "password": factories.PASSWORD})
+    page = client.get("/company").get_data(as_text=True)
+    assert "邀请同事" in page and "企业管理员" in page and "我的企业" in page
+    refused = client.post("/company/invitations", data={"email": world.admin.email})
+    assert "该邮箱已有账号" in refused.get_data(as_text=True)
