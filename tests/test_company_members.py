@@ -118,9 +118,15 @@ def _invite(app: Flask, admin: User, email: str) -> str:
         .order_by(Notification.id.desc())
     ).first()
     assert note is not None
-    found = re.search(r"/invitations/([A-Za-z0-9_\-]+)", note.body_text)
-    assert found, note.body_text
-    return found.group(1)
+    from labshare.services import mail
+
+    text = mail.build_message(note, admin).get_body(("plain",)).get_content()
+    found = re.search(r"/invitations/([A-Za-z0-9_\-]+)", text)
+    assert found, text
+    secret = found.group(1)
+    # Neither the outbox nor the invitation row holds the secret (only a digest).
+    assert secret not in note.body_text and secret not in (note.body_html or "")
+    return secret
 
 
 def _accept(app: Flask, secret: str, email: str, **kw: str) -> Any:

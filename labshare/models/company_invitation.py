@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 class CompanyInvitation(Base):
     """A company administrator's invitation to one e-mail address: a single-use,
-    expiring link. Only the SHA-256 digest of the link's secret is stored."""
+    expiring link. Only the SHA-256 digest of the link's secret is stored; the secret
+    is derived at send time from SECRET_KEY and ``salt``."""
 
     __tablename__ = "company_invitation"
 
@@ -25,6 +26,8 @@ class CompanyInvitation(Base):
     )
     email: Mapped[str] = mapped_column(String(254), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The link's secret is an HMAC of the invitation and this salt (services.companies).
+    salt: Mapped[str | None] = mapped_column(String(64))
     invited_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )

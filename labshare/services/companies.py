@@ -8,8 +8,10 @@ joins only through an invitation from a company administrator. Nothing here comm
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -257,8 +259,23 @@ class IssuedInvitation:
     invitation: CompanyInvitation
 
 
+#: Stands for the link in the stored message; the mail sender puts the link in at
+#: send time (``invitation_link_for``), so no table ever holds a usable secret.
+LINK_PLACEHOLDER = "[invitation-link]"
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _secret_for(invitation_id: int, email: str, salt: str) -> str:
+    """The link's secret: an HMAC under the app's SECRET_KEY of the invitation and a
+    random salt. The database keeps the salt and the secret's digest, never the
+    secret, so neither a copy of the database nor the outbox opens an invitation."""
+    key = str(current_app.config["SECRET_KEY"]).encode("utf-8")
+    message = f"company-invitation:{invitation_id}:{email}:{salt}".encode()
+    mac = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
 
 def invitation_url(secret: str) -> str:
@@ -301,16 +318,20 @@ def invite(email: str, *, actor: User, locale: str | None = None) -> IssuedInvit
         if old.email == address:
             old.revoked_at = now
             audit.record("invitation_replaced", old, actor=actor, data={"email": address})
-    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_urlsafe(24)
     invitation = CompanyInvitation(
         company_id=company.id,
         email=address,
-        token_hash=_digest(secret),
+        token_hash=_digest(salt),  # replaced below: the secret needs the id
+        salt=salt,
         invited_by_id=actor.id,
         created_at=now,
         expires_at=now + dt.timedelta(days=INVITATION_DAYS),
     )
     db.session.add(invitation)
+    db.session.flush()
+    secret = _secret_for(invitation.id, address, salt)
+    invitation.token_hash = _digest(secret)
     db.session.flush()
     audit.record(
         "invitation_created",
@@ -318,17 +339,29 @@ def invite(email: str, *, actor: User, locale: str | None = None) -> IssuedInvit
         actor=actor,
         data={"email": address, "company_id": company.id},
     )
-    _mail_invitation(invitation, secret, actor, locale or actor.locale)
+    _mail_invitation(invitation, actor, locale or actor.locale)
     return IssuedInvitation(secret=secret, invitation=invitation)
 
 
-def _mail_invitation(invitation: CompanyInvitation, secret: str, actor: User, locale: str) -> None:
+def invitation_link_for(note_dedupe_key: str) -> str | None:
+    """The link of the invitation an outbox row announces (``invitation:<id>``), for
+    the mail sender to put in place of LINK_PLACEHOLDER; None when it is gone."""
+    prefix = "invitation:"
+    if not note_dedupe_key.startswith(prefix) or not note_dedupe_key[len(prefix) :].isdigit():
+        return None
+    invitation = db.session.get(CompanyInvitation, int(note_dedupe_key[len(prefix) :]))
+    if invitation is None or invitation.salt is None:
+        return None
+    return invitation_url(_secret_for(invitation.id, invitation.email, invitation.salt))
+
+
+def _mail_invitation(invitation: CompanyInvitation, actor: User, locale: str) -> None:
     env = current_app.jinja_env
     with force_locale(locale if locale in accounts.LOCALES else "zh_CN"):
         context = {
             "company": invitation.company,
             "inviter": actor,
-            "url": invitation_url(secret),
+            "url": LINK_PLACEHOLDER,
             "days": INVITATION_DAYS,
         }
         text = env.get_template("email/company_invitation.txt").render(**context)

@@ -61,6 +61,7 @@ def upgrade():
         sa.Column("company_id", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("salt", sa.String(length=64), nullable=True),
         sa.Column("invited_by_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
