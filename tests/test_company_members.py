@@ -637,3 +637,28 @@ def test_the_company_pages_speak_chinese(app: Flask, world: SimpleNamespace) -> 
     assert "邀请同事" in page and "企业管理员" in page and "我的企业" in page
     refused = client.post("/company/invitations", data={"email": world.admin.email})
     assert "该邮箱已有账号" in refused.get_data(as_text=True)
+
+
+def test_invitations_per_day_are_limited(
+    app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labshare.services import companies
+
+    monkeypatch.setattr(companies, "INVITATIONS_PER_DAY", 2)
+    api = app.test_client()
+    headers = bearer(world.admin)
+    for n in range(2):
+        sent = api.post(
+            "/api/v1/company/invitations", json={"email": f"a{n}@example.com"}, headers=headers
+        )
+        assert sent.status_code == 201
+    refused = api.post(
+        "/api/v1/company/invitations", json={"email": "a9@example.com"}, headers=headers
+    )
+    assert refused.status_code == 422 and error_of(refused)["field"] == "email"
+    assert _count(CompanyInvitation) == 2
+    set_clock(lambda: NOW + dt.timedelta(days=1, seconds=1))
+    again = api.post(
+        "/api/v1/company/invitations", json={"email": "a9@example.com"}, headers=bearer(world.admin)
+    )
+    assert again.status_code == 201

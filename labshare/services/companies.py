@@ -31,6 +31,9 @@ from labshare.timeutil import utcnow
 #: How long an invitation link stays valid.
 INVITATION_DAYS = 7
 INVITATION_KIND = "company_invitation"
+#: Invitations a company may send in a day: enough for any real team, too few to use
+#: our mail server for spam.
+INVITATIONS_PER_DAY = 50
 
 
 # -- who may do what ----------------------------------------------------------------------
@@ -314,6 +317,20 @@ def invite(email: str, *, actor: User, locale: str | None = None) -> IssuedInvit
             field="email",
         )
     now = utcnow()
+    sent_today = db.session.scalar(
+        select(func.count(CompanyInvitation.id)).where(
+            CompanyInvitation.company_id == company.id,
+            CompanyInvitation.created_at > now - dt.timedelta(days=1),
+        )
+    )
+    if (sent_today or 0) >= INVITATIONS_PER_DAY:
+        raise ValidationFailed(
+            _l(
+                "Your company has sent %(n)d invitations today; please try again tomorrow.",
+                n=INVITATIONS_PER_DAY,
+            ),
+            field="email",
+        )
     for old in open_invitations(company):
         if old.email == address:
             old.revoked_at = now
