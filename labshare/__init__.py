@@ -92,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from labshare.bookings import bp as bookings_bp
     from labshare.bookings import notifications_bp
     from labshare.catalogue import bp as catalogue_bp
+    from labshare.company import bp as company_bp
     from labshare.main import bp as main_bp
     from labshare.manage import bp as manage_bp
     from labshare.reports import bp as reports_bp
@@ -106,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(manage_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(company_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -72,6 +72,7 @@ def create_user_command(
             if institute is None:
                 raise _bad("--institute", f"no institute has the code {institute_code!r}")
         company = None
+        new_company = False
         if company_code is not None:
             try:
                 code = validate_credit_code(company_code)
@@ -87,6 +88,7 @@ def create_user_command(
                 assert company_name is not None
                 company = Company(name=company_name.strip(), credit_code=code)
                 db.session.add(company)
+                new_company = True
         elif company_name is not None:
             raise _bad("--company-code", "a company is identified by its credit code")
         try:
@@ -102,6 +104,9 @@ def create_user_command(
         except ValidationFailed as exc:
             option = _OPTION_OF_FIELD.get(exc.field or "", exc.field or "EMAIL")
             raise _bad(option, exc.message) from exc
+        if new_company:
+            # The operator vouches for a company made here; its first member runs it.
+            user.company_admin = True
         db.session.commit()
     except BaseException:
         db.session.rollback()

@@ -15,6 +15,7 @@ from labshare.models import (
     BookingStatus,
     ClosureKind,
     CompanySize,
+    CompanyStatus,
     Field,
     InstituteKind,
     NotificationStatus,
@@ -149,6 +150,12 @@ NOTIFICATION_STATUS_LABELS = {
     NotificationStatus.UNCERTAIN: _l("Uncertain"),
 }
 
+COMPANY_STATUS_LABELS: dict[CompanyStatus, Any] = {
+    CompanyStatus.PENDING: _l("waiting for confirmation"),
+    CompanyStatus.CONFIRMED: _l("confirmed"),
+    CompanyStatus.REJECTED: _l("not confirmed"),
+}
+
 
 def measurand_label(name: str | None) -> str:
     if not name:
@@ -167,6 +174,7 @@ _ALL: dict[type[enum.StrEnum], dict[Any, Any]] = {
     ClosureKind: CLOSURE_KIND_LABELS,
     CompanySize: COMPANY_SIZE_LABELS,
     Role: ROLE_LABELS,
+    CompanyStatus: COMPANY_STATUS_LABELS,
     NotificationStatus: NOTIFICATION_STATUS_LABELS,
 }
 

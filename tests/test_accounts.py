@@ -52,13 +52,26 @@ def test_register_creates_company_and_member(db: Any) -> None:
     assert {"company_created", "user_created"} <= actions
 
 
-def test_second_member_joins_existing_company(db: Any) -> None:
-    first = _register()
-    second = _register(
-        email="wang@example.com", company_name="another name", credit_code=GOOD_CODE.lower()
-    )
-    assert second.company_id == first.company_id
+def test_an_existing_companys_code_gives_no_membership(db: Any) -> None:
+    """The code is public: registering with it is refused (join by invitation) and
+    writes nothing."""
+    _register()
+    db.session.commit()
+    with pytest.raises(ValidationFailed) as caught:
+        _register(
+            email="wang@example.com", company_name="another name", credit_code=GOOD_CODE.lower()
+        )
+    assert caught.value.field == "credit_code"
+    assert "invite" in str(caught.value.message)
+    db.session.rollback()
     assert _count(db, Company) == 1
+    assert _count(db, User) == 1
+
+
+def test_a_registered_company_waits_for_confirmation(db: Any) -> None:
+    user = _register()
+    assert user.company is not None and user.company.status == "pending"
+    assert not user.company_admin  # only once confirmed
 
 
 @pytest.mark.parametrize(

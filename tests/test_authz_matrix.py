@@ -2,9 +2,12 @@
 status each must get. A route missing from the table fails the test, so a new route
 cannot ship without a decision about who may call it.
 
-Callers: anonymous, an SME member (owner of the booking under test), an SME member
-of another company, staff of the institute that owns the resources, staff of another
-institute, an admin. Web routes are called with the session cookie (CSRF is off in
+Callers: anonymous, an SME member (owner of the booking under test, and its company's
+administrator), an SME member of another company, staff of the institute that owns the
+resources, staff of another institute, an admin; then two derived callers: a plain
+member of the first SME's company (expected: as the SME, except where DERIVED_EXCEPTIONS
+says) and that institute's institute administrator (expected: as its staff, except
+where DERIVED_EXCEPTIONS says). Web routes are called with the session cookie (CSRF is off in
 the test configuration), API routes with a bearer token. POSTs carry an empty body,
 so "allowed" shows as the handler's own answer to empty input (a 422, a redirect
 with a flash, a 200 for a transition without parameters) and never as 401/403/404.
@@ -25,6 +28,9 @@ from tests.test_api_support import NOW, bearer
 
 DISCOVER = __import__("os").environ.get("AUTHZ_DISCOVER") == "1"
 ROLES = ("anonymous", "sme", "other_sme", "staff", "other_staff", "admin")
+#: Callers whose expected status is another caller's unless DERIVED_EXCEPTIONS says.
+DERIVED = {"member": "sme", "institute_admin": "staff"}
+ALL_ROLES = ROLES + tuple(DERIVED)
 
 # The expected status per role, in the order of ROLES, keyed "endpoint METHOD".
 # Web: 302 for anonymous on a protected page is the redirect to the login page.
@@ -181,6 +187,60 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "auth.register_sent GET": (200, 200, 200, 200, 200, 200),
     "auth.verify_email GET": (400, 400, 400, 400, 400, 400),
     # -- end security --
+    # -- companies and members: the "sme" is its company's administrator; a company's
+    # pages are its members', the review of new companies is staff's and admins' --
+    "admin.change_role GET": (302, 403, 403, 403, 403, 200),
+    "admin.change_role POST": (302, 403, 403, 403, 403, 422),
+    "api.confirm_company POST": (401, 403, 403, 200, 200, 200),
+    "api.create_invitation POST": (401, 201, 403, 403, 403, 403),
+    "api.list_companies GET": (401, 403, 403, 200, 200, 200),
+    "api.list_invitations GET": (401, 200, 403, 403, 403, 403),
+    "api.list_members GET": (401, 200, 403, 403, 403, 403),
+    "api.my_company GET": (401, 200, 200, 403, 403, 403),
+    "api.reject_company POST": (401, 403, 403, 200, 200, 200),
+    "api.remove_member DELETE": (401, 422, 403, 403, 403, 403),  # the last admin stays
+    "api.revoke_invitation DELETE": (401, 200, 403, 403, 403, 403),
+    "api.set_member_admin POST": (401, 200, 403, 403, 403, 403),
+    "company.accept_invitation GET": (200, 403, 403, 403, 403, 403),  # new accounts only
+    "company.accept_invitation POST": (422, 403, 403, 403, 403, 403),
+    "company.confirm POST": (302, 403, 403, 302, 302, 302),
+    "company.reject POST": (302, 403, 403, 302, 302, 302),
+    "company.invite POST": (302, 422, 403, 403, 403, 403),
+    "company.new_staff POST": (302, 403, 403, 403, 403, 403),  # institute admins only
+    "company.overview GET": (302, 200, 200, 403, 403, 403),
+    "company.remove_member POST": (302, 302, 403, 403, 403, 403),  # flash: last admin
+    "company.review GET": (302, 403, 403, 200, 200, 200),
+    "company.revoke_invitation POST": (302, 302, 403, 403, 403, 403),
+    "company.set_admin POST": (302, 302, 403, 403, 403, 403),
+    "company.staff GET": (302, 403, 403, 403, 403, 403),
+    "company.staff_active POST": (302, 403, 403, 403, 403, 403),
+    # -- end companies and members --
+}
+
+#: Where a derived caller's status differs from the caller it derives from.
+DERIVED_EXCEPTIONS: dict[str, dict[str, int]] = {
+    # a plain member: the company's pages without managing it; others' own things 404
+    "account.token_revoke POST": {"member": 404},
+    "notifications.mark_read POST": {"member": 404},
+    "api.create_invitation POST": {"member": 403},
+    "api.list_invitations GET": {"member": 403},
+    "api.list_members GET": {"member": 403},
+    "api.remove_member DELETE": {"member": 403},
+    "api.revoke_invitation DELETE": {"member": 403},
+    "api.set_member_admin POST": {"member": 403},
+    "company.invite POST": {"member": 403},
+    "company.remove_member POST": {"member": 403},
+    "company.revoke_invitation POST": {"member": 403},
+    "company.set_admin POST": {"member": 403},
+    # the same rights as the callers they derive from, meeting what those changed
+    # before them (taken offer, deleted closure and quota)
+    "api.accept_waitlist_offer POST": {"member": 409},
+    "manage.delete_closure POST": {"institute_admin": 404},
+    "manage.delete_quota POST": {"institute_admin": 404},
+    # an institute administrator: its institute's staff accounts
+    "company.new_staff POST": {"institute_admin": 422},
+    "company.staff GET": {"institute_admin": 200},
+    "company.staff_active POST": {"institute_admin": 302},
 }
 
 
@@ -196,6 +256,8 @@ QUERY: dict[str, dict[str, str]] = {
 BODY: dict[str, dict[str, Any]] = {
     "api.reject_booking POST": {"reason": "fully booked"},
     "api.reject_series POST": {"reason": "fully booked"},  # recurrence
+    "api.create_invitation POST": {"email": "matrix@example.com"},  # companies and members
+    "api.set_member_admin POST": {"admin": True},
     "api.record_usage POST": {
         "checked_in_at": "2030-01-08T09:00:00+08:00",
         "checked_out_at": "2030-01-08T11:00:00+08:00",
@@ -230,6 +292,17 @@ def test_every_route_has_a_rule() -> None:
     assert missing == [], f"routes without a rule in MATRIX: {missing}"
     stale = sorted(set(MATRIX) - set(ROUTES))
     assert stale == [], f"rules for routes that no longer exist: {stale}"
+    stale = sorted(set(DERIVED_EXCEPTIONS) - set(ROUTES))
+    assert stale == [], f"exceptions for routes that no longer exist: {stale}"
+
+
+def expected_statuses(route: str) -> tuple[int, ...]:
+    base = dict(zip(ROLES, MATRIX[route], strict=True))
+    extra = DERIVED_EXCEPTIONS.get(route, {})
+    return tuple(
+        extra.get(role, base[DERIVED[role]]) if role in DERIVED else base[role]
+        for role in ALL_ROLES
+    )
 
 
 @pytest.fixture
@@ -246,12 +319,15 @@ def world(
     lab = make_lab()
     inst = make_instrument(lab=lab)
     users = {
-        "sme": make_user(Role.SME),
+        "sme": make_user(Role.SME, company_admin=True),
         "other_sme": make_user(Role.SME),
         "staff": make_user(Role.STAFF, institute=inst.institute),
         "other_staff": make_user(Role.STAFF),
         "admin": make_user(Role.ADMIN),
     }
+    # companies and members: the derived callers
+    users["member"] = make_user(Role.SME, company=users["sme"].company)
+    users["institute_admin"] = make_user(Role.STAFF, institute=inst.institute, institute_admin=True)
     booking = make_booking(
         resource=inst,
         user=users["sme"],
@@ -281,6 +357,7 @@ def world(
     from labshare.services import tokens
 
     personal = tokens.create_personal_token(users["sme"], "matrix")
+    invitation, secret, pending = _company_things(users["sme"])  # companies and members
     feed = tokens.calendar_token(users["sme"])
     db.session.commit()
     return SimpleNamespace(
@@ -296,7 +373,22 @@ def world(
         entry=entry,  # waitlist (issue 8)
         series=series,  # recurrence (issue 8)
         quota=quota,  # booking policies (issue 8)
+        invitation=invitation,  # companies and members
+        invitation_secret=secret,
+        pending_company=pending,
     )
+
+
+def _company_things(sme: Any) -> tuple[Any, str, Any]:
+    """An open invitation of the SME's company, and a company waiting for
+    confirmation (companies and members)."""
+    from labshare.models import CompanyStatus
+    from labshare.services import companies
+    from tests import factories
+
+    issued = companies.invite("invited@example.com", actor=sme)
+    pending = factories.make_company(status=CompanyStatus.PENDING)
+    return issued.invitation, issued.secret, pending
 
 
 def _series_of(booking: Any) -> Any:
@@ -408,7 +500,12 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "entry_id": w.entry.id,  # waitlist
         "quota_id": w.quota.id,  # booking policies
         "token": "not-a-signed-link",  # security: reset and verification links
+        "invitation_id": w.invitation.id,  # companies and members
+        "secret": w.invitation_secret,
+        "company_id": w.pending_company.id,
     }
+    if endpoint == "company.staff_active":  # a staff account of the institute
+        values["user_id"] = w.users["staff"].id
     url = rule
     for name, value in values.items():
         for conv in ("int:", "path:", ""):
@@ -420,13 +517,13 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
 @pytest.mark.parametrize("route", ROUTES)
 def test_route_status_per_role(app: Flask, world: SimpleNamespace, route: str) -> None:
     endpoint, method = route.split(" ")
-    expected = MATRIX.get(route)
-    if expected is None:
+    if route not in MATRIX:
         pytest.fail(f"{route} has no rule in MATRIX")
+    expected = expected_statuses(route)
     rule = next(r.rule for r in app.url_map.iter_rules() if r.endpoint == endpoint)
     url = _url(endpoint, rule, world)
     got = []
-    for role in ROLES:
+    for role in ALL_ROLES:
         _reset(world)
         client = app.test_client()
         headers: dict[str, str] = {}
@@ -440,6 +537,8 @@ def test_route_status_per_role(app: Flask, world: SimpleNamespace, route: str) -
                     sess["_fresh"] = True
         if method == "GET":
             response = client.get(url, headers=headers, query_string=QUERY.get(route, {}))
+        elif method == "DELETE":
+            response = client.delete(url, headers=headers)
         elif url.startswith("/api/"):
             response = client.post(url, json=BODY.get(route, {}), headers=headers)
         else:
@@ -449,7 +548,7 @@ def test_route_status_per_role(app: Flask, world: SimpleNamespace, route: str) -
     if DISCOVER:
         print(f'DISCOVER    "{route}": {tuple(got)},')
         return
-    assert tuple(got) == expected, f"{route}: got {tuple(got)} for {ROLES}"
+    assert tuple(got) == expected, f"{route}: got {tuple(got)} for {ALL_ROLES}"
 
 
 def _reset(w: SimpleNamespace) -> None:
@@ -460,9 +559,15 @@ def _reset(w: SimpleNamespace) -> None:
     db.session.refresh(w.booking)
     w.booking.status = BookingStatus.PENDING
     w.booking.decision_reason = None
-    for user in w.users.values():
+    for role, user in w.users.items():
         db.session.refresh(user)
         user.active = True
+        user.company_admin = role == "sme"  # companies and members
+        user.institute_admin = role == "institute_admin"
+    db.session.refresh(w.invitation)  # companies and members: open, pending again
+    w.invitation.revoked_at = None
+    db.session.refresh(w.pending_company)
+    w.pending_company.status = "pending"
     db.session.refresh(w.token)
     w.token.revoked_at = None
     db.session.refresh(w.entry)  # waitlist (issue 8): the offer is open again

@@ -142,6 +142,12 @@ def test_companies_and_accounts(seeded: Flask) -> None:
     staff = Counter(u.institute_id for u in users if u.role is Role.STAFF)
     assert set(staff) == {i.id for i in db.session.scalars(select(Institute))}
     assert sum(u.role is Role.ADMIN for u in users) == 1
+    # Every demo company is confirmed and has exactly one administrator, so the demo
+    # SME can book and manage its colleagues.
+    assert all(c.status == "confirmed" for c in companies)
+    admins = Counter(u.company_id for u in users if u.role is Role.SME and u.company_admin)
+    assert set(admins) == {c.id for c in companies} and set(admins.values()) == {1}
+    assert next(u for u in users if u.email == catalogue.SME_EMAIL).company_admin
 
 
 def test_bookings_every_status_inside_the_rules(seeded: Flask) -> None:

@@ -14,11 +14,13 @@ from wtforms.fields.choices import SelectChoice
 from labshare.admin import bp
 from labshare.admin.forms import NewUserForm, UserFilterForm
 from labshare.auth.decorators import role_required
+from labshare.company.forms import RoleForm
 from labshare.errors import DomainError, ValidationFailed
 from labshare.extensions import db
+from labshare.labels import ROLE_LABELS
 from labshare.main.forms import apply_domain_error
 from labshare.models import Institute, Notification, Role, User
-from labshare.services import accounts, mail
+from labshare.services import accounts, companies, mail, staff_accounts
 
 PER_PAGE = 50
 
@@ -84,6 +86,10 @@ def set_active(user_id: int) -> Any:
     active = request.form.get("active") == "1"
     try:
         accounts.set_active(user, active, actor=current_user)
+        if not active and user.role == Role.SME and user.company_admin:
+            user.company_admin = False
+            db.session.flush()
+            companies.keep_an_admin(user.company_id, actor=current_user)
     except ValidationFailed as exc:
         db.session.rollback()
         flash(str(exc.message), "error")
@@ -143,3 +149,46 @@ def _handle_mail(notification_id: int, *, requeue: bool) -> Any:
         else:
             flash(_("Message %(id)d is marked as delivered.", id=notification_id), "success")
     return redirect(url_for("admin.undelivered_mail"))
+
+
+@bp.route("/users/<int:user_id>/role", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def change_role(user_id: int) -> Any:
+    """Staff (of an institute, optionally its institute administrator) or admin."""
+    user = db.get_or_404(User, user_id)
+    form = RoleForm()
+    institutes = db.session.scalars(select(Institute).order_by(Institute.code)).all()
+    form.role.choices = [
+        SelectChoice(Role.STAFF.value, ROLE_LABELS[Role.STAFF]),
+        SelectChoice(Role.ADMIN.value, ROLE_LABELS[Role.ADMIN]),
+    ]
+    form.institute.choices = [SelectChoice("", _("No institute"))] + [
+        SelectChoice(str(i.id), f"{i.code} · {i.name}") for i in institutes
+    ]
+    if request.method == "GET":
+        form.role.data = str(user.role)
+        form.institute.data = str(user.institute_id or "")
+        form.institute_admin.data = user.institute_admin
+    if form.validate_on_submit():
+        institute = (
+            db.session.get(Institute, int(form.institute.data))
+            if (form.institute.data or "").isdigit()
+            else None
+        )
+        try:
+            staff_accounts.change_role(
+                user,
+                role=form.role.data or "",
+                institute=institute,
+                institute_admin=bool(form.institute_admin.data),
+                actor=current_user,
+            )
+        except ValidationFailed as exc:
+            db.session.rollback()
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("The role of %(email)s was changed.", email=user.email), "success")
+            return redirect(url_for("admin.users"))
+    status = 422 if form.is_submitted() else 200
+    return render_template("admin/role.html", form=form, user=user), status

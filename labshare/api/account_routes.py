@@ -79,4 +79,6 @@ def me(user: User) -> dict[str, Any]:
         ),
         "institute": institute_ref(user.institute) if user.institute is not None else None,
         "calendar_feed_url": url,
+        "company_admin": user.company_admin,
+        "institute_admin": user.institute_admin,
     }

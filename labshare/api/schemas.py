@@ -137,6 +137,8 @@ class MeOut(ResponseModel):
     company: CompanyRef | None
     institute: InstituteRef | None
     calendar_feed_url: str
+    company_admin: bool = False
+    institute_admin: bool = False
 
 
 class CapabilityOut(ResponseModel):

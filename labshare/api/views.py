@@ -3,6 +3,7 @@
 import labshare.api.account_routes
 import labshare.api.booking_routes
 import labshare.api.checkin_routes  # check-in (issue 8)
+import labshare.api.company_routes
 import labshare.api.group_routes  # booking groups (issue 8)
 import labshare.api.meta_routes
 import labshare.api.password_routes

@@ -417,10 +417,11 @@ def _companies_and_users(plan: _Plan) -> None:
     plan.add("company", new_companies)
 
     for company, members in wanted:
-        for email, name, locale in members:
+        for m, (email, name, locale) in enumerate(members):
             user = users.get(email)
             if user is None:
                 user = _user(plan, email, name, Role.SME, company=company, locale=locale)
+                user.company_admin = m == 0  # each demo company has its administrator
                 users[email] = user
                 new_users.append(user)
         plan.companies.append(company)

@@ -26,6 +26,8 @@ class NavEntry:
     endpoints: tuple[str, ...]
     label: Any
     roles: frozenset[Role | None]
+    #: Only for users with this flag set (an institute administrator's page).
+    flag: str | None = None
 
 
 ANYONE = frozenset({None, Role.SME, Role.STAFF, Role.ADMIN})
@@ -36,6 +38,11 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry(("bookings.mine", "bookings.index"), _l("My bookings"), frozenset({Role.SME})),
     NavEntry(("manage.dashboard", "manage.index"), _l("Dashboard"), frozenset({Role.STAFF})),
     NavEntry(("manage.resources", "manage.instruments"), _l("Manage"), frozenset({Role.STAFF})),
+    NavEntry(("company.overview",), _l("My company"), frozenset({Role.SME})),
+    NavEntry(("company.review",), _l("Companies"), frozenset({Role.STAFF, Role.ADMIN})),
+    NavEntry(
+        ("company.staff",), _l("Staff accounts"), frozenset({Role.STAFF}), flag="institute_admin"
+    ),
     NavEntry(("admin.users",), _l("Users"), frozenset({Role.ADMIN})),
     NavEntry(("admin.bookings", "bookings.all"), _l("All bookings"), frozenset({Role.ADMIN})),
     NavEntry(
@@ -69,6 +76,8 @@ def nav_items() -> list[NavLink]:
     links: list[NavLink] = []
     for entry in NAV:
         if role not in entry.roles:
+            continue
+        if entry.flag is not None and not getattr(current_user, entry.flag, False):
             continue
         endpoint = next((e for e in entry.endpoints if e in views), None)
         if endpoint is None:

@@ -10,11 +10,13 @@ from labshare.models.booking_rules import DEFAULT_RULES, BookingRules
 from labshare.models.booking_series import BookingSeries
 from labshare.models.closure import Closure
 from labshare.models.company import Company
+from labshare.models.company_invitation import CompanyInvitation
 from labshare.models.enums import (
     HOLDING_STATUSES,
     BookingStatus,
     ClosureKind,
     CompanySize,
+    CompanyStatus,
     Field,
     InstituteKind,
     NotificationStatus,
@@ -52,7 +54,9 @@ __all__ = [
     "Closure",
     "ClosureKind",
     "Company",
+    "CompanyInvitation",
     "CompanySize",
+    "CompanyStatus",
     "Field",
     "Institute",
     "InstituteKind",

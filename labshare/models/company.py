@@ -6,7 +6,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from labshare.models.base import Base, UTCDateTime
-from labshare.models.enums import CompanySize, str_enum
+from labshare.models.enums import CompanySize, CompanyStatus, str_enum
 from labshare.timeutil import utcnow
 
 
@@ -22,3 +22,17 @@ class Company(Base):
     industry: Mapped[str | None] = mapped_column(String(100))
     size: Mapped[CompanySize | None] = mapped_column(str_enum(CompanySize, "company_size"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Only a self-registered company starts pending; one made by an admin (CLI,
+    # demo data) is vouched for by whoever made it.
+    status: Mapped[CompanyStatus] = mapped_column(
+        str_enum(CompanyStatus, "company_status"),
+        default=CompanyStatus.CONFIRMED,
+        server_default=CompanyStatus.CONFIRMED.value,
+        index=True,
+    )
+    # Who decided is in the audit log.
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status == CompanyStatus.CONFIRMED

@@ -47,6 +47,14 @@ class Field(enum.StrEnum):
     OPTICAL = "optical"
 
 
+class CompanyStatus(enum.StrEnum):
+    """Whether someone has vouched for a company (from its licence number and name)."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
 class CompanySize(enum.StrEnum):
     MICRO = "micro"
     SMALL = "small"

@@ -26,6 +26,9 @@ class Notification(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
     kind: Mapped[str] = mapped_column(String(50))
+    # Set for a message to someone without an account yet (an invitation): the mail
+    # goes there, and ``user_id`` (the sender) keeps the in-app copy.
+    to_email: Mapped[str | None] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)

@@ -4,7 +4,7 @@ import datetime as dt
 import secrets
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -50,6 +50,11 @@ class User(Base):
     email_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # An SME member who manages the company's members; a staff member who manages the
+    # institute's staff accounts. Flags rather than roles, so every sme/staff rule
+    # keeps applying to them unchanged.
+    company_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
+    institute_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     company: Mapped[Company | None] = relationship(lazy="joined")
     institute: Mapped[Institute | None] = relationship(lazy="joined")

@@ -20,7 +20,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from labshare.database import begin_write
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db
-from labshare.models import Company, CompanySize, Institute, LoginThrottle, Role, User
+from labshare.models import (
+    Company,
+    CompanySize,
+    CompanyStatus,
+    Institute,
+    LoginThrottle,
+    Role,
+    User,
+)
 from labshare.models.user import new_session_nonce
 from labshare.services import audit
 from labshare.services.credit_code import CreditCodeError, validate_credit_code
@@ -233,8 +241,8 @@ def register_sme(
     size: CompanySize | str | None = None,
     locale: str = "zh_CN",
 ) -> User:
-    """An SME member registers; the company is created when its code is new and
-    joined when it already exists."""
+    """The first member of a new company registers it; the company waits for
+    confirmation. A code already registered is refused (join by invitation)."""
     company_name = (company_name or "").strip()
     if not company_name:
         raise ValidationFailed(_l("Please enter the company name."), field="company_name")
@@ -260,18 +268,29 @@ def register_sme(
         generate_password_hash(password, method="scrypt")  # as long as a new account takes
         raise EmailTaken(address)
 
-    company = db.session.scalar(select(Company).where(Company.credit_code == code))
-    if company is None:
-        company = Company(
-            name=company_name,
-            credit_code=code,
-            province=(province or "").strip() or None,
-            industry=(industry or "").strip() or None,
-            size=company_size,
+    if db.session.scalar(select(Company.id).where(Company.credit_code == code)) is not None:
+        # The code is public (on every licence and invoice): knowing it must give no
+        # access. Members join by their company administrator's invitation.
+        raise ValidationFailed(
+            _l(
+                "This company is already registered on LabShare. Please ask its company "
+                "administrator to invite you: the invitation e-mail has a link to sign up."
+            ),
+            field="credit_code",
         )
-        db.session.add(company)
-        db.session.flush()
-        audit.record("company_created", company, actor=None, data={"credit_code": code})
+    # Nobody has vouched for a self-registered company yet: it may read, not book,
+    # until an institute's staff or the platform admin confirms it.
+    company = Company(
+        name=company_name,
+        credit_code=code,
+        province=(province or "").strip() or None,
+        industry=(industry or "").strip() or None,
+        size=company_size,
+        status=CompanyStatus.PENDING,
+    )
+    db.session.add(company)
+    db.session.flush()
+    audit.record("company_created", company, actor=None, data={"credit_code": code})
     user = create_user(
         address, name=name, role=Role.SME, password=password, company=company, locale=locale
     )

@@ -49,6 +49,7 @@ from labshare.services.availability import (
     holding_spans,
     saturated,
 )
+from labshare.services.companies import booking_refusal
 from labshare.services.no_shows import no_show_count  # booking policies
 from labshare.services.permissions import can_view_booking, is_member_of_company, is_staff_of
 from labshare.services.quotas import check_period_quotas  # booking policies
@@ -110,6 +111,10 @@ def _text(value: str | None, field: str, limit: int, *, required: bool) -> str |
 def _check_booker(booker: User) -> None:
     if not (booker.active and booker.role == Role.SME and booker.company_id is not None):
         raise NotAllowed(_l("Only members of a company can book."))
+    # A company nobody has vouched for yet reads but does not book.
+    refusal = booking_refusal(booker.company)
+    if refusal is not None:
+        raise refusal
     if booker.email_verified_at is None:
         raise NotAllowed(
             _l(
@@ -399,6 +404,7 @@ def check_slot(
 ) -> Rules:
     """Every rule and the conflict check for one slot; the caller holds the lock of
     ``resource`` (``lock_resources``) and has re-read it. Returns the rules used."""
+    _check_booker(booker)  # again under the lock: a waitlist offer is taken later
     company_id = booker.company_id
     assert company_id is not None  # _check_booker
     rules = effective_rules(resource)

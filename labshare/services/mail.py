@@ -41,7 +41,7 @@ from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed
 from labshare.extensions import db
 from labshare.models import Booking, Notification, NotificationStatus, Role, User
-from labshare.services import audit, notify
+from labshare.services import audit, companies, notify
 from labshare.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,18 @@ def build_message(note: Notification, user: User) -> EmailMessage:
     msg["Message-ID"] = message_id(note.id)
     msg["Date"] = format_datetime(note.created_at)
     msg["From"] = header_value(current_app.config["MAIL_DEFAULT_SENDER"])
-    msg["To"] = header_value(user.email)
+    msg["To"] = header_value(note.to_email or user.email)  # to_email: an invitation
     msg["Subject"] = header_value(note.subject)
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(note.body_text)
-    if note.body_html:
-        msg.add_alternative(note.body_html, subtype="html")
+    body_text, body_html = note.body_text, note.body_html
+    if note.kind == companies.INVITATION_KIND:
+        # The invitation link is put in only now: the outbox row never holds it.
+        link = companies.invitation_link_for(note.dedupe_key) or ""
+        body_text = body_text.replace(companies.LINK_PLACEHOLDER, link)
+        body_html = (body_html or "").replace(companies.LINK_PLACEHOLDER, link) or None
+    msg.set_content(body_text)
+    if body_html:
+        msg.add_alternative(body_html, subtype="html")
     for content, maintype, subtype, filename in _attachments(note):
         if maintype == "text":
             params = {"method": "PUBLISH"} if subtype == "calendar" else {}

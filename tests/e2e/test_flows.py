@@ -111,7 +111,7 @@ def _mailed_path(app: Flask, kind: str, prefix: str) -> str:
 
 
 def test_1_sme_registers_finds_by_capability_and_books(
-    seeded: dict[str, Any], sme_page: Any
+    seeded: dict[str, Any], sme_page: Any, staff_page: Any
 ) -> None:
     page, base = sme_page, seeded["base"]
     page.goto(base + "/")
@@ -138,6 +138,12 @@ def test_1_sme_registers_finds_by_capability_and_books(
     page.locator("main form button[type=submit]").click()
     page.wait_for_load_state()
     assert page.locator(".user-name").inner_text().strip() == "李经理"
+    # A new company books once an institute's staff confirm it.
+    staff_page.goto(seeded["base"] + "/companies")
+    row = staff_page.locator("#pending-companies tr", has_text="苏州精密机械有限公司")
+    row.locator("button", has_text="Confirm").click()
+    staff_page.wait_for_load_state()
+    assert "is confirmed" in staff_page.locator(".flashes").inner_text()
 
     # Find the instrument by what it must measure: 8 MPa of pressure.
     page.goto(base + "/catalogue")
