@@ -16,7 +16,7 @@ import sqlalchemy as sa  # noqa: F401
 
 
 revision = '0013_sessions_passwords'
-down_revision = '0010_booking_groups'
+down_revision = '0012_company_members'
 branch_labels = None
 depends_on = None
 
