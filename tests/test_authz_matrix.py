@@ -221,6 +221,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
 DERIVED_EXCEPTIONS: dict[str, dict[str, int]] = {
     # a plain member: the company's pages without managing it; others' own things 404
     "account.token_revoke POST": {"member": 404},
+    "api.revoke_token POST": {"member": 404},
     "notifications.mark_read POST": {"member": 404},
     "api.create_invitation POST": {"member": 403},
     "api.list_invitations GET": {"member": 403},

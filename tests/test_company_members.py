@@ -30,7 +30,7 @@ from labshare.models import (
     WaitlistStatus,
 )
 from labshare.services.credit_code import make_credit_code
-from labshare.timeutil import set_clock
+from labshare.timeutil import set_clock, utcnow
 from tests import factories
 from tests.test_api_support import END, NOW, START, bearer, error_of
 from tests.test_jobs_support import smtp_fixture  # noqa: F401 - the smtp fixture
@@ -177,6 +177,11 @@ def test_a_stranger_with_the_code_gets_no_access(app: Flask, world: SimpleNamesp
     assert api.get(f"/api/v1/waitlist/{e}", headers=headers).status_code == 404
     assert api.post(f"/api/v1/waitlist/{e}/leave", json={}, headers=headers).status_code == 404
     assert api.get("/api/v1/waitlist", headers=headers).get_json()["total"] == 0
+    # Registration does not sign in (the address is confirmed by mail first).
+    signed_in = client.post(
+        "/login", data={"email": "stranger@evil.example", "password": NEW_PASSWORD}
+    )
+    assert signed_in.status_code == 302
     assert client.get(f"/bookings/{b}").status_code == 404
     assert client.post(f"/bookings/{b}/cancel", data={}).status_code == 404
     assert world.company.credit_code not in client.get("/bookings").get_data(as_text=True)
@@ -216,6 +221,12 @@ def _register_new(app: Flask) -> tuple[Any, User]:
     )
     assert response.status_code == 302
     user = db.session.scalar(select(User).where(User.email == "first@new.example"))
+    # The address is confirmed by mail (tested with the passwords); here only the
+    # company's confirmation stands between the account and booking.
+    user.email_verified_at = utcnow()
+    db.session.commit()
+    signed_in = client.post("/login", data={"email": user.email, "password": NEW_PASSWORD})
+    assert signed_in.status_code == 302
     return client, user
 
 

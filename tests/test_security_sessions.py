@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from labshare.extensions import db as _db
 from labshare.jobs import run_job
-from labshare.models import ApiToken, AuditLog, Booking, Notification, Role, User
+from labshare.models import ApiToken, AuditLog, Booking, CompanyStatus, Notification, Role, User
 from labshare.services import accounts, inbox, passwords, tokens
 from labshare.timeutil import set_clock, utcnow
 from tests import factories
@@ -396,6 +396,10 @@ def _register(client: Any, email: str = "new.sme@example.com") -> User:
     assert response.status_code == 302, response.get_data(as_text=True)[:400]
     user = _db.session.scalar(select(User).where(User.email == email))
     assert user is not None
+    # Staff confirm the new company (tested with the companies): only the address
+    # stands between this account and booking.
+    user.company.status = CompanyStatus.CONFIRMED
+    _db.session.commit()
     return user
 
 
