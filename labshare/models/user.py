@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from flask import current_app, has_app_context
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -14,6 +15,13 @@ from labshare.timeutil import utcnow
 if TYPE_CHECKING:
     from labshare.models.company import Company
     from labshare.models.institute import Institute
+
+
+def password_hash_method() -> str:
+    """The app's PASSWORD_HASH_METHOD (config.py): scrypt but in the test configuration."""
+    if has_app_context():
+        return str(current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
+    return "scrypt"
 
 
 class User(Base):
@@ -62,7 +70,7 @@ class User(Base):
         return str(self.id)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = generate_password_hash(password, method=password_hash_method())
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

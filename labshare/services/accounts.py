@@ -17,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Company, CompanySize, Institute, Role, User
+from labshare.models.user import password_hash_method
 from labshare.services import audit
 from labshare.services.credit_code import CreditCodeError, validate_credit_code
 from labshare.timeutil import utcnow
@@ -260,8 +261,8 @@ def register_sme(
 
 
 @cache
-def _dummy_hash() -> str:
-    return generate_password_hash("not a real password, only for timing", method="scrypt")
+def _dummy_hash(method: str) -> str:
+    return generate_password_hash("not a real password, only for timing", method=method)
 
 
 #: Failed logins in a row before an account is locked; each further failure doubles
@@ -310,7 +311,9 @@ def authenticate(email: str, password: str) -> User:
     )
     now = utcnow()
     if user is None:
-        check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+        check_password_hash(
+            _dummy_hash(password_hash_method()), password or ""
+        )  # same time as a real check
         audit.record("login_failed", "user_account", actor=None, data={"email": address[:254]})
         raise refusal
     if user.locked_until is not None and user.locked_until > now:
