@@ -257,6 +257,14 @@ def _table_emptier(engine: Engine) -> Callable[[], None]:
     return empty
 
 
+@pytest.fixture(autouse=True)
+def _real_clock() -> Iterator[None]:
+    """The clock is process-global (labshare.timeutil): a test that set it, with or
+    without an app, leaves the real one behind."""
+    yield
+    set_clock(None)
+
+
 @pytest.fixture
 def app(_app: Flask, _apps: _Apps, database_url: str) -> Iterator[Flask]:
     config = dict(_app.config)
