@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app run
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# pytest-xdist workers; each module runs whole on one worker (its servers start once)
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadscope
+ZH_HANS := labshare/translations/zh_Hans_CN/LC_MESSAGES
 
-.PHONY: run test lint format translations extract-messages bench install install-dev clean serve
+.PHONY: run test test-fast lint format translations extract-messages bench install install-dev clean serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +29,10 @@ install-dev: $(VENV)/.installed-dev
 
 translations: $(VENV)/.installed
 	$(BIN)/pybabel -q compile --use-fuzzy -d labshare/translations
+	@# Babel resolves zh_CN to zh_Hans_CN, and gettext looks for that folder only
+	mkdir -p $(ZH_HANS) && rm -f $(ZH_HANS)/messages.mo
+	$(BIN)/pybabel -q compile --use-fuzzy -l zh_CN -o $(ZH_HANS)/messages.mo \
+		-i labshare/translations/zh_CN/LC_MESSAGES/messages.po
 
 extract-messages: $(VENV)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o labshare/translations/messages.pot .
@@ -46,7 +54,11 @@ format: install-dev
 	$(BIN)/ruff format .
 
 test: install-dev translations lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+
+# The inner loop: SQLite only, no browser, no real servers or processes.
+test-fast: install-dev translations
+	$(BIN)/pytest $(PYTEST_XDIST) --db sqlite -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: install-dev translations
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

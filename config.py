@@ -47,6 +47,8 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    # Werkzeug's method for new password hashes: scrypt, deliberately slow
+    PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method, not a password
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
@@ -124,6 +126,10 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     RATELIMIT_ENABLED = False
     BABEL_DEFAULT_LOCALE = "en"
+    # One PBKDF2 round instead of scrypt's ~0.2 s per hash and per check: the suite
+    # makes and signs in thousands of users (tests/test_password_hashing.py keeps
+    # the real method tested)
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"  # noqa: S105 - a method, not a password
 
 
 #: The shortest SECRET_KEY production accepts (``python -c "import secrets;

@@ -1,35 +1,101 @@
 """Fixtures: every test that takes ``app`` (or anything built on it) runs twice,
 once on SQLite and once on PostgreSQL.
 
-Environment:
+Environment and options:
 - TEST_POSTGRES_URL: the PostgreSQL server to use (a database ``labshare_test``
   on it is created afresh); default postgresql+psycopg://postgres@127.0.0.1:5432/labshare_test.
+  Under pytest-xdist each worker takes a database of its own, ``<name>_gw0``,
+  ``<name>_gw1``, …, and so do the databases named after it (``PG_URL``).
 - LABSHARE_NO_SKIP=1 (set by CI): any skipped test fails the run, so a missing
   PostgreSQL or browser cannot pass silently.
+- ``--db sqlite`` (``make test-fast``) or ``--db postgresql``: run the variants on
+  that database only; the others are deselected, not skipped.
+
+Between tests: each test commits for real (threads, processes and servers see its
+data), and afterwards the tables it filled are emptied, the identities restarted,
+the clock, the app's configuration and its calendar cache put back.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from config import TestingConfig
 from labshare import create_app
 from labshare.extensions import db as _db
+from labshare.services.calendar_cache import cache_of
 from labshare.timeutil import set_clock
 from tests import factories
 
-PG_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/labshare_test"
+
+def worker_database(url: str) -> str:
+    """``url`` with ``_<worker id>`` appended to its database name under pytest-xdist
+    (PYTEST_XDIST_WORKER is "gw0", "gw1", …), unchanged otherwise."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    u = make_url(url)
+    return u.set(database=f"{u.database}_{worker}").render_as_string(hide_password=False)
+
+
+PG_URL = worker_database(
+    os.environ.get(
+        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/labshare_test"
+    )
 )
 NO_SKIP = os.environ.get("LABSHARE_NO_SKIP") == "1"
+DATABASES = ("sqlite", "postgresql")
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "labshare" / "translations"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("both", *DATABASES),
+        default="both",
+        help="run the database-parametrized tests on this database only (default: both)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # once, in the controller under xdist
+        compile_catalogues()
+
+
+def compile_catalogues() -> None:
+    """Compile each stale ``.mo`` (``make translations`` does the same), so running
+    pytest directly tests the current translations. Babel resolves ``zh_CN`` to
+    ``zh_Hans_CN``, and gettext then looks for that folder: the zh_CN catalogue is
+    compiled there too. Written to a temporary file and renamed, so a reader never
+    sees half a catalogue."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    targets = [(po, po.with_suffix(".mo")) for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po")]
+    zh = TRANSLATIONS / "zh_CN" / "LC_MESSAGES" / "messages.po"
+    if zh.exists():
+        targets.append((zh, TRANSLATIONS / "zh_Hans_CN" / "LC_MESSAGES" / "messages.mo"))
+    for po, mo in targets:
+        if mo.exists() and not mo.is_symlink() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=po.parent.parent.name)
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        part = mo.with_name(f"{mo.name}.{os.getpid()}.part")
+        with part.open("wb") as fh:
+            write_mo(fh, catalog, use_fuzzy=True)
+        if mo.is_symlink():
+            mo.unlink()
+        os.replace(part, mo)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -41,14 +107,21 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
         report.longrepr = f"skipped under LABSHARE_NO_SKIP=1: {report.longrepr}"
 
 
-def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
     """A test marked ``postgresql_only`` checks something only PostgreSQL has (an index
     plan, a constraint): its SQLite variant is deselected, not skipped, so CI's
-    no-skip rule still holds."""
+    no-skip rule still holds. Under ``--db``, the other database's variants (and the
+    tests marked ``postgresql`` under ``--db sqlite``) are deselected too."""
+    only = config.getoption("--db")
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.get_closest_marker("postgresql_only") and params.get("database_url") == "sqlite":
+        kinds = {v for v in params.values() if isinstance(v, str) and v in DATABASES}
+        if (
+            (item.get_closest_marker("postgresql_only") and params.get("database_url") == "sqlite")
+            or (only != "both" and kinds and only not in kinds)
+            or (only == "sqlite" and item.get_closest_marker("postgresql"))
+        ):
             drop.append(item)
         else:
             keep.append(item)
@@ -84,53 +157,128 @@ def postgres_available() -> bool:
         return False
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'labshare.db'}"
-    if not postgres_available():
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    _fresh_postgres_database(PG_URL)
-    return PG_URL
+class _Apps:
+    """The session's apps, one per database, each built and migrated once. Tests
+    of both databases may alternate (pytest-xdist hands a worker whole modules, each
+    with its SQLite and PostgreSQL variants): switching costs nothing."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp = tmp_path_factory
+        self.urls: dict[str, str] = {}
+        self.apps: dict[str, Flask] = {}
+        self.emptiers: dict[str, Callable[[], None]] = {}
+
+    def url(self, kind: str) -> str:
+        if kind not in self.urls:
+            if kind == "sqlite":
+                self.urls[kind] = f"sqlite:///{self.tmp.mktemp('sqlite') / 'labshare.db'}"
+            elif postgres_available():
+                _fresh_postgres_database(PG_URL)
+                self.urls[kind] = PG_URL
+            else:
+                self.urls[kind] = ""
+        if not self.urls[kind]:
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+        return self.urls[kind]
+
+    def app(self, url: str) -> Flask:
+        if url not in self.apps:
+            import flask_migrate
+
+            app = create_app(
+                TestingConfig,
+                SQLALCHEMY_DATABASE_URI=url,
+                INSTANCE_DIR=str(self.tmp.mktemp("instance")),
+            )
+            with app.app_context():
+                flask_migrate.upgrade()
+                self.emptiers[url] = _table_emptier(_db.engine)
+            self.apps[url] = app
+        return self.apps[url]
+
+    def close(self) -> None:
+        for app in self.apps.values():
+            with app.app_context():
+                _db.engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def _app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    import flask_migrate
-
-    app = create_app(
-        TestingConfig,
-        SQLALCHEMY_DATABASE_URI=database_url,
-        INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
-    )
-    with app.app_context():
-        flask_migrate.upgrade()
-    yield app
-    with app.app_context():
-        _db.engine.dispose()
+def _apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Apps]:
+    apps = _Apps(tmp_path_factory)
+    yield apps
+    apps.close()
 
 
-def _empty_all_tables() -> None:
-    _db.session.remove()
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request: pytest.FixtureRequest, _apps: _Apps) -> str:
+    return _apps.url(request.param)
+
+
+@pytest.fixture(scope="session")
+def _app(database_url: str, _apps: _Apps) -> Flask:
+    return _apps.app(database_url)
+
+
+def _table_emptier(engine: Engine) -> Callable[[], None]:
+    """Empty the tables that hold rows, in one transaction, and restart the
+    identities: what ``TRUNCATE … RESTART IDENTITY`` of every table did, for a
+    fraction of its cost (on PostgreSQL a TRUNCATE of every table took half a second
+    per test; one query finds the few tables a test filled)."""
     tables = list(_db.metadata.sorted_tables)
-    with _db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
+    probe = text(
+        " UNION ALL ".join(
+            f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables
+        )
+    )
+    restart = None
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            sequences = conn.execute(
+                text(
+                    "SELECT format('%I.%I', schemaname, sequencename), start_value "
+                    "FROM pg_sequences WHERE schemaname = current_schema()"
+                )
+            ).all()
+        if sequences:
+            restart = text(
+                "SELECT "
+                + ", ".join(f"setval('{name}', {int(start)}, false)" for name, start in sequences)
+            )
+
+    def empty() -> None:
+        with engine.begin() as conn:
+            full = {row[0] for row in conn.execute(probe)}
             for table in reversed(tables):
-                conn.execute(table.delete())
+                if table.name in full:
+                    conn.execute(table.delete())
+            if restart is not None:
+                conn.execute(restart)
+
+    return empty
+
+
+@pytest.fixture(autouse=True)
+def _real_clock() -> Iterator[None]:
+    """The clock is process-global (labshare.timeutil): a test that set it, with or
+    without an app, leaves the real one behind."""
+    yield
+    set_clock(None)
 
 
 @pytest.fixture
-def app(_app: Flask) -> Iterator[Flask]:
+def app(_app: Flask, _apps: _Apps, database_url: str) -> Iterator[Flask]:
+    config = dict(_app.config)
     ctx = _app.app_context()
     ctx.push()
     try:
         yield _app
     finally:
         set_clock(None)
-        _empty_all_tables()
+        _db.session.remove()
+        _apps.emptiers[database_url]()
+        cache_of(_app).clear()
+        _app.config.clear()
+        _app.config.update(config)
         ctx.pop()
 
 
@@ -189,11 +337,18 @@ def make_booking(app: Flask) -> Callable[..., Any]:
 
 
 @pytest.fixture
+def real_password_hash(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords set while it is active are hashed as in production (scrypt), not
+    with the test configuration's cheap PASSWORD_HASH_METHOD."""
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", "scrypt")
+
+
+@pytest.fixture
 def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     """Opt-in (``pytestmark = pytest.mark.usefixtures("cheap_passwords")`` or as a
-    parameter): users made while it is active get the hash "x" instead of scrypt's
-    deliberately slow one, so they cannot sign in. For tests that make many users
-    that never log in."""
+    parameter): users made while it is active get the hash "x" instead of one, so
+    they cannot sign in. The test configuration's hash is cheap already; this
+    skips even that, for tests that make many users that never log in."""
     monkeypatch.setattr(
         "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
     )

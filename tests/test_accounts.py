@@ -34,7 +34,7 @@ def _register(**kw: Any) -> User:
     return accounts.register_sme(**values)
 
 
-def test_register_creates_company_and_member(db: Any) -> None:
+def test_register_creates_company_and_member(db: Any, real_password_hash: None) -> None:
     user = _register()
     assert user.id is not None
     assert user.email == "li.ming@example.com"

@@ -194,6 +194,7 @@ def test_full_disk_during_download_is_a_clear_error(
     assert "Traceback" not in html and "OSError" not in html and "Errno" not in html
 
 
+@pytest.mark.postgresql
 def test_healthz_503_then_recovers_on_postgresql(tmp_path: Path) -> None:
     if not postgres_available():
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}")

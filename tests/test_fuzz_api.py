@@ -44,6 +44,7 @@ CHECKS = [
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.mark.slow  # a minute on two databases: make test runs it, make test-fast does not
 @schema.parametrize()
 @settings(
     max_examples=15,

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
-from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from labshare.models import Role, User
+from tests.conftest import compile_catalogues
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "labshare" / "translations"
@@ -43,14 +43,9 @@ def _extracted() -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module", autouse=True)
 def compiled_catalogues() -> None:
-    """`make test` compiles the catalogues; compile here too when a .mo is stale,
-    so running pytest directly tests the current translations."""
-    for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
-        mo = po.with_suffix(".mo")
-        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
-            catalog = read_po(po.open("rb"), locale=po.parent.parent.name)
-            with mo.open("wb") as fh:
-                write_mo(fh, catalog, use_fuzzy=True)
+    """`make test` and the test session compile the catalogues; compile here too
+    when a .mo is stale (a .po edited during the session)."""
+    compile_catalogues()
 
 
 def test_extraction_finds_the_code_and_the_templates() -> None:

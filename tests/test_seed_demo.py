@@ -42,6 +42,9 @@ from tests import factories
 
 NOW = dt.datetime(2026, 11, 27, 2, 30, tzinfo=dt.UTC)
 
+# Seeds the whole demo per test (seconds each): make test runs these, make test-fast does not
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def seeded(app: Flask) -> Flask:

@@ -4,6 +4,7 @@ import datetime as dt
 import secrets
 from typing import TYPE_CHECKING
 
+from flask import current_app, has_app_context
 from sqlalchemy import CheckConstraint, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
 
 def new_session_nonce() -> str:
     return secrets.token_hex(8)
+
+
+def password_hash_method() -> str:
+    """The app's PASSWORD_HASH_METHOD (config.py): scrypt but in the test configuration."""
+    if has_app_context():
+        return str(current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
+    return "scrypt"
 
 
 class User(Base):
@@ -82,7 +90,7 @@ class User(Base):
         return self.email_verified_at is not None
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = generate_password_hash(password, method=password_hash_method())
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

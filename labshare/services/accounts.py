@@ -29,7 +29,7 @@ from labshare.models import (
     Role,
     User,
 )
-from labshare.models.user import new_session_nonce
+from labshare.models.user import new_session_nonce, password_hash_method
 from labshare.services import audit
 from labshare.services.credit_code import CreditCodeError, validate_credit_code
 from labshare.timeutil import utcnow
@@ -265,7 +265,9 @@ def register_sme(
     check_password_policy(password, address)
     _check_locale(locale)
     if email_taken(address):
-        generate_password_hash(password, method="scrypt")  # as long as a new account takes
+        generate_password_hash(
+            password, method=password_hash_method()
+        )  # as long as a new account takes
         raise EmailTaken(address)
 
     if db.session.scalar(select(Company.id).where(Company.credit_code == code)) is not None:
@@ -299,8 +301,8 @@ def register_sme(
 
 
 @cache
-def _dummy_hash() -> str:
-    return generate_password_hash("not a real password, only for timing", method="scrypt")
+def _dummy_hash(method: str) -> str:
+    return generate_password_hash("not a real password, only for timing", method=method)
 
 
 def _throttle_after() -> int:
@@ -393,12 +395,16 @@ def authenticate(email: str, password: str, *, client: str = "") -> User:
         throttle.blocked_until is not None and throttle.blocked_until > now
     )
     if throttled:
-        check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+        check_password_hash(
+            _dummy_hash(password_hash_method()), password or ""
+        )  # same time as a real check
     accepted = (
         not throttled and user is not None and user.check_password(password or "") and user.active
     )
     if user is None and not throttled:
-        check_password_hash(_dummy_hash(), password or "")  # same time as a real check
+        check_password_hash(
+            _dummy_hash(password_hash_method()), password or ""
+        )  # same time as a real check
     # Every outcome writes (audit, throttle, last login). The slow hash is checked
     # before, so SQLite's write lock (BEGIN IMMEDIATE) is held only for the writes;
     # the rows read so far are read again inside the writer's transaction.

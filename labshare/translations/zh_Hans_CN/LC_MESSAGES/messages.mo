@@ -1,1 +1,0 @@
-../../zh_CN/LC_MESSAGES/messages.mo
