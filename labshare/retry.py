@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
 
 from labshare.database import DEFAULT_ATTEMPTS, is_retryable, retry_pause
 from labshare.errors import ServiceBusy
@@ -30,7 +30,7 @@ _COMMITS = "labshare_commits"  # flask.g: commits made by this request so far
 _installed = False
 
 
-def _count_commit(_session: Session) -> None:
+def _count_commit(_conn: Any) -> None:
     if has_request_context():
         setattr(g, _COMMITS, g.get(_COMMITS, 0) + 1)
 
@@ -64,7 +64,8 @@ def install(app: Flask) -> None:
     """Wrap every view of ``app`` (call after the blueprints are registered)."""
     global _installed
     if not _installed:
-        event.listen(Session, "after_commit", _count_commit)
+        # The connection's COMMIT, not the session's: a savepoint is no commit.
+        event.listen(Engine, "commit", _count_commit)
         _installed = True
     for endpoint, view in list(app.view_functions.items()):
         if endpoint != "static":
