@@ -96,7 +96,19 @@ def configure_engine(engine: Engine) -> None:
             and conn.in_transaction()
             and statement.lstrip()[:6].upper() in {"INSERT", "UPDATE", "DELETE"}
         ):
-            raise WriteOutsideLock(f"write outside begin_write(): {statement[:120]}")
+            raise WriteOutsideLock(f"write outside begin_write(): {statement[:60]} {_caller()}")
+
+
+def _caller() -> str:
+    """Where in labshare the offending write came from (the services' frames first)."""
+    import traceback
+
+    frames = [
+        f"{f.filename.split('labshare/', 1)[1]}:{f.lineno} {f.name}"
+        for f in traceback.extract_stack()
+        if "/labshare/" in f.filename and not f.filename.endswith("database.py")
+    ]
+    return " < ".join(reversed(frames[-4:]))
 
 
 def guard_writes(engine: Engine, on: bool = True) -> None:

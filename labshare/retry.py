@@ -7,6 +7,11 @@ bounded number of times (``DB_RETRY_ATTEMPTS``, default 4) with a jittered
 pause. A view that already committed part of its work is not run again. When the
 attempts are used up the answer is a 503 with ``Retry-After`` (``ServiceBusy``:
 the API's error shape, an HTML page on the site), never a 500.
+
+On SQLite a request that may write (POST, PUT, PATCH, DELETE) takes the write lock
+(``begin_write``) before its view reads anything, so no write path of a request
+can meet "database is locked" by upgrading a read transaction late; services
+called from jobs and the CLI take it themselves.
 """
 
 from __future__ import annotations
@@ -17,17 +22,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, g, has_request_context
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from labshare.database import DEFAULT_ATTEMPTS, is_retryable, retry_pause
+from labshare.database import DEFAULT_ATTEMPTS, begin_write, is_retryable, is_sqlite, retry_pause
 from labshare.errors import ServiceBusy
 from labshare.extensions import db
 
 log = logging.getLogger(__name__)
 _COMMITS = "labshare_commits"  # flask.g: commits made by this request so far
 _installed = False
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _write_lock_first() -> None:
+    if request.method in WRITE_METHODS and is_sqlite():
+        session = db.session()
+        if not (session.new or session.dirty or session.deleted):
+            begin_write()
 
 
 def _count_commit(_conn: Any) -> None:
@@ -42,6 +55,7 @@ def retrying_view(view: Callable[..., Any]) -> Callable[..., Any]:
         for attempt in range(max(attempts, 1)):
             commits = g.get(_COMMITS, 0)
             try:
+                _write_lock_first()
                 return view(*args, **kwargs)
             except Exception as exc:
                 if not is_retryable(exc):
