@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app run
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format translations extract-messages bench install install-dev clean serve
+.PHONY: run test lint format translations extract-messages bench soak install install-dev clean serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ test: install-dev translations lint
 
 bench: install-dev translations
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# PostgreSQL with real processes: gunicorn, 8 clients, staff at end times and two
+# schedulers running every job every second (TEST_POSTGRES_URL's server; a
+# database of its own). Fails on any 5xx, deadlock, failed job run or broken invariant.
+SOAK_SECONDS ?= 60
+soak: install-dev translations
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
