@@ -21,7 +21,7 @@ connections. ``pool_recycle`` (config.py) bounds every connection's age.
 Lock order and retries (docs/architecture.md): every writer locks resources in id
 order, then bookings; a deadlock or serialization failure that still happens (say,
 a trigger of an admin change touching many resources) is retried whole by
-``retrying`` (jobs, CLI) or ``labshare.retry`` (requests).
+``retrying`` (jobs, also under `flask jobs run`) or ``labshare.retry`` (requests).
 """
 
 from __future__ import annotations
@@ -169,21 +169,39 @@ def begin_write() -> None:
 # -- lost races: retry, then give up cleanly ----------------------------------------------
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc``, the driver's error it wraps, and so on down its causes."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in out):
+        out.append(current)
+        if isinstance(current, DBAPIError) and isinstance(current.orig, BaseException):
+            out.append(current.orig)
+        current = current.__cause__ or current.__context__
+    return out
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """A deadlock or serialization failure (PostgreSQL), or SQLite's busy database:
+    """A deadlock or serialization failure (PostgreSQL), or a SQLite transaction whose
+    snapshot went stale before it could write (SQLITE_BUSY_SNAPSHOT, answered at once):
     the transaction lost a race with another one, nothing of it was kept, and running
     the whole unit of work again is safe."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        orig = current.orig if isinstance(current, DBAPIError) else current
-        if getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+    for cause in _causes(exc):
+        if getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES:
             return True
-        if isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig):
+        if getattr(cause, "sqlite_errorname", None) == "SQLITE_BUSY_SNAPSHOT":
             return True
-        current = current.__cause__ or current.__context__
     return False
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" after ``busy_timeout``: another writer held the
+    lock all that time. Not worth running again at once (it waited already); the
+    client gets a 503 and tries later."""
+    return any(
+        isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+        for cause in _causes(exc)
+    )
 
 
 def retry_pause(attempt: int) -> float:
@@ -195,7 +213,7 @@ def retry_pause(attempt: int) -> float:
 def retrying(work: Callable[[], T], *, attempts: int = DEFAULT_ATTEMPTS, what: str = "") -> T:
     """Run ``work`` and commit, as one unit: rolled back and run again (at most
     ``attempts`` times in all) when it loses a race (``is_retryable``); any other
-    error rolls back and propagates. For jobs and the CLI; requests use
+    error rolls back and propagates. For jobs; requests use
     ``labshare.retry``."""
     for attempt in range(attempts):
         try:

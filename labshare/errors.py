@@ -160,9 +160,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception) -> Any:
-        from labshare.database import is_retryable
+        from labshare.database import is_busy, is_retryable
 
-        if is_retryable(exc):  # lost a race outside a view (a hook): nothing was kept
+        if is_retryable(exc) or is_busy(exc):  # outside a view (a hook): nothing was kept
             log.warning("request lost a race outside the view: %s", exc)
             return domain_error(ServiceBusy())
         request_id = getattr(g, "request_id", None) or uuid.uuid4().hex[:12]

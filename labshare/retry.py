@@ -1,12 +1,14 @@
 """Requests that lose a race are run again.
 
 PostgreSQL aborts one transaction of a deadlock (SQLSTATE 40P01) or of a
-serialization failure (40001); SQLite may answer "database is locked". Nothing of
-that transaction was kept, so the view is simply run again, from the start, a
-bounded number of times (``DB_RETRY_ATTEMPTS``, default 4) with a jittered
-pause. A view that already committed part of its work is not run again. When the
-attempts are used up the answer is a 503 with ``Retry-After`` (``ServiceBusy``:
-the API's error shape, an HTML page on the site), never a 500.
+serialization failure (40001); SQLite refuses a write whose read snapshot went
+stale (SQLITE_BUSY_SNAPSHOT). Nothing of that transaction was kept, so the view
+is simply run again, from the start, a bounded number of times
+(``DB_RETRY_ATTEMPTS``, default 4) with a jittered pause. A view that already
+committed part of its work is not run again. When the attempts are used up the
+answer is a 503 with ``Retry-After`` (``ServiceBusy``: the API's error shape, an
+HTML page on the site), never a 500; so is SQLite's "database is locked" after
+its busy timeout, without a retry (it waited already).
 
 On SQLite a request that may write (POST, PUT, PATCH, DELETE) takes the write lock
 (``begin_write``) before its view reads anything, so no write path of a request
@@ -26,7 +28,14 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from labshare.database import DEFAULT_ATTEMPTS, begin_write, is_retryable, is_sqlite, retry_pause
+from labshare.database import (
+    DEFAULT_ATTEMPTS,
+    begin_write,
+    is_busy,
+    is_retryable,
+    is_sqlite,
+    retry_pause,
+)
 from labshare.errors import ServiceBusy
 from labshare.extensions import db
 
@@ -59,6 +68,10 @@ def retrying_view(view: Callable[..., Any]) -> Callable[..., Any]:
                 return view(*args, **kwargs)
             except Exception as exc:
                 if not is_retryable(exc):
+                    if is_busy(exc):
+                        db.session.rollback()
+                        log.warning("request found the database busy: %s", exc)
+                        raise ServiceBusy() from exc
                     raise
                 db.session.rollback()
                 if g.get(_COMMITS, 0) != commits:

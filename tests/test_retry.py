@@ -10,6 +10,7 @@ deadlock is in tests/test_lock_order.py."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +20,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from labshare.database import is_retryable
+from labshare.database import is_busy, is_retryable
 from labshare.jobs import run_job
 from labshare.models import AuditLog, Booking, BookingStatus, Role
 from labshare.services import bookings
@@ -40,6 +41,12 @@ def lost_race(kind: type[Exception] = _Deadlock) -> OperationalError:
     return OperationalError("UPDATE resource ...", {}, kind("deadlock detected"))
 
 
+def sqlite_locked(name: str) -> OperationalError:
+    orig = sqlite3.OperationalError("database is locked")
+    orig.sqlite_errorname = name  # type: ignore[attr-defined]
+    return OperationalError("INSERT INTO booking ...", {}, orig)
+
+
 @pytest.fixture
 def env(db: Any, make_instrument: Any, make_user: Any) -> SimpleNamespace:
     set_clock(lambda: NOW)
@@ -50,7 +57,9 @@ def env(db: Any, make_instrument: Any, make_user: Any) -> SimpleNamespace:
     return SimpleNamespace(inst=inst, sme=sme)
 
 
-def losing(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+def losing(
+    monkeypatch: pytest.MonkeyPatch, times: int, error: Callable[[], Exception] = lost_race
+) -> list[int]:
     """``book_locked`` writes its booking, then loses the race the first ``times``
     calls. Returns the list of calls made (one item per call)."""
     original = bookings.book_locked
@@ -60,7 +69,7 @@ def losing(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
         calls.append(1)
         booking = original(*args, **kwargs)
         if len(calls) <= times:
-            raise lost_race()
+            raise error()
         return booking
 
     monkeypatch.setattr(bookings, "book_locked", book_locked)
@@ -89,6 +98,11 @@ def test_is_retryable_knows_the_lost_races() -> None:
         sqlstate = "23505"
 
     assert not is_retryable(OperationalError("INSERT", {}, _Unique()))
+    # SQLite: a stale snapshot is refused at once (retry); a busy database was waited
+    # for already (busy_timeout): a 503 without a retry.
+    assert is_retryable(sqlite_locked("SQLITE_BUSY_SNAPSHOT"))
+    assert not is_retryable(sqlite_locked("SQLITE_BUSY"))
+    assert is_busy(sqlite_locked("SQLITE_BUSY")) and not is_busy(lost_race())
 
 
 def test_api_request_that_lost_a_race_is_run_again(
@@ -129,6 +143,18 @@ def test_api_request_that_keeps_losing_gets_503_with_retry_after(
     assert error["code"] == "service_unavailable"
     assert expected in error["message"]
     assert len(calls) == 4  # DB_RETRY_ATTEMPTS' default
+    assert _count(db, Booking) == 0
+
+
+def test_a_busy_sqlite_database_is_a_503_at_once(
+    client: Any, db: Any, env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = losing(monkeypatch, times=100, error=lambda: sqlite_locked("SQLITE_BUSY"))
+    response = _post(client, env)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert error_of(response)["code"] == "service_unavailable"
+    assert len(calls) == 1
     assert _count(db, Booking) == 0
 
 
