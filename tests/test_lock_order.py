@@ -6,7 +6,7 @@ Staff lock the resource first, then the booking. A job that updated bookings
 without holding their resource first met staff acting on the same booking in a
 lock cycle (PostgreSQL: SQLSTATE 40P01, a 500 or a failed job run).
 
-The race is made certain rather than likely: a test-only BEFORE UPDATE trigger
+The races are made certain rather than likely: a test-only BEFORE UPDATE trigger
 sleeps while the job's UPDATE holds the booking's row (and tells, through a
 sequence, which booking), and staff act on exactly that booking at that moment.
 With the lock order the staff wait for the job's resource lock and then get a
@@ -27,7 +27,17 @@ from sqlalchemy import select, text
 from labshare.errors import InvalidTransition
 from labshare.extensions import db
 from labshare.jobs import run_job
-from labshare.models import Booking, BookingStatus, Role, ServiceType, UsageRecord, User
+from labshare.models import (
+    Booking,
+    BookingStatus,
+    Role,
+    ServiceType,
+    UsageRecord,
+    User,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from labshare.services import waitlist
 from labshare.services.bookings import record_usage
 from labshare.timeutil import set_clock
 from tests import factories, raceutil
@@ -170,3 +180,89 @@ def test_staff_recording_usage_while_the_job_runs_over_many_resources(
     assert sorted(job_outcome.value["ids"]) == sorted(ids)
     statuses = db.session.scalars(select(Booking.status).where(Booking.id.in_(ids)))
     assert set(statuses) == {outcome}
+
+
+STALE_TRIGGER = f"""
+CREATE SEQUENCE test_slow_booking;
+CREATE FUNCTION test_slow_booking() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM setval('test_slow_booking', NEW.id);
+    PERFORM pg_sleep({SLOW_SECONDS});
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_slow_booking BEFORE UPDATE OF status ON waitlist_entry FOR EACH ROW
+    WHEN (OLD.status = 'waiting' AND NEW.status = 'expired')
+    EXECUTE FUNCTION test_slow_booking();
+"""
+DROP_STALE_TRIGGER = DROP_SLOW_TRIGGER.replace("ON booking", "ON waitlist_entry")
+
+
+@pytest.fixture
+def slow_entry_updates(app: Flask) -> Iterator[None]:
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(DROP_STALE_TRIGGER)
+        conn.exec_driver_sql(STALE_TRIGGER)
+    try:
+        yield
+    finally:
+        db.session.remove()
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(DROP_STALE_TRIGGER)
+
+
+def test_leaving_the_waitlist_while_the_job_expires_stale_entries(
+    app: Flask, slow_entry_updates: None
+) -> None:
+    """The waitlist job expires waiting entries whose slot is over (its trigger then
+    writes the resource's row); an SME leaving such an entry at that moment holds the
+    resource first. With the job holding each resource first, the SME waits and is
+    told the entry is no longer on the waitlist (409)."""
+    set_clock(lambda: END + dt.timedelta(hours=1))
+    institute = factories.make_institute()
+    ids: list[int] = []
+    users: list[int] = []
+    for _ in range(RESOURCES):
+        instrument = factories.make_instrument(lab=factories.make_lab(institute=institute))
+        user = factories.make_user(Role.SME)
+        entry = WaitlistEntry(
+            resource_id=instrument.id,
+            company_id=user.company_id,
+            user_id=user.id,
+            start_at=START,
+            end_at=END,
+            purpose="等待",
+            status=WaitlistStatus.WAITING,
+            created_at=START - dt.timedelta(days=1),
+            updated_at=START - dt.timedelta(days=1),
+        )
+        db.session.add(entry)
+        db.session.flush()
+        ids.append(entry.id)
+        users.append(user.id)
+    db.session.commit()
+    db.session.remove()
+
+    def leave(entry_id: int, user_id: int) -> raceutil.Step[str]:
+        def prepare() -> Callable[[], str]:
+            def act() -> str:
+                _wait_until_job_holds(entry_id)
+                entry = db.session.get(WaitlistEntry, entry_id)
+                user = db.session.get(User, user_id)
+                assert entry is not None and user is not None
+                waitlist.leave(entry, user)
+                return "left"
+
+            return act
+
+        return prepare
+
+    steps: list[raceutil.Step[Any]] = [_job("waitlist-offers")]
+    steps += [leave(e, u) for e, u in zip(ids, users, strict=True)]
+    outcomes = raceutil.race(app, steps, timeout=90)
+    job_outcome = outcomes[0]
+    assert job_outcome.ok, raceutil.error_label(job_outcome.error or Exception())
+    smes = raceutil.labels(outcomes[1:], "left", {InvalidTransition: "refused"})
+    assert smes == ["refused"] * RESOURCES
+    assert job_outcome.value["stale"] == RESOURCES
+    statuses = db.session.scalars(select(WaitlistEntry.status).where(WaitlistEntry.id.in_(ids)))
+    assert set(statuses) == {WaitlistStatus.EXPIRED}
