@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 ZH_HANS := labshare/translations/zh_Hans_CN/LC_MESSAGES
 
-.PHONY: run test test-fast lint format translations extract-messages bench install install-dev clean serve
+.PHONY: run test test-fast lint format translations extract-messages bench soak install install-dev clean serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ test-fast: install-dev translations
 
 bench: install-dev translations
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# PostgreSQL with real processes: gunicorn, 8 clients, staff at end times and two
+# schedulers running every job every second (TEST_POSTGRES_URL's server; a
+# database of its own). Fails on any 5xx, deadlock, failed job run or broken invariant.
+SOAK_SECONDS ?= 60
+soak: install-dev translations
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

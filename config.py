@@ -71,6 +71,8 @@ class Config:
     REMINDER_HOURS = _list_int("REMINDER_HOURS", [24, 1])
     PENDING_NUDGE_HOURS = _int("PENDING_NUDGE_HOURS", 24)
     NO_SHOW_GRACE_MINUTES = _int("NO_SHOW_GRACE_MINUTES", 30)
+    # A request or job that loses a race (deadlock, serialization failure) runs again.
+    DB_RETRY_ATTEMPTS = _int("DB_RETRY_ATTEMPTS", 4)
     SCHEDULER_LEADER_RETRY_SECONDS = _int("SCHEDULER_LEADER_RETRY_SECONDS", 15)
 
     # Mail (the embedded default, MAIL_SERVER unset, logs messages and keeps them in-app)

@@ -25,6 +25,9 @@ def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
     register_extensions(app)
     web.register_request_hooks(app)
     register_blueprints(app)
+    from labshare import retry
+
+    retry.install(app)  # after every view is registered
     register_error_handlers(app)
     register_cli(app)
     from labshare import fastpath

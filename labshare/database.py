@@ -17,19 +17,31 @@ server restart or ``idle_session_timeout`` may have dropped it unnoticed. A dead
 one is replaced before use. A connection that dies while in steady use fails one
 statement; SQLAlchemy then invalidates the pool, so the next checkouts get fresh
 connections. ``pool_recycle`` (config.py) bounds every connection's age.
+
+Lock order and retries (docs/architecture.md): every writer locks resources in id
+order, then bookings; a deadlock or serialization failure that still happens (say,
+a trigger of an admin change touching many resources) is retried whole by
+``retrying`` (jobs, also under `flask jobs run`) or ``labshare.retry`` (requests).
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import sqlite3
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from labshare.extensions import db
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _state = threading.local()
 _WRITER = "labshare_write_txn"  # Connection.info key: this transaction holds the write lock
@@ -37,6 +49,17 @@ _READS = {"SELECT", "PRAGMA", "BEGIN", "COMMIT", "ROLLBA", "SAVEPO", "RELEAS", "
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IDLE_PING_SECONDS = 30.0
 _IDLE_SINCE = "labshare_idle_since"  # ConnectionRecord.info key (cleared on reconnect)
+_IMMEDIATE = "labshare_immediate_txn"  # Connection.info key: begun with BEGIN IMMEDIATE
+_GUARDED: set[int] = set()  # id() of engines where a write outside begin_write() raises
+#: PostgreSQL's serialization_failure and deadlock_detected: the transaction lost a
+#: race and may simply be run again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+#: How many times a unit of work runs at most before the caller gives up (a 503).
+DEFAULT_ATTEMPTS = 4
+
+
+class WriteOutsideLock(RuntimeError):
+    """A statement that writes ran in a SQLite transaction not begun by begin_write()."""
 
 
 def configure_engine(engine: Engine) -> None:
@@ -59,6 +82,7 @@ def configure_engine(engine: Engine) -> None:
         immediate = bool(getattr(_state, "immediate", False))
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
         conn.info[_WRITER] = immediate
+        conn.info[_IMMEDIATE] = immediate
 
     @event.listens_for(engine, "before_cursor_execute")
     def _on_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -66,6 +90,36 @@ def configure_engine(engine: Engine) -> None:
         # it is a writer already, and must not be rolled back by begin_write().
         if not conn.info.get(_WRITER) and statement.lstrip()[:6].upper() not in _READS:
             conn.info[_WRITER] = True
+        if (
+            id(engine) in _GUARDED
+            and not conn.info.get(_IMMEDIATE)
+            and conn.in_transaction()
+            and statement.lstrip()[:6].upper() in {"INSERT", "UPDATE", "DELETE"}
+        ):
+            raise WriteOutsideLock(f"write outside begin_write(): {statement[:60]} {_caller()}")
+
+
+def _caller() -> str:
+    """Where in labshare the offending write came from (the services' frames first)."""
+    import traceback
+
+    frames = [
+        f"{f.filename.split('labshare/', 1)[1]}:{f.lineno} {f.name}"
+        for f in traceback.extract_stack()
+        if "/labshare/" in f.filename and not f.filename.endswith("database.py")
+    ]
+    return " < ".join(reversed(frames[-4:]))
+
+
+def guard_writes(engine: Engine, on: bool = True) -> None:
+    """SQLite (tests): make any INSERT, UPDATE or DELETE in a transaction that
+    ``begin_write()`` did not begin raise ``WriteOutsideLock``. Such a write takes
+    the write lock only when it reaches the database, and fails with "database is
+    locked" when another writer got there since its first read."""
+    if on:
+        _GUARDED.add(id(engine))
+    else:
+        _GUARDED.discard(id(engine))
 
 
 def _ping_after_idle(engine: Engine) -> None:
@@ -110,3 +164,66 @@ def begin_write() -> None:
         session.connection()  # begins now, with BEGIN IMMEDIATE
     finally:
         _state.immediate = False
+
+
+# -- lost races: retry, then give up cleanly ----------------------------------------------
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc``, the driver's error it wraps, and so on down its causes."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in out):
+        out.append(current)
+        if isinstance(current, DBAPIError) and isinstance(current.orig, BaseException):
+            out.append(current.orig)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or serialization failure (PostgreSQL), or a SQLite transaction whose
+    snapshot went stale before it could write (SQLITE_BUSY_SNAPSHOT, answered at once):
+    the transaction lost a race with another one, nothing of it was kept, and running
+    the whole unit of work again is safe."""
+    for cause in _causes(exc):
+        if getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            return True
+        if getattr(cause, "sqlite_errorname", None) == "SQLITE_BUSY_SNAPSHOT":
+            return True
+    return False
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" after ``busy_timeout``: another writer held the
+    lock all that time. Not worth running again at once (it waited already); the
+    client gets a 503 and tries later."""
+    return any(
+        isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+        for cause in _causes(exc)
+    )
+
+
+def retry_pause(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: exponential, with full jitter so
+    that the two losers of a deadlock do not meet again."""
+    return random.uniform(0, 0.05 * 2**attempt)  # noqa: S311 - jitter, not secrecy
+
+
+def retrying(work: Callable[[], T], *, attempts: int = DEFAULT_ATTEMPTS, what: str = "") -> T:
+    """Run ``work`` and commit, as one unit: rolled back and run again (at most
+    ``attempts`` times in all) when it loses a race (``is_retryable``); any other
+    error rolls back and propagates. For jobs; requests use
+    ``labshare.retry``."""
+    for attempt in range(attempts):
+        try:
+            result = work()
+            db.session.commit()
+            return result
+        except Exception as exc:
+            db.session.rollback()
+            if not is_retryable(exc) or attempt + 1 >= attempts:
+                raise
+            log.warning("%s lost a race (%s); retry %d", what or "unit of work", exc, attempt + 1)
+            time.sleep(retry_pause(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -84,6 +84,21 @@ class RuleViolation(DomainError):
     code = "rule_violation"
 
 
+class ServiceBusy(DomainError):
+    """The request lost a race with others (a deadlock, a serialization failure, a
+    busy SQLite database) more times than it is retried; nothing was written. The
+    client may simply send it again after ``retry_after`` seconds."""
+
+    status = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: Any = None, *, retry_after: int = 1) -> None:
+        super().__init__(
+            message or _l("The service is busy; nothing was changed. Please try again.")
+        )
+        self.retry_after = retry_after
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -115,11 +130,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError) -> Any:
         db.session.rollback()
+        headers = {}
+        if isinstance(exc, ServiceBusy):
+            headers["Retry-After"] = str(exc.retry_after)
         if wants_json():
-            return jsonify({"error": exc.to_dict()}), exc.status
+            return jsonify({"error": exc.to_dict()}), exc.status, headers
         return (
             render_template("errors/error.html", status=exc.status, message=str(exc.message)),
             exc.status,
+            headers,
         )
 
     @app.errorhandler(HTTPException)
@@ -141,6 +160,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception) -> Any:
+        from labshare.database import is_busy, is_retryable
+
+        if is_retryable(exc) or is_busy(exc):  # outside a view (a hook): nothing was kept
+            log.warning("request lost a race outside the view: %s", exc)
+            return domain_error(ServiceBusy())
         request_id = getattr(g, "request_id", None) or uuid.uuid4().hex[:12]
         log.exception("unhandled error, request %s", request_id)
         try:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from labshare.extensions import db
+from labshare.database import retrying
 from labshare.jobs.calibration import send_calibration_notices
 from labshare.jobs.checkin import release_unchecked_bookings
 from labshare.jobs.exports import monthly_export
@@ -69,11 +69,7 @@ JOBS: dict[str, Job] = {
 def run_job(name: str) -> dict[str, Any]:
     """Run one job now, in the current app context, and commit its work."""
     job = JOBS[name]
-    try:
-        result = job.func()
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    # Jobs are idempotent, so a run that lost a race is simply run again.
+    result = retrying(job.func, what=f"job {name}")
     log.info("job %s: %s", name, result)
     return result

@@ -148,23 +148,25 @@ def windows(bookings: list[Booking]) -> dict[int, Window]:
 # -- auto-release -------------------------------------------------------------------------
 
 
-def due_for_release(now: dt.datetime) -> list[tuple[Booking, Window]]:
+def due_for_release(
+    now: dt.datetime, *, resource_id: int | None = None
+) -> list[tuple[Booking, Window]]:
     """Approved bookings without a check-in (nor a usage record) of resources whose
-    rules require check-in, whose start plus the release minutes has passed. Ordered
-    by resource id (the order locks are taken in), then start."""
+    rules require check-in, whose start plus the release minutes has passed (of
+    ``resource_id`` only, if given). Ordered by resource id (the order locks are
+    taken in), then start."""
     has_usage = exists().where(UsageRecord.booking_id == Booking.id)
+    stmt = select(Booking).where(
+        Booking.status == BookingStatus.APPROVED,
+        Booking.checked_in_at.is_(None),
+        Booking.start_at <= now,
+        Booking.start_at > now - MAX_BOOKING_SPAN,
+        ~has_usage,
+    )
+    if resource_id is not None:
+        stmt = stmt.where(Booking.resource_id == resource_id)
     candidates = list(
-        db.session.scalars(
-            select(Booking)
-            .where(
-                Booking.status == BookingStatus.APPROVED,
-                Booking.checked_in_at.is_(None),
-                Booking.start_at <= now,
-                Booking.start_at > now - MAX_BOOKING_SPAN,
-                ~has_usage,
-            )
-            .order_by(Booking.resource_id, Booking.start_at, Booking.id)
-        )
+        db.session.scalars(stmt.order_by(Booking.resource_id, Booking.start_at, Booking.id))
     )
     found = windows(candidates)
     return [
@@ -174,12 +176,15 @@ def due_for_release(now: dt.datetime) -> list[tuple[Booking, Window]]:
     ]
 
 
-def release_unchecked(now: dt.datetime | None = None) -> list[int]:
-    """Release the bookings ``due_for_release``: each becomes a no-show (audited,
+def release_unchecked(
+    now: dt.datetime | None = None, *, resource_id: int | None = None
+) -> list[int]:
+    """Release the bookings ``due_for_release`` (of ``resource_id`` only, if given;
+    the scheduler goes one resource at a time): each becomes a no-show (audited,
     notified) and its remaining time goes to the waitlist. Returns the ids this call
     changed; a booking someone else released (or checked in) meanwhile is skipped."""
     now = now or utcnow()
-    due = due_for_release(now)
+    due = due_for_release(now, resource_id=resource_id)
     if not due:
         return []
     lock_resources([b.resource_id for b, _w in due])

@@ -7,6 +7,7 @@ import datetime as dt
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from labshare.database import begin_write
 from labshare.errors import NotAllowed, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Instrument, Qualification, Role, User
@@ -17,6 +18,17 @@ from labshare.services.permissions import is_staff_of
 def _authorize(actor: User, instrument: Instrument) -> None:
     if not is_staff_of(actor, instrument.institute_id):
         raise NotAllowed(_l("Only staff of the instrument's institute can manage qualifications."))
+
+
+def _lock(instrument: Instrument) -> None:
+    """The instrument's write lock (SQLite's BEGIN IMMEDIATE, the resource's row on
+    PostgreSQL), the one its bookings take: a grant or revocation and a booking that
+    reads the qualification are decided one after the other, and two grants of the
+    same qualification find each other's row instead of both inserting one."""
+    from labshare.services.bookings import lock_resources
+
+    begin_write()
+    lock_resources([instrument.id])
 
 
 def find_qualification(user: User, instrument: Instrument) -> Qualification | None:
@@ -36,6 +48,7 @@ def grant_qualification(
         raise ValidationFailed(
             _l("Only members of a company can be marked qualified."), field="user"
         )
+    _lock(instrument)
     qualification = find_qualification(user, instrument)
     if qualification is None:
         qualification = Qualification(
@@ -57,6 +70,7 @@ def grant_qualification(
 def revoke_qualification(actor: User, user: User, instrument: Instrument) -> bool:
     """Remove the qualification; False when there was none."""
     _authorize(actor, instrument)
+    _lock(instrument)
     qualification = find_qualification(user, instrument)
     if qualification is None:
         return False

@@ -20,6 +20,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, or_, select
 
+from labshare.database import begin_write
 from labshare.errors import NotAllowed, NotFound, RuleViolation, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
@@ -269,6 +270,7 @@ def create_quota(
     resources; by the institute's staff (``actor`` None: the operator)."""
     if actor is not None and not is_staff_of(actor, institute_id):
         raise NotAllowed(_l("Only staff of the institute can change its quotas."))
+    begin_write()  # SQLite: the write lock before the reads the insert depends on
     if resource_id is not None:
         resource = db.session.get(Resource, resource_id)
         if resource is None or resource.institute_id != institute_id:
@@ -314,6 +316,7 @@ def create_quota(
 
 def delete_quota(actor: User | None, quota_id: int, institute_id: int) -> None:
     """Remove one of the institute's quotas; NotFound for another institute's."""
+    begin_write()  # SQLite: the write lock before the reads the delete depends on
     quota = db.session.get(BookingQuota, quota_id)
     if quota is None or quota.institute_id != institute_id:
         raise NotFound(_l("No such quota."))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from labshare.database import begin_write
 from labshare.errors import NotFound, Unauthorized, ValidationFailed
 from labshare.extensions import db
 from labshare.models import ApiToken, User
@@ -142,10 +143,14 @@ def user_for_token(secret: str) -> User:
 
 
 def calendar_token(user: User) -> str:
-    """The user's calendar feed secret, created on first use."""
+    """The user's calendar feed secret, created on first use (under the write lock:
+    the page that shows it is a GET, which does not take it)."""
     if not user.calendar_token:
-        user.calendar_token = secrets.token_urlsafe(32)
-    return user.calendar_token
+        begin_write()
+        db.session.refresh(user)
+        if not user.calendar_token:
+            user.calendar_token = secrets.token_urlsafe(32)
+    return str(user.calendar_token)
 
 
 def reset_calendar_token(user: User) -> str:

@@ -595,13 +595,19 @@ def expire_offer(entry_id: int, now: dt.datetime) -> list[WaitlistEntry] | None:
     return offer_freed(entry.resource, entry.start_at, entry.end_at, now)
 
 
-def expire_stale_waiting(now: dt.datetime) -> int:
+def expire_stale_waiting(now: dt.datetime, *, resource_id: int | None = None) -> int:
     """Waiting entries whose slot is over can never be offered: expire them (one
-    conditional UPDATE; entries do not hold time, so no lock is needed)."""
+    conditional UPDATE). Its calendar trigger writes the entries' resource rows, so
+    the scheduler passes ``resource_id`` and holds that resource's lock (lock order:
+    resource, then its entries)."""
+    stmt = update(WaitlistEntry).where(
+        WaitlistEntry.status == WaitlistStatus.WAITING, WaitlistEntry.end_at <= now
+    )
+    if resource_id is not None:
+        stmt = stmt.where(WaitlistEntry.resource_id == resource_id)
     result = db.session.execute(
-        update(WaitlistEntry)
-        .where(WaitlistEntry.status == WaitlistStatus.WAITING, WaitlistEntry.end_at <= now)
-        .values(status=WaitlistStatus.EXPIRED, updated_at=now)
-        .execution_options(synchronize_session=False)
+        stmt.values(status=WaitlistStatus.EXPIRED, updated_at=now).execution_options(
+            synchronize_session=False
+        )
     )
     return int(getattr(result, "rowcount", 0) or 0)

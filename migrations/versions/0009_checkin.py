@@ -49,10 +49,11 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('booking_rules', schema=None) as batch_op:
-        batch_op.drop_column('checkin_release_minutes')
-        batch_op.drop_column('checkin_opens_minutes')
-        batch_op.drop_column('checkin_required')
+    # ALTER TABLE ... DROP COLUMN on both (SQLite >= 3.35): a batch copy would rebuild
+    # booking_rules and drop its calendar triggers (0006) with it.
+    op.drop_column('booking_rules', 'checkin_release_minutes')
+    op.drop_column('booking_rules', 'checkin_opens_minutes')
+    op.drop_column('booking_rules', 'checkin_required')
     if op.get_bind().dialect.name == 'sqlite':
         # SQLite >= 3.35 drops a column in place (the booking table keeps its
         # triggers); the foreign key of checked_in_by_id is inline, so it goes too.
