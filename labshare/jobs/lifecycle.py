@@ -11,7 +11,8 @@ from sqlalchemy import exists, select
 from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, UsageRecord
-from labshare.services.lifecycle_jobs import complete_from_usage, mark_no_show
+from labshare.services.bookings import mark_no_show
+from labshare.services.lifecycle_jobs import complete_from_usage
 from labshare.timeutil import utcnow
 
 
@@ -33,7 +34,8 @@ def mark_no_shows() -> dict[str, Any]:
             .order_by(Booking.end_at, Booking.id)
         )
     )
-    changed = [b.id for b in bookings if mark_no_show(b)]
+    reason = "no check-in by the end of the booking plus the grace period"
+    changed = [b.id for b in bookings if mark_no_show(b, quiet=True, reason=reason, now=now)]
     return {"no_show": len(changed), "ids": changed}
 
 
