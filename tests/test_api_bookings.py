@@ -259,7 +259,7 @@ def test_usage_validation(db: Any, client: Any, env: SimpleNamespace) -> None:
         assert error_of(response)["field"] == field
     assert db.session.scalar(select(func.count(UsageRecord.id))) == 0
     set_clock(lambda: dt.datetime.fromisoformat(END))  # once it has happened
-    response = client.post(url, json=good | {"notes": "ok"}, headers=staff)
+    response = client.post(url, json=good | {"notes": "ok"}, headers=bearer(env.staff))
     assert response.status_code == 200
     assert response.get_json()["status"] == "completed"
 
