@@ -575,9 +575,21 @@ def reject_booking(booking: Booking, actor: User, reason: str) -> Booking:
     _authorize_staff(actor, booking)
     reason_text = _text(reason, "reason", REASON_MAX, required=True)
     _lock_booking(booking)
+    now = utcnow()
+    resource = booking.resource
+    # reject has no window today (staff can always clear an undecided request); asking
+    # the table keeps that a decision made in one place
+    check_window(
+        Move.REJECT,
+        booking.start_at,
+        booking.end_at,
+        effective_rules(resource),
+        now,
+        institute_zone(resource),
+    )
     _transition(booking, actor, BookingStatus.REJECTED, action="booking.reject", reason=reason_text)
     booking.decided_by_id = actor.id
-    booking.decided_at = utcnow()
+    booking.decided_at = now
     booking.decision_reason = reason_text
     db.session.flush()
     notify.booking_event(booking, "rejected")
