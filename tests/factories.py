@@ -74,8 +74,9 @@ def make_institute(**kw: Any) -> Institute:
 def weekday_hours(
     opens: str = "08:00", closes: str = "18:00", days: range = range(7)
 ) -> list[OpeningPeriod]:
+    """Periods on ``days``; "24:00" closes at midnight (stored as 00:00)."""
     o = dt.time.fromisoformat(opens)
-    c = dt.time.fromisoformat(closes)
+    c = dt.time(0) if closes == "24:00" else dt.time.fromisoformat(closes)
     return [OpeningPeriod(weekday=d, opens=o, closes=c) for d in days]
 
 
@@ -93,7 +94,7 @@ def make_lab(
     }
     values.update(kw)
     lab = Lab(institute=institute, **values)
-    lab.opening_periods = hours if hours is not None else weekday_hours("00:00", "23:59")
+    lab.opening_periods = hours if hours is not None else weekday_hours("00:00", "24:00")
     db.session.add(lab)
     db.session.flush()
     if rules is not None:

@@ -258,7 +258,8 @@ def test_usage_validation(db: Any, client: Any, env: SimpleNamespace) -> None:
         assert response.status_code == status, (change, response.get_json())
         assert error_of(response)["field"] == field
     assert db.session.scalar(select(func.count(UsageRecord.id))) == 0
-    response = client.post(url, json=good | {"notes": "ok"}, headers=staff)
+    set_clock(lambda: dt.datetime.fromisoformat(END))  # once it has happened
+    response = client.post(url, json=good | {"notes": "ok"}, headers=bearer(env.staff))
     assert response.status_code == 200
     assert response.get_json()["status"] == "completed"
 

@@ -122,6 +122,7 @@ def test_tenancy(
     if endpoint == "usage":
         world.booking.status = BookingStatus.APPROVED
         db.session.commit()
+        set_clock(lambda: world.booking.end_at)  # usage is recorded once it has happened
     before = BookingStatus(world.booking.status)
     response = _request(client, world, endpoint, actor)
     assert response.status_code == expected, response.get_json()

@@ -183,6 +183,7 @@ def test_approved_to_completed_by_usage(db, env):
     booking = pending(db, env)
     approve_booking(booking, env.staff)
     db.session.commit()
+    set_clock(lambda: END)  # usage is recorded once the booking has begun
     usage = record_usage(booking, env.staff, **usage_kw(service_type="testing"))
     db.session.commit()
     assert booking.status == BookingStatus.COMPLETED
@@ -207,6 +208,7 @@ def test_approved_to_no_show(db, env):
 def test_full_history_is_audited(db, env):
     booking = pending(db, env)
     approve_booking(booking, env.staff)
+    set_clock(lambda: END)
     record_usage(booking, env.staff, **usage_kw())
     db.session.commit()
     assert [a[:3] for a in audits(db, booking)] == [
@@ -222,7 +224,7 @@ ACTIONS = {
     "approve": lambda b, env: approve_booking(b, env.staff),
     "reject": lambda b, env: reject_booking(b, env.staff, "nein"),
     "cancel": lambda b, env: cancel_booking(b, env.staff),
-    "usage": lambda b, env: record_usage(b, env.staff, **usage_kw()),
+    "usage": lambda b, env: (set_clock(lambda: END), record_usage(b, env.staff, **usage_kw()))[1],
     "no_show": lambda b, env: mark_no_show(b, env.staff, now=b.end_at),
 }
 ALLOWED = {

@@ -456,6 +456,7 @@ def test_usage_defaults_to_the_check_in_time(client: Any, env: SimpleNamespace) 
     assert missing.status_code == 422 and error_of(missing)["field"] == "checked_in_at"
     checkin.check_in(env.booking, env.sme)
     _db.session.commit()
+    freeze(END)  # the check-out time (10:50) must not lie in the future
     response = client.post(url, json=USAGE, headers=bearer(env.staff))
     assert response.status_code == 200, response.get_json()
     usage = _db.session.scalar(select(UsageRecord).where(UsageRecord.booking_id == env.booking.id))

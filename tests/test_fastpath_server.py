@@ -70,7 +70,9 @@ def pair(
     url = server_database(request.param, tmp, "fastpath")
     instrument, lab = build(url, tmp / "instance")
     env = production_env(
-        url, "fastpath-test-secret-key-of-at-least-32-characters", LABSHARE_INSTANCE_DIR=str(tmp / "instance")
+        url,
+        "fastpath-test-secret-key-of-at-least-32-characters",
+        LABSHARE_INSTANCE_DIR=str(tmp / "instance"),
     )
     fast = start_gunicorn({**env, "CALENDAR_FAST_PATH": "true"}, tmp / "fast.log", wait=False)
     flask = start_gunicorn({**env, "CALENDAR_FAST_PATH": "false"}, tmp / "flask.log", wait=False)

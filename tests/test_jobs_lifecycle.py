@@ -17,7 +17,7 @@ from labshare.models import (
     ServiceType,
     UsageRecord,
 )
-from labshare.services.lifecycle_jobs import mark_no_show
+from labshare.services.bookings import mark_no_show
 from tests import factories
 from tests.test_jobs_support import T0, freeze
 
@@ -80,7 +80,7 @@ def test_grace_period_is_configurable(app: Any, monkeypatch: Any) -> None:
 
 def test_no_show_service_changes_only_approved_bookings(app: Any) -> None:
     booking = factories.make_booking(status=BookingStatus.CANCELLED, start=T0)
-    assert mark_no_show(booking) is False
+    assert mark_no_show(booking, quiet=True) is False
     assert booking.status == BookingStatus.CANCELLED
     assert _audits("booking.no_show") == []
     assert db.session.scalars(select(Notification)).all() == []

@@ -227,7 +227,7 @@ def test_resource_page_shows_capability_fee_rules_and_hours(client: Any, catalog
     assert "SMEs get 50 % off: 100.00 yuan per hour." in html
     assert "Bookings start on a 30-minute grid." in html
     assert "The institute approves each request." in html
-    assert "Monday" in html and "00:00–23:59" in html
+    assert "Monday" in html and "00:00–24:00" in html
     assert "Asia/Shanghai" in html
     assert f'href="/resources/{catalogue["pressure"].id}/calendar"' in html
 

@@ -734,7 +734,9 @@ def test_a_released_slot_offers_what_is_left_of_it(env: SimpleNamespace) -> None
     db.session.refresh(entry)
     assert entry.status == WaitlistStatus.OFFERED
     assert entry.start_at == START + dt.timedelta(minutes=30)  # the next grid instant
-    assert entry.offer_expires_at == END  # at most the slot's end
+    # at most the last moment the rest can still be taken: the minimum duration
+    # (30 minutes here) before the slot's end
+    assert entry.offer_expires_at == END - dt.timedelta(minutes=30)
     audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "waitlist.offer"))
     assert audit.data["wanted_start"] == START.astimezone(dt.UTC).isoformat()
     set_clock(lambda: at + dt.timedelta(minutes=30))  # 09:40: books 10:00-11:00

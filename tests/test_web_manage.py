@@ -227,6 +227,7 @@ def test_usage_form_records_and_completes(
     assert count(db, UsageRecord) == 0
     db.session.refresh(booking)
     assert booking.status == BookingStatus.APPROVED
+    set_clock(lambda: booking.end_at)  # recorded once it has happened
     assert client.post(f"/manage/bookings/{booking.id}/usage", data=data).status_code == 302
     usage = db.session.scalars(select(UsageRecord)).one()
     assert usage.checked_in_at == dt.datetime(2030, 1, 3, 2, 5, tzinfo=dt.UTC)

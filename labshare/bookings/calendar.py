@@ -13,6 +13,7 @@ from labshare.models import Resource
 from labshare.services.availability import availability
 from labshare.services.rules import (
     Rules,
+    closes_next_day,
     effective_rules,
     institute_zone,
     load_opening_periods,
@@ -76,9 +77,11 @@ def _row_range(resource: Resource, step: int) -> tuple[int, int]:
         first, last = DEFAULT_DAY
     else:
         first = min(o.hour * 60 + o.minute for _, o, _c in periods)
-        last = max(c.hour * 60 + c.minute for _, _o, c in periods)
-        if last >= 23 * 60 + 59:
-            last = 24 * 60
+        last = max(
+            24 * 60 if closes_next_day(o, c) else c.hour * 60 + c.minute for _, o, c in periods
+        )
+        if any(closes_next_day(o, c) and c != dt.time(0) for _, o, c in periods):
+            first = 0  # overnight: the morning after shows from midnight
     first = (first // step) * step
     last = min(24 * 60, math.ceil(last / step) * step)
     return first, max(last, first + step)

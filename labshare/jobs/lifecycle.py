@@ -16,7 +16,8 @@ from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.units import per_resource
 from labshare.models import Booking, BookingStatus, UsageRecord
-from labshare.services.lifecycle_jobs import complete_from_usage, mark_no_show
+from labshare.services.bookings import mark_no_show
+from labshare.services.lifecycle_jobs import complete_from_usage
 from labshare.timeutil import utcnow
 
 
@@ -46,8 +47,9 @@ def mark_no_shows() -> dict[str, Any]:
             .where(Booking.resource_id == resource_id, *due)
             .order_by(Booking.end_at, Booking.id)
         )
-        return [b.id for b in list(bookings) if mark_no_show(b)]
+        return [b.id for b in list(bookings) if mark_no_show(b, quiet=True, reason=reason, now=now)]
 
+    reason = "no check-in by the end of the booking plus the grace period"
     changed = per_resource(_resources(*due), work, what="no-shows")
     return {"no_show": len(changed), "ids": changed}
 

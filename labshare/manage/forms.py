@@ -211,7 +211,9 @@ _PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–~]\s*(\d{1,2}):(\d{2})\s*$")
 
 
 def parse_periods(text: str) -> list[tuple[dt.time, dt.time]]:
-    """``08:30-12:00, 13:30-17:00`` as time pairs; ``24:00`` closes at the end of the day."""
+    """``08:30-12:00, 13:30-17:00`` as time pairs; ``24:00`` closes at the end of the
+    day (stored as 00:00, see ``rules.closes_next_day``), and a period that closes
+    earlier than it opens runs overnight (``22:00-06:00``)."""
     out: list[tuple[dt.time, dt.time]] = []
     for part in re.split(r"[,，;；]", text or ""):
         if not part.strip():
@@ -221,8 +223,13 @@ def parse_periods(text: str) -> list[tuple[dt.time, dt.time]]:
             raise ValueError(part.strip())
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         if (h2, m2) == (24, 0):
-            h2, m2 = 23, 59
-        out.append((dt.time(h1, m1), dt.time(h2, m2)))
+            h2 = 0
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            raise ValueError(part.strip())
+        opens, closes = dt.time(h1, m1), dt.time(h2, m2)
+        if opens == closes and opens != dt.time(0):
+            raise ValueError(part.strip())  # 24 hours are written 00:00-24:00
+        out.append((opens, closes))
     return out
 
 

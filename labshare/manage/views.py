@@ -4,7 +4,6 @@ qualifications). Another institute's ids answer 404."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -43,7 +42,7 @@ from labshare.models import (
 from labshare.services import catalogue_admin, qualifications
 from labshare.services.bookings import approve_booking, record_usage, reject_booking
 from labshare.services.catalogue_admin import InstrumentData, LabData, RulesData
-from labshare.services.rules import effective_rules, institute_zone
+from labshare.services.rules import effective_rules, format_period, institute_zone
 from labshare.timeutil import to_local, utcnow
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -447,8 +446,7 @@ def hours(lab_id: int) -> Any:
     if request.method == "GET":
         by_day: dict[int, list[str]] = {}
         for p in lab.opening_periods:
-            closes = "24:00" if p.closes == dt.time(23, 59) else p.closes.strftime("%H:%M")
-            by_day.setdefault(p.weekday, []).append(f"{p.opens.strftime('%H:%M')}-{closes}")
+            by_day.setdefault(p.weekday, []).append(format_period(p.opens, p.closes))
         for weekday, texts in by_day.items():
             getattr(form, f"day_{weekday}").data = ", ".join(texts)
     status = 200

@@ -32,13 +32,13 @@ class Lab(Resource):
 
 
 class OpeningPeriod(Base):
-    """One weekly opening period of a lab, in the institute's local time."""
+    """One weekly opening period of a lab: the half-open local interval [opens,
+    closes) from its weekday on, in the institute's zone. ``closes <= opens`` closes
+    on the next day: 00:00 is 24:00, 22:00-06:00 runs overnight (and 00:00-00:00 is
+    the whole day)."""
 
     __tablename__ = "opening_period"
-    __table_args__ = (
-        CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday_range"),
-        CheckConstraint("closes > opens", name="closes_after_opens"),
-    )
+    __table_args__ = (CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday_range"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id", ondelete="CASCADE"), index=True)

@@ -63,6 +63,8 @@ from labshare.services.rules import (
     on_grid,
     opening_spans,
 )
+from labshare.services.windows import Move
+from labshare.services.windows import check as check_window
 from labshare.timeutil import utcnow, zone
 
 PURPOSE_MAX = 500
@@ -195,7 +197,13 @@ def _check_qualification(resource: Resource, booker: User, start: dt.datetime, t
 
 
 def _check_time_rules(
-    rules: Rules, tz: str, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    rules: Rules,
+    tz: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    *,
+    lead_and_horizon: bool = True,
 ) -> None:
     for field, value in (("start", start), ("end", end)):
         if not on_grid(value, rules.slot_minutes, tz):
@@ -221,6 +229,8 @@ def _check_time_rules(
             rule="max_duration",
             field="end",
         )
+    if not lead_and_horizon:  # judged when the request was made
+        return
     if start < now + dt.timedelta(hours=rules.lead_time_hours):
         raise RuleViolation(
             _l("Bookings must start at least %(n)d hours ahead.", n=rules.lead_time_hours),
@@ -266,15 +276,22 @@ def _check_closure_and_calibration(
         )
 
 
-def _check_quota(resource: Resource, company_id: int, rules: Rules, now: dt.datetime) -> None:
-    held = db.session.scalar(
-        select(func.count(Booking.id)).where(
-            Booking.resource_id == resource.id,
-            Booking.company_id == company_id,
-            Booking.status.in_(HOLDING_STATUSES),
-            Booking.end_at > now,
-        )
+def _check_quota(
+    resource: Resource,
+    company_id: int,
+    rules: Rules,
+    now: dt.datetime,
+    exclude_id: int | None = None,
+) -> None:
+    stmt = select(func.count(Booking.id)).where(
+        Booking.resource_id == resource.id,
+        Booking.company_id == company_id,
+        Booking.status.in_(HOLDING_STATUSES),
+        Booking.end_at > now,
     )
+    if exclude_id is not None:
+        stmt = stmt.where(Booking.id != exclude_id)
+    held = db.session.scalar(stmt)
     if (held or 0) >= rules.max_active_per_company:
         raise RuleViolation(
             _l(
@@ -400,23 +417,36 @@ def lock_resources(resource_ids: Sequence[int]) -> None:
 
 
 def check_slot(
-    resource: Resource, booker: User, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    resource: Resource,
+    booker: User,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    *,
+    existing: Booking | None = None,
 ) -> Rules:
     """Every rule and the conflict check for one slot; the caller holds the lock of
-    ``resource`` (``lock_resources``) and has re-read it. Returns the rules used."""
-    _check_booker(booker)  # again under the lock: a waitlist offer is taken later
-    company_id = booker.company_id
+    ``resource`` (``lock_resources``) and has re-read it. Returns the rules used.
+
+    ``existing``: the request being approved. Everything is judged again as at
+    creation (the rules, closures, calibration, qualification or quotas may have
+    changed meanwhile), except the lead time and the horizon, which were judged
+    when the request was made; the request itself does not count against it."""
+    company_id = existing.company_id if existing is not None else booker.company_id
+    if existing is None:
+        _check_booker(booker)  # again under the lock: a waitlist offer is taken later
     assert company_id is not None  # _check_booker
+    exclude_id = existing.id if existing is not None else None
     rules = effective_rules(resource)
     tz = institute_zone(resource)
     _check_available(resource)
     _check_qualification(resource, booker, start, tz)
-    _check_time_rules(rules, tz, start, end, now)
+    _check_time_rules(rules, tz, start, end, now, lead_and_horizon=existing is None)
     _check_opening_hours(resource, tz, start, end)
     _check_closure_and_calibration(resource, tz, start, end)
-    _check_quota(resource, company_id, rules, now)
-    check_period_quotas(resource, company_id, start, end, tz)  # booking policies
-    _check_free(resource, start, end, buffer_minutes=rules.buffer_minutes)
+    _check_quota(resource, company_id, rules, now, exclude_id)
+    check_period_quotas(resource, company_id, start, end, tz, exclude_id=exclude_id)
+    _check_free(resource, start, end, exclude_id, buffer_minutes=rules.buffer_minutes)
     # -- waitlist (issue 8): an open offer holds its slot for the offeree --
     from labshare.services.waitlist import check_offers
 
@@ -526,8 +556,9 @@ def _transition(
 
 
 def approve_booking(booking: Booking, actor: User) -> Booking:
-    """pending -> approved, by staff of the booking's institute. Re-checks the slot
-    (and closures, calibration, status), since the request may have waited."""
+    """pending -> approved, by staff of the booking's institute, before the booking
+    starts (``windows``). Runs the creation checks again (``check_slot``, all but the
+    lead time and the horizon), since the request may have waited."""
     if groups_hook.acts_on_group(booking):  # a group's members move together
         return groups_hook.group_transition(booking, "approve", actor)
     _authorize_staff(actor, booking)
@@ -539,19 +570,13 @@ def approve_booking(booking: Booking, actor: User) -> Booking:
         )
     resource = booking.resource
     db.session.refresh(resource)
+    now = utcnow()
     tz = institute_zone(resource)
-    _check_available(resource)
-    _check_closure_and_calibration(resource, tz, booking.start_at, booking.end_at)
-    _check_free(
-        resource,
-        booking.start_at,
-        booking.end_at,
-        exclude_id=booking.id,
-        buffer_minutes=effective_rules(resource).buffer_minutes,
-    )
+    check_window(Move.APPROVE, booking.start_at, booking.end_at, effective_rules(resource), now, tz)
+    check_slot(resource, booking.user, booking.start_at, booking.end_at, now, existing=booking)
     _transition(booking, actor, BookingStatus.APPROVED, action="booking.approve")
     booking.decided_by_id = actor.id
-    booking.decided_at = utcnow()
+    booking.decided_at = now
     db.session.flush()
     notify.booking_event(booking, "confirmed")
     return booking
@@ -564,9 +589,21 @@ def reject_booking(booking: Booking, actor: User, reason: str) -> Booking:
     _authorize_staff(actor, booking)
     reason_text = _text(reason, "reason", REASON_MAX, required=True)
     _lock_booking(booking)
+    now = utcnow()
+    resource = booking.resource
+    # reject has no window today (staff can always clear an undecided request); asking
+    # the table keeps that a decision made in one place
+    check_window(
+        Move.REJECT,
+        booking.start_at,
+        booking.end_at,
+        effective_rules(resource),
+        now,
+        institute_zone(resource),
+    )
     _transition(booking, actor, BookingStatus.REJECTED, action="booking.reject", reason=reason_text)
     booking.decided_by_id = actor.id
-    booking.decided_at = utcnow()
+    booking.decided_at = now
     booking.decision_reason = reason_text
     db.session.flush()
     notify.booking_event(booking, "rejected")
@@ -576,7 +613,8 @@ def reject_booking(booking: Booking, actor: User, reason: str) -> Booking:
 
 def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> Booking:
     """pending/approved -> cancelled, by the booking's company (before the
-    cancellation deadline) or its institute's staff (any time)."""
+    cancellation deadline) or its institute's staff, before the booking starts
+    (``windows``)."""
     if groups_hook.acts_on_group(booking):  # a group's members move together
         return groups_hook.group_transition(booking, "cancel", actor, reason)
     if not can_view_booking(actor, booking):
@@ -595,8 +633,16 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
             )
         )
     now = utcnow()
+    rules = effective_rules(booking.resource)
+    check_window(
+        Move.CANCEL_BY_STAFF if staff else Move.CANCEL_BY_COMPANY,
+        booking.start_at,
+        booking.end_at,
+        rules,
+        now,
+        institute_zone(booking.resource),
+    )
     if not staff:
-        rules = effective_rules(booking.resource)
         deadline = booking.start_at - dt.timedelta(hours=rules.cancel_deadline_hours)
         if now > deadline:
             raise RuleViolation(
@@ -614,7 +660,7 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
     booking.cancelled_at = now
     # -- booking policies: the company's late cancellation counts as a no-show --
     if not staff:
-        late_hours = effective_rules(booking.resource).late_cancel_hours
+        late_hours = rules.late_cancel_hours
         if late_hours > 0 and now > booking.start_at - dt.timedelta(hours=late_hours):
             booking.late_cancellation = True
             audit.record(
@@ -644,7 +690,8 @@ def record_usage(
     problem_solved: bool,
     notes: str | None = None,
 ) -> UsageRecord:
-    """approved -> completed, recording what happened; by the institute's staff.
+    """approved -> completed, recording what happened; by the institute's staff, once
+    the booking has begun (``windows``); neither time may lie in the future.
     ``checked_in_at=None``: the booking's check-in time (required without one)."""
     _authorize_staff(actor, booking)
     if checked_in_at is None:  # check-in (issue 8): the booking's own, if someone checked in
@@ -676,6 +723,22 @@ def record_usage(
     notes_text = _text(notes, "notes", NOTES_MAX, required=False)
 
     _lock_booking(booking)
+    current = BookingStatus(booking.status)
+    if BookingStatus.COMPLETED not in TRANSITIONS[current]:
+        raise InvalidTransition(
+            _l("A %(current)s booking cannot become %(to)s.", current=str(current), to="completed")
+        )
+    now = utcnow()
+    resource = booking.resource
+    tz = institute_zone(resource)
+    check_window(
+        Move.RECORD_USAGE, booking.start_at, booking.end_at, effective_rules(resource), now, tz
+    )
+    for field, value in (("checked_in_at", checked_in), ("checked_out_at", checked_out)):
+        if value > now:
+            raise ValidationFailed(
+                _l("This time is in the future; record what has happened."), field=field
+            )
     _transition(booking, actor, BookingStatus.COMPLETED, action="booking.complete")
     usage = UsageRecord(
         booking_id=booking.id,
@@ -720,7 +783,7 @@ def mark_no_show(
     waitlist (``waitlist.slot_freed``); in quiet mode the caller holds the
     resource's lock then (``lock_resources``). Returns True when it changed the row.
     """
-    from sqlalchemy import update
+    from sqlalchemy import exists, update
 
     from labshare.services import waitlist  # imports this module
 
@@ -741,14 +804,25 @@ def mark_no_show(
         if booking.checked_in_at is not None:
             raise InvalidTransition(_l("This booking was checked in, so it is not a no-show."))
     now = now or utcnow()
-    if not quiet and booking.start_at > now:
-        raise InvalidTransition(_l("A booking that has not started yet cannot be a no-show."))
+    if not quiet:
+        check_window(
+            Move.NO_SHOW,
+            booking.start_at,
+            booking.end_at,
+            effective_rules(booking.resource),
+            now,
+            institute_zone(booking.resource),
+        )
+    # The definition of a no-show, whoever asks: approved, begun (the window opens
+    # at the start), nobody checked in, no usage recorded.
     result = db.session.execute(
         update(Booking)
         .where(
             Booking.id == booking.id,
             Booking.status == BookingStatus.APPROVED,
             Booking.checked_in_at.is_(None),
+            Booking.start_at <= now,
+            ~exists().where(UsageRecord.booking_id == Booking.id),
         )
         .values(status=BookingStatus.NO_SHOW, updated_at=now)
         .execution_options(synchronize_session=False)

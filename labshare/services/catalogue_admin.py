@@ -41,6 +41,7 @@ from labshare.models import (
 )
 from labshare.services import audit, capability
 from labshare.services.permissions import is_staff_of
+from labshare.services.rules import period_minutes
 
 NAME_MAX = 200
 TEXT_MAX = 5000
@@ -532,22 +533,29 @@ Period = tuple[int, dt.time, dt.time]
 
 
 def check_periods(periods: Sequence[Period]) -> list[Period]:
-    """Sorted periods; overlapping or empty ones are refused, naming ``day_<weekday>``."""
+    """Sorted periods; overlapping or empty ones are refused, naming ``day_<weekday>``.
+    A period that closes at or before its opening time closes on the next day
+    (``rules.closes_next_day``: 24:00 is 00:00, 22:00-06:00 runs overnight), so
+    overlaps are judged over the whole week, Sunday night into Monday included."""
     errors = _Errors()
-    by_day: dict[int, list[tuple[dt.time, dt.time]]] = {}
+    week = 7 * 24 * 60
+    spans: list[tuple[int, int, int]] = []  # (first minute of the week, last + 1, weekday)
     for weekday, opens, closes in periods:
         if not 0 <= weekday <= 6:
             raise ValidationFailed(_l("Unknown weekday."), field="weekday")
-        if closes <= opens:
+        if opens == closes and opens != dt.time(0):
             errors.add(f"day_{weekday}", _l("Each period must close after it opens."))
-        by_day.setdefault(weekday, []).append((opens, closes))
-    for weekday, spans in by_day.items():
-        spans.sort()
-        for (_o1, c1), (o2, _c2) in itertools.pairwise(spans):
-            if o2 < c1:
-                errors.add(f"day_{weekday}", _l("The periods of a day must not overlap."))
+            continue
+        first = weekday * 24 * 60 + opens.hour * 60 + opens.minute
+        spans.append((first, first + period_minutes(opens, closes), weekday))
+    spans.sort()
+    for (_f1, last1, _w1), (first2, _l2, weekday2) in itertools.pairwise(spans):
+        if first2 < last1:
+            errors.add(f"day_{weekday2}", _l("The periods of a day must not overlap."))
+    if len(spans) > 1 and spans[-1][1] > spans[0][0] + week:  # Sunday night into Monday
+        errors.add(f"day_{spans[0][2]}", _l("The periods of a day must not overlap."))
     errors.raise_first()
-    return sorted((w, o, c) for w, spans in by_day.items() for o, c in spans)
+    return sorted((w, o, c) for w, o, c in periods)
 
 
 def set_opening_hours(actor: User | None, lab: Lab, periods: Sequence[Period]) -> Lab:

@@ -25,6 +25,7 @@ from labshare.errors import InvalidTransition, NotAllowed, NotFound, RuleViolati
 from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, Resource, UsageRecord, User
 from labshare.services import audit
+from labshare.services import windows as windows_table
 from labshare.services.bookings import _lock_booking, lock_resources, mark_no_show
 from labshare.services.permissions import can_view_booking, is_member_of_company, is_staff_of
 from labshare.services.rules import MAX_BOOKING_SPAN, Rules, effective_rules, institute_zone
@@ -47,9 +48,13 @@ class Window:
 
 def window(booking: Booking, rules: Rules | None = None) -> Window:
     rules = rules or effective_rules(booking.resource)
+    opens, closes = windows_table.bounds(
+        windows_table.Move.CHECK_IN, booking.start_at, booking.end_at, rules
+    )
+    assert opens is not None and closes is not None  # the table bounds check-in both ways
     return Window(
-        opens=booking.start_at - dt.timedelta(minutes=rules.checkin_opens_minutes),
-        closes=booking.end_at,
+        opens=opens,
+        closes=closes,
         release_at=booking.start_at + dt.timedelta(minutes=rules.checkin_release_minutes),
         required=rules.checkin_required,
     )

@@ -1,10 +1,11 @@
-"""Transitions made by the scheduler at the end of a booking: no-show and completion.
+"""Completion by the scheduler once usage was recorded.
 
-Each is a conditional ``UPDATE ... WHERE status = 'approved'``: the database decides
-who changes the row, so a second scheduler (or a rerun, or staff acting at the same
+A conditional ``UPDATE ... WHERE status = 'approved'``: the database decides who
+changes the row, so a second scheduler (or a rerun, or staff acting at the same
 moment) finds nothing left to change, writes no second audit row and queues no
-second message. Neither commits; the job does. The no-show is the booking engine's
-one transition (``services.bookings.mark_no_show``) in its quiet mode.
+second message. It does not commit; the job does. There is no no-show function
+here: the jobs call the booking engine's one transition
+(``services.bookings.mark_no_show``) in its quiet mode.
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ from sqlalchemy import update
 
 from labshare.extensions import db
 from labshare.models import Booking, BookingStatus
-from labshare.services import audit, bookings, notify
+from labshare.services import audit, notify
 from labshare.timeutil import utcnow
 
 
 def _complete(booking: Booking) -> bool:
+    now = utcnow()
     result = db.session.execute(
         update(Booking)
-        .where(Booking.id == booking.id, Booking.status == BookingStatus.APPROVED)
-        .values(status=BookingStatus.COMPLETED, updated_at=utcnow())
+        .where(
+            Booking.id == booking.id,
+            Booking.status == BookingStatus.APPROVED,
+            Booking.start_at <= now,  # the window of "complete" (services/windows.py)
+        )
+        .values(status=BookingStatus.COMPLETED, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(booking)
@@ -37,17 +43,6 @@ def _complete(booking: Booking) -> bool:
     )
     notify.booking_event(booking, "completed")
     return True
-
-
-def mark_no_show(booking: Booking) -> bool:
-    """approved -> no_show (nobody checked in by the end plus the grace period).
-    False when the booking was no longer approved, or was checked in; nothing is
-    written then."""
-    return bookings.mark_no_show(
-        booking,
-        quiet=True,
-        reason="no check-in by the end of the booking plus the grace period",
-    )
 
 
 def complete_from_usage(booking: Booking) -> bool:

@@ -147,17 +147,24 @@ def _number(value: Decimal) -> str:
 
 
 def check_period_quotas(
-    resource: Resource, company_id: int, start: dt.datetime, end: dt.datetime, tz: str
+    resource: Resource,
+    company_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: str,
+    *,
+    exclude_id: int | None = None,
 ) -> None:
     """Refuse a booking of ``resource`` for [start, end) that would take the company
-    past one of the quotas that apply. Called under the resource's lock."""
+    past one of the quotas that apply (``exclude_id``: a request being approved,
+    not counted twice). Called under the resource's lock."""
     quotas = applicable(resource, lock=True)
     if not quotas:
         return
     hours = Decimal(int((end - start).total_seconds())) / Decimal(3600)
     for quota in quotas:
         first, after = period_bounds(quota.period, start, tz)
-        used = usage(quota, company_id, first, after)
+        used = usage(quota, company_id, first, after, exclude_id=exclude_id)
         period = PERIOD_LABELS[QuotaPeriod(quota.period)]
         details: dict[str, Any] = {
             "quota_id": quota.id,

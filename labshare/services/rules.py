@@ -176,6 +176,25 @@ def load_opening_periods(resource: Resource) -> list[tuple[int, dt.time, dt.time
     return [(int(w), o, c) for w, o, c in rows]
 
 
+def closes_next_day(opens: dt.time, closes: dt.time) -> bool:
+    """An opening period is the half-open local interval [opens, closes) from its
+    weekday on; ``closes <= opens`` closes on the next day (00:00 is 24:00, 22:00-06:00
+    runs overnight, 00:00-00:00 is the whole day)."""
+    return closes <= opens
+
+
+def period_minutes(opens: dt.time, closes: dt.time) -> int:
+    """How long a weekly opening period lasts on the wall clock, in minutes."""
+    minutes = (closes.hour - opens.hour) * 60 + closes.minute - opens.minute
+    return minutes + 24 * 60 if closes_next_day(opens, closes) else minutes
+
+
+def format_period(opens: dt.time, closes: dt.time) -> str:
+    """``08:00-12:00``; ``09:00-24:00``; ``22:00-06:00`` (overnight)."""
+    end = "24:00" if closes == dt.time(0, 0) else closes.strftime("%H:%M")
+    return f"{opens.strftime('%H:%M')}-{end}"
+
+
 def opening_spans(
     periods: Sequence[tuple[int, dt.time, dt.time]],
     tz: str,
@@ -183,7 +202,9 @@ def opening_spans(
     end: dt.datetime,
 ) -> list[Span]:
     """The lab's open time around [start, end), computed per local day in ``tz`` (so
-    each DST day gets its own offsets), merged. Touching periods count as one."""
+    each DST day gets its own offsets), merged. Touching periods count as one, so
+    a lab open 00:00-24:00 every day is one span, and 22:00-06:00 runs into the
+    next day (``closes_next_day``)."""
     if not periods:
         return []
     z = zone(tz)
@@ -196,7 +217,8 @@ def opening_spans(
     day = first
     while day <= last:
         for opens, closes in by_day.get(day.weekday(), ()):
-            spans.append((local_instant(day, opens, tz), local_instant(day, closes, tz)))
+            closing_day = day + dt.timedelta(days=1) if closes_next_day(opens, closes) else day
+            spans.append((local_instant(day, opens, tz), local_instant(closing_day, closes, tz)))
         day += dt.timedelta(days=1)
     return merge(spans)
 

@@ -42,6 +42,7 @@ from labshare.models import (
     UsageDaily,
     UsageRecord,
 )
+from labshare.services.rules import closes_next_day, period_minutes
 from labshare.timeutil import to_local, utcnow, zone
 
 
@@ -593,12 +594,9 @@ def open_hours(period: Period, resources: dict[int, ResourceInfo]) -> dict[int, 
     for n in range(period.days):
         weekday_count[(period.start + dt.timedelta(days=n)).weekday()] += 1
 
-    def minutes(t: dt.time) -> int:
-        return t.hour * 60 + t.minute
-
     base: dict[int, float] = {
         lab_id: sum(
-            weekday_count[wd] * sum(minutes(c) - minutes(o) for o, c in spans)
+            weekday_count[wd] * sum(period_minutes(o, c) for o, c in spans)
             for wd, spans in week.items()
         )
         / 60
@@ -645,7 +643,8 @@ def _closed_minutes(
     while day <= last:
         for opens, closes in week.get(day.weekday(), []):
             o = dt.datetime.combine(day, opens, z).astimezone(dt.UTC)
-            c = dt.datetime.combine(day, closes, z).astimezone(dt.UTC)
+            closing_day = day + dt.timedelta(days=1) if closes_next_day(opens, closes) else day
+            c = dt.datetime.combine(closing_day, closes, z).astimezone(dt.UTC)
             for s, e in spans:
                 overlap = (min(c, e) - max(o, s)).total_seconds()
                 if overlap > 0:

@@ -51,11 +51,11 @@ from labshare.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from labshare.services import audit, notify
+from labshare.services import audit, notify, windows
 from labshare.services.availability import capacity_of, holding_spans, saturated
 from labshare.services.group_hooks import bundle_of
 from labshare.services.permissions import is_member_of_company, is_staff_of
-from labshare.services.rules import Span, effective_rules, institute_zone, on_grid
+from labshare.services.rules import Rules, Span, effective_rules, institute_zone, on_grid
 from labshare.timeutil import utcnow
 
 #: At most this many open (waiting or offered) entries per company, all resources.
@@ -357,14 +357,19 @@ def offer_freed(
     rules = effective_rules(resource)
     if not rules.waitlist_enabled:
         return []
+    # An entry refused only for the buffer around the freed time wanted a slot next
+    # to it, not on it: it is in line for this time too.
+    buffer = dt.timedelta(0)
+    if capacity_of(resource) <= 1:
+        buffer = dt.timedelta(minutes=max(rules.buffer_minutes, 0))
     entries = list(
         db.session.scalars(
             select(WaitlistEntry)
             .where(
                 WaitlistEntry.resource_id == resource.id,
                 WaitlistEntry.status == WaitlistStatus.WAITING,
-                WaitlistEntry.start_at < end,
-                WaitlistEntry.end_at > start,
+                WaitlistEntry.start_at < end + buffer,
+                WaitlistEntry.end_at > start - buffer,
                 WaitlistEntry.end_at > now,
             )
             .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
@@ -388,7 +393,8 @@ def offer_freed(
             )
         except (SlotTaken, RuleViolation, NotAllowed):
             continue  # does not fit (yet): stays in line
-        _offer(entry, rules.waitlist_offer_minutes, now, begin)
+        if not _offer(entry, rules, now, begin):
+            continue
         offered.append(entry)
     return offered
 
@@ -405,17 +411,44 @@ def next_on_grid(after: dt.datetime, slot_minutes: int, tz: str) -> dt.datetime:
     return probe
 
 
-def _offer(entry: WaitlistEntry, minutes: int, now: dt.datetime, begin: dt.datetime) -> None:
+def latest_start(entry: WaitlistEntry, rules: Rules, *, begun: bool) -> dt.datetime:
+    """The latest start a booking taking ``entry``'s offer can have: the slot's own
+    start, or for the rest of a begun slot (taken from the next grid instant) the
+    last start that still leaves the rules' minimum duration."""
+    if not begun:
+        return entry.start_at
+    return entry.end_at - dt.timedelta(minutes=rules.min_minutes)
+
+
+def take_deadline(entry: WaitlistEntry, rules: Rules, *, begun: bool) -> dt.datetime:
+    """The last moment the rules (the lead time) let ``entry``'s offer be taken: the
+    end of the "take offer" window of services/windows.py."""
+    start = latest_start(entry, rules, begun=begun)
+    _opens, closes = windows.bounds(windows.Move.TAKE_OFFER, start, entry.end_at, rules)
+    assert closes is not None  # the table closes "take offer"
+    return closes
+
+
+def _offer(entry: WaitlistEntry, rules: Rules, now: dt.datetime, begin: dt.datetime) -> bool:
+    """Offer ``begin``..end of ``entry``'s slot. The offer expires after the rules'
+    offer minutes, but never after the last moment it could be taken (the lead
+    time before the latest start it allows): False, nothing written, when that
+    moment has passed already."""
     data: dict[str, Any] = {}
-    if begin != entry.start_at:
+    begun = begin != entry.start_at
+    if begun:
         # The slot had begun (a no-show release): the rest of it is offered, until at
         # most its end; taking it books from the next grid instant (``accept_offer``).
-        data["wanted_start"] = entry.start_at.isoformat()
+        wanted_start = entry.start_at
         entry.start_at = begin
-        expires = min(now + dt.timedelta(minutes=minutes), entry.end_at)
-    else:
-        # The offer cannot outlast the slot's start.
-        expires = min(now + dt.timedelta(minutes=minutes), entry.start_at)
+    deadline = take_deadline(entry, rules, begun=begun)
+    if deadline <= now:
+        if begun:
+            entry.start_at = wanted_start
+        return False
+    if begun:
+        data["wanted_start"] = wanted_start.isoformat()
+    expires = min(now + dt.timedelta(minutes=rules.waitlist_offer_minutes), deadline)
     data["offer_expires_at"] = expires.isoformat()
     entry.status = WaitlistStatus.OFFERED
     entry.offered_at = now
@@ -431,6 +464,7 @@ def _offer(entry: WaitlistEntry, minutes: int, now: dt.datetime, begin: dt.datet
         data=data,
     )
     offer_notice(entry)
+    return True
 
 
 def offer_notice(entry: WaitlistEntry) -> Notification | None:
@@ -497,10 +531,21 @@ def accept_offer(entry: WaitlistEntry, user: User) -> Booking:
         )
     if entry.offer_expires_at is None or entry.offer_expires_at <= now:
         raise InvalidTransition(_l("This offer has expired."))
+    resource = entry.resource
+    rules = effective_rules(resource)
+    tz = institute_zone(resource)
     start = entry.start_at
-    if start <= now:  # an offer of what was left of a begun slot: from the grid on
-        resource = entry.resource
-        start = next_on_grid(now, effective_rules(resource).slot_minutes, institute_zone(resource))
+    begun = start <= now
+    windows.check(
+        windows.Move.TAKE_OFFER,
+        latest_start(entry, rules, begun=begun),
+        entry.end_at,
+        rules,
+        now,
+        tz,
+    )
+    if begun:  # an offer of what was left of a begun slot: from the grid on
+        start = next_on_grid(now, rules.slot_minutes, tz)
         if start >= entry.end_at:
             raise InvalidTransition(_l("This offer has expired."))
     request = bookings.validate_request(user, start, entry.end_at, purpose=entry.purpose)
