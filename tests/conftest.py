@@ -257,6 +257,13 @@ def _table_emptier(engine: Engine) -> Callable[[], None]:
     return empty
 
 
+def _empty_all_tables() -> None:
+    """Empty the current app's database now (for tests that start over within one
+    test, e.g. each example of a property test)."""
+    _db.session.remove()
+    _table_emptier(_db.engine)()
+
+
 @pytest.fixture(autouse=True)
 def _real_clock() -> Iterator[None]:
     """The clock is process-global (labshare.timeutil): a test that set it, with or

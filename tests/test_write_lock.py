@@ -113,20 +113,23 @@ def test_services_write_only_under_the_write_lock(app: Flask, world: Any, guarde
         except WriteOutsideLock as exc:
             pytest.fail(f"{name}: {exc}")
     set_clock(lambda: START)
+
+    def _record_usage() -> Any:
+        # Usage is recorded for what has happened: an hour into the booking.
+        set_clock(lambda: START + dt.timedelta(hours=1))
+        return bookings.record_usage(
+            _booking(),
+            staff,
+            checked_in_at=None,
+            checked_out_at=START + dt.timedelta(hours=1),
+            service_type=ServiceType.CALIBRATION,
+            samples_count=1,
+            problem_solved=True,
+        )
+
     later: list[tuple[str, Callable[[], Any]]] = [
         ("check in", lambda: checkin.check_in(_booking(), staff)),
-        (
-            "record usage",
-            lambda: bookings.record_usage(
-                _booking(),
-                staff,
-                checked_in_at=None,
-                checked_out_at=START + dt.timedelta(hours=1),
-                service_type=ServiceType.CALIBRATION,
-                samples_count=1,
-                problem_solved=True,
-            ),
-        ),
+        ("record usage", _record_usage),
         ("revoke", lambda: qualifications.revoke_qualification(staff, other, instrument)),
         ("delete quota", lambda: quotas.delete_quota(staff, _quota(), instrument.institute_id)),
     ]
