@@ -1,7 +1,7 @@
 """sessions, passwords, e-mail verification and the login throttle
 
 Revision ID: 0013_sessions_passwords
-Revises: 0010_booking_groups
+Revises: 0012_company_members
 Create Date: 2026-12-04 23:50:00
 
 user_account: ``session_nonce`` (part of every session cookie's id; replacing it ends

@@ -1,7 +1,7 @@
 """opening periods may end at 24:00 or cross midnight
 
 Revision ID: 0014_opening_midnight
-Revises: 0010_booking_groups
+Revises: 0013_sessions_passwords
 Create Date: 2026-12-04 23:50:00
 
 An opening period is the half-open local interval [opens, closes) of its weekday;
