@@ -30,7 +30,6 @@ from labshare.models.lab import Lab, OpeningPeriod
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
-from labshare.models.usage_daily import UsageDaily
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
 from labshare.models.waitlist import OPEN_WAITLIST_STATUSES, WaitlistEntry, WaitlistStatus
@@ -69,7 +68,6 @@ __all__ = [
     "Role",
     "ServiceType",
     "UTCDateTime",
-    "UsageDaily",
     "UsageRecord",
     "User",
     "WaitlistEntry",
