@@ -19,6 +19,12 @@ from labshare.services.stats import NATIONAL_ZONE, campaign_totals
 from labshare.timeutil import zone
 
 
+def _instant(value: dt.date | dt.datetime, tz: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.combine(value, dt.time(), zone(tz)).astimezone(dt.UTC)
+
+
 @endpoint(
     bp,
     "/stats/campaign",
@@ -34,12 +40,6 @@ from labshare.timeutil import zone
     response=CampaignStatsOut,
     errors=(404,),
 )
-def _instant(value: dt.date | dt.datetime, tz: str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value
-    return dt.datetime.combine(value, dt.time(), zone(tz)).astimezone(dt.UTC)
-
-
 def campaign(user: User, query: StatsQuery) -> dict[str, Any]:
     institute: Institute | None = None
     if query.institute is not None:
