@@ -996,3 +996,40 @@ def monthly_trend(end_month: str, scope: Scope, months: int = 12) -> list[tuple[
     period = trend_period(end_month, months)
     by_month = counters_by(period, scope, "month")
     return [(m, by_month.get(m, Counters())) for m, _s, _e in period.months()]
+
+
+# -- ``flask stats check`` and ``flask stats rebuild`` ---------------------------------
+
+
+def booking_days() -> tuple[dt.date, dt.date] | None:
+    """The first and the day after the last UTC day any booking starts on, widened by a
+    day each side for the zones; None without bookings."""
+    first, last = db.session.execute(
+        select(func.min(Booking.start_at), func.max(Booking.start_at))
+    ).one()
+    if first is None:
+        return None
+    return first.date() - dt.timedelta(days=1), last.date() + dt.timedelta(days=2)
+
+
+def month_pieces(start: dt.date, end: dt.date) -> list[Period]:
+    """[start, end) cut at month boundaries."""
+    return [Period(s, e) for _m, s, e in Period(start, end).months()]
+
+
+def differences(period: Period) -> list[str]:
+    """Every difference between the figures as the service counts them (in SQL) and a
+    count of the same bookings one at a time, per resource; empty when they agree."""
+    scope = Scope.everything()
+    counted = counters_by(period, scope, "resource")
+    direct = direct_counters(period, scope, "resource")
+    out = []
+    for rid in sorted(set(counted) | set(direct)):
+        a = counted.get(rid, Counters()).values
+        b = direct.get(rid, Counters()).values
+        for name in COUNTER_FIELDS:
+            if a[name] != b[name]:
+                out.append(
+                    f"{period.label()} resource {rid} {name}: figures {a[name]}, bookings {b[name]}"
+                )
+    return out
