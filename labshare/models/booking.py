@@ -49,7 +49,17 @@ class Booking(Base):
             "resource_kind",
             "fee",
             "fee_waived",
+            "created_at",
+            "decided_at",
             "id",
+        ),
+        Index(
+            "ix_booking_company_stats",
+            "company_id",
+            "status",
+            "start_at",
+            "institute_id",
+            "resource_id",
         ),
     )
 

@@ -37,7 +37,9 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
 )
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import aliased
 
 from labshare.database import is_sqlite
@@ -411,6 +413,11 @@ def _wide(group: ZoneGroup | None) -> bool:
     return group is None or group.others is not None
 
 
+# SQLAlchemy renders no table hints for SQLite; SQLite's hint is ``INDEXED BY`` after
+# the table name, which is what ``with_hint(..., "sqlite")`` here passes.
+SQLiteCompiler.get_from_hint_text = lambda self, table, text: text  # type: ignore[method-assign]
+
+
 def _hinted(stmt: Any, wide: bool) -> Any:
     # SQLite's planner, left alone, prefers a skip-scan of (status, start_at) and then
     # reads each table row; the covering index answers from the index alone.
@@ -549,8 +556,14 @@ def _total(parts: Iterable[Counters]) -> Counters:
     return total
 
 
-def _any_window(groups: list[ZoneGroup], scope: Scope) -> ColumnElement[bool]:
-    return or_(*[booking_window(g, scope) for g in groups]) if groups else false()
+def _per_group(groups: list[ZoneGroup], scope: Scope, *columns: Any, where: Any) -> Any:
+    """One SELECT of ``columns`` per zone group (each on its own best index), glued
+    with UNION ALL: an OR of the groups' windows would make SQLite give up its index
+    plans."""
+    parts = [
+        _hinted(select(*columns).where(booking_window(g, scope), where), _wide(g)) for g in groups
+    ]
+    return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
 def _sme_counts(groups: list[ZoneGroup], scope: Scope) -> tuple[int, int]:
@@ -559,37 +572,36 @@ def _sme_counts(groups: list[ZoneGroup], scope: Scope) -> tuple[int, int]:
     if not groups:
         return 0, 0
     completed = Booking.status == BookingStatus.COMPLETED
-    served = db.session.scalar(
-        select(func.count(func.distinct(Booking.company_id))).where(
-            _any_window(groups, scope), completed
-        )
+    served = (
+        _per_group(groups, scope, Booking.company_id.label("company_id"), where=completed)
+        .subquery()
+        .select()
+        .distinct()
+        .subquery()
     )
     earlier = aliased(Booking)
     before = or_(
         *[
-            and_(
-                earlier.institute_id.in_(g.institute_ids),
-                earlier.start_at < g.start,
-            )
+            and_(earlier.institute_id.in_(g.institute_ids), earlier.start_at < g.start)
             for g in groups
         ]
     )
     seen = (
         select(earlier.id)
         .where(
-            earlier.company_id == Booking.company_id,
+            earlier.company_id == served.c.company_id,
             earlier.status == BookingStatus.COMPLETED,
             before,
             _resource_filter(earlier.resource_id, scope),
         )
         .exists()
     )
-    new = db.session.scalar(
-        select(func.count(func.distinct(Booking.company_id))).where(
-            _any_window(groups, scope), completed, ~seen
+    total, old = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((seen, 1), else_=0)), 0)).select_from(
+            served
         )
-    )
-    return int(served or 0), int(new or 0)
+    ).one()
+    return int(total or 0), int(total or 0) - int(old or 0)
 
 
 def _median_decision_hours(groups: list[ZoneGroup], scope: Scope) -> float | None:
@@ -597,20 +609,26 @@ def _median_decision_hours(groups: list[ZoneGroup], scope: Scope) -> float | Non
     the database sorts, Python reads the one or two middle rows."""
     if not groups:
         return None
-    window = and_(_any_window(groups, scope), Booking.decided_at.is_not(None))
-    n = int(db.session.scalar(select(func.count()).select_from(Booking).where(window)) or 0)
-    if n == 0:
-        return None
     if is_sqlite():
         wait: Any = func.julianday(Booking.decided_at) - func.julianday(Booking.created_at)
     else:
         wait = Booking.decided_at - Booking.created_at
+    rows = _per_group(
+        groups,
+        scope,
+        Booking.created_at.label("created_at"),
+        Booking.decided_at.label("decided_at"),
+        wait.label("wait"),
+        where=Booking.decided_at.is_not(None),
+    ).subquery()
+    n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
+    if n == 0:
+        return None
     middle = [
         (decided - created).total_seconds() / 3600
         for created, decided in db.session.execute(
-            select(Booking.created_at, Booking.decided_at)
-            .where(window)
-            .order_by(wait)
+            select(rows.c.created_at, rows.c.decided_at)
+            .order_by(rows.c.wait)
             .offset((n - 1) // 2)
             .limit(1 if n % 2 else 2)
         )
@@ -875,16 +893,16 @@ def open_lab_ids(resources: dict[int, ResourceInfo], hours: dict[int, float]) ->
 def _shared_instruments(groups: list[ZoneGroup], scope: Scope) -> int:
     if not groups:
         return 0
-    return int(
-        db.session.scalar(
-            select(func.count(func.distinct(Booking.resource_id))).where(
-                _any_window(groups, scope),
-                Booking.status == BookingStatus.COMPLETED,
-                Booking.resource_kind == ResourceKind.INSTRUMENT,
-            )
-        )
-        or 0
-    )
+    used = _per_group(
+        groups,
+        scope,
+        Booking.resource_id.label("resource_id"),
+        where=and_(
+            Booking.status == BookingStatus.COMPLETED,
+            Booking.resource_kind == ResourceKind.INSTRUMENT,
+        ),
+    ).subquery()
+    return int(db.session.scalar(select(func.count(func.distinct(used.c.resource_id)))) or 0)
 
 
 def _lab_scope(scope: Scope) -> ColumnElement[bool]:

@@ -8,8 +8,9 @@ Campaign figures are counted from ``booking`` and ``usage_record`` when asked
 (labshare/services/stats.py), so the nightly roll-up table ``usage_daily`` goes.
 Two indexes cover every column the statistics read, so the month's bookings are
 read from the index alone (SQLite covering index, PostgreSQL index-only scan):
-``ix_booking_stats`` leads with ``start_at`` (every figure is a time window) and
-``ix_usage_record_stats`` answers the join to usage records. Plain CREATE INDEX,
+``ix_booking_stats`` leads with ``start_at`` (every figure is a time window),
+``ix_booking_company_stats`` answers "had this company a completed booking before"
+(new SMEs) and ``ix_usage_record_stats`` answers the join to usage records. Plain CREATE INDEX,
 no table rebuild, so the booking table's triggers (0004, 0006) stay.
 """
 
@@ -24,8 +25,9 @@ depends_on = None
 
 BOOKING_COLUMNS = [
     'start_at', 'institute_id', 'resource_id', 'status', 'late_cancellation',
-    'company_id', 'resource_kind', 'fee', 'fee_waived', 'id',
+    'company_id', 'resource_kind', 'fee', 'fee_waived', 'created_at', 'decided_at', 'id',
 ]
+COMPANY_COLUMNS = ['company_id', 'status', 'start_at', 'institute_id', 'resource_id']
 USAGE_COLUMNS = [
     'booking_id', 'service_type', 'problem_solved', 'checked_in_at', 'checked_out_at',
 ]
@@ -33,6 +35,7 @@ USAGE_COLUMNS = [
 
 def upgrade():
     op.create_index('ix_booking_stats', 'booking', BOOKING_COLUMNS, unique=False)
+    op.create_index('ix_booking_company_stats', 'booking', COMPANY_COLUMNS, unique=False)
     op.create_index('ix_usage_record_stats', 'usage_record', USAGE_COLUMNS, unique=False)
     op.drop_index('ix_usage_daily_resource_id', table_name='usage_daily')
     op.drop_index('ix_usage_daily_day_institute_resource', table_name='usage_daily')
@@ -74,4 +77,5 @@ def downgrade():
     )
     op.create_index('ix_usage_daily_resource_id', 'usage_daily', ['resource_id'], unique=False)
     op.drop_index('ix_usage_record_stats', table_name='usage_record')
+    op.drop_index('ix_booking_company_stats', table_name='booking')
     op.drop_index('ix_booking_stats', table_name='booking')
