@@ -75,3 +75,10 @@ def test_empty_periods_say_so_and_every_chart_keeps_its_table(
     page = client.get("/reports/?month=2030-01").get_data(as_text=True)
     assert "No bookings start in" not in page
     assert page.count("No bookings this month.") == 11
+
+
+def test_empty_period_in_chinese(client: Any, login: Any, two: dict[str, Any]) -> None:
+    login(factories.make_user(Role.ADMIN, locale="zh_CN"))
+    factories.db.session.commit()
+    page = client.get("/reports/?month=2031-06").get_data(as_text=True)
+    assert "期间没有开始的预约" in page and "本月没有预约。" in page
