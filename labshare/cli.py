@@ -200,7 +200,7 @@ def stats_check_command(start: str | None, end: str | None) -> None:
     if found:
         click.echo(f"{len(found)} differences.", err=True)
         raise SystemExit(1)
-    click.echo(f"No differences in {len(months)} months.")
+    click.echo(f"No differences in {len(months)} month{'' if len(months) == 1 else 's'}.")
 
 
 @stats_group.command("rebuild")
