@@ -17,7 +17,7 @@ from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.jobs.rollup import rollup
 from labshare.models import Company, Institute, Role
-from labshare.services import stats
+from labshare.services import stats, stats_store
 from labshare.services.accounts import create_user
 from labshare.services.credit_code import CreditCodeError, validate_credit_code
 
@@ -177,7 +177,7 @@ def _stats_range(start: str | None, end: str | None) -> list[stats.Period] | Non
 
 @click.group("stats")
 def stats_group() -> None:
-    """Campaign statistics: counted from the bookings when asked, nothing stored."""
+    """Campaign statistics: check them against the bookings, rebuild the stored days."""
 
 
 @stats_group.command("check")
@@ -207,25 +207,31 @@ def stats_check_command(start: str | None, end: str | None) -> None:
 @click.option("--from", "start", default=None, help="first day, YYYY-MM-DD (default: all)")
 @click.option("--to", "end", default=None, help="day after the last, YYYY-MM-DD")
 def stats_rebuild_command(start: str | None, end: str | None) -> None:
-    """Nothing is stored to rebuild (figures are counted when asked): refresh the
-    planner statistics of the tables they read, then count and print each month."""
+    """Recompute the stored daily counters (stats_daily) from the bookings, month by
+    month, then refresh the planner statistics. Never needed for right figures (days
+    the triggers marked are counted live until the rollup job cleans them); for a
+    bulk load that bypassed the triggers."""
     months = _stats_range(start, end)
-    rollup()
-    db.session.commit()
     if not months:
         click.echo("No bookings.")
         return
+    rows = 0
     lines = []
     with click.progressbar(months, label="Months", file=None) as bar:
         for period in bar:
+            rows += stats_store.rebuild(period.start, period.end)
+            db.session.commit()
             c = stats.total_counters(period, stats.Scope.everything())
             lines.append(
                 f"{period.label()}: {c['bookings_total']} bookings, {c['completed']} completed, "
                 f"{c.usage_hours} usage hours"
             )
             db.session.rollback()
+    rollup()
+    db.session.commit()
     for line in lines:
         click.echo(line)
+    click.echo(f"{rows} daily rows in {len(months)} month{'' if len(months) == 1 else 's'}.")
 
 
 def register_commands(app: Flask) -> None:

@@ -192,8 +192,14 @@ def _insert(w: dict[str, Any], rows: list[dict[str, Any]], edits: list[Any]) -> 
                 )
             )
     db.session.commit()
-    # Edits long after the fact: a status changed, a late flag set, usage removed.
-    for index, status, late, drop_usage, _days in edits:
+    _edit(bookings, edits)
+
+
+def _edit(bookings: list[Booking], edits: list[Any], rollups: list[bool] | None = None) -> None:
+    """Edits long after the fact: a status changed, a late flag set, usage removed, the
+    booking moved some days (another UTC day, maybe another month); the ``rollup`` job
+    runs after the edits ``rollups`` says."""
+    for n, (index, status, late, drop_usage, days) in enumerate(edits):
         if not bookings:
             break
         booking = bookings[index % len(bookings)]
@@ -203,7 +209,16 @@ def _insert(w: dict[str, Any], rows: list[dict[str, Any]], edits: list[Any]) -> 
         booking.late_cancellation = late and status == BookingStatus.CANCELLED
         if drop_usage and booking.usage is not None:
             db.session.delete(booking.usage)
+        if days % 3 == 0:
+            shift = dt.timedelta(days=days // 3 - 15, hours=days % 7)
+            booking.start_at += shift
+            booking.end_at += shift
+            if booking.usage is not None:
+                booking.usage.checked_in_at += shift
+                booking.usage.checked_out_at += shift
         db.session.commit()
+        if rollups is not None and n < len(rollups) and rollups[n]:
+            run_job("rollup")
 
 
 # -- the naive count -------------------------------------------------------------------
@@ -450,6 +465,8 @@ def test_every_figure_equals_a_naive_count(app: Flask) -> None:
     @given(
         rows=st.lists(booking_st, max_size=30),
         edits=st.lists(edit_st, max_size=5),
+        later=st.lists(edit_st, max_size=4),
+        rollups=st.lists(st.booleans(), max_size=4),
         jobs=st.lists(st.sampled_from(["rollup", "complete", "no-shows"]), max_size=3),
         jobs_first=st.booleans(),
         first_day=st.integers(0, DAYS),
@@ -459,6 +476,8 @@ def test_every_figure_equals_a_naive_count(app: Flask) -> None:
     def check(
         rows: list[dict[str, Any]],
         edits: list[Any],
+        later: list[Any],
+        rollups: list[bool],
         jobs: list[str],
         jobs_first: bool,
         first_day: int,
@@ -474,6 +493,8 @@ def test_every_figure_equals_a_naive_count(app: Flask) -> None:
             if not jobs_first:
                 for name in jobs:
                     run_job(name)
+            # More edits, the roll-up cleaning between some of them (or never).
+            _edit(list(db.session.scalars(select(Booking).order_by(Booking.id))), later, rollups)
             start = BASE.date() + dt.timedelta(days=first_day - 2)
             period = Period(start, start + dt.timedelta(days=days))
             for kind, n in scopes:

@@ -30,6 +30,7 @@ from labshare.models.lab import Lab, OpeningPeriod
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
+from labshare.models.stats_daily import STATS_DAILY_COUNTS, StatsDaily, StatsDirty
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
 from labshare.models.waitlist import OPEN_WAITLIST_STATUSES, WaitlistEntry, WaitlistStatus
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_RULES",
     "HOLDING_STATUSES",
     "OPEN_WAITLIST_STATUSES",
+    "STATS_DAILY_COUNTS",
     "ApiToken",
     "AuditLog",
     "Base",
@@ -67,6 +69,8 @@ __all__ = [
     "ResourceStatus",
     "Role",
     "ServiceType",
+    "StatsDaily",
+    "StatsDirty",
     "UTCDateTime",
     "UsageRecord",
     "User",

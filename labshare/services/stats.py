@@ -15,6 +15,7 @@ approved in the approval rate. ``counted_status`` is the one place that decides.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import statistics
 from collections import defaultdict
@@ -45,6 +46,7 @@ from sqlalchemy.orm import aliased
 from labshare.database import is_sqlite
 from labshare.extensions import db
 from labshare.models import (
+    STATS_DAILY_COUNTS,
     Booking,
     BookingStatus,
     Closure,
@@ -56,6 +58,8 @@ from labshare.models import (
     ResourceKind,
     ResourceStatus,
     ServiceType,
+    StatsDaily,
+    StatsDirty,
     UsageRecord,
 )
 from labshare.timeutil import to_local, utcnow, zone
@@ -147,6 +151,8 @@ COUNTER_FIELDS: tuple[str, ...] = (
     "fees_waived",
 )
 _MONEY_FIELDS = frozenset({"fees", "fees_waived"})
+#: The counters ``stats_daily`` keeps, by the names the service uses.
+_STORED_FIELDS: tuple[str, ...] = (*STATS_DAILY_COUNTS, "fees", "fees_waived")
 #: Statuses whose time was taken from the resource (booked hours, the heat map).
 BOOKED_STATUSES = (BookingStatus.APPROVED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW)
 SCOPE_KINDS = ("all", "province", "institute", "lab", "instrument")
@@ -520,14 +526,171 @@ def _aggregate_total(window: Any, wide: bool, into: Counters) -> None:
         into.add_usage(str(service), int(n), int(minutes or 0), int(solved or 0))
 
 
+#: Past this many dirty UTC days in a window, the window is counted live whole.
+MAX_DIRTY_DAYS = 40
+
+
+def _stored_usable(scope: Scope) -> bool:
+    """``stats_daily`` is per institute: lab and instrument scopes are counted live
+    (they are small)."""
+    return scope.kind in ("all", "province", "institute")
+
+
+def _utc_day(instant: dt.datetime) -> dt.date:
+    return instant.astimezone(dt.UTC).date()
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def _group_has(group: ZoneGroup, institute_id: int) -> bool:
+    if group.others is not None:
+        return institute_id not in group.others
+    return institute_id in group.institute_ids
+
+
+def _stored_institute_filter(column: Any, group: ZoneGroup) -> ColumnElement[bool]:
+    if group.others is not None:
+        return column.not_in(group.others) if group.others else true()
+    return cast(ColumnElement[bool], column.in_(group.institute_ids))
+
+
+def _aggregate_stored(
+    group: ZoneGroup,
+    scope: Scope,
+    edges: list[dt.date],
+    key: str | None,
+    into: dict[Any, Counters],
+    key_of: Any = None,
+) -> None:
+    """Adds to ``into`` the counters of the group's bookings in the local days
+    [edges[0], edges[-1]), by bucket [edges[i], edges[i + 1]) (``key`` "bucket",
+    labelled by ``key_of``), by institute or in one total (``key`` None).
+
+    Whole UTC days come from ``stats_daily`` unless a ``stats_dirty`` marker names
+    their institute; the UTC days holding a bucket edge (local midnight) and the
+    dirty (institute, day) pairs are counted live from the bookings."""
+    instants = [_midnight(e, group.timezone) for e in edges]
+    edge_days = [_utc_day(i) for i in instants]
+    wide = _wide(group)
+
+    def live_all() -> None:
+        keycol = {None: None, "institute": Booking.institute_id}.get(key)
+        if key == "bucket":
+            keycol = _buckets(group, edges)
+        _aggregate([(booking_window(group, scope), keycol, wide)], into, key_of=key_of)
+
+    if (
+        any(b <= a for a, b in itertools.pairwise(edge_days))
+        or (edge_days[-1] - edge_days[0]).days < 2
+    ):
+        live_all()
+        return
+    first, last = edge_days[0], edge_days[-1]
+    dirty: dict[dt.date, set[int]] = defaultdict(set)
+    for iid, day in db.session.execute(
+        select(StatsDirty.institute_id, StatsDirty.day).where(
+            StatsDirty.day > first, StatsDirty.day < last
+        )
+    ):
+        if day not in edge_days and _group_has(group, iid):
+            dirty[day].add(iid)
+    if len(dirty) > MAX_DIRTY_DAYS:
+        live_all()
+        return
+    # Stored whole days.
+    inner = edge_days[1:-1]
+    bucket: Any = literal(0)
+    if key == "bucket" and inner:
+        bucket = case(*[(StatsDaily.day < d, n) for n, d in enumerate(inner)], else_=len(inner))
+    keycol: Any = {None: literal(0), "institute": StatsDaily.institute_id, "bucket": bucket}[key]
+    marked = (
+        select(StatsDirty.resource_id)
+        .where(StatsDirty.institute_id == StatsDaily.institute_id, StatsDirty.day == StatsDaily.day)
+        .exists()
+    )
+    sums = [
+        type_coerce(func.sum(getattr(StatsDaily, name)), Numeric(14, 2))
+        if name in _MONEY_FIELDS
+        else func.sum(getattr(StatsDaily, name))
+        for name in _STORED_FIELDS
+    ]
+    stmt = (
+        select(keycol.label("k"), *sums)
+        .where(
+            StatsDaily.day > first,
+            StatsDaily.day < last,
+            StatsDaily.day.not_in(inner) if inner else true(),
+            _stored_institute_filter(StatsDaily.institute_id, group),
+            ~marked,
+        )
+        .group_by(literal_column("k"))
+    )
+    for row in db.session.execute(stmt):
+        k: Any = None if key is None else key_of(row[0]) if key_of is not None else row[0]
+        target = into.get(k)
+        if target is None:
+            target = into[k] = Counters()
+        for name, value in zip(_STORED_FIELDS, row[1:], strict=True):
+            if value is None:
+                continue
+            target.values[name] += Decimal(value) if name in _MONEY_FIELDS else int(value)
+    # Live: the edge days, cut to the window, and the dirty pairs.
+    pieces: list[tuple[dt.datetime, dt.datetime, Any, bool]] = []
+    for day in edge_days:
+        lo = max(_utc_midnight(day), instants[0])
+        hi = min(_utc_midnight(day + dt.timedelta(days=1)), instants[-1])
+        if lo < hi:
+            pieces.append((lo, hi, true(), wide))
+    for day, iids in sorted(dirty.items()):
+        pieces.append(
+            (
+                _utc_midnight(day),
+                _utc_midnight(day + dt.timedelta(days=1)),
+                Booking.institute_id.in_(sorted(iids)),
+                False,
+            )
+        )
+    windows = []
+    for lo, hi, extra, hinted in pieces:
+        window = and_(
+            Booking.start_at >= lo,
+            Booking.start_at < hi,
+            _institute_filter(group),
+            _resource_filter(Booking.resource_id, scope),
+            extra,
+        )
+        keyexpr: Any = None
+        if key == "institute":
+            keyexpr = Booking.institute_id
+        elif key == "bucket":
+            keyexpr = _buckets(group, edges)
+        windows.append((window, keyexpr, hinted))
+    _aggregate(windows, into, key_of=key_of)
+
+
 def counters_by(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:
     """Counters per ``key``: "resource", "institute", "day" or "month" (YYYY-MM),
     counted in the database at the time of asking."""
     out: dict[Any, Counters] = {}
+    stored = _stored_usable(scope)
     for group in zone_groups(period, scope):
         window = booking_window(group, scope)
         wide = _wide(group)
-        if key == "resource":
+        if stored and key == "institute":
+            _aggregate_stored(group, scope, [period.start, period.end], "institute", out)
+        elif stored and key == "month":
+            months = period.months()
+            _aggregate_stored(
+                group,
+                scope,
+                [s for _m, s, _e in months] + [period.end],
+                "bucket",
+                out,
+                key_of=[m for m, _s, _e in months].__getitem__,
+            )
+        elif key == "resource":
             _aggregate([(window, Booking.resource_id, wide)], out)
         elif key == "institute":
             _aggregate([(window, Booking.institute_id, wide)], out)
@@ -550,9 +713,18 @@ def counters_by(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:
 def total_counters(period: Period, scope: Scope) -> Counters:
     """The scope's counters over the period, in one total."""
     out: dict[Any, Counters] = {}
-    windows = [(booking_window(g, scope), None, _wide(g)) for g in zone_groups(period, scope)]
-    _aggregate(windows, out)
+    _total_into(period, scope, zone_groups(period, scope), out)
     return out.get(None, Counters())
+
+
+def _total_into(
+    period: Period, scope: Scope, groups: list[ZoneGroup], out: dict[Any, Counters]
+) -> None:
+    if _stored_usable(scope):
+        for g in groups:
+            _aggregate_stored(g, scope, [period.start, period.end], None, out)
+        return
+    _aggregate([(booking_window(g, scope), None, _wide(g)) for g in groups], out)
 
 
 def direct_counters(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:
@@ -1020,7 +1192,7 @@ def statistics_for(period: Period, scope: Scope) -> Statistics:
     groups = zone_groups(period, scope)
     served, new = _sme_counts(groups, scope)
     counters: dict[Any, Counters] = {}
-    _aggregate([(booking_window(g, scope), None, _wide(g)) for g in groups], counters)
+    _total_into(period, scope, groups, counters)
     return Statistics(
         period=period,
         scope=scope,
@@ -1082,18 +1254,20 @@ def month_pieces(start: dt.date, end: dt.date) -> list[Period]:
 
 
 def differences(period: Period) -> list[str]:
-    """Every difference between the figures as the service counts them (in SQL) and a
-    count of the same bookings one at a time, per resource; empty when they agree."""
+    """Every difference between the figures as the service counts them (per resource
+    live in SQL; per institute from the stored days and the live ones) and a count of
+    the same bookings one at a time; empty when they agree."""
     scope = Scope.everything()
-    counted = counters_by(period, scope, "resource")
-    direct = direct_counters(period, scope, "resource")
     out = []
-    for rid in sorted(set(counted) | set(direct)):
-        a = counted.get(rid, Counters()).values
-        b = direct.get(rid, Counters()).values
-        for name in COUNTER_FIELDS:
-            if a[name] != b[name]:
-                out.append(
-                    f"{period.label()} resource {rid} {name}: figures {a[name]}, bookings {b[name]}"
-                )
+    for key in ("resource", "institute"):
+        counted = counters_by(period, scope, key)
+        direct = direct_counters(period, scope, key)
+        for k in sorted(set(counted) | set(direct)):
+            a = counted.get(k, Counters()).values
+            b = direct.get(k, Counters()).values
+            for name in COUNTER_FIELDS:
+                if a[name] != b[name]:
+                    out.append(
+                        f"{period.label()} {key} {k} {name}: figures {a[name]}, bookings {b[name]}"
+                    )
     return out

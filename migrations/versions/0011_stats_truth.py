@@ -12,6 +12,15 @@ read from the index alone (SQLite covering index, PostgreSQL index-only scan):
 ``ix_booking_company_stats`` answers "had this company a completed booking before"
 (new SMEs) and ``ix_usage_record_stats`` answers the join to usage records. Plain CREATE INDEX,
 no table rebuild, so the booking table's triggers (0004, 0006) stay.
+
+``stats_daily`` keeps the campaign counters per institute and UTC day, and can never
+be trusted stale: triggers on ``booking`` and ``usage_record`` add a ``stats_dirty``
+row (resource, UTC day) in the same transaction as any change that could move a
+figure, and reads count a day live while such a row names its institute. The table
+is filled here from the bookings already there; the ``rollup`` job recomputes the
+dirty days. On PostgreSQL the trigger locks the resource row before the marker (the
+booking writers' order) and bumps an existing marker, so the job's DELETE of it
+waits for the writer's commit.
 """
 
 from alembic import op
@@ -33,6 +42,157 @@ USAGE_COLUMNS = [
 ]
 
 
+COUNTS = [
+    'bookings_total', 'pending', 'approved', 'rejected', 'cancelled', 'completed',
+    'no_show', 'usage_minutes', 'verification', 'calibration', 'testing', 'training',
+    'consultation', 'problems_solved',
+]
+SERVICES = ['verification', 'calibration', 'testing', 'training', 'consultation']
+MARKED_COLUMNS = (
+    'status, late_cancellation, fee, fee_waived, start_at, resource_id, institute_id'
+)
+
+
+def daily_select(dialect, where='TRUE'):
+    """SELECT of stats_daily's columns from the bookings matching ``where`` (alias b)."""
+    if dialect == 'sqlite':
+        day = 'date(b.start_at)'
+        minutes = (
+            'CAST(ROUND((julianday(u.checked_out_at) - julianday(u.checked_in_at)) '
+            '* 86400000) AS INTEGER) / 60000'
+        )
+    else:
+        day = "(b.start_at AT TIME ZONE 'UTC')::date"
+        minutes = 'floor(extract(epoch from (u.checked_out_at - u.checked_in_at)) / 60)'
+
+    def n(cond):
+        return f'sum(CASE WHEN {cond} THEN 1 ELSE 0 END)'
+
+    late = "b.status = 'cancelled' AND coalesce(b.late_cancellation, FALSE)"
+    counts = [
+        n("b.status = 'pending'"),
+        n("b.status = 'approved'"),
+        n("b.status = 'rejected'"),
+        n(f"b.status = 'cancelled' AND NOT ({late})"),
+        n("b.status = 'completed'"),
+        n(f"b.status = 'no_show' OR ({late})"),
+        f'coalesce(sum({minutes}), 0)',
+        *[n(f"u.service_type = '{s}'") for s in SERVICES],
+        n('u.problem_solved'),
+        "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee END), 0)",
+        "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee_waived END), 0)",
+    ]
+    return (
+        f'SELECT {day}, b.institute_id, count(*), ' + ', '.join(counts) + ' '
+        'FROM booking b LEFT JOIN usage_record u ON u.booking_id = b.id '
+        f'WHERE {where} GROUP BY {day}, b.institute_id'
+    )
+
+
+def daily_insert(dialect, where='TRUE'):
+    columns = ', '.join(['day', 'institute_id', *COUNTS, 'fees', 'fees_waived'])
+    return f'INSERT INTO stats_daily ({columns}) {daily_select(dialect, where)}'
+
+
+PG_FUNCTIONS = [
+    """
+    CREATE FUNCTION stats_mark(rid integer, iid integer, at timestamptz) RETURNS void AS $$
+    BEGIN
+        IF rid IS NULL OR at IS NULL THEN
+            RETURN;
+        END IF;
+        PERFORM 1 FROM resource WHERE id = rid FOR NO KEY UPDATE;
+        INSERT INTO stats_dirty (resource_id, day, institute_id, n)
+        VALUES (rid, (at AT TIME ZONE 'UTC')::date, iid, 1)
+        ON CONFLICT (resource_id, day) DO UPDATE SET n = stats_dirty.n + 1;
+    END
+    $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE FUNCTION stats_booking_mark() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM stats_mark(NEW.resource_id, NEW.institute_id, NEW.start_at);
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM stats_mark(OLD.resource_id, OLD.institute_id, OLD.start_at);
+        ELSIF OLD.resource_id <= NEW.resource_id THEN
+            PERFORM stats_mark(OLD.resource_id, OLD.institute_id, OLD.start_at);
+            PERFORM stats_mark(NEW.resource_id, NEW.institute_id, NEW.start_at);
+        ELSE
+            PERFORM stats_mark(NEW.resource_id, NEW.institute_id, NEW.start_at);
+            PERFORM stats_mark(OLD.resource_id, OLD.institute_id, OLD.start_at);
+        END IF;
+        RETURN NULL;
+    END
+    $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE FUNCTION stats_usage_mark() RETURNS trigger AS $$
+    DECLARE
+        b record;
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            SELECT resource_id, institute_id, start_at INTO b FROM booking
+            WHERE id = OLD.booking_id;
+            IF FOUND THEN
+                PERFORM stats_mark(b.resource_id, b.institute_id, b.start_at);
+            END IF;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            SELECT resource_id, institute_id, start_at INTO b FROM booking
+            WHERE id = NEW.booking_id;
+            IF FOUND THEN
+                PERFORM stats_mark(b.resource_id, b.institute_id, b.start_at);
+            END IF;
+        END IF;
+        RETURN NULL;
+    END
+    $$ LANGUAGE plpgsql
+    """,
+    f"""
+    CREATE TRIGGER stats_booking AFTER INSERT OR DELETE OR UPDATE OF {MARKED_COLUMNS}
+    ON booking FOR EACH ROW EXECUTE FUNCTION stats_booking_mark()
+    """,
+    """
+    CREATE TRIGGER stats_usage_record AFTER INSERT OR DELETE OR UPDATE
+    ON usage_record FOR EACH ROW EXECUTE FUNCTION stats_usage_mark()
+    """,
+]
+
+
+def _sqlite_mark(row):
+    return (
+        'INSERT OR IGNORE INTO stats_dirty (resource_id, day, institute_id, n) '
+        f'VALUES ({row}.resource_id, date({row}.start_at), {row}.institute_id, 1);'
+    )
+
+
+def _sqlite_usage_mark(row):
+    return (
+        'INSERT OR IGNORE INTO stats_dirty (resource_id, day, institute_id, n) '
+        'SELECT resource_id, date(start_at), institute_id, 1 FROM booking '
+        f'WHERE id = {row}.booking_id;'
+    )
+
+
+SQLITE_TRIGGERS = [
+    ('stats_booking_ins', 'AFTER INSERT ON booking', _sqlite_mark('NEW')),
+    ('stats_booking_del', 'AFTER DELETE ON booking', _sqlite_mark('OLD')),
+    (
+        'stats_booking_upd',
+        f'AFTER UPDATE OF {MARKED_COLUMNS} ON booking',
+        _sqlite_mark('OLD') + ' ' + _sqlite_mark('NEW'),
+    ),
+    ('stats_usage_record_ins', 'AFTER INSERT ON usage_record', _sqlite_usage_mark('NEW')),
+    ('stats_usage_record_del', 'AFTER DELETE ON usage_record', _sqlite_usage_mark('OLD')),
+    (
+        'stats_usage_record_upd',
+        'AFTER UPDATE ON usage_record',
+        _sqlite_usage_mark('OLD') + ' ' + _sqlite_usage_mark('NEW'),
+    ),
+]
+
+
 def upgrade():
     op.create_index('ix_booking_stats', 'booking', BOOKING_COLUMNS, unique=False)
     op.create_index('ix_booking_company_stats', 'booking', COMPANY_COLUMNS, unique=False)
@@ -40,9 +200,49 @@ def upgrade():
     op.drop_index('ix_usage_daily_resource_id', table_name='usage_daily')
     op.drop_index('ix_usage_daily_day_institute_resource', table_name='usage_daily')
     op.drop_table('usage_daily')
+    op.create_table(
+        'stats_daily',
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('institute_id', sa.Integer(), nullable=False),
+        *[sa.Column(name, sa.Integer(), nullable=False) for name in COUNTS],
+        sa.Column('fees', sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column('fees_waived', sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.PrimaryKeyConstraint('day', 'institute_id', name=op.f('pk_stats_daily')),
+    )
+    op.create_table(
+        'stats_dirty',
+        sa.Column('resource_id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('institute_id', sa.Integer(), nullable=False),
+        sa.Column('n', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('resource_id', 'day', name=op.f('pk_stats_dirty')),
+    )
+    op.create_index(
+        'ix_stats_dirty_day_institute', 'stats_dirty', ['day', 'institute_id'], unique=False
+    )
+    dialect = op.get_bind().dialect.name
+    op.execute(daily_insert(dialect))
+    if dialect == 'postgresql':
+        for sql in PG_FUNCTIONS:
+            op.execute(sql)
+    else:
+        for name, when, body in SQLITE_TRIGGERS:
+            op.execute(f'CREATE TRIGGER {name} {when} BEGIN {body} END')
 
 
 def downgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('DROP TRIGGER IF EXISTS stats_usage_record ON usage_record')
+        op.execute('DROP TRIGGER IF EXISTS stats_booking ON booking')
+        for name in ('stats_usage_mark()', 'stats_booking_mark()',
+                     'stats_mark(integer, integer, timestamptz)'):
+            op.execute(f'DROP FUNCTION IF EXISTS {name}')
+    else:
+        for name, _when, _body in SQLITE_TRIGGERS:
+            op.execute(f'DROP TRIGGER IF EXISTS {name}')
+    op.drop_index('ix_stats_dirty_day_institute', table_name='stats_dirty')
+    op.drop_table('stats_dirty')
+    op.drop_table('stats_daily')
     op.create_table(
         'usage_daily',
         sa.Column('id', sa.Integer(), nullable=False),
