@@ -167,3 +167,27 @@ def test_a_bulk_load_without_triggers_is_right_after_rebuild(app: Flask) -> None
     row = _stored(instrument.institute_id, START.date())
     assert row is not None and row.completed == 1
     assert _figures(instrument.institute_id)["completed"] == 1
+
+
+def test_a_new_zone_for_an_institute_makes_its_days_live(app: Flask) -> None:
+    instrument = factories.make_instrument()
+    # 20:00 UTC on the 9th: the 10th in Shanghai, the 9th in New York.
+    start = dt.datetime(2030, 1, 9, 20, tzinfo=dt.UTC)
+    factories.make_booking(resource=instrument, start=start)
+    db.session.commit()
+    run_job("rollup")
+    institute = instrument.institute
+    assert _stored(institute.id, dt.date(2030, 1, 10)) is not None
+    day = Period(dt.date(2030, 1, 10), dt.date(2030, 1, 11))
+    assert stats.total_counters(day, Scope.institute(institute.id))["bookings_total"] == 1
+    institute.timezone = "America/New_York"
+    db.session.commit()
+    assert _dirty() == {(instrument.id, dt.date(2030, 1, 9))}
+    assert stats.total_counters(day, Scope.institute(institute.id))["bookings_total"] == 0
+    before = Period(dt.date(2030, 1, 9), dt.date(2030, 1, 10))
+    assert stats.total_counters(before, Scope.institute(institute.id))["bookings_total"] == 1
+    run_job("rollup")
+    assert _dirty() == set()
+    assert _stored(institute.id, dt.date(2030, 1, 9)) is not None
+    assert _stored(institute.id, dt.date(2030, 1, 10)) is None
+    assert stats.total_counters(before, Scope.institute(institute.id))["bookings_total"] == 1

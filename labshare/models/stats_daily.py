@@ -28,12 +28,13 @@ STATS_DAILY_COUNTS: tuple[str, ...] = (
 
 
 class StatsDaily(Base):
-    """The campaign counters of the bookings of one institute that start on one UTC
-    day, as ``services/stats.py`` counts them. Only trusted while no ``stats_dirty``
-    row names the same institute and day: triggers on ``booking`` and
-    ``usage_record`` (migration 0011) add one in the same transaction as any change."""
+    """The campaign counters of the bookings of one institute that start on one local
+    day (its zone), as ``services/stats.py`` counts them. Only trusted while no
+    ``stats_dirty`` row of the institute names the UTC day before, on or after it:
+    triggers (migration 0011) add one in the same transaction as any change."""
 
     __tablename__ = "stats_daily"
+    __table_args__ = (Index("ix_stats_daily_institute_day", "institute_id", "day"),)
 
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     institute_id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,7 +58,7 @@ class StatsDaily(Base):
 
 class StatsDirty(Base):
     """A (resource, UTC day) whose bookings or usage records changed since
-    ``stats_daily`` was last computed for its institute and day. Written only by
+    ``stats_daily`` was last computed for its institute's local days around it. Written only by
     triggers (insert, or bump ``n`` to hold the row's lock until commit); removed
     by the ``rollup`` job when it recomputes the day."""
 

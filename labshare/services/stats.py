@@ -15,7 +15,6 @@ approved in the approval rate. ``counted_status`` is the one place that decides.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 import statistics
 from collections import defaultdict
@@ -37,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     type_coerce,
     union_all,
 )
@@ -526,7 +526,9 @@ def _aggregate_total(window: Any, wide: bool, into: Counters) -> None:
         into.add_usage(str(service), int(n), int(minutes or 0), int(solved or 0))
 
 
-#: Past this many dirty UTC days in a window, the window is counted live whole.
+#: Past this many dirty (institute, local day) pairs in a window, the window is
+#: counted live whole (after an upgrade or a bulk import, before the rollup job).
+MAX_DIRTY_PAIRS = 400
 MAX_DIRTY_DAYS = 40
 
 
@@ -534,14 +536,6 @@ def _stored_usable(scope: Scope) -> bool:
     """``stats_daily`` is per institute: lab and instrument scopes are counted live
     (they are small)."""
     return scope.kind in ("all", "province", "institute")
-
-
-def _utc_day(instant: dt.datetime) -> dt.date:
-    return instant.astimezone(dt.UTC).date()
-
-
-def _utc_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
 def _group_has(group: ZoneGroup, institute_id: int) -> bool:
@@ -556,6 +550,24 @@ def _stored_institute_filter(column: Any, group: ZoneGroup) -> ColumnElement[boo
     return cast(ColumnElement[bool], column.in_(group.institute_ids))
 
 
+def _dirty_local_days(group: ZoneGroup, first: dt.date, end: dt.date) -> set[tuple[int, dt.date]]:
+    """The (institute, local day) pairs in [first, end) that must be counted live: a
+    marker of the institute names the UTC day before, on or after the local day."""
+    out: set[tuple[int, dt.date]] = set()
+    one = dt.timedelta(days=1)
+    for iid, day in db.session.execute(
+        select(StatsDirty.institute_id, StatsDirty.day)
+        .where(StatsDirty.day >= first - one, StatsDirty.day <= end)
+        .distinct()
+    ):
+        if not _group_has(group, iid):
+            continue
+        for local in (day - one, day, day + one):
+            if first <= local < end:
+                out.add((iid, local))
+    return out
+
+
 def _aggregate_stored(
     group: ZoneGroup,
     scope: Scope,
@@ -568,105 +580,68 @@ def _aggregate_stored(
     [edges[0], edges[-1]), by bucket [edges[i], edges[i + 1]) (``key`` "bucket",
     labelled by ``key_of``), by institute or in one total (``key`` None).
 
-    Whole UTC days come from ``stats_daily`` unless a ``stats_dirty`` marker names
-    their institute; the UTC days holding a bucket edge (local midnight) and the
-    dirty (institute, day) pairs are counted live from the bookings."""
-    instants = [_midnight(e, group.timezone) for e in edges]
-    edge_days = [_utc_day(i) for i in instants]
+    Each (institute, local day) comes from ``stats_daily`` unless a marker makes it
+    dirty (``_dirty_local_days``); the dirty ones are counted live from the bookings,
+    so the answer is the same whether the rollup job ever ran."""
+    first, end = edges[0], edges[-1]
+    dirty = _dirty_local_days(group, first, end)
     wide = _wide(group)
 
-    def live_all() -> None:
-        keycol = {None: None, "institute": Booking.institute_id}.get(key)
+    def live_keycol() -> Any:
+        if key == "institute":
+            return Booking.institute_id
         if key == "bucket":
-            keycol = _buckets(group, edges)
-        _aggregate([(booking_window(group, scope), keycol, wide)], into, key_of=key_of)
+            return _buckets(group, edges)
+        return None
 
-    if (
-        any(b <= a for a, b in itertools.pairwise(edge_days))
-        or (edge_days[-1] - edge_days[0]).days < 2
-    ):
-        live_all()
+    by_day: dict[dt.date, list[int]] = defaultdict(list)
+    for iid, local in sorted(dirty):
+        by_day[local].append(iid)
+    if len(dirty) > MAX_DIRTY_PAIRS or len(by_day) > MAX_DIRTY_DAYS:
+        _aggregate([(booking_window(group, scope), live_keycol(), wide)], into, key_of=key_of)
         return
-    first, last = edge_days[0], edge_days[-1]
-    dirty: dict[dt.date, set[int]] = defaultdict(set)
-    for iid, day in db.session.execute(
-        select(StatsDirty.institute_id, StatsDirty.day).where(
-            StatsDirty.day > first, StatsDirty.day < last
-        )
-    ):
-        if day not in edge_days and _group_has(group, iid):
-            dirty[day].add(iid)
-    if len(dirty) > MAX_DIRTY_DAYS:
-        live_all()
-        return
-    # Stored whole days.
-    inner = edge_days[1:-1]
-    bucket: Any = literal(0)
-    if key == "bucket" and inner:
-        bucket = case(*[(StatsDaily.day < d, n) for n, d in enumerate(inner)], else_=len(inner))
-    keycol: Any = {None: literal(0), "institute": StatsDaily.institute_id, "bucket": bucket}[key]
-    marked = (
-        select(StatsDirty.resource_id)
-        .where(StatsDirty.institute_id == StatsDaily.institute_id, StatsDirty.day == StatsDaily.day)
-        .exists()
-    )
+    inner = edges[1:-1]
+    keycol: Any = literal(0)
+    if key == "institute":
+        keycol = StatsDaily.institute_id
+    elif key == "bucket" and inner:
+        keycol = case(*[(StatsDaily.day < d, n) for n, d in enumerate(inner)], else_=len(inner))
     sums = [
         type_coerce(func.sum(getattr(StatsDaily, name)), Numeric(14, 2))
         if name in _MONEY_FIELDS
         else func.sum(getattr(StatsDaily, name))
         for name in _STORED_FIELDS
     ]
-    stmt = (
-        select(keycol.label("k"), *sums)
-        .where(
-            StatsDaily.day > first,
-            StatsDaily.day < last,
-            StatsDaily.day.not_in(inner) if inner else true(),
-            _stored_institute_filter(StatsDaily.institute_id, group),
-            ~marked,
-        )
-        .group_by(literal_column("k"))
+    stmt = select(keycol.label("k"), *sums).where(
+        StatsDaily.day >= first,
+        StatsDaily.day < end,
+        _stored_institute_filter(StatsDaily.institute_id, group),
     )
-    for row in db.session.execute(stmt):
+    if dirty:
+        stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
+    for row in db.session.execute(stmt.group_by(literal_column("k"))):
+        if row[1] is None:
+            continue  # no stored day: SUM over nothing
         k: Any = None if key is None else key_of(row[0]) if key_of is not None else row[0]
         target = into.get(k)
         if target is None:
             target = into[k] = Counters()
         for name, value in zip(_STORED_FIELDS, row[1:], strict=True):
-            if value is None:
-                continue
-            target.values[name] += Decimal(value) if name in _MONEY_FIELDS else int(value)
-    # Live: the edge days, cut to the window, and the dirty pairs.
-    pieces: list[tuple[dt.datetime, dt.datetime, Any, bool]] = []
-    for day in edge_days:
-        lo = max(_utc_midnight(day), instants[0])
-        hi = min(_utc_midnight(day + dt.timedelta(days=1)), instants[-1])
-        if lo < hi:
-            pieces.append((lo, hi, true(), wide))
-    for day, iids in sorted(dirty.items()):
-        pieces.append(
-            (
-                _utc_midnight(day),
-                _utc_midnight(day + dt.timedelta(days=1)),
-                Booking.institute_id.in_(sorted(iids)),
-                False,
-            )
+            target.values[name] += Decimal(value or 0) if name in _MONEY_FIELDS else int(value or 0)
+    # The dirty local days, live: one window per day, its dirty institutes only.
+    windows = [
+        (
+            and_(
+                Booking.start_at >= _midnight(local, group.timezone),
+                Booking.start_at < _midnight(local + dt.timedelta(days=1), group.timezone),
+                Booking.institute_id.in_(iids),
+                _resource_filter(Booking.resource_id, scope),
+            ),
+            live_keycol(),
+            False,
         )
-    windows = []
-    for lo, hi, extra, hinted in pieces:
-        window = and_(
-            Booking.start_at >= lo,
-            Booking.start_at < hi,
-            _institute_filter(group),
-            _resource_filter(Booking.resource_id, scope),
-            extra,
-        )
-        keyexpr: Any = None
-        if key == "institute":
-            keyexpr = Booking.institute_id
-        elif key == "bucket":
-            keyexpr = _buckets(group, edges)
-        windows.append((window, keyexpr, hinted))
+        for local, iids in sorted(by_day.items())
+    ]
     _aggregate(windows, into, key_of=key_of)
 
 

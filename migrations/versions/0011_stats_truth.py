@@ -13,12 +13,12 @@ read from the index alone (SQLite covering index, PostgreSQL index-only scan):
 (new SMEs) and ``ix_usage_record_stats`` answers the join to usage records. Plain CREATE INDEX,
 no table rebuild, so the booking table's triggers (0004, 0006) stay.
 
-``stats_daily`` keeps the campaign counters per institute and UTC day, and can never
-be trusted stale: triggers on ``booking`` and ``usage_record`` add a ``stats_dirty``
-row (resource, UTC day) in the same transaction as any change that could move a
-figure, and reads count a day live while such a row names its institute. The table
-is filled here from the bookings already there; the ``rollup`` job recomputes the
-dirty days. On PostgreSQL the trigger locks the resource row before the marker (the
+``stats_daily`` keeps the campaign counters per institute and local day, and is
+never trusted stale: triggers on ``booking``, ``usage_record`` and ``institute`` (its
+zone) add a ``stats_dirty`` row (resource, UTC day) in the same transaction as any
+change that could move a figure, and reads count a local day live while a marker of
+its institute names the UTC day before, on or after it. The bookings already there
+are marked here; the ``rollup`` job recomputes the dirty days. On PostgreSQL the trigger locks the resource row before the marker (the
 booking writers' order) and bumps an existing marker, so the job's DELETE of it
 waits for the writer's commit.
 """
@@ -47,51 +47,25 @@ COUNTS = [
     'no_show', 'usage_minutes', 'verification', 'calibration', 'testing', 'training',
     'consultation', 'problems_solved',
 ]
-SERVICES = ['verification', 'calibration', 'testing', 'training', 'consultation']
 MARKED_COLUMNS = (
     'status, late_cancellation, fee, fee_waived, start_at, resource_id, institute_id'
 )
 
 
-def daily_select(dialect, where='TRUE'):
-    """SELECT of stats_daily's columns from the bookings matching ``where`` (alias b)."""
+def _utc_day(dialect, column):
     if dialect == 'sqlite':
-        day = 'date(b.start_at)'
-        minutes = (
-            'CAST(ROUND((julianday(u.checked_out_at) - julianday(u.checked_in_at)) '
-            '* 86400000) AS INTEGER) / 60000'
-        )
-    else:
-        day = "(b.start_at AT TIME ZONE 'UTC')::date"
-        minutes = 'floor(extract(epoch from (u.checked_out_at - u.checked_in_at)) / 60)'
+        return f'date({column})'
+    return f"({column} AT TIME ZONE 'UTC')::date"
 
-    def n(cond):
-        return f'sum(CASE WHEN {cond} THEN 1 ELSE 0 END)'
 
-    late = "b.status = 'cancelled' AND coalesce(b.late_cancellation, FALSE)"
-    counts = [
-        n("b.status = 'pending'"),
-        n("b.status = 'approved'"),
-        n("b.status = 'rejected'"),
-        n(f"b.status = 'cancelled' AND NOT ({late})"),
-        n("b.status = 'completed'"),
-        n(f"b.status = 'no_show' OR ({late})"),
-        f'coalesce(sum({minutes}), 0)',
-        *[n(f"u.service_type = '{s}'") for s in SERVICES],
-        n('u.problem_solved'),
-        "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee END), 0)",
-        "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee_waived END), 0)",
-    ]
+def mark_all(dialect, where='TRUE'):
+    """Markers for the (resource, UTC day) of every booking matching ``where``."""
+    day = _utc_day(dialect, 'start_at')
     return (
-        f'SELECT {day}, b.institute_id, count(*), ' + ', '.join(counts) + ' '
-        'FROM booking b LEFT JOIN usage_record u ON u.booking_id = b.id '
-        f'WHERE {where} GROUP BY {day}, b.institute_id'
+        'INSERT INTO stats_dirty (resource_id, day, institute_id, n) '
+        f'SELECT resource_id, {day}, institute_id, 1 FROM booking WHERE {where} '
+        f'GROUP BY resource_id, {day}, institute_id'
     )
-
-
-def daily_insert(dialect, where='TRUE'):
-    columns = ', '.join(['day', 'institute_id', *COUNTS, 'fees', 'fees_waived'])
-    return f'INSERT INTO stats_daily ({columns}) {daily_select(dialect, where)}'
 
 
 PG_FUNCTIONS = [
@@ -157,6 +131,21 @@ PG_FUNCTIONS = [
     CREATE TRIGGER stats_usage_record AFTER INSERT OR DELETE OR UPDATE
     ON usage_record FOR EACH ROW EXECUTE FUNCTION stats_usage_mark()
     """,
+    # A new zone moves every local day of the institute: all its days go live.
+    f"""
+    CREATE FUNCTION stats_institute_mark() RETURNS trigger AS $$
+    BEGIN
+        {mark_all('postgresql', 'institute_id = NEW.id')}
+        ON CONFLICT (resource_id, day) DO UPDATE SET n = stats_dirty.n + 1;
+        RETURN NULL;
+    END
+    $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER stats_institute AFTER UPDATE OF timezone ON institute FOR EACH ROW
+    WHEN (OLD.timezone IS DISTINCT FROM NEW.timezone)
+    EXECUTE FUNCTION stats_institute_mark()
+    """,
 ]
 
 
@@ -190,6 +179,12 @@ SQLITE_TRIGGERS = [
         'AFTER UPDATE ON usage_record',
         _sqlite_usage_mark('OLD') + ' ' + _sqlite_usage_mark('NEW'),
     ),
+    (
+        'stats_institute_upd',
+        'AFTER UPDATE OF timezone ON institute WHEN OLD.timezone IS NOT NEW.timezone',
+        mark_all('sqlite', 'institute_id = NEW.id').replace('INSERT', 'INSERT OR IGNORE', 1)
+        + ';',
+    ),
 ]
 
 
@@ -220,8 +215,13 @@ def upgrade():
     op.create_index(
         'ix_stats_dirty_day_institute', 'stats_dirty', ['day', 'institute_id'], unique=False
     )
+    op.create_index(
+        'ix_stats_daily_institute_day', 'stats_daily', ['institute_id', 'day'], unique=False
+    )
     dialect = op.get_bind().dialect.name
-    op.execute(daily_insert(dialect))
+    # The bookings already there: every day dirty, so counted live (right, slower)
+    # until the rollup job (or flask stats rebuild) fills stats_daily.
+    op.execute(mark_all(dialect))
     if dialect == 'postgresql':
         for sql in PG_FUNCTIONS:
             op.execute(sql)
@@ -234,7 +234,8 @@ def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('DROP TRIGGER IF EXISTS stats_usage_record ON usage_record')
         op.execute('DROP TRIGGER IF EXISTS stats_booking ON booking')
-        for name in ('stats_usage_mark()', 'stats_booking_mark()',
+        op.execute('DROP TRIGGER IF EXISTS stats_institute ON institute')
+        for name in ('stats_institute_mark()', 'stats_usage_mark()', 'stats_booking_mark()',
                      'stats_mark(integer, integer, timestamptz)'):
             op.execute(f'DROP FUNCTION IF EXISTS {name}')
     else:
@@ -242,6 +243,7 @@ def downgrade():
             op.execute(f'DROP TRIGGER IF EXISTS {name}')
     op.drop_index('ix_stats_dirty_day_institute', table_name='stats_dirty')
     op.drop_table('stats_dirty')
+    op.drop_index('ix_stats_daily_institute_day', table_name='stats_daily')
     op.drop_table('stats_daily')
     op.create_table(
         'usage_daily',
