@@ -295,6 +295,27 @@ def migrate(url: str) -> None:
         db.engine.dispose()
 
 
+def aggregate(url: str) -> None:
+    """Fill the statistics' stored days (``stats_daily``): the bulk load ran with the
+    triggers off, so nothing marked its days, and the figures would count them from
+    stored rows that are not there."""
+    from config import DevelopmentConfig
+    from labshare import create_app
+    from labshare.extensions import db
+    from labshare.services import stats_store
+
+    app = create_app(
+        DevelopmentConfig,
+        SQLALCHEMY_DATABASE_URI=url,
+        SCHEDULER_ENABLED=False,
+        SECRET_KEY="bench-generator",
+    )
+    with app.app_context():
+        stats_store.rebuild()
+        db.session.commit()
+        db.engine.dispose()
+
+
 # ----------------------------------------------------------------------------- writer
 class Writer:
     """Bulk rows into one table: COPY on PostgreSQL, executemany on SQLite."""
@@ -908,6 +929,8 @@ def generate(url: str, args: argparse.Namespace) -> None:
                     f"(SELECT coalesce(max(id), 1) FROM {table}))"
                 )
     timer.lap("commit")
+    aggregate(url)
+    timer.lap("statistics' stored days (stats_store.rebuild)")
     with engine.connect() as conn:
         if backend == "postgresql":
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -54,6 +54,8 @@ class StatsDaily(Base):
     problems_solved: Mapped[int] = mapped_column(default=0)
     fees: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
     fees_waived: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    #: bookings with a decision (the median decision time's count)
+    decided: Mapped[int] = mapped_column(default=0)
 
 
 class StatsDirty(Base):

@@ -645,6 +645,38 @@ def _aggregate_stored(
     _aggregate(windows, into, key_of=key_of)
 
 
+def _decided_count(period: Period, scope: Scope, groups: list[ZoneGroup]) -> int | None:
+    """How many of the scope's bookings in the period have a decision: the stored
+    days' counts and, for the dirty ones, a live count (None when too many are dirty:
+    then the median counts them itself)."""
+    n = 0
+    for group in groups:
+        dirty = _dirty_local_days(group, period.start, period.end)
+        if len(dirty) > MAX_DIRTY_DAYS:
+            return None
+        stmt = select(func.sum(StatsDaily.decided)).where(
+            StatsDaily.day >= period.start,
+            StatsDaily.day < period.end,
+            _stored_institute_filter(StatsDaily.institute_id, group),
+        )
+        if dirty:
+            stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
+        n += int(db.session.scalar(stmt) or 0)
+        for iid, local in sorted(dirty):
+            n += int(
+                db.session.scalar(
+                    select(func.count()).where(
+                        Booking.institute_id == iid,
+                        Booking.start_at >= _midnight(local, group.timezone),
+                        Booking.start_at < _midnight(local + dt.timedelta(days=1), group.timezone),
+                        Booking.decided_at.is_not(None),
+                    )
+                )
+                or 0
+            )
+    return n
+
+
 def counters_by(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:
     """Counters per ``key``: "resource", "institute", "day" or "month" (YYYY-MM),
     counted in the database at the time of asking."""
@@ -797,9 +829,12 @@ def _sme_counts(groups: list[ZoneGroup], scope: Scope) -> tuple[int, int]:
     return int(total or 0), int(total or 0) - int(old or 0)
 
 
-def _median_decision_hours(groups: list[ZoneGroup], scope: Scope) -> float | None:
+def _median_decision_hours(
+    groups: list[ZoneGroup], scope: Scope, n: int | None = None
+) -> float | None:
     """The median of (decided - created) in hours, as ``statistics.median`` gives it:
-    the database sorts, Python reads the one or two middle rows."""
+    the database sorts, Python reads the one or two middle rows. ``n``: how many
+    rows there are, when known (saves a counting pass)."""
     if not groups:
         return None
     if is_sqlite():
@@ -814,7 +849,8 @@ def _median_decision_hours(groups: list[ZoneGroup], scope: Scope) -> float | Non
         wait.label("wait"),
         where=Booking.decided_at.is_not(None),
     ).subquery()
-    n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
+    if n is None:
+        n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
     if n == 0:
         return None
     middle = [
@@ -1176,7 +1212,11 @@ def statistics_for(period: Period, scope: Scope) -> Statistics:
         shared_instruments=_shared_instruments(groups, scope),
         distinct_smes=served,
         new_smes=new,
-        median_decision_hours=_median_decision_hours(groups, scope),
+        median_decision_hours=_median_decision_hours(
+            groups,
+            scope,
+            _decided_count(period, scope, groups) if _stored_usable(scope) and groups else None,
+        ),
     )
 
 

@@ -25,7 +25,7 @@ from labshare.models import STATS_DAILY_COUNTS, Booking
 from labshare.timeutil import zone
 
 SERVICES = ("verification", "calibration", "testing", "training", "consultation")
-_COLUMNS = ("day", "institute_id", *STATS_DAILY_COUNTS, "fees", "fees_waived")
+_COLUMNS = ("day", "institute_id", *STATS_DAILY_COUNTS, "fees", "fees_waived", "decided")
 #: Past this many dirty (institute, UTC day) pairs, ``clean`` rebuilds everything in
 #: one statement per zone instead (after an upgrade or a bulk import).
 REBUILD_OVER = 5000
@@ -61,6 +61,7 @@ def _counts_sql() -> str:
             n("u.problem_solved"),
             "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee END), 0)",
             "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee_waived END), 0)",
+            n("b.decided_at IS NOT NULL"),
         ]
     )
 

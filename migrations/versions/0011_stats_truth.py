@@ -202,6 +202,7 @@ def upgrade():
         *[sa.Column(name, sa.Integer(), nullable=False) for name in COUNTS],
         sa.Column('fees', sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column('fees_waived', sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column('decided', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('day', 'institute_id', name=op.f('pk_stats_daily')),
     )
     op.create_table(
