@@ -5,6 +5,7 @@ live, the ``rollup`` job only cleans; ``flask stats check`` compares the stored 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from decimal import Decimal
 from typing import Any
 
@@ -191,3 +192,33 @@ def test_a_new_zone_for_an_institute_makes_its_days_live(app: Flask) -> None:
     assert _stored(institute.id, dt.date(2030, 1, 9)) is not None
     assert _stored(institute.id, dt.date(2030, 1, 10)) is None
     assert stats.total_counters(before, Scope.institute(institute.id))["bookings_total"] == 1
+
+
+def test_the_median_decision_time_is_exact_to_the_microsecond(app: Flask) -> None:
+    instrument = factories.make_instrument()
+    created = dt.datetime(2030, 1, 5, 3, 0, 0, 250_000, tzinfo=dt.UTC)
+    waits = [
+        dt.timedelta(seconds=5, microseconds=1),
+        dt.timedelta(seconds=5, microseconds=3),
+        dt.timedelta(minutes=1),
+        dt.timedelta(minutes=1),
+        dt.timedelta(hours=30, microseconds=999_999),
+        dt.timedelta(days=9),
+    ]
+    for n, wait in enumerate(waits):
+        factories.make_booking(
+            resource=instrument,
+            start=START + dt.timedelta(days=n, hours=1),
+            created_at=created,
+            decided_at=created + wait,
+        )
+    db.session.commit()
+    scope = Scope.institute(instrument.institute_id)
+    expected = round(statistics.median(w.total_seconds() / 3600 for w in waits[:5]), 2)
+    for rollup in (False, True):
+        if rollup:
+            run_job("rollup")
+        period = Period(dt.date(2030, 1, 10), dt.date(2030, 1, 15))
+        assert stats.statistics_for(period, scope).median_decision_hours == expected
+    row = _stored(instrument.institute_id, dt.date(2030, 1, 10))
+    assert row is not None and row.wait_min_1 == row.wait_max_1 == 5_000_001
