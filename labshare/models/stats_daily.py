@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, Index, Numeric
+from sqlalchemy import Date, Index, Numeric
 from sqlalchemy.orm import Mapped, mapped_column
 
 from labshare.models.base import Base
@@ -25,14 +25,6 @@ STATS_DAILY_COUNTS: tuple[str, ...] = (
     "consultation",
     "problems_solved",
 )
-
-
-#: Upper edges (exclusive) of the decision-wait buckets, in microseconds; the last
-#: bucket is open.
-WAIT_EDGES_US: tuple[int, ...] = tuple(
-    s * 1_000_000 for s in (1, 60, 61, 300, 900, 3600, 14400, 43200, 86400, 259200, 604800)
-)
-WAIT_BUCKETS = len(WAIT_EDGES_US) + 1
 
 
 class StatsDaily(Base):
@@ -64,45 +56,6 @@ class StatsDaily(Base):
     fees_waived: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
     #: bookings with a decision (the median decision time's count)
     decided: Mapped[int] = mapped_column(default=0)
-    # The decided bookings' waits (decided - created, whole microseconds) by bucket
-    # (``WAIT_EDGES_US``): how many, the least and the greatest; the median finds its
-    # bucket from these and reads the bookings only when the bucket's waits differ.
-    wait_n_0: Mapped[int] = mapped_column(default=0)
-    wait_n_1: Mapped[int] = mapped_column(default=0)
-    wait_n_2: Mapped[int] = mapped_column(default=0)
-    wait_n_3: Mapped[int] = mapped_column(default=0)
-    wait_n_4: Mapped[int] = mapped_column(default=0)
-    wait_n_5: Mapped[int] = mapped_column(default=0)
-    wait_n_6: Mapped[int] = mapped_column(default=0)
-    wait_n_7: Mapped[int] = mapped_column(default=0)
-    wait_n_8: Mapped[int] = mapped_column(default=0)
-    wait_n_9: Mapped[int] = mapped_column(default=0)
-    wait_n_10: Mapped[int] = mapped_column(default=0)
-    wait_n_11: Mapped[int] = mapped_column(default=0)
-    wait_min_0: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_1: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_2: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_3: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_4: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_5: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_6: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_7: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_8: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_9: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_10: Mapped[int | None] = mapped_column(BigInteger)
-    wait_min_11: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_0: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_1: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_2: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_3: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_4: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_5: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_6: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_7: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_8: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_9: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_10: Mapped[int | None] = mapped_column(BigInteger)
-    wait_max_11: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class StatsDirty(Base):

@@ -62,8 +62,6 @@ from labshare.models import (
     StatsDirty,
     UsageRecord,
 )
-from labshare.models.stats_daily import WAIT_BUCKETS
-from labshare.services import stats_store
 from labshare.timeutil import to_local, utcnow, zone
 
 
@@ -867,120 +865,6 @@ def _median_decision_hours(
     return round(statistics.median(middle), 2)
 
 
-def _wait_aggregates(w: Any, decided: Any) -> list[Any]:
-    """Per wait bucket: how many, least and greatest wait (``w``, microseconds)."""
-    conds = []
-    for k in range(WAIT_BUCKETS):
-        low, high = stats_store.wait_bucket_bounds(k)
-        parts: list[Any] = [decided.is_not(None)]
-        if low is not None:
-            parts.append(w >= low)
-        if high is not None:
-            parts.append(w < high)
-        conds.append(and_(*parts))
-    return (
-        [func.sum(case((c, 1), else_=0)) for c in conds]
-        + [func.min(case((c, w))) for c in conds]
-        + [func.max(case((c, w))) for c in conds]
-    )
-
-
-def _merge_histogram(hist: list[list[Any]], row: Any) -> None:
-    for k in range(WAIT_BUCKETS):
-        n, low, high = row[k], row[WAIT_BUCKETS + k], row[2 * WAIT_BUCKETS + k]
-        if not n:
-            continue
-        h = hist[k]
-        h[0] += int(n)
-        h[1] = int(low) if h[1] is None else min(h[1], int(low))
-        h[2] = int(high) if h[2] is None else max(h[2], int(high))
-
-
-def _wait_histogram(
-    period: Period, scope: Scope, groups: list[ZoneGroup]
-) -> list[list[Any]] | None:
-    """[count, least, greatest] wait per bucket of the scope's decided bookings in the
-    period: the stored days' and, for the dirty ones, a live count. None when too
-    many days are dirty (the median then sorts every wait itself)."""
-    hist: list[list[Any]] = [[0, None, None] for _ in range(WAIT_BUCKETS)]
-    stored = [func.sum(getattr(StatsDaily, f"wait_n_{k}")) for k in range(WAIT_BUCKETS)] + [
-        func.min(getattr(StatsDaily, f"wait_{what}_{k}"))
-        if what == "min"
-        else func.max(getattr(StatsDaily, f"wait_{what}_{k}"))
-        for what in ("min", "max")
-        for k in range(WAIT_BUCKETS)
-    ]
-    w: Any = literal_column(stats_store.wait_us_sql("booking"))
-    for group in groups:
-        dirty = _dirty_local_days(group, period.start, period.end)
-        by_day: dict[dt.date, list[int]] = defaultdict(list)
-        for iid, local in sorted(dirty):
-            by_day[local].append(iid)
-        if len(dirty) > MAX_DIRTY_PAIRS or len(by_day) > MAX_DIRTY_DAYS:
-            return None
-        stmt = select(*stored).where(
-            StatsDaily.day >= period.start,
-            StatsDaily.day < period.end,
-            _stored_institute_filter(StatsDaily.institute_id, group),
-        )
-        if dirty:
-            stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
-        _merge_histogram(hist, db.session.execute(stmt).one())
-        for local, iids in sorted(by_day.items()):
-            live = select(*_wait_aggregates(w, Booking.decided_at)).where(
-                Booking.start_at >= _midnight(local, group.timezone),
-                Booking.start_at < _midnight(local + dt.timedelta(days=1), group.timezone),
-                Booking.institute_id.in_(iids),
-            )
-            _merge_histogram(hist, db.session.execute(live).one())
-    return hist
-
-
-def _median_from_histogram(
-    groups: list[ZoneGroup], scope: Scope, hist: list[list[Any]]
-) -> float | None:
-    """The median decision time from the wait histogram: the middle rank's bucket
-    names its wait when all its waits are equal (the usual case for the busiest
-    bucket: instant decisions); otherwise only that bucket's bookings are sorted."""
-    n = sum(h[0] for h in hist)
-    if n == 0:
-        return None
-    ranks = [(n - 1) // 2] if n % 2 else [n // 2 - 1, n // 2]
-    w: Any = literal_column(stats_store.wait_us_sql("booking"))
-    values = []
-    for rank in ranks:
-        k, before = 0, 0
-        while before + hist[k][0] <= rank:
-            before += hist[k][0]
-            k += 1
-        _count, least, greatest = hist[k]
-        if least == greatest:
-            values.append(dt.timedelta(microseconds=least).total_seconds() / 3600)
-            continue
-        low, high = stats_store.wait_bucket_bounds(k)
-        inside: list[Any] = [Booking.decided_at.is_not(None)]
-        if low is not None:
-            inside.append(w >= low)
-        if high is not None:
-            inside.append(w < high)
-        rows = _per_group(
-            groups,
-            scope,
-            Booking.created_at.label("created_at"),
-            Booking.decided_at.label("decided_at"),
-            w.label("wait"),
-            where=and_(*inside),
-        ).subquery()
-        created, decided = db.session.execute(
-            select(rows.c.created_at, rows.c.decided_at)
-            .order_by(rows.c.wait)
-            .offset(rank - before)
-            .limit(1)
-        ).one()
-        values.append((decided - created).total_seconds() / 3600)
-    return round(statistics.median(values), 2)
-
-
 @dataclass
 class ResourceInfo:
     id: int
@@ -1312,14 +1196,6 @@ def open_lab_count(period: Period, scope: Scope) -> int:
     return count - len(closed) + len(still_open)
 
 
-def _median(period: Period, scope: Scope, groups: list[ZoneGroup]) -> float | None:
-    if _stored_usable(scope) and groups:
-        hist = _wait_histogram(period, scope, groups)
-        if hist is not None:
-            return _median_from_histogram(groups, scope, hist)
-    return _median_decision_hours(groups, scope)
-
-
 def statistics_for(period: Period, scope: Scope) -> Statistics:
     """The campaign's figures for a period and scope (see the section comment)."""
     groups = zone_groups(period, scope)
@@ -1334,7 +1210,11 @@ def statistics_for(period: Period, scope: Scope) -> Statistics:
         shared_instruments=_shared_instruments(groups, scope),
         distinct_smes=served,
         new_smes=new,
-        median_decision_hours=_median(period, scope, groups),
+        median_decision_hours=_median_decision_hours(
+            groups,
+            scope,
+            _decided_count(period, scope, groups) if _stored_usable(scope) and groups else None,
+        ),
     )
 
 

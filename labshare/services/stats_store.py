@@ -22,65 +22,10 @@ from sqlalchemy import func, select, text
 from labshare.database import is_sqlite
 from labshare.extensions import db
 from labshare.models import STATS_DAILY_COUNTS, Booking
-from labshare.models.stats_daily import WAIT_BUCKETS, WAIT_EDGES_US
 from labshare.timeutil import zone
 
 SERVICES = ("verification", "calibration", "testing", "training", "consultation")
-_WAIT_COLUMNS = tuple(
-    f"wait_{what}_{k}" for what in ("n", "min", "max") for k in range(WAIT_BUCKETS)
-)
-_COLUMNS = (
-    "day",
-    "institute_id",
-    *STATS_DAILY_COUNTS,
-    "fees",
-    "fees_waived",
-    "decided",
-    *_WAIT_COLUMNS,
-)
-
-
-def wait_us_sql(table: str) -> str:
-    """decided_at - created_at of ``table``'s row in whole microseconds, exactly (NULL
-    without a decision). SQLite keeps both as 'YYYY-MM-DD HH:MM:SS.ffffff'."""
-    if is_sqlite():
-        return (
-            f"((CAST(strftime('%s', {table}.decided_at) AS INTEGER) "
-            f"- CAST(strftime('%s', {table}.created_at) AS INTEGER)) * 1000000 "
-            f"+ CAST(substr({table}.decided_at, 21, 6) AS INTEGER) "
-            f"- CAST(substr({table}.created_at, 21, 6) AS INTEGER))"
-        )
-    return (
-        f"CAST(round(extract(epoch from ({table}.decided_at - {table}.created_at)) "
-        "* 1000000) AS BIGINT)"
-    )
-
-
-def wait_bucket_bounds(k: int) -> tuple[int | None, int | None]:
-    """[low, high) of bucket ``k`` in microseconds (None: unbounded)."""
-    low = WAIT_EDGES_US[k - 1] if k > 0 else None
-    high = WAIT_EDGES_US[k] if k < len(WAIT_EDGES_US) else None
-    return low, high
-
-
-def _wait_columns_sql(table: str) -> list[str]:
-    w = wait_us_sql(table)
-    conds = []
-    for k in range(WAIT_BUCKETS):
-        low, high = wait_bucket_bounds(k)
-        parts = [f"{table}.decided_at IS NOT NULL"]
-        if low is not None:
-            parts.append(f"{w} >= {low}")
-        if high is not None:
-            parts.append(f"{w} < {high}")
-        conds.append(" AND ".join(parts))
-    return (
-        [f"sum(CASE WHEN {c} THEN 1 ELSE 0 END)" for c in conds]
-        + [f"min(CASE WHEN {c} THEN {w} END)" for c in conds]
-        + [f"max(CASE WHEN {c} THEN {w} END)" for c in conds]
-    )
-
-
+_COLUMNS = ("day", "institute_id", *STATS_DAILY_COUNTS, "fees", "fees_waived", "decided")
 #: Past this many dirty (institute, UTC day) pairs, ``clean`` rebuilds everything in
 #: one statement per zone instead (after an upgrade or a bulk import).
 REBUILD_OVER = 5000
@@ -117,7 +62,6 @@ def _counts_sql() -> str:
             "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee END), 0)",
             "coalesce(sum(CASE WHEN b.status = 'completed' THEN b.fee_waived END), 0)",
             n("b.decided_at IS NOT NULL"),
-            *_wait_columns_sql("b"),
         ]
     )
 
@@ -126,23 +70,11 @@ def _insert(day_sql: str, where: str) -> str:
     """INSERT into stats_daily the bookings matching ``where`` by (``day_sql``,
     institute); a row already there is added to (a local day cut by a change of UTC
     offset is counted in two parts)."""
-
-    def merged(c: str) -> str:
-        if c.startswith("wait_min_") or c.startswith("wait_max_"):
-            least = c.startswith("wait_min_")
-            # NULL (no wait in the bucket) on either side: the other side. SQLite's
-            # two-argument min/max give NULL for a NULL; LEAST/GREATEST skip it.
-            if is_sqlite():
-                pick = "min" if least else "max"
-                return (
-                    f"{c} = coalesce({pick}(stats_daily.{c}, excluded.{c}), "
-                    f"stats_daily.{c}, excluded.{c})"
-                )
-            pick = "LEAST" if least else "GREATEST"
-            return f"{c} = {pick}(stats_daily.{c}, excluded.{c})"
-        return f"{c} = stats_daily.{c} + excluded.{c}"
-
-    adds = ", ".join(merged(c) for c in _COLUMNS if c not in ("day", "institute_id"))
+    adds = ", ".join(
+        f"{c} = stats_daily.{c} + excluded.{c}"
+        for c in _COLUMNS
+        if c not in ("day", "institute_id")
+    )
     # Only fixed fragments of this module are joined; every value is a bound parameter.
     sql = (
         f"INSERT INTO stats_daily ({', '.join(_COLUMNS)}) "  # noqa: S608

@@ -47,7 +47,6 @@ COUNTS = [
     'no_show', 'usage_minutes', 'verification', 'calibration', 'testing', 'training',
     'consultation', 'problems_solved',
 ]
-WAIT_BUCKETS = 12
 MARKED_COLUMNS = (
     'status, late_cancellation, fee, fee_waived, start_at, resource_id, institute_id, '
     'created_at, decided_at'
@@ -205,9 +204,6 @@ def upgrade():
         sa.Column('fees', sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column('fees_waived', sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column('decided', sa.Integer(), nullable=False),
-        *[sa.Column(f'wait_n_{k}', sa.Integer(), nullable=False) for k in range(WAIT_BUCKETS)],
-        *[sa.Column(f'wait_min_{k}', sa.BigInteger(), nullable=True) for k in range(WAIT_BUCKETS)],
-        *[sa.Column(f'wait_max_{k}', sa.BigInteger(), nullable=True) for k in range(WAIT_BUCKETS)],
         sa.PrimaryKeyConstraint('day', 'institute_id', name=op.f('pk_stats_daily')),
     )
     op.create_table(
