@@ -1,6 +1,7 @@
 """Campaign statistics at campaign scale: the national figures of one month, one
-institute's month, and the national 12-month trend, each counted from the bookings
-when asked (``services/stats.py``), with the SQL they send and its plans.
+institute's month, and the national 12-month trend (``services/stats.py``: the stored
+days of ``stats_daily`` plus a live count of the dirty ones and of the figures that
+cannot be summed), with the SQL they send and its plans.
 
 Targets (1M bookings, PostgreSQL and SQLite): national month p50 <= 150 ms, one
 institute <= 30 ms, 12-month trend <= 300 ms.

@@ -1,4 +1,4 @@
-"""Campaign statistics, counted from the bookings and usage records when asked.
+"""Campaign statistics, always equal to a count over the bookings and usage records.
 
 Counts the bookings that start in [start, end). ``approved`` counts bookings that
 are approved now (not yet completed, cancelled or marked no-show).
@@ -131,10 +131,12 @@ def campaign_totals(
 
 # -- the statistics service: any period, any scope -------------------------------------
 #
-# Every figure is computed when it is asked for, from the bookings and usage records
-# themselves (GROUP BY in the database over an index that covers the columns read), so
-# nothing is stored that could go stale: an edit years later, an import, a restore or a
-# scheduler that never ran is counted at the next read. A booking counts on the local
+# Every figure equals a count over the bookings and usage records at the time of asking.
+# The additive counters of institute scopes come from ``stats_daily`` (per institute and
+# local day) for the days no trigger marked dirty, and from a GROUP BY over the bookings
+# for the dirty ones; everything else is counted from the bookings over covering
+# indexes. So an edit years later, an import, a restore or a scheduler that never ran
+# is counted at the next read (``services/stats_store.py``). A booking counts on the local
 # day (its institute's zone) on which it starts: the institutes of a scope are grouped
 # by zone and each group is read between its own local midnights.
 
