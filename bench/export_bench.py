@@ -66,26 +66,17 @@ def child(url: str, fmt: str, start: str, end: str, out: str) -> None:
     )
 
 
-def prepare(url: str, days: int) -> None:
-    """Bring the schema up to date and fill the roll-up once (the export reads it)."""
+def prepare(url: str) -> None:
+    """Bring the schema up to date (the figures need nothing else: they are counted
+    from the bookings when the export asks)."""
     import flask_migrate
-    from sqlalchemy import func, select
 
     from config import DevelopmentConfig
     from labshare import create_app
-    from labshare.extensions import db
-    from labshare.jobs.rollup import rollup
-    from labshare.models import UsageDaily
 
     app = create_app(DevelopmentConfig, SQLALCHEMY_DATABASE_URI=url, SCHEDULER_ENABLED=False)
     with app.app_context():
         flask_migrate.upgrade()
-        if db.session.scalar(select(func.count(UsageDaily.id))):
-            return
-        t0 = time.perf_counter()
-        rollup(days_back=days)
-        db.session.commit()
-        print(f"roll-up of {days} days: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,14 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from", dest="start", default="2026-01-01")
     parser.add_argument("--to", dest="end", default="2027-04-01")
     parser.add_argument("--out", default="bench/out")
-    parser.add_argument("--rollup-days", type=int, default=400)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.child:
         child(args.db, args.format, args.start, args.end, args.out)
         return
-    prepare(args.db, args.rollup_days)
+    prepare(args.db)
     formats = ["xlsx", "csv"] if args.format == "both" else [args.format]
     for fmt in formats:
         # A fresh process per format, so that ru_maxrss is this export's peak.

@@ -295,6 +295,27 @@ def migrate(url: str) -> None:
         db.engine.dispose()
 
 
+def aggregate(url: str) -> None:
+    """Fill the statistics' stored days (``stats_daily``): the bulk load ran with the
+    triggers off, so nothing marked its days, and the figures would count them from
+    stored rows that are not there."""
+    from config import DevelopmentConfig
+    from labshare import create_app
+    from labshare.extensions import db
+    from labshare.services import stats_store
+
+    app = create_app(
+        DevelopmentConfig,
+        SQLALCHEMY_DATABASE_URI=url,
+        SCHEDULER_ENABLED=False,
+        SECRET_KEY="bench-generator",
+    )
+    with app.app_context():
+        stats_store.rebuild()
+        db.session.commit()
+        db.engine.dispose()
+
+
 # ----------------------------------------------------------------------------- writer
 class Writer:
     """Bulk rows into one table: COPY on PostgreSQL, executemany on SQLite."""
@@ -696,6 +717,9 @@ class Generator:
         epoch = self.epoch
         minute = dt.timedelta(minutes=1)
         fee_cache: dict[tuple[int, int, int], tuple[Decimal, Decimal]] = {}
+        #: usage records of the completed bookings, written after the bookings
+        self.usage: list[tuple[Any, ...]] = []
+        staff_any = next(iter(self.staff_by_institute.values()))[0]
         for bid, (created_m, ri, start_m, end_m, st, company) in enumerate(plan, start=1):
             rid, kind, inst_id, fee_h, waiver, _tz, _cut, _status = self.resources[ri]
             halfhours = (end_m - start_m) // 30
@@ -721,10 +745,30 @@ class Generator:
                     decided_at = self.now
                 if status == "rejected":
                     reason = "时段已安排内部检定任务"
-            elif status == "cancelled":
+            late = False
+            if status == "cancelled":
                 cancelled_by = user
                 cancelled_at = min(created + dt.timedelta(hours=rng.randint(1, 48)), self.now)
+                # a few company cancellations come too late: statistics count no-shows
+                late = bid % 10 == 0
             updated = decided_at or cancelled_at or created
+            if status == "completed":
+                staff = self.staff_by_institute.get(inst_id) or [staff_any]
+                checked_in = start + dt.timedelta(minutes=rng.choice((0, 0, 5, 10)))
+                checked_out = end - dt.timedelta(minutes=rng.choice((0, 0, 15)))
+                self.usage.append(
+                    (
+                        len(self.usage) + 1,
+                        bid,
+                        checked_in,
+                        max(checked_out, checked_in + minute),
+                        SERVICES[bid % len(SERVICES)],
+                        1 + bid % 5,
+                        bid % 4 != 0,
+                        staff[bid % len(staff)],
+                        end,
+                    )
+                )
             if status in ("completed", "no_show"):
                 updated = max(end, updated)
             yield (
@@ -746,11 +790,13 @@ class Generator:
                 reason,
                 cancelled_by,
                 cancelled_at,
+                late,
                 created,
                 updated,
             )
 
 
+SERVICES = ["verification", "calibration", "testing", "training", "consultation"]
 STATUSES = ["pending", "approved", "rejected", "cancelled", "completed", "no_show"]
 PAST_STATUS_IDX = [1, 2, 3, 4, 5]
 PAST_WEIGHTS = [2, 8, 12, 72, 6]
@@ -791,7 +837,11 @@ COLUMNS = {
     "booking": (
         "id resource_id resource_kind institute_id company_id user_id start_at end_at "
         "status purpose samples fee fee_waived decided_by_id decided_at decision_reason "
-        "cancelled_by_id cancelled_at created_at updated_at"
+        "cancelled_by_id cancelled_at late_cancellation created_at updated_at"
+    ),
+    "usage_record": (
+        "id booking_id checked_in_at checked_out_at service_type samples_count "
+        "problem_solved recorded_by_id recorded_at"
     ),
 }
 
@@ -867,6 +917,9 @@ def generate(url: str, args: argparse.Namespace) -> None:
         n = w.write("booking", COLUMNS["booking"].split(), gen.booking_rows(plan))
         timer.lap("booking", n)
         del plan
+        n = w.write("usage_record", COLUMNS["usage_record"].split(), gen.usage)
+        timer.lap("usage_record (completed bookings)", n)
+        gen.usage = []
         for sql in sqlite_triggers:
             conn.exec_driver_sql(sql)
         if backend == "postgresql":
@@ -876,6 +929,8 @@ def generate(url: str, args: argparse.Namespace) -> None:
                     f"(SELECT coalesce(max(id), 1) FROM {table}))"
                 )
     timer.lap("commit")
+    aggregate(url)
+    timer.lap("statistics' stored days (stats_store.rebuild)")
     with engine.connect() as conn:
         if backend == "postgresql":
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from bench import generate
+from bench import generate, stats_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -349,6 +349,14 @@ def explain_paths(app: Any, sample: Sample) -> list[PathPlan]:
                 lambda p=params: client.get("/api/v1/resources", query_string=p),
             )
         )
+    return explain_calls(app, paths)
+
+
+def explain_calls(app: Any, paths: list[tuple[str, Callable[[], Any]]]) -> list[PathPlan]:
+    """Run each call once warm, then once capturing its SQL; time and explain each
+    statement it sent."""
+    from labshare.extensions import db
+
     out: list[PathPlan] = []
     with capture_sql(app) as cap:
         for label, fn in paths:
@@ -876,9 +884,15 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
         summary[f"search {what} p50 ms"] = pct(r["times"], 50) * 1000
         summary[f"search {what} p99 ms"] = pct(r["times"], 99) * 1000
 
+    log("\n  -- campaign statistics, counted from the bookings when asked (in-process)")
+    st_summary, st_paths = stats_bench.bench_stats(app, args.stats_samples)
+    summary.update(st_summary)
+    for line in stats_bench.report_lines(st_summary):
+        log(line)
+
     log("\n  -- EXPLAIN of the SQL these paths send (slowest statements first)")
     full_scans = []
-    for pp in explain_paths(app, sample):
+    for pp in [*explain_paths(app, sample), *explain_calls(app, st_paths)]:
         sent = sum(st.sent for st in pp.statements)
         log(f"  [{pp.path}] {pp.seconds * 1000:.1f} ms, {sent} SELECTs")
         for st in sorted(pp.statements, key=lambda x: -x.seconds * x.sent)[: args.plan_statements]:
@@ -973,12 +987,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--plan-lines", type=int, default=12)
     p.add_argument(
+        "--stats-samples", type=int, default=7, help="runs of each statistics measurement"
+    )
+    p.add_argument(
+        "--only-stats",
+        action="store_true",
+        help="only the campaign statistics (with their plans), no availability, search or HTTP",
+    )
+    p.add_argument(
         "--plan-statements", type=int, default=3, help="slowest statements shown per path"
     )
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     summaries = {}
     for label, url in resolve(args.db):
+        if args.only_stats:
+            summaries[label] = stats_bench.run_stats_only(label, url, args)
+            continue
         summaries[label] = run_one(label, url, args)
     log("\n=== summary")
     for label, s in summaries.items():

@@ -3,17 +3,21 @@ bad input is reported naming the option, and nothing is written."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import click
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from labshare.database import begin_write
 from labshare.demo.seed import demo_data_present, seed_demo
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
+from labshare.jobs.rollup import rollup
 from labshare.models import Company, Institute, Role
+from labshare.services import stats, stats_store
 from labshare.services.accounts import create_user
 from labshare.services.credit_code import CreditCodeError, validate_credit_code
 
@@ -157,6 +161,88 @@ def seed_demo_command(if_empty: bool) -> None:
         click.echo(f"  {role:<6}  {email:<{width}}  {password}")
 
 
+def _day_option(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _bad(option, _("%(field)s must be a date as YYYY-MM-DD.", field=option)) from None
+
+
+def _stats_range(start: str | None, end: str | None) -> list[stats.Period] | None:
+    first, last = _day_option(start, "--from"), _day_option(end, "--to")
+    if first is not None and last is not None and last <= first:
+        raise _bad("--to", _("--to must be after --from."))
+    known = stats.booking_days()
+    if known is None and (first is None or last is None):
+        return None
+    first = first or known[0] if known else first
+    last = last or known[1] if known else last
+    assert first is not None and last is not None
+    return stats.month_pieces(first, last)
+
+
+@click.group("stats")
+def stats_group() -> None:
+    """Campaign statistics: check them against the bookings, rebuild the stored days."""
+
+
+@stats_group.command("check")
+@click.option("--from", "start", default=None, help="first day, YYYY-MM-DD (default: all)")
+@click.option("--to", "end", default=None, help="day after the last, YYYY-MM-DD")
+def stats_check_command(start: str | None, end: str | None) -> None:
+    """Recount every figure from the bookings one at a time and print any difference
+    from the figures the statistics show; exit 1 when there is one."""
+    months = _stats_range(start, end)
+    if not months:
+        click.echo("No bookings: nothing to check.")
+        return
+    found: list[str] = []
+    with click.progressbar(months, label="Months", file=None) as bar:
+        for period in bar:
+            found += stats.differences(period)
+            db.session.rollback()
+    for line in found:
+        click.echo(line)
+    if found:
+        click.echo(f"{len(found)} differences.", err=True)
+        raise SystemExit(1)
+    click.echo(f"No differences in {len(months)} month{'' if len(months) == 1 else 's'}.")
+
+
+@stats_group.command("rebuild")
+@click.option("--from", "start", default=None, help="first day, YYYY-MM-DD (default: all)")
+@click.option("--to", "end", default=None, help="day after the last, YYYY-MM-DD")
+def stats_rebuild_command(start: str | None, end: str | None) -> None:
+    """Recompute the stored daily counters (stats_daily) from the bookings, month by
+    month, then refresh the planner statistics. Never needed for right figures (days
+    the triggers marked are counted live until the rollup job cleans them); for a
+    bulk load that bypassed the triggers."""
+    months = _stats_range(start, end)
+    if not months:
+        click.echo("No bookings.")
+        return
+    rows = 0
+    lines = []
+    with click.progressbar(months, label="Months", file=None) as bar:
+        for period in bar:
+            rows += stats_store.rebuild(period.start, period.end)
+            db.session.commit()
+            c = stats.total_counters(period, stats.Scope.everything())
+            lines.append(
+                f"{period.label()}: {c['bookings_total']} bookings, {c['completed']} completed, "
+                f"{c.usage_hours} usage hours"
+            )
+            db.session.rollback()
+    rollup()
+    db.session.commit()
+    for line in lines:
+        click.echo(line)
+    click.echo(f"{rows} daily rows in {len(months)} month{'' if len(months) == 1 else 's'}.")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(stats_group)

@@ -156,3 +156,60 @@ def test_anonymous_and_bad_window(client: Any, world: SimpleNamespace) -> None:
         response = client.get("/api/v1/stats/campaign", query_string=params, headers=headers)
         assert response.status_code == 422
         assert error_of(response)["field"] == field
+
+
+def test_plain_dates_are_read_in_the_institutes_zone_and_named(
+    client: Any, world: SimpleNamespace
+) -> None:
+    with_offset = _stats(client, world.staff).get_json()
+    plain = _stats(client, world.staff, **{"from": "2030-01-01", "to": "2030-02-01"}).get_json()
+    assert plain == with_offset
+    assert plain["timezone"] == "Asia/Shanghai"
+    assert plain["from"] == "2029-12-31T16:00:00+00:00"
+    national = _stats(client, world.admin, **{"from": "2030-01-01", "to": "2030-02-01"})
+    assert national.get_json()["timezone"] == "Asia/Shanghai"
+    assert national.get_json()["requested"] == 10
+
+
+def test_plain_dates_of_an_institute_in_another_zone(
+    client: Any, db: Any, make_instrument: Any, make_user: Any, make_booking: Any
+) -> None:
+    from tests import factories
+
+    west = factories.make_institute(timezone="Asia/Urumqi", province_code="650000")
+    instrument = make_instrument(institute=west)
+    # 23:00 on 31 January in Urumqi, already 1 February in Beijing.
+    make_booking(
+        resource=instrument,
+        start=dt.datetime(2030, 1, 31, 17, 0, tzinfo=dt.UTC),
+        status=BookingStatus.COMPLETED,
+    )
+    staff = make_user(Role.STAFF, institute=west)
+    admin = make_user(Role.ADMIN)
+    db.session.commit()
+    january = {"from": "2030-01-01", "to": "2030-02-01"}
+    body = _stats(client, staff, **january).get_json()
+    assert (body["timezone"], body["requested"]) == ("Asia/Urumqi", 1)
+    assert body["from"] == "2029-12-31T18:00:00+00:00"
+    # Nationally the same dates are Beijing's: that booking is February's.
+    assert _stats(client, admin, **january).get_json()["requested"] == 0
+    assert _stats(client, admin, **january, institute=west.code).get_json()["requested"] == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": "2030-02-30", "to": "2030-03-01"}, "from"),
+        ({"from": "2030-01-01", "to": "2030-1-2"}, "to"),
+        ({"from": "2030-01-02", "to": "2030-01-02"}, "to"),
+        ({"from": "2030-01-02T00:00:00", "to": "2030-01-03"}, "from"),
+    ],
+)
+def test_bad_plain_dates(
+    client: Any, world: SimpleNamespace, params: dict[str, str], field: str
+) -> None:
+    response = client.get(
+        "/api/v1/stats/campaign", query_string=params, headers=bearer(world.admin)
+    )
+    assert response.status_code == 422
+    assert error_of(response)["field"] == field

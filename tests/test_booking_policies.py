@@ -633,9 +633,8 @@ def test_statistics_count_late_cancellations_as_no_shows(db, env, make_booking):
     assert (totals.no_show, totals.cancelled, totals.requested) == (2, 1, 3)
 
 
-def test_statistics_service_and_rollup_count_late_cancellations(db, env, make_booking):
-    from labshare.jobs.rollup import rollup
-    from labshare.models import UsageDaily
+def test_statistics_service_counts_late_cancellations(db, env, make_booking):
+    from labshare.services import stats
 
     make_booking(
         resource=env.inst,
@@ -646,10 +645,9 @@ def test_statistics_service_and_rollup_count_late_cancellations(db, env, make_bo
         late_cancellation=True,
     )
     db.session.commit()
-    rollup([dt.date(2030, 1, 2)])
-    db.session.commit()
-    row = db.session.scalars(select(UsageDaily).where(UsageDaily.resource_id == env.inst.id)).one()
-    assert (row.no_show, row.cancelled) == (1, 0)
+    period = stats.Period.month("2030-01")
+    by_resource = stats.counters_by(period, stats.Scope.institute(env.institute.id), "resource")
+    assert (by_resource[env.inst.id]["no_show"], by_resource[env.inst.id]["cancelled"]) == (1, 0)
 
 
 def test_no_show_record(db, env, make_booking, make_instrument):

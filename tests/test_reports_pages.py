@@ -58,3 +58,27 @@ def test_admin_national_and_filters(client: Any, login: Any, two: dict[str, Any]
     page = client.get("/reports/?month=2030-01&province=110000").get_data(as_text=True)
     assert "激光干涉仪" in page and "三坐标测量机" not in page
     assert client.get("/reports/?month=bad").status_code == 422
+
+
+def test_empty_periods_say_so_and_every_chart_keeps_its_table(
+    client: Any, login: Any, two: dict[str, Any]
+) -> None:
+    login(factories.make_user(Role.ADMIN))
+    factories.db.session.commit()
+    page = client.get("/reports/?month=2031-06").get_data(as_text=True)
+    assert "No bookings start in 2031-06-01 – 2031-06-30" in page
+    assert "No bookings in these twelve months." in page
+    assert page.count("No bookings this month.") == 12
+    assert "No booked hours in this period." in page
+    assert page.count("<table") == 6  # headline, trend, top, heat map, field, province
+    # A month with bookings: no such sentence, and the trend shows the booked month.
+    page = client.get("/reports/?month=2030-01").get_data(as_text=True)
+    assert "No bookings start in" not in page
+    assert page.count("No bookings this month.") == 11
+
+
+def test_empty_period_in_chinese(client: Any, login: Any, two: dict[str, Any]) -> None:
+    login(factories.make_user(Role.ADMIN, locale="zh_CN"))
+    factories.db.session.commit()
+    page = client.get("/reports/?month=2031-06").get_data(as_text=True)
+    assert "期间没有开始的预约" in page and "本月没有预约。" in page

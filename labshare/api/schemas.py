@@ -4,10 +4,13 @@ response models document the JSON the handlers build, in the OpenAPI document.""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from labshare.api.registry import AwareTime, BodyModel, QueryModel, ResponseModel
+from labshare.api.registry import AwareTime, BodyModel, QueryModel, ResponseModel, _parse_time
 from labshare.models import BookingStatus, ResourceKind, ResourceStatus, Role, ServiceType
 from labshare.models import Field as MeasurementField
 
@@ -101,9 +104,33 @@ class UsageBody(BodyModel):
     notes: str | None = Field(None, max_length=5000)
 
 
+def _date_or_time(value: Any) -> dt.date | dt.datetime:
+    """A plain date (``2026-11-01``: that day's midnight in the zone the statistics
+    use), or an instant with a UTC offset as everywhere else."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise PydanticCustomError("invalid_time", "invalid") from exc
+    return _parse_time(value)
+
+
+DateOrAwareTime = Annotated[
+    dt.date | dt.datetime,
+    PlainValidator(_date_or_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "a date, e.g. 2026-11-01 (midnight in the zone the response "
+            "names), or ISO 8601 with a UTC offset, e.g. 2026-11-01T00:00:00+08:00",
+        }
+    ),
+]
+
+
 class StatsQuery(QueryModel):
-    from_: AwareTime = Field(alias="from", description="bookings starting at or after this")
-    to: AwareTime = Field(description="bookings starting before this")
+    from_: DateOrAwareTime = Field(alias="from", description="bookings starting at or after this")
+    to: DateOrAwareTime = Field(description="bookings starting before this")
     institute: str | None = Field(
         None, max_length=32, description="institute code (admins; staff only their own)"
     )
@@ -310,6 +337,12 @@ class CampaignStatsOut(ResponseModel):
     fees_charged: float = Field(description="fees of completed bookings, after waivers")
     fees_waived: float = Field(description="waived fees of completed bookings")
     shared_instruments: int = Field(
-        description="instruments with at least one approved, completed or no-show booking"
+        description="instruments with at least one completed booking in the window"
     )
-    open_labs: int = Field(description="labs currently available for booking")
+    open_labs: int = Field(
+        description="available labs with opening hours on some local day of the window"
+    )
+    timezone: str = Field(
+        description="the zone plain dates were read in and local days counted in: the "
+        "institute's, or Asia/Shanghai for all institutes"
+    )

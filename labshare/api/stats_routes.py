@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask_babel import gettext as _
@@ -14,7 +15,14 @@ from labshare.api.serialize import institute_ref, money
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Institute, Role, User
-from labshare.services.stats import campaign_totals
+from labshare.services.stats import NATIONAL_ZONE, campaign_totals
+from labshare.timeutil import zone
+
+
+def _instant(value: dt.date | dt.datetime, tz: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.combine(value, dt.time(), zone(tz)).astimezone(dt.UTC)
 
 
 @endpoint(
@@ -23,7 +31,9 @@ from labshare.services.stats import campaign_totals
     "GET",
     summary="Campaign totals over the bookings starting in a window",
     description="Admins: all institutes, or one with institute=CODE. Staff: their own "
-    "institute only (another one is 403).",
+    "institute only (another one is 403). from and to are plain dates (midnight in the "
+    "institute's zone, or Asia/Shanghai for all institutes; the response's timezone says "
+    "which) or instants with a UTC offset. Counted from the bookings when asked.",
     tag="stats",
     roles=(Role.ADMIN, Role.STAFF),
     query=StatsQuery,
@@ -31,8 +41,6 @@ from labshare.services.stats import campaign_totals
     errors=(404,),
 )
 def campaign(user: User, query: StatsQuery) -> dict[str, Any]:
-    if query.to <= query.from_:
-        raise ValidationFailed(_("The window must end after it starts."), field="to")
     institute: Institute | None = None
     if query.institute is not None:
         institute = db.session.scalar(select(Institute).where(Institute.code == query.institute))
@@ -42,12 +50,17 @@ def campaign(user: User, query: StatsQuery) -> dict[str, Any]:
         if institute is not None and institute.id != user.institute_id:
             raise NotAllowed(_("Staff see their own institute's statistics only."))
         institute = user.institute
+    tz = institute.timezone if institute is not None else NATIONAL_ZONE
+    start, end = _instant(query.from_, tz), _instant(query.to, tz)
+    if end <= start:
+        raise ValidationFailed(_("The window must end after it starts."), field="to")
     totals = campaign_totals(
-        query.from_, query.to, institute_id=institute.id if institute is not None else None
+        start, end, institute_id=institute.id if institute is not None else None, tz=tz
     )
     return {
-        "from": query.from_.isoformat(),
-        "to": query.to.isoformat(),
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "timezone": tz,
         "institute": institute_ref(institute) if institute is not None else None,
         "requested": totals.requested,
         "pending": totals.pending,

@@ -58,7 +58,10 @@ from labshare.timeutil import localize, utcnow, zone
 DEFAULT_SEED = 2026
 DEMO_ZONE = "Asia/Shanghai"
 COMPANY_COUNT = 50
-PAST_DAYS = 91
+#: A year of history, so a fresh install's monthly trend has twelve months to show;
+#: the quarter before today is the busiest.
+PAST_DAYS = 365
+RECENT_DAYS = 91
 FUTURE_DAYS = 30
 MORNING = (dt.time(8, 30), dt.time(12, 0))
 AFTERNOON = (dt.time(13, 30), dt.time(17, 30))
@@ -491,7 +494,7 @@ def _closures(plan: _Plan) -> None:
     wanted: list[Closure] = []
     for lab in plan.labs:
         tz = lab.institute.timezone
-        for year in {first.year, last.year}:
+        for year in range(first.year, last.year + 1):
             for month, day, days, note in HOLIDAYS:
                 start_day = dt.date(year, month, day)
                 if first <= start_day <= last:
@@ -623,8 +626,9 @@ def _bookings(plan: _Plan) -> None:
         staff = plan.staff_by_institute[inst.id]
         for offset in range(-PAST_DAYS, FUTURE_DAYS + 1):
             day = plan.today + dt.timedelta(days=offset)
+            busy = chance if offset >= -RECENT_DAYS else chance / 3
             for weekday, opens, closes in sorted(periods):
-                if weekday != day.weekday() or rng.random() >= chance:
+                if weekday != day.weekday() or rng.random() >= busy:
                     continue
                 hours = max(min_hours, rng.choice([1, 1, 2, 2, 3]))
                 first_hour = opens.hour + (1 if opens.minute else 0)

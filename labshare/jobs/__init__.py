@@ -48,7 +48,7 @@ JOBS: dict[str, Job] = {
         Job("pending-nudges", send_pending_nudges, ("interval", {"hours": 1}), 3600),
         Job("no-shows", mark_no_shows, ("interval", {"minutes": 10}), 600),
         Job("complete", complete_bookings, ("interval", {"minutes": 10}), 600),
-        Job("rollup", lambda: rollup(), ("cron", {"hour": 2, "minute": 30}), 6 * 3600),
+        Job("rollup", lambda: rollup(), ("interval", {"minutes": 10}), 600),
         Job("monthly-export", monthly_export, ("cron", {"hour": 3, "minute": 0}), 20 * 3600),
         Job(
             "calibration-notices",

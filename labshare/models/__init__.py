@@ -33,7 +33,7 @@ from labshare.models.login_throttle import LoginThrottle
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
-from labshare.models.usage_daily import UsageDaily
+from labshare.models.stats_daily import STATS_DAILY_COUNTS, StatsDaily, StatsDirty
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
 from labshare.models.waitlist import OPEN_WAITLIST_STATUSES, WaitlistEntry, WaitlistStatus
@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_RULES",
     "HOLDING_STATUSES",
     "OPEN_WAITLIST_STATUSES",
+    "STATS_DAILY_COUNTS",
     "ApiToken",
     "AuditLog",
     "Base",
@@ -74,8 +75,9 @@ __all__ = [
     "ResourceStatus",
     "Role",
     "ServiceType",
+    "StatsDaily",
+    "StatsDirty",
     "UTCDateTime",
-    "UsageDaily",
     "UsageRecord",
     "User",
     "WaitlistEntry",

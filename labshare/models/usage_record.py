@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.base import Base, UTCDateTime
@@ -21,6 +21,15 @@ class UsageRecord(Base):
     __table_args__ = (
         CheckConstraint("checked_out_at > checked_in_at", name="out_after_in"),
         CheckConstraint("samples_count >= 0", name="samples_nonnegative"),
+        # The statistics' join from a booking to its usage, from the index alone (0011).
+        Index(
+            "ix_usage_record_stats",
+            "booking_id",
+            "service_type",
+            "problem_solved",
+            "checked_in_at",
+            "checked_out_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

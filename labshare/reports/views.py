@@ -18,7 +18,7 @@ from labshare.labels import label
 from labshare.models import Field, Institute, ResourceKind, Role
 from labshare.services import export, stats
 from labshare.services.stats import Counters, Period, Scope
-from labshare.timeutil import utcnow
+from labshare.timeutil import to_local, utcnow
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -37,7 +37,7 @@ def _period() -> Period:
     month = request.args.get("month", "").strip()
     if month:
         return export.parse_month(month)
-    today = utcnow().date()
+    today = to_local(utcnow(), stats.NATIONAL_ZONE).date()
     return Period.month(today.strftime("%Y-%m"))
 
 
@@ -58,7 +58,7 @@ def index() -> str:
     by_province: dict[str, Counters] = defaultdict(Counters)
     for rid, c in report.by_resource.items():
         info = report.resources.get(rid)
-        if info is None:
+        if info is None or not c["bookings_total"]:
             continue
         by_field[label(Field(info.field))].add(c)
         by_province[info.province].add(c)
@@ -87,6 +87,8 @@ def index() -> str:
         summary=export.summary_rows(report),
         trend=_bars([(m, c.usage_hours) for m, c in trend]),
         trend_rows=trend,
+        trend_empty=not any(c["bookings_total"] for _m, c in trend),
+        heat_total=sum(h for row in util.heat for h in row),
         top=instruments[:10],
         heat=util.heat,
         heat_max=heat_max,

@@ -257,11 +257,14 @@ def booking_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
     the stored value, and the times are read as aware or, on SQLite, naive UTC)."""
     kinds = {k.value: label(k) for k in ResourceKind}
     statuses = {s.value: label(s) for s in BookingStatus}
+    # A late cancellation counts as a no-show in every figure; its row says which it is.
+    late_text = _("Late cancellation")
     services: dict[str | None, str] = {s.value: label(s) for s in ServiceType}
     services[None] = ""
     fields = {f.value: label(f) for f in Field}
     solved_text = {True: _("yes"), False: _("no"), None: ""}
     completed = BookingStatus.COMPLETED.value
+    cancelled = BookingStatus.CANCELLED.value
     zero = Decimal("0")
     utc = dt.UTC
     stamp = DateTime(timezone=True)
@@ -289,6 +292,7 @@ def booking_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
                 UsageRecord.problem_solved,
                 Booking.fee,
                 Booking.fee_waived,
+                Booking.late_cancellation,
             )
             .join(_RESOURCE, _RESOURCE.c.id == Booking.resource_id)
             .join(Institute, Institute.id == Booking.institute_id)
@@ -319,6 +323,7 @@ def booking_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
             solved,
             fee,
             waived,
+            late,
         ) in result:
             if start.tzinfo is None:  # SQLite: naive UTC
                 start = start.replace(tzinfo=utc)
@@ -337,7 +342,7 @@ def booking_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
                 ccode,
                 start.astimezone(z).replace(tzinfo=None),
                 end.astimezone(z).replace(tzinfo=None),
-                statuses.get(status, status),
+                late_text if late and status == cancelled else statuses.get(status, status),
                 services.get(service, service),
                 round(stats.usage_minutes_of(cin, cout) / 60, 2) if cin is not None else None,
                 samples,

@@ -1,12 +1,12 @@
-"""Campaign statistics, first version: totals computed directly from bookings.
+"""Campaign statistics, always equal to a count over the bookings and usage records.
 
 Counts the bookings that start in [start, end). ``approved`` counts bookings that
 are approved now (not yet completed, cancelled or marked no-show).
 
-Late cancellations (issue 8: a company's cancellation within the rules'
+Late cancellations (a company's cancellation within the rules'
 ``late_cancel_hours`` before the start, ``booking.late_cancellation``) count as
-no-shows everywhere here (campaign totals, the statistics service and its roll-up,
-reports and exports): in ``no_show``, not in ``cancelled``, so the totals still
+no-shows everywhere here (campaign totals, the statistics service, reports and
+exports): in ``no_show``, not in ``cancelled``, so the totals still
 add up and the field names stay those of API.md. Their time was freed, so they do
 not count in booked hours (``BOOKED_STATUSES``); being ``no_show``, they count as
 approved in the approval rate. ``counted_status`` is the one place that decides.
@@ -17,17 +17,36 @@ from __future__ import annotations
 import datetime as dt
 import re
 import statistics
-from array import array
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, func, literal, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Numeric,
+    Table,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    tuple_,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
+from sqlalchemy.orm import aliased
 
+from labshare.database import is_sqlite
 from labshare.extensions import db
 from labshare.models import (
+    STATS_DAILY_COUNTS,
     Booking,
     BookingStatus,
     Closure,
@@ -39,7 +58,8 @@ from labshare.models import (
     ResourceKind,
     ResourceStatus,
     ServiceType,
-    UsageDaily,
+    StatsDaily,
+    StatsDirty,
     UsageRecord,
 )
 from labshare.services.rules import closes_next_day, period_minutes
@@ -64,83 +84,64 @@ class CampaignTotals:
 
 
 def campaign_totals(
-    start: dt.datetime, end: dt.datetime, *, institute_id: int | None = None
+    start: dt.datetime, end: dt.datetime, *, institute_id: int | None = None, tz: str = "UTC"
 ) -> CampaignTotals:
-    """Totals over the bookings starting in [start, end); one institute's, or all."""
-    scope: ColumnElement[bool] = (
-        Booking.institute_id == institute_id if institute_id is not None else true()
-    )
-    window = and_(scope, Booking.start_at >= start, Booking.start_at < end)
+    """Totals over the bookings starting in [start, end); one institute's, or all.
 
-    by_status: dict[BookingStatus, int] = defaultdict(int)
-    for status, late, n in db.session.execute(
-        select(Booking.status, Booking.late_cancellation, func.count(Booking.id))
-        .where(window)
-        .group_by(Booking.status, Booking.late_cancellation)
-    ):
-        by_status[BookingStatus(counted_status(status, late))] += int(n)
+    Counted as the statistics service counts (``Counters``); open labs are the labs
+    open on some local day (``tz``) of the window."""
+    scope = Scope.institute(institute_id) if institute_id is not None else Scope.everything()
+    window = and_(
+        Booking.institute_id == institute_id if institute_id is not None else true(),
+        Booking.start_at >= start,
+        Booking.start_at < end,
+    )
+    out: dict[Any, Counters] = {}
+    _aggregate([(window, None, institute_id is None)], out)
+    c = out.get(None, Counters())
     completed = Booking.status == BookingStatus.COMPLETED
-    fees = db.session.execute(
+    served, shared = db.session.execute(
         select(
-            func.coalesce(func.sum(Booking.fee), 0),
-            func.coalesce(func.sum(Booking.fee_waived), 0),
             func.count(func.distinct(Booking.company_id)),
+            func.count(
+                func.distinct(
+                    case((Booking.resource_kind == ResourceKind.INSTRUMENT, Booking.resource_id))
+                )
+            ),
         ).where(window, completed)
     ).one()
-    shared = db.session.scalar(
-        select(func.count(func.distinct(Booking.resource_id))).where(
-            window,
-            Booking.resource_kind == ResourceKind.INSTRUMENT,
-            Booking.status.in_(
-                (BookingStatus.APPROVED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW)
-            ),
-        )
-    )
-    # Durations are summed here rather than in SQL: interval arithmetic differs
-    # between SQLite and PostgreSQL, and one row per completed booking is small.
-    usage_seconds = sum(
-        (out - inn).total_seconds()
-        for inn, out in db.session.execute(
-            select(UsageRecord.checked_in_at, UsageRecord.checked_out_at)
-            .join(Booking, Booking.id == UsageRecord.booking_id)
-            .where(window)
-        )
-    )
-    lab_scope: ColumnElement[bool] = (
-        Lab.institute_id == institute_id if institute_id is not None else true()
-    )
-    open_labs = db.session.scalar(
-        select(func.count(Lab.id)).where(lab_scope, Lab.status == ResourceStatus.AVAILABLE)
-    )
-    charged_gross = Decimal(fees[0])
-    waived = Decimal(fees[1])
+    first = to_local(start, tz).date()
+    last = to_local(end - dt.timedelta(microseconds=1), tz).date()
+    period = Period(first, last + dt.timedelta(days=1))
     return CampaignTotals(
-        requested=sum(by_status.values()),
-        pending=by_status.get(BookingStatus.PENDING, 0),
-        approved=by_status.get(BookingStatus.APPROVED, 0),
-        rejected=by_status.get(BookingStatus.REJECTED, 0),
-        cancelled=by_status.get(BookingStatus.CANCELLED, 0),
-        completed=by_status.get(BookingStatus.COMPLETED, 0),
-        no_show=by_status.get(BookingStatus.NO_SHOW, 0),
-        usage_hours=round(usage_seconds / 3600, 2),
-        distinct_smes=int(fees[2]),
-        fees_charged=charged_gross - waived,
-        fees_waived=waived,
+        requested=int(c["bookings_total"]),
+        pending=int(c["pending"]),
+        approved=int(c["approved"]),
+        rejected=int(c["rejected"]),
+        cancelled=int(c["cancelled"]),
+        completed=int(c["completed"]),
+        no_show=int(c["no_show"]),
+        usage_hours=c.usage_hours,
+        distinct_smes=int(served or 0),
+        fees_charged=c.fees_charged,
+        fees_waived=Decimal(c["fees_waived"]),
         shared_instruments=int(shared or 0),
-        open_labs=int(open_labs or 0),
+        open_labs=open_lab_count(period, scope),
     )
 
 
 # -- the statistics service: any period, any scope -------------------------------------
 #
-# A booking counts on the local day (its institute's zone) on which it starts, as in
-# the nightly roll-up (``usage_daily``). Additive counters come from the roll-up for
-# the days before today (in each institute's zone) and from the bookings themselves
-# for today and later; figures that do not add up across days (distinct and new SMEs,
-# the median time to a decision, booked hours, open hours) are computed from the
-# bookings and the opening hours directly.
+# Every figure equals a count over the bookings and usage records at the time of asking.
+# The additive counters of institute scopes come from ``stats_daily`` (per institute and
+# local day) for the days no trigger marked dirty, and from a GROUP BY over the bookings
+# for the dirty ones; everything else is counted from the bookings over covering
+# indexes. So an edit years later, an import, a restore or a scheduler that never ran
+# is counted at the next read (``services/stats_store.py``). A booking counts on the local
+# day (its institute's zone) on which it starts: the institutes of a scope are grouped
+# by zone and each group is read between its own local midnights.
 
-#: The additive counters, named as the columns of ``usage_daily``.
+#: The additive counters.
 STATUS_FIELDS: tuple[str, ...] = tuple(str(s) for s in BookingStatus)
 SERVICE_FIELDS: tuple[str, ...] = tuple(str(s) for s in ServiceType)
 COUNTER_FIELDS: tuple[str, ...] = (
@@ -153,9 +154,14 @@ COUNTER_FIELDS: tuple[str, ...] = (
     "fees_waived",
 )
 _MONEY_FIELDS = frozenset({"fees", "fees_waived"})
+#: The counters ``stats_daily`` keeps, by the names the service uses.
+_STORED_FIELDS: tuple[str, ...] = (*STATS_DAILY_COUNTS, "fees", "fees_waived")
 #: Statuses whose time was taken from the resource (booked hours, the heat map).
 BOOKED_STATUSES = (BookingStatus.APPROVED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW)
 SCOPE_KINDS = ("all", "province", "institute", "lab", "instrument")
+#: Each institute's figures are read in its own zone; the API's national windows
+#: given as plain dates are read in this one.
+NATIONAL_ZONE = "Asia/Shanghai"
 
 
 @dataclass
@@ -184,17 +190,37 @@ class Counters:
         service: str | None,
         solved: bool | None,
     ) -> None:
-        """One booking, counted exactly as ``labshare.jobs.rollup`` counts it."""
+        """One booking (``status`` as ``counted_status`` gives it)."""
+        self.add_group(status, 1, fee, waived, usage_minutes, service, 1 if solved else 0)
+
+    def add_group(
+        self,
+        status: str,
+        n: int,
+        fee: Decimal | None,
+        waived: Decimal | None,
+        usage_minutes: int | None,
+        service: str | None,
+        solved: int,
+    ) -> None:
+        """``n`` bookings of one status and service type (None: no usage record)."""
         v = self.values
-        v["bookings_total"] += 1
-        v[str(status)] += 1
-        if usage_minutes is not None:
-            v["usage_minutes"] += usage_minutes
-            v[str(service)] += 1
-            v["problems_solved"] += 1 if solved else 0
+        v["bookings_total"] += n
+        v[str(status)] += n
+        if service is not None:
+            v["usage_minutes"] += int(usage_minutes or 0)
+            v[str(service)] += n
+            v["problems_solved"] += int(solved)
         if status == BookingStatus.COMPLETED:
             v["fees"] += fee or Decimal("0")
             v["fees_waived"] += waived or Decimal("0")
+
+    def add_usage(self, service: str, n: int, usage_minutes: int, solved: int) -> None:
+        """``n`` usage records of one service type (their bookings counted apart)."""
+        v = self.values
+        v["usage_minutes"] += int(usage_minutes)
+        v[str(service)] += n
+        v["problems_solved"] += int(solved)
 
     @property
     def usage_hours(self) -> float:
@@ -220,14 +246,14 @@ class Counters:
 
 def counted_status(status: str, late_cancellation: bool | None) -> str:
     """The status a booking counts under in statistics: a late cancellation
-    counts as a no-show (booking policies, issue 8)."""
+    counts as a no-show (booking policies)."""
     if late_cancellation and status == BookingStatus.CANCELLED:
         return str(BookingStatus.NO_SHOW)
     return str(status)
 
 
 def usage_minutes_of(checked_in: dt.datetime, checked_out: dt.datetime) -> int:
-    """Whole minutes of one usage record (as the roll-up counts them)."""
+    """Whole minutes of one usage record."""
     return int((checked_out - checked_in).total_seconds() // 60)
 
 
@@ -253,6 +279,16 @@ class Period:
     def label(self) -> str:
         last = self.end - dt.timedelta(days=1)
         return f"{self.start.isoformat()} – {last.isoformat()}"
+
+    def months(self) -> list[tuple[str, dt.date, dt.date]]:
+        """The calendar months the period touches, each cut to the period."""
+        out = []
+        cursor = self.start
+        while cursor < self.end:
+            nxt = min(self.end, (cursor.replace(day=1) + dt.timedelta(days=32)).replace(day=1))
+            out.append((cursor.strftime("%Y-%m"), cursor, nxt))
+            cursor = nxt
+        return out
 
 
 @dataclass(frozen=True)
@@ -288,13 +324,16 @@ class Scope:
 
 @dataclass(frozen=True)
 class ZoneGroup:
-    """Institutes of the scope that share a time zone, and the period's UTC bounds there."""
+    """Institutes of the scope that share a time zone, and the period's UTC bounds
+    there. ``others`` lists every other institute when that list is the shorter way
+    to say which bookings belong (a national scope with few zones), else None."""
 
     timezone: str
     institute_ids: tuple[int, ...]
     start: dt.datetime
     end: dt.datetime
     today: dt.date
+    others: tuple[int, ...] | None = None
 
 
 def _midnight(day: dt.date, tz: str) -> dt.datetime:
@@ -302,25 +341,34 @@ def _midnight(day: dt.date, tz: str) -> dt.datetime:
 
 
 def zone_groups(period: Period, scope: Scope) -> list[ZoneGroup]:
-    stmt = select(Institute.id, Institute.timezone).order_by(Institute.id)
-    if scope.kind == "province":
-        stmt = stmt.where(Institute.province_code == scope.province_code)
-    elif scope.kind != "all":
-        stmt = stmt.where(Institute.id == scope.institute_id)
+    stmt = select(Institute.id, Institute.timezone, Institute.province_code).order_by(Institute.id)
     zones: dict[str, list[int]] = defaultdict(list)
-    for iid, tz in db.session.execute(stmt):
+    everyone: list[int] = []
+    for iid, tz, province in db.session.execute(stmt):
+        everyone.append(iid)
+        if scope.kind == "province" and province != scope.province_code:
+            continue
+        if scope.kind not in ("all", "province") and iid != scope.institute_id:
+            continue
         zones[tz].append(iid)
     now = utcnow()
-    return [
-        ZoneGroup(
-            tz,
-            tuple(ids),
-            _midnight(period.start, tz),
-            _midnight(period.end, tz),
-            to_local(now, tz).date(),
+    out = []
+    for tz, ids in sorted(zones.items()):
+        others: tuple[int, ...] | None = None
+        if scope.kind == "all" and len(ids) > len(everyone) - len(ids):
+            mine = set(ids)
+            others = tuple(i for i in everyone if i not in mine)
+        out.append(
+            ZoneGroup(
+                tz,
+                tuple(ids),
+                _midnight(period.start, tz),
+                _midnight(period.end, tz),
+                to_local(now, tz).date(),
+                others,
+            )
         )
-        for tz, ids in sorted(zones.items())
-    ]
+    return out
 
 
 def _lab_resource_ids(lab_id: int) -> Any:
@@ -335,111 +383,398 @@ def _resource_filter(column: Any, scope: Scope) -> ColumnElement[bool]:
     return true()
 
 
+def _institute_filter(group: ZoneGroup) -> ColumnElement[bool]:
+    if group.others is not None:
+        if not group.others:
+            return true()
+        return Booking.institute_id.not_in(group.others)
+    return Booking.institute_id.in_(group.institute_ids)
+
+
 def booking_window(group: ZoneGroup, scope: Scope, start: dt.datetime | None = None) -> Any:
     return and_(
-        Booking.institute_id.in_(group.institute_ids),
-        _resource_filter(Booking.resource_id, scope),
         Booking.start_at >= (start or group.start),
         Booking.start_at < group.end,
+        _institute_filter(group),
+        _resource_filter(Booking.resource_id, scope),
     )
 
 
-def _key_of(key: str, day_col: Any, resource_col: Any, institute_col: Any) -> Any:
-    return {"day": day_col, "resource": resource_col, "institute": institute_col}[key]
+def _minutes_column() -> Any:
+    """Whole minutes of a usage record, in SQL (interval arithmetic differs)."""
+    if is_sqlite():
+        return literal_column(
+            "CAST(ROUND((julianday(usage_record.checked_out_at) - "
+            "julianday(usage_record.checked_in_at)) * 86400000) AS INTEGER) / 60000"
+        )
+    return literal_column(
+        "floor(extract(epoch from (usage_record.checked_out_at - usage_record.checked_in_at)) / 60)"
+    )
 
 
-def _rollup_counters(
-    groups: list[ZoneGroup], period: Period, scope: Scope, key: str
-) -> dict[Any, Counters]:
-    out: dict[Any, Counters] = defaultdict(Counters)
-    columns = [func.coalesce(func.sum(getattr(UsageDaily, f)), 0) for f in COUNTER_FIELDS]
-    for group in groups:
-        last = min(period.end, group.today)
-        if last <= period.start:
+def _buckets(group: ZoneGroup, edges: list[dt.date]) -> Any:
+    """The index of the local-day range [edges[i], edges[i + 1]) a booking starts in."""
+    whens = [
+        (Booking.start_at < _midnight(edge, group.timezone), n)
+        for n, edge in enumerate(edges[1:-1])
+    ]
+    if not whens:
+        return literal(0)
+    return case(*whens, else_=len(edges) - 2)
+
+
+def _wide(group: ZoneGroup | None) -> bool:
+    """Whether the window spans (nearly) every institute: then reading the period's
+    slice of ``ix_booking_stats`` beats one index range per institute."""
+    return group is None or group.others is not None
+
+
+# SQLAlchemy renders no table hints for SQLite; SQLite's hint is ``INDEXED BY`` after
+# the table name, which is what ``with_hint(..., "sqlite")`` here passes.
+SQLiteCompiler.get_from_hint_text = lambda self, table, text: text  # type: ignore[method-assign]
+
+
+def _hinted(stmt: Any, wide: bool) -> Any:
+    # SQLite's planner, left alone, prefers a skip-scan of (status, start_at) and then
+    # reads each table row; the covering index answers from the index alone.
+    if wide:
+        return stmt.with_hint(Booking, "INDEXED BY ix_booking_stats", "sqlite")
+    return stmt
+
+
+def _aggregate(
+    windows: Iterable[tuple[Any, Any, bool]], into: dict[Any, Counters], *, key_of: Any = None
+) -> None:
+    """Adds to ``into`` the counters of each window (a condition on bookings, the key
+    column the figures are grouped by or None for one total, and whether the window
+    spans nearly every institute)."""
+    completed = Booking.status == BookingStatus.COMPLETED
+    zero = literal(0)
+    for window, key, wide in windows:
+        if key is None:
+            _aggregate_total(window, wide, into.setdefault(None, Counters()))
             continue
-        key_col = _key_of(key, UsageDaily.day, UsageDaily.resource_id, UsageDaily.institute_id)
+        keys = [key]
         stmt = (
-            select(key_col, *columns)
-            .where(
-                UsageDaily.resource_id.is_not(None),
-                UsageDaily.institute_id.in_(group.institute_ids),
-                UsageDaily.day >= period.start,
-                UsageDaily.day < last,
-                _resource_filter(UsageDaily.resource_id, scope),
+            select(
+                *keys,
+                Booking.status,
+                Booking.late_cancellation,
+                UsageRecord.service_type,
+                func.count(),
+                type_coerce(func.sum(case((completed, Booking.fee), else_=zero)), Numeric(14, 2)),
+                type_coerce(
+                    func.sum(case((completed, Booking.fee_waived), else_=zero)), Numeric(14, 2)
+                ),
+                func.sum(_minutes_column()),
+                func.sum(case((UsageRecord.problem_solved.is_(True), 1), else_=0)),
             )
-            .group_by(key_col)
+            .select_from(Booking)
+            .outerjoin(UsageRecord, UsageRecord.booking_id == Booking.id)
+            .where(window)
+            .group_by(*keys, Booking.status, Booking.late_cancellation, UsageRecord.service_type)
+        )
+        for row in db.session.execute(_hinted(stmt, wide)):
+            k: Any = key_of(row[0]) if key_of is not None else row[0]
+            status, late, service, n, fee, waived, minutes, solved = row[len(keys) :]
+            target = into.get(k)
+            if target is None:
+                target = into[k] = Counters()
+            target.add_group(
+                counted_status(status, late),
+                int(n),
+                Decimal(fee or 0),
+                Decimal(waived or 0),
+                int(minutes or 0),
+                None if service is None else str(service),
+                int(solved or 0),
+            )
+
+
+def _aggregate_total(window: Any, wide: bool, into: Counters) -> None:
+    """One total: the bookings by status, and apart from them their usage records by
+    service type (a semi-join: no join row per booking, half the work of the join)."""
+    completed = Booking.status == BookingStatus.COMPLETED
+    zero = literal(0)
+    by_status = select(
+        Booking.status,
+        Booking.late_cancellation,
+        func.count(),
+        type_coerce(func.sum(case((completed, Booking.fee), else_=zero)), Numeric(14, 2)),
+        type_coerce(func.sum(case((completed, Booking.fee_waived), else_=zero)), Numeric(14, 2)),
+    ).where(window)
+    for status, late, n, fee, waived in db.session.execute(
+        _hinted(by_status.group_by(Booking.status, Booking.late_cancellation), wide)
+    ):
+        into.add_group(
+            counted_status(status, late),
+            int(n),
+            Decimal(fee or 0),
+            Decimal(waived or 0),
+            0,
+            None,
+            0,
+        )
+    usage = (
+        select(
+            UsageRecord.service_type,
+            func.count(),
+            func.sum(_minutes_column()),
+            func.sum(case((UsageRecord.problem_solved.is_(True), 1), else_=0)),
+        )
+        .where(UsageRecord.booking_id.in_(_hinted(select(Booking.id).where(window), wide)))
+        .group_by(UsageRecord.service_type)
+    )
+    for service, n, minutes, solved in db.session.execute(usage):
+        into.add_usage(str(service), int(n), int(minutes or 0), int(solved or 0))
+
+
+#: Past this many dirty (institute, local day) pairs in a window, the window is
+#: counted live whole (after an upgrade or a bulk import, before the rollup job).
+MAX_DIRTY_PAIRS = 400
+MAX_DIRTY_DAYS = 40
+
+
+def _stored_usable(scope: Scope) -> bool:
+    """``stats_daily`` is per institute: lab and instrument scopes are counted live
+    (they are small)."""
+    return scope.kind in ("all", "province", "institute")
+
+
+def _group_has(group: ZoneGroup, institute_id: int) -> bool:
+    if group.others is not None:
+        return institute_id not in group.others
+    return institute_id in group.institute_ids
+
+
+def _stored_institute_filter(column: Any, group: ZoneGroup) -> ColumnElement[bool]:
+    if group.others is not None:
+        return column.not_in(group.others) if group.others else true()
+    return cast(ColumnElement[bool], column.in_(group.institute_ids))
+
+
+def _dirty_local_days(group: ZoneGroup, first: dt.date, end: dt.date) -> set[tuple[int, dt.date]]:
+    """The (institute, local day) pairs in [first, end) that must be counted live: a
+    marker of the institute names the UTC day before, on or after the local day."""
+    out: set[tuple[int, dt.date]] = set()
+    one = dt.timedelta(days=1)
+    for iid, day in db.session.execute(
+        select(StatsDirty.institute_id, StatsDirty.day)
+        .where(StatsDirty.day >= first - one, StatsDirty.day <= end)
+        .distinct()
+    ):
+        if not _group_has(group, iid):
+            continue
+        for local in (day - one, day, day + one):
+            if first <= local < end:
+                out.add((iid, local))
+    return out
+
+
+def _aggregate_stored(
+    group: ZoneGroup,
+    scope: Scope,
+    edges: list[dt.date],
+    key: str | None,
+    into: dict[Any, Counters],
+    key_of: Any = None,
+) -> None:
+    """Adds to ``into`` the counters of the group's bookings in the local days
+    [edges[0], edges[-1]), by bucket [edges[i], edges[i + 1]) (``key`` "bucket",
+    labelled by ``key_of``), by institute or in one total (``key`` None).
+
+    Each (institute, local day) comes from ``stats_daily`` unless a marker makes it
+    dirty (``_dirty_local_days``); the dirty ones are counted live from the bookings,
+    so the answer is the same whether the rollup job ever ran."""
+    first, end = edges[0], edges[-1]
+    dirty = _dirty_local_days(group, first, end)
+    wide = _wide(group)
+
+    def live_keycol() -> Any:
+        if key == "institute":
+            return Booking.institute_id
+        if key == "bucket":
+            return _buckets(group, edges)
+        return None
+
+    by_day: dict[dt.date, list[int]] = defaultdict(list)
+    for iid, local in sorted(dirty):
+        by_day[local].append(iid)
+    if len(dirty) > MAX_DIRTY_PAIRS or len(by_day) > MAX_DIRTY_DAYS:
+        _aggregate([(booking_window(group, scope), live_keycol(), wide)], into, key_of=key_of)
+        return
+    inner = edges[1:-1]
+    keycol: Any = literal(0)
+    if key == "institute":
+        keycol = StatsDaily.institute_id
+    elif key == "bucket" and inner:
+        keycol = case(*[(StatsDaily.day < d, n) for n, d in enumerate(inner)], else_=len(inner))
+    sums = [
+        type_coerce(func.sum(getattr(StatsDaily, name)), Numeric(14, 2))
+        if name in _MONEY_FIELDS
+        else func.sum(getattr(StatsDaily, name))
+        for name in _STORED_FIELDS
+    ]
+    stmt = select(keycol.label("k"), *sums).where(
+        StatsDaily.day >= first,
+        StatsDaily.day < end,
+        _stored_institute_filter(StatsDaily.institute_id, group),
+    )
+    if dirty:
+        stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
+    for row in db.session.execute(stmt.group_by(literal_column("k"))):
+        if row[1] is None:
+            continue  # no stored day: SUM over nothing
+        k: Any = None if key is None else key_of(row[0]) if key_of is not None else row[0]
+        target = into.get(k)
+        if target is None:
+            target = into[k] = Counters()
+        for name, value in zip(_STORED_FIELDS, row[1:], strict=True):
+            target.values[name] += Decimal(value or 0) if name in _MONEY_FIELDS else int(value or 0)
+    # The dirty local days, live: one window per day, its dirty institutes only.
+    windows = [
+        (
+            and_(
+                Booking.start_at >= _midnight(local, group.timezone),
+                Booking.start_at < _midnight(local + dt.timedelta(days=1), group.timezone),
+                Booking.institute_id.in_(iids),
+                _resource_filter(Booking.resource_id, scope),
+            ),
+            live_keycol(),
+            False,
+        )
+        for local, iids in sorted(by_day.items())
+    ]
+    _aggregate(windows, into, key_of=key_of)
+
+
+def _decided_count(period: Period, scope: Scope, groups: list[ZoneGroup]) -> int | None:
+    """How many of the scope's bookings in the period have a decision: the stored
+    days' counts and, for the dirty ones, a live count (None when too many are dirty:
+    then the median counts them itself)."""
+    n = 0
+    for group in groups:
+        dirty = _dirty_local_days(group, period.start, period.end)
+        if len(dirty) > MAX_DIRTY_DAYS:
+            return None
+        stmt = select(func.sum(StatsDaily.decided)).where(
+            StatsDaily.day >= period.start,
+            StatsDaily.day < period.end,
+            _stored_institute_filter(StatsDaily.institute_id, group),
+        )
+        if dirty:
+            stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
+        n += int(db.session.scalar(stmt) or 0)
+        for iid, local in sorted(dirty):
+            n += int(
+                db.session.scalar(
+                    select(func.count()).where(
+                        Booking.institute_id == iid,
+                        Booking.start_at >= _midnight(local, group.timezone),
+                        Booking.start_at < _midnight(local + dt.timedelta(days=1), group.timezone),
+                        Booking.decided_at.is_not(None),
+                    )
+                )
+                or 0
+            )
+    return n
+
+
+def counters_by(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:
+    """Counters per ``key``: "resource", "institute", "day" or "month" (YYYY-MM),
+    counted in the database at the time of asking."""
+    out: dict[Any, Counters] = {}
+    stored = _stored_usable(scope)
+    for group in zone_groups(period, scope):
+        window = booking_window(group, scope)
+        wide = _wide(group)
+        if stored and key == "institute":
+            _aggregate_stored(group, scope, [period.start, period.end], "institute", out)
+        elif stored and key == "month":
+            months = period.months()
+            _aggregate_stored(
+                group,
+                scope,
+                [s for _m, s, _e in months] + [period.end],
+                "bucket",
+                out,
+                key_of=[m for m, _s, _e in months].__getitem__,
+            )
+        elif key == "resource":
+            _aggregate([(window, Booking.resource_id, wide)], out)
+        elif key == "institute":
+            _aggregate([(window, Booking.institute_id, wide)], out)
+        elif key in ("day", "month"):
+            if key == "day":
+                labels: list[Any] = [
+                    period.start + dt.timedelta(days=n) for n in range(period.days)
+                ]
+                edges = [*labels, period.end]
+            else:
+                months = period.months()
+                labels = [m for m, _s, _e in months]
+                edges = [s for _m, s, _e in months] + [period.end]
+            _aggregate([(window, _buckets(group, edges), wide)], out, key_of=labels.__getitem__)
+        else:
+            raise ValueError(key)
+    return out
+
+
+def total_counters(period: Period, scope: Scope) -> Counters:
+    """The scope's counters over the period, in one total."""
+    out: dict[Any, Counters] = {}
+    _total_into(period, scope, zone_groups(period, scope), out)
+    return out.get(None, Counters())
+
+
+def _total_into(
+    period: Period, scope: Scope, groups: list[ZoneGroup], out: dict[Any, Counters]
+) -> None:
+    if _stored_usable(scope):
+        for g in groups:
+            _aggregate_stored(g, scope, [period.start, period.end], None, out)
+        return
+    _aggregate([(booking_window(g, scope), None, _wide(g)) for g in groups], out)
+
+
+def direct_counters(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:
+    """The same counters as ``counters_by``, counted one booking at a time in Python
+    (``flask stats check`` compares the two)."""
+    out: dict[Any, Counters] = defaultdict(Counters)
+    for group in zone_groups(period, scope):
+        tz = zone(group.timezone)
+        stmt = (
+            select(
+                Booking.start_at,
+                Booking.resource_id,
+                Booking.institute_id,
+                Booking.status,
+                Booking.fee,
+                Booking.fee_waived,
+                UsageRecord.checked_in_at,
+                UsageRecord.checked_out_at,
+                UsageRecord.service_type,
+                UsageRecord.problem_solved,
+                Booking.late_cancellation,
+            )
+            .outerjoin(UsageRecord, UsageRecord.booking_id == Booking.id)
+            .where(booking_window(group, scope))
+            .execution_options(yield_per=5000)
         )
         for row in db.session.execute(stmt):
-            c = Counters(
-                {
-                    f: (Decimal(v) if f in _MONEY_FIELDS else int(v))
-                    for f, v in zip(COUNTER_FIELDS, row[1:], strict=True)
-                }
-            )
-            out[row[0]].add(c)
-    return out
-
-
-def _live_rows(group: ZoneGroup, scope: Scope, since: dt.datetime | None) -> Any:
-    stmt = (
-        select(
-            Booking.start_at,
-            Booking.resource_id,
-            Booking.institute_id,
-            Booking.status,
-            Booking.fee,
-            Booking.fee_waived,
-            UsageRecord.checked_in_at,
-            UsageRecord.checked_out_at,
-            UsageRecord.service_type,
-            UsageRecord.problem_solved,
-            Booking.late_cancellation,  # booking policies: counted as a no-show
-        )
-        .outerjoin(UsageRecord, UsageRecord.booking_id == Booking.id)
-        .where(booking_window(group, scope, since))
-        .execution_options(yield_per=5000)
-    )
-    return db.session.execute(stmt)
-
-
-def _live_counters(
-    groups: list[ZoneGroup], period: Period, scope: Scope, key: str, *, everything: bool = False
-) -> dict[Any, Counters]:
-    """Counters computed from the bookings: today and later (``everything``: the whole
-    period, the direct computation)."""
-    out: dict[Any, Counters] = defaultdict(Counters)
-    for group in groups:
-        since = group.start
-        if not everything:
-            first_live = max(period.start, group.today)
-            if first_live >= period.end:
-                continue
-            since = _midnight(first_live, group.timezone)
-        tz = zone(group.timezone)
-        for row in _live_rows(group, scope, since):
             start, rid, iid, raw_status, fee, waived, cin, cout, service, solved, late = row
-            status = counted_status(raw_status, late)
-            if key == "day":
-                k: Any = start.astimezone(tz).date()
-            else:
-                k = rid if key == "resource" else iid
+            local = start.astimezone(tz).date()
+            k: Any = {
+                "day": local,
+                "month": local.strftime("%Y-%m"),
+                "resource": rid,
+                "institute": iid,
+            }[key]
             minutes = usage_minutes_of(cin, cout) if cin is not None else None
-            out[k].add_booking(status, fee, waived, minutes, service, solved)
-    return out
-
-
-def counters_by(
-    period: Period, scope: Scope, key: str, *, direct: bool = False
-) -> dict[Any, Counters]:
-    """Counters per ``key`` ("day", "resource" or "institute"): the roll-up for past
-    days plus today's live data (``direct``: everything from the bookings)."""
-    groups = zone_groups(period, scope)
-    if direct:
-        return dict(_live_counters(groups, period, scope, key, everything=True))
-    merged = _rollup_counters(groups, period, scope, key)
-    for k, c in _live_counters(groups, period, scope, key).items():
-        merged[k].add(c)
-    return dict(merged)
+            out[k].add_booking(
+                counted_status(raw_status, late), fee, waived, minutes, service, solved
+            )
+    return dict(out)
 
 
 def _total(parts: Iterable[Counters]) -> Counters:
@@ -449,38 +784,88 @@ def _total(parts: Iterable[Counters]) -> Counters:
     return total
 
 
-def _company_ids(groups: list[ZoneGroup], scope: Scope, *, before: bool = False) -> set[int]:
-    ids: set[int] = set()
-    for group in groups:
-        window = (
-            and_(
-                Booking.institute_id.in_(group.institute_ids),
-                _resource_filter(Booking.resource_id, scope),
-                Booking.start_at < group.start,
-            )
-            if before
-            else booking_window(group, scope)
-        )
-        ids.update(
-            db.session.scalars(
-                select(Booking.company_id)
-                .where(window, Booking.status == BookingStatus.COMPLETED)
-                .distinct()
-            )
-        )
-    return ids
+def _per_group(groups: list[ZoneGroup], scope: Scope, *columns: Any, where: Any) -> Any:
+    """One SELECT of ``columns`` per zone group (each on its own best index), glued
+    with UNION ALL: an OR of the groups' windows would make SQLite give up its index
+    plans."""
+    parts = [
+        _hinted(select(*columns).where(booking_window(g, scope), where), _wide(g)) for g in groups
+    ]
+    return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
-def _median_decision_hours(groups: list[ZoneGroup], scope: Scope) -> float | None:
-    waits = array("d")  # 8 bytes a booking; the rows themselves are streamed
-    for group in groups:
+def _sme_counts(groups: list[ZoneGroup], scope: Scope) -> tuple[int, int]:
+    """Distinct SMEs served (a completed booking in the period) and, of those, the new
+    ones (no completed booking in the scope before the period)."""
+    if not groups:
+        return 0, 0
+    completed = Booking.status == BookingStatus.COMPLETED
+    served = (
+        _per_group(groups, scope, Booking.company_id.label("company_id"), where=completed)
+        .subquery()
+        .select()
+        .distinct()
+        .subquery()
+    )
+    earlier = aliased(Booking)
+    before = or_(
+        *[
+            and_(earlier.institute_id.in_(g.institute_ids), earlier.start_at < g.start)
+            for g in groups
+        ]
+    )
+    seen = (
+        select(earlier.id)
+        .where(
+            earlier.company_id == served.c.company_id,
+            earlier.status == BookingStatus.COMPLETED,
+            before,
+            _resource_filter(earlier.resource_id, scope),
+        )
+        .exists()
+    )
+    total, old = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((seen, 1), else_=0)), 0)).select_from(
+            served
+        )
+    ).one()
+    return int(total or 0), int(total or 0) - int(old or 0)
+
+
+def _median_decision_hours(
+    groups: list[ZoneGroup], scope: Scope, n: int | None = None
+) -> float | None:
+    """The median of (decided - created) in hours, as ``statistics.median`` gives it:
+    the database sorts, Python reads the one or two middle rows. ``n``: how many
+    rows there are, when known (saves a counting pass)."""
+    if not groups:
+        return None
+    if is_sqlite():
+        wait: Any = func.julianday(Booking.decided_at) - func.julianday(Booking.created_at)
+    else:
+        wait = Booking.decided_at - Booking.created_at
+    rows = _per_group(
+        groups,
+        scope,
+        Booking.created_at.label("created_at"),
+        Booking.decided_at.label("decided_at"),
+        wait.label("wait"),
+        where=Booking.decided_at.is_not(None),
+    ).subquery()
+    if n is None:
+        n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
+    if n == 0:
+        return None
+    middle = [
+        (decided - created).total_seconds() / 3600
         for created, decided in db.session.execute(
-            select(Booking.created_at, Booking.decided_at)
-            .where(booking_window(group, scope), Booking.decided_at.is_not(None))
-            .execution_options(yield_per=5000)
-        ):
-            waits.append((decided - created).total_seconds() / 3600)
-    return round(statistics.median(waits), 2) if waits else None
+            select(rows.c.created_at, rows.c.decided_at)
+            .order_by(rows.c.wait)
+            .offset((n - 1) // 2)
+            .limit(1 if n % 2 else 2)
+        )
+    ]
+    return round(statistics.median(middle), 2)
 
 
 @dataclass
@@ -514,7 +899,9 @@ class Utilisation:
 _INSTRUMENT = cast(Table, Instrument.__table__)
 
 
-def resources_in(scope: Scope) -> dict[int, ResourceInfo]:
+def resources_in(
+    scope: Scope, *, ids: Iterable[int] | None = None, labs_only: bool = False
+) -> dict[int, ResourceInfo]:
     stmt = (
         select(
             Resource.id,
@@ -539,6 +926,10 @@ def resources_in(scope: Scope) -> dict[int, ResourceInfo]:
         stmt = stmt.where(Resource.institute_id == scope.institute_id)
     elif scope.kind in ("lab", "instrument"):
         stmt = stmt.where(_resource_filter(Resource.id, scope))
+    if ids is not None:
+        stmt = stmt.where(Resource.id.in_(list(ids)))
+    if labs_only:
+        stmt = stmt.where(Resource.kind == ResourceKind.LAB)
     return {
         row[0]: ResourceInfo(
             id=row[0],
@@ -729,23 +1120,102 @@ def open_lab_ids(resources: dict[int, ResourceInfo], hours: dict[int, float]) ->
     }
 
 
-def statistics_for(period: Period, scope: Scope, *, direct: bool = False) -> Statistics:
+def _shared_instruments(groups: list[ZoneGroup], scope: Scope) -> int:
+    if not groups:
+        return 0
+    used = _per_group(
+        groups,
+        scope,
+        Booking.resource_id.label("resource_id"),
+        where=and_(
+            Booking.status == BookingStatus.COMPLETED,
+            Booking.resource_kind == ResourceKind.INSTRUMENT,
+        ),
+    ).subquery()
+    return int(db.session.scalar(select(func.count(func.distinct(used.c.resource_id)))) or 0)
+
+
+def _lab_scope(scope: Scope) -> ColumnElement[bool]:
+    if scope.kind == "province":
+        return Resource.institute_id.in_(
+            select(Institute.id).where(Institute.province_code == scope.province_code)
+        )
+    if scope.kind == "institute":
+        return Resource.institute_id == scope.institute_id
+    if scope.kind == "lab":
+        return Resource.id == scope.resource_id
+    if scope.kind == "instrument":
+        return false()
+    return true()
+
+
+def open_lab_count(period: Period, scope: Scope) -> int:
+    """``len(open_lab_ids(...))`` without the hour arithmetic for every lab: an available
+    lab with opening hours on a weekday the period has is open, unless a closure
+    overlaps the period; only those few are measured exactly."""
+    weekdays = sorted({(period.start + dt.timedelta(days=n)).weekday() for n in range(7)})
+    if period.days < 7:
+        weekdays = sorted(
+            {(period.start + dt.timedelta(days=n)).weekday() for n in range(period.days)}
+        )
+    if not weekdays:
+        return 0
+    # Kept in the database: a national scope has thousands of labs, too many to bind.
+    candidates = select(Resource.id).where(
+        Resource.kind == ResourceKind.LAB,
+        Resource.status == ResourceStatus.AVAILABLE,
+        _lab_scope(scope),
+        select(OpeningPeriod.id)
+        .where(
+            OpeningPeriod.lab_id == Resource.id,
+            OpeningPeriod.weekday.in_(weekdays),
+            OpeningPeriod.closes > OpeningPeriod.opens,
+        )
+        .exists(),
+    )
+    count = int(db.session.scalar(select(func.count()).select_from(candidates.subquery())) or 0)
+    if not count:
+        return 0
+    pad = dt.timedelta(days=2)
+    lo = dt.datetime.combine(period.start, dt.time(), dt.UTC) - pad
+    hi = dt.datetime.combine(period.end, dt.time(), dt.UTC) + pad
+    closed = set(
+        db.session.scalars(
+            select(Closure.resource_id)
+            .where(Closure.end_at > lo, Closure.start_at < hi, Closure.resource_id.in_(candidates))
+            .distinct()
+        )
+    )
+    if not closed:
+        return count
+    infos = {
+        k: v
+        for k, v in resources_in(Scope.everything(), ids=closed).items()
+        if v.kind == ResourceKind.LAB
+    }
+    still_open = open_lab_ids(infos, open_hours(period, infos))
+    return count - len(closed) + len(still_open)
+
+
+def statistics_for(period: Period, scope: Scope) -> Statistics:
     """The campaign's figures for a period and scope (see the section comment)."""
     groups = zone_groups(period, scope)
-    resources = resources_in(scope)
-    by_resource = counters_by(period, scope, "resource", direct=direct)
-    served = _company_ids(groups, scope)
-    earlier = _company_ids(groups, scope, before=True) if served else set()
-    hours = open_hours(period, {k: v for k, v in resources.items() if v.kind == ResourceKind.LAB})
+    served, new = _sme_counts(groups, scope)
+    counters: dict[Any, Counters] = {}
+    _total_into(period, scope, groups, counters)
     return Statistics(
         period=period,
         scope=scope,
-        counters=_total(by_resource.values()),
-        open_labs=len(open_lab_ids(resources, hours)),
-        shared_instruments=len(shared_instrument_ids(by_resource, resources)),
-        distinct_smes=len(served),
-        new_smes=len(served - earlier),
-        median_decision_hours=_median_decision_hours(groups, scope),
+        counters=counters.get(None, Counters()),
+        open_labs=open_lab_count(period, scope),
+        shared_instruments=_shared_instruments(groups, scope),
+        distinct_smes=served,
+        new_smes=new,
+        median_decision_hours=_median_decision_hours(
+            groups,
+            scope,
+            _decided_count(period, scope, groups) if _stored_usable(scope) and groups else None,
+        ),
     )
 
 
@@ -761,18 +1231,57 @@ def distinct_smes_by_institute(period: Period, scope: Scope) -> dict[int, int]:
     return out
 
 
-def monthly_trend(end_month: str, scope: Scope, months: int = 12) -> list[tuple[str, Counters]]:
-    """Counters per month for ``months`` months up to ``end_month`` (YYYY-MM)."""
+def trend_period(end_month: str, months: int = 12) -> Period:
+    """The ``months`` calendar months up to and including ``end_month`` (YYYY-MM)."""
     last = Period.month(end_month)
     first = last.start
     for _n in range(months - 1):
         first = (first - dt.timedelta(days=1)).replace(day=1)
-    by_day = counters_by(Period(first, last.end), scope, "day")
-    out: dict[str, Counters] = {}
-    cursor = first
-    while cursor < last.end:
-        out[cursor.strftime("%Y-%m")] = Counters()
-        cursor = (cursor + dt.timedelta(days=32)).replace(day=1)
-    for day, c in by_day.items():
-        out[day.strftime("%Y-%m")].add(c)
-    return list(out.items())
+    return Period(first, last.end)
+
+
+def monthly_trend(end_month: str, scope: Scope, months: int = 12) -> list[tuple[str, Counters]]:
+    """Counters per month for ``months`` months up to ``end_month`` (YYYY-MM); a month
+    without bookings is there with zero counters."""
+    period = trend_period(end_month, months)
+    by_month = counters_by(period, scope, "month")
+    return [(m, by_month.get(m, Counters())) for m, _s, _e in period.months()]
+
+
+# -- ``flask stats check`` and ``flask stats rebuild`` ---------------------------------
+
+
+def booking_days() -> tuple[dt.date, dt.date] | None:
+    """The first and the day after the last UTC day any booking starts on, widened by a
+    day each side for the zones; None without bookings."""
+    first, last = db.session.execute(
+        select(func.min(Booking.start_at), func.max(Booking.start_at))
+    ).one()
+    if first is None:
+        return None
+    return first.date() - dt.timedelta(days=1), last.date() + dt.timedelta(days=2)
+
+
+def month_pieces(start: dt.date, end: dt.date) -> list[Period]:
+    """[start, end) cut at month boundaries."""
+    return [Period(s, e) for _m, s, e in Period(start, end).months()]
+
+
+def differences(period: Period) -> list[str]:
+    """Every difference between the figures as the service counts them (per resource
+    live in SQL; per institute from the stored days and the live ones) and a count of
+    the same bookings one at a time; empty when they agree."""
+    scope = Scope.everything()
+    out = []
+    for key in ("resource", "institute"):
+        counted = counters_by(period, scope, key)
+        direct = direct_counters(period, scope, key)
+        for k in sorted(set(counted) | set(direct)):
+            a = counted.get(k, Counters()).values
+            b = direct.get(k, Counters()).values
+            for name in COUNTER_FIELDS:
+                if a[name] != b[name]:
+                    out.append(
+                        f"{period.label()} {key} {k} {name}: figures {a[name]}, bookings {b[name]}"
+                    )
+    return out

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Date, Index, Numeric
+from sqlalchemy.orm import Mapped, mapped_column
+
+from labshare.models.base import Base
+
+#: The additive counters of one institute's UTC day (``stats_daily``), in this order.
+STATS_DAILY_COUNTS: tuple[str, ...] = (
+    "bookings_total",
+    "pending",
+    "approved",
+    "rejected",
+    "cancelled",
+    "completed",
+    "no_show",
+    "usage_minutes",
+    "verification",
+    "calibration",
+    "testing",
+    "training",
+    "consultation",
+    "problems_solved",
+)
+
+
+class StatsDaily(Base):
+    """The campaign counters of the bookings of one institute that start on one local
+    day (its zone), as ``services/stats.py`` counts them. Only trusted while no
+    ``stats_dirty`` row of the institute names the UTC day before, on or after it:
+    triggers (migration 0011) add one in the same transaction as any change."""
+
+    __tablename__ = "stats_daily"
+    __table_args__ = (Index("ix_stats_daily_institute_day", "institute_id", "day"),)
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    institute_id: Mapped[int] = mapped_column(primary_key=True)
+    bookings_total: Mapped[int] = mapped_column(default=0)
+    pending: Mapped[int] = mapped_column(default=0)
+    approved: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    cancelled: Mapped[int] = mapped_column(default=0)
+    completed: Mapped[int] = mapped_column(default=0)
+    no_show: Mapped[int] = mapped_column(default=0)
+    usage_minutes: Mapped[int] = mapped_column(default=0)
+    verification: Mapped[int] = mapped_column(default=0)
+    calibration: Mapped[int] = mapped_column(default=0)
+    testing: Mapped[int] = mapped_column(default=0)
+    training: Mapped[int] = mapped_column(default=0)
+    consultation: Mapped[int] = mapped_column(default=0)
+    problems_solved: Mapped[int] = mapped_column(default=0)
+    fees: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    fees_waived: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    #: bookings with a decision (the median decision time's count)
+    decided: Mapped[int] = mapped_column(default=0)
+
+
+class StatsDirty(Base):
+    """A (resource, UTC day) whose bookings or usage records changed since
+    ``stats_daily`` was last computed for its institute's local days around it. Written only by
+    triggers (insert, or bump ``n`` to hold the row's lock until commit); removed
+    by the ``rollup`` job when it recomputes the day."""
+
+    __tablename__ = "stats_dirty"
+    __table_args__ = (Index("ix_stats_dirty_day_institute", "day", "institute_id"),)
+
+    resource_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    institute_id: Mapped[int]
+    n: Mapped[int] = mapped_column(default=1)
