@@ -20,7 +20,7 @@ GENERATED_FOLDERS = ("__pycache__", ".venv", "venv", "instance")
 def generated(path: str) -> bool:
     p = PurePosixPath(path)
     return p.name.endswith(GENERATED_SUFFIXES) or any(
-        part in GENERATED_FOLDERS for part in p.parts[:-1]
+        part in GENERATED_FOLDERS for part in p.parts
     )
 
 
@@ -40,6 +40,7 @@ def test_the_rule_knows_generated_files() -> None:
     assert generated("labshare/__pycache__/web.cpython-311.pyc")
     assert generated("instance/exports/usage-2030-01.csv")
     assert generated(".venv/bin/python")
+    assert generated(".venv")  # a symlink to a shared environment, tracked by mistake
     assert generated("labshare.db")
     assert not generated("labshare/translations/zh_CN/LC_MESSAGES/messages.po")
     assert not generated("labshare/models/instance_admin.py")
