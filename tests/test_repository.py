@@ -19,9 +19,7 @@ GENERATED_FOLDERS = ("__pycache__", ".venv", "venv", "instance")
 
 def generated(path: str) -> bool:
     p = PurePosixPath(path)
-    return p.name.endswith(GENERATED_SUFFIXES) or any(
-        part in GENERATED_FOLDERS for part in p.parts
-    )
+    return p.name.endswith(GENERATED_SUFFIXES) or any(part in GENERATED_FOLDERS for part in p.parts)
 
 
 def tracked_files() -> list[str]:
