@@ -264,15 +264,10 @@ def register_sme(
     _check_name(name)
     check_password_policy(password, address)
     _check_locale(locale)
-    if email_taken(address):
-        generate_password_hash(
-            password, method=password_hash_method()
-        )  # as long as a new account takes
-        raise EmailTaken(address)
-
     if db.session.scalar(select(Company.id).where(Company.credit_code == code)) is not None:
         # The code is public (on every licence and invoice): knowing it must give no
         # access. Members join by their company administrator's invitation.
+        # Before the address: the answer must not depend on whether it is taken.
         raise ValidationFailed(
             _l(
                 "This company is already registered on LabShare. Please ask its company "
@@ -280,6 +275,11 @@ def register_sme(
             ),
             field="credit_code",
         )
+    if email_taken(address):
+        generate_password_hash(
+            password, method=password_hash_method()
+        )  # as long as a new account takes
+        raise EmailTaken(address)
     # Nobody has vouched for a self-registered company yet: it may read, not book,
     # until an institute's staff or the platform admin confirms it.
     company = Company(

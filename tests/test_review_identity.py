@@ -1,0 +1,143 @@
+"""A cold review of companies, invitations, passwords and sessions: each test shows
+a hole that was found (enumeration, a revived session, races turned into 500s or
+a link used twice) and stays closed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, update
+
+from labshare.errors import ValidationFailed
+from labshare.extensions import db
+from labshare.models import Company, Notification, Role, User
+from labshare.services import accounts, passwords
+from labshare.services.credit_code import make_credit_code
+from tests import factories
+from tests.test_api_support import bearer
+
+NEW_PASSWORD = "a long enough passphrase 42"
+
+
+def _register(client: Any, code: str, email: str) -> Any:
+    return client.post(
+        "/register",
+        data={
+            "company_name": "陌生人公司", "credit_code": code, "province": "江苏省",
+            "size": "small", "name": "陌生人", "email": email, "password": NEW_PASSWORD,
+            "confirm": NEW_PASSWORD, "locale": "en",
+        },
+    )  # fmt: skip
+
+
+def _count(model: Any) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_registering_with_a_known_code_does_not_tell_which_addresses_have_accounts(
+    app: Flask,
+) -> None:
+    company = factories.make_company()
+    owner = factories.make_user(Role.SME, company=company, email="owner@example.com")
+    db.session.commit()
+    users, companies = _count(User), _count(Company)
+    client = app.test_client()
+    taken = _register(client, company.credit_code, owner.email)
+    free = _register(client, company.credit_code, "nobody@example.com")
+    # The same answer (the code is registered) whether or not the address has an account.
+    assert taken.status_code == free.status_code == 422
+    assert 'id="credit_code-error"' in taken.get_data(as_text=True)
+    assert 'id="credit_code-error"' in free.get_data(as_text=True)
+    assert (_count(User), _count(Company)) == (users, companies)
+
+
+def test_a_removed_member_reactivated_later_has_no_old_session(app: Flask) -> None:
+    company = factories.make_company()
+    admin = factories.make_user(Role.SME, company=company, company_admin=True)
+    member = factories.make_user(Role.SME, company=company)
+    platform = factories.make_user(Role.ADMIN)
+    db.session.commit()
+    web = app.test_client()
+    web.post("/login", data={"email": member.email, "password": factories.PASSWORD})
+    assert web.get("/account/security").status_code == 200
+    api = app.test_client()
+    removed = api.delete(f"/api/v1/company/members/{member.id}", headers=bearer(admin))
+    assert removed.status_code == 200, removed.get_json()
+    db.session.expire_all()
+    # A platform admin reactivates the account later (a mistake, or the member is back).
+    accounts.set_active(db.session.get(User, member.id), True, actor=platform)
+    db.session.commit()
+    # The cookie from before the removal must stay dead.
+    assert web.get("/account/security").status_code == 302
+
+
+def test_an_address_taken_between_the_check_and_the_insert_is_a_clear_refusal(
+    app: Flask, monkeypatch: Any
+) -> None:
+    """Two sign-ups for one address at once (two tabs on one invitation, two
+    registrations): the loser meets the unique index; it gets the field's message,
+    never a 500, and nothing of it is written."""
+    company = factories.make_company()
+    admin = factories.make_user(Role.SME, company=company, company_admin=True)
+    db.session.commit()
+    response = app.test_client().post(
+        "/api/v1/company/invitations", json={"email": "racer@example.com"}, headers=bearer(admin)
+    )
+    assert response.status_code == 201
+    note = db.session.scalars(
+        select(Notification).where(Notification.to_email == "racer@example.com")
+    ).one()
+    from labshare.services import mail
+
+    text = mail.build_message(note, admin).get_body(("plain",)).get_content()
+    secret = text.split("/invitations/", 1)[1].split()[0]
+    # The other request wins: its account exists, committed after our check ran.
+    factories.make_user(Role.SME, company=company, email="racer@example.com")
+    db.session.commit()
+    users = _count(User)
+    monkeypatch.setattr(accounts, "email_taken", lambda _address: False)
+    client = app.test_client()
+    response = client.post(
+        f"/invitations/{secret}",
+        data={
+            "email": "racer@example.com", "name": "Racer", "password": NEW_PASSWORD,
+            "confirm": NEW_PASSWORD, "locale": "en",
+        },
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert 'id="email-error"' in response.get_data(as_text=True)
+    assert _count(User) == users
+
+    # The same race on the registration page answers as for any taken address.
+    response = _register(client, make_credit_code("320500", "87650001"), "racer@example.com")
+    assert response.status_code == 302
+    assert _count(User) == users
+    assert db.session.scalar(select(Company).where(Company.name == "陌生人公司")) is None
+
+
+def test_a_reset_link_cannot_be_used_twice_at_once(app: Flask, monkeypatch: Any) -> None:
+    """Two requests with one reset link: the second one must see the first one's
+    new password (it locks and reads the account again) and be refused."""
+    user = factories.make_user(Role.SME)
+    db.session.commit()
+    token = passwords.reset_token(user)
+    original = passwords.user_for_reset_token
+
+    def checked_then_raced(secret: str) -> User:
+        found = original(secret)
+        # Meanwhile the other request set its password with the same link.
+        db.session.execute(
+            update(User)
+            .where(User.id == found.id)
+            .values(password_hash="other request's hash")
+            .execution_options(synchronize_session=False)
+        )
+        return found
+
+    monkeypatch.setattr(passwords, "user_for_reset_token", checked_then_raced)
+    with pytest.raises(ValidationFailed) as refused:
+        passwords.reset_password(token, NEW_PASSWORD)
+    assert refused.value.field == "token"
+    db.session.rollback()
