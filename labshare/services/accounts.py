@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from labshare.database import begin_write
@@ -198,8 +199,14 @@ def create_user(
         institute=institute if role is Role.STAFF else None,
     )
     user.set_password(password)
-    db.session.add(user)
-    db.session.flush()
+    try:
+        # A savepoint: another request may take the address after the check above.
+        with db.session.begin_nested():
+            db.session.add(user)
+    except IntegrityError:
+        if user_by_email(address) is not None:
+            raise EmailTaken(address) from None
+        raise
     audit.record(
         "user_created",
         user,
