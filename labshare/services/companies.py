@@ -25,6 +25,7 @@ from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import ApiToken, Company, CompanyInvitation, CompanyStatus, Role, User
+from labshare.models.user import new_session_nonce
 from labshare.services import accounts, audit, notify
 from labshare.timeutil import utcnow
 
@@ -198,6 +199,8 @@ def remove_member(member: User, *, actor: User) -> User:
         )
     member.active = False
     member.company_admin = False
+    # A new nonce, so that reactivating the account later revives no old cookie.
+    member.session_nonce = new_session_nonce()
     db.session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == member.id, ApiToken.revoked_at.is_(None))
