@@ -181,6 +181,13 @@ def reset_password(token: str, new_password: str) -> User:
     proves the address, so it counts as verified."""
     user = user_for_reset_token(token)
     check_password_policy(new_password or "", user.email, field="new_password")
+    # Lock the account and read it again: of two requests with one link, the later
+    # one sees the password the first one set, and the link is used up.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    db.session.refresh(user)
+    data = _load(token, RESET_SALT, _reset_minutes() * 60)
+    if not user.active or data.get("p") != _fingerprint(user.password_hash):
+        raise _link_invalid()
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
     _password_changed(user, new_password, actor=user, action="password_reset")
