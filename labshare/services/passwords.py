@@ -44,7 +44,8 @@ VERIFY_SALT = "labshare.verify-email"
 RESET_KIND = "password_reset"
 VERIFY_KIND = "verify_email"
 ACCOUNT_EXISTS_KIND = "account_exists"
-#: At most one reset mail per account in this interval (no mail-bombing a victim).
+#: At most one reset (or verification) mail per account in this interval (no
+#: mail-bombing a victim).
 RESET_MAIL_INTERVAL = dt.timedelta(minutes=1)
 # Messages that carry a secret link are mailed only, never listed in-app (inbox.py).
 assert {RESET_KIND, VERIFY_KIND, ACCOUNT_EXISTS_KIND} == set(MAIL_ONLY_KINDS)
@@ -228,6 +229,21 @@ def _mail(user: User, kind: str, subject: str, template: str, **context: Any) ->
     )
 
 
+def _mailed_recently(user: User, kind: str) -> bool:
+    return (
+        db.session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.user_id == user.id,
+                Notification.kind == kind,
+                Notification.created_at > utcnow() - RESET_MAIL_INTERVAL,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def request_reset(email: str) -> None:
     """Mail a reset link to the account with this address, if there is an active
     one. The caller answers the same whatever happened, so nobody learns from it
@@ -239,14 +255,7 @@ def request_reset(email: str) -> None:
     user = db.session.scalar(select(User).where(User.email == address))
     if user is None or not user.active:
         return
-    recent = db.session.scalar(
-        select(Notification.id).where(
-            Notification.user_id == user.id,
-            Notification.kind == RESET_KIND,
-            Notification.created_at > utcnow() - RESET_MAIL_INTERVAL,
-        )
-    )
-    if recent is not None:  # one mail a minute at most, however many addresses ask
+    if _mailed_recently(user, RESET_KIND):  # one a minute at most, however many ask
         return
     link = f"{_base_url()}/password/reset/{reset_token(user)}"
     with force_locale(notify.locale_of(user)):
@@ -265,6 +274,10 @@ def send_verification(user: User) -> None:
     """Mail (again) the link that confirms ``user``'s address; nothing for an address
     already confirmed."""
     if user.email_verified_at is not None or not user.active:
+        return
+    # Anyone can register with someone else's address: the button that mails the
+    # link again must not flood that address.
+    if _mailed_recently(user, VERIFY_KIND):
         return
     link = f"{_base_url()}/verify/{verify_token(user)}"
     with force_locale(notify.locale_of(user)):
