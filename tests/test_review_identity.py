@@ -4,6 +4,7 @@ a link used twice) and stays closed."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -15,8 +16,11 @@ from labshare.extensions import db
 from labshare.models import Company, Notification, Role, User
 from labshare.services import accounts, passwords
 from labshare.services.credit_code import make_credit_code
+from labshare.timeutil import set_clock
 from tests import factories
-from tests.test_api_support import bearer
+from tests.test_api_support import NOW, bearer
+from tests.test_security_ratelimit import limited  # noqa: F401 - the limited fixture
+from tests.test_security_sessions import _mails
 
 NEW_PASSWORD = "a long enough passphrase 42"
 
@@ -141,3 +145,34 @@ def test_a_reset_link_cannot_be_used_twice_at_once(app: Flask, monkeypatch: Any)
         passwords.reset_password(token, NEW_PASSWORD)
     assert refused.value.field == "token"
     db.session.rollback()
+
+
+def test_verification_mails_are_capped_per_account(app: Flask) -> None:
+    """Anyone may register with someone else's address and sign in unverified; the
+    "send the link again" button must not let them flood that address."""
+    set_clock(lambda: NOW)
+    client = app.test_client()
+    response = _register(client, make_credit_code("320500", "87650002"), "victim@example.com")
+    assert response.status_code == 302
+    client.post("/login", data={"email": "victim@example.com", "password": NEW_PASSWORD})
+    for _ in range(5):
+        assert client.post("/account/verification").status_code == 302
+    assert len(_mails(passwords.VERIFY_KIND)) == 1
+    set_clock(lambda: NOW + dt.timedelta(minutes=2))
+    assert client.post("/account/verification").status_code == 302
+    assert len(_mails(passwords.VERIFY_KIND)) == 2
+
+
+def test_the_current_password_cannot_be_guessed_without_limit(limited: Any) -> None:  # noqa: F811
+    """A stolen session must not buy unlimited guesses of the current password (the
+    one thing the change form asks that the thief lacks)."""
+    user = factories.make_user(Role.SME)
+    db.session.commit()
+    client = limited().test_client()
+    client.post("/login", data={"email": user.email, "password": factories.PASSWORD})
+    form = {
+        "current_password": "a wrong guess 0001", "new_password": NEW_PASSWORD,
+        "confirm": NEW_PASSWORD,
+    }  # fmt: skip
+    statuses = [client.post("/account/password", data=form).status_code for _ in range(4)]
+    assert statuses == [422, 422, 422, 429]
