@@ -176,3 +176,22 @@ def test_the_current_password_cannot_be_guessed_without_limit(limited: Any) -> N
     }  # fmt: skip
     statuses = [client.post("/account/password", data=form).status_code for _ in range(4)]
     assert statuses == [422, 422, 422, 429]
+
+
+def test_api_tokens_stay_dead_after_deactivation_and_reactivation(app: Flask) -> None:
+    """Deactivation ends sessions for good (a new nonce); the account's API tokens
+    must not come back to life when it is reactivated either."""
+    user = factories.make_user(Role.SME)
+    platform = factories.make_user(Role.ADMIN)
+    db.session.commit()
+    headers = bearer(user)
+    api = app.test_client()
+    assert api.get("/api/v1/me", headers=headers).status_code == 200
+    admin = app.test_client()
+    admin.post("/login", data={"email": platform.email, "password": factories.PASSWORD})
+    assert admin.post(f"/admin/users/{user.id}/active", data={"active": "0"}).status_code == 302
+    assert api.get("/api/v1/me", headers=headers).status_code == 401
+    assert admin.post(f"/admin/users/{user.id}/active", data={"active": "1"}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, user.id).active
+    assert api.get("/api/v1/me", headers=headers).status_code == 401

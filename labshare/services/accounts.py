@@ -12,7 +12,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from labshare.database import begin_write
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
+    ApiToken,
     Company,
     CompanySize,
     CompanyStatus,
@@ -451,8 +452,13 @@ def set_active(user: User, active: bool, *, actor: User) -> User:
     before = "active" if user.active else "inactive"
     user.active = active
     if not active:
-        # Its sessions stay dead even if the account is reactivated later.
+        # Its sessions and API tokens stay dead even if the account is reactivated later.
         user.session_nonce = new_session_nonce()
+        db.session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
     audit.record(
         "user_activated" if active else "user_deactivated",
         user,
