@@ -170,9 +170,11 @@ def change_role(user_id: int) -> Any:
         form.institute.data = str(user.institute_id or "")
         form.institute_admin.data = user.institute_admin
     if form.validate_on_submit():
+        # isdecimal, not isdigit: int() refuses "²"; nine digits stay inside INTEGER.
+        number = form.institute.data or ""
         institute = (
-            db.session.get(Institute, int(form.institute.data))
-            if (form.institute.data or "").isdigit()
+            db.session.get(Institute, int(number))
+            if number.isdecimal() and len(number) <= 9
             else None
         )
         try:
