@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import Company, Notification, Role, User
-from labshare.services import accounts, passwords
+from labshare.services import accounts, passwords, tokens
 from labshare.services.credit_code import make_credit_code
 from labshare.timeutil import set_clock
 from tests import factories
@@ -195,3 +195,85 @@ def test_api_tokens_stay_dead_after_deactivation_and_reactivation(app: Flask) ->
     db.session.expire_all()
     assert db.session.get(User, user.id).active
     assert api.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def _invitation_secret(app: Flask, admin: User, email: str) -> str:
+    response = app.test_client().post(
+        "/api/v1/company/invitations", json={"email": email}, headers=bearer(admin)
+    )
+    assert response.status_code == 201
+    note = db.session.scalars(select(Notification).where(Notification.to_email == email)).one()
+    from labshare.services import mail
+
+    text = mail.build_message(note, admin).get_body(("plain",)).get_content()
+    return text.split("/invitations/", 1)[1].split()[0]
+
+
+def test_names_with_a_nul_or_a_line_break_are_refused_on_the_field(app: Flask) -> None:
+    """PostgreSQL refuses a NUL in text (a 500 if it reaches the database); a line
+    break has no place in a name shown in lists and mails."""
+    company = factories.make_company()
+    admin = factories.make_user(Role.SME, company=company, company_admin=True)
+    staff_admin = factories.make_user(Role.STAFF, institute_admin=True)
+    db.session.commit()
+    users = _count(User)
+    for i, bad in enumerate(["a\x00b", "a\u2028b", "a\nb"]):
+        secret = _invitation_secret(app, admin, f"named{i}@example.com")
+        response = app.test_client().post(
+            f"/invitations/{secret}",
+            data={
+                "email": f"named{i}@example.com", "name": bad, "password": NEW_PASSWORD,
+                "confirm": NEW_PASSWORD, "locale": "en",
+            },
+        )  # fmt: skip
+        assert response.status_code == 422, bad
+        assert 'id="name-error"' in response.get_data(as_text=True)
+        web = app.test_client()
+        web.post("/login", data={"email": staff_admin.email, "password": factories.PASSWORD})
+        response = web.post(
+            "/institute/staff",
+            data={
+                "email": f"staff{i}@example.com", "name": bad, "password": NEW_PASSWORD,
+                "confirm": NEW_PASSWORD, "locale": "en",
+            },
+        )  # fmt: skip
+        assert response.status_code == 422, bad
+        assert 'id="name-error"' in response.get_data(as_text=True)
+        with pytest.raises(ValidationFailed) as refused:
+            accounts.register_sme(
+                email=f"reg{i}@example.com", name="张伟", password=NEW_PASSWORD,
+                company_name=bad, credit_code=make_credit_code("320500", f"8766{i:04d}"),
+            )  # fmt: skip
+        assert refused.value.field == "company_name"
+        db.session.rollback()
+        with pytest.raises(ValidationFailed) as refused:
+            tokens.create_personal_token(admin, bad)
+        assert refused.value.field == "name"
+        db.session.rollback()
+    assert _count(User) == users
+
+
+def test_a_nul_in_the_login_address_is_the_usual_refusal(app: Flask) -> None:
+    client = app.test_client()
+    response = client.post("/login", data={"email": "a\x00b@example.com", "password": "x" * 12})
+    assert response.status_code == 401
+    response = client.post(
+        "/api/v1/auth/token", json={"email": "a\x00b@example.com", "password": "x" * 12}
+    )
+    assert response.status_code == 401
+
+
+def test_the_role_form_refuses_odd_institute_numbers(app: Flask) -> None:
+    platform = factories.make_user(Role.ADMIN)
+    staff = factories.make_user(Role.STAFF)
+    db.session.commit()
+    web = app.test_client()
+    web.post("/login", data={"email": platform.email, "password": factories.PASSWORD})
+    for odd in ["²", "99999999999999999999"]:
+        response = web.post(
+            f"/admin/users/{staff.id}/role", data={"role": "staff", "institute": odd}
+        )
+        assert response.status_code == 422, odd
+        assert 'id="institute-error"' in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(User, staff.id).institute_id == staff.institute_id

@@ -7,6 +7,7 @@ Every function validates its input and raises ``ValidationFailed(field=...)`` (o
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from functools import cache
 from typing import Any
 
@@ -141,10 +142,20 @@ def check_password_policy(password: str, email: str, *, field: str = "password")
         )
 
 
+def check_one_line(text: str, field: str) -> None:
+    """Refuse a control character (PostgreSQL refuses a NUL in text) or a line break
+    of any kind in a single-line value such as a name."""
+    if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in text):
+        raise ValidationFailed(
+            _l("Please write this on one line, without control characters."), field=field
+        )
+
+
 def _check_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(_l("Please enter your name."), field="name")
+    check_one_line(name, "name")
     if len(name) > _REASONABLE_NAME:
         raise ValidationFailed(
             _l("The name may have at most %(n)d characters.", n=_REASONABLE_NAME), field="name"
@@ -259,6 +270,9 @@ def register_sme(
             _l("The company name may have at most %(n)d characters.", n=200),
             field="company_name",
         )
+    check_one_line(company_name, "company_name")
+    check_one_line(province or "", "province")
+    check_one_line(industry or "", "industry")
     try:
         code = validate_credit_code(credit_code or "")
     except CreditCodeError as exc:
@@ -391,6 +405,8 @@ def authenticate(email: str, password: str, *, client: str = "") -> User:
         _l("Wrong email address or password, or too many attempts: wait a minute and try again.")
     )
     address = User.normalize_email(email or "")[:254]
+    if "\x00" in address:  # no account has one, and PostgreSQL refuses it in text
+        address = ""
     client = (client or "unknown")[:64]
     user = (
         db.session.scalar(select(User).where(func.lower(User.email) == address))
