@@ -277,3 +277,40 @@ def test_the_role_form_refuses_odd_institute_numbers(app: Flask) -> None:
         assert 'id="institute-error"' in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(User, staff.id).institute_id == staff.institute_id
+
+
+def test_a_removed_administrators_open_invitations_are_withdrawn(app: Flask) -> None:
+    """Otherwise a company administrator removed for cause walks back in through an
+    invitation they sent to another address of theirs before the removal."""
+    company = factories.make_company()
+    first = factories.make_user(Role.SME, company=company, company_admin=True)
+    rogue = factories.make_user(Role.SME, company=company, company_admin=True)
+    db.session.commit()
+    secret = _invitation_secret(app, rogue, "rogue.again@example.com")
+    api = app.test_client()
+    removed = api.delete(f"/api/v1/company/members/{rogue.id}", headers=bearer(first))
+    assert removed.status_code == 200, removed.get_json()
+    users = _count(User)
+    response = app.test_client().post(
+        f"/invitations/{secret}",
+        data={
+            "email": "rogue.again@example.com", "name": "Rogue", "password": NEW_PASSWORD,
+            "confirm": NEW_PASSWORD, "locale": "en",
+        },
+    )  # fmt: skip
+    assert response.status_code == 409
+    assert _count(User) == users
+
+
+def test_a_deactivated_members_open_invitations_are_withdrawn(app: Flask) -> None:
+    company = factories.make_company()
+    inviter = factories.make_user(Role.SME, company=company, company_admin=True)
+    factories.make_user(Role.SME, company=company, company_admin=True)
+    platform = factories.make_user(Role.ADMIN)
+    db.session.commit()
+    secret = _invitation_secret(app, inviter, "via.admin@example.com")
+    admin = app.test_client()
+    admin.post("/login", data={"email": platform.email, "password": factories.PASSWORD})
+    assert admin.post(f"/admin/users/{inviter.id}/active", data={"active": "0"}).status_code == 302
+    response = app.test_client().get(f"/invitations/{secret}")
+    assert response.status_code == 409

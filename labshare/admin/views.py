@@ -86,6 +86,8 @@ def set_active(user_id: int) -> Any:
     active = request.form.get("active") == "1"
     try:
         accounts.set_active(user, active, actor=current_user)
+        if not active and user.role == Role.SME:
+            companies.withdraw_invitations_of(user)
         if not active and user.role == Role.SME and user.company_admin:
             user.company_admin = False
             db.session.flush()

@@ -206,6 +206,7 @@ def remove_member(member: User, *, actor: User) -> User:
         .where(ApiToken.user_id == member.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    withdraw_invitations_of(member)
     audit.record(
         "member_removed",
         member,
@@ -215,6 +216,21 @@ def remove_member(member: User, *, actor: User) -> User:
         data={"company_id": company.id},
     )
     return member
+
+
+def withdraw_invitations_of(user: User) -> None:
+    """Withdraw the open invitations ``user`` sent: an administrator removed from the
+    company must not come back through one sent to another address of theirs."""
+    db.session.execute(
+        update(CompanyInvitation)
+        .where(
+            CompanyInvitation.invited_by_id == user.id,
+            CompanyInvitation.accepted_at.is_(None),
+            CompanyInvitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def keep_an_admin(company_id: int | None, *, actor: User | None) -> User | None:
