@@ -13,8 +13,9 @@ from labshare.account import bp
 from labshare.account.forms import ConfirmForm
 from labshare.auth.forms import ChangePasswordForm
 from labshare.errors import ValidationFailed
-from labshare.extensions import db
+from labshare.extensions import db, limiter
 from labshare.main.forms import apply_domain_error
+from labshare.ratelimit import caller_key, login_limit
 from labshare.services import passwords
 
 
@@ -46,6 +47,7 @@ def security() -> Any:
 
 
 @bp.post("/account/password")
+@limiter.limit(login_limit, methods=["POST"], key_func=caller_key)
 @login_required
 def change_password() -> Any:
     form = ChangePasswordForm()

@@ -86,6 +86,8 @@ def set_active(user_id: int) -> Any:
     active = request.form.get("active") == "1"
     try:
         accounts.set_active(user, active, actor=current_user)
+        if not active and user.role == Role.SME:
+            companies.withdraw_invitations_of(user)
         if not active and user.role == Role.SME and user.company_admin:
             user.company_admin = False
             db.session.flush()
@@ -170,9 +172,11 @@ def change_role(user_id: int) -> Any:
         form.institute.data = str(user.institute_id or "")
         form.institute_admin.data = user.institute_admin
     if form.validate_on_submit():
+        # isdecimal, not isdigit: int() refuses "²"; nine digits stay inside INTEGER.
+        number = form.institute.data or ""
         institute = (
-            db.session.get(Institute, int(form.institute.data))
-            if (form.institute.data or "").isdigit()
+            db.session.get(Institute, int(number))
+            if number.isdecimal() and len(number) <= 9
             else None
         )
         try:

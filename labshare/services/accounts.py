@@ -7,20 +7,23 @@ Every function validates its input and raises ``ValidationFailed(field=...)`` (o
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from functools import cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from labshare.database import begin_write
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
+    ApiToken,
     Company,
     CompanySize,
     CompanyStatus,
@@ -139,10 +142,20 @@ def check_password_policy(password: str, email: str, *, field: str = "password")
         )
 
 
+def check_one_line(text: str, field: str) -> None:
+    """Refuse a control character (PostgreSQL refuses a NUL in text) or a line break
+    of any kind in a single-line value such as a name."""
+    if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in text):
+        raise ValidationFailed(
+            _l("Please write this on one line, without control characters."), field=field
+        )
+
+
 def _check_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(_l("Please enter your name."), field="name")
+    check_one_line(name, "name")
     if len(name) > _REASONABLE_NAME:
         raise ValidationFailed(
             _l("The name may have at most %(n)d characters.", n=_REASONABLE_NAME), field="name"
@@ -198,8 +211,14 @@ def create_user(
         institute=institute if role is Role.STAFF else None,
     )
     user.set_password(password)
-    db.session.add(user)
-    db.session.flush()
+    try:
+        # A savepoint: another request may take the address after the check above.
+        with db.session.begin_nested():
+            db.session.add(user)
+    except IntegrityError:
+        if user_by_email(address) is not None:
+            raise EmailTaken(address) from None
+        raise
     audit.record(
         "user_created",
         user,
@@ -251,6 +270,9 @@ def register_sme(
             _l("The company name may have at most %(n)d characters.", n=200),
             field="company_name",
         )
+    check_one_line(company_name, "company_name")
+    check_one_line(province or "", "province")
+    check_one_line(industry or "", "industry")
     try:
         code = validate_credit_code(credit_code or "")
     except CreditCodeError as exc:
@@ -264,15 +286,10 @@ def register_sme(
     _check_name(name)
     check_password_policy(password, address)
     _check_locale(locale)
-    if email_taken(address):
-        generate_password_hash(
-            password, method=password_hash_method()
-        )  # as long as a new account takes
-        raise EmailTaken(address)
-
     if db.session.scalar(select(Company.id).where(Company.credit_code == code)) is not None:
         # The code is public (on every licence and invoice): knowing it must give no
         # access. Members join by their company administrator's invitation.
+        # Before the address: the answer must not depend on whether it is taken.
         raise ValidationFailed(
             _l(
                 "This company is already registered on LabShare. Please ask its company "
@@ -280,6 +297,11 @@ def register_sme(
             ),
             field="credit_code",
         )
+    if email_taken(address):
+        generate_password_hash(
+            password, method=password_hash_method()
+        )  # as long as a new account takes
+        raise EmailTaken(address)
     # Nobody has vouched for a self-registered company yet: it may read, not book,
     # until an institute's staff or the platform admin confirms it.
     company = Company(
@@ -383,6 +405,8 @@ def authenticate(email: str, password: str, *, client: str = "") -> User:
         _l("Wrong email address or password, or too many attempts: wait a minute and try again.")
     )
     address = User.normalize_email(email or "")[:254]
+    if "\x00" in address:  # no account has one, and PostgreSQL refuses it in text
+        address = ""
     client = (client or "unknown")[:64]
     user = (
         db.session.scalar(select(User).where(func.lower(User.email) == address))
@@ -444,8 +468,13 @@ def set_active(user: User, active: bool, *, actor: User) -> User:
     before = "active" if user.active else "inactive"
     user.active = active
     if not active:
-        # Its sessions stay dead even if the account is reactivated later.
+        # Its sessions and API tokens stay dead even if the account is reactivated later.
         user.session_nonce = new_session_nonce()
+        db.session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
     audit.record(
         "user_activated" if active else "user_deactivated",
         user,

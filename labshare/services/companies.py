@@ -25,6 +25,7 @@ from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import ApiToken, Company, CompanyInvitation, CompanyStatus, Role, User
+from labshare.models.user import new_session_nonce
 from labshare.services import accounts, audit, notify
 from labshare.timeutil import utcnow
 
@@ -198,11 +199,14 @@ def remove_member(member: User, *, actor: User) -> User:
         )
     member.active = False
     member.company_admin = False
+    # A new nonce, so that reactivating the account later revives no old cookie.
+    member.session_nonce = new_session_nonce()
     db.session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == member.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    withdraw_invitations_of(member)
     audit.record(
         "member_removed",
         member,
@@ -212,6 +216,21 @@ def remove_member(member: User, *, actor: User) -> User:
         data={"company_id": company.id},
     )
     return member
+
+
+def withdraw_invitations_of(user: User) -> None:
+    """Withdraw the open invitations ``user`` sent: an administrator removed from the
+    company must not come back through one sent to another address of theirs."""
+    db.session.execute(
+        update(CompanyInvitation)
+        .where(
+            CompanyInvitation.invited_by_id == user.id,
+            CompanyInvitation.accepted_at.is_(None),
+            CompanyInvitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def keep_an_admin(company_id: int | None, *, actor: User | None) -> User | None:

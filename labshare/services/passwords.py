@@ -44,7 +44,8 @@ VERIFY_SALT = "labshare.verify-email"
 RESET_KIND = "password_reset"
 VERIFY_KIND = "verify_email"
 ACCOUNT_EXISTS_KIND = "account_exists"
-#: At most one reset mail per account in this interval (no mail-bombing a victim).
+#: At most one reset (or verification) mail per account in this interval (no
+#: mail-bombing a victim).
 RESET_MAIL_INTERVAL = dt.timedelta(minutes=1)
 # Messages that carry a secret link are mailed only, never listed in-app (inbox.py).
 assert {RESET_KIND, VERIFY_KIND, ACCOUNT_EXISTS_KIND} == set(MAIL_ONLY_KINDS)
@@ -181,6 +182,13 @@ def reset_password(token: str, new_password: str) -> User:
     proves the address, so it counts as verified."""
     user = user_for_reset_token(token)
     check_password_policy(new_password or "", user.email, field="new_password")
+    # Lock the account and read it again: of two requests with one link, the later
+    # one sees the password the first one set, and the link is used up.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    db.session.refresh(user)
+    data = _load(token, RESET_SALT, _reset_minutes() * 60)
+    if not user.active or data.get("p") != _fingerprint(user.password_hash):
+        raise _link_invalid()
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
     _password_changed(user, new_password, actor=user, action="password_reset")
@@ -221,6 +229,21 @@ def _mail(user: User, kind: str, subject: str, template: str, **context: Any) ->
     )
 
 
+def _mailed_recently(user: User, kind: str) -> bool:
+    return (
+        db.session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.user_id == user.id,
+                Notification.kind == kind,
+                Notification.created_at > utcnow() - RESET_MAIL_INTERVAL,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def request_reset(email: str) -> None:
     """Mail a reset link to the account with this address, if there is an active
     one. The caller answers the same whatever happened, so nobody learns from it
@@ -232,14 +255,7 @@ def request_reset(email: str) -> None:
     user = db.session.scalar(select(User).where(User.email == address))
     if user is None or not user.active:
         return
-    recent = db.session.scalar(
-        select(Notification.id).where(
-            Notification.user_id == user.id,
-            Notification.kind == RESET_KIND,
-            Notification.created_at > utcnow() - RESET_MAIL_INTERVAL,
-        )
-    )
-    if recent is not None:  # one mail a minute at most, however many addresses ask
+    if _mailed_recently(user, RESET_KIND):  # one a minute at most, however many ask
         return
     link = f"{_base_url()}/password/reset/{reset_token(user)}"
     with force_locale(notify.locale_of(user)):
@@ -258,6 +274,10 @@ def send_verification(user: User) -> None:
     """Mail (again) the link that confirms ``user``'s address; nothing for an address
     already confirmed."""
     if user.email_verified_at is not None or not user.active:
+        return
+    # Anyone can register with someone else's address: the button that mails the
+    # link again must not flood that address.
+    if _mailed_recently(user, VERIFY_KIND):
         return
     link = f"{_base_url()}/verify/{verify_token(user)}"
     with force_locale(notify.locale_of(user)):

@@ -20,6 +20,7 @@ from labshare.errors import NotFound, Unauthorized, ValidationFailed
 from labshare.extensions import db
 from labshare.models import ApiToken, User
 from labshare.services import audit
+from labshare.services.accounts import check_one_line
 from labshare.timeutil import utcnow
 
 TOKEN_PREFIX = "lsk_"  # noqa: S105 - a label, not a secret
@@ -84,6 +85,7 @@ def create_personal_token(
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed(_l("Give the token a name of 1 to 100 characters."), field="name")
+    check_one_line(name, "name")
     if expires_at <= now:
         raise ValidationFailed(_l("The expiry must be in the future."), field="expires_at")
     active = list_personal_tokens(user)
