@@ -450,7 +450,15 @@ def check_slot(
     # -- waitlist (issue 8): an open offer holds its slot for the offeree --
     from labshare.services.waitlist import check_offers
 
-    check_offers(resource, booker, start, end, now, buffer_minutes=rules.buffer_minutes)
+    check_offers(
+        resource,
+        booker,
+        start,
+        end,
+        now,
+        buffer_minutes=rules.buffer_minutes,
+        exclude_id=exclude_id,
+    )
     # -- end waitlist --
     return rules
 
