@@ -761,6 +761,8 @@ def record_usage(
     db.session.add(usage)
     db.session.flush()
     notify.booking_event(booking, "completed")
+    if booking.end_at > now:  # completed early: the rest of its time goes to the line
+        _offer_to_waitlist(booking)
     return usage
 
 
