@@ -9,10 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from labshare.errors import SlotTaken
 from labshare.extensions import db
-from labshare.models import BookingStatus, Role, WaitlistStatus
+from labshare.models import BookingStatus, Role, ServiceType, WaitlistStatus
 from labshare.services import waitlist
-from labshare.services.bookings import approve_booking, cancel_booking, create_booking
+from labshare.services.bookings import (
+    approve_booking,
+    cancel_booking,
+    create_booking,
+    record_usage,
+)
 from labshare.timeutil import set_clock
 from tests import factories
 
@@ -21,6 +27,7 @@ NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
 START = dt.datetime(2030, 1, 7, 9, tzinfo=SH)
 END = dt.datetime(2030, 1, 7, 11, tzinfo=SH)
 HOUR = dt.timedelta(hours=1)
+MINUTE = dt.timedelta(minutes=1)
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
@@ -50,3 +57,43 @@ def test_approval_on_a_lab_does_not_count_the_request_against_an_open_offer(
     approve_booking(request, staff)
     db.session.commit()
     assert request.status == BookingStatus.APPROVED
+
+
+def _usage_early(app: Any, minutes: int) -> None:
+    at(NOW)
+    inst = factories.make_instrument(rules=dict(factories.OPEN_RULES))
+    staff = factories.make_user(Role.STAFF, institute=inst.institute)
+    holder, a, third = (factories.make_user(Role.SME) for _ in range(3))
+    booking = create_booking(inst, holder, START, END, purpose="first")
+    db.session.commit()
+    entry = waitlist.join(inst, a, START + HOUR, END, purpose="the second hour")
+    db.session.commit()
+    at((START + HOUR + minutes * MINUTE).astimezone(dt.UTC))
+    record_usage(
+        booking,
+        staff,
+        checked_in_at=START,
+        checked_out_at=START + HOUR + minutes * MINUTE,
+        service_type=ServiceType.CALIBRATION,
+        samples_count=1,
+        problem_solved=True,
+    )
+    db.session.commit()
+    assert booking.status == BookingStatus.COMPLETED
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.OFFERED
+    with pytest.raises(SlotTaken):  # a third company cannot jump the line
+        create_booking(inst, third, START + HOUR + 30 * MINUTE, END, purpose="me first")
+    db.session.rollback()
+
+
+def test_usage_recorded_before_the_end_offers_the_rest_to_the_waitlist(app: Any) -> None:
+    """Recording usage completes the booking, which stops holding its time: what is
+    left of it goes to the line, not to whoever books first."""
+    _usage_early(app, 10)
+
+
+def test_an_entry_is_offered_at_the_instant_its_slot_begins(app: Any) -> None:
+    """Freed exactly at the entry's start: offered what is left of it, as a minute
+    later (the take-offer window of a begun slot, not of its start)."""
+    _usage_early(app, 0)

@@ -443,7 +443,9 @@ def _offer(entry: WaitlistEntry, rules: Rules, now: dt.datetime, begin: dt.datet
         # most its end; taking it books from the next grid instant (``accept_offer``).
         wanted_start = entry.start_at
         entry.start_at = begin
-    deadline = take_deadline(entry, rules, begun=begun)
+    # Freed at the very instant the slot begins: taken like any begun slot
+    # (``accept_offer`` judges ``start <= now`` the same way).
+    deadline = take_deadline(entry, rules, begun=begun or begin <= now)
     if deadline <= now:
         if begun:
             entry.start_at = wanted_start
