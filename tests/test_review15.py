@@ -8,10 +8,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask import Flask
+from sqlalchemy import select
 
 from labshare.errors import SlotTaken
 from labshare.extensions import db
-from labshare.models import BookingStatus, Role, ServiceType, WaitlistStatus
+from labshare.models import BookingStatus, OpeningPeriod, Role, ServiceType, WaitlistStatus
 from labshare.services import waitlist
 from labshare.services.bookings import (
     approve_booking,
@@ -21,6 +23,7 @@ from labshare.services.bookings import (
 )
 from labshare.timeutil import set_clock
 from tests import factories
+from tests.test_migrations import empty_app, flask_db  # noqa: F401 - a fixture
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
@@ -97,3 +100,26 @@ def test_an_entry_is_offered_at_the_instant_its_slot_begins(app: Any) -> None:
     """Freed exactly at the entry's start: offered what is left of it, as a minute
     later (the take-offer window of a begun slot, not of its start)."""
     _usage_early(app, 0)
+
+
+def test_the_downgrade_keeps_the_morning_of_a_period_opening_at_23_59(
+    empty_app: Flask,  # noqa: F811
+) -> None:
+    """23:59-06:00 cannot keep its minute before midnight under the old schema, but
+    its 00:00-06:00 of the next day can: the downgrade keeps it."""
+    flask_db(empty_app, "upgrade")
+    lab = factories.make_lab(
+        hours=[OpeningPeriod(weekday=2, opens=dt.time(23, 59), closes=dt.time(6))]
+    )
+    lab_id = lab.id
+    db.session.commit()
+    db.session.remove()
+    flask_db(empty_app, "downgrade", "0013_sessions_passwords")
+    rows = db.session.execute(
+        select(OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes).where(
+            OpeningPeriod.lab_id == lab_id
+        )
+    ).all()
+    db.session.remove()
+    assert [tuple(r) for r in rows] == [(3, dt.time(0), dt.time(6))]
+    flask_db(empty_app, "upgrade")
