@@ -11,18 +11,20 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from labshare.errors import SlotTaken
+from labshare.errors import NotAllowed, SlotTaken
 from labshare.extensions import db
-from labshare.models import BookingStatus, OpeningPeriod, Role, ServiceType, WaitlistStatus
+from labshare.models import Booking, BookingStatus, OpeningPeriod, Role, ServiceType, WaitlistStatus
 from labshare.services import waitlist
 from labshare.services.bookings import (
     approve_booking,
     cancel_booking,
     create_booking,
     record_usage,
+    reject_booking,
 )
 from labshare.timeutil import set_clock
 from tests import factories
+from tests.test_api_support import bearer, error_of
 from tests.test_migrations import empty_app, flask_db  # noqa: F401 - a fixture
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -123,3 +125,28 @@ def test_the_downgrade_keeps_the_morning_of_a_period_opening_at_23_59(
     db.session.remove()
     assert [tuple(r) for r in rows] == [(3, dt.time(0), dt.time(6))]
     flask_db(empty_app, "upgrade")
+
+
+def test_approval_refuses_a_request_whose_member_has_left(app: Any, client: Any) -> None:
+    """Creation refuses a booker who is no longer an active member of a company;
+    approval re-runs the creation checks, so it refuses such a request too (409
+    nothing written), and rejecting it stays possible."""
+    at(NOW)
+    inst = factories.make_instrument(rules={**factories.OPEN_RULES, "requires_approval": True})
+    staff = factories.make_user(Role.STAFF, institute=inst.institute, locale="zh_CN")
+    sme = factories.make_user(Role.SME)
+    booking = create_booking(inst, sme, START, END, purpose="A")
+    db.session.commit()
+    sme.active = False  # removed from the company meanwhile
+    db.session.commit()
+    response = client.post(f"/api/v1/bookings/{booking.id}/approve", headers=bearer(staff))
+    assert response.status_code == 403
+    assert "离开" in error_of(response)["message"]
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status == BookingStatus.PENDING
+    with pytest.raises(NotAllowed):
+        approve_booking(booking, staff)
+    db.session.rollback()
+    reject_booking(booking, staff, "left the company")
+    db.session.commit()
+    assert booking.status == BookingStatus.REJECTED

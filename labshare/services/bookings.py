@@ -435,6 +435,13 @@ def check_slot(
     company_id = existing.company_id if existing is not None else booker.company_id
     if existing is None:
         _check_booker(booker)  # again under the lock: a waitlist offer is taken later
+    elif not is_member_of_company(booker, existing.company_id):
+        raise NotAllowed(
+            _l(
+                "The member who asked for this booking has left the company or was "
+                "deactivated; reject the request instead."
+            )
+        )
     assert company_id is not None  # _check_booker
     exclude_id = existing.id if existing is not None else None
     rules = effective_rules(resource)
