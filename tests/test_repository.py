@@ -19,9 +19,7 @@ GENERATED_FOLDERS = ("__pycache__", ".venv", "venv", "instance")
 
 def generated(path: str) -> bool:
     p = PurePosixPath(path)
-    return p.name.endswith(GENERATED_SUFFIXES) or any(
-        part in GENERATED_FOLDERS for part in p.parts[:-1]
-    )
+    return p.name.endswith(GENERATED_SUFFIXES) or any(part in GENERATED_FOLDERS for part in p.parts)
 
 
 def tracked_files() -> list[str]:
@@ -40,6 +38,7 @@ def test_the_rule_knows_generated_files() -> None:
     assert generated("labshare/__pycache__/web.cpython-311.pyc")
     assert generated("instance/exports/usage-2030-01.csv")
     assert generated(".venv/bin/python")
+    assert generated(".venv")  # a worktree's link to a shared environment, too
     assert generated("labshare.db")
     assert not generated("labshare/translations/zh_CN/LC_MESSAGES/messages.po")
     assert not generated("labshare/models/instance_admin.py")
