@@ -435,6 +435,13 @@ def check_slot(
     company_id = existing.company_id if existing is not None else booker.company_id
     if existing is None:
         _check_booker(booker)  # again under the lock: a waitlist offer is taken later
+    elif not is_member_of_company(booker, existing.company_id):
+        raise NotAllowed(
+            _l(
+                "The member who asked for this booking has left the company or was "
+                "deactivated; reject the request instead."
+            )
+        )
     assert company_id is not None  # _check_booker
     exclude_id = existing.id if existing is not None else None
     rules = effective_rules(resource)
@@ -450,7 +457,15 @@ def check_slot(
     # -- waitlist (issue 8): an open offer holds its slot for the offeree --
     from labshare.services.waitlist import check_offers
 
-    check_offers(resource, booker, start, end, now, buffer_minutes=rules.buffer_minutes)
+    check_offers(
+        resource,
+        booker,
+        start,
+        end,
+        now,
+        buffer_minutes=rules.buffer_minutes,
+        exclude_id=exclude_id,
+    )
     # -- end waitlist --
     return rules
 
@@ -753,6 +768,8 @@ def record_usage(
     db.session.add(usage)
     db.session.flush()
     notify.booking_event(booking, "completed")
+    if booking.end_at > now:  # completed early: the rest of its time goes to the line
+        _offer_to_waitlist(booking)
     return usage
 
 

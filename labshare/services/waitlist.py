@@ -107,6 +107,7 @@ def check_offers(
     now: dt.datetime,
     *,
     buffer_minutes: int,
+    exclude_id: int | None = None,
 ) -> None:
     """Refuse [start, end) (SlotTaken, a 409) where an open offer holds the time.
     An offer to ``booker``'s own company does not block them (they take it through
@@ -114,7 +115,8 @@ def check_offers(
     booking. On a resource of capacity 1 the rules' buffer keeps its minutes free
     around an offer as around a booking, so that taking the offer cannot fail on a
     neighbour booked meanwhile (``buffer_minutes``, from the rules the caller holds).
-    The caller holds the resource's lock and has run the booking check."""
+    The caller holds the resource's lock and has run the booking check.
+    ``exclude_id``: a request being approved, which holds its unit already."""
     capacity = capacity_of(resource)
     buffer = dt.timedelta(0)
     if capacity <= 1:
@@ -129,7 +131,7 @@ def check_offers(
     if not offers:
         return
     if capacity > 1:
-        spans = [*holding_spans(resource.id, start, end), *offers]
+        spans = [*holding_spans(resource.id, start, end, exclude_id=exclude_id), *offers]
         clipped = [(max(s, start), min(e, end)) for s, e in spans]
         if not saturated(clipped, capacity):
             return
@@ -441,7 +443,9 @@ def _offer(entry: WaitlistEntry, rules: Rules, now: dt.datetime, begin: dt.datet
         # most its end; taking it books from the next grid instant (``accept_offer``).
         wanted_start = entry.start_at
         entry.start_at = begin
-    deadline = take_deadline(entry, rules, begun=begun)
+    # Freed at the very instant the slot begins: taken like any begun slot
+    # (``accept_offer`` judges ``start <= now`` the same way).
+    deadline = take_deadline(entry, rules, begun=begun or begin <= now)
     if deadline <= now:
         if begun:
             entry.start_at = wanted_start

@@ -91,10 +91,10 @@ def downgrade():
     for row in rows:
         if row.opens == LAST_MINUTE:  # 23:59-24:00 cannot be said without 24:00
             bind.execute(periods.delete().where(periods.c.id == row.id))
-            continue
-        bind.execute(
-            periods.update().where(periods.c.id == row.id).values(closes=LAST_MINUTE)
-        )
+        else:
+            bind.execute(
+                periods.update().where(periods.c.id == row.id).values(closes=LAST_MINUTE)
+            )
         if row.closes != MIDNIGHT:  # overnight: the next day's part on its own day
             bind.execute(periods.insert().values(
                 lab_id=row.lab_id, weekday=(row.weekday + 1) % 7, opens=MIDNIGHT,
