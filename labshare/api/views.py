@@ -5,6 +5,7 @@ import labshare.api.booking_routes
 import labshare.api.checkin_routes  # check-in (issue 8)
 import labshare.api.group_routes  # booking groups (issue 8)
 import labshare.api.meta_routes
+import labshare.api.order_routes  # service orders
 import labshare.api.report_routes
 import labshare.api.resource_routes
 import labshare.api.series_routes  # recurrence (issue 8)

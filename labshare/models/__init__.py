@@ -15,9 +15,13 @@ from labshare.models.enums import (
     BookingStatus,
     ClosureKind,
     CompanySize,
+    DeliveryMethod,
     Field,
     InstituteKind,
+    ItemResult,
     NotificationStatus,
+    OrderServiceType,
+    OrderStatus,
     ResourceKind,
     ResourceStatus,
     Role,
@@ -30,6 +34,9 @@ from labshare.models.lab import Lab, OpeningPeriod
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
+from labshare.models.service_offering import ServiceOffering
+from labshare.models.service_order import ServiceOrder
+from labshare.models.service_order_item import ServiceOrderItem
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
 from labshare.models.waitlist import OPEN_WAITLIST_STATUSES, WaitlistEntry, WaitlistStatus
@@ -51,21 +58,28 @@ __all__ = [
     "ClosureKind",
     "Company",
     "CompanySize",
+    "DeliveryMethod",
     "Field",
     "Institute",
     "InstituteKind",
     "Instrument",
+    "ItemResult",
     "JobMarker",
     "Lab",
     "Notification",
     "NotificationStatus",
     "OpeningPeriod",
+    "OrderServiceType",
+    "OrderStatus",
     "Qualification",
     "QuotaPeriod",
     "Resource",
     "ResourceKind",
     "ResourceStatus",
     "Role",
+    "ServiceOffering",
+    "ServiceOrder",
+    "ServiceOrderItem",
     "ServiceType",
     "UTCDateTime",
     "UsageRecord",
