@@ -77,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     from labshare.catalogue import bp as catalogue_bp
     from labshare.main import bp as main_bp
     from labshare.manage import bp as manage_bp
+    from labshare.orders.views import bp as orders_bp
     from labshare.reports import bp as reports_bp
 
     app.register_blueprint(main_bp)
@@ -89,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(manage_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(orders_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

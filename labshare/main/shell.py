@@ -36,6 +36,9 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry(("bookings.mine", "bookings.index"), _l("My bookings"), frozenset({Role.SME})),
     NavEntry(("manage.dashboard", "manage.index"), _l("Dashboard"), frozenset({Role.STAFF})),
     NavEntry(("manage.resources", "manage.instruments"), _l("Manage"), frozenset({Role.STAFF})),
+    NavEntry(
+        ("orders.index",), _l("Service orders"), frozenset({Role.SME, Role.STAFF, Role.ADMIN})
+    ),
     NavEntry(("admin.users",), _l("Users"), frozenset({Role.ADMIN})),
     NavEntry(("admin.bookings", "bookings.all"), _l("All bookings"), frozenset({Role.ADMIN})),
     NavEntry(
