@@ -105,3 +105,33 @@ def item(offering: Any, **kw: Any) -> dict[str, Any]:
     }
     values.update(kw)
     return values
+
+
+def completed_order(env: SimpleNamespace, *, months: int | None = 12) -> Any:
+    """An order of env.sme's company, taken through the services to completed."""
+    from labshare.orders import lifecycle
+
+    order = lifecycle.create_order(
+        env.institute.id,
+        env.sme,
+        [
+            lifecycle.ItemInput(offering_id=env.offering.id, name="压力表", serial_number="A1"),
+            lifecycle.ItemInput(offering_id=env.testing.id, name="样品", quantity=2),
+        ],
+        delivery="courier",
+    )
+    lifecycle.accept_order(order, env.staff, promised_date=dt.date(2030, 1, 20))
+    lifecycle.receive_order(order, env.staff)
+    lifecycle.start_order(order, env.staff)
+    for n, item in enumerate(order.items):
+        lifecycle.complete_item(
+            order,
+            item.id,
+            env.staff,
+            result="calibrated" if n == 0 else "conforming",
+            certificate_number=f"C-{order.id}-{n}",
+            pdf=make_pdf(),
+            interval_months=months if n == 0 else None,
+        )
+    db.session.commit()
+    return order
