@@ -76,6 +76,7 @@ class CampaignTotals:
     fees_waived: Decimal
     shared_instruments: int
     open_labs: int
+    problems_solved: int = 0
 
 
 def campaign_totals(
@@ -122,6 +123,7 @@ def campaign_totals(
         fees_waived=Decimal(c["fees_waived"]),
         shared_instruments=int(shared or 0),
         open_labs=open_lab_count(period, scope),
+        problems_solved=int(c["problems_solved"]),
     )
 
 
