@@ -187,3 +187,41 @@ def test_campaign_api_adds_order_figures_and_totals(client: Any, env: SimpleName
     assert body["person_times_total"] == body["completed"] + 1
     assert body["fees_waived_total"] == body["fees_waived"] + body["orders"]["fees_waived"]
     assert body["completed"] == 0  # the booking figures are untouched
+
+
+def test_export_has_an_orders_sheet_and_csv(client: Any, env: SimpleNamespace) -> None:
+    import io as _io
+
+    from openpyxl import load_workbook
+
+    order = completed_order(env)
+    r = client.get(
+        "/api/v1/reports/usage",
+        query_string={"month": "2030-01", "format": "xlsx"},
+        headers=bearer(env.admin),
+    )
+    assert r.status_code == 200
+    book = load_workbook(_io.BytesIO(r.data), read_only=True)
+    assert book.sheetnames[-2:] == ["Orders", "Bookings"]
+    rows = list(book["Orders"].iter_rows(values_only=True))
+    assert rows[0][0] == "Order no." and len(rows) == 3
+    assert rows[1][0] == order.id and rows[1][18] == f"C-{order.id}-0"
+    r = client.get(
+        "/api/v1/reports/usage",
+        query_string={"month": "2030-01", "format": "csv", "detail": "orders"},
+        headers=bearer(env.admin),
+    )
+    text = r.data.decode("utf-8-sig")
+    assert r.data.startswith(b"\xef\xbb\xbf") and text.count("\n") == 3
+    assert f"C-{order.id}-1" in text
+    body = client.get(
+        "/api/v1/reports/usage", query_string={"month": "2030-01"}, headers=bearer(env.admin)
+    ).get_json()
+    assert body["orders"]["person_times"] == 1
+    # staff of another institute see none of it
+    other = client.get(
+        "/api/v1/reports/usage",
+        query_string={"month": "2030-01", "format": "csv", "detail": "orders"},
+        headers=bearer(env.other_staff),
+    )
+    assert other.data.decode("utf-8-sig").count("\n") == 1
