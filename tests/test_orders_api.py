@@ -468,3 +468,37 @@ def test_catalogue_and_openapi(client: Any, env: SimpleNamespace) -> None:
         "/api/v1/service-offerings",
     ):
         assert path in doc["paths"], path
+
+
+def test_verification_is_rate_limited_page_and_api(
+    app: Any, env: SimpleNamespace, tmp_path: Any
+) -> None:
+    from config import TestingConfig
+    from labshare import create_app
+    from labshare.extensions import limiter
+
+    limited = create_app(
+        TestingConfig,
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        INSTANCE_DIR=str(tmp_path),
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_VERIFY="3 per day",
+    )
+    try:
+        client = limited.test_client()
+        query = {"number": "NO-SUCH-1", "code": "ABCDEFGHJK"}
+        codes = [
+            client.get("/api/v1/certificates/verify", query_string=query).status_code
+            for _ in range(4)
+        ]
+        assert codes == [200, 200, 200, 429]
+        r = client.get("/api/v1/certificates/verify", query_string=query)
+        assert error_of(r)["code"] == "rate_limited"
+        pages = [client.post("/verify", data=query).status_code for _ in range(4)]
+        assert pages == [200, 200, 200, 429]
+    finally:
+        with limited.app_context():
+            db.engine.dispose()
+        limiter.init_app(app)
+    assert not limiter.enabled

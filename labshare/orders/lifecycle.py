@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, ValidationFailed
@@ -486,7 +486,14 @@ def complete_item(
     ):
         item.due_date = _add_months(_local_today(order.institute), months)
     db.session.flush()
-    if all(i.completed_at is not None for i in order.items):
+    # Counted in the database under the order's lock: another session may have
+    # completed the other items since this one loaded them.
+    remaining = db.session.scalar(
+        select(func.count(ServiceOrderItem.id)).where(
+            ServiceOrderItem.order_id == order.id, ServiceOrderItem.completed_at.is_(None)
+        )
+    )
+    if remaining == 0:
         _move(order, actor, "complete")
         order.completed_at = now
         db.session.flush()
