@@ -190,6 +190,10 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "orders.new POST": (302, 422, 422, 403, 403, 403),
     "orders.verify GET": (200, 200, 200, 200, 200, 200),
     "orders.verify POST": (200, 200, 200, 200, 200, 200),
+    "orders.services GET": (200, 200, 200, 200, 200, 200),
+    "orders.offerings GET": (302, 403, 403, 200, 200, 403),  # staff: their own institute's
+    "orders.offerings POST": (302, 403, 403, 422, 422, 403),
+    "orders.offering_active POST": (302, 403, 403, 302, 404, 403),
     # -- end service orders --
 }
 
@@ -465,6 +469,8 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "order_id": w.order.id,  # service orders
         "item_id": w.order.items[0].id,
         "any(accept,reject,cancel,receive,start,return,collect):action": "cancel",
+        "offering_id": w.order.items[0].offering_id,
+        "any(withdraw,activate):change": "activate",
     }
     url = rule
     for name, value in values.items():

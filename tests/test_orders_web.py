@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from labshare.extensions import db
-from labshare.models import OrderStatus, ServiceOrder, ServiceOrderItem
+from labshare.models import OrderStatus, ServiceOffering, ServiceOrder, ServiceOrderItem
 from labshare.timeutil import set_clock
 from tests.orders_support import NOW, PNG, make_pdf, order_env
 from tests.test_api_support import signed_in
@@ -187,3 +187,60 @@ def test_pages_in_chinese(app: Any, env: SimpleNamespace) -> None:
     page = sme.get(f"/orders/{order.id}").get_data(as_text=True)
     assert "送检订单" in page and "已提交" in page
     assert 'name="viewport"' in page
+
+
+def test_catalogue_of_services_and_staff_manage_theirs(app: Any, env: SimpleNamespace) -> None:
+    public = app.test_client().get("/orders/services").get_data(as_text=True)
+    assert "Pressure gauge calibration" in public and "about 7 days" in public
+    assert "SME waiver 50%" in public
+    page = app.test_client().get("/orders/services?field=thermal").get_data(as_text=True)
+    assert "Pressure gauge calibration" not in page
+    sme = signed_in(app, env.sme)
+    new = sme.get(f"/orders/new?offering={env.testing.id}").get_data(as_text=True)
+    assert re.search(rf'<option value="{env.testing.id}"[^>]*selected', new)
+
+    staff = signed_in(app, env.staff)
+    r = staff.post(
+        "/orders/offerings",
+        data={"field": "thermal", "service_type": "calibration", "name": "", "fee": "10"},
+    )
+    assert r.status_code == 422 and 'data-field="name"' in r.get_data(as_text=True)
+    for bad, field in (
+        ({"fee": "-1"}, "fee"),
+        ({"fee_waiver_percent": "150"}, "fee_waiver_percent"),
+    ):
+        data = {
+            "field": "thermal",
+            "service_type": "calibration",
+            "name": "温度计校准",
+            "turnaround_days": "5",
+            "fee_waiver_percent": "20",
+            "fee": "10",
+        }
+        data.update(bad)
+        r = staff.post("/orders/offerings", data=data)
+        assert r.status_code == 422 and f'data-field="{field}"' in r.get_data(as_text=True)
+    r = staff.post(
+        "/orders/offerings",
+        data={
+            "field": "thermal",
+            "service_type": "calibration",
+            "name": "温度计校准",
+            "turnaround_days": "5",
+            "fee": "120",
+            "fee_waiver_percent": "20",
+        },
+    )
+    assert r.status_code == 302
+    added = db.session.scalar(select(ServiceOffering).where(ServiceOffering.name == "温度计校准"))
+    assert added is not None and added.institute_id == env.institute.id
+    assert staff.post(f"/orders/offerings/{added.id}/withdraw").status_code == 302
+    db.session.refresh(added)
+    assert added.active is False
+    assert "温度计校准" not in app.test_client().get("/orders/services").get_data(as_text=True)
+    # another institute's staff cannot touch it; SMEs cannot manage services
+    assert (
+        signed_in(app, env.other_staff).post(f"/orders/offerings/{added.id}/activate").status_code
+        == 404
+    )
+    assert sme.get("/orders/offerings").status_code == 403

@@ -33,6 +33,7 @@ ANYONE = frozenset({None, Role.SME, Role.STAFF, Role.ADMIN})
 NAV: tuple[NavEntry, ...] = (
     NavEntry(("catalogue.index",), _l("Catalogue"), ANYONE),
     NavEntry(("catalogue.institutes",), _l("Institutes"), ANYONE),
+    NavEntry(("orders.services",), _l("Calibration services"), ANYONE),
     NavEntry(("bookings.mine", "bookings.index"), _l("My bookings"), frozenset({Role.SME})),
     NavEntry(("manage.dashboard", "manage.index"), _l("Dashboard"), frozenset({Role.STAFF})),
     NavEntry(("manage.resources", "manage.instruments"), _l("Manage"), frozenset({Role.STAFF})),

@@ -25,13 +25,16 @@ from labshare.errors import DomainError, NotAllowed, NotFound
 from labshare.extensions import csrf, db, limiter
 from labshare.models import (
     DeliveryMethod,
+    Field,
     Institute,
     ItemResult,
+    OrderServiceType,
     Role,
     ServiceOffering,
     ServiceOrder,
 )
 from labshare.orders import certificates, lifecycle
+from labshare.orders import offerings as offering_service
 from labshare.orders.downloads import certificate_response, upload_from_request
 from labshare.orders.forms import (
     DEFAULT_ROWS,
@@ -92,6 +95,84 @@ def _offerings() -> list[ServiceOffering]:
     )
 
 
+@bp.route("/orders/services")
+def services() -> Any:
+    """The service catalogue: per institute and field, what it does with items sent to
+    it, the typical turnaround and fee."""
+    field = request.args.get("field") or None
+    institute_id = request.args.get("institute", type=int)
+    rows = [
+        o
+        for o in _offerings()
+        if (field is None or o.field == field)
+        and (institute_id is None or o.institute_id == institute_id)
+    ]
+    names = {
+        i.id: i
+        for i in db.session.scalars(
+            select(Institute).where(Institute.id.in_({o.institute_id for o in rows}))
+        )
+    }
+    return render_template(
+        "orders/services.html", offerings=rows, institutes=names, fields=list(Field), field=field
+    )
+
+
+@bp.route("/orders/offerings", methods=["GET", "POST"])
+@login_required
+def offerings() -> Any:
+    """Staff: their institute's services, and a form to add one."""
+    user = _user()
+    if user.role != Role.STAFF or user.institute_id is None:
+        raise NotAllowed(_("Only an institute's staff manage its services."))
+    error: DomainError | None = None
+    if request.method == "POST":
+        form = request.form
+        try:
+            offering_service.create_offering(
+                user,
+                field=form.get("field"),
+                service_type=form.get("service_type"),
+                name=form.get("name"),
+                name_en=form.get("name_en"),
+                procedure=form.get("procedure"),
+                turnaround_days=form.get("turnaround_days"),
+                fee=form.get("fee"),
+                fee_waiver_percent=form.get("fee_waiver_percent"),
+                interval_months=form.get("interval_months"),
+            )
+        except DomainError as exc:
+            if exc.status != 422:
+                raise
+            db.session.rollback()
+            error = exc
+        else:
+            db.session.commit()
+            flash(_("Service added."), "success")
+            return redirect(url_for("orders.offerings"))
+    rows = db.session.scalars(
+        select(ServiceOffering)
+        .where(ServiceOffering.institute_id == user.institute_id)
+        .order_by(ServiceOffering.field, ServiceOffering.id)
+    ).all()
+    return render_template(
+        "orders/offerings.html",
+        offerings=rows,
+        fields=list(Field),
+        services=list(OrderServiceType),
+        error=error,
+        form=request.form,
+    ), (error.status if error else 200)
+
+
+@bp.route("/orders/offerings/<int:offering_id>/<any(withdraw,activate):change>", methods=["POST"])
+@login_required
+def offering_active(offering_id: int, change: str) -> Any:
+    offering_service.set_active(offering_id, _user(), change == "activate")
+    db.session.commit()
+    return redirect(url_for("orders.offerings"))
+
+
 @bp.route("/orders/new", methods=["GET", "POST"])
 @login_required
 def new() -> Any:
@@ -106,6 +187,7 @@ def new() -> Any:
     error: DomainError | None = None
     rows: list[Any] = []
     chosen: int | None = request.args.get("institute", type=int)
+    preset = request.args.get("offering", type=int)
     if request.method == "POST":
         chosen = request.form.get("institute_id", type=int)
         try:
@@ -130,6 +212,11 @@ def new() -> Any:
         if again:
             previous = order_or_404(again)
             rows, chosen = items_of(previous), previous.institute_id
+        elif preset:
+            offering = next((o for o in offerings if o.id == preset), None)
+            if offering is not None:
+                chosen = offering.institute_id
+                rows = [lifecycle.ItemInput(offering_id=offering.id, name="")]
     status = error.status if error is not None else 200
     count = max(len(rows), request.args.get("rows", DEFAULT_ROWS, type=int) or DEFAULT_ROWS)
     return render_template(
