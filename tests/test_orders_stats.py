@@ -225,3 +225,14 @@ def test_export_has_an_orders_sheet_and_csv(client: Any, env: SimpleNamespace) -
         headers=bearer(env.other_staff),
     )
     assert other.data.decode("utf-8-sig").count("\n") == 1
+
+
+def test_statistics_page_shows_order_figures(app: Any, env: SimpleNamespace) -> None:
+    from tests.test_api_support import signed_in
+
+    completed_order(env)
+    page = signed_in(app, env.staff).get("/reports/?month=2030-01").get_data(as_text=True)
+    assert 'id="order-figures"' in page
+    assert "Service person-times (orders completed)" in page
+    other = signed_in(app, env.other_staff).get("/reports/?month=2030-01").get_data(as_text=True)
+    assert 'id="order-figures"' not in other
