@@ -236,3 +236,24 @@ def test_statistics_page_shows_order_figures(app: Any, env: SimpleNamespace) -> 
     assert "Service person-times (orders completed)" in page
     other = signed_in(app, env.other_staff).get("/reports/?month=2030-01").get_data(as_text=True)
     assert 'id="order-figures"' not in other
+
+
+def test_cli_exports_the_orders_csv(app: Any, env: SimpleNamespace, tmp_path: Any) -> None:
+    order = completed_order(env)
+    out = tmp_path / "orders.csv"
+    result = app.test_cli_runner().invoke(
+        args=[
+            "export-usage",
+            "--month",
+            "2030-01",
+            "--format",
+            "csv",
+            "--detail",
+            "orders",
+            "--out",
+            str(out),
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_bytes().decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("Order no.") and f"C-{order.id}-0" in text
