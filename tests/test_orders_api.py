@@ -468,6 +468,8 @@ def test_catalogue_and_openapi(client: Any, env: SimpleNamespace) -> None:
         "/api/v1/service-offerings",
     ):
         assert path in doc["paths"], path
+    upload = doc["paths"]["/api/v1/service-orders/{order_id}/items/{item_id}/complete"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
 
 
 def test_verification_is_rate_limited_page_and_api(

@@ -413,6 +413,26 @@ def start_order(user: User, order_id: int) -> dict[str, Any]:
     auth=True,
     response=OrderOut,
     errors=(*TRANSITION_ERRORS, 413),
+    raw_body={
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["result", "certificate_number", "file"],
+                    "properties": {
+                        "result": {
+                            "type": "string",
+                            "enum": ["conforming", "not_conforming", "calibrated"],
+                        },
+                        "certificate_number": {"type": "string", "maxLength": 100},
+                        "interval_months": {"type": "integer", "minimum": 1, "maximum": 120},
+                        "file": {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    },
 )
 def complete_item(user: User, order_id: int, item_id: int) -> dict[str, Any]:
     order = load_order(user, order_id)
