@@ -95,3 +95,14 @@ def test_two_schedulers_racing_send_one_mail(
         select(ServiceOrderItem.id).where(ServiceOrderItem.reminded_at.is_not(None))
     ).all()
     assert set(reminded) == due_ids
+
+
+def test_in_app_notifications_link_to_the_order(app: Any, env: SimpleNamespace) -> None:
+    from tests.test_api_support import signed_in
+
+    order = completed_order(env)
+    set_clock(lambda: dt.datetime(2030, 12, 2, tzinfo=dt.UTC))
+    run_job("recalibration-reminders")
+    page = signed_in(app, env.sme).get("/notifications").get_data(as_text=True)
+    assert f'href="/orders/{order.id}"' in page
+    assert f'href="/orders/new?again={order.id}"' in page

@@ -108,5 +108,6 @@ def recalibration_reminder(item: ServiceOrderItem) -> Notification | None:
         subject=subject,
         body_text=text,
         body_html=html,
-        dedupe_key=f"recalibration:{item.id}:{item.due_date}",
+        # The order's id leads, so the in-app list can link to "order again".
+        dedupe_key=f"recalibration:{order.id}:{item.id}:{item.due_date}",
     )
