@@ -174,6 +174,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "api.download_certificate GET": (401, 404, 404, 404, 404, 404),  # none issued yet
     "api.get_order GET": (401, 200, 404, 200, 404, 200),
     "api.list_offerings GET": (200, 200, 200, 200, 200, 200),
+    "api.create_offering POST": (401, 403, 403, 422, 422, 403),  # staff: their own
     "api.list_orders GET": (401, 200, 200, 200, 200, 200),  # each sees their own
     "api.receive_order POST": (401, 403, 404, 409, 404, 403),
     "api.reject_order POST": (401, 403, 404, 422, 404, 403),  # empty body: no reason

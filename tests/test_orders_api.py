@@ -504,3 +504,27 @@ def test_verification_is_rate_limited_page_and_api(
             db.engine.dispose()
         limiter.init_app(app)
     assert not limiter.enabled
+
+
+def test_staff_add_services_over_the_api(client: Any, env: SimpleNamespace) -> None:
+    url = "/api/v1/service-offerings"
+    body = {
+        "field": "optical",
+        "service_type": "calibration",
+        "name": "照度计校准",
+        "fee": 150,
+        "fee_waiver_percent": 40,
+        "interval_months": 12,
+    }
+    r = client.post(url, json=body, headers=bearer(env.staff))
+    assert r.status_code == 201, r.get_json()
+    check_schema(client, "OfferingOut", r.get_json())
+    assert r.get_json()["institute"]["id"] == env.institute.id
+    for bad, field in (
+        ({"field": "magic"}, "field"),
+        ({"fee": -5}, "fee"),
+        ({"fee_waiver_percent": 101}, "fee_waiver_percent"),
+    ):
+        r = client.post(url, json={**body, **bad}, headers=bearer(env.staff))
+        assert r.status_code == 422 and error_of(r)["field"] == field
+    assert client.post(url, json=body, headers=bearer(env.sme)).status_code == 403

@@ -30,6 +30,7 @@ from labshare.models import (
 )
 from labshare.models import Field as MeasurementField
 from labshare.orders import certificates, lifecycle
+from labshare.orders import offerings as offering_service
 from labshare.orders.api_json import order_json
 from labshare.orders.certificates import verify_limit
 from labshare.orders.downloads import certificate_response, upload_from_request
@@ -58,6 +59,18 @@ class OfferingOut(ResponseModel):
     fee: float
     fee_waiver_percent: int
     interval_months: int | None
+
+
+class OfferingCreate(BodyModel):
+    field: str = Field(description="measurement field")
+    service_type: str = Field(description="verification, calibration or testing")
+    name: str
+    name_en: str | None = None
+    procedure: str | None = None
+    turnaround_days: int = 7
+    fee: float = Field(0, allow_inf_nan=False)
+    fee_waiver_percent: int = 0
+    interval_months: int | None = None
 
 
 class ItemIn(BodyModel):
@@ -234,6 +247,53 @@ def list_offerings(query: OfferingQuery) -> dict[str, Any]:
         for o, i in rows
     ]
     return page_json(items, int(total or 0), query.page, query.per_page)
+
+
+def offering_json(o: ServiceOffering) -> dict[str, Any]:
+    i = db.session.get(Institute, o.institute_id)
+    assert i is not None
+    return {
+        "id": o.id,
+        "institute": {"id": i.id, "code": i.code, "name": i.name},
+        "field": o.field.value,
+        "service_type": o.service_type.value,
+        "name": o.name,
+        "name_en": o.name_en,
+        "procedure": o.procedure,
+        "turnaround_days": o.turnaround_days,
+        "fee": float(o.fee),
+        "fee_waiver_percent": o.fee_waiver_percent,
+        "interval_months": o.interval_months,
+    }
+
+
+@endpoint(
+    bp,
+    "/service-offerings",
+    "POST",
+    summary="Add a service to the caller's institute's catalogue (staff)",
+    tag="service-orders",
+    roles=(Role.STAFF,),
+    body=OfferingCreate,
+    response=OfferingOut,
+    status=201,
+    errors=(422,),
+)
+def create_offering(user: User, body: OfferingCreate) -> dict[str, Any]:
+    offering = offering_service.create_offering(
+        user,
+        field=body.field,
+        service_type=body.service_type,
+        name=body.name,
+        name_en=body.name_en,
+        procedure=body.procedure,
+        turnaround_days=body.turnaround_days,
+        fee=str(body.fee),
+        fee_waiver_percent=body.fee_waiver_percent,
+        interval_months=body.interval_months,
+    )
+    db.session.commit()
+    return offering_json(offering)
 
 
 # -- orders --------------------------------------------------------------------------------
