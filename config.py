@@ -96,6 +96,11 @@ class Config:
     RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "10/hour")
     RATELIMIT_BOOKING = os.environ.get("RATELIMIT_BOOKING", "30/minute")
 
+    # Service orders: certificate PDFs (labshare/orders/storage.py)
+    CERTIFICATE_DIR = os.environ.get("CERTIFICATE_DIR")  # default: INSTANCE_DIR/certificates
+    CERTIFICATE_MAX_BYTES = _int("CERTIFICATE_MAX_BYTES", 10 * 1024 * 1024)
+    RATELIMIT_VERIFY = os.environ.get("RATELIMIT_VERIFY", "10/minute;100/hour")
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
     # Behind N reverse proxies that each append to X-Forwarded-For/-Proto: trust the

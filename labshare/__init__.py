@@ -98,6 +98,7 @@ def register_blueprints(app: Flask) -> None:
     from labshare.company import bp as company_bp
     from labshare.main import bp as main_bp
     from labshare.manage import bp as manage_bp
+    from labshare.orders.views import bp as orders_bp
     from labshare.reports import bp as reports_bp
 
     app.register_blueprint(main_bp)
@@ -111,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(manage_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(company_bp)
+    app.register_blueprint(orders_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

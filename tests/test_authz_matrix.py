@@ -215,6 +215,37 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "company.staff GET": (302, 403, 403, 403, 403, 403),
     "company.staff_active POST": (302, 403, 403, 403, 403, 403),
     # -- end companies and members --
+    # -- service orders: tenant-scoped like bookings; the order under test is submitted --
+    "api.accept_order POST": (401, 403, 404, 422, 404, 403),  # empty body: no date
+    "api.cancel_order POST": (401, 200, 404, 403, 404, 403),
+    "api.collect_order POST": (401, 403, 404, 409, 404, 403),
+    "api.complete_item POST": (401, 403, 404, 422, 404, 403),
+    "api.create_order POST": (401, 422, 422, 403, 403, 403),
+    "api.download_certificate GET": (401, 404, 404, 404, 404, 404),  # none issued yet
+    "api.get_order GET": (401, 200, 404, 200, 404, 200),
+    "api.list_offerings GET": (200, 200, 200, 200, 200, 200),
+    "api.create_offering POST": (401, 403, 403, 422, 422, 403),  # staff: their own
+    "api.list_orders GET": (401, 200, 200, 200, 200, 200),  # each sees their own
+    "api.receive_order POST": (401, 403, 404, 409, 404, 403),
+    "api.reject_order POST": (401, 403, 404, 422, 404, 403),  # empty body: no reason
+    "api.return_order POST": (401, 403, 404, 409, 404, 403),
+    "api.start_order POST": (401, 403, 404, 409, 404, 403),
+    "api.verify_certificate GET": (200, 200, 200, 200, 200, 200),  # public, rate-limited
+    "orders.act POST": (302, 302, 404, 403, 404, 403),  # the cancel action
+    "orders.certificate GET": (302, 404, 404, 404, 404, 404),  # none issued yet
+    "orders.complete_item POST": (302, 403, 404, 422, 404, 403),
+    "orders.detail GET": (302, 200, 404, 200, 404, 200),
+    "orders.index GET": (302, 200, 200, 200, 200, 200),
+    "orders.labels GET": (302, 200, 404, 200, 404, 200),
+    "orders.new GET": (302, 200, 200, 403, 403, 403),
+    "orders.new POST": (302, 422, 422, 403, 403, 403),
+    "orders.verify GET": (200, 200, 200, 200, 200, 200),
+    "orders.verify POST": (200, 200, 200, 200, 200, 200),
+    "orders.services GET": (200, 200, 200, 200, 200, 200),
+    "orders.offerings GET": (302, 403, 403, 200, 200, 403),  # staff: their own institute's
+    "orders.offerings POST": (302, 403, 403, 422, 422, 403),
+    "orders.offering_active POST": (302, 403, 403, 302, 404, 403),
+    # -- end service orders --
 }
 
 #: Where a derived caller's status differs from the caller it derives from.
@@ -251,6 +282,7 @@ QUERY: dict[str, dict[str, str]] = {
     "api.get_availability GET": _WEEK,
     "api.campaign GET": _WEEK,
     "api.usage_report GET": {"month": "2030-01"},
+    "api.verify_certificate GET": {"number": "NO-SUCH", "code": "ABCDEFGHJK"},
     "reports.download GET": {"month": "2030-01", "format": "csv"},
     "reports.index GET": {"month": "2030-01"},
 }
@@ -340,6 +372,7 @@ def world(
     entry = _waitlist_entry_of(inst, users["sme"])  # waitlist (issue 8)
     quota = _quota_of(inst)  # booking policies (issue 8)
     group = _group_of(lab, users["sme"])  # booking groups (issue 8)
+    order = _order_of(inst, users["sme"])  # service orders
     closure = Closure(
         resource_id=inst.id,
         start_at=dt.datetime(2030, 2, 1, tzinfo=dt.UTC),
@@ -377,6 +410,7 @@ def world(
         invitation=invitation,  # companies and members
         invitation_secret=secret,
         pending_company=pending,
+        order=order,  # service orders
     )
 
 
@@ -469,6 +503,48 @@ def _group_of(lab: Any, user: Any) -> Any:
     return group
 
 
+def _order_of(inst: Any, user: Any) -> Any:
+    """A submitted service order of the SME's company at the instrument's institute."""
+    from labshare.extensions import db
+    from labshare.models import (
+        DeliveryMethod,
+        Field,
+        OrderServiceType,
+        OrderStatus,
+        ServiceOffering,
+        ServiceOrder,
+        ServiceOrderItem,
+    )
+
+    offering = ServiceOffering(
+        institute_id=inst.institute_id,
+        field=Field.MECHANICAL,
+        service_type=OrderServiceType.CALIBRATION,
+        name="matrix",
+    )
+    db.session.add(offering)
+    db.session.flush()
+    order = ServiceOrder(
+        institute_id=inst.institute_id,
+        company_id=user.company_id,
+        user_id=user.id,
+        status=OrderStatus.SUBMITTED,
+        delivery=DeliveryMethod.DROP_OFF,
+        items=[
+            ServiceOrderItem(
+                position=1,
+                offering_id=offering.id,
+                service_type=offering.service_type,
+                field=offering.field,
+                name="matrix",
+            )
+        ],
+    )
+    db.session.add(order)
+    db.session.flush()
+    return order
+
+
 def _quota_of(inst: Any) -> Any:
     """A quota of the instrument (booking policies)."""
     from labshare.extensions import db
@@ -504,6 +580,11 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "invitation_id": w.invitation.id,  # companies and members
         "secret": w.invitation_secret,
         "company_id": w.pending_company.id,
+        "order_id": w.order.id,  # service orders
+        "item_id": w.order.items[0].id,
+        "any(accept,reject,cancel,receive,start,return,collect):action": "cancel",
+        "offering_id": w.order.items[0].offering_id,
+        "any(withdraw,activate):change": "activate",
     }
     if endpoint == "company.staff_active":  # a staff account of the institute
         values["user_id"] = w.users["staff"].id
@@ -573,4 +654,6 @@ def _reset(w: SimpleNamespace) -> None:
     w.token.revoked_at = None
     db.session.refresh(w.entry)  # waitlist (issue 8): the offer is open again
     w.entry.status = "offered"
+    db.session.refresh(w.order)  # service orders: submitted again
+    w.order.status = "submitted"
     db.session.commit()

@@ -105,6 +105,8 @@ class Endpoint:
     errors: tuple[int, ...]
     content_type: str = "application/json"
     extra_responses: dict[int, str] = field(default_factory=dict)
+    #: An OpenAPI requestBody for a body the handler reads itself (a multipart upload).
+    raw_body: dict[str, Any] | None = None
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -198,6 +200,7 @@ def endpoint(
     content_type: str = "application/json",
     limit: str | Callable[[], str] | None = None,
     limit_key: Callable[[], str] | None = None,
+    raw_body: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API handler (see the module docstring)."""
 
@@ -218,6 +221,7 @@ def endpoint(
             paginated=paginated,
             errors=tuple(errors),
             content_type=content_type,
+            raw_body=raw_body,
         )
         ENDPOINTS.append(spec)
 
@@ -412,6 +416,8 @@ def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any
                 "required": bool(spec.body.model_json_schema().get("required")),
                 "content": {"application/json": {"schema": body_ref}},
             }
+        elif spec.raw_body is not None:
+            operation["requestBody"] = spec.raw_body
         responses: dict[str, Any] = {}
         success: dict[str, Any] = {"description": "OK"}
         if spec.response is not None:

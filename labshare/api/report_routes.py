@@ -15,6 +15,8 @@ from labshare.api.registry import QueryModel, ResponseModel, endpoint
 from labshare.api.schemas import InstituteRef
 from labshare.api.serialize import institute_ref, money
 from labshare.models import Role, User
+from labshare.orders.export import iter_orders_csv
+from labshare.orders.stats import order_figures
 from labshare.services import export, storage
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -25,6 +27,9 @@ class UsageReportQuery(QueryModel):
     format: Literal["json", "csv", "xlsx"] = Field("json", description="json, csv or xlsx")
     institute: str | None = Field(
         None, max_length=32, description="institute code (admins; staff only their own)"
+    )
+    detail: Literal["bookings", "orders"] = Field(
+        "bookings", description="format=csv: the booking detail, or the service orders' items"
     )
 
 
@@ -53,6 +58,9 @@ class UsageReportOut(ResponseModel):
     month: str
     institute: InstituteRef | None = Field(description="null: all institutes")
     figures: UsageFigures
+    orders: dict[str, Any] | None = Field(
+        None, description="service-order figures of the month (see /stats/campaign)"
+    )
 
 
 @endpoint(
@@ -62,7 +70,8 @@ class UsageReportOut(ResponseModel):
     summary="The monthly usage report",
     description="Figures of a month (local days of each institute) as JSON, or the "
     "export: format=csv (booking detail, UTF-8 with BOM, text/csv) or format=xlsx "
-    "(Summary, Institutes, Instruments, Bookings). Admins: all institutes or one with "
+    "(Summary, Institutes, Instruments, Bookings, Orders); detail=orders with format=csv: "
+    "the service orders' items. Admins: all institutes or one with "
     "institute=CODE; staff: their own institute only (another is 403); SMEs: 403.",
     tag="stats",
     roles=(Role.ADMIN, Role.STAFF),
@@ -73,6 +82,13 @@ class UsageReportOut(ResponseModel):
 def usage_report(user: User, query: UsageReportQuery) -> Any:
     period = export.parse_month(query.month)
     scope, institute = export.scope_for(user, query.institute)
+    if query.format == "csv" and query.detail == "orders":
+        name = export.filename(period, institute, "csv").replace(".csv", "-orders.csv")
+        return Response(
+            stream_with_context(iter_orders_csv(period, scope)),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
     if query.format == "csv":
         name = export.filename(period, institute, "csv")
         return Response(
@@ -103,6 +119,7 @@ def usage_report(user: User, query: UsageReportQuery) -> Any:
             "fees_charged": money(c.fees_charged),
             "fees_waived": money(c["fees_waived"]),
         },
+        "orders": order_figures(period, scope).as_dict(),
     }
 
 

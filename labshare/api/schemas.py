@@ -346,3 +346,21 @@ class CampaignStatsOut(ResponseModel):
         description="the zone plain dates were read in and local days counted in: the "
         "institute's, or Asia/Shanghai for all institutes"
     )
+    # -- service orders: their own figures, and totals of bookings and orders --
+    orders: dict[str, Any] | None = Field(
+        None,
+        description="service orders: orders_total, orders_by_status, items_total, "
+        "items_by_status, items_by_service, items_by_field (orders created in the window); "
+        "person_times, problems_solved, fees_charged, fees_waived, on_time_share, "
+        "turnaround {institute_id: {count, median_hours, p90_hours}} (work completed in "
+        "the window)",
+    )
+    person_times_total: int | None = Field(
+        None, description="completed bookings plus finished service orders"
+    )
+    problems_solved_total: int | None = Field(
+        None, description="bookings' problems solved plus service-order items completed"
+    )
+    fees_waived_total: float | None = Field(
+        None, description="fees waived on bookings plus on service orders"
+    )

@@ -15,6 +15,7 @@ from labshare.api.serialize import institute_ref, money
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Institute, Role, User
+from labshare.orders.stats import order_figures_between
 from labshare.services.stats import NATIONAL_ZONE, campaign_totals
 from labshare.timeutil import zone
 
@@ -57,6 +58,9 @@ def campaign(user: User, query: StatsQuery) -> dict[str, Any]:
     totals = campaign_totals(
         start, end, institute_id=institute.id if institute is not None else None, tz=tz
     )
+    orders = order_figures_between(
+        start, end, institute_id=institute.id if institute is not None else None, tz=tz
+    )
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
@@ -75,4 +79,8 @@ def campaign(user: User, query: StatsQuery) -> dict[str, Any]:
         "fees_waived": money(totals.fees_waived),
         "shared_instruments": totals.shared_instruments,
         "open_labs": totals.open_labs,
+        "orders": orders.as_dict(),
+        "person_times_total": totals.completed + orders.person_times,
+        "problems_solved_total": totals.problems_solved + orders.problems_solved,
+        "fees_waived_total": money(totals.fees_waived + orders.fees_waived),
     }

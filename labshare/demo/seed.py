@@ -47,6 +47,7 @@ from labshare.models import (
     ResourceKind,
     ResourceStatus,
     Role,
+    ServiceOrder,
     ServiceType,
     UsageRecord,
     User,
@@ -148,6 +149,7 @@ def seed_demo(*, seed: int = DEFAULT_SEED) -> SeedReport:
     if not _demo_bookings_exist():
         _closures(plan)
         _bookings(plan)
+    _service_orders(plan)
     plan.report.logins = [
         ("admin", cat.ADMIN_EMAIL, cat.DEMO_PASSWORD),
         ("staff", cat.staff_email("NIM"), cat.DEMO_PASSWORD),
@@ -459,6 +461,32 @@ def _staff_and_admin(plan: _Plan) -> None:
 
 
 # --- closures, bookings, usage --------------------------------------------------------
+
+
+def _service_orders(plan: _Plan) -> None:
+    """Offerings where an institute has none; demo orders in every status, once."""
+    from labshare.demo.orders import seed_offerings, seed_orders
+
+    institutes = sorted(plan.institutes.values(), key=lambda i: i.id)
+    plan.report.created["service_offering"] += len(seed_offerings(institutes))
+    demo_orders = (
+        select(ServiceOrder.id)
+        .join(User, User.id == ServiceOrder.user_id)
+        .where(User.email.like(f"%{cat.DEMO_EMAIL_SUFFIX}"))
+        .limit(1)
+    )
+    if db.session.scalar(demo_orders) is not None:
+        return
+    orders = seed_orders(
+        institutes,
+        plan.users_by_company,
+        plan.companies,
+        plan.now,
+        plan.rng("orders"),
+        plan.staff_by_institute,
+    )
+    plan.report.created["service_order"] += len(orders)
+    plan.report.created["service_order_item"] += sum(len(o.items) for o in orders)
 
 
 def _demo_bookings_exist() -> bool:

@@ -21,6 +21,7 @@ from labshare.jobs.lifecycle import complete_bookings, mark_no_shows
 from labshare.jobs.reminders import send_pending_nudges, send_reminders
 from labshare.jobs.rollup import rollup
 from labshare.jobs.waitlist import expire_waitlist_offers
+from labshare.orders.reminders import send_recalibration_reminders
 from labshare.services.mail import deliver_pending
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,12 @@ JOBS: dict[str, Job] = {
         # -- waitlist (issue 8) --
         Job("waitlist-offers", expire_waitlist_offers, ("interval", {"minutes": 1}), 120),
         # -- end waitlist --
+        Job(
+            "recalibration-reminders",
+            send_recalibration_reminders,
+            ("cron", {"hour": 7, "minute": 30}),
+            12 * 3600,
+        ),
     )
 }
 

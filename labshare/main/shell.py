@@ -35,6 +35,7 @@ ANYONE = frozenset({None, Role.SME, Role.STAFF, Role.ADMIN})
 NAV: tuple[NavEntry, ...] = (
     NavEntry(("catalogue.index",), _l("Catalogue"), ANYONE),
     NavEntry(("catalogue.institutes",), _l("Institutes"), ANYONE),
+    NavEntry(("orders.services",), _l("Calibration services"), ANYONE),
     NavEntry(("bookings.mine", "bookings.index"), _l("My bookings"), frozenset({Role.SME})),
     NavEntry(("manage.dashboard", "manage.index"), _l("Dashboard"), frozenset({Role.STAFF})),
     NavEntry(("manage.resources", "manage.instruments"), _l("Manage"), frozenset({Role.STAFF})),
@@ -42,6 +43,9 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry(("company.review",), _l("Companies"), frozenset({Role.STAFF, Role.ADMIN})),
     NavEntry(
         ("company.staff",), _l("Staff accounts"), frozenset({Role.STAFF}), flag="institute_admin"
+    ),
+    NavEntry(
+        ("orders.index",), _l("Service orders"), frozenset({Role.SME, Role.STAFF, Role.ADMIN})
     ),
     NavEntry(("admin.users",), _l("Users"), frozenset({Role.ADMIN})),
     NavEntry(("admin.bookings", "bookings.all"), _l("All bookings"), frozenset({Role.ADMIN})),

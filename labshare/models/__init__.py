@@ -17,9 +17,13 @@ from labshare.models.enums import (
     ClosureKind,
     CompanySize,
     CompanyStatus,
+    DeliveryMethod,
     Field,
     InstituteKind,
+    ItemResult,
     NotificationStatus,
+    OrderServiceType,
+    OrderStatus,
     ResourceKind,
     ResourceStatus,
     Role,
@@ -33,6 +37,9 @@ from labshare.models.login_throttle import LoginThrottle
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
+from labshare.models.service_offering import ServiceOffering
+from labshare.models.service_order import ServiceOrder
+from labshare.models.service_order_item import ServiceOrderItem
 from labshare.models.stats_daily import STATS_DAILY_COUNTS, StatsDaily, StatsDirty
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
@@ -58,22 +65,29 @@ __all__ = [
     "CompanyInvitation",
     "CompanySize",
     "CompanyStatus",
+    "DeliveryMethod",
     "Field",
     "Institute",
     "InstituteKind",
     "Instrument",
+    "ItemResult",
     "JobMarker",
     "Lab",
     "LoginThrottle",
     "Notification",
     "NotificationStatus",
     "OpeningPeriod",
+    "OrderServiceType",
+    "OrderStatus",
     "Qualification",
     "QuotaPeriod",
     "Resource",
     "ResourceKind",
     "ResourceStatus",
     "Role",
+    "ServiceOffering",
+    "ServiceOrder",
+    "ServiceOrderItem",
     "ServiceType",
     "StatsDaily",
     "StatsDirty",

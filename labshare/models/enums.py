@@ -82,6 +82,38 @@ class ServiceType(enum.StrEnum):
     CONSULTATION = "consultation"
 
 
+class OrderServiceType(enum.StrEnum):
+    """What an institute does with an item sent to it (service orders)."""
+
+    VERIFICATION = "verification"
+    CALIBRATION = "calibration"
+    TESTING = "testing"
+
+
+class OrderStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    RECEIVED = "received"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    RETURNED = "returned"
+    COLLECTED = "collected"
+
+
+class DeliveryMethod(enum.StrEnum):
+    DROP_OFF = "drop_off"
+    COURIER = "courier"
+    ON_SITE = "on_site"
+
+
+class ItemResult(enum.StrEnum):
+    CONFORMING = "conforming"
+    NOT_CONFORMING = "not_conforming"
+    CALIBRATED = "calibrated"
+
+
 class ClosureKind(enum.StrEnum):
     MAINTENANCE = "maintenance"
     CALIBRATION = "calibration"

@@ -17,7 +17,13 @@ def register_export_command(app: Flask) -> None:
     @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx")
     @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True))
     @click.option("--institute", default=None, help="institute code (default: all)")
-    def export_usage(month: str, fmt: str, out: str, institute: str | None) -> None:
+    @click.option(
+        "--detail",
+        type=click.Choice(["bookings", "orders"]),
+        default="bookings",
+        help="CSV: the booking detail, or the service orders' items",
+    )
+    def export_usage(month: str, fmt: str, out: str, institute: str | None, detail: str) -> None:
         """The monthly usage export, with a progress bar on a terminal."""
         try:
             period = export.parse_month(month)
@@ -25,8 +31,11 @@ def register_export_command(app: Flask) -> None:
         except DomainError as exc:
             option = f"--{exc.field}" if getattr(exc, "field", None) else "error"
             raise click.UsageError(f"{option}: {exc.message}") from None
-        total = export.count_bookings(period, scope)
         path = Path(out)
+        if fmt == "csv" and detail == "orders":  # service orders: small, no progress bar
+            _write_orders_csv(path, period, scope)
+            return
+        total = export.count_bookings(period, scope)
         tmp = path.with_name(path.name + ".part")
         try:
             with click.progressbar(length=total, label="Bookings", file=None) as bar:
@@ -40,3 +49,18 @@ def register_export_command(app: Flask) -> None:
             tmp.unlink(missing_ok=True)  # never leave a partial file behind
             raise click.ClickException(storage.write_failure(exc, str(path))) from None
         click.echo(f"{total} bookings -> {path}")
+
+
+def _write_orders_csv(path: Path, period: export.Period, scope: export.Scope) -> None:
+    from labshare.orders.export import iter_orders_csv
+
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with tmp.open("wb") as fh:
+            for chunk in iter_orders_csv(period, scope):
+                fh.write(chunk)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise click.ClickException(storage.write_failure(exc, str(path))) from None
+    click.echo(f"service orders -> {path}")

@@ -16,6 +16,7 @@ from labshare.auth.decorators import role_required
 from labshare.extensions import db
 from labshare.labels import label
 from labshare.models import Field, Institute, ResourceKind, Role
+from labshare.orders.stats import order_figures
 from labshare.services import export, stats
 from labshare.services.stats import Counters, Period, Scope
 from labshare.timeutil import to_local, utcnow
@@ -101,6 +102,8 @@ def index() -> str:
         ),
         by_province_rows=by_province,
         weekdays=[_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")],
+        orders=order_figures(period, scope),  # service orders: their own figures
+        institute_names={i.id: i.name for i in db.session.scalars(select(Institute))},
     )
 
 

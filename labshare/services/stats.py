@@ -81,6 +81,7 @@ class CampaignTotals:
     fees_waived: Decimal
     shared_instruments: int
     open_labs: int
+    problems_solved: int = 0
 
 
 def campaign_totals(
@@ -127,6 +128,7 @@ def campaign_totals(
         fees_waived=Decimal(c["fees_waived"]),
         shared_instruments=int(shared or 0),
         open_labs=open_lab_count(period, scope),
+        problems_solved=int(c["problems_solved"]),
     )
 
 

@@ -2,7 +2,7 @@
 invitations
 
 Revision ID: 0012_company_members
-Revises: 0010_booking_groups
+Revises: 0011_stats_truth
 Create Date: 2026-12-04 23:40:00
 
 ``company.status`` (pending/confirmed/rejected; existing companies are confirmed,
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 
 revision = "0012_company_members"
-down_revision = "0010_booking_groups"
+down_revision = "0011_stats_truth"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,2 @@
+"""Service orders: SMEs send instruments and samples to an institute for
+verification, calibration or testing, tracked to the certificate."""

@@ -1,0 +1,100 @@
+"""Concurrent moves on one order serialise on its row: two staff completing the last
+two items complete the order once; two accepting it at once, one wins, one gets 409."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from labshare.errors import InvalidTransition
+from labshare.extensions import db
+from labshare.models import AuditLog, OrderStatus, ServiceOrder, User
+from labshare.orders import lifecycle
+from labshare.timeutil import set_clock
+from tests.orders_support import NOW, make_pdf, order_env
+from tests.raceutil import race
+
+
+@pytest.fixture
+def env(db: Any) -> SimpleNamespace:
+    set_clock(lambda: NOW)
+    return order_env()
+
+
+def _order(env: SimpleNamespace) -> int:
+    order = lifecycle.create_order(
+        env.institute.id,
+        env.sme,
+        [
+            lifecycle.ItemInput(offering_id=env.offering.id, name="a"),
+            lifecycle.ItemInput(offering_id=env.testing.id, name="b"),
+        ],
+        delivery="drop_off",
+    )
+    db.session.commit()
+    return order.id
+
+
+def test_two_staff_complete_the_last_items_the_order_completes_once(
+    app: Any, env: SimpleNamespace
+) -> None:
+    oid = _order(env)
+    order = db.session.get(ServiceOrder, oid)
+    assert order is not None
+    lifecycle.accept_order(order, env.staff, promised_date=NOW.date())
+    lifecycle.receive_order(order, env.staff)
+    lifecycle.start_order(order, env.staff)
+    db.session.commit()
+    item_ids = [i.id for i in order.items]
+    staff_id = env.staff.id
+    db.session.remove()
+
+    def step(n: int) -> Any:
+        def prepare() -> Any:
+            o = db.session.get(ServiceOrder, oid)
+            user = db.session.get(User, staff_id)
+            return lambda: lifecycle.complete_item(
+                o,  # type: ignore[arg-type]
+                item_ids[n],
+                user,  # type: ignore[arg-type]
+                result="conforming",
+                certificate_number=f"R-{n}",
+                pdf=make_pdf(),
+            )
+
+        return prepare
+
+    outcomes = race(app, [step(0), step(1)])
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    order = db.session.get(ServiceOrder, oid)
+    assert order is not None and order.status == OrderStatus.COMPLETED
+    completes = db.session.scalar(
+        select(func.count(AuditLog.id)).where(
+            AuditLog.object_id == oid, AuditLog.action == "service_order.complete"
+        )
+    )
+    assert completes == 1
+
+
+def test_two_accepts_one_wins(app: Any, env: SimpleNamespace) -> None:
+    oid = _order(env)
+    staff_id = env.staff.id
+    db.session.remove()
+
+    def prepare() -> Any:
+        o = db.session.get(ServiceOrder, oid)
+        user = db.session.get(User, staff_id)
+        return lambda: lifecycle.accept_order(o, user, promised_date=NOW.date())  # type: ignore[arg-type]
+
+    outcomes = race(app, [prepare, prepare])
+    errors = [o.error for o in outcomes if not o.ok]
+    assert len(errors) == 1 and isinstance(errors[0], InvalidTransition)
+    accepts = db.session.scalar(
+        select(func.count(AuditLog.id)).where(
+            AuditLog.object_id == oid, AuditLog.action == "service_order.accept"
+        )
+    )
+    assert accepts == 1
