@@ -35,3 +35,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def post_worker_init(worker):
+    """Warm the worker (connection, mappers, compiled statements, locale data)
+    before it accepts its first request: see labshare/warmup.py."""
+    from labshare.warmup import warm
+
+    warm(worker.wsgi)

@@ -24,7 +24,7 @@ from labshare.errors import NotFound, SlotTaken
 from labshare.extensions import db
 from labshare.models import Booking, Role, User
 from labshare.ratelimit import booking_limit, caller_key
-from labshare.services import bookings, waitlist  # waitlist (issue 8)
+from labshare.services import booking_path, bookings, waitlist  # waitlist (issue 8)
 from labshare.services.permissions import can_view_booking, visible_bookings
 
 TRANSITION_ERRORS = (403, 404, 409, 422)
@@ -107,15 +107,25 @@ def get_booking(user: User, booking_id: int) -> dict[str, Any]:
     limit_key=caller_key,
 )
 def create_booking(user: User, body: BookingCreate) -> dict[str, Any]:
-    resource = load_resource(body.resource_id)
     try:
-        booking = bookings.create_booking(
-            resource, user, body.start, body.end, purpose=body.purpose, samples=body.samples
+        booking = booking_path.create(
+            body.resource_id, user, body.start, body.end, purpose=body.purpose, samples=body.samples
         )
-    except SlotTaken as exc:  # waitlist (issue 8): say whether the line can be joined
-        raise waitlist.conflict_hint(exc, resource) from None
+    except SlotTaken as exc:  # it says whether the waitlist can be joined (issue 8)
+        db.session.rollback()  # nothing to keep; on PostgreSQL it may be aborted
+        raise exc from None
+    if booking is None:  # a bundle: booked with its group, locks taken in id order
+        db.session.rollback()
+        resource = load_resource(body.resource_id)
+        try:
+            booking = bookings.create_booking(
+                resource, user, body.start, body.end, purpose=body.purpose, samples=body.samples
+            )
+        except SlotTaken as exc:  # waitlist (issue 8): say whether the line can be joined
+            raise waitlist.conflict_hint(exc, resource) from None
+    out = booking_json(booking)  # before the commit, which would expire what it reads
     db.session.commit()
-    return booking_json(booking)
+    return out
 
 
 @endpoint(

@@ -4,9 +4,14 @@ A message is queued inside the business transaction that caused it, under a
 unique ``dedupe_key``; it is delivered by the ``deliver`` job after the commit,
 so nobody hears of a change that was rolled back, and nothing is queued twice.
 
-Messages are rendered here, once, in the recipient's language (``User.locale``)
-from ``templates/email/<name>.txt`` and ``.html``; booking times are shown in the
+Messages are rendered in the recipient's language (``User.locale``) from
+``templates/email/<name>.txt`` and ``.html``; booking times are shown in the
 institute's zone. The row is also the user's in-app notification.
+
+Booking events are queued as *event rows* (kind, booking, recipient, locale) and
+rendered only when read or sent (``render_event``), so a booking's transaction
+renders no template. The other messages are rendered here, once, when queued;
+the sender and the inbox handle both styles alike (``Notification.rendered``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from labshare.models import (
     Role,
     User,
 )
+from labshare.models import notification as notification_model
 from labshare.timeutil import to_local
 
 
@@ -194,30 +200,70 @@ def booking_event(booking: Booking, event: str) -> list[Notification]:
         recipients.extend(u for u in _staff_of(booking.institute_id) if u not in recipients)
     queued: list[Notification] = []
     for user in recipients:
-        locale = _locale_of(user)
-        with force_locale(locale):
-            context = _booking_context(booking, locale)
-            subject = _event_subject(event, booking.id, context["resource_name"])
-            text, html = _render(
-                "booking_event",
-                user,
-                event=event,
-                for_staff=user.role == Role.STAFF,
-                status=_(str(booking.status)),
-                **context,
-            )
-        note = enqueue(
-            user,
-            f"booking_{event}",
-            subject=subject,
-            body_text=text,
-            body_html=html,
-            booking=booking,
-            dedupe_key=f"booking:{booking.id}:{event}:{user.id}",
-        )
+        note = enqueue_event(user, booking, event)
         if note is not None:
             queued.append(note)
     return queued
+
+
+def enqueue_event(user: User, booking: Booking, event: str) -> Notification | None:
+    """Queue booking ``event`` for ``user`` as an event row (rendered when read or
+    sent). None when it was queued already."""
+    dedupe_key = f"booking:{booking.id}:{event}:{user.id}"
+    for pending in db.session.new:
+        if isinstance(pending, Notification) and pending.dedupe_key == dedupe_key:
+            return None
+    exists = db.session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    if exists is not None:
+        return None
+    note = Notification(
+        user_id=user.id,
+        kind=f"booking_{event}",
+        booking_id=booking.id,
+        locale=_locale_of(user),
+        dedupe_key=dedupe_key,
+    )
+    db.session.add(note)
+    return note
+
+
+#: The booking's status when each event happened (shown in the message, which may
+#: be rendered after the booking has moved on).
+EVENT_STATUS = {
+    "requested": "pending",
+    "received": "pending",
+    "confirmed": "approved",
+    "rejected": "rejected",
+    "cancelled": "cancelled",
+    "completed": "completed",
+    "no_show": "no_show",
+}
+
+
+def render_event(note: Notification) -> tuple[str, str, str | None]:
+    """Subject, text and HTML of an event row, in the locale it was queued with."""
+    event = note.kind.removeprefix("booking_")
+    user = db.session.get(User, note.user_id)
+    booking = db.session.get(Booking, note.booking_id) if note.booking_id is not None else None
+    if user is None or booking is None or event not in EVENT_STATUS:
+        raise LookupError(f"notification {note.id}: {note.kind} cannot be rendered")
+    languages = current_app.config.get("LANGUAGES", ["zh_CN", "en"])
+    locale = note.locale if note.locale and note.locale in languages else _locale_of(user)
+    with force_locale(locale):
+        context = _booking_context(booking, locale)
+        subject = _event_subject(event, booking.id, context["resource_name"])
+        text, html = _render(
+            "booking_event",
+            user,
+            event=event,
+            for_staff=user.role == Role.STAFF,
+            status=_(EVENT_STATUS[event]),
+            **context,
+        )
+    return subject[:300], text, html
+
+
+notification_model.renderer[:] = [render_event]
 
 
 # --- recurring series (one message per series event, not one per occurrence) -------

@@ -164,41 +164,49 @@ def check_period_quotas(
     hours = Decimal(int((end - start).total_seconds())) / Decimal(3600)
     for quota in quotas:
         first, after = period_bounds(quota.period, start, tz)
-        used = usage(quota, company_id, first, after, exclude_id=exclude_id)
-        period = PERIOD_LABELS[QuotaPeriod(quota.period)]
-        details: dict[str, Any] = {
-            "quota_id": quota.id,
-            "period": str(quota.period),
-            "period_start": first.astimezone(zone(tz)).date().isoformat(),
-        }
-        if quota.max_bookings is not None and used.bookings + 1 > quota.max_bookings:
-            left = max(quota.max_bookings - used.bookings, 0)
-            raise RuleViolation(
-                _l(
-                    "Your company may make at most %(max)d bookings per %(period)s here; "
-                    "%(left)d left in that %(period)s.",
-                    max=quota.max_bookings,
-                    period=period,
-                    left=left,
-                ),
-                rule="quota_bookings",
-                field="start",
-                details={**details, "remaining_bookings": left},
-            )
-        if quota.max_hours is not None and used.hours + hours > quota.max_hours:
-            left_hours = max(Decimal(quota.max_hours) - used.hours, Decimal(0))
-            raise RuleViolation(
-                _l(
-                    "Your company may book at most %(max)s hours per %(period)s here; "
-                    "%(left)s hours left in that %(period)s.",
-                    max=_number(Decimal(quota.max_hours)),
-                    period=period,
-                    left=_number(left_hours),
-                ),
-                rule="quota_hours",
-                field="end",
-                details={**details, "remaining_hours": float(round(left_hours, 2))},
-            )
+        judge(
+            quota, usage(quota, company_id, first, after, exclude_id=exclude_id), hours, start, tz
+        )
+
+
+def judge(quota: BookingQuota, used: Usage, hours: Decimal, start: dt.datetime, tz: str) -> None:
+    """Refuse ``hours`` more (one booking starting at ``start``) where ``used``
+    already fills ``quota`` (RuleViolation naming the quota and what is left)."""
+    first, _after = period_bounds(quota.period, start, tz)
+    period = PERIOD_LABELS[QuotaPeriod(quota.period)]
+    details: dict[str, Any] = {
+        "quota_id": quota.id,
+        "period": str(quota.period),
+        "period_start": first.astimezone(zone(tz)).date().isoformat(),
+    }
+    if quota.max_bookings is not None and used.bookings + 1 > quota.max_bookings:
+        left = max(quota.max_bookings - used.bookings, 0)
+        raise RuleViolation(
+            _l(
+                "Your company may make at most %(max)d bookings per %(period)s here; "
+                "%(left)d left in that %(period)s.",
+                max=quota.max_bookings,
+                period=period,
+                left=left,
+            ),
+            rule="quota_bookings",
+            field="start",
+            details={**details, "remaining_bookings": left},
+        )
+    if quota.max_hours is not None and used.hours + hours > quota.max_hours:
+        left_hours = max(Decimal(quota.max_hours) - used.hours, Decimal(0))
+        raise RuleViolation(
+            _l(
+                "Your company may book at most %(max)s hours per %(period)s here; "
+                "%(left)s hours left in that %(period)s.",
+                max=_number(Decimal(quota.max_hours)),
+                period=period,
+                left=_number(left_hours),
+            ),
+            rule="quota_hours",
+            field="end",
+            details={**details, "remaining_hours": float(round(left_hours, 2))},
+        )
 
 
 # -- managing quotas ------------------------------------------------------------------
