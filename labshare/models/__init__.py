@@ -33,6 +33,7 @@ from labshare.models.login_throttle import LoginThrottle
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
+from labshare.models.search_doc import SearchDoc
 from labshare.models.usage_daily import UsageDaily
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
@@ -73,6 +74,7 @@ __all__ = [
     "ResourceKind",
     "ResourceStatus",
     "Role",
+    "SearchDoc",
     "ServiceType",
     "UTCDateTime",
     "UsageDaily",
