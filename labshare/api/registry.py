@@ -104,6 +104,8 @@ class Endpoint:
     paginated: bool
     errors: tuple[int, ...]
     content_type: str = "application/json"
+    #: Optional members of the page object besides items/total/page/per_page.
+    page_extra: dict[str, Any] = field(default_factory=dict)
     extra_responses: dict[int, str] = field(default_factory=dict)
 
 
@@ -198,6 +200,7 @@ def endpoint(
     content_type: str = "application/json",
     limit: str | Callable[[], str] | None = None,
     limit_key: Callable[[], str] | None = None,
+    page_extra: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API handler (see the module docstring)."""
 
@@ -218,6 +221,7 @@ def endpoint(
             paginated=paginated,
             errors=tuple(errors),
             content_type=content_type,
+            page_extra=dict(page_extra or {}),
         )
         ENDPOINTS.append(spec)
 
@@ -331,8 +335,8 @@ def _schema_of(model: type[BaseModel], components: dict[str, Any], mode: str) ->
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _page_schema(item_ref: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _page_schema(item_ref: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {
         "type": "object",
         "required": ["items", "total", "page", "per_page"],
         "additionalProperties": False,
@@ -343,6 +347,8 @@ def _page_schema(item_ref: dict[str, Any]) -> dict[str, Any]:
             "per_page": {"type": "integer", "minimum": 1, "maximum": 200},
         },
     }
+    schema["properties"].update(extra)
+    return schema
 
 
 def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
@@ -418,7 +424,7 @@ def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any
             ref = _schema_of(spec.response, components, "serialization")
             if spec.paginated:
                 page_name = f"{spec.response.__name__}Page"
-                components[page_name] = _page_schema(ref)
+                components[page_name] = _page_schema(ref, spec.page_extra)
                 ref = {"$ref": f"#/components/schemas/{page_name}"}
             success["content"] = {spec.content_type: {"schema": ref}}
         elif spec.content_type != "application/json":

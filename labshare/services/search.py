@@ -94,7 +94,7 @@ class ResourceFilters:
     unit: str | None = None
     available_from: dt.datetime | None = None
     available_to: dt.datetime | None = None
-    #: The searcher's province (GB/T 2260 code): breaks ties in its favour.
+    #: The searcher's province (GB/T 2260 code or name): breaks ties in its favour.
     near_province: str | None = None
 
 
@@ -271,7 +271,10 @@ def _order(f: ResourceFilters) -> tuple[list[Any], list[Any]]:
         joins.append((_instrument, _instrument.c.id == Resource.id))
         order.append(_instrument.c.range_max_base - _instrument.c.range_min_base)
     if f.near_province:
-        order.append(case((Institute.province_code == f.near_province, 0), else_=1))
+        near = or_(
+            Institute.province_code == f.near_province, Institute.province == f.near_province
+        )
+        order.append(case((near, 0), else_=1))
     order.append(Resource.id)
     return order, joins
 
