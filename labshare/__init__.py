@@ -85,6 +85,9 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    from labshare.services import search_index
+
+    search_index.install()
 
 
 def register_blueprints(app: Flask) -> None:

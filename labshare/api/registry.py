@@ -104,6 +104,8 @@ class Endpoint:
     paginated: bool
     errors: tuple[int, ...]
     content_type: str = "application/json"
+    #: Optional members of the page object besides items/total/page/per_page.
+    page_extra: dict[str, Any] = field(default_factory=dict)
     extra_responses: dict[int, str] = field(default_factory=dict)
     #: An OpenAPI requestBody for a body the handler reads itself (a multipart upload).
     raw_body: dict[str, Any] | None = None
@@ -201,6 +203,7 @@ def endpoint(
     limit: str | Callable[[], str] | None = None,
     limit_key: Callable[[], str] | None = None,
     raw_body: dict[str, Any] | None = None,
+    page_extra: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API handler (see the module docstring)."""
 
@@ -222,6 +225,7 @@ def endpoint(
             errors=tuple(errors),
             content_type=content_type,
             raw_body=raw_body,
+            page_extra=dict(page_extra or {}),
         )
         ENDPOINTS.append(spec)
 
@@ -335,8 +339,8 @@ def _schema_of(model: type[BaseModel], components: dict[str, Any], mode: str) ->
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _page_schema(item_ref: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _page_schema(item_ref: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {
         "type": "object",
         "required": ["items", "total", "page", "per_page"],
         "additionalProperties": False,
@@ -347,6 +351,8 @@ def _page_schema(item_ref: dict[str, Any]) -> dict[str, Any]:
             "per_page": {"type": "integer", "minimum": 1, "maximum": 200},
         },
     }
+    schema["properties"].update(extra)
+    return schema
 
 
 def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
@@ -424,7 +430,7 @@ def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any
             ref = _schema_of(spec.response, components, "serialization")
             if spec.paginated:
                 page_name = f"{spec.response.__name__}Page"
-                components[page_name] = _page_schema(ref)
+                components[page_name] = _page_schema(ref, spec.page_extra)
                 ref = {"$ref": f"#/components/schemas/{page_name}"}
             success["content"] = {spec.content_type: {"schema": ref}}
         elif spec.content_type != "application/json":

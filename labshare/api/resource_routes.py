@@ -17,7 +17,13 @@ from labshare.models import Resource
 from labshare.services import quotas  # booking policies
 from labshare.services.calendar_cache import calendar_document
 from labshare.services.rules import effective_rules
-from labshare.services.search import AVAILABILITY_SCAN_LIMIT, ResourceFilters, search_resources
+from labshare.services.search import (
+    AVAILABILITY_SCAN_LIMIT,
+    COUNT_LIMIT,
+    FACETS,
+    ResourceFilters,
+    search_resources,
+)
 
 
 def load_resource(resource_id: int) -> Resource:
@@ -39,12 +45,45 @@ def load_resource(resource_id: int) -> Resource:
         "available_from/available_to keep the resources with at least one bookable slot "
         f"in the window; that filter examines at most the first {AVAILABILITY_SCAN_LIMIT} "
         "resources matching the other filters (in id order), and then sets the response "
-        "header X-Availability-Truncated: true. Retired resources are not listed."
+        "header X-Availability-Truncated: true. Retired resources are not listed. "
+        "A text search is ranked: exact name, then name or model, then measurand, then "
+        "the rest; a capability search puts the narrowest covering range first. q finds "
+        "Chinese by characters, English words by prefix, pinyin (yali, yl) and any name "
+        f"of a measurand (压强 = 压力 = pressure). total counts at most {COUNT_LIMIT} "
+        "matches; beyond, total is that limit and total_exact: false is added."
     ),
     tag="resources",
     query=ResourceQuery,
     response=ResourceOut,
     paginated=True,
+    page_extra={
+        "total_exact": {
+            "type": "boolean",
+            "description": f"present (false) when the count stopped at {COUNT_LIMIT}",
+        },
+        "facets": {
+            "type": "object",
+            "description": "with facets=true: counts of the matches by field, kind, "
+            "province and institute, largest first",
+            "additionalProperties": False,
+            "properties": {
+                name: {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["value", "label", "count"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "value": {"type": "string"},
+                            "label": {"type": "string"},
+                            "count": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                }
+                for name in FACETS
+            },
+        },
+    },
 )
 def list_resources(query: ResourceQuery) -> Any:
     filters = ResourceFilters(
@@ -58,10 +97,18 @@ def list_resources(query: ResourceQuery) -> Any:
         unit=query.unit,
         available_from=query.available_from,
         available_to=query.available_to,
+        near_province=query.near,
     )
-    result = search_resources(filters, page=query.page, per_page=query.per_page)
+    result = search_resources(
+        filters, page=query.page, per_page=query.per_page, facets=query.facets
+    )
     items = [resource_json(r, result.rules[r.id]) for r in result.items]
-    response = jsonify(page_json(items, result.total, query.page, query.per_page))
+    body = page_json(items, result.total, query.page, query.per_page)
+    if not result.total_exact:
+        body["total_exact"] = False
+    if result.facets is not None:
+        body["facets"] = result.facets
+    response = jsonify(body)
     if result.truncated:
         response.headers["X-Availability-Truncated"] = "true"
     return response

@@ -60,6 +60,17 @@ class ResourceQuery(PageQuery):
         "filters, in id order; narrow the search to see further.",
     )
     available_to: AwareTime | None = None
+    near: str | None = Field(
+        None,
+        max_length=6,
+        description="the searcher's province (GB/T 2260 code): among equally good matches, "
+        "its institutes come first",
+    )
+    facets: bool = Field(
+        False,
+        description="also return, under facets, the counts of the matches by field, kind, "
+        "province and institute",
+    )
 
 
 class AvailabilityQuery(QueryModel):

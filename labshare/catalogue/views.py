@@ -17,6 +17,7 @@ from labshare.catalogue import bp
 from labshare.catalogue.forms import CatalogueFilterForm, measurand_choices, unit_choices
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
+from labshare.labels import label as label_of
 from labshare.main.forms import apply_domain_error
 from labshare.models import (
     Field,
@@ -81,6 +82,20 @@ def _member(enum_cls: type[E], value: str | None) -> E | None:
         return None
 
 
+def _home_province() -> str | None:
+    """The province of the signed-in member's company (ranks its institutes first)."""
+    company = getattr(current_user, "company", None) if current_user.is_authenticated else None
+    return getattr(company, "province", None) or None
+
+
+def _facet_label(facet: str, value: str, label: str) -> str:
+    if facet == "field":
+        return label_of(Field(value))
+    if facet == "kind":
+        return label_of(ResourceKind(value))
+    return label
+
+
 @bp.get("/catalogue")
 def index() -> Any:
     form = CatalogueFilterForm(request.args)
@@ -98,8 +113,9 @@ def index() -> Any:
                 measurand=form.measurand.data or None,
                 value=_number(form),
                 unit=form.unit.data or None,
+                near_province=_home_province(),
             )
-            result = search_resources(filters, page=page, per_page=PER_PAGE)
+            result = search_resources(filters, page=page, per_page=PER_PAGE, facets=True)
         except ValidationFailed as exc:
             apply_domain_error(form, exc)
     pages = max(1, -(-result.total // PER_PAGE))
@@ -111,6 +127,7 @@ def index() -> Any:
         page=page,
         pages=pages,
         args=args,
+        facet_label=_facet_label,
         today=to_local(utcnow(), current_app.config["DEFAULT_TIMEZONE"]).date(),
     )
 

@@ -37,6 +37,7 @@ from labshare.models.login_throttle import LoginThrottle
 from labshare.models.notification import Notification
 from labshare.models.qualification import Qualification
 from labshare.models.resource import Resource
+from labshare.models.search_doc import SearchDoc
 from labshare.models.service_offering import ServiceOffering
 from labshare.models.service_order import ServiceOrder
 from labshare.models.service_order_item import ServiceOrderItem
@@ -85,6 +86,7 @@ __all__ = [
     "ResourceKind",
     "ResourceStatus",
     "Role",
+    "SearchDoc",
     "ServiceOffering",
     "ServiceOrder",
     "ServiceOrderItem",

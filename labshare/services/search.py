@@ -3,11 +3,10 @@
 One query for the page (resources with their institute, no lazy loads) plus one
 count and one query for the page's booking rules, however many resources match.
 
-Text: each term is ``resource.id IN (a UNION ALL of one SELECT per searched
-column)``, so that on PostgreSQL every branch can use its own pg_trgm GIN index
-(migrations 0004, 0005) instead of an ILIKE over every resource (see
-``_text_clause`` for terms too short for a trigram index). SQLite runs the same
-statement with LIKE.
+Text: ``resource.id IN (the ids whose search tokens match)``, looked up in the
+index of labshare/services/search_index.py (GIN on PostgreSQL, FTS5 on SQLite);
+the page is ranked (``_order``), the count stops at ``COUNT_LIMIT``, and the facet
+counts are one more statement when asked for.
 
 The free-time filter examines at most ``AVAILABILITY_SCAN_LIMIT`` candidates (the
 first ones matching the other filters, in id order), with two queries for all of
@@ -17,7 +16,6 @@ them (bookings and closures; opening periods), not several per candidate.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +23,12 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     Integer,
+    String,
     and_,
+    case,
+    cast,
+    false,
     func,
     literal,
     or_,
@@ -51,8 +52,9 @@ from labshare.models import (
     Resource,
     ResourceKind,
     ResourceStatus,
+    SearchDoc,
 )
-from labshare.services import capability
+from labshare.services import capability, search_index
 from labshare.services.availability import (
     MAX_WINDOW,
     OpeningPeriods,
@@ -92,6 +94,14 @@ class ResourceFilters:
     unit: str | None = None
     available_from: dt.datetime | None = None
     available_to: dt.datetime | None = None
+    #: The searcher's province (GB/T 2260 code or name): breaks ties in its favour.
+    near_province: str | None = None
+
+
+#: Beyond this many matches the count stops and says "more than".
+COUNT_LIMIT = 1000
+#: The facets of a search: name → (column, label column).
+FACETS = ("field", "kind", "province", "institute")
 
 
 @dataclass(frozen=True)
@@ -101,28 +111,15 @@ class SearchResult:
     rules: dict[int, Rules]
     #: True when the free-time filter stopped at AVAILABILITY_SCAN_LIMIT candidates.
     truncated: bool = False
+    #: False when the count stopped at COUNT_LIMIT: ``total`` is then a lower bound.
+    total_exact: bool = True
+    #: field/kind/province/institute → [{"value", "label", "count"}] (when asked).
+    facets: dict[str, list[dict[str, Any]]] | None = None
 
 
 _poly = with_polymorphic(Resource, [Lab, Instrument])
 #: The instrument table alone: its filters need no join to resource.
 _instrument = Instrument.__table__
-
-
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _contains(column: Any, pattern: str, *, cased: bool = True) -> ColumnElement[bool]:
-    """Case-insensitive match of a ``_like`` pattern. SQLite's LIKE already ignores
-    ASCII case (and Chinese has none), so it is spared ILIKE's per-row lower() calls.
-    On PostgreSQL a pattern without cased letters (``cased=False``: Chinese, digits,
-    punctuation) uses LIKE too: lower() changes no character such a pattern could
-    match, so the rows are the same, and LIKE costs a fifth of ILIKE (42k names
-    ``'%压力%'``: 8 ms against 41 ms). gin_trgm_ops serves both operators."""
-    if db.engine.dialect.name == "sqlite" or not cased:
-        return column.like(pattern, escape="\\")
-    return column.ilike(pattern, escape="\\")
 
 
 def _instrument_ids(*where: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -131,66 +128,11 @@ def _instrument_ids(*where: ColumnElement[bool]) -> ColumnElement[bool]:
     return Resource.id.in_(select(_instrument.c.id).where(*where))
 
 
-#: Aliases for the text subqueries: the page query already has ``resource`` (and
-#: ``instrument``) in its FROM, which plain tables would correlate to.
-_r = Resource.__table__.alias("text_r")
-_i = Instrument.__table__.alias("text_i")
-_inst = Institute.__table__.alias("text_inst")
-
-#: pg_trgm (ctype C.UTF-8: CJK characters count as letters) extracts trigrams from
-#: ``%term%`` only out of runs of at least 3 letters or digits.
-_TRIGRAM_RUN = re.compile(r"[^\W_]{3}")
-
-
-def _indexable(term: str) -> bool:
-    """Whether a trigram index can narrow ``ILIKE '%term%'``."""
-    return _TRIGRAM_RUN.search(term) is not None
-
-
-def _term_ids(term: str) -> CompoundSelect:
-    """Ids of the resources where ``term`` occurs in the name (either language),
-    the instrument's model, manufacturer or measurand, or the institute's name.
-
-    Terms with a run of 3 letters or digits: one branch per column, each a bitmap
-    scan of its trigram GIN index on PostgreSQL (0004: resource.name, name_en,
-    instrument.model, manufacturer; 0005: instrument.measurand; the institute
-    table has a few hundred rows and is scanned).
-
-    Shorter terms (two-character Chinese words such as 压力, "UV", "M-8"): pg_trgm
-    extracts no trigram from them, so its GIN index can only return every row for
-    a recheck. Measured on 42k resources, ``name ILIKE '%压力%'`` took 26 ms as a
-    sequential scan and 62 ms when forced through the index (the planner rightly
-    prefers the scan). So these terms get one sequential scan per table (resource,
-    instrument; no join) testing all its columns at once, instead of one scan per
-    column. Same rows either way, only the plan differs.
-    """
-    p = _like(term)
-    cased = term.lower() != term.upper()
-
-    def has(*columns: Any) -> ColumnElement[bool]:
-        return or_(*(_contains(c, p, cased=cased) for c in columns))
-
-    by_institute = select(_r.c.id).where(
-        _r.c.institute_id.in_(select(_inst.c.id).where(has(_inst.c.name, _inst.c.name_en)))
-    )
-    if _indexable(term):
-        return union_all(
-            select(_r.c.id).where(has(_r.c.name)),
-            select(_r.c.id).where(has(_r.c.name_en)),
-            select(_i.c.id).where(has(_i.c.model)),
-            select(_i.c.id).where(has(_i.c.manufacturer)),
-            select(_i.c.id).where(has(_i.c.measurand)),
-            by_institute,
-        )
-    return union_all(
-        select(_r.c.id).where(has(_r.c.name, _r.c.name_en)),
-        select(_i.c.id).where(has(_i.c.model, _i.c.manufacturer, _i.c.measurand)),
-        by_institute,
-    )
-
-
-def _text_clause(q: str) -> list[ColumnElement[bool]]:
-    return [Resource.id.in_(_term_ids(term)) for term in q.split()[:MAX_TERMS]]
+def _text_clause(query: search_index.Query) -> list[ColumnElement[bool]]:
+    if not query:
+        # Punctuation alone (``%``, ``"``, ``*``) has no word to look for: nothing matches.
+        return [false()]
+    return [Resource.id.in_(search_index.match_ids(query, db.engine.dialect.name))]
 
 
 def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
@@ -200,7 +142,7 @@ def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
         if f.unit is not None:
             raise ValidationFailed(_l("Give the measurand of the unit."), field="measurand")
         return []
-    name = capability.get_measurand(f.measurand).name
+    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
     match: list[ColumnElement[bool]] = [_instrument.c.measurand == name]
     if f.value is None:
         if f.unit is not None:
@@ -234,7 +176,7 @@ def _where(f: ResourceFilters) -> list[ColumnElement[bool]]:
         Resource.status != ResourceStatus.RETIRED,
     ]
     if f.q:
-        clauses += _text_clause(f.q)
+        clauses += _text_clause(search_index.parse(f.q))
     if f.kind is not None:
         clauses.append(Resource.kind == f.kind)
     if f.field is not None:
@@ -253,13 +195,88 @@ def _where(f: ResourceFilters) -> list[ColumnElement[bool]]:
 
 
 def _count(where: Sequence[ColumnElement[bool]]) -> int:
-    stmt = (
-        select(func.count(Resource.id))
-        .select_from(Resource)
+    """The matches, counted up to COUNT_LIMIT + 1 (a count of 30,000 one-character
+    matches costs more than the page)."""
+    matching = (
+        select(Resource.id)
         .join(Institute, Institute.id == Resource.institute_id)
         .where(and_(*where))
+        .limit(COUNT_LIMIT + 1)
+        .subquery("counted")
     )
-    return int(db.session.scalar(stmt) or 0)
+    return int(db.session.scalar(select(func.count()).select_from(matching)) or 0)
+
+
+def _facets(where: Sequence[ColumnElement[bool]]) -> dict[str, list[dict[str, Any]]]:
+    """Counts of the matches by field, kind, province and institute: one statement
+    (a UNION ALL of four GROUP BYs over the same filters)."""
+
+    def grouped(facet: str, value: Any, label: Any) -> Any:
+        return (
+            select(
+                literal(facet).label("facet"),
+                cast(value, String).label("value"),
+                cast(label, String).label("label"),
+                func.count().label("n"),
+            )
+            .select_from(Resource)
+            .join(Institute, Institute.id == Resource.institute_id)
+            .where(and_(*where))
+            .group_by(value, label)
+        )
+
+    rows = db.session.execute(
+        union_all(
+            grouped("field", Resource.field, Resource.field),
+            grouped("kind", Resource.kind, Resource.kind),
+            grouped("province", Institute.province_code, Institute.province),
+            grouped("institute", Institute.code, Institute.name),
+        )
+    )
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in FACETS}
+    for facet, value, label, n in rows:
+        out[facet].append({"value": value, "label": label, "count": int(n)})
+    for values in out.values():
+        values.sort(key=lambda v: (-v["count"], v["value"]))
+    return out
+
+
+def _order(f: ResourceFilters) -> tuple[list[Any], list[Any]]:
+    """(ORDER BY, the outer joins it needs) of the page: for a text search, the
+    exact name, then name or model tokens, then measurand tokens, then the rest;
+    for a capability search, the narrowest range that covers the value first (the
+    finest resolution); then the searcher's province; then the id."""
+    order: list[Any] = []
+    joins: list[Any] = []
+    query = search_index.parse(f.q) if f.q else None
+    if query:
+        doc = SearchDoc.__table__
+        joins.append((doc, doc.c.resource_id == Resource.id))
+        wanted = f.q.strip().lower() if f.q else ""
+        order.append(
+            case(
+                (
+                    or_(
+                        func.lower(Resource.name) == wanted,
+                        func.lower(Resource.name_en) == wanted,
+                    ),
+                    0,
+                ),
+                (search_index.name_match(query), 1),
+                (search_index.measurand_match(query), 2),
+                else_=3,
+            )
+        )
+    if f.measurand is not None and f.value is not None:
+        joins.append((_instrument, _instrument.c.id == Resource.id))
+        order.append(_instrument.c.range_max_base - _instrument.c.range_min_base)
+    if f.near_province:
+        near = or_(
+            Institute.province_code == f.near_province, Institute.province == f.near_province
+        )
+        order.append(case((near, 0), else_=1))
+    order.append(Resource.id)
+    return order, joins
 
 
 def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
@@ -408,9 +425,17 @@ def with_free_slot(
     return out
 
 
-def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchResult:
+def search_resources(
+    f: ResourceFilters, *, page: int, per_page: int, facets: bool = False
+) -> SearchResult:
+    if f.q is not None and len(f.q) > search_index.MAX_QUERY:
+        raise ValidationFailed(
+            _l("The search may be at most %(n)s characters.", n=search_index.MAX_QUERY),
+            field="q",
+        )
     where = _where(f)
     window = _window(f)
+    facet_counts = _facets(where) if facets else None
     stmt = (
         select(_poly)
         .join(Institute, _poly.institute)
@@ -437,17 +462,21 @@ def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchR
             total=len(matching),
             rules={r.id: rules[r.id] for r in items},
             truncated=truncated,
+            facets=facet_counts,
         )
     total = _count(where)
+    order, joins = _order(f)
     # The page's ids are found over resource and institute alone (like the count),
     # then only those rows go through the polymorphic joins. Filtering the joined
     # rows and stopping at the page made PostgreSQL walk thousands of them in id
     # order (q=Fluke on 42k resources: 44 ms against 19 ms).
+    keys = [expr.label(f"k{n}") for n, expr in enumerate(order)]
+    ranked = select(Resource.id, *keys).join(Institute, Institute.id == Resource.institute_id)
+    for table, on in joins:
+        ranked = ranked.outerjoin(table, on)
     page_ids = (
-        select(Resource.id)
-        .join(Institute, Institute.id == Resource.institute_id)
-        .where(and_(*where))
-        .order_by(Resource.id)
+        ranked.where(and_(*where))
+        .order_by(*(k.name for k in keys))
         .offset((page - 1) * per_page)
         .limit(per_page)
         .subquery("page_ids")
@@ -458,7 +487,13 @@ def search_resources(f: ResourceFilters, *, page: int, per_page: int) -> SearchR
             .join(page_ids, page_ids.c.id == _poly.id)
             .join(Institute, _poly.institute)
             .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-            .order_by(_poly.id)
+            .order_by(*(page_ids.c[k.name] for k in keys))
         ).unique()
     )
-    return SearchResult(items=items, total=int(total), rules=rules_for(items))
+    return SearchResult(
+        items=items,
+        total=min(total, COUNT_LIMIT),
+        rules=rules_for(items),
+        total_exact=total <= COUNT_LIMIT,
+        facets=facet_counts,
+    )

@@ -1,7 +1,7 @@
 """outbox rows may hold an event, rendered when read or sent
 
 Revision ID: 0017_outbox_events
-Revises: 0014_opening_midnight
+Revises: 0016_service_orders
 Create Date: 2026-12-05 01:00:00
 
 ``notification.subject`` and ``body_text`` become nullable: an event row (a
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = '0017_outbox_events'
-down_revision = '0014_opening_midnight'
+down_revision = '0016_service_orders'
 branch_labels = None
 depends_on = None
 
