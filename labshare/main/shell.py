@@ -50,6 +50,7 @@ NAV: tuple[NavEntry, ...] = (
         _l("Statistics"),
         frozenset({Role.STAFF, Role.ADMIN}),
     ),
+    NavEntry(("audit.index",), _l("Audit log"), frozenset({Role.STAFF, Role.ADMIN})),
     NavEntry(
         ("notifications.index", "account.notifications"),
         _l("Notifications"),
