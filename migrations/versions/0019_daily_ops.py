@@ -1,4 +1,5 @@
-"""daily operations: the audit log readable by institute
+"""daily operations: the audit log readable by institute; the institute's own ids of
+its labs and instruments
 
 Revision ID: 0019_daily_ops
 Revises: 0014_opening_midnight
@@ -7,6 +8,9 @@ Create Date: 2026-12-05 00:50:00
 ``audit_log.institute_id`` (the institute whose log shows the row; no foreign key,
 like ``object_id``: an audit row outlives what it names), filled for the existing
 rows from the object they name, and the indexes the reader's filters use.
+
+``resource.external_id`` (a LIMS's key of a lab or instrument), unique within the
+institute, so a nightly sync updates the same rows again.
 
 Only columns and indexes are added: no table is rebuilt, so no trigger is lost.
 """
@@ -51,9 +55,15 @@ def upgrade():
     op.create_index('ix_audit_log_institute_at', 'audit_log', ['institute_id', 'at'])
     op.create_index('ix_audit_log_actor_at', 'audit_log', ['actor_id', 'at'])
     op.create_index('ix_audit_log_action_at', 'audit_log', ['action', 'at'])
+    op.add_column('resource', sa.Column('external_id', sa.String(length=100), nullable=True))
+    op.create_index(
+        'uq_resource_institute_external', 'resource', ['institute_id', 'external_id'], unique=True
+    )
 
 
 def downgrade():
+    op.drop_index('uq_resource_institute_external', table_name='resource')
+    op.drop_column('resource', 'external_id')
     op.drop_index('ix_audit_log_action_at', table_name='audit_log')
     op.drop_index('ix_audit_log_actor_at', table_name='audit_log')
     op.drop_index('ix_audit_log_institute_at', table_name='audit_log')
