@@ -340,7 +340,7 @@ def test_another_institutes_resource_is_404(client: Any, world: SimpleNamespace)
         client.put(f"/api/v1/catalogue/instruments/{other.id}", json=inst, headers=h),
         client.post(f"/api/v1/catalogue/resources/{other.id}/retire", headers=h),
         client.put(f"/api/v1/catalogue/resources/{other.id}/rules", json=RULES, headers=h),
-        client.delete(f"/api/v1/catalogue/resources/{other.id}/rules", headers=h),
+        client.post(f"/api/v1/catalogue/resources/{other.id}/rules/clear", headers=h),
         client.put(f"/api/v1/catalogue/labs/{lab_id}/opening-hours", json=HOURS, headers=h),
         client.post(
             f"/api/v1/catalogue/resources/{other.id}/closures",

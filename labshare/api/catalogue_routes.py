@@ -514,8 +514,8 @@ def set_rules(user: User, resource_id: int, body: RulesBody) -> dict[str, Any]:
 
 @endpoint(
     bp,
-    "/catalogue/resources/<int:resource_id>/rules",
-    "DELETE",
+    "/catalogue/resources/<int:resource_id>/rules/clear",
+    "POST",
     summary="Drop a resource's own rules: it follows its lab's, or the defaults",
     tag="catalogue",
     roles=(Role.STAFF,),
