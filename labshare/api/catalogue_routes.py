@@ -29,7 +29,7 @@ from labshare.models import (
     Role,
     User,
 )
-from labshare.services import catalogue_admin, catalogue_sync, quotas
+from labshare.services import catalogue_admin, catalogue_sync, closures, quotas
 from labshare.services.catalogue_admin import InstrumentData, LabData, RulesData
 from labshare.services.rules import format_period, institute_zone
 from labshare.timeutil import isoformat_local
@@ -110,6 +110,14 @@ class ClosureBody(BodyModel):
     end: AwareTime
     kind: str = Field(description="maintenance, calibration, holiday or other")
     note: str | None = None
+    on_bookings: str | None = Field(
+        None,
+        description="what happens to time-holding bookings inside: cancel, or ask_move "
+        "(they go back to pending and the companies are asked to move them). Without it "
+        "a closure over bookings is a 409 listing them.",
+    )
+    message: str | None = Field(None, description="to the companies, in their message")
+    dry_run: bool = Field(False, description="only list the bookings it would cover")
 
 
 class QuotaBody(BodyModel):
@@ -160,13 +168,26 @@ class CatalogueItemOut(ResponseModel):
     calendar_version: int
 
 
-class ClosureOut(ResponseModel):
+class AffectedBookingOut(ResponseModel):
     id: int
+    resource_id: int
+    company_id: int
+    company_name: str
+    start: str
+    end: str
+    status: str
+
+
+class ClosureOut(ResponseModel):
+    id: int | None = Field(description="null for a dry run")
     resource_id: int
     start: str
     end: str
     kind: str
     note: str | None
+    bookings: list[AffectedBookingOut] = Field(
+        [], description="the time-holding bookings it covers (covered, for a dry run)"
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -537,6 +558,7 @@ def closure_json(closure: Closure, tz: str) -> dict[str, Any]:
         "end": isoformat_local(closure.end_at, tz),
         "kind": str(closure.kind),
         "note": closure.note,
+        "bookings": [],
     }
 
 
@@ -545,20 +567,48 @@ def closure_json(closure: Closure, tz: str) -> dict[str, Any]:
     "/catalogue/resources/<int:resource_id>/closures",
     "POST",
     summary="Close a lab or instrument for a period (staff of its institute)",
+    description="A closure over time-holding bookings is a 409 listing them (error."
+    "bookings) unless on_bookings says what happens to them; each booker is then told "
+    "once, in-app and by mail, with the nearest free alternatives. dry_run=true: 200 "
+    "with the bookings it would cover, nothing written.",
     tag="catalogue",
     roles=(Role.STAFF,),
     body=ClosureBody,
     response=ClosureOut,
     status=201,
-    errors=ERRORS,
+    errors=(403, 404, 409, 422),
 )
-def add_closure(user: User, resource_id: int, body: ClosureBody) -> dict[str, Any]:
+def add_closure(user: User, resource_id: int, body: ClosureBody) -> Any:
     resource = own_resource(user, resource_id)
-    closure = catalogue_admin.add_closure(
-        user, resource, body.start, body.end, kind=body.kind, note=body.note
+    closure, inside = closures.close(
+        user,
+        resource,
+        body.start,
+        body.end,
+        kind=body.kind,
+        note=body.note,
+        on_bookings=body.on_bookings,
+        message=body.message,
+        dry_run=body.dry_run,
     )
+    briefs = [closures.booking_brief(b) for b in inside]
+    if closure is None:
+        tz = institute_zone(resource)
+        db.session.rollback()
+        return _created_or_found(
+            {
+                "id": None,
+                "resource_id": resource.id,
+                "start": isoformat_local(body.start, tz),
+                "end": isoformat_local(body.end, tz),
+                "kind": body.kind,
+                "note": body.note,
+                "bookings": briefs,
+            },
+            False,
+        )
     db.session.commit()
-    return closure_json(closure, institute_zone(resource))
+    return {**closure_json(closure, institute_zone(resource)), "bookings": briefs}
 
 
 @endpoint(
