@@ -94,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
     from labshare.account import bp as account_bp
     from labshare.admin import bp as admin_bp
     from labshare.api import bp as api_bp
+    from labshare.audit import bp as audit_bp
     from labshare.auth import bp as auth_bp
     from labshare.bookings import bp as bookings_bp
     from labshare.bookings import notifications_bp
@@ -116,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports_bp)
     app.register_blueprint(company_bp)
     app.register_blueprint(orders_bp)
+    app.register_blueprint(audit_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

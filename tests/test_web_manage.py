@@ -408,13 +408,22 @@ def test_closures(client: Any, login: Any, world: Any, db: Any, make_booking: An
     )
     assert bad.status_code == 422 and 'id="end-error"' in bad.get_data(as_text=True)
     assert count(db, Closure) == 0
+    data = {"start": "2030-01-03T08:00", "end": "2030-01-03T18:00", "kind": "maintenance"}
+    # the bookings it covers are shown first, and nothing is written yet
+    shown = client.post(url, data=data)
+    html = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and "1 booking falls in this closure" in html
+    assert 'name="on_bookings"' in html
+    assert count(db, Closure) == 0
+    bad_choice = client.post(url, data={**data, "on_bookings": "ignore"})
+    assert bad_choice.status_code == 422 and count(db, Closure) == 0
     ok = client.post(
-        url,
-        data={"start": "2030-01-03T08:00", "end": "2030-01-03T18:00", "kind": "maintenance"},
-        follow_redirects=True,
+        url, data={**data, "on_bookings": "cancel", "message": "停电检修"}, follow_redirects=True
     )
-    html = ok.get_data(as_text=True)
-    assert "1 booking(s) fall in this closure" in html
+    assert "their companies were told" in ok.get_data(as_text=True) or "was told" in ok.get_data(
+        as_text=True
+    )
+    assert db.session.scalars(select(Booking)).one().status == BookingStatus.CANCELLED
     closure = db.session.scalars(select(Closure)).one()
     assert closure.start_at == dt.datetime(2030, 1, 3, 0, tzinfo=dt.UTC)
     login(world.other_staff)

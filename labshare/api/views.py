@@ -1,7 +1,9 @@
 """API routes, one module per area; importing them registers them on ``bp``."""
 
 import labshare.api.account_routes
+import labshare.api.audit_routes
 import labshare.api.booking_routes
+import labshare.api.catalogue_routes
 import labshare.api.checkin_routes  # check-in (issue 8)
 import labshare.api.company_routes
 import labshare.api.group_routes  # booking groups (issue 8)

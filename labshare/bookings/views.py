@@ -25,7 +25,7 @@ from labshare.extensions import db, limiter
 from labshare.labels import WEEKDAY_LABELS
 from labshare.models import HOLDING_STATUSES, Booking, BookingStatus, Resource, Role
 from labshare.ratelimit import booking_limit, caller_key
-from labshare.services import inbox, recurrence, tokens
+from labshare.services import audit, inbox, recurrence, tokens
 from labshare.services.bookings import cancel_booking, compute_fee
 from labshare.services.no_shows import cancellation_is_late, no_show_count  # policies
 from labshare.services.permissions import (
@@ -259,9 +259,12 @@ def all() -> Any:
 
 def _detail(booking: Booking, form: CancelForm, status: int = 200) -> Any:
     deadline = cancel_deadlines([booking])[booking.id]
+    history = audit.booking_history(booking.id)
     return render_template(
         "bookings/detail.html",
         booking=booking,
+        history=history,
+        history_names=audit.actor_names(history),
         deadline=deadline,
         can_cancel=may_cancel(booking, deadline),
         cancel_form=form,

@@ -15,6 +15,7 @@ from werkzeug.routing import BuildError
 from labshare.labels import WEEKDAY_LABELS, label, measurand_label
 from labshare.main import bp
 from labshare.models import Role
+from labshare.services import inbox
 
 LANGUAGE_NAMES = (("zh_CN", "中文"), ("en", "English"))
 
@@ -54,6 +55,7 @@ NAV: tuple[NavEntry, ...] = (
         _l("Statistics"),
         frozenset({Role.STAFF, Role.ADMIN}),
     ),
+    NavEntry(("audit.index",), _l("Audit log"), frozenset({Role.STAFF, Role.ADMIN})),
     NavEntry(
         ("notifications.index", "account.notifications"),
         _l("Notifications"),
@@ -72,6 +74,18 @@ class NavLink:
     url: str
     label: str
     active: bool
+    #: A count shown beside the label (unread notifications); None: none.
+    count: int | None = None
+
+
+def unread_notifications() -> int:
+    """The signed-in user's unread count, counted once per request (kept in the WSGI
+    environ, which lives exactly as long as the request): one count over the user's
+    rows, served by the notification (user_id, created_at) index."""
+    key = "labshare.unread_notifications"
+    if key not in request.environ:
+        request.environ[key] = inbox.unread_count(current_user)
+    return int(request.environ[key])
 
 
 def nav_items() -> list[NavLink]:
@@ -90,7 +104,8 @@ def nav_items() -> list[NavLink]:
             url = url_for(endpoint)
         except BuildError:  # an endpoint that needs arguments is not a nav link
             continue
-        links.append(NavLink(url, str(entry.label), request.endpoint == endpoint))
+        count = unread_notifications() if endpoint == "notifications.index" else None
+        links.append(NavLink(url, str(entry.label), request.endpoint == endpoint, count))
     return links
 
 

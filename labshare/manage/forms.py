@@ -262,6 +262,19 @@ class ClosureForm(FlaskForm):
     )
     kind = SelectField(_l("Why"), choices=choices(ClosureKind))
     note = StringField(_l("Note"), validators=[Optional(), Length(max=300)])
+    # Asked only when the closure covers bookings (the confirmation step).
+    on_bookings = RadioField(
+        _l("The bookings in this period"),
+        choices=[
+            ("cancel", _l("Cancel them")),
+            ("ask_move", _l("Ask the companies to move them")),
+        ],
+        validators=[Optional()],
+        validate_choice=False,  # the service names a bad choice
+    )
+    message = TextAreaField(
+        _l("Message to the companies"), validators=[Optional(), Length(max=500)]
+    )
 
 
 class QualificationForm(FlaskForm):

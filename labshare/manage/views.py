@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
@@ -40,6 +41,7 @@ from labshare.models import (
     User,
 )
 from labshare.services import catalogue_admin, qualifications
+from labshare.services import closures as closure_service
 from labshare.services.bookings import approve_booking, record_usage, reject_booking
 from labshare.services.catalogue_admin import InstrumentData, LabData, RulesData
 from labshare.services.rules import effective_rules, format_period, institute_zone
@@ -477,30 +479,41 @@ def closures(resource_id: int) -> Any:
     tz = institute_zone(resource)
     form = ClosureForm()
     status = 200
+    covered: list[Booking] = []
     if form.validate_on_submit():
         try:
-            closure = catalogue_admin.add_closure(
+            _closure, inside = closure_service.close(
                 current_user,
                 resource,
                 aware(form.start.data, tz, "start"),
                 aware(form.end.data, tz, "end"),
                 kind=form.kind.data or "",
                 note=form.note.data,
+                on_bookings=form.on_bookings.data or None,
+                message=form.message.data,
+            )
+        except closure_service.BookingsInClosure as exc:
+            # the confirmation step: the bookings it covers, and what to do with them
+            db.session.rollback()
+            ids = [b["id"] for b in exc.details["bookings"]]
+            covered = list(
+                db.session.scalars(
+                    select(Booking).where(Booking.id.in_(ids)).order_by(Booking.start_at)
+                )
             )
         except DomainError as exc:
             status = _fail(form, exc)
         else:
-            affected = catalogue_admin.bookings_in_closure(closure)
             db.session.commit()
             flash(_("Closure added."), "success")
-            if affected:
+            if inside:
                 flash(
-                    _(
-                        "%(n)d booking(s) fall in this closure; contact the companies or "
-                        "cancel them from the dashboard.",
-                        n=affected,
+                    ngettext(
+                        "%(num)d company was told about its booking.",
+                        "%(num)d bookings: their companies were told.",
+                        len(inside),
                     ),
-                    "warning",
+                    "success",
                 )
             return redirect(url_for("manage.closures", resource_id=resource_id))
     elif form.is_submitted():
@@ -518,6 +531,7 @@ def closures(resource_id: int) -> Any:
         closures=rows,
         timezone=tz,
         confirm=ConfirmForm(),
+        covered=covered,
     ), status
 
 

@@ -14,7 +14,13 @@ class AuditLog(Base):
     """Who changed what, when, from which state to which, and why."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_object", "object_type", "object_id"),
+        # The log's reader filters by institute (staff), actor or action, newest first.
+        Index("ix_audit_log_institute_at", "institute_id", "at"),
+        Index("ix_audit_log_actor_at", "actor_id", "at"),
+        Index("ix_audit_log_action_at", "action", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
@@ -26,3 +32,6 @@ class AuditLog(Base):
     to_state: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(500))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The institute whose log shows the row (None: the platform's own, admins only).
+    # No foreign key, like ``object_id``: an audit row outlives what it names.
+    institute_id: Mapped[int | None]

@@ -25,11 +25,13 @@ class Resource(Base):
     """
 
     __tablename__ = "resource"
-    __table_args__: tuple[CheckConstraint, ...] = (
+    __table_args__: tuple[CheckConstraint | Index, ...] = (
         CheckConstraint("fee_per_hour >= 0", name="fee_nonnegative"),
         CheckConstraint(
             "fee_waiver_percent >= 0 AND fee_waiver_percent <= 100", name="waiver_percent"
         ),
+        # A LIMS finds its instruments again by its own id, unique within the institute.
+        Index("uq_resource_institute_external", "institute_id", "external_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,6 +48,8 @@ class Resource(Base):
     fee_per_hour: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
     fee_waiver_percent: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The institute's own id of this lab or instrument (its LIMS key, an asset number).
+    external_id: Mapped[str | None] = mapped_column(String(100))
     #: Changed by database triggers (migration 0004) in the same transaction as
     #: anything that changes this resource's availability; read by the calendar
     #: cache (labshare/services/calendar_cache.py). Never written by the application.

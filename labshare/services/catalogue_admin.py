@@ -510,7 +510,8 @@ def set_rules(actor: User | None, resource: Resource, data: RulesData) -> Bookin
         db.session.add(row)
     changed = _changes(row, values)
     db.session.flush()
-    audit.record("rules.set", resource, actor=actor, data=changed)
+    if changed:  # the same rules again (a nightly sync) leave no trace
+        audit.record("rules.set", resource, actor=actor, data=changed)
     return row
 
 
@@ -564,6 +565,9 @@ def set_opening_hours(actor: User | None, lab: Lab, periods: Sequence[Period]) -
     _authorize(actor, lab.institute_id)
     checked = check_periods(periods)
     begin_write()
+    current = sorted((p.weekday, p.opens, p.closes) for p in lab.opening_periods)
+    if current == checked:  # unchanged: no rows rewritten, so no calendar version bump
+        return lab
     lab.opening_periods.clear()
     db.session.flush()
     for weekday, opens, closes in checked:

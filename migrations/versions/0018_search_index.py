@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision = "0018_search_index"
-down_revision = "0014_opening_midnight"
+down_revision = "0017_outbox_events"
 branch_labels = None
 depends_on = None
 
