@@ -339,3 +339,24 @@ def test_withdrawing_an_invitation_accepted_meanwhile_says_so(app: Flask) -> Non
     with pytest.raises(InvalidTransition):
         companies.revoke_invitation(invitation.id, actor=admin)
     db.session.rollback()
+
+
+def test_the_api_password_change_is_limited_per_user_not_per_address(
+    limited: Any,  # noqa: F811
+) -> None:
+    user = factories.make_user(Role.SME)
+    db.session.commit()
+    app = limited()
+    headers = bearer(user)
+    client = app.test_client()
+    body = {"current_password": "a wrong guess 0001", "new_password": NEW_PASSWORD}
+    statuses = [
+        client.post(
+            "/api/v1/me/password",
+            json=body,
+            headers=headers,
+            environ_base={"REMOTE_ADDR": f"10.0.0.{i}"},
+        ).status_code
+        for i in range(4)
+    ]
+    assert statuses == [422, 422, 422, 429]
