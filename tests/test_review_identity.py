@@ -314,3 +314,49 @@ def test_a_deactivated_members_open_invitations_are_withdrawn(app: Flask) -> Non
     assert admin.post(f"/admin/users/{inviter.id}/active", data={"active": "0"}).status_code == 302
     response = app.test_client().get(f"/invitations/{secret}")
     assert response.status_code == 409
+
+
+def test_withdrawing_an_invitation_accepted_meanwhile_says_so(app: Flask) -> None:
+    """The administrator withdraws while the invitee accepts: the later one must see
+    the earlier one's write (a conditional UPDATE), not report a withdrawal of an
+    invitation whose member already joined."""
+    from labshare.errors import InvalidTransition
+    from labshare.models import CompanyInvitation
+    from labshare.services import companies
+
+    company = factories.make_company()
+    admin = factories.make_user(Role.SME, company=company, company_admin=True)
+    db.session.commit()
+    _invitation_secret(app, admin, "both@example.com")
+    invitation = db.session.scalars(select(CompanyInvitation)).one()
+    assert invitation.accepted_at is None  # read before the other request's write
+    db.session.execute(
+        update(CompanyInvitation)
+        .where(CompanyInvitation.id == invitation.id)
+        .values(accepted_at=invitation.created_at)
+        .execution_options(synchronize_session=False)
+    )
+    with pytest.raises(InvalidTransition):
+        companies.revoke_invitation(invitation.id, actor=admin)
+    db.session.rollback()
+
+
+def test_the_api_password_change_is_limited_per_user_not_per_address(
+    limited: Any,  # noqa: F811
+) -> None:
+    user = factories.make_user(Role.SME)
+    db.session.commit()
+    app = limited()
+    headers = bearer(user)
+    client = app.test_client()
+    body = {"current_password": "a wrong guess 0001", "new_password": NEW_PASSWORD}
+    statuses = [
+        client.post(
+            "/api/v1/me/password",
+            json=body,
+            headers=headers,
+            environ_base={"REMOTE_ADDR": f"10.0.0.{i}"},
+        ).status_code
+        for i in range(4)
+    ]
+    assert statuses == [422, 422, 422, 429]

@@ -11,7 +11,7 @@ from labshare.api import bp
 from labshare.api.registry import BodyModel, ResponseModel, endpoint
 from labshare.extensions import db
 from labshare.models import ApiToken, User
-from labshare.ratelimit import token_limit
+from labshare.ratelimit import caller_key, token_limit
 from labshare.services import passwords, tokens
 
 
@@ -60,6 +60,7 @@ def _token_json(token: ApiToken) -> dict[str, Any]:
     response=PasswordChanged,
     errors=(422,),
     limit=token_limit,
+    limit_key=caller_key,  # per account: a stolen token must not guess from many addresses
 )
 def change_password(user: User, body: PasswordChange) -> dict[str, Any]:
     revoked = passwords.change_password(user, body.current_password, body.new_password)

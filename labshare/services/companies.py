@@ -423,7 +423,22 @@ def revoke_invitation(invitation_id: int, *, actor: User) -> CompanyInvitation:
     if invitation.accepted_at is not None:
         raise InvalidTransition(_l("This invitation was already used."))
     if invitation.revoked_at is None:
-        invitation.revoked_at = utcnow()
+        # Conditional, as the acceptance is: of the two at once, one wins.
+        withdrawn = db.session.execute(
+            update(CompanyInvitation)
+            .where(
+                CompanyInvitation.id == invitation.id,
+                CompanyInvitation.accepted_at.is_(None),
+                CompanyInvitation.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.refresh(invitation)
+        if withdrawn.rowcount != 1:  # type: ignore[attr-defined]
+            if invitation.accepted_at is not None:
+                raise InvalidTransition(_l("This invitation was already used."))
+            return invitation
         audit.record("invitation_revoked", invitation, actor=actor)
     return invitation
 
