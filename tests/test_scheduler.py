@@ -48,7 +48,9 @@ def test_every_job_is_registered_with_chosen_settings(app: Any) -> None:
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time >= 60
-    assert jobs["rollup"].misfire_grace_time >= 3600
+    # The statistics' roll-up cleans dirty days every 10 minutes; a missed run is
+    # simply taken over by the next (the figures never depend on it).
+    assert jobs["rollup"].misfire_grace_time == 600
 
 
 def test_not_started_in_tests_or_when_disabled(app: Any, monkeypatch: Any) -> None:

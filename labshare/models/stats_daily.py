@@ -34,7 +34,12 @@ class StatsDaily(Base):
     triggers (migration 0011) add one in the same transaction as any change."""
 
     __tablename__ = "stats_daily"
-    __table_args__ = (Index("ix_stats_daily_institute_day", "institute_id", "day"),)
+    __table_args__ = (
+        Index("ix_stats_daily_institute_day", "institute_id", "day"),
+        # SQLite: rows stored in key order, so a range of days is read without a
+        # lookup per row.
+        {"sqlite_with_rowid": False},
+    )
 
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     institute_id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,6 +14,7 @@ approved in the approval rate. ``counted_status`` is the one place that decides.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 import statistics
@@ -606,11 +607,12 @@ def _aggregate_stored(
         _aggregate([(booking_window(group, scope), live_keycol(), wide)], into, key_of=key_of)
         return
     inner = edges[1:-1]
-    keycol: Any = literal(0)
-    if key == "institute":
-        keycol = StatsDaily.institute_id
-    elif key == "bucket" and inner:
-        keycol = case(*[(StatsDaily.day < d, n) for n, d in enumerate(inner)], else_=len(inner))
+    # Grouped by day (the key's order: no sort) and put into buckets here.
+    keycol: Any = {
+        None: literal(0),
+        "institute": StatsDaily.institute_id,
+        "bucket": StatsDaily.day,
+    }[key]
     sums = [
         type_coerce(func.sum(getattr(StatsDaily, name)), Numeric(14, 2))
         if name in _MONEY_FIELDS
@@ -624,10 +626,18 @@ def _aggregate_stored(
     )
     if dirty:
         stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
-    for row in db.session.execute(stmt.group_by(literal_column("k"))):
+    if key is not None:
+        stmt = stmt.group_by(keycol)
+    for row in db.session.execute(stmt):
         if row[1] is None:
             continue  # no stored day: SUM over nothing
-        k: Any = None if key is None else key_of(row[0]) if key_of is not None else row[0]
+        k: Any = None
+        if key == "institute":
+            k = row[0]
+        elif key == "bucket":
+            k = bisect.bisect_right(inner, row[0])
+            if key_of is not None:
+                k = key_of(k)
         target = into.get(k)
         if target is None:
             target = into[k] = Counters()

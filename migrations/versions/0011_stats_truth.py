@@ -205,6 +205,7 @@ def upgrade():
         sa.Column('fees_waived', sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column('decided', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('day', 'institute_id', name=op.f('pk_stats_daily')),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         'stats_dirty',
