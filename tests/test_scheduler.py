@@ -43,6 +43,7 @@ def test_every_job_is_registered_with_chosen_settings(app: Any) -> None:
         "deliver",
         "checkin-release",  # check-in (issue 8)
         "waitlist-offers",  # waitlist (issue 8)
+        "recalibration-reminders",  # service orders
     }
     assert set(jobs) == set(JOBS)
     for job in jobs.values():
