@@ -109,3 +109,28 @@ def test_tenancy_and_roles(client: Any, world: SimpleNamespace) -> None:
     sme = client.post(URL, json=_body(world), headers=bearer(world.member))
     assert sme.status_code == 403
     assert _db.session.scalar(select(Booking.id)) is None
+
+
+def test_web_form(app: Any, world: SimpleNamespace) -> None:
+    from tests.test_api_support import signed_in
+
+    client = signed_in(app, world.staff)
+    url = f"/manage/resources/{world.inst.id}/book-for"
+    assert client.get(url).status_code == 200
+    data = {
+        "credit_code": world.member.company.credit_code,
+        "email": world.member.email,
+        "start": "2030-01-07T09:00",
+        "end": "2030-01-07T11:00",
+        "purpose": "电话预约",
+    }
+    unknown = client.post(url, data={**data, "credit_code": "91320100MA00000000"})
+    assert unknown.status_code == 422 and 'id="credit_code-error"' in unknown.get_data(as_text=True)
+    made = client.post(url, data=data)
+    assert made.status_code == 302, made.get_data(as_text=True)[:500]
+    booking = _db.session.scalar(select(Booking))
+    assert booking is not None and booking.user_id == world.member.id
+    assert booking.booked_by_id == world.staff.id
+    page = client.get(made.headers["Location"]).get_data(as_text=True)
+    assert "booking.create" in page  # its history on the booking page
+    assert signed_in(app, world.other_staff).get(url).status_code == 404
