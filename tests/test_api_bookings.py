@@ -33,6 +33,7 @@ BOOKING_KEYS = {
     "decision_reason",
     "created_at",
     "series_id",  # recurrence (issue 8; additive)
+    "booked_by_id",  # booking on behalf (additive)
     "checked_in_at",  # check-in (issue 8; additive)
     "group_id",  # booking groups (issue 8; additive)
 }

@@ -246,6 +246,30 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "orders.offerings POST": (302, 403, 403, 422, 422, 403),
     "orders.offering_active POST": (302, 403, 403, 302, 404, 403),
     # -- end service orders --
+    # -- ops: the audit log (staff: their institute's, admins all), the catalogue API
+    # (staff of the owning institute; another's resource 404; an empty body is refused
+    # before the resource is looked up, so other staff see 422 there), booking on behalf --
+    "api.add_closure POST": (401, 403, 403, 422, 422, 403),
+    "api.book_on_behalf POST": (401, 403, 403, 422, 422, 403),
+    "api.clear_rules POST": (401, 403, 403, 200, 404, 403),
+    "api.create_instrument POST": (401, 403, 403, 422, 422, 403),
+    "api.create_lab POST": (401, 403, 403, 422, 422, 403),
+    "api.create_quota POST": (401, 403, 403, 422, 422, 403),
+    "api.delete_closure DELETE": (401, 403, 403, 200, 404, 403),
+    "api.delete_quota DELETE": (401, 403, 403, 200, 404, 403),
+    "api.list_audit GET": (401, 403, 403, 200, 200, 200),
+    "api.retire_resource POST": (401, 403, 403, 200, 404, 403),
+    "api.set_hours PUT": (401, 403, 403, 422, 422, 403),
+    "api.set_rules PUT": (401, 403, 403, 422, 404, 403),
+    "api.sync_instrument PUT": (401, 403, 403, 422, 422, 403),
+    "api.sync_lab PUT": (401, 403, 403, 422, 422, 403),
+    "api.update_instrument PUT": (401, 403, 403, 422, 404, 403),
+    "api.update_lab PUT": (401, 403, 403, 422, 404, 403),
+    "audit.download GET": (302, 403, 403, 200, 200, 200),
+    "audit.index GET": (302, 403, 403, 200, 200, 200),
+    "manage.book_for GET": (302, 403, 403, 200, 404, 403),
+    "manage.book_for POST": (302, 403, 403, 422, 404, 403),
+    # -- end ops --
 }
 
 #: Where a derived caller's status differs from the caller it derives from.
@@ -269,6 +293,8 @@ DERIVED_EXCEPTIONS: dict[str, dict[str, int]] = {
     "api.accept_waitlist_offer POST": {"member": 409},
     "manage.delete_closure POST": {"institute_admin": 404},
     "manage.delete_quota POST": {"institute_admin": 404},
+    "api.delete_closure DELETE": {"institute_admin": 404},
+    "api.delete_quota DELETE": {"institute_admin": 404},
     # an institute administrator: its institute's staff accounts
     "company.new_staff POST": {"institute_admin": 422},
     "company.staff GET": {"institute_admin": 200},
@@ -585,6 +611,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "any(accept,reject,cancel,receive,start,return,collect):action": "cancel",
         "offering_id": w.order.items[0].offering_id,
         "any(withdraw,activate):change": "activate",
+        "external_id": "LIMS-1",  # catalogue API: an id no resource has yet
     }
     if endpoint == "company.staff_active":  # a staff account of the institute
         values["user_id"] = w.users["staff"].id
@@ -621,6 +648,8 @@ def test_route_status_per_role(app: Flask, world: SimpleNamespace, route: str) -
             response = client.get(url, headers=headers, query_string=QUERY.get(route, {}))
         elif method == "DELETE":
             response = client.delete(url, headers=headers)
+        elif method == "PUT":
+            response = client.put(url, json=BODY.get(route, {}), headers=headers)
         elif url.startswith("/api/"):
             response = client.post(url, json=BODY.get(route, {}), headers=headers)
         else:

@@ -309,6 +309,9 @@ class BookingOut(ResponseModel):
     decision_reason: str | None
     created_at: dt.datetime
     # -- recurrence (issue 8) --
+    booked_by_id: int | None = Field(
+        None, description="the staff member who booked for the company; null: the booker"
+    )
     series_id: int | None = Field(
         None, description="the recurring series this booking belongs to; null: none"
     )

@@ -104,6 +104,7 @@ def booking_json(booking: Booking, viewer: User | None = None) -> dict[str, Any]
         "decision_reason": booking.decision_reason,
         "created_at": isoformat_local(booking.created_at, tz),
         "series_id": booking.series_id,  # recurrence (issue 8)
+        "booked_by_id": booking.booked_by_id,
         # -- check-in (issue 8) --
         "checked_in_at": (
             isoformat_local(booking.checked_in_at, tz) if booking.checked_in_at else None

@@ -82,6 +82,11 @@ class Booking(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     decision_reason: Mapped[str | None] = mapped_column(String(500))
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    #: Staff who made the booking for the company (on the phone, say); None: the
+    #: booker (``user_id``, a member of the company) made it. No foreign key: SQLite
+    #: cannot drop a column that has one without rebuilding this table (and its
+    #: triggers); accounts are deactivated, never deleted.
+    booked_by_id: Mapped[int | None]
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     #: Cancelled by its company within the rules' ``late_cancel_hours`` before the
     #: start: counted as a no-show in statistics and the company's record (0006).

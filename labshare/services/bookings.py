@@ -368,12 +368,18 @@ def create_booking(
     *,
     purpose: str,
     samples: str | None = None,
+    on_behalf_by: User | None = None,
 ) -> Booking:
     """Book ``resource`` for [start, end). Pending, or approved where the rules
     auto-approve. Raises NotAllowed, ValidationFailed, RuleViolation or SlotTaken;
-    writes nothing then."""
+    writes nothing then. ``on_behalf_by``: the staff member booking for ``booker``'s
+    company (checked by ``services/on_behalf``); every rule still applies to the booker."""
     if groups_hook.bundle_of(resource):  # "booked together" instruments: the whole bundle
         return groups_hook.book_bundle(resource, booker, start, end, purpose, samples)
+    if on_behalf_by is not None:  # the full path records who booked for the company
+        request = validate_request(booker, start, end, purpose=purpose, samples=samples)
+        lock_resources([resource.id])
+        return book_locked(resource, booker, request, on_behalf_by=on_behalf_by)
     # The lean path: the same checks as book_locked on reads gathered in a few statements.
     from labshare.services import booking_path  # it builds on this module
 
@@ -491,6 +497,7 @@ def book_locked(
     now: dt.datetime | None = None,
     group_id: int | None = None,  # booking groups (services/groups.py)
     pending: bool = False,  # booking groups: created pending whatever the rules say
+    on_behalf_by: User | None = None,  # staff booking for the company
 ) -> Booking:
     """Check and insert one booking; the caller holds the lock of ``resource``
     (``lock_resources``). Several calls under one lock (a series, a group) see each
@@ -528,10 +535,18 @@ def book_locked(
     if pending:  # booking groups: one member needs approval, so all wait for it
         status = booking.status = BookingStatus.PENDING
     booking.group_id = group_id  # booking groups
+    booking.booked_by_id = on_behalf_by.id if on_behalf_by is not None else None
     if status == BookingStatus.APPROVED:
         booking.decided_at = now
     _insert_or_conflict(booking)
-    audit.record("booking.create", booking, actor=booker, to_state=status, reason=held_reason)
+    audit.record(
+        "booking.create",
+        booking,
+        actor=on_behalf_by or booker,
+        to_state=status,
+        reason=held_reason,
+        data={"on_behalf_of": company_id, "booker": booker.id} if on_behalf_by else None,
+    )
     if status == BookingStatus.PENDING:
         notify.booking_event(booking, "requested")
         notify.booking_event(booking, "received")

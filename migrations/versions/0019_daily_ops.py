@@ -12,6 +12,8 @@ rows from the object they name, and the indexes the reader's filters use.
 ``resource.external_id`` (a LIMS's key of a lab or instrument), unique within the
 institute, so a nightly sync updates the same rows again.
 
+``booking.booked_by_id``: the staff member who booked for the company.
+
 Only columns and indexes are added: no table is rebuilt, so no trigger is lost.
 """
 
@@ -56,12 +58,14 @@ def upgrade():
     op.create_index('ix_audit_log_actor_at', 'audit_log', ['actor_id', 'at'])
     op.create_index('ix_audit_log_action_at', 'audit_log', ['action', 'at'])
     op.add_column('resource', sa.Column('external_id', sa.String(length=100), nullable=True))
+    op.add_column('booking', sa.Column('booked_by_id', sa.Integer(), nullable=True))
     op.create_index(
         'uq_resource_institute_external', 'resource', ['institute_id', 'external_id'], unique=True
     )
 
 
 def downgrade():
+    op.drop_column('booking', 'booked_by_id')
     op.drop_index('uq_resource_institute_external', table_name='resource')
     op.drop_column('resource', 'external_id')
     op.drop_index('ix_audit_log_action_at', table_name='audit_log')
