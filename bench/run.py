@@ -590,6 +590,8 @@ def python_load(
     seconds: float,
     clients: int,
 ) -> Load:
+    if not items:
+        return Load(0, seconds, [], Counter())
     procs = min(2, clients)
     per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     shares = [items[i::procs] for i in range(procs)]
@@ -886,7 +888,7 @@ def bench_http_bookings(
     after the runs."""
     out: dict[str, Load] = {}
     hellos: dict[str, Load] = {}
-    per_run = max(200, int(args.duration * 600))
+    per_run = max(300, int(args.duration * 200))  # more than 10 clients create
     slots = free_slots(app, per_run * len(CREATION_CLIENTS))
     tokens = issue_tokens(app, some_smes(app, 40))
     with (

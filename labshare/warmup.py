@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 def warm(app: Any) -> None:
     """Open the pool's connection and compile the hot paths' statements. Any
     failure is logged and ignored: a cold worker still serves correctly."""
+    if "sqlalchemy" not in getattr(app, "extensions", {}):
+        return  # not LabShare (the bench's hello world reads the same gunicorn.conf.py)
     try:
         with app.app_context():
             _warm()

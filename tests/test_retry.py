@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from labshare.database import is_busy, is_retryable
 from labshare.jobs import run_job
 from labshare.models import AuditLog, Booking, BookingStatus, Role
-from labshare.services import bookings
+from labshare.services import booking_path, bookings
 from labshare.services.capability import refresh_base_range
 from labshare.timeutil import set_clock
 from tests.test_api_support import END, NOW, START, bearer, error_of
@@ -73,6 +73,17 @@ def losing(
         return booking
 
     monkeypatch.setattr(bookings, "book_locked", book_locked)
+    # The API's lean path (services/booking_path.py) books without book_locked.
+    original_create = booking_path.create
+
+    def create(*args: Any, **kwargs: Any) -> Booking | None:
+        calls.append(1)
+        booking = original_create(*args, **kwargs)
+        if len(calls) <= times:
+            raise error()
+        return booking
+
+    monkeypatch.setattr(booking_path, "create", create)
     return calls
 
 

@@ -373,21 +373,10 @@ def _judge(
     hours = Decimal(int((end - start).total_seconds())) / Decimal(3600)
     for quota in policy.quotas:
         quotas.judge(quota, around.usage[quota.id], hours, start, tz)
+    bookings._check_free(
+        resource, start, end, None, buffer_minutes=rules.buffer_minutes, around=around.busy
+    )
     capacity = capacity_of(resource)
-    if capacity <= 1:
-        if any(s < end and e > start for s, e in around.busy):
-            raise SlotTaken(_l("This time is already booked."))
-        if around.busy:
-            raise SlotTaken(
-                _l(
-                    "This resource keeps a buffer of %(n)d minutes between bookings; "
-                    "this time is too close to another booking.",
-                    n=rules.buffer_minutes,
-                ),
-                details={"buffer_minutes": rules.buffer_minutes},
-            )
-    elif saturated([(max(s, start), min(e, end)) for s, e in around.busy], capacity):
-        raise SlotTaken(_l("The lab is fully booked during part of this time."))
     offers = [(s, e) for s, e, c in around.offers if c != company_id]
     if offers:
         blocked = True

@@ -311,11 +311,13 @@ def _check_free(
     exclude_id: int | None = None,
     *,
     buffer_minutes: int = 0,
+    around: Sequence[tuple[dt.datetime, dt.datetime]] | None = None,
 ) -> None:
     """Refuse when the slot is taken: any overlapping holding booking of an
     instrument; ``capacity`` overlapping at some instant for a lab. The rules'
     buffer (resources of capacity 1 only: instruments and single-place labs) also
-    refuses a holding booking less than ``buffer_minutes`` before or after."""
+    refuses a holding booking less than ``buffer_minutes`` before or after.
+    ``around``: those holding bookings, already read (services/booking_path.py)."""
     capacity = capacity_of(resource)
     if capacity <= 1:
         buffer = dt.timedelta(minutes=max(buffer_minutes, 0))
@@ -327,7 +329,7 @@ def _check_free(
         )
         if exclude_id is not None:
             stmt = stmt.where(Booking.id != exclude_id)
-        rows = db.session.execute(stmt).all()
+        rows = list(around) if around is not None else db.session.execute(stmt).all()
         if any(s < end and e > start for s, e in rows):
             raise SlotTaken(_l("This time is already booked."))
         if rows:
@@ -340,7 +342,11 @@ def _check_free(
                 details={"buffer_minutes": buffer_minutes},
             )
         return
-    spans = holding_spans(resource.id, start, end, exclude_id=exclude_id)
+    spans = (
+        list(around)
+        if around is not None
+        else holding_spans(resource.id, start, end, exclude_id=exclude_id)
+    )
     clipped = [(max(s, start), min(e, end)) for s, e in spans]
     if saturated(clipped, capacity):
         raise SlotTaken(_l("The lab is fully booked during part of this time."))
