@@ -49,8 +49,8 @@ def test_monthly_export_once_with_bom_and_sent_to_admins(app: Any) -> None:
     workbook = openpyxl.load_workbook(
         Path(app.config["INSTANCE_DIR"]) / "exports" / "usage-2030-01.xlsx", read_only=True
     )
-    detail = list(workbook.worksheets[3].iter_rows(values_only=True))
-    assert len(workbook.sheetnames) == 4 and len(detail) == 3  # header + 2
+    detail = list(workbook.worksheets[-1].iter_rows(values_only=True))
+    assert len(workbook.sheetnames) == 5 and len(detail) == 3  # header + 2 (Orders before)
     path = Path(app.config["INSTANCE_DIR"]) / "exports" / "usage-2030-01.csv"
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")

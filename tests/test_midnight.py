@@ -139,20 +139,26 @@ def _periods() -> list[tuple[int, dt.time, dt.time]]:
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+BEFORE_MIDNIGHT = "0013_sessions_passwords"
+
+
 def test_the_migration_turns_23_59_into_24_00_and_back(empty_app: Flask) -> None:  # noqa: F811
-    flask_db(empty_app, "upgrade", "0010_booking_groups")
+    # The factories need today's schema: make the lab at the head, go back to just
+    # before the midnight migration (23:59 survives its downgrade) and up again.
+    flask_db(empty_app, "upgrade")
     lab = factories.make_lab(
         hours=[OpeningPeriod(weekday=0, opens=dt.time(9), closes=dt.time(23, 59))]
     )
     lab_id = lab.id
     db.session.commit()
     db.session.remove()
+    flask_db(empty_app, "downgrade", BEFORE_MIDNIGHT)
     flask_db(empty_app, "upgrade")
     assert _periods() == [(0, dt.time(9), dt.time(0))]
     db.session.add(OpeningPeriod(lab_id=lab_id, weekday=6, opens=dt.time(22), closes=dt.time(6)))
     db.session.commit()
     db.session.remove()
-    flask_db(empty_app, "downgrade", "0010_booking_groups")
+    flask_db(empty_app, "downgrade", BEFORE_MIDNIGHT)
     assert _periods() == [
         (0, dt.time(0), dt.time(6)),
         (0, dt.time(9), dt.time(23, 59)),

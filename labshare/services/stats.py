@@ -1180,8 +1180,8 @@ def open_lab_count(period: Period, scope: Scope) -> int:
         select(OpeningPeriod.id)
         .where(
             OpeningPeriod.lab_id == Resource.id,
+            # any period has hours: closes <= opens runs past midnight (00:00 is 24:00)
             OpeningPeriod.weekday.in_(weekdays),
-            OpeningPeriod.closes > OpeningPeriod.opens,
         )
         .exists(),
     )
