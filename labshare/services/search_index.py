@@ -34,7 +34,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -116,29 +116,39 @@ def _normal(value: str) -> str:
 def document_tokens(*texts: str | None) -> list[str]:
     """The tokens of a document made of ``texts`` (no duplicates, first-seen order)."""
     seen: dict[str, None] = {}
-
-    def add(token: str) -> None:
-        if token and len(token) <= MAX_TOKEN:
-            seen.setdefault(token, None)
-
     for raw in texts:
-        if not raw:
-            continue
-        value = _normal(raw)
-        for run in _CJK.findall(value):
-            syllables = _pinyin(run)
-            for i, char in enumerate(run):
-                add(_cjk_token(char))
-                if i + 1 < len(run):
-                    add(_cjk_token(run[i : i + 2]))
-                    if syllables:
-                        add(syllables[i] + syllables[i + 1])
-                        add(syllables[i][0] + syllables[i + 1][0])
-            if syllables and len(run) > 2:
-                add("".join(s[0] for s in syllables))
-        for word in _WORD.findall(_CJK.sub(" ", value)):
-            add(word)
+        if raw:
+            for token in _text_tokens(raw):
+                seen.setdefault(token, None)
     return list(seen)
+
+
+@lru_cache(maxsize=65536)
+def _run_tokens(run: str) -> tuple[str, ...]:
+    """The tokens of one run of Chinese characters (cached: catalogue names repeat,
+    and pypinyin costs about a millisecond a phrase)."""
+    out: list[str] = []
+    syllables = _pinyin(run)
+    for i, char in enumerate(run):
+        out.append(_cjk_token(char))
+        if i + 1 < len(run):
+            out.append(_cjk_token(run[i : i + 2]))
+            if syllables:
+                out.append(syllables[i] + syllables[i + 1])
+                out.append(syllables[i][0] + syllables[i + 1][0])
+    if syllables and len(run) > 2:
+        out.append("".join(s[0] for s in syllables))
+    return tuple(dict.fromkeys(t for t in out if len(t) <= MAX_TOKEN))
+
+
+@lru_cache(maxsize=65536)
+def _text_tokens(raw: str) -> tuple[str, ...]:
+    value = _normal(raw)
+    out: list[str] = []
+    for run in _CJK.findall(value):
+        out += _run_tokens(run)
+    out += (w for w in _WORD.findall(_CJK.sub(" ", value)) if len(w) <= MAX_TOKEN)
+    return tuple(dict.fromkeys(out))
 
 
 def _split_pinyin(word: str) -> list[str] | None:
