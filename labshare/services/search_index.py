@@ -22,8 +22,9 @@ tokens itself and the databases only look tokens up:
 
 The tokens live in ``search_doc`` (one row per resource), kept in step in the same
 transaction as the catalogue by a flush listener (``install``), and are searched
-through a GIN index on ``array_to_tsvector(string_to_array(tokens, ' '))`` on
-PostgreSQL and the FTS5 table ``search_fts`` on SQLite (migration 0018).
+through a GIN index on the generated column
+``tsv = array_to_tsvector(string_to_array(tokens, ' '))`` on PostgreSQL and the
+FTS5 table ``search_fts`` on SQLite (migration 0018).
 ``Query`` is parsed once and rendered for either (``match_ids``).
 """
 
@@ -248,8 +249,9 @@ class _TsQuery(UserDefinedType[str]):
         return cast(bindvalue, self)
 
 
-#: The indexed expression of migration 0018 (the planner matches it literally).
-PG_VECTOR = "array_to_tsvector(string_to_array(search_doc.tokens, ' '))"
+#: The stored, GIN-indexed tsvector of migration 0018 (PostgreSQL only: generated
+#: from ``tokens``, so no model column).
+PG_VECTOR = "search_doc.tsv"
 
 
 def match_ids(query: Query, dialect: str) -> Select[Any]:
