@@ -255,18 +255,26 @@ PG_VECTOR = "search_doc.tsv"
 
 
 def match_ids(query: Query, dialect: str) -> Select[Any]:
-    """Ids of the resources whose tokens satisfy ``query`` (not empty)."""
+    """Ids of the resources whose tokens satisfy ``query`` (not empty).
+
+    ``OFFSET 0`` keeps the lookup a subquery of its own: pulled up into the outer
+    query, PostgreSQL walked resource in id order and tested ``tsv`` row by row
+    instead of one GIN bitmap scan (a one-character query's count: 65 ms against 16).
+    """
+    stmt: Select[Any]
     if dialect == "postgresql":
-        return select(SearchDoc.resource_id).where(
+        stmt = select(SearchDoc.resource_id).where(
             literal_column(PG_VECTOR).op("@@")(
                 bindparam("search_tsquery", _tsquery(query), type_=_TsQuery())
             )
         )
-    return (
-        select(literal_column("rowid").label("resource_id"))
-        .select_from(text("search_fts"))
-        .where(text("search_fts MATCH :search_fts").bindparams(search_fts=_fts5(query)))
-    )
+    else:
+        stmt = (
+            select(literal_column("rowid").label("resource_id"))
+            .select_from(text("search_fts"))
+            .where(text("search_fts MATCH :search_fts").bindparams(search_fts=_fts5(query)))
+        )
+    return stmt.offset(0)
 
 
 def _has(column: Any, query: Query) -> ColumnElement[bool]:
