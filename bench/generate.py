@@ -928,6 +928,11 @@ def generate(url: str, args: argparse.Namespace) -> None:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT coalesce(max(id), 1) FROM {table}))"
                 )
+        # The bulk rows bypassed the ORM, so the search index is built once here (the
+        # triggers that keep SQLite's FTS5 table in step are back by now).
+        from labshare.services.search_index import rebuild
+
+        timer.lap("search index", rebuild(conn))
     timer.lap("commit")
     aggregate(url)
     timer.lap("statistics' stored days (stats_store.rebuild)")

@@ -55,11 +55,20 @@ from bench import generate, stats_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/labshare_bench"
-DEFAULT_SQLITE = f"sqlite:///{OUT / 'bench.db'}"
+DEFAULT_PG = os.environ.get(
+    "BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/labshare_bench"
+)
+DEFAULT_SQLITE = os.environ.get("BENCH_SQLITE_URL", f"sqlite:///{OUT / 'bench.db'}")
 SECRET_KEY = "bench-secret-key-not-for-production"
 
-TEXT_QUERIES = ["三坐标", "压力", "示波器", "温度", "pressure", "oscilloscope", "roughness"]
+#: Text searches by kind: Chinese of 1, 2 and 4 characters, English, pinyin.
+TEXT_QUERIES = {
+    "text (zh, 1 char)": ["压", "硬", "计"],
+    "text (zh, 2 chars)": ["压力", "硬度", "温度"],
+    "text (zh, 4 chars)": ["坐标测量", "压力校验", "恒温油槽"],
+    "text (en)": ["pressure", "oscilloscope", "roughness"],
+    "text (pinyin)": ["yali", "sanzuobiao", "wendu"],
+}
 CAPABILITY_QUERIES = [
     ("pressure", 5, "MPa"),
     ("pressure", 800, "kPa"),
@@ -281,8 +290,7 @@ def search_params() -> dict[str, list[dict[str, Any]]]:
         "available_to": dt.datetime.combine(day, dt.time(12), tz).isoformat(),
     }
     return {
-        "text (zh)": [{"q": q} for q in TEXT_QUERIES if not q.isascii()],
-        "text (en)": [{"q": q} for q in TEXT_QUERIES if q.isascii()],
+        **{label: [{"q": q} for q in terms] for label, terms in TEXT_QUERIES.items()},
         "capability": [{"measurand": m, "value": v, "unit": u} for m, v, u in CAPABILITY_QUERIES],
         "capability + free window": [
             {"measurand": m, "value": v, "unit": u, **window} for m, v, u in CAPABILITY_QUERIES
@@ -711,7 +719,8 @@ def http_paths(sample: Sample, round_no: int = 0) -> dict[str, list[str]]:
         "availability (50 popular)": instrument_weeks(sample, 50, 11),
         "search text": [
             "/api/v1/resources?" + urllib.parse.urlencode(p)
-            for p in params["text (zh)"] + params["text (en)"]
+            for label in TEXT_QUERIES
+            for p in params[label]
         ],
         "search capability": [
             "/api/v1/resources?" + urllib.parse.urlencode(p) for p in params["capability"]

@@ -242,7 +242,21 @@ def stats_rebuild_command(start: str | None, end: str | None) -> None:
     click.echo(f"{rows} daily rows in {len(months)} month{'' if len(months) == 1 else 's'}.")
 
 
+@click.command("search-reindex")
+def search_reindex_command() -> None:
+    """Rebuild the search index of every lab and instrument (after rows were loaded
+    around the application, e.g. by SQL)."""
+    from labshare.services.search_index import rebuild
+
+    started = time.perf_counter()
+    begin_write()
+    count = rebuild(db.session.connection())
+    db.session.commit()
+    click.echo(f"Indexed {count} resources in {time.perf_counter() - started:.1f} s.")
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(search_reindex_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(stats_group)

@@ -260,3 +260,11 @@ def test_tokens_are_safe_for_both_databases() -> None:
     assert "uv" in tokens and "near" in tokens and "yali" in tokens and "ylj" in tokens
     assert search_index.resolve_measurand(" 压强 ") == "pressure"
     assert search_index.resolve_measurand("Sound pressure level") == "sound_pressure_level"
+
+
+def test_search_reindex_command(app: Any, db: Any, catalogue: dict[str, Any]) -> None:
+    db.session.execute(delete(SearchDoc))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["search-reindex"])
+    assert result.exit_code == 0 and "Indexed 9 resources" in result.output
+    assert catalogue["exact"].id in _ranked("压力")

@@ -35,8 +35,8 @@ class ResourceQuery(PageQuery):
     q: str | None = Field(
         None,
         max_length=100,
-        description="words, Chinese or English, each matched in the name, English name, model, "
-        "manufacturer, measurand or institute name",
+        description="words, Chinese, English or pinyin, each matched in the name, English "
+        "name, model, manufacturer, measurand (any of its names) or institute; ranked",
     )
     kind: ResourceKind | None = None
     field: MeasurementField | None = Field(None, description="measurement field")

@@ -9,9 +9,10 @@ from labshare.models.base import Base
 class SearchDoc(Base):
     """The search tokens of one lab or instrument (labshare/services/search_index.py).
 
-    ``tokens`` holds every token; PostgreSQL searches it through a GIN index on
-    ``to_tsvector('simple', tokens)``, SQLite through the FTS5 table ``search_fts``
-    that triggers keep in step with this one (both made by migration 0018).
+    ``tokens`` holds every token; PostgreSQL searches it through a GIN index on the
+    generated column ``tsv`` (made by the migration, not mapped), SQLite through
+    the FTS5 table ``search_fts`` that triggers keep in step with this one (both
+    made by migration 0018).
     ``name_tokens`` and ``measurand_tokens`` only rank the matches.
     """
 

@@ -22,8 +22,9 @@ tokens itself and the databases only look tokens up:
 
 The tokens live in ``search_doc`` (one row per resource), kept in step in the same
 transaction as the catalogue by a flush listener (``install``), and are searched
-through a GIN index on ``array_to_tsvector(string_to_array(tokens, ' '))`` on
-PostgreSQL and the FTS5 table ``search_fts`` on SQLite (migration 0018).
+through a GIN index on the generated column
+``tsv = array_to_tsvector(string_to_array(tokens, ' '))`` on PostgreSQL and the
+FTS5 table ``search_fts`` on SQLite (migration 0018).
 ``Query`` is parsed once and rendered for either (``match_ids``).
 """
 
@@ -34,7 +35,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -116,29 +117,39 @@ def _normal(value: str) -> str:
 def document_tokens(*texts: str | None) -> list[str]:
     """The tokens of a document made of ``texts`` (no duplicates, first-seen order)."""
     seen: dict[str, None] = {}
-
-    def add(token: str) -> None:
-        if token and len(token) <= MAX_TOKEN:
-            seen.setdefault(token, None)
-
     for raw in texts:
-        if not raw:
-            continue
-        value = _normal(raw)
-        for run in _CJK.findall(value):
-            syllables = _pinyin(run)
-            for i, char in enumerate(run):
-                add(_cjk_token(char))
-                if i + 1 < len(run):
-                    add(_cjk_token(run[i : i + 2]))
-                    if syllables:
-                        add(syllables[i] + syllables[i + 1])
-                        add(syllables[i][0] + syllables[i + 1][0])
-            if syllables and len(run) > 2:
-                add("".join(s[0] for s in syllables))
-        for word in _WORD.findall(_CJK.sub(" ", value)):
-            add(word)
+        if raw:
+            for token in _text_tokens(raw):
+                seen.setdefault(token, None)
     return list(seen)
+
+
+@lru_cache(maxsize=65536)
+def _run_tokens(run: str) -> tuple[str, ...]:
+    """The tokens of one run of Chinese characters (cached: catalogue names repeat,
+    and pypinyin costs about a millisecond a phrase)."""
+    out: list[str] = []
+    syllables = _pinyin(run)
+    for i, char in enumerate(run):
+        out.append(_cjk_token(char))
+        if i + 1 < len(run):
+            out.append(_cjk_token(run[i : i + 2]))
+            if syllables:
+                out.append(syllables[i] + syllables[i + 1])
+                out.append(syllables[i][0] + syllables[i + 1][0])
+    if syllables and len(run) > 2:
+        out.append("".join(s[0] for s in syllables))
+    return tuple(dict.fromkeys(t for t in out if len(t) <= MAX_TOKEN))
+
+
+@lru_cache(maxsize=65536)
+def _text_tokens(raw: str) -> tuple[str, ...]:
+    value = _normal(raw)
+    out: list[str] = []
+    for run in _CJK.findall(value):
+        out += _run_tokens(run)
+    out += (w for w in _WORD.findall(_CJK.sub(" ", value)) if len(w) <= MAX_TOKEN)
+    return tuple(dict.fromkeys(out))
 
 
 def _split_pinyin(word: str) -> list[str] | None:
@@ -238,23 +249,32 @@ class _TsQuery(UserDefinedType[str]):
         return cast(bindvalue, self)
 
 
-#: The indexed expression of migration 0018 (the planner matches it literally).
-PG_VECTOR = "array_to_tsvector(string_to_array(search_doc.tokens, ' '))"
+#: The stored, GIN-indexed tsvector of migration 0018 (PostgreSQL only: generated
+#: from ``tokens``, so no model column).
+PG_VECTOR = "search_doc.tsv"
 
 
 def match_ids(query: Query, dialect: str) -> Select[Any]:
-    """Ids of the resources whose tokens satisfy ``query`` (not empty)."""
+    """Ids of the resources whose tokens satisfy ``query`` (not empty).
+
+    ``OFFSET 0`` keeps the lookup a subquery of its own: pulled up into the outer
+    query, PostgreSQL walked resource in id order and tested ``tsv`` row by row
+    instead of one GIN bitmap scan (a one-character query's count: 65 ms against 16).
+    """
+    stmt: Select[Any]
     if dialect == "postgresql":
-        return select(SearchDoc.resource_id).where(
+        stmt = select(SearchDoc.resource_id).where(
             literal_column(PG_VECTOR).op("@@")(
                 bindparam("search_tsquery", _tsquery(query), type_=_TsQuery())
             )
         )
-    return (
-        select(literal_column("rowid").label("resource_id"))
-        .select_from(text("search_fts"))
-        .where(text("search_fts MATCH :search_fts").bindparams(search_fts=_fts5(query)))
-    )
+    else:
+        stmt = (
+            select(literal_column("rowid").label("resource_id"))
+            .select_from(text("search_fts"))
+            .where(text("search_fts MATCH :search_fts").bindparams(search_fts=_fts5(query)))
+        )
+    return stmt.offset(0)
 
 
 def _has(column: Any, query: Query) -> ColumnElement[bool]:
