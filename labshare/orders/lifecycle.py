@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import secrets
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -48,6 +49,10 @@ SHORT_MAX = 100
 NOTES_MAX = 2000
 REASON_MAX = 500
 CENT = Decimal("0.01")
+#: The money columns are NUMERIC(12, 2): larger would overflow on PostgreSQL.
+MAX_MONEY = Decimal("9999999999.99")
+#: Ids are 32-bit INTEGER columns; a larger one names no row (and SQLite cannot bind it).
+MAX_ID = 2**31 - 1
 
 
 class Actor(enum.StrEnum):
@@ -112,6 +117,7 @@ class ItemInput:
 
 def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
     text = (value or "").strip()
+    check_no_control(text, field)
     if not text:
         if required:
             raise ValidationFailed(_l("This field is required."), field=field)
@@ -119,6 +125,13 @@ def _text(value: str | None, field: str, limit: int, *, required: bool = False) 
     if len(text) > limit:
         raise ValidationFailed(_l("At most %(n)d characters are allowed.", n=limit), field=field)
     return text
+
+
+def check_no_control(text: str, field: str) -> None:
+    """PostgreSQL refuses a NUL in text; no other control character belongs in an
+    order either (line breaks and tabs in notes do)."""
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
+        raise ValidationFailed(_l("Control characters are not allowed."), field=field)
 
 
 def _money(value: Decimal) -> Decimal:
@@ -213,7 +226,7 @@ def create_order(
     """A new ``submitted`` order of ``user``'s company at one institute."""
     if not (user.active and user.role == Role.SME and user.company_id is not None):
         raise NotAllowed(_l("Only members of a company can send items."))
-    institute = db.session.get(Institute, institute_id)
+    institute = db.session.get(Institute, institute_id) if 1 <= institute_id <= MAX_ID else None
     if institute is None or not institute.active:
         raise ValidationFailed(_l("No such institute."), field="institute_id")
     try:
@@ -230,7 +243,11 @@ def create_order(
         raise ValidationFailed(
             _l("An order may have at most %(n)d items; split it.", n=MAX_ITEMS), field="items"
         )
-    offering_ids = {i.offering_id for i in items if isinstance(i.offering_id, int)}
+    offering_ids = {
+        i.offering_id
+        for i in items
+        if isinstance(i.offering_id, int) and 1 <= i.offering_id <= MAX_ID
+    }
     offerings = {
         o.id: o
         for o in db.session.scalars(
@@ -334,6 +351,11 @@ def accept_order(
         item.fee_waived = _money(item.fee * item.offering.fee_waiver_percent / 100)
         total += item.fee
         waived += item.fee_waived
+        if item.fee > MAX_MONEY or total > MAX_MONEY:
+            raise ValidationFailed(
+                _l("The order's fees add up to more than %(n)s.", n=MAX_MONEY),
+                field=f"fees.{item.id}",
+            )
     _move(order, actor, "accept", data={"fee": str(total), "promised_date": str(promised_date)})
     order.fee, order.fee_waived = total, waived
     order.promised_date = promised_date
