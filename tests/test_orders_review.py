@@ -4,6 +4,7 @@ money columns. Each is a clear error naming the field, nothing written."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -14,9 +15,9 @@ from sqlalchemy import func, select
 from labshare.extensions import db
 from labshare.models import ServiceOffering, ServiceOrder
 from labshare.timeutil import set_clock
-from tests.orders_support import NOW, item, order_env
+from tests.orders_support import NOW, item, make_pdf, order_env
 from tests.test_api_support import bearer, error_of, signed_in
-from tests.test_orders_api import BASE, create, post
+from tests.test_orders_api import BASE, complete, create, post
 
 BIG = 2**70
 
@@ -154,3 +155,35 @@ def test_fees_beyond_the_money_columns_are_refused(client: Any, env: SimpleNames
     db.session.expire_all()
     order = db.session.get(ServiceOrder, oid)
     assert order.status.value == "submitted" and order.fee == 0
+
+
+@pytest.mark.parametrize("interval", ["²", "1²", "-3", "x"])
+def test_an_odd_interval_is_a_clear_error(
+    app: Any, client: Any, env: SimpleNamespace, interval: str
+) -> None:
+    oid = create(client, env).get_json()["id"]
+    assert (
+        post(client, env.staff, f"/{oid}/accept", json={"promised_date": "2030-01-20"}).status_code
+        == 200
+    )
+    assert post(client, env.staff, f"/{oid}/receive", json={}).status_code == 200
+    assert post(client, env.staff, f"/{oid}/start").status_code == 200
+    order = db.session.get(ServiceOrder, oid)
+    item_id = order.items[0].id
+    r = complete(client, env.staff, oid, item_id, interval_months=interval)
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
+    assert error_of(r)["field"] == "interval_months"
+    staff = signed_in(app, env.staff)
+    r = staff.post(
+        f"/orders/{oid}/items/{item_id}/complete",
+        data={
+            "result": "calibrated",
+            "certificate_number": "R-1",
+            "interval_months": interval,
+            "file": (io.BytesIO(make_pdf()), "c.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 422
+    db.session.expire_all()
+    assert db.session.get(ServiceOrder, oid).items[0].completed_at is None

@@ -49,11 +49,15 @@ def upload_from_request() -> Upload:
     raw_interval = (form.get("interval_months") or "").strip()
     interval: int | None = None
     if raw_interval:
-        if not raw_interval.isdigit():
+        # str.isdigit() also takes "²", which int() refuses: ask int() itself.
+        try:
+            interval = int(raw_interval) if raw_interval.isdecimal() else None
+        except ValueError:
+            interval = None
+        if interval is None:
             raise ValidationFailed(
                 _l("The interval is from 1 to 120 months."), field="interval_months"
             )
-        interval = int(raw_interval)
     file = files.get("file")
     data: bytes | None = None
     if file is not None and (file.filename or file.content_length):
