@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from labshare.extensions import db
-from labshare.models import ServiceOffering, ServiceOrder
+from labshare.models import CompanyStatus, ServiceOffering, ServiceOrder
 from labshare.timeutil import set_clock
 from tests.orders_support import NOW, item, make_pdf, order_env
 from tests.test_api_support import bearer, error_of, signed_in
@@ -187,3 +187,26 @@ def test_an_odd_interval_is_a_clear_error(
     assert r.status_code == 422
     db.session.expire_all()
     assert db.session.get(ServiceOrder, oid).items[0].completed_at is None
+
+
+@pytest.mark.parametrize("status", [CompanyStatus.PENDING, CompanyStatus.REJECTED])
+def test_an_unconfirmed_company_cannot_order(
+    app: Any, client: Any, env: SimpleNamespace, status: CompanyStatus
+) -> None:
+    env.sme.company.status = status
+    db.session.commit()
+    r = create(client, env)
+    assert r.status_code == 403, r.get_data(as_text=True)[:300]
+    sme = signed_in(app, env.sme)
+    r = sme.post(
+        "/orders/new",
+        data={
+            "institute_id": env.institute.id,
+            "delivery": "drop_off",
+            "items-0-offering_id": env.offering.id,
+            "items-0-name": "x",
+            "items-0-quantity": "1",
+        },
+    )
+    assert r.status_code == 403
+    assert _orders() == 0

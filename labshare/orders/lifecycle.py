@@ -38,6 +38,7 @@ from labshare.models import (
 from labshare.orders import notices
 from labshare.orders.storage import certificate_store
 from labshare.services import audit
+from labshare.services.companies import booking_refusal
 from labshare.services.permissions import can_view_tenant, is_member_of_company, is_staff_of
 from labshare.timeutil import to_local, utcnow
 
@@ -226,6 +227,10 @@ def create_order(
     """A new ``submitted`` order of ``user``'s company at one institute."""
     if not (user.active and user.role == Role.SME and user.company_id is not None):
         raise NotAllowed(_l("Only members of a company can send items."))
+    # As for bookings: a company nobody has vouched for yet may read, not order.
+    refusal = booking_refusal(user.company)
+    if refusal is not None:
+        raise refusal
     institute = db.session.get(Institute, institute_id) if 1 <= institute_id <= MAX_ID else None
     if institute is None or not institute.active:
         raise ValidationFailed(_l("No such institute."), field="institute_id")
