@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, ValidationFailed
@@ -497,13 +498,21 @@ def complete_item(
         raise ValidationFailed(
             _l("This certificate number is in use already."), field="certificate_number"
         )
-    key, digest = certificate_store().save(pdf)
     now = utcnow()
     item.result = outcome
     item.certificate_number = number
     item.verification_code = _new_verification_code()
-    item.certificate_key, item.certificate_sha256 = key, digest
     item.completed_at, item.completed_by_id = now, actor.id
+    # Another order's item may take the same number in a concurrent transaction: the
+    # unique index decides, before any file is stored.
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:
+        raise ValidationFailed(
+            _l("This certificate number is in use already."), field="certificate_number"
+        ) from None
+    item.certificate_key, item.certificate_sha256 = certificate_store().save(pdf)
     months = interval_months if interval_months is not None else item.interval_months
     item.interval_months = months
     if (
