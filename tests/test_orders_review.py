@@ -210,3 +210,36 @@ def test_an_unconfirmed_company_cannot_order(
     )
     assert r.status_code == 403
     assert _orders() == 0
+
+
+def test_a_member_who_left_hears_no_more_of_the_companys_order(
+    client: Any, env: SimpleNamespace
+) -> None:
+    from labshare.models import Notification
+    from labshare.orders import lifecycle
+
+    oid = create(client, env).get_json()["id"]
+    env.sme.active = False  # removed from the company by its administrator
+    db.session.commit()
+    order = db.session.get(ServiceOrder, oid)
+    lifecycle.accept_order(order, env.staff, promised_date=NOW.date())
+    db.session.commit()
+    to = db.session.scalars(
+        select(Notification.user_id).where(Notification.kind == "order_accepted")
+    ).all()
+    assert to == [env.colleague.id]
+
+
+def test_the_reminder_reaches_the_company_after_the_orderer_left(env: SimpleNamespace) -> None:
+    from labshare.models import Notification
+    from labshare.orders.reminders import send_recalibration_reminders
+    from tests.orders_support import completed_order
+
+    completed_order(env, months=1)
+    env.sme.active = False
+    db.session.commit()
+    assert send_recalibration_reminders()["reminded"]
+    to = db.session.scalars(
+        select(Notification.user_id).where(Notification.kind == "recalibration_reminder")
+    ).all()
+    assert to == [env.colleague.id]
