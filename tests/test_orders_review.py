@@ -243,3 +243,11 @@ def test_the_reminder_reaches_the_company_after_the_orderer_left(env: SimpleName
         select(Notification.user_id).where(Notification.kind == "recalibration_reminder")
     ).all()
     assert to == [env.colleague.id]
+
+
+@pytest.mark.parametrize("raw", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])
+def test_the_orders_csv_keeps_formula_like_text_as_text(raw: str) -> None:
+    from labshare.orders.export import _csv
+
+    assert _csv(raw) == "'" + raw
+    assert _csv(-5) == -5 and _csv("ok") == "ok"
