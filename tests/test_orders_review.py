@@ -251,3 +251,18 @@ def test_the_orders_csv_keeps_formula_like_text_as_text(raw: str) -> None:
 
     assert _csv(raw) == "'" + raw
     assert _csv(-5) == -5 and _csv("ok") == "ok"
+
+
+@pytest.mark.parametrize(
+    "key", ["0" * 32 + ".pdf\n", "../" + "0" * 29 + ".pdf", "0" * 32 + ".PDF", "/etc/passwd"]
+)
+def test_the_store_refuses_keys_it_did_not_make(tmp_path: Any, key: str) -> None:
+    from labshare.orders.storage import LocalCertificateStore
+
+    store = LocalCertificateStore(tmp_path)
+    made, _digest = store.save(b"%PDF-1.4 x")
+    assert store.load(made) == b"%PDF-1.4 x"
+    with pytest.raises(KeyError):
+        store.load(key)
+    with pytest.raises(KeyError):
+        store.delete(key)
