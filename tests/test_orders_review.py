@@ -266,3 +266,19 @@ def test_the_store_refuses_keys_it_did_not_make(tmp_path: Any, key: str) -> None
         store.load(key)
     with pytest.raises(KeyError):
         store.delete(key)
+
+
+def test_a_missing_certificate_file_is_not_found_not_a_500(
+    app: Any, client: Any, env: SimpleNamespace
+) -> None:
+    from labshare.orders.storage import certificate_store
+    from tests.orders_support import completed_order
+
+    order = completed_order(env)
+    db.session.commit()
+    item_obj = order.items[0]
+    certificate_store().delete(item_obj.certificate_key)
+    r = client.get(f"{BASE}/{order.id}/items/{item_obj.id}/certificate", headers=bearer(env.sme))
+    assert r.status_code == 404
+    sme = signed_in(app, env.sme)
+    assert sme.get(f"/orders/{order.id}/items/{item_obj.id}/certificate").status_code == 404
