@@ -282,3 +282,16 @@ def test_a_missing_certificate_file_is_not_found_not_a_500(
     assert r.status_code == 404
     sme = signed_in(app, env.sme)
     assert sme.get(f"/orders/{order.id}/items/{item_obj.id}/certificate").status_code == 404
+
+
+def test_the_new_messages_in_chinese(client: Any, env: SimpleNamespace) -> None:
+    env.sme.locale = "zh_CN"
+    env.staff.locale = "zh_CN"
+    db.session.commit()
+    r = create(client, env, notes="a\x00")
+    assert error_of(r)["message"] == "不允许使用控制字符。"
+    env.offering.fee = Decimal("1000000000.00")
+    db.session.commit()
+    oid = create(client, env, items=[item(env.offering, quantity=10_000)]).get_json()["id"]
+    r = post(client, env.staff, f"/{oid}/accept", json={"promised_date": "2030-01-20"})
+    assert error_of(r)["message"].startswith("订单费用合计超过")
