@@ -3,6 +3,7 @@ two items complete the order once; two accepting it at once, one wins, one gets 
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -98,3 +99,52 @@ def test_two_accepts_one_wins(app: Any, env: SimpleNamespace) -> None:
         )
     )
     assert accepts == 1
+
+
+def test_two_orders_race_for_one_certificate_number(app: Any, env: SimpleNamespace) -> None:
+    """Two staff give items of two orders the same number at once: one keeps it, the
+    other is told so (not a 500), and only one file is stored."""
+    from labshare.errors import ValidationFailed
+    from labshare.models import ServiceOrderItem
+
+    oids = [_order(env), _order(env)]
+    for oid in oids:
+        order = db.session.get(ServiceOrder, oid)
+        assert order is not None
+        lifecycle.accept_order(order, env.staff, promised_date=NOW.date())
+        lifecycle.receive_order(order, env.staff)
+        lifecycle.start_order(order, env.staff)
+    db.session.commit()
+    item_ids = [db.session.get(ServiceOrder, oid).items[0].id for oid in oids]  # type: ignore[union-attr]
+    staff_id = env.staff.id
+    db.session.remove()
+
+    def step(n: int) -> Any:
+        def prepare() -> Any:
+            o = db.session.get(ServiceOrder, oids[n])
+            user = db.session.get(User, staff_id)
+            return lambda: lifecycle.complete_item(
+                o,  # type: ignore[arg-type]
+                item_ids[n],
+                user,  # type: ignore[arg-type]
+                result="conforming",
+                certificate_number="DUP-1",
+                pdf=make_pdf(),
+            )
+
+        return prepare
+
+    root = Path(
+        app.config.get("CERTIFICATE_DIR") or Path(app.config["INSTANCE_DIR"]) / "certificates"
+    )
+    before = set(root.rglob("*.pdf"))
+    outcomes = race(app, [step(0), step(1)])
+    errors = [o.error for o in outcomes if not o.ok]
+    assert len(errors) == 1 and isinstance(errors[0], ValidationFailed), errors
+    keys = db.session.scalars(
+        select(ServiceOrderItem.certificate_key).where(
+            ServiceOrderItem.certificate_key.is_not(None)
+        )
+    ).all()
+    assert len(keys) == 1
+    assert len(set(root.rglob("*.pdf")) - before) == 1

@@ -188,7 +188,7 @@ class VerifyOut(ResponseModel):
 
 
 def load_order(user: User, order_id: int) -> ServiceOrder:
-    order = db.session.get(ServiceOrder, order_id)
+    order = db.session.get(ServiceOrder, order_id) if order_id <= lifecycle.MAX_ID else None
     if order is None or not lifecycle.visible_to(order, user):
         raise NotFound(_("No service order %(id)s.", id=order_id))
     return order

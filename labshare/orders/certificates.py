@@ -87,6 +87,8 @@ def verify(number: str, code: str) -> Verification:
     and a wrong code give the same answer, compared in constant time."""
     number = (number or "").strip()[:100]
     code = (code or "").strip().upper()[:32]
+    # PostgreSQL refuses a NUL in a text parameter; no certificate number has one.
+    number, code = number.replace("\x00", ""), code.replace("\x00", "")
     row = db.session.execute(
         select(ServiceOrderItem, Institute)
         .join(ServiceOrder, ServiceOrder.id == ServiceOrderItem.order_id)

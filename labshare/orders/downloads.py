@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -49,11 +49,15 @@ def upload_from_request() -> Upload:
     raw_interval = (form.get("interval_months") or "").strip()
     interval: int | None = None
     if raw_interval:
-        if not raw_interval.isdigit():
+        # str.isdigit() also takes "²", which int() refuses: ask int() itself.
+        try:
+            interval = int(raw_interval) if raw_interval.isdecimal() else None
+        except ValueError:
+            interval = None
+        if interval is None:
             raise ValidationFailed(
                 _l("The interval is from 1 to 120 months."), field="interval_months"
             )
-        interval = int(raw_interval)
     file = files.get("file")
     data: bytes | None = None
     if file is not None and (file.filename or file.content_length):
@@ -74,7 +78,13 @@ def certificate_response(order: ServiceOrder, item_id: int) -> Response:
     item = next((i for i in order.items if i.id == item_id), None)
     if item is None or item.certificate_key is None:
         raise NotFound(_l("No certificate for this item."))
-    data = certificate_store().load(item.certificate_key)
+    try:
+        data = certificate_store().load(item.certificate_key)
+    except (KeyError, FileNotFoundError):
+        # The row outlived its file (a restore without the files, a cleaned folder):
+        # the user can do nothing about it, and no path goes into the answer.
+        current_app.logger.error("certificate file missing for item %s", item.id)
+        raise NotFound(_l("No certificate for this item.")) from None
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", item.certificate_number or f"item-{item.id}")
     response = Response(data, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{safe}.pdf"'

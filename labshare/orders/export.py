@@ -17,6 +17,7 @@ from labshare.extensions import db
 from labshare.labels import label
 from labshare.models import Company, Institute, ServiceOrder, ServiceOrderItem
 from labshare.orders.labels import order_label
+from labshare.safety import spreadsheet_text
 from labshare.services.stats import Period, Scope, zone_groups
 from labshare.timeutil import to_local
 
@@ -129,8 +130,9 @@ def _csv(value: Any) -> Any:
         return value.strftime("%Y-%m-%d %H:%M")
     if value is None:
         return ""
+    if isinstance(value, (int, float)):
+        return value
+    # A cell that a spreadsheet reads as a formula (a tab or CR start too): keep it text.
     text = str(value)
-    # A cell starting with = + - @ is a formula to a spreadsheet: keep it text.
-    if text[:1] in ("=", "+", "-", "@") and not isinstance(value, (int, float)):
-        return "'" + text
-    return value
+    guarded = spreadsheet_text(text)
+    return guarded if guarded != text else value

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import secrets
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, ValidationFailed
@@ -37,6 +39,7 @@ from labshare.models import (
 from labshare.orders import notices
 from labshare.orders.storage import certificate_store
 from labshare.services import audit
+from labshare.services.companies import booking_refusal
 from labshare.services.permissions import can_view_tenant, is_member_of_company, is_staff_of
 from labshare.timeutil import to_local, utcnow
 
@@ -48,6 +51,10 @@ SHORT_MAX = 100
 NOTES_MAX = 2000
 REASON_MAX = 500
 CENT = Decimal("0.01")
+#: The money columns are NUMERIC(12, 2): larger would overflow on PostgreSQL.
+MAX_MONEY = Decimal("9999999999.99")
+#: Ids are 32-bit INTEGER columns; a larger one names no row (and SQLite cannot bind it).
+MAX_ID = 2**31 - 1
 
 
 class Actor(enum.StrEnum):
@@ -112,6 +119,7 @@ class ItemInput:
 
 def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
     text = (value or "").strip()
+    check_no_control(text, field)
     if not text:
         if required:
             raise ValidationFailed(_l("This field is required."), field=field)
@@ -119,6 +127,13 @@ def _text(value: str | None, field: str, limit: int, *, required: bool = False) 
     if len(text) > limit:
         raise ValidationFailed(_l("At most %(n)d characters are allowed.", n=limit), field=field)
     return text
+
+
+def check_no_control(text: str, field: str) -> None:
+    """PostgreSQL refuses a NUL in text; no other control character belongs in an
+    order either (line breaks and tabs in notes do)."""
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
+        raise ValidationFailed(_l("Control characters are not allowed."), field=field)
 
 
 def _money(value: Decimal) -> Decimal:
@@ -213,7 +228,11 @@ def create_order(
     """A new ``submitted`` order of ``user``'s company at one institute."""
     if not (user.active and user.role == Role.SME and user.company_id is not None):
         raise NotAllowed(_l("Only members of a company can send items."))
-    institute = db.session.get(Institute, institute_id)
+    # As for bookings: a company nobody has vouched for yet may read, not order.
+    refusal = booking_refusal(user.company)
+    if refusal is not None:
+        raise refusal
+    institute = db.session.get(Institute, institute_id) if 1 <= institute_id <= MAX_ID else None
     if institute is None or not institute.active:
         raise ValidationFailed(_l("No such institute."), field="institute_id")
     try:
@@ -230,7 +249,11 @@ def create_order(
         raise ValidationFailed(
             _l("An order may have at most %(n)d items; split it.", n=MAX_ITEMS), field="items"
         )
-    offering_ids = {i.offering_id for i in items if isinstance(i.offering_id, int)}
+    offering_ids = {
+        i.offering_id
+        for i in items
+        if isinstance(i.offering_id, int) and 1 <= i.offering_id <= MAX_ID
+    }
     offerings = {
         o.id: o
         for o in db.session.scalars(
@@ -334,6 +357,11 @@ def accept_order(
         item.fee_waived = _money(item.fee * item.offering.fee_waiver_percent / 100)
         total += item.fee
         waived += item.fee_waived
+        if item.fee > MAX_MONEY or total > MAX_MONEY:
+            raise ValidationFailed(
+                _l("The order's fees add up to more than %(n)s.", n=MAX_MONEY),
+                field=f"fees.{item.id}",
+            )
     _move(order, actor, "accept", data={"fee": str(total), "promised_date": str(promised_date)})
     order.fee, order.fee_waived = total, waived
     order.promised_date = promised_date
@@ -470,13 +498,21 @@ def complete_item(
         raise ValidationFailed(
             _l("This certificate number is in use already."), field="certificate_number"
         )
-    key, digest = certificate_store().save(pdf)
     now = utcnow()
     item.result = outcome
     item.certificate_number = number
     item.verification_code = _new_verification_code()
-    item.certificate_key, item.certificate_sha256 = key, digest
     item.completed_at, item.completed_by_id = now, actor.id
+    # Another order's item may take the same number in a concurrent transaction: the
+    # unique index decides, before any file is stored.
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:
+        raise ValidationFailed(
+            _l("This certificate number is in use already."), field="certificate_number"
+        ) from None
+    item.certificate_key, item.certificate_sha256 = certificate_store().save(pdf)
     months = interval_months if interval_months is not None else item.interval_months
     item.interval_months = months
     if (

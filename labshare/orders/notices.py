@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import select
 
+from labshare.extensions import db
 from labshare.models import Notification, Role, ServiceOrder, ServiceOrderItem, User
 from labshare.services import notify
+from labshare.services.permissions import is_member_of_company
 
 #: Who hears of each order event.
 ORDER_EVENTS = {
@@ -21,6 +24,27 @@ ORDER_EVENTS = {
     "returned": "company",
     "collected": "company",
 }
+
+
+def _company_recipients(order: ServiceOrder) -> list[User]:
+    """Whoever placed the order, while still an active member of its company; once
+    they have left it, the company's administrators (or, with none, its members):
+    the news and the certificates are the company's, not a former employee's."""
+    if is_member_of_company(order.user, order.company_id):
+        return [order.user]
+    members = list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.company_id == order.company_id,
+                User.role == Role.SME,
+                User.active.is_(True),
+            )
+            .order_by(User.id)
+        )
+    )
+    admins = [u for u in members if u.company_admin]
+    return admins or members
 
 
 def _institute_name(order: ServiceOrder, locale: str) -> str:
@@ -50,7 +74,7 @@ def order_event(order: ServiceOrder, event: str) -> list[Notification]:
     audience = ORDER_EVENTS[event]
     recipients: list[User] = []
     if audience in ("company", "both"):
-        recipients.append(order.user)
+        recipients.extend(_company_recipients(order))
     if audience in ("staff", "both"):
         recipients.extend(u for u in notify._staff_of(order.institute_id) if u not in recipients)
     queued: list[Notification] = []
@@ -87,7 +111,13 @@ def recalibration_reminder(item: ServiceOrderItem) -> Notification | None:
     """Tell the company an item is due for calibration or verification again, with a
     link to order the same items again."""
     order = item.order
-    user = order.user
+    note: Notification | None = None
+    for user in _company_recipients(order):
+        note = _reminder_to(user, order, item) or note
+    return note
+
+
+def _reminder_to(user: User, order: ServiceOrder, item: ServiceOrderItem) -> Notification | None:
     locale = notify._locale_of(user)
     with force_locale(locale):
         subject = _(
@@ -109,5 +139,6 @@ def recalibration_reminder(item: ServiceOrderItem) -> Notification | None:
         body_text=text,
         body_html=html,
         # The order's id leads, so the in-app list can link to "order again".
-        dedupe_key=f"recalibration:{order.id}:{item.id}:{item.due_date}",
+        dedupe_key=f"recalibration:{order.id}:{item.id}:{item.due_date}"
+        + ("" if user.id == order.user_id else f":{user.id}"),
     )

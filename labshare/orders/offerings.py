@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Field, OrderServiceType, ServiceOffering, User
+from labshare.orders.lifecycle import MAX_ID, check_no_control
 from labshare.services import audit
 from labshare.services.permissions import is_staff_of
 
@@ -61,6 +62,8 @@ def create_offering(
             _l("Choose verification, calibration or testing."), field="service_type"
         ) from None
     text = (name or "").strip()
+    for value, what in ((text, "name"), (name_en or "", "name_en"), (procedure or "", "procedure")):
+        check_no_control(value, what)
     if not text or len(text) > 200:
         raise ValidationFailed(_l("Give a name of at most 200 characters."), field="name")
     try:
@@ -91,7 +94,7 @@ def set_active(offering_id: int, actor: User, active: bool) -> ServiceOffering:
     """Withdraw a service from the catalogue (orders already placed keep it) or offer
     it again."""
     institute_id = _staff_institute(actor)
-    offering = db.session.get(ServiceOffering, offering_id)
+    offering = db.session.get(ServiceOffering, offering_id) if 1 <= offering_id <= MAX_ID else None
     if offering is None or offering.institute_id != institute_id:
         raise NotFound(_l("No such service."))
     offering.active = active

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from flask import current_app
 
-_KEY = re.compile(r"^[0-9a-f]{32}\.pdf$")
+_KEY = re.compile(r"[0-9a-f]{32}\.pdf")
 
 
 class CertificateStore(Protocol):
@@ -33,7 +33,7 @@ class LocalCertificateStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):  # not match(): "$" would let a trailing newline in
             raise KeyError(key)
         return self.root / key[:2] / key
 

@@ -60,7 +60,7 @@ def _user() -> Any:
 
 
 def order_or_404(order_id: int) -> ServiceOrder:
-    order = db.session.get(ServiceOrder, order_id)
+    order = db.session.get(ServiceOrder, order_id) if order_id <= lifecycle.MAX_ID else None
     if order is None or not lifecycle.visible_to(order, _user()):
         raise NotFound(_("No service order %(id)s.", id=order_id))
     return order
