@@ -56,7 +56,6 @@ from labshare.models import (
     OpeningPeriod,
     Qualification,
     Resource,
-    ResourceKind,
     Role,
     User,
     WaitlistEntry,
@@ -438,20 +437,7 @@ def create(
     if status == BookingStatus.APPROVED and threshold is not None and noted >= threshold:
         status = BookingStatus.PENDING
         held_reason = f"no-show record {noted} >= threshold {threshold}: needs approval"
-    booking = Booking(
-        resource_id=resource.id,
-        resource_kind=ResourceKind(resource.kind),
-        institute_id=resource.institute_id,
-        company_id=company_id,
-        user_id=booker.id,
-        start_at=request.start,
-        end_at=request.end,
-        status=status,
-        purpose=request.purpose,
-        samples=request.samples,
-        fee=fee,
-        fee_waived=waived,
-    )
+    booking = bookings.new_booking(resource, booker, request, company_id, status, fee, waived)
     booking.group_id = None
     if status == BookingStatus.APPROVED:
         booking.decided_at = now

@@ -495,6 +495,32 @@ def check_slot(
     return rules
 
 
+def new_booking(
+    resource: Resource,
+    booker: User,
+    request: BookingRequest,
+    company_id: int,
+    status: BookingStatus,
+    fee: Decimal,
+    waived: Decimal,
+) -> Booking:
+    """The booking row both write paths insert (resource kind and institute copied)."""
+    return Booking(
+        resource_id=resource.id,
+        resource_kind=ResourceKind(resource.kind),
+        institute_id=resource.institute_id,
+        company_id=company_id,
+        user_id=booker.id,
+        start_at=request.start,
+        end_at=request.end,
+        status=status,
+        purpose=request.purpose,
+        samples=request.samples,
+        fee=fee,
+        fee_waived=waived,
+    )
+
+
 def book_locked(
     resource: Resource,
     booker: User,
@@ -524,20 +550,7 @@ def book_locked(
             status = BookingStatus.PENDING
             held_reason = f"no-show record {count} >= threshold {threshold}: needs approval"
     # -- end booking policies --
-    booking = Booking(
-        resource_id=resource.id,
-        resource_kind=ResourceKind(resource.kind),
-        institute_id=resource.institute_id,
-        company_id=company_id,
-        user_id=booker.id,
-        start_at=request.start,
-        end_at=request.end,
-        status=status,
-        purpose=request.purpose,
-        samples=request.samples,
-        fee=fee,
-        fee_waived=waived,
-    )
+    booking = new_booking(resource, booker, request, company_id, status, fee, waived)
     if pending:  # booking groups: one member needs approval, so all wait for it
         status = booking.status = BookingStatus.PENDING
     booking.group_id = group_id  # booking groups
