@@ -27,8 +27,8 @@ DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/labshare_bench"
 def child(url: str, fmt: str, start: str, end: str, out: str) -> None:
     from config import DevelopmentConfig
     from labshare import create_app
-    from labshare.services import export
-    from labshare.services.stats import Period, Scope
+    from labshare.campaign import export
+    from labshare.campaign.stats import Period, Scope
 
     app = create_app(
         DevelopmentConfig,

@@ -106,7 +106,7 @@ FIELD_EN = {
     "optical": "Optical",
 }
 
-# Fallback when labshare.services.capability.to_base is not there: factor (and offset)
+# Fallback when labshare.catalogue.capability.to_base is not there: factor (and offset)
 # to the measurand's SI base unit.
 UNIT_TO_BASE: dict[str, tuple[float, float]] = {
     "mm": (1e-3, 0),
@@ -213,7 +213,7 @@ def to_base_function() -> Callable[[float, str, str], float]:
         return (value + offset) * factor if offset else value * factor
 
     try:
-        from labshare.services.capability import to_base
+        from labshare.catalogue.capability import to_base
     except ImportError:
         return table
 
@@ -301,8 +301,8 @@ def aggregate(url: str) -> None:
     stored rows that are not there."""
     from config import DevelopmentConfig
     from labshare import create_app
+    from labshare.campaign import stats_store
     from labshare.extensions import db
-    from labshare.services import stats_store
 
     app = create_app(
         DevelopmentConfig,
@@ -546,7 +546,7 @@ class Generator:
         return resource, lab, instrument, opening, rules, closure, lab_field  # type: ignore[return-value]
 
     def company_rows(self) -> Iterator[tuple[Any, ...]]:
-        from labshare.services.credit_code import make_credit_code
+        from labshare.accounts.credit_code import make_credit_code
 
         rng = self.rng
         created = self.now - dt.timedelta(days=500)
@@ -930,7 +930,7 @@ def generate(url: str, args: argparse.Namespace) -> None:
                 )
         # The bulk rows bypassed the ORM, so the search index is built once here (the
         # triggers that keep SQLite's FTS5 table in step are back by now).
-        from labshare.services.search_index import rebuild
+        from labshare.catalogue.search_index import rebuild
 
         timer.lap("search index", rebuild(conn))
     timer.lap("commit")

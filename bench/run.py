@@ -227,10 +227,10 @@ def capture_sql(app: Any) -> Iterator[Captured]:
 
 
 def bench_availability(app: Any, sample: Sample, args: argparse.Namespace) -> dict[str, Any]:
+    from labshare.booking.availability import availability
+    from labshare.booking.calendar_cache import cache, calendar_document
     from labshare.extensions import db
     from labshare.models import Resource
-    from labshare.services.availability import availability
-    from labshare.services.calendar_cache import cache, calendar_document
 
     rng = random.Random(7)
     out: dict[str, Any] = {}
@@ -338,9 +338,9 @@ class PathPlan:
 def explain_paths(app: Any, sample: Sample) -> list[PathPlan]:
     """Every SQL statement the measured paths send: how often, how long one run of
     it takes, its plan, and whether it reads the whole bookings table."""
+    from labshare.booking.availability import availability
     from labshare.extensions import db
     from labshare.models import Resource
-    from labshare.services.availability import availability
 
     rid = sample.busiest[0]
     start = week_starts(random.Random(1), 1)[0]
@@ -873,9 +873,9 @@ def issue_tokens(app: Any, emails: list[str]) -> list[str]:
     """Bearer tokens issued directly (POST /auth/token would spend a scrypt check each)."""
     from sqlalchemy import select
 
+    from labshare.accounts.tokens import issue_login_token
     from labshare.extensions import db
     from labshare.models import User
-    from labshare.services.tokens import issue_login_token
 
     with app.app_context():
         users = db.session.scalars(select(User).where(User.email.in_(emails))).all()
@@ -929,8 +929,8 @@ def bench_http_bookings(
 def statements_per_request(app: Any, sample: Sample) -> dict[str, float]:
     """SQL statements sent by one booking creation (the API, in-process) and by a
     calendar's first render and its cache hit (the API's path)."""
+    from labshare.booking.calendar_cache import cache, calendar_document
     from labshare.extensions import db
-    from labshare.services.calendar_cache import cache, calendar_document
 
     out: dict[str, float] = {}
     slots = free_slots(app, 20)

@@ -78,9 +78,9 @@ def build(url: str, instance: Path, seconds: float) -> dict[str, Any]:
 
     from config import TestingConfig
     from labshare import create_app
+    from labshare.accounts.tokens import issue_login_token
     from labshare.extensions import db
     from labshare.models import BookingStatus, Resource, Role
-    from labshare.services.tokens import issue_login_token
     from labshare.timeutil import utcnow
     from tests import factories
 

@@ -24,7 +24,7 @@ TARGETS_MS = {
 
 
 def _last_month() -> str:
-    from labshare.services.stats import NATIONAL_ZONE
+    from labshare.campaign.stats import NATIONAL_ZONE
     from labshare.timeutil import to_local, utcnow
 
     today = to_local(utcnow(), NATIONAL_ZONE).date()
@@ -37,9 +37,9 @@ def bench_stats(
     """p50 (and min, max) of each measurement, and the calls for ``explain_calls``."""
     from sqlalchemy import func, select
 
+    from labshare.campaign import stats
     from labshare.extensions import db
     from labshare.models import Booking
-    from labshare.services import stats
 
     month = _last_month()
     period = stats.Period.month(month)

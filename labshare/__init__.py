@@ -85,25 +85,25 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
-    from labshare.services import search_index
+    from labshare.catalogue import search_index
 
     search_index.install()
 
 
 def register_blueprints(app: Flask) -> None:
-    from labshare.account import bp as account_bp
-    from labshare.admin import bp as admin_bp
     from labshare.api import bp as api_bp
-    from labshare.audit import bp as audit_bp
-    from labshare.auth import bp as auth_bp
-    from labshare.bookings import bp as bookings_bp
-    from labshare.bookings import notifications_bp
-    from labshare.catalogue import bp as catalogue_bp
-    from labshare.company import bp as company_bp
-    from labshare.main import bp as main_bp
-    from labshare.manage import bp as manage_bp
     from labshare.orders.views import bp as orders_bp
-    from labshare.reports import bp as reports_bp
+    from labshare.web.account import bp as account_bp
+    from labshare.web.admin import bp as admin_bp
+    from labshare.web.audit import bp as audit_bp
+    from labshare.web.auth import bp as auth_bp
+    from labshare.web.bookings import bp as bookings_bp
+    from labshare.web.bookings import notifications_bp
+    from labshare.web.catalogue import bp as catalogue_bp
+    from labshare.web.company import bp as company_bp
+    from labshare.web.main import bp as main_bp
+    from labshare.web.manage import bp as manage_bp
+    from labshare.web.reports import bp as reports_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
@@ -130,8 +130,8 @@ def register_cli(app: Flask) -> None:
     from labshare.backup_cli import register_backup_commands
     from labshare.cli import register_commands
     from labshare.jobs.cli import register_job_commands
-    from labshare.manage import register_import_command
-    from labshare.reports import register_export_command
+    from labshare.web.manage import register_import_command
+    from labshare.web.reports import register_export_command
 
     register_commands(app)
     register_job_commands(app)

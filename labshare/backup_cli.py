@@ -1,4 +1,4 @@
-"""``flask backup --out PATH`` and ``flask restore PATH`` (labshare/services/backup.py)."""
+"""``flask backup --out PATH`` and ``flask restore PATH`` (labshare/ops/backup.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 from flask import Flask, current_app
 
 from labshare.extensions import db
-from labshare.services import backup as service
+from labshare.ops import backup as service
 
 
 def register_backup_commands(app: Flask) -> None:

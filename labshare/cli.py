@@ -11,15 +11,15 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from labshare.accounts.accounts import create_user
+from labshare.accounts.credit_code import CreditCodeError, validate_credit_code
+from labshare.campaign import stats, stats_store
 from labshare.database import begin_write
 from labshare.demo.seed import demo_data_present, seed_demo
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.jobs.rollup import rollup
 from labshare.models import Company, Institute, Role
-from labshare.services import stats, stats_store
-from labshare.services.accounts import create_user
-from labshare.services.credit_code import CreditCodeError, validate_credit_code
 
 #: Service field names -> the option that supplies them.
 _OPTION_OF_FIELD = {
@@ -246,7 +246,7 @@ def stats_rebuild_command(start: str | None, end: str | None) -> None:
 def search_reindex_command() -> None:
     """Rebuild the search index of every lab and instrument (after rows were loaded
     around the application, e.g. by SQL)."""
-    from labshare.services.search_index import rebuild
+    from labshare.catalogue.search_index import rebuild
 
     started = time.perf_counter()
     begin_write()

@@ -36,9 +36,9 @@ from urllib.parse import parse_qsl
 from flask import Flask
 from werkzeug.http import parse_etags, quote_etag
 
+from labshare.booking import calendar_cache
+from labshare.booking.availability import _check_window
 from labshare.errors import ValidationFailed
-from labshare.services import calendar_cache
-from labshare.services.availability import _check_window
 from labshare.timeutil import parse_aware
 from labshare.web import ID_MAX, SECURITY_HEADERS
 

@@ -14,9 +14,9 @@ from flask import current_app, request
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
+from labshare.accounts.tokens import user_for_token
 from labshare.errors import DomainError
 from labshare.models import User
-from labshare.services.tokens import user_for_token
 
 DEFAULTS = {
     "RATELIMIT_LOGIN": "10/minute;100/hour",

@@ -39,13 +39,13 @@ def _warm() -> None:
     from babel.dates import format_date
     from sqlalchemy.orm import configure_mappers
 
+    from labshare.accounts.tokens import user_for_token
+    from labshare.booking import booking_path
+    from labshare.booking.calendar_cache import calendar_document
+    from labshare.booking.rules import DEFAULT
     from labshare.errors import DomainError
     from labshare.extensions import db
     from labshare.models import Instrument, User
-    from labshare.services import booking_path, groups, waitlist  # noqa: F401 - imported on use
-    from labshare.services.calendar_cache import calendar_document
-    from labshare.services.rules import DEFAULT
-    from labshare.services.tokens import user_for_token
 
     configure_mappers()
     for locale in ("zh_CN", "en"):

@@ -31,8 +31,8 @@ from sqlalchemy.engine import make_url
 
 from config import TestingConfig
 from labshare import create_app
+from labshare.booking.calendar_cache import cache_of
 from labshare.extensions import db as _db
-from labshare.services.calendar_cache import cache_of
 from labshare.timeutil import set_clock
 from tests import factories
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from labshare.accounts.credit_code import make_credit_code
 from labshare.extensions import db
 from labshare.models import (
     Booking,
@@ -26,7 +27,6 @@ from labshare.models import (
     Role,
     User,
 )
-from labshare.services.credit_code import make_credit_code
 
 PASSWORD = "correct horse battery staple"
 

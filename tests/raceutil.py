@@ -37,9 +37,9 @@ from typing import Generic, TypeVar
 
 from flask import Flask
 
+from labshare.booking.bookings import create_booking
 from labshare.extensions import db
 from labshare.models import Booking, Resource, User
-from labshare.services.bookings import create_booking
 
 T = TypeVar("T")
 

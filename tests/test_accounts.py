@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from labshare.accounts import accounts
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.models import AuditLog, Company, CompanySize, Role, User
-from labshare.services import accounts
 from tests.factories import PASSWORD
 
 GOOD_CODE = "914403001922038216"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from labshare.catalogue import institutes
 from labshare.errors import ValidationFailed
 from labshare.extensions import db as _db
 from labshare.models import AuditLog, Institute, InstituteKind, Role
-from labshare.services import institutes
 
 GOOD: dict[str, str] = {
     "code": "js-nim",

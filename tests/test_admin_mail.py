@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from labshare.errors import InvalidTransition, NotAllowed
+from labshare.messaging import mail
 from labshare.models import AuditLog, Notification, NotificationStatus, Role
-from labshare.services import mail
 
 
 def _note(db: Any, user: Any, key: str, status: NotificationStatus, **extra: Any) -> Notification:

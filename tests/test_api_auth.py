@@ -202,7 +202,7 @@ def test_personal_token_needs_a_name(db: Any, client: Any, login: Any, make_user
 def test_cannot_revoke_another_users_token(
     db: Any, client: Any, login: Any, make_user: Any
 ) -> None:
-    from labshare.services.tokens import create_personal_token
+    from labshare.accounts.tokens import create_personal_token
 
     owner = make_user(Role.SME)
     other = make_user(Role.SME)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from labshare.catalogue.capability import refresh_base_range
 from labshare.models import Booking, BookingStatus, Role, UsageRecord
-from labshare.services.capability import refresh_base_range
 from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
 from tests.test_api_support import END, NOW, START, bearer, check_schema, error_of

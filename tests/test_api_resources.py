@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from labshare.catalogue.capability import refresh_base_range
+from labshare.catalogue.search import AVAILABILITY_SCAN_LIMIT
 from labshare.extensions import db as _db
 from labshare.models import BookingStatus, Closure, Field, ResourceStatus, Role
-from labshare.services.capability import refresh_base_range
-from labshare.services.search import AVAILABILITY_SCAN_LIMIT
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 from tests.test_api_support import NOW, check_schema, error_of

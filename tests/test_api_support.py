@@ -9,9 +9,9 @@ import jsonschema
 from flask import Flask
 from flask.testing import FlaskClient
 
+from labshare.accounts.tokens import issue_login_token
 from labshare.extensions import db
 from labshare.models import User
-from labshare.services.tokens import issue_login_token
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
 #: Monday 2030-01-07, 09:00-11:00 in Shanghai: inside the default rules' horizon.

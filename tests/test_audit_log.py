@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from labshare.booking import bookings
 from labshare.extensions import db as _db
 from labshare.models import AuditLog, Role
-from labshare.services import audit, bookings
+from labshare.ops import audit
 from labshare.timeutil import set_clock
 from tests.test_api_support import NOW, bearer, check_schema, error_of, signed_in
 

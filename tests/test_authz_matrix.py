@@ -414,7 +414,7 @@ def world(
     )
     db.session.add_all([closure, note])
     db.session.flush()
-    from labshare.services import tokens
+    from labshare.accounts import tokens
 
     personal = tokens.create_personal_token(users["sme"], "matrix")
     invitation, secret, pending = _company_things(users["sme"])  # companies and members
@@ -443,8 +443,8 @@ def world(
 def _company_things(sme: Any) -> tuple[Any, str, Any]:
     """An open invitation of the SME's company, and a company waiting for
     confirmation (companies and members)."""
+    from labshare.accounts import companies
     from labshare.models import CompanyStatus
-    from labshare.services import companies
     from tests import factories
 
     issued = companies.invite("invited@example.com", actor=sme)

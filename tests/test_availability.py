@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event
 
+from labshare.booking.availability import MAX_WINDOW, Availability, Interval, availability
+from labshare.booking.bookings import create_booking
 from labshare.errors import ValidationFailed
 from labshare.models import BookingStatus, Closure, ResourceStatus, Role
-from labshare.services.availability import MAX_WINDOW, Availability, Interval, availability
-from labshare.services.bookings import create_booking
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 

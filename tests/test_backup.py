@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from labshare.extensions import db as _db
 from labshare.models import Company, Role, User
-from labshare.services import backup
+from labshare.ops import backup
 
 
 def _users() -> set[str]:

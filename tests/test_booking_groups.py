@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from labshare.booking import bookings
+from labshare.booking.policies import groups
 from labshare.errors import (
     InvalidTransition,
     NotAllowed,
@@ -30,7 +32,6 @@ from labshare.models import (
     ResourceStatus,
     Role,
 )
-from labshare.services import bookings, groups
 from labshare.timeutil import set_clock
 from tests import raceutil
 from tests.factories import OPEN_RULES as RULES

@@ -11,6 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from labshare.booking.bookings import (
+    approve_booking,
+    cancel_booking,
+    create_booking,
+    mark_no_show,
+    record_usage,
+    reject_booking,
+)
+from labshare.booking.permissions import can_view_booking, is_staff_of, visible_bookings
 from labshare.errors import (
     InvalidTransition,
     NotAllowed,
@@ -30,15 +39,6 @@ from labshare.models import (
     ServiceType,
     UsageRecord,
 )
-from labshare.services.bookings import (
-    approve_booking,
-    cancel_booking,
-    create_booking,
-    mark_no_show,
-    record_usage,
-    reject_booking,
-)
-from labshare.services.permissions import can_view_booking, is_staff_of, visible_bookings
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 

@@ -13,6 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from labshare.booking.availability import availability
+from labshare.booking.bookings import approve_booking, cancel_booking, create_booking
+from labshare.booking.calendar_cache import cache, calendar_document
+from labshare.booking.policies import quotas
+from labshare.booking.policies.no_shows import no_show_count
+from labshare.campaign.stats import campaign_totals
 from labshare.errors import NotAllowed, NotFound, RuleViolation, SlotTaken, ValidationFailed
 from labshare.models import (
     AuditLog,
@@ -22,12 +28,6 @@ from labshare.models import (
     BookingStatus,
     Role,
 )
-from labshare.services import quotas
-from labshare.services.availability import availability
-from labshare.services.bookings import approve_booking, cancel_booking, create_booking
-from labshare.services.calendar_cache import cache, calendar_document
-from labshare.services.no_shows import no_show_count
-from labshare.services.stats import campaign_totals
 from labshare.timeutil import set_clock
 from tests.test_api_support import bearer, check_schema, error_of
 
@@ -634,7 +634,7 @@ def test_statistics_count_late_cancellations_as_no_shows(db, env, make_booking):
 
 
 def test_statistics_service_counts_late_cancellations(db, env, make_booking):
-    from labshare.services import stats
+    from labshare.campaign import stats
 
     make_booking(
         resource=env.inst,

@@ -14,6 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
+from labshare.booking.bookings import (
+    approve_booking,
+    cancel_booking,
+    create_booking,
+    reject_booking,
+)
 from labshare.errors import InvalidTransition, RuleViolation, SlotTaken
 from labshare.extensions import db as _db
 from labshare.models import (
@@ -26,12 +32,6 @@ from labshare.models import (
     Resource,
     Role,
     User,
-)
-from labshare.services.bookings import (
-    approve_booking,
-    cancel_booking,
-    create_booking,
-    reject_booking,
 )
 from labshare.timeutil import set_clock
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import icalendar
 
+from labshare.accounts.tokens import calendar_token
 from labshare.models import BookingStatus, Role
-from labshare.services.tokens import calendar_token
 from labshare.timeutil import set_clock
 from tests.test_api_support import NOW
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from labshare.catalogue.capability import refresh_base_range, to_base
 from labshare.errors import ValidationFailed
 from labshare.models import Instrument
-from labshare.services.capability import refresh_base_range, to_base
 
 # The 60 capabilities of instruments.csv: (measurand, unit, range_min, range_max).
 CAPABILITIES = [

@@ -12,6 +12,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from labshare.booking import bookings as booking_service
+from labshare.booking.policies import checkin
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, RuleViolation
 from labshare.extensions import db as _db
 from labshare.jobs import run_job
@@ -24,8 +26,6 @@ from labshare.models import (
     Role,
     UsageRecord,
 )
-from labshare.services import bookings as booking_service
-from labshare.services import checkin
 from labshare.timeutil import set_clock
 from tests import factories, raceutil
 from tests.test_api_support import bearer, error_of
@@ -197,7 +197,7 @@ def freed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The ids passed to the waitlist's ``slot_freed``."""
     calls: list[int] = []
     monkeypatch.setattr(
-        "labshare.services.waitlist.slot_freed", lambda booking: calls.append(booking.id)
+        "labshare.booking.policies.waitlist.slot_freed", lambda booking: calls.append(booking.id)
     )
     return calls
 
@@ -612,7 +612,7 @@ def test_qr_code_page(client: Any, login: Any, env: SimpleNamespace, app: Flask)
 
 def test_qr_code_svg_escapes_its_title(app: Flask) -> None:
     """The SVG is inserted as markup: the address in its title must come out escaped."""
-    from labshare.bookings.checkin import qr_svg
+    from labshare.web.bookings.checkin import qr_svg
 
     svg = str(qr_svg('https://x.example/"><script>alert(1)</script>'))
     assert svg.startswith("<svg") and "<script>" not in svg

@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from labshare.accounts.credit_code import make_credit_code
 from labshare.extensions import db
 from labshare.models import AuditLog, Company, Role, User
-from labshare.services.credit_code import make_credit_code
 from tests import factories
 
 PASSWORD = "Kalibrier-2026-x"

@@ -110,7 +110,7 @@ def test_closure_over_three_bookings(
 
 
 def test_notice_sent_once_even_when_run_twice(client: Any, world: SimpleNamespace) -> None:
-    from labshare.services import closures
+    from labshare.booking.policies import closures
 
     body = {**CLOSURE, "on_bookings": "ask_move"}
     assert client.post(_url(world), json=body, headers=world.headers).status_code == 201

@@ -14,6 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from labshare.accounts.credit_code import make_credit_code
 from labshare.extensions import db
 from labshare.models import (
     AuditLog,
@@ -29,7 +30,6 @@ from labshare.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from labshare.services.credit_code import make_credit_code
 from labshare.timeutil import set_clock, utcnow
 from tests import factories
 from tests.test_api_support import END, NOW, START, bearer, error_of
@@ -118,7 +118,7 @@ def _invite(app: Flask, admin: User, email: str) -> str:
         .order_by(Notification.id.desc())
     ).first()
     assert note is not None
-    from labshare.services import mail
+    from labshare.messaging import mail
 
     text = mail.build_message(note, admin).get_body(("plain",)).get_content()
     found = re.search(r"/invitations/([A-Za-z0-9_\-]+)", text)
@@ -413,7 +413,7 @@ def test_a_withdrawn_invitation_is_refused(app: Flask, world: SimpleNamespace) -
 def test_the_invitation_mail_goes_to_the_invited_address(
     app: Flask, world: SimpleNamespace
 ) -> None:
-    from labshare.services import mail
+    from labshare.messaging import mail
 
     secret = _invite(app, world.admin, "mailed@example.com")
     note = db.session.scalar(select(Notification).where(Notification.to_email.is_not(None)))
@@ -653,7 +653,7 @@ def test_the_company_pages_speak_chinese(app: Flask, world: SimpleNamespace) -> 
 def test_invitations_per_day_are_limited(
     app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labshare.services import companies
+    from labshare.accounts import companies
 
     monkeypatch.setattr(companies, "INVITATIONS_PER_DAY", 2)
     api = app.test_client()

@@ -13,9 +13,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from labshare.booking.bookings import create_booking
 from labshare.errors import SlotTaken
 from labshare.models import Booking, Resource, Role, User
-from labshare.services.bookings import create_booking
 from labshare.timeutil import set_clock
 from tests import raceutil
 from tests.factories import OPEN_RULES as RULES
@@ -97,7 +97,7 @@ def test_exclusion_violation_is_a_conflict_not_an_error(app, db, setup, monkeypa
     refuses the overlap, and it surfaces as SlotTaken (a 409), never a 500; the
     transaction stays usable. SQLite has no such constraint: there the atomic check
     is the only guard, which is why it runs under BEGIN IMMEDIATE."""
-    from labshare.services import bookings
+    from labshare.booking import bookings
 
     monkeypatch.setattr(bookings, "_check_free", lambda *args, **kw: None)
     inst = db.session.get(Resource, setup["inst"])

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask_babel import force_locale
 
-from labshare.services.credit_code import (
+from labshare.accounts.credit_code import (
     USCC_ALPHABET,
     CreditCodeError,
     make_credit_code,

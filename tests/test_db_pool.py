@@ -100,7 +100,7 @@ def test_availability_survives_a_dropped_idle_connection(
     assert client.get(url, query_string=week).status_code == 200
     _db.session.remove()
     _terminate(app)  # every connection of the app's pool, the kept one included
-    from labshare.services import calendar_cache
+    from labshare.booking import calendar_cache
 
     monkeypatch.setattr(calendar_cache._KeptConnection, "IDLE_SECONDS", 0.0)
     monkeypatch.setattr(database, "IDLE_PING_SECONDS", 0.0)

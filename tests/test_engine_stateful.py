@@ -32,6 +32,16 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
+from labshare.booking import bookings
+from labshare.booking.availability import saturated
+from labshare.booking.policies import checkin, qualifications, waitlist
+from labshare.booking.rules import (
+    calibration_cutoff,
+    effective_rules,
+    load_opening_periods,
+    opening_spans,
+)
+from labshare.catalogue import catalogue_admin
 from labshare.errors import DomainError
 from labshare.extensions import db
 from labshare.jobs import run_job
@@ -50,14 +60,6 @@ from labshare.models import (
     User,
     WaitlistEntry,
     WaitlistStatus,
-)
-from labshare.services import bookings, catalogue_admin, checkin, qualifications, waitlist
-from labshare.services.availability import saturated
-from labshare.services.rules import (
-    calibration_cutoff,
-    effective_rules,
-    load_opening_periods,
-    opening_spans,
 )
 from labshare.timeutil import set_clock
 from tests import factories

@@ -13,10 +13,10 @@ import openpyxl
 import pytest
 from flask_babel import force_locale
 
+from labshare.campaign import export, stats
+from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.models import BookingStatus, Role, ServiceType, UsageRecord
-from labshare.services import export, stats
-from labshare.services.stats import Period, Scope
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.test_api_support import bearer, error_of

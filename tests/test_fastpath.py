@@ -23,10 +23,10 @@ from sqlalchemy.exc import OperationalError
 
 from config import TestingConfig
 from labshare import create_app
+from labshare.booking import calendar_cache
 from labshare.extensions import db as _db
 from labshare.fastpath import EXTENSION, CalendarFastPath
 from labshare.models import BookingStatus, ResourceStatus, Role
-from labshare.services import calendar_cache
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 

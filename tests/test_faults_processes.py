@@ -23,9 +23,10 @@ from sqlalchemy.engine import make_url
 
 from config import TestingConfig
 from labshare import create_app
+from labshare.booking import bookings
+from labshare.campaign import export
 from labshare.extensions import db as _db
 from labshare.models import AuditLog, Booking, Notification, Role
-from labshare.services import bookings, export
 from tests import factories
 from tests.conftest import PG_URL, postgres_available
 from tests.serverutil import ROOT, fresh_postgres, sibling_postgres_url
@@ -51,7 +52,7 @@ from config import TestingConfig
 from labshare import create_app
 from labshare.extensions import db
 from labshare.models import AuditLog, Booking, Notification, Resource, User
-from labshare.services.bookings import create_booking
+from labshare.booking.bookings import create_booking
 
 url, resource_id, user_id, start, end, instance = sys.argv[1:]
 app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=instance)

@@ -65,7 +65,7 @@ ZONES = st.sampled_from(["Asia/Shanghai", "Europe/Berlin", "America/New_York", "
 
 @given(st.text(max_size=40))
 def test_parse_week_never_raises_and_returns_a_monday(text: str) -> None:
-    from labshare.bookings.calendar import parse_week
+    from labshare.web.bookings.calendar import parse_week
 
     monday = parse_week(text)
     assert monday is None or (monday.isoweekday() == 1 and 2000 <= monday.year <= 2101)
@@ -74,7 +74,7 @@ def test_parse_week_never_raises_and_returns_a_monday(text: str) -> None:
 @given(st.integers(2000, 2100), st.integers(1, 53))
 def test_parse_week_round_trips(year: int, week: int) -> None:
 
-    from labshare.bookings.calendar import parse_week
+    from labshare.web.bookings.calendar import parse_week
 
     monday = parse_week(f"{year}-W{week:02d}")
     if monday is not None:
@@ -86,7 +86,7 @@ def test_parse_week_round_trips(year: int, week: int) -> None:
 
 @given(st.text(max_size=40))
 def test_parse_local_arg_never_raises(text: str) -> None:
-    from labshare.bookings.helpers import parse_local_arg
+    from labshare.web.bookings.helpers import parse_local_arg
 
     value = parse_local_arg(text)
     assert value is None or value.tzinfo is None
@@ -95,8 +95,8 @@ def test_parse_local_arg_never_raises(text: str) -> None:
 @given(st.datetimes(min_value=dt.datetime(2001, 1, 1), max_value=dt.datetime(2099, 12, 31)), ZONES)
 def test_parse_local_arg_round_trips_and_aware_is_utc(value: Any, tz: str) -> None:
 
-    from labshare.bookings.helpers import aware, local_input, parse_local_arg
     from labshare.errors import ValidationFailed
+    from labshare.web.bookings.helpers import aware, local_input, parse_local_arg
 
     value = value.replace(second=0, microsecond=0)
     parsed = parse_local_arg(value.strftime("%Y-%m-%dT%H:%M"))

@@ -50,7 +50,7 @@ def compiled_catalogues() -> None:
 
 def test_extraction_finds_the_code_and_the_templates() -> None:
     found = _extracted()
-    assert (  # labshare/services/accounts.py
+    assert (  # labshare/accounts/accounts.py
         "Wrong email address or password, or too many attempts: wait a minute and try again."
         in found
     )

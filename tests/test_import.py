@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
+from labshare.catalogue import importer
 from labshare.models import Instrument, Role
-from labshare.services import importer
 
 HEADER = [
     "lab",

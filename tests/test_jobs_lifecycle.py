@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from labshare.booking.bookings import mark_no_show
 from labshare.extensions import db
 from labshare.jobs import run_job
 from labshare.models import (
@@ -17,7 +18,6 @@ from labshare.models import (
     ServiceType,
     UsageRecord,
 )
-from labshare.services.bookings import mark_no_show
 from tests import factories
 from tests.test_jobs_support import T0, freeze
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from labshare.extensions import db
 from labshare.jobs import run_job
 from labshare.jobs.calibration import expired_calibrations
+from labshare.messaging import mail
 from labshare.models import BookingStatus, Notification, Role, User
-from labshare.services import mail
 from tests import factories
 from tests.test_jobs_support import freeze
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from labshare.campaign import stats
+from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.jobs import JOBS, run_job
 from labshare.models import BookingStatus
-from labshare.services import stats
-from labshare.services.stats import Period, Scope
 from tests import factories
 
 

@@ -24,6 +24,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
+from labshare.booking.bookings import record_usage
+from labshare.booking.policies import waitlist
 from labshare.errors import InvalidTransition
 from labshare.extensions import db
 from labshare.jobs import run_job
@@ -37,8 +39,6 @@ from labshare.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from labshare.services import waitlist
-from labshare.services.bookings import record_usage
 from labshare.timeutil import set_clock
 from tests import factories, raceutil
 

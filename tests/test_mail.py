@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from labshare.extensions import db
 from labshare.jobs import run_job
+from labshare.messaging import mail, notify
 from labshare.models import BookingStatus, Notification, NotificationStatus, Role
-from labshare.services import mail, notify
 from tests import factories
 from tests.test_jobs_support import (
     T0,
@@ -226,7 +226,7 @@ def test_embedded_default_logs_and_marks_sent(app: Any, caplog: Any) -> None:
     assert not app.config.get("MAIL_SERVER")
     notify.booking_event(_approved(), "confirmed")
     db.session.commit()
-    with caplog.at_level(logging.INFO, logger="labshare.services.mail"):
+    with caplog.at_level(logging.INFO, logger="labshare.messaging.mail"):
         assert run_job("deliver")["sent"] == 1
     assert "MAIL_SERVER unset" in caplog.text and "confirmed" in caplog.text
     note = db.session.scalar(select(Notification))

@@ -12,14 +12,14 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
-from labshare.bookings.calendar import build_week
+from labshare.booking.availability import availability
+from labshare.booking.bookings import create_booking
+from labshare.booking.rules import format_period, opening_spans, period_minutes
 from labshare.errors import RuleViolation
 from labshare.extensions import db
 from labshare.models import Lab, OpeningPeriod, Role
-from labshare.services.availability import availability
-from labshare.services.bookings import create_booking
-from labshare.services.rules import format_period, opening_spans, period_minutes
 from labshare.timeutil import set_clock
+from labshare.web.bookings.calendar import build_week
 from tests import factories
 from tests.test_migrations import empty_app, flask_db  # noqa: F401 - a fixture
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
+from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.models import (
     DeliveryMethod,
@@ -25,7 +26,6 @@ from labshare.models import (
 )
 from labshare.orders.lifecycle import FINISHED
 from labshare.orders.stats import order_figures, percentile
-from labshare.services.stats import Period, Scope
 from labshare.timeutil import set_clock, to_local
 from tests.orders_support import NOW, completed_order, order_env
 from tests.test_api_support import bearer

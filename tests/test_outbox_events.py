@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from labshare.extensions import db
 from labshare.jobs import run_job
+from labshare.messaging import inbox, notify
 from labshare.models import BookingStatus, Notification, NotificationStatus, Role, User
-from labshare.services import inbox, notify
 from tests import factories
 from tests.test_jobs_support import (
     T0,

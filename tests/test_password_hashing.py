@@ -8,8 +8,8 @@ from typing import Any
 from werkzeug.security import check_password_hash
 
 from config import Config, DevelopmentConfig, ProductionConfig, TestingConfig
+from labshare.accounts import accounts
 from labshare.models.user import password_hash_method
-from labshare.services import accounts
 from tests.factories import PASSWORD
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from labshare.booking.policies import quotas
 from labshare.extensions import db as _db
 from labshare.models import (
     DEFAULT_RULES,
@@ -23,7 +24,6 @@ from labshare.models import (
     Qualification,
     Role,
 )
-from labshare.services import quotas
 from labshare.timeutil import set_clock
 from tests.test_api_support import END, NOW, START, bearer
 

@@ -22,6 +22,7 @@ from sqlalchemy import event, select
 
 from config import TestingConfig
 from labshare import create_app
+from labshare.booking.bookings import cancel_booking, create_booking
 from labshare.extensions import db as _db
 from labshare.models import (
     Booking,
@@ -35,7 +36,6 @@ from labshare.models import (
     Role,
     User,
 )
-from labshare.services.bookings import cancel_booking, create_booking
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 

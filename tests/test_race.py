@@ -61,9 +61,9 @@ def build_database(url: str, instance_dir: Path) -> dict[str, Any]:
     from werkzeug.security import generate_password_hash
 
     from labshare import create_app
+    from labshare.accounts.tokens import issue_login_token
     from labshare.extensions import db
     from labshare.models import Role, User
-    from labshare.services.tokens import issue_login_token
     from tests import factories
 
     app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(instance_dir))

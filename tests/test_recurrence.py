@@ -11,6 +11,21 @@ import icalendar
 import pytest
 from sqlalchemy import func, select
 
+from labshare.accounts.tokens import calendar_token
+from labshare.booking.bookings import cancel_booking
+from labshare.booking.policies import recurrence
+from labshare.booking.policies.recurrence import (
+    MAX_OCCURRENCES,
+    RecurrenceSpec,
+    approve_series,
+    cancel_series,
+    create_series,
+    expand,
+    preview_series,
+    reject_series,
+    series_bookings,
+    validate_spec,
+)
 from labshare.errors import (
     InvalidTransition,
     NotAllowed,
@@ -29,21 +44,6 @@ from labshare.models import (
     Notification,
     Role,
 )
-from labshare.services import recurrence
-from labshare.services.bookings import cancel_booking
-from labshare.services.recurrence import (
-    MAX_OCCURRENCES,
-    RecurrenceSpec,
-    approve_series,
-    cancel_series,
-    create_series,
-    expand,
-    preview_series,
-    reject_series,
-    series_bookings,
-    validate_spec,
-)
-from labshare.services.tokens import calendar_token
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 
@@ -536,7 +536,7 @@ def test_reject_series_needs_a_reason_and_rejects_pending_ones(
         reject_series(series, staff, "  ")
     assert info.value.field == "reason"
     first = series_bookings(series)[0]
-    from labshare.services.bookings import approve_booking
+    from labshare.booking.bookings import approve_booking
 
     approve_booking(first, staff)  # one occurrence approved on its own
     db.session.commit()

@@ -12,10 +12,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from labshare.booking.policies.recurrence import create_series, validate_spec
 from labshare.errors import DomainError, SlotTaken
 from labshare.extensions import db as _db
 from labshare.models import Booking, BookingSeries, Resource, Role, User
-from labshare.services.recurrence import create_series, validate_spec
 from labshare.timeutil import set_clock
 from tests import raceutil
 from tests.factories import OPEN_RULES

@@ -20,11 +20,11 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from labshare.booking import booking_path, bookings
+from labshare.catalogue.capability import refresh_base_range
 from labshare.database import is_busy, is_retryable
 from labshare.jobs import run_job
 from labshare.models import AuditLog, Booking, BookingStatus, Role
-from labshare.services import booking_path, bookings
-from labshare.services.capability import refresh_base_range
 from labshare.timeutil import set_clock
 from tests.test_api_support import END, NOW, START, bearer, error_of
 

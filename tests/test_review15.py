@@ -11,17 +11,17 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from labshare.errors import NotAllowed, SlotTaken
-from labshare.extensions import db
-from labshare.models import Booking, BookingStatus, OpeningPeriod, Role, ServiceType, WaitlistStatus
-from labshare.services import waitlist
-from labshare.services.bookings import (
+from labshare.booking.bookings import (
     approve_booking,
     cancel_booking,
     create_booking,
     record_usage,
     reject_booking,
 )
+from labshare.booking.policies import waitlist
+from labshare.errors import NotAllowed, SlotTaken
+from labshare.extensions import db
+from labshare.models import Booking, BookingStatus, OpeningPeriod, Role, ServiceType, WaitlistStatus
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.test_api_support import bearer, error_of

@@ -11,11 +11,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
+from labshare.accounts import accounts, passwords, tokens
+from labshare.accounts.credit_code import make_credit_code
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import Company, Notification, Role, User
-from labshare.services import accounts, passwords, tokens
-from labshare.services.credit_code import make_credit_code
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.test_api_support import NOW, bearer
@@ -93,7 +93,7 @@ def test_an_address_taken_between_the_check_and_the_insert_is_a_clear_refusal(
     note = db.session.scalars(
         select(Notification).where(Notification.to_email == "racer@example.com")
     ).one()
-    from labshare.services import mail
+    from labshare.messaging import mail
 
     text = mail.build_message(note, admin).get_body(("plain",)).get_content()
     secret = text.split("/invitations/", 1)[1].split()[0]
@@ -203,7 +203,7 @@ def _invitation_secret(app: Flask, admin: User, email: str) -> str:
     )
     assert response.status_code == 201
     note = db.session.scalars(select(Notification).where(Notification.to_email == email)).one()
-    from labshare.services import mail
+    from labshare.messaging import mail
 
     text = mail.build_message(note, admin).get_body(("plain",)).get_content()
     return text.split("/invitations/", 1)[1].split()[0]
@@ -320,9 +320,9 @@ def test_withdrawing_an_invitation_accepted_meanwhile_says_so(app: Flask) -> Non
     """The administrator withdraws while the invitee accepts: the later one must see
     the earlier one's write (a conditional UPDATE), not report a withdrawal of an
     invitation whose member already joined."""
+    from labshare.accounts import companies
     from labshare.errors import InvalidTransition
     from labshare.models import CompanyInvitation
-    from labshare.services import companies
 
     company = factories.make_company()
     admin = factories.make_user(Role.SME, company=company, company_admin=True)

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from labshare.booking.bookings import create_booking
+from labshare.booking.policies.qualifications import grant_qualification, revoke_qualification
+from labshare.booking.rules import DEFAULT, Rules, effective_rules
 from labshare.errors import NotAllowed, RuleViolation, ValidationFailed
 from labshare.models import (
     AuditLog,
@@ -22,9 +25,6 @@ from labshare.models import (
     ResourceStatus,
     Role,
 )
-from labshare.services.bookings import create_booking
-from labshare.services.qualifications import grant_qualification, revoke_qualification
-from labshare.services.rules import DEFAULT, Rules, effective_rules
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 

@@ -53,9 +53,9 @@ def build_database(url: str, instance_dir: Path) -> tuple[list[int], list[str]]:
     import flask_migrate
 
     from labshare import create_app
+    from labshare.accounts.tokens import issue_login_token
     from labshare.extensions import db
     from labshare.models import Role, User
-    from labshare.services.tokens import issue_login_token
     from tests import factories
 
     app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(instance_dir))

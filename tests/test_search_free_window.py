@@ -9,15 +9,15 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from labshare.extensions import db as _db
-from labshare.models import BookingStatus, Closure, Resource, ResourceStatus
-from labshare.services.search import (
+from labshare.catalogue.search import (
     ResourceFilters,
     has_free_slot,
     rules_for,
     search_resources,
     with_free_slot,
 )
+from labshare.extensions import db as _db
+from labshare.models import BookingStatus, Closure, Resource, ResourceStatus
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 

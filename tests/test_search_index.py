@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
+from labshare.catalogue import search_index
+from labshare.catalogue.search import ResourceFilters, search_resources
 from labshare.errors import ValidationFailed
 from labshare.models import SearchDoc
-from labshare.services import search_index
-from labshare.services.search import ResourceFilters, search_resources
 
 
 def _ranked(q: str, **kw: Any) -> list[int]:
@@ -215,7 +215,7 @@ def test_api_facets_and_counts(client: Any, catalogue: dict[str, Any]) -> None:
 def test_count_stops_at_the_limit(
     db: Any, client: Any, monkeypatch: Any, catalogue: dict[str, Any]
 ) -> None:
-    from labshare.services import search
+    from labshare.catalogue import search
 
     monkeypatch.setattr(search, "COUNT_LIMIT", 3)
     body = client.get("/api/v1/resources", query_string={"q": "压力", "per_page": 2}).get_json()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from labshare.services.search import ResourceFilters, search_resources
+from labshare.catalogue.search import ResourceFilters, search_resources
 
 
 def _ids(q: str) -> set[int]:

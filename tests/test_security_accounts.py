@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from config import Config, ProductionConfig, TestingConfig
 from labshare import create_app
+from labshare.accounts import accounts
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.extensions import db as _db
 from labshare.models import AuditLog, LoginThrottle, Role, User
-from labshare.services import accounts
 from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
 

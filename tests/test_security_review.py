@@ -18,9 +18,12 @@ from sqlalchemy import func, select
 
 from config import ProductionConfig, TestingConfig
 from labshare import create_app
+from labshare.campaign import export
+from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db as _db
 from labshare.jobs import exports as export_job
 from labshare.jobs import run_job
+from labshare.messaging import mail, notify
 from labshare.models import (
     Booking,
     BookingStatus,
@@ -31,8 +34,6 @@ from labshare.models import (
     Role,
 )
 from labshare.safety import spreadsheet_text
-from labshare.services import export, mail, notify
-from labshare.services.stats import Period, Scope
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.factories import PASSWORD

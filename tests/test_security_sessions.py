@@ -19,10 +19,11 @@ from flask_login.utils import encode_cookie
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from labshare.accounts import accounts, passwords, tokens
 from labshare.extensions import db as _db
 from labshare.jobs import run_job
+from labshare.messaging import inbox
 from labshare.models import ApiToken, AuditLog, Booking, CompanyStatus, Notification, Role, User
-from labshare.services import accounts, inbox, passwords, tokens
 from labshare.timeutil import set_clock, utcnow
 from tests import factories
 from tests.factories import PASSWORD

@@ -11,10 +11,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
+from labshare.accounts import tokens
+from labshare.catalogue import importer
+from labshare.catalogue.importer import ImportRefused
 from labshare.extensions import db as _db
 from labshare.models import ApiToken, AuditLog, BookingStatus, Role
-from labshare.services import importer, tokens
-from labshare.services.importer import ImportRefused
 from tests.factories import PASSWORD
 
 SCRIPT = '<script>alert("x")</script>'

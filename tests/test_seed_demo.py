@@ -13,6 +13,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
+from labshare.accounts.credit_code import validate_credit_code
+from labshare.booking.rules import effective_rules, on_grid
 from labshare.demo import catalogue
 from labshare.extensions import db
 from labshare.models import (
@@ -35,8 +37,6 @@ from labshare.models import (
     UsageRecord,
     User,
 )
-from labshare.services.credit_code import validate_credit_code
-from labshare.services.rules import effective_rules, on_grid
 from labshare.timeutil import set_clock, to_local
 from tests import factories
 

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 
-from labshare.bookings import views as booking_views
+from labshare.booking.bookings import cancel_booking
+from labshare.booking.policies import recurrence
+from labshare.booking.policies.recurrence import create_series, series_bookings, validate_spec
 from labshare.extensions import db
 from labshare.models import Booking, Role
-from labshare.services import recurrence
-from labshare.services.bookings import cancel_booking
-from labshare.services.recurrence import create_series, series_bookings, validate_spec
 from labshare.timeutil import set_clock
+from labshare.web.bookings import views as booking_views
 from tests import factories
 from tests.test_api_support import signed_in
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from labshare.campaign import stats
 from labshare.extensions import db
 from labshare.models import BookingStatus
-from labshare.services import stats
 from tests import factories
 
 

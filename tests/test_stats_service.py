@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from labshare.campaign import stats
+from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.models import (
     Booking,
@@ -27,8 +29,6 @@ from labshare.models import (
     ServiceType,
     UsageRecord,
 )
-from labshare.services import stats
-from labshare.services.stats import Period, Scope
 from labshare.timeutil import set_clock
 from tests import factories
 

@@ -12,11 +12,11 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import delete, func, select, text, update
 
+from labshare.campaign import stats, stats_store
+from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.jobs import run_job
 from labshare.models import Booking, BookingStatus, ServiceType, StatsDaily, StatsDirty, UsageRecord
-from labshare.services import stats, stats_store
-from labshare.services.stats import Period, Scope
 from tests import factories
 
 START = dt.datetime(2030, 1, 10, 2, tzinfo=dt.UTC)

@@ -26,6 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
+from labshare.campaign import export, stats, stats_store
+from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.jobs import run_job
 from labshare.labels import label
@@ -43,8 +45,6 @@ from labshare.models import (
     ServiceType,
     UsageRecord,
 )
-from labshare.services import export, stats, stats_store
-from labshare.services.stats import Period, Scope
 from labshare.timeutil import set_clock
 from tests import factories
 

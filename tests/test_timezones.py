@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from labshare.booking.availability import availability
+from labshare.booking.bookings import create_booking
+from labshare.booking.rules import local_instant, on_grid
 from labshare.errors import RuleViolation
 from labshare.models import OpeningPeriod, Role
-from labshare.services.availability import availability
-from labshare.services.bookings import create_booking
-from labshare.services.rules import local_instant, on_grid
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
 

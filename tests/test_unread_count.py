@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import event
 
 from labshare.extensions import db as _db
+from labshare.messaging import notify
 from labshare.models import Role
-from labshare.services import notify
 
 
 def _queue(user: Any, n: int, kind: str = "booking_event") -> None:

@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from labshare.booking.availability import availability
+from labshare.booking.bookings import cancel_booking, create_booking, reject_booking
+from labshare.booking.policies import waitlist
 from labshare.errors import (
     InvalidTransition,
     NotAllowed,
@@ -34,9 +37,6 @@ from labshare.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from labshare.services import waitlist
-from labshare.services.availability import availability
-from labshare.services.bookings import cancel_booking, create_booking, reject_booking
 from labshare.timeutil import set_clock
 from tests import factories, raceutil
 from tests.factories import OPEN_RULES
@@ -716,7 +716,7 @@ def test_web_other_company_gets_404(client: Any, login: Any, env: SimpleNamespac
 def _release(booking: Booking) -> None:
     """What the check-in job does to a booking nobody checked into: no-show, then
     ``slot_freed`` under the resource's lock."""
-    from labshare.services.bookings import lock_resources
+    from labshare.booking.bookings import lock_resources
 
     lock_resources([booking.resource_id])
     db.session.refresh(booking)
@@ -759,7 +759,7 @@ def test_a_released_slot_is_not_offered_against_the_lead_time(env: SimpleNamespa
 
 def test_staff_marking_a_no_show_offers_the_rest(env: SimpleNamespace) -> None:
     """The check-in part's one no-show transition calls ``slot_freed`` (its contract)."""
-    from labshare.services.bookings import mark_no_show
+    from labshare.booking.bookings import mark_no_show
 
     entry = _join(env, env.a)
     set_clock(lambda: START.astimezone(dt.UTC) + dt.timedelta(minutes=20))

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from labshare.booking.availability import availability
+from labshare.booking.bookings import cancel_booking, create_booking
+from labshare.booking.policies import waitlist
 from labshare.errors import SlotTaken
 from labshare.extensions import db
 from labshare.models import BookingStatus, Role, WaitlistStatus
-from labshare.services import waitlist
-from labshare.services.availability import availability
-from labshare.services.bookings import cancel_booking, create_booking
 from labshare.timeutil import set_clock
 from tests import factories
 

@@ -16,13 +16,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from labshare.bookings import waitlist_views
+from labshare.booking.bookings import cancel_booking, create_booking
+from labshare.booking.policies import waitlist
 from labshare.errors import NotAllowed, NotFound
 from labshare.extensions import db
 from labshare.models import Booking, Role, WaitlistEntry, WaitlistStatus
-from labshare.services import waitlist
-from labshare.services.bookings import cancel_booking, create_booking
 from labshare.timeutil import set_clock
+from labshare.web.bookings import waitlist_views
 from tests import factories
 from tests.test_api_support import bearer, check_schema, error_of, signed_in
 

@@ -13,6 +13,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from labshare.booking.bookings import (
+    approve_booking,
+    cancel_booking,
+    create_booking,
+    mark_no_show,
+    record_usage,
+    reject_booking,
+)
+from labshare.booking.policies import waitlist
+from labshare.booking.windows import WINDOWS, Move
 from labshare.errors import InvalidTransition, RuleViolation, SlotTaken, ValidationFailed
 from labshare.extensions import db
 from labshare.jobs import run_job
@@ -28,16 +38,6 @@ from labshare.models import (
     UsageRecord,
     WaitlistStatus,
 )
-from labshare.services import waitlist
-from labshare.services.bookings import (
-    approve_booking,
-    cancel_booking,
-    create_booking,
-    mark_no_show,
-    record_usage,
-    reject_booking,
-)
-from labshare.services.windows import WINDOWS, Move
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.test_api_support import bearer, error_of

@@ -19,6 +19,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
+from labshare.booking import bookings
+from labshare.booking.policies import checkin, qualifications, quotas, waitlist
 from labshare.database import WriteOutsideLock, guard_writes
 from labshare.extensions import db
 from labshare.jobs import JOBS, run_job
@@ -32,7 +34,6 @@ from labshare.models import (
     ServiceType,
     User,
 )
-from labshare.services import bookings, checkin, qualifications, quotas, waitlist
 from labshare.timeutil import set_clock
 from tests import factories, raceutil
 from tests.factories import OPEN_RULES

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import current_app, request
 
+from labshare.accounts import tokens
+from labshare.accounts.accounts import authenticate
 from labshare.api import bp
 from labshare.api.registry import endpoint
 from labshare.api.schemas import MeOut, TokenOut, TokenRequest
@@ -14,8 +16,6 @@ from labshare.errors import Unauthorized
 from labshare.extensions import db
 from labshare.models import User
 from labshare.ratelimit import token_limit
-from labshare.services import tokens
-from labshare.services.accounts import authenticate
 
 
 def calendar_feed_url(user: User) -> str:

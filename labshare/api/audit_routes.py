@@ -13,8 +13,8 @@ from labshare.api.registry import AwareTime, ResponseModel, endpoint
 from labshare.api.schemas import MAX_ID, PageQuery
 from labshare.api.serialize import page_json
 from labshare.models import AuditLog, Role, User
-from labshare.services import audit
-from labshare.services.audit import AuditFilter
+from labshare.ops import audit
+from labshare.ops.audit import AuditFilter
 
 
 class AuditQuery(PageQuery):

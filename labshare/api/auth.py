@@ -6,10 +6,10 @@ from __future__ import annotations
 from flask import g, request
 from flask_babel import gettext as _
 
+from labshare.accounts.tokens import user_for_token
 from labshare.errors import Unauthorized
 from labshare.models import User
 from labshare.ratelimit import TOKEN_USER_KEY, bearer_secret, token_user
-from labshare.services.tokens import user_for_token
 
 
 def require_user() -> User:

@@ -20,12 +20,13 @@ from labshare.api.schemas import (
     UsageBody,
 )
 from labshare.api.serialize import booking_json, page_json
+from labshare.booking import booking_path, bookings  # waitlist (issue 8)
+from labshare.booking.permissions import can_view_booking, visible_bookings
+from labshare.booking.policies import waitlist
 from labshare.errors import NotFound, SlotTaken
 from labshare.extensions import db
 from labshare.models import Booking, Role, User
 from labshare.ratelimit import booking_limit, caller_key
-from labshare.services import booking_path, bookings, waitlist  # waitlist (issue 8)
-from labshare.services.permissions import can_view_booking, visible_bookings
 
 TRANSITION_ERRORS = (403, 404, 409, 422)
 

@@ -16,9 +16,12 @@ from pydantic import Field
 from labshare.api import bp
 from labshare.api.registry import AwareTime, BodyModel, ResponseModel, endpoint
 from labshare.api.schemas import MAX_ID, QuotaOut
+from labshare.booking.policies import closures, quotas
+from labshare.booking.rules import format_period, institute_zone
+from labshare.catalogue import catalogue_admin, catalogue_sync
+from labshare.catalogue.catalogue_admin import InstrumentData, LabData, RulesData
 from labshare.errors import NotFound, ValidationFailed
 from labshare.extensions import db
-from labshare.manage.forms import parse_periods
 from labshare.models import (
     BookingQuota,
     Closure,
@@ -29,10 +32,8 @@ from labshare.models import (
     Role,
     User,
 )
-from labshare.services import catalogue_admin, catalogue_sync, closures, quotas
-from labshare.services.catalogue_admin import InstrumentData, LabData, RulesData
-from labshare.services.rules import format_period, institute_zone
 from labshare.timeutil import isoformat_local
+from labshare.web.manage.forms import parse_periods
 
 ERRORS = (403, 404, 422)
 Number = float | int | str | None

@@ -9,9 +9,10 @@ from labshare.api.booking_routes import TRANSITION_ERRORS, load_booking
 from labshare.api.registry import BodyModel, endpoint
 from labshare.api.schemas import BookingOut
 from labshare.api.serialize import booking_json
+from labshare.booking import bookings
+from labshare.booking.policies import checkin
 from labshare.extensions import db
 from labshare.models import User
-from labshare.services import bookings, checkin
 
 
 class NoShowBody(BodyModel):

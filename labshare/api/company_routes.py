@@ -10,6 +10,7 @@ from typing import Any
 from flask_babel import gettext as _
 from pydantic import Field
 
+from labshare.accounts import companies
 from labshare.api import bp
 from labshare.api.registry import BodyModel, QueryModel, ResponseModel, endpoint
 from labshare.api.schemas import MAX_ID
@@ -17,7 +18,6 @@ from labshare.api.serialize import page_json
 from labshare.errors import NotAllowed, NotFound
 from labshare.extensions import db
 from labshare.models import Company, CompanyInvitation, CompanyStatus, Role, User
-from labshare.services import companies
 
 ADMIN_ERRORS = (403, 404, 409, 422)
 

@@ -15,12 +15,12 @@ from labshare.api.registry import AwareTime, BodyModel, ResponseModel, endpoint
 from labshare.api.resource_routes import load_resource
 from labshare.api.schemas import MAX_ID, BookingOut
 from labshare.api.serialize import group_json
+from labshare.booking.permissions import can_view_booking
+from labshare.booking.policies import groups
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import BookingGroup, Role, User
 from labshare.ratelimit import booking_limit, caller_key
-from labshare.services import groups
-from labshare.services.permissions import can_view_booking
 
 
 class GroupCreate(BodyModel):

@@ -11,9 +11,9 @@ from labshare.api.registry import endpoint
 from labshare.api.resource_routes import load_resource
 from labshare.api.schemas import MAX_ID, BookingCreate, BookingOut
 from labshare.api.serialize import booking_json
+from labshare.booking.policies import on_behalf
 from labshare.extensions import db
 from labshare.models import Role, User
-from labshare.services import on_behalf
 
 
 class OnBehalfCreate(BookingCreate):

@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import Field
 
+from labshare.accounts import passwords, tokens
 from labshare.api import bp
 from labshare.api.registry import BodyModel, ResponseModel, endpoint
 from labshare.extensions import db
 from labshare.models import ApiToken, User
 from labshare.ratelimit import caller_key, token_limit
-from labshare.services import passwords, tokens
 
 
 class PasswordChange(BodyModel):

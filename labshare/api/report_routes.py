@@ -14,10 +14,11 @@ from labshare.api import bp
 from labshare.api.registry import QueryModel, ResponseModel, endpoint
 from labshare.api.schemas import InstituteRef
 from labshare.api.serialize import institute_ref, money
+from labshare.campaign import export
 from labshare.models import Role, User
+from labshare.ops import storage
 from labshare.orders.export import iter_orders_csv
 from labshare.orders.stats import order_figures
-from labshare.services import export, storage
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

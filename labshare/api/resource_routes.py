@@ -11,19 +11,19 @@ from labshare.api import bp
 from labshare.api.registry import endpoint
 from labshare.api.schemas import AvailabilityOut, AvailabilityQuery, ResourceOut, ResourceQuery
 from labshare.api.serialize import bundle_json, page_json, resource_json
-from labshare.errors import NotFound
-from labshare.extensions import db
-from labshare.models import Resource
-from labshare.services import quotas  # booking policies
-from labshare.services.calendar_cache import calendar_document
-from labshare.services.rules import effective_rules
-from labshare.services.search import (
+from labshare.booking.calendar_cache import calendar_document
+from labshare.booking.policies import quotas  # booking policies
+from labshare.booking.rules import effective_rules
+from labshare.catalogue.search import (
     AVAILABILITY_SCAN_LIMIT,
     COUNT_LIMIT,
     FACETS,
     ResourceFilters,
     search_resources,
 )
+from labshare.errors import NotFound
+from labshare.extensions import db
+from labshare.models import Resource
 
 
 def load_resource(resource_id: int) -> Resource:

@@ -7,11 +7,11 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from labshare.booking.permissions import is_staff_of
+from labshare.booking.policies.groups import bundle_members  # booking groups
+from labshare.booking.policies.no_shows import no_show_count
+from labshare.booking.rules import Rules, institute_zone
 from labshare.models import Booking, BookingGroup, Institute, Instrument, Resource, User
-from labshare.services.groups import bundle_members  # booking groups
-from labshare.services.no_shows import no_show_count
-from labshare.services.permissions import is_staff_of
-from labshare.services.rules import Rules, institute_zone
 from labshare.timeutil import isoformat_local
 
 

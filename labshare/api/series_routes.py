@@ -15,11 +15,11 @@ from labshare.api.registry import AwareTime, BodyModel, ResponseModel, endpoint
 from labshare.api.resource_routes import load_resource
 from labshare.api.schemas import BookingOut, CancelBody, RejectBody
 from labshare.api.serialize import booking_json
+from labshare.booking.policies import recurrence
+from labshare.booking.policies.recurrence import SeriesOutcome, SeriesPlan
 from labshare.extensions import db
 from labshare.models import BookingSeries, Role, User
 from labshare.ratelimit import booking_limit, caller_key
-from labshare.services import recurrence
-from labshare.services.recurrence import SeriesOutcome, SeriesPlan
 from labshare.timeutil import isoformat_local
 
 ERRORS = (403, 404, 409, 422)

@@ -12,11 +12,11 @@ from labshare.api import bp
 from labshare.api.registry import endpoint
 from labshare.api.schemas import CampaignStatsOut, StatsQuery
 from labshare.api.serialize import institute_ref, money
+from labshare.campaign.stats import NATIONAL_ZONE, campaign_totals
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Institute, Role, User
 from labshare.orders.stats import order_figures_between
-from labshare.services.stats import NATIONAL_ZONE, campaign_totals
 from labshare.timeutil import zone
 
 

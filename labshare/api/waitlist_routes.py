@@ -16,12 +16,12 @@ from labshare.api.registry import AwareTime, BodyModel, ResponseModel, endpoint
 from labshare.api.resource_routes import load_resource
 from labshare.api.schemas import MAX_ID, BookingOut, PageQuery
 from labshare.api.serialize import booking_json, page_json
+from labshare.booking.permissions import is_member_of_company
+from labshare.booking.policies import waitlist
+from labshare.booking.rules import institute_zone
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import Role, User, WaitlistEntry, WaitlistStatus
-from labshare.services import waitlist
-from labshare.services.permissions import is_member_of_company
-from labshare.services.rules import institute_zone
 from labshare.timeutil import isoformat_local
 
 ENTRY_ERRORS = (403, 404, 409, 422)

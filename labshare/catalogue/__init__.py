@@ -1,5 +1,2 @@
-from flask import Blueprint
-
-bp = Blueprint("catalogue", __name__)
-
-from labshare.catalogue import views  # noqa: E402,F401  - routes register on import
+"""The catalogue: institutes, labs and instruments; their administration, import and
+sync; text and capability search."""

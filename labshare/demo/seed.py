@@ -25,6 +25,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
+from labshare.accounts.credit_code import USCC_ALPHABET, make_credit_code, validate_credit_code
+from labshare.catalogue.capability import refresh_base_range
 from labshare.demo import catalogue as cat
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
@@ -52,8 +54,6 @@ from labshare.models import (
     UsageRecord,
     User,
 )
-from labshare.services.capability import refresh_base_range
-from labshare.services.credit_code import USCC_ALPHABET, make_credit_code, validate_credit_code
 from labshare.timeutil import localize, utcnow, zone
 
 DEFAULT_SEED = 2026

@@ -21,8 +21,8 @@ from labshare.jobs.lifecycle import complete_bookings, mark_no_shows
 from labshare.jobs.reminders import send_pending_nudges, send_reminders
 from labshare.jobs.rollup import rollup
 from labshare.jobs.waitlist import expire_waitlist_offers
+from labshare.messaging.mail import deliver_pending
 from labshare.orders.reminders import send_recalibration_reminders
-from labshare.services.mail import deliver_pending
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.markers import claim
+from labshare.messaging import notify
 from labshare.models import Instrument, ResourceStatus
-from labshare.services import notify
 from labshare.timeutil import to_local, utcnow
 
 NOTICE_DAYS = 30

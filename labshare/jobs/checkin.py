@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from labshare.booking.policies.checkin import due_for_release, release_unchecked
 from labshare.database import begin_write
 from labshare.jobs.units import per_resource
-from labshare.services.checkin import due_for_release, release_unchecked
 from labshare.timeutil import utcnow
 
 

@@ -22,9 +22,9 @@ from sqlalchemy.orm import selectinload
 from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.markers import claim
+from labshare.messaging import notify
 from labshare.models import Booking, Role, User
 from labshare.safety import spreadsheet_text
-from labshare.services import notify
 from labshare.timeutil import to_local, utcnow
 
 COLUMNS = [
@@ -122,7 +122,7 @@ def write_csv(month: str) -> tuple[Path, int]:
 def write_xlsx(month: str) -> Path:
     """The full export (Summary, Institutes, Instruments, Bookings) of every
     institute, ``instance/exports/usage-<month>.xlsx``, streamed, written atomically."""
-    from labshare.services import export
+    from labshare.campaign import export
 
     folder = Path(current_app.config["INSTANCE_DIR"]) / "exports"
     folder.mkdir(parents=True, exist_ok=True)

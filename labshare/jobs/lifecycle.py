@@ -12,12 +12,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, exists, select
 
+from labshare.booking.bookings import mark_no_show
+from labshare.booking.lifecycle_jobs import complete_from_usage
 from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.units import per_resource
 from labshare.models import Booking, BookingStatus, UsageRecord
-from labshare.services.bookings import mark_no_show
-from labshare.services.lifecycle_jobs import complete_from_usage
 from labshare.timeutil import utcnow
 
 

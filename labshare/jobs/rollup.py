@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from labshare.campaign import stats_store
 from labshare.database import is_sqlite
 from labshare.extensions import db
-from labshare.services import stats_store
 
 #: The tables the statistics read.
 STATS_TABLES = ("booking", "usage_record", "stats_daily", "stats_dirty")

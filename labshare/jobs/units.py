@@ -18,8 +18,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from labshare.booking.bookings import lock_resources
 from labshare.database import retrying
-from labshare.services.bookings import lock_resources
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

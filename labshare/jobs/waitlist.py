@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from labshare.booking.policies import waitlist
 from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.units import per_resource
 from labshare.models import WaitlistEntry, WaitlistStatus
-from labshare.services import waitlist
 from labshare.timeutil import utcnow
 
 

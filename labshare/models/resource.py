@@ -52,7 +52,7 @@ class Resource(Base):
     external_id: Mapped[str | None] = mapped_column(String(100))
     #: Changed by database triggers (migration 0004) in the same transaction as
     #: anything that changes this resource's availability; read by the calendar
-    #: cache (labshare/services/calendar_cache.py). Never written by the application.
+    #: cache (labshare/booking/calendar_cache.py). Never written by the application.
     calendar_version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     institute: Mapped[Institute] = relationship(back_populates="resources", lazy="joined")

@@ -7,7 +7,7 @@ from labshare.models.base import Base
 
 
 class SearchDoc(Base):
-    """The search tokens of one lab or instrument (labshare/services/search_index.py).
+    """The search tokens of one lab or instrument (labshare/catalogue/search_index.py).
 
     ``tokens`` holds every token; PostgreSQL searches it through a GIN index on the
     generated column ``tsv`` (made by the migration, not mapped), SQLite through

@@ -13,12 +13,12 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from labshare.campaign.stats import Period, Scope, zone_groups
 from labshare.extensions import db
 from labshare.labels import label
 from labshare.models import Company, Institute, ServiceOrder, ServiceOrderItem
 from labshare.orders.labels import order_label
 from labshare.safety import spreadsheet_text
-from labshare.services.stats import Period, Scope, zone_groups
 from labshare.timeutil import to_local
 
 MONEY = "#,##0.00"

@@ -21,6 +21,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from labshare.accounts.companies import booking_refusal
+from labshare.booking.permissions import can_view_tenant, is_member_of_company, is_staff_of
 from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
@@ -36,11 +38,9 @@ from labshare.models import (
     ServiceOrderItem,
     User,
 )
+from labshare.ops import audit
 from labshare.orders import notices
 from labshare.orders.storage import certificate_store
-from labshare.services import audit
-from labshare.services.companies import booking_refusal
-from labshare.services.permissions import can_view_tenant, is_member_of_company, is_staff_of
 from labshare.timeutil import to_local, utcnow
 
 #: An order carries at most this many item lines (a line may have a quantity).

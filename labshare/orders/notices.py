@@ -1,4 +1,4 @@
-"""Order messages through the outbox (``labshare.services.notify``): each step to
+"""Order messages through the outbox (``labshare.messaging.notify``): each step to
 the company, new orders to the institute's staff, and recalibration reminders."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from labshare.booking.permissions import is_member_of_company
 from labshare.extensions import db
+from labshare.messaging import notify
 from labshare.models import Notification, Role, ServiceOrder, ServiceOrderItem, User
-from labshare.services import notify
-from labshare.services.permissions import is_member_of_company
 
 #: Who hears of each order event.
 ORDER_EVENTS = {

@@ -6,12 +6,12 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 
+from labshare.booking.permissions import is_staff_of
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Field, OrderServiceType, ServiceOffering, User
+from labshare.ops import audit
 from labshare.orders.lifecycle import MAX_ID, check_no_control
-from labshare.services import audit
-from labshare.services.permissions import is_staff_of
 
 
 def _staff_institute(actor: User) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement
 
+from labshare.booking.permissions import _tenant_scope
 from labshare.models import ServiceOrder, User
-from labshare.services.permissions import _tenant_scope
 
 
 def visible_orders(user: User) -> ColumnElement[bool]:

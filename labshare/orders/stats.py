@@ -1,5 +1,5 @@
 """Service-order figures, counted from the orders and their items when asked (as the
-booking statistics are, labshare/services/stats.py), kept apart from the booking
+booking statistics are, labshare/campaign/stats.py), kept apart from the booking
 counters so that those keep their meaning.
 
 - orders and items by status, service type and field: orders *created* in the window;
@@ -23,10 +23,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, true
 
+from labshare.campaign.stats import Period, Scope, zone_groups
 from labshare.extensions import db
 from labshare.models import ServiceOrder, ServiceOrderItem
 from labshare.orders.lifecycle import FINISHED
-from labshare.services.stats import Period, Scope, zone_groups
 from labshare.timeutil import to_local
 
 

@@ -21,6 +21,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import select
 
+from labshare.booking.permissions import is_staff_of
 from labshare.errors import DomainError, NotAllowed, NotFound
 from labshare.extensions import csrf, db, limiter
 from labshare.models import (
@@ -45,7 +46,6 @@ from labshare.orders.forms import (
 )
 from labshare.orders.labels import order_label
 from labshare.orders.permissions import visible_orders
-from labshare.services.permissions import is_staff_of
 
 bp = Blueprint("orders", __name__)
 

@@ -5,7 +5,7 @@ Revises: 0002
 Create Date: 2026-11-27 11:00:00
 
 Capability search asks "measurand = ? AND range_min_base <= ? AND range_max_base >= ?"
-(labshare/services/search.py); with 37,000 instruments it should seek, not scan.
+(labshare/catalogue/search.py); with 37,000 instruments it should seek, not scan.
 """
 from alembic import op
 

@@ -4,7 +4,7 @@ Revision ID: 0005_measurand_trgm
 Revises: 0004_calendar_version
 Create Date: 2026-11-27 04:00:00
 
-Text search (labshare/services/search.py) matches each term against the
+Text search (labshare/catalogue/search.py) matches each term against the
 instrument's measurand too; without this index that branch was a sequential scan
 of every instrument (30-50 ms on 37k instruments) while the other columns were
 index scans. pg_trgm GIN on PostgreSQL (the extension exists since 0004), a plain

@@ -7,7 +7,7 @@ Create Date: 2026-11-27 06:00:00
 ``booking_group`` (one row per request that booked a lab and some of its
 instruments, or an instrument bundle, together), ``booking.group_id`` and
 ``instrument.bundle`` (instruments of one lab with the same bundle name are always
-booked together). See labshare/services/groups.py.
+booked together). See labshare/booking/policies/groups.py.
 
 On SQLite the foreign key of ``booking.group_id`` is declared inline in ``ALTER
 TABLE ... ADD COLUMN`` (allowed for a nullable column): a batch copy of the booking

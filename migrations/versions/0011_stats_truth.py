@@ -5,7 +5,7 @@ Revises: 0010_booking_groups
 Create Date: 2026-12-04 23:40:00
 
 Campaign figures are counted from ``booking`` and ``usage_record`` when asked
-(labshare/services/stats.py), so the nightly roll-up table ``usage_daily`` goes.
+(labshare/campaign/stats.py), so the nightly roll-up table ``usage_daily`` goes.
 Two indexes cover every column the statistics read, so the month's bookings are
 read from the index alone (SQLite covering index, PostgreSQL index-only scan):
 ``ix_booking_stats`` leads with ``start_at`` (every figure is a time window),

@@ -4,7 +4,7 @@ Revision ID: 0018_search_index
 Revises: 0017_outbox_events
 Create Date: 2026-12-05 01:00:00
 
-labshare/services/search_index.py cuts every lab and instrument into tokens
+labshare/catalogue/search_index.py cuts every lab and instrument into tokens
 (Chinese characters and pairs, English words, pinyin, measurand synonyms) and
 keeps one search_doc row per resource. PostgreSQL looks tokens up through a GIN
 index on the tokens as a tsvector; SQLite through an FTS5 table over search_doc,
@@ -61,7 +61,7 @@ def upgrade():
         for statement in SQLITE:
             op.execute(statement)
     # The application's tokeniser builds the rows of the catalogue already there.
-    from labshare.services.search_index import rebuild
+    from labshare.catalogue.search_index import rebuild
 
     rebuild(bind)
 

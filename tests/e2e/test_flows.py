@@ -17,9 +17,9 @@ import openpyxl
 import pytest
 from flask import Flask
 
+from labshare.accounts.credit_code import make_credit_code
 from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, Instrument, Notification, Role
-from labshare.services.credit_code import make_credit_code
 from tests import factories
 from tests.e2e.conftest import ARTIFACTS, screenshot
 

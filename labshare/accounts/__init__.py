@@ -1,0 +1,1 @@
+"""Who may act: accounts, passwords, API tokens, companies and their members, staff."""

@@ -1,5 +1,0 @@
-"""The audit log's pages: staff read their institute's log, admins everything."""
-
-from labshare.audit.views import bp
-
-__all__ = ["bp"]

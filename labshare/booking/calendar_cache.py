@@ -1,0 +1,354 @@
+"""The availability document of one resource and window, rendered once per process
+and served again while nothing it depends on has changed.
+
+Correct across processes: ``resource.calendar_version`` is changed by database
+triggers (migration 0004) in the same transaction as every change that affects a
+resource's availability, and an instrument's calendar also depends on its lab's
+row. Each request reads those versions (one indexed query, which also returns
+every column the computation needs); an entry is served only when they are
+exactly the versions it was rendered at. The versions are read before the
+bookings and closures, so an entry is never labelled newer than its data.
+The ETag is derived from the same versions. The rules' buffer (booking policies)
+is part of the document: ``booking_rules`` rows change their resource's version too
+(migration 0006), and the subject query reads the effective buffer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from flask_babel import gettext as _
+from sqlalchemy import Connection, Engine, bindparam, select
+
+from labshare.booking.availability import (
+    Availability,
+    CalendarSubject,
+    OpeningPeriods,
+    Reader,
+    _check_window,
+    availability_of,
+    opening_periods_of_lab,
+)
+from labshare.errors import NotFound
+from labshare.extensions import db
+from labshare.models import (
+    BookingRules,
+    Institute,
+    Instrument,
+    Lab,
+    Resource,
+    ResourceKind,
+    ResourceStatus,
+)
+from labshare.timeutil import isoformat_local
+
+#: Bump when the document's shape changes, so that old ETags stop matching.
+FORMAT = "1"
+DEFAULT_SIZE = 4096
+EXTENSION = "labshare_calendar_cache"
+
+_resource = Resource.__table__
+_lab_row = Resource.__table__.alias("lab_resource")
+_instrument = Instrument.__table__
+_lab = Lab.__table__
+_institute = Institute.__table__
+_own_rules = BookingRules.__table__.alias("own_rules")  # booking policies: the buffer
+_lab_rules = BookingRules.__table__.alias("lab_rules")
+
+_SUBJECT = (
+    select(
+        _resource.c.kind,
+        _resource.c.status,
+        _resource.c.calendar_version,
+        _instrument.c.lab_id,
+        _instrument.c.calibration_valid_until,
+        _lab.c.capacity,
+        _lab_row.c.calendar_version.label("lab_version"),
+        _institute.c.timezone,
+        _own_rules.c.id.label("own_rules_id"),
+        _own_rules.c.buffer_minutes.label("own_buffer"),
+        _lab_rules.c.buffer_minutes.label("lab_buffer"),
+    )
+    .select_from(
+        _resource.join(_institute, _institute.c.id == _resource.c.institute_id)
+        .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
+        .outerjoin(_lab, _lab.c.id == _resource.c.id)
+        .outerjoin(_lab_row, _lab_row.c.id == _instrument.c.lab_id)
+        # booking_rules rows change the resource's calendar_version (migration 0006)
+        .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
+        .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
+    )
+    .where(_resource.c.id == bindparam("rid"))
+)
+
+
+@dataclass(frozen=True)
+class CalendarDocument:
+    etag: str  # unquoted
+    body: bytes  # JSON
+
+
+@dataclass(frozen=True)
+class _Versions:
+    own: int
+    lab: int
+    timezone: str
+
+
+class CalendarCache:
+    """A thread-safe LRU of rendered documents, and of opening periods by lab."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._docs: OrderedDict[
+            tuple[int, dt.datetime, dt.datetime], tuple[_Versions, CalendarDocument]
+        ] = OrderedDict()
+        self._periods: OrderedDict[tuple[int, int], OpeningPeriods] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.kept = _KeptConnection()
+
+    def document(
+        self, key: tuple[int, dt.datetime, dt.datetime], versions: _Versions
+    ) -> CalendarDocument | None:
+        with self._lock:
+            entry = self._docs.get(key)
+            if entry is None or entry[0] != versions:
+                self.misses += 1
+                return None
+            self._docs.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+
+    def store(
+        self, key: tuple[int, dt.datetime, dt.datetime], versions: _Versions, doc: CalendarDocument
+    ) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._docs[key] = (versions, doc)
+            self._docs.move_to_end(key)
+            while len(self._docs) > self.size:
+                self._docs.popitem(last=False)
+
+    def opening_periods(self, lab_id: int, lab_version: int, reader: Reader) -> OpeningPeriods:
+        key = (lab_id, lab_version)
+        with self._lock:
+            found = self._periods.get(key)
+        if found is not None:
+            return found
+        periods = opening_periods_of_lab(lab_id, reader)
+        if self.size > 0:
+            with self._lock:
+                self._periods[key] = periods
+                while len(self._periods) > self.size:
+                    self._periods.popitem(last=False)
+        return periods
+
+    def clear(self) -> None:
+        with self._lock:
+            self._docs.clear()
+            self._periods.clear()
+
+
+def cache() -> CalendarCache:
+    return cache_of(current_app)
+
+
+def cache_of(app: Flask) -> CalendarCache:
+    """The app's cache (also outside an app context: the fast path, labshare/fastpath.py)."""
+    found = app.extensions.get(EXTENSION)
+    if found is None:
+        found = CalendarCache(int(app.config.get("CALENDAR_CACHE_SIZE", DEFAULT_SIZE)))
+        app.extensions[EXTENSION] = found
+    assert isinstance(found, CalendarCache)
+    return found
+
+
+def render(result: Availability) -> dict[str, Any]:
+    tz = result.timezone
+    return {
+        "resource_id": result.resource_id,
+        "timezone": tz,
+        "busy": [
+            {
+                "start": isoformat_local(i.start, tz),
+                "end": isoformat_local(i.end, tz),
+                "reason": i.reason,
+            }
+            for i in result.busy
+        ],
+        "free": [
+            {"start": isoformat_local(i.start, tz), "end": isoformat_local(i.end, tz)}
+            for i in result.free
+        ],
+    }
+
+
+def _etag(key: tuple[int, dt.datetime, dt.datetime], versions: _Versions) -> str:
+    raw = f"{FORMAT}|{key[0]}|{key[1].isoformat()}|{key[2].isoformat()}|{versions}"
+    return f"av{key[0]}-{hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()}"
+
+
+class _KeptConnection:
+    """PostgreSQL: one pooled connection that the process keeps checked out, in
+    autocommit mode, for the calendar reads: a cache hit then costs the one query
+    and nothing else (no checkout, no switch to autocommit and back, no BEGIN, no
+    ROLLBACK). A second thread that finds it busy uses a connection of its own
+    from the pool. It goes back to the pool after sitting idle, so that the pool's
+    idle ping (labshare/database.py) sees it, and now and then so that
+    ``pool_recycle`` applies; after an error it is dropped."""
+
+    IDLE_SECONDS = 10.0
+    MAX_AGE_SECONDS = 300.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._born = 0.0
+        self._used = 0.0
+
+    @contextlib.contextmanager
+    def reader(self, engine: Engine) -> Iterator[Connection]:
+        if not self._lock.acquire(blocking=False):
+            with engine.connect() as own:
+                yield own.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        try:
+            now = time.monotonic()
+            conn: Connection | None = self._conn
+            if conn is not None and (
+                conn.closed
+                or conn.invalidated
+                or now - self._used > self.IDLE_SECONDS
+                or now - self._born > self.MAX_AGE_SECONDS
+                or conn.engine.pool is not engine.pool  # disposed meanwhile
+            ):
+                self._drop()
+                conn = None
+            if conn is None:
+                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._conn, self._born = conn, now
+            try:
+                yield conn
+            except BaseException:
+                self._drop()
+                raise
+            self._used = time.monotonic()
+        finally:
+            self._lock.release()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+@contextlib.contextmanager
+def _reader() -> Iterator[Reader]:
+    """PostgreSQL: the kept connection (above), in autocommit mode, so that a cache
+    hit costs one round trip. Each statement then sees everything committed before
+    it began; as the versions are read first, the data read after them is at least
+    as new. SQLite: the request's session (its read transaction is a snapshot, and
+    statements are in-process calls)."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        yield db.session()
+        return
+    with cache().kept.reader(engine) as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def plain_reader(store: CalendarCache, engine: Engine) -> Iterator[Connection]:
+    """A reader outside any request's session (the fast path, labshare/fastpath.py).
+    PostgreSQL: the kept autocommit connection, as ``_reader``. SQLite: a pooled
+    connection for one read transaction, never an autocommit one: there BEGIN is
+    ours (labshare/database.py), and a kept connection would keep its first
+    snapshot."""
+    if engine.dialect.name == "postgresql":
+        with store.kept.reader(engine) as conn:
+            yield conn
+    else:
+        with engine.connect() as conn:
+            yield conn
+
+
+def calendar_document(resource_id: int, start: dt.datetime, end: dt.datetime) -> CalendarDocument:
+    """The availability JSON of ``resource_id`` over [start, end), and its ETag.
+    Raises ValidationFailed for a bad window, NotFound for an unknown resource."""
+    start, end = _check_window(start, end)
+    with _reader() as reader:
+        doc = document_of(cache(), reader, resource_id, start, end, current_app.json.dumps)
+    if doc is None:
+        raise NotFound(_("No resource %(id)s.", id=resource_id))
+    return doc
+
+
+def _versions_of(row: Any) -> _Versions:
+    """The versions an entry for ``row`` (a ``_SUBJECT`` row) must have been rendered at."""
+    own = int(row.calendar_version)
+    return _Versions(
+        own=own,
+        lab=own if row.kind == ResourceKind.LAB else int(row.lab_version),
+        timezone=row.timezone or "Asia/Shanghai",
+    )
+
+
+def document_of(
+    store: CalendarCache,
+    reader: Reader,
+    resource_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    dumps: Callable[[Any], str],
+) -> CalendarDocument | None:
+    """The document of ``resource_id`` over the checked window [start, end): from
+    ``store`` when current (one query), else rendered and stored. None for an
+    unknown resource. Needs no app context."""
+    row = reader.execute(_SUBJECT, {"rid": resource_id}).one_or_none()
+    if row is None:
+        return None
+    is_lab = row.kind == ResourceKind.LAB
+    lab_id = resource_id if is_lab else int(row.lab_id)
+    versions = _versions_of(row)
+    key = (resource_id, start, end)
+    doc = store.document(key, versions)
+    if doc is not None:
+        return doc
+    subject = CalendarSubject(
+        id=resource_id,
+        lab_id=lab_id,
+        status=row.status,
+        capacity=int(row.capacity) if is_lab else 1,
+        calibration_valid_until=None if is_lab else row.calibration_valid_until,
+        timezone=versions.timezone,
+        buffer_minutes=int(
+            (row.own_buffer if row.own_rules_id is not None else row.lab_buffer) or 0
+        ),
+    )
+    periods = (
+        store.opening_periods(lab_id, versions.lab, reader)
+        if row.status == ResourceStatus.AVAILABLE
+        else []
+    )
+    result = availability_of(subject, start, end, opening_periods=periods, reader=reader)
+    body = dumps(render(result)).encode() + b"\n"
+    doc = CalendarDocument(etag=_etag(key, versions), body=body)
+    store.store(key, versions, doc)
+    return doc

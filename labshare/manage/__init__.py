@@ -1,9 +1,0 @@
-"""Pages for institute staff: dashboard, catalogue management, bulk import."""
-
-from labshare.manage import checkin_code as _checkin_code  # noqa: F401  (check-in: routes)
-from labshare.manage import on_behalf as _on_behalf  # noqa: F401  (routes)
-from labshare.manage import quotas as _quotas  # noqa: F401  (booking policies: routes)
-from labshare.manage.importing import register_import_command
-from labshare.manage.views import bp
-
-__all__ = ["bp", "register_import_command"]

@@ -1,0 +1,487 @@
+"""Writing messages to the outbox (the ``notification`` table).
+
+A message is queued inside the business transaction that caused it, under a
+unique ``dedupe_key``; it is delivered by the ``deliver`` job after the commit,
+so nobody hears of a change that was rolled back, and nothing is queued twice.
+
+Messages are rendered in the recipient's language (``User.locale``) from
+``templates/email/<name>.txt`` and ``.html``; booking times are shown in the
+institute's zone. The row is also the user's in-app notification.
+
+Booking events are queued as *event rows* (kind, booking, recipient, locale) and
+rendered only when read or sent (``render_event``), so a booking's transaction
+renders no template. The other messages are rendered here, once, when queued;
+the sender and the inbox handle both styles alike (``Notification.rendered``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from babel.dates import format_date
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from labshare.extensions import db
+from labshare.models import (
+    Booking,
+    BookingSeries,
+    Instrument,
+    Lab,
+    Notification,
+    Resource,
+    Role,
+    User,
+)
+from labshare.models import notification as notification_model
+from labshare.timeutil import to_local
+
+
+def enqueue(
+    user: User,
+    kind: str,
+    *,
+    subject: str,
+    body_text: str,
+    body_html: str | None = None,
+    booking: Booking | None = None,
+    dedupe_key: str,
+) -> Notification | None:
+    """Queue one message to ``user``. Returns None when ``dedupe_key`` was already
+    queued (in this transaction or before)."""
+    for pending in db.session.new:
+        if isinstance(pending, Notification) and pending.dedupe_key == dedupe_key:
+            return None
+    exists = db.session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    if exists is not None:
+        return None
+    notification = Notification(
+        user_id=user.id,
+        kind=kind,
+        subject=subject[:300],
+        body_text=body_text,
+        body_html=body_html,
+        booking_id=booking.id if booking is not None else None,
+        dedupe_key=dedupe_key,
+    )
+    db.session.add(notification)
+    return notification
+
+
+# --- formatting at the edge: the recipient's language, the institute's zone ----------
+
+
+def _locale_of(user: User) -> str:
+    languages = current_app.config.get("LANGUAGES", ["zh_CN", "en"])
+    return user.locale if user.locale in languages else str(languages[0])
+
+
+def format_local(value: dt.datetime, tz: str, locale: str) -> str:
+    """``Monday, January 7, 2030 09:00`` / ``2030年1月7日星期一 09:00`` in zone ``tz``."""
+    local = to_local(value, tz)
+    return f"{format_date(local.date(), 'full', locale=locale)} {local:%H:%M}"
+
+
+def format_span(start: dt.datetime, end: dt.datetime, tz: str, locale: str) -> str:
+    """A booking's time in the institute's zone, with the zone and its UTC offset."""
+    local_start = to_local(start, tz)
+    local_end = to_local(end, tz)
+    offset = local_start.strftime("%z")
+    zone_label = f"{tz}, UTC{offset[:3]}:{offset[3:]}"
+    if local_end.date() == local_start.date():
+        span = f"{format_local(start, tz, locale)}–{local_end:%H:%M}"
+    else:
+        span = f"{format_local(start, tz, locale)} – {format_local(end, tz, locale)}"
+    return f"{span} ({zone_label})"
+
+
+def resource_name(resource: Resource, locale: str) -> str:
+    if locale.startswith("en") and resource.name_en:
+        return resource.name_en
+    return resource.name
+
+
+def locale_of(user: User) -> str:
+    """The language ``user``'s messages are written in."""
+    return _locale_of(user)
+
+
+def render_for(template: str, user: User, /, **context: Any) -> tuple[str, str]:
+    """Text and HTML of ``templates/email/<template>``; the caller holds force_locale."""
+    return _render(template, user, **context)
+
+
+def _render(template: str, user: User, /, **context: Any) -> tuple[str, str]:
+    """Render ``templates/email/<template>.txt`` and ``.html``; the caller holds force_locale."""
+    env = current_app.jinja_env
+    context.setdefault("user", user)
+    context.setdefault("base_url", str(current_app.config.get("PUBLIC_BASE_URL", "")).rstrip("/"))
+    text = env.get_template(f"email/{template}.txt").render(**context)
+    html = env.get_template(f"email/{template}.html").render(**context)
+    return text, html
+
+
+def _booking_context(booking: Booking, locale: str) -> dict[str, Any]:
+    institute = booking.resource.institute
+    return {
+        "booking": booking,
+        "resource_name": resource_name(booking.resource, locale),
+        "institute_name": institute.name_en
+        if locale.startswith("en") and institute.name_en
+        else institute.name,
+        "when": format_span(booking.start_at, booking.end_at, institute.timezone, locale),
+        "timezone": institute.timezone,
+    }
+
+
+def _staff_of(institute_id: int) -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.institute_id == institute_id,
+                User.role == Role.STAFF,
+                User.active.is_(True),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+# --- booking events ---------------------------------------------------------------
+
+#: Who hears of each booking event: the booker, or the institute's staff.
+BOOKING_EVENTS = {
+    "requested": "staff",  # a new request waits for approval
+    "received": "booker",  # the booker's copy of a pending request
+    "confirmed": "booker",  # auto-approved or approved
+    "rejected": "booker",
+    "cancelled": "both",
+    "completed": "booker",
+    "no_show": "booker",
+}
+
+
+def _event_subject(event: str, booking_id: int, name: str) -> str:
+    subjects = {
+        "requested": _("New booking request %(id)s: %(name)s", id=booking_id, name=name),
+        "received": _("Booking request %(id)s received: %(name)s", id=booking_id, name=name),
+        "confirmed": _("Booking %(id)s confirmed: %(name)s", id=booking_id, name=name),
+        "rejected": _("Booking %(id)s rejected: %(name)s", id=booking_id, name=name),
+        "cancelled": _("Booking %(id)s cancelled: %(name)s", id=booking_id, name=name),
+        "completed": _("Booking %(id)s completed: %(name)s", id=booking_id, name=name),
+        "no_show": _("Booking %(id)s marked as no-show: %(name)s", id=booking_id, name=name),
+    }
+    return subjects[event]
+
+
+def booking_event(booking: Booking, event: str) -> list[Notification]:
+    """Queue the messages for one booking event, each in its recipient's language.
+
+    The dedupe key (booking, event, recipient) makes the event's messages at most
+    once, even when the code path runs twice.
+    """
+    collector = _series_collector.get()  # recurring series: one message per series
+    if collector is not None:
+        collector.append((booking, event))
+        return []
+    audience = BOOKING_EVENTS[event]
+    recipients: list[User] = []
+    if audience in ("booker", "both"):
+        recipients.append(booking.user)
+    if audience in ("staff", "both"):
+        recipients.extend(u for u in _staff_of(booking.institute_id) if u not in recipients)
+    queued: list[Notification] = []
+    for user in recipients:
+        note = enqueue_event(user, booking, event)
+        if note is not None:
+            queued.append(note)
+    return queued
+
+
+def enqueue_event(user: User, booking: Booking, event: str) -> Notification | None:
+    """Queue booking ``event`` for ``user`` as an event row (rendered when read or
+    sent). None when it was queued already."""
+    dedupe_key = f"booking:{booking.id}:{event}:{user.id}"
+    for pending in db.session.new:
+        if isinstance(pending, Notification) and pending.dedupe_key == dedupe_key:
+            return None
+    exists = db.session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    if exists is not None:
+        return None
+    note = Notification(
+        user_id=user.id,
+        kind=f"booking_{event}",
+        booking_id=booking.id,
+        locale=_locale_of(user),
+        dedupe_key=dedupe_key,
+    )
+    db.session.add(note)
+    return note
+
+
+#: The booking's status when each event happened (shown in the message, which may
+#: be rendered after the booking has moved on).
+EVENT_STATUS = {
+    "requested": "pending",
+    "received": "pending",
+    "confirmed": "approved",
+    "rejected": "rejected",
+    "cancelled": "cancelled",
+    "completed": "completed",
+    "no_show": "no_show",
+}
+
+
+def render_event(note: Notification) -> tuple[str, str, str | None]:
+    """Subject, text and HTML of an event row, in the locale it was queued with."""
+    event = note.kind.removeprefix("booking_")
+    user = db.session.get(User, note.user_id)
+    booking = db.session.get(Booking, note.booking_id) if note.booking_id is not None else None
+    if user is None or booking is None or event not in EVENT_STATUS:
+        raise LookupError(f"notification {note.id}: {note.kind} cannot be rendered")
+    languages = current_app.config.get("LANGUAGES", ["zh_CN", "en"])
+    locale = note.locale if note.locale and note.locale in languages else _locale_of(user)
+    with force_locale(locale):
+        context = _booking_context(booking, locale)
+        subject = _event_subject(event, booking.id, context["resource_name"])
+        text, html = _render(
+            "booking_event",
+            user,
+            event=event,
+            for_staff=user.role == Role.STAFF,
+            status=_(EVENT_STATUS[event]),
+            **context,
+        )
+    return subject[:300], text, html
+
+
+notification_model.renderer[:] = [render_event]
+
+
+# --- recurring series (one message per series event, not one per occurrence) -------
+
+_series_collector: ContextVar[list[tuple[Booking, str]] | None] = ContextVar(
+    "series_collector", default=None
+)
+
+
+@contextmanager
+def collect_booking_events() -> Iterator[list[tuple[Booking, str]]]:
+    """Inside the block, ``booking_event`` queues nothing and records (booking,
+    event) instead; the series code then sends one ``series_event`` per event."""
+    events: list[tuple[Booking, str]] = []
+    token = _series_collector.set(events)
+    try:
+        yield events
+    finally:
+        _series_collector.reset(token)
+
+
+def series_event(
+    series: BookingSeries, events: Sequence[tuple[Booking, str]]
+) -> list[Notification]:
+    """One message per (event, recipient) listing the series' occurrences the event
+    concerns; a single occurrence gets the ordinary booking message."""
+    by_event: dict[str, list[Booking]] = {}
+    for booking, event in events:
+        by_event.setdefault(event, []).append(booking)
+    queued: list[Notification] = []
+    for event, bookings in by_event.items():
+        if len(bookings) == 1:
+            queued.extend(booking_event(bookings[0], event))
+            continue
+        audience = BOOKING_EVENTS[event]
+        recipients: list[User] = []
+        if audience in ("booker", "both"):
+            recipients.append(bookings[0].user)
+        if audience in ("staff", "both"):
+            recipients.extend(u for u in _staff_of(series.institute_id) if u not in recipients)
+        digest = _digest(sorted(b.id for b in bookings))
+        for user in recipients:
+            locale = _locale_of(user)
+            with force_locale(locale):
+                items = [_booking_context(b, locale) for b in bookings]
+                subject = _(
+                    "Series %(id)s (%(count)s bookings) %(event)s: %(name)s",
+                    id=series.id,
+                    count=len(bookings),
+                    event=_series_event_label(event),
+                    name=items[0]["resource_name"],
+                )
+                text, html = _render(
+                    "series_event",
+                    user,
+                    series=series,
+                    event=event,
+                    items=items,
+                    for_staff=user.role == Role.STAFF,
+                )
+            note = enqueue(
+                user,
+                f"series_{event}",
+                subject=subject,
+                body_text=text,
+                body_html=html,
+                booking=bookings[0],
+                dedupe_key=f"series:{series.id}:{event}:{user.id}:{digest}",
+            )
+            if note is not None:
+                queued.append(note)
+    return queued
+
+
+def _series_event_label(event: str) -> str:
+    labels = {
+        "requested": _("requested"),
+        "received": _("received"),
+        "confirmed": _("confirmed"),
+        "rejected": _("rejected"),
+        "cancelled": _("cancelled"),
+        "completed": _("completed"),
+        "no_show": _("no-show"),
+    }
+    return labels.get(event, event)
+
+
+# --- scheduled messages ---------------------------------------------------------------
+
+REMINDER_KIND = "reminder"
+
+
+def reminder(booking: Booking, hours: int) -> Notification | None:
+    """The reminder ``hours`` before the start, to the booker, with an .ics attachment
+    (added at delivery, see ``booking_ics``)."""
+    user = booking.user
+    locale = _locale_of(user)
+    with force_locale(locale):
+        context = _booking_context(booking, locale)
+        subject = _(
+            "Reminder: %(name)s, %(when)s",
+            name=context["resource_name"],
+            when=format_local(booking.start_at, context["timezone"], locale),
+        )
+        text, html = _render("reminder", user, **context)
+    return enqueue(
+        user,
+        REMINDER_KIND,
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        booking=booking,
+        dedupe_key=f"reminder:{booking.id}:{hours}h:{user.id}",
+    )
+
+
+def _digest(ids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(str(i) for i in ids).encode()).hexdigest()[:24]
+
+
+def pending_nudge(staff: User, bookings: Sequence[Booking]) -> Notification | None:
+    """Tell one staff member about requests waiting too long for a decision."""
+    locale = _locale_of(staff)
+    with force_locale(locale):
+        items = [_booking_context(b, locale) for b in bookings]
+        subject = _("%(count)s booking requests are waiting for your decision", count=len(bookings))
+        text, html = _render("pending_nudge", staff, items=items)
+    return enqueue(
+        staff,
+        "pending_nudge",
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        dedupe_key=f"nudge:{staff.id}:{_digest([b.id for b in bookings])}",
+    )
+
+
+def calibration_notice(instrument: Instrument, *, expired: bool) -> list[Notification]:
+    """Warn the instrument's institute that its calibration expires soon (or has)."""
+    queued: list[Notification] = []
+    state = "expired" if expired else "expiring"
+    valid_until = instrument.calibration_valid_until
+    for staff in _staff_of(instrument.institute_id):
+        locale = _locale_of(staff)
+        name = resource_name(instrument, locale)
+        with force_locale(locale):
+            until = format_date(valid_until, "long", locale=locale) if valid_until else ""
+            if expired:
+                subject = _("Calibration expired on %(date)s: %(name)s", date=until, name=name)
+            else:
+                subject = _("Calibration expires on %(date)s: %(name)s", date=until, name=name)
+            text, html = _render(
+                "calibration_notice",
+                staff,
+                instrument=instrument,
+                name=name,
+                until=until,
+                expired=expired,
+            )
+        note = enqueue(
+            staff,
+            f"calibration_{state}",
+            subject=subject,
+            body_text=text,
+            body_html=html,
+            dedupe_key=(
+                f"calibration:{state}:{instrument.id}:{valid_until}:"
+                f"{instrument.certificate_number or '-'}:{staff.id}"
+            )[:200],
+        )
+        if note is not None:
+            queued.append(note)
+    return queued
+
+
+MONTHLY_EXPORT_KIND = "monthly_export"
+
+
+def monthly_export_ready(admin: User, month: str, filename: str, rows: int) -> Notification | None:
+    """Tell a platform admin that last month's export is ready (the CSV is attached
+    at delivery, see ``labshare.messaging.mail``)."""
+    locale = _locale_of(admin)
+    with force_locale(locale):
+        subject = _("LabShare usage export for %(month)s", month=month)
+        text, html = _render("monthly_export", admin, month=month, filename=filename, rows=rows)
+    return enqueue(
+        admin,
+        MONTHLY_EXPORT_KIND,
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        dedupe_key=f"monthly-export:{month}:{admin.id}",
+    )
+
+
+def booking_ics(booking: Booking) -> bytes:
+    """An iCalendar event for the booking; its UID is stable, so a calendar that
+    receives it twice (two reminders) updates one event rather than adding two."""
+    from icalendar import Calendar, Event
+
+    resource = booking.resource
+    institute = resource.institute
+    cal = Calendar()
+    cal.add("prodid", "-//LabShare//Booking reminder//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"booking-{booking.id}@labshare")
+    event.add("dtstamp", booking.updated_at or booking.created_at)
+    event.add("dtstart", booking.start_at)
+    event.add("dtend", booking.end_at)
+    event.add("summary", f"{resource.name} ({institute.name})")
+    place = resource.location if isinstance(resource, Lab) else None
+    if isinstance(resource, Instrument):
+        place = resource.lab.location
+    location = ", ".join(p for p in (institute.name, place or institute.address) if p)
+    event.add("location", location)
+    event.add("description", booking.purpose)
+    event.add("status", "CONFIRMED")
+    cal.add_component(event)
+    return bytes(cal.to_ical())

@@ -1,0 +1,1 @@
+"""Running the service: audit log, backup and restore, file storage."""
