@@ -21,7 +21,9 @@ def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"])
 
     from labshare import web
+    from labshare.booking import policies
 
+    policies.register()  # before anything books: the engine asks its policies
     register_extensions(app)
     web.register_request_hooks(app)
     register_blueprints(app)

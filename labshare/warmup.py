@@ -66,7 +66,6 @@ def _warm() -> None:
             start,
             policy,
             "Asia/Shanghai",
-            with_no_shows=False,
         )
         with contextlib.suppress(DomainError):
             calendar_document(-1, start, start + dt.timedelta(days=7))

@@ -97,9 +97,9 @@ def test_exclusion_violation_is_a_conflict_not_an_error(app, db, setup, monkeypa
     refuses the overlap, and it surfaces as SlotTaken (a 409), never a 500; the
     transaction stays usable. SQLite has no such constraint: there the atomic check
     is the only guard, which is why it runs under BEGIN IMMEDIATE."""
-    from labshare.booking import bookings
+    from labshare.booking import checks
 
-    monkeypatch.setattr(bookings, "_check_free", lambda *args, **kw: None)
+    monkeypatch.setattr(checks, "_check_free", lambda *args, **kw: None)
     inst = db.session.get(Resource, setup["inst"])
     first, second = (db.session.get(User, i) for i in setup["users"][:2])
     create_booking(inst, first, START, START + dt.timedelta(hours=1), purpose="x")

@@ -10,16 +10,18 @@ then insert the booking, its audit row and its outbox events (event rows,
 rendered at delivery: no template is rendered here).
 
 Every rule is judged exactly as ``bookings.check_slot`` judges it, in the same
-order and with the same messages; only the reads are gathered. The other paths
-(series, groups, waitlist offers, approvals) keep using ``check_slot``.
-Nothing here commits.
+order and with the same messages; only the reads are gathered. The policies'
+reads (quotas, waitlist offers, the no-show record) come from their
+``hooks.SlotPolicy``: ``joins`` into the policy statement, ``reads`` into the
+UNION ALL, ``judge`` and ``held`` on the rows. The other paths (series, groups,
+waitlist offers, approvals) keep using ``check_slot``. Nothing here commits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -31,7 +33,6 @@ from sqlalchemy import (
     func,
     literal_column,
     null,
-    or_,
     select,
     text,
     union_all,
@@ -41,12 +42,11 @@ from sqlalchemy.orm import aliased, with_polymorphic
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import ColumnClause
 
-from labshare.booking import bookings
-from labshare.booking.availability import capacity_of, saturated
-from labshare.booking.policies import quotas
-from labshare.booking.policies.group_hooks import bundle_of
-from labshare.booking.policies.no_shows import RECORD_DAYS
-from labshare.booking.policies.waitlist import offered_message
+from labshare.booking import checks, signals
+from labshare.booking.availability import capacity_of
+from labshare.booking.booking_row import compute_fee, new_booking
+from labshare.booking.hooks import Gathered, Slot, SlotPolicy, Stage, slot_policies, together
+from labshare.booking.locking import _insert_or_conflict
 from labshare.booking.rules import (
     DEFAULT,
     MAX_BOOKING_SPAN,
@@ -63,7 +63,6 @@ from labshare.messaging import notify
 from labshare.models import (
     HOLDING_STATUSES,
     Booking,
-    BookingQuota,
     BookingRules,
     BookingStatus,
     Closure,
@@ -74,8 +73,6 @@ from labshare.models import (
     Resource,
     Role,
     User,
-    WaitlistEntry,
-    WaitlistStatus,
 )
 from labshare.models.base import UTCDateTime
 from labshare.ops import audit
@@ -91,19 +88,21 @@ class Policy:
     rules: Rules
     periods: list[tuple[int, dt.time, dt.time]]
     qualification: Qualification | None
-    quotas: list[BookingQuota]
+    #: What each registered policy made of its joined rows (``SlotPolicy.loaded``).
+    parts: list[Any] = field(default_factory=list)
+    policies: tuple[SlotPolicy, ...] = ()
 
 
 @dataclass
 class Around:
     """What one slot is judged against, read in one statement."""
 
+    slot: Slot
     busy: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
     closures: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
-    offers: list[tuple[dt.datetime, dt.datetime, int]] = field(default_factory=list)
     held: int = 0
-    no_shows: int = 0
-    usage: dict[int, quotas.Usage] = field(default_factory=dict)
+    #: Each policy's rows, in the order of ``Policy.policies``.
+    parts: list[Gathered] = field(default_factory=list)
 
 
 def lock_and_load(resource_id: int) -> Resource | None:
@@ -123,10 +122,12 @@ def lock_and_load(resource_id: int) -> Resource | None:
 
 def load_policy(resource: Resource, user_id: int) -> Policy:
     """Rules (the resource's, else its lab's, else the defaults), the lab's opening
-    periods, ``user_id``'s qualification and the quotas that apply, in one
-    statement (outer joins from the resource's row); the quotas are locked in id
-    order on PostgreSQL by a second one, when there are any."""
+    periods, ``user_id``'s qualification and what the policies join (the quotas
+    that apply), in one statement (outer joins from the resource's row); a policy
+    may lock its rows by a second one (the quotas, in id order, on PostgreSQL)."""
     lab_id = lab_id_of(resource)
+    policies = slot_policies()
+    joins = [(k, j) for k, policy in enumerate(policies) for j in policy.joins(resource, lab_id)]
     own = aliased(BookingRules)
     of_lab = aliased(BookingRules)
     stmt = (
@@ -135,7 +136,7 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
         .outerjoin(own, own.resource_id == Resource.__table__.c.id)
         .outerjoin(of_lab, and_(of_lab.resource_id == lab_id, of_lab.resource_id != resource.id))
         .outerjoin(OpeningPeriod, OpeningPeriod.lab_id == lab_id)
-        .add_columns(Qualification, BookingQuota)
+        .add_columns(Qualification)
         .outerjoin(
             Qualification,
             and_(
@@ -143,49 +144,41 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
                 Qualification.user_id == user_id,
             ),
         )
-        .outerjoin(
-            BookingQuota,
-            and_(
-                BookingQuota.institute_id == Resource.__table__.c.institute_id,
-                or_(
-                    BookingQuota.resource_id.is_(None),
-                    BookingQuota.resource_id.in_({resource.id, lab_id}),
-                ),
-            ),
-        )
-        .where(Resource.__table__.c.id == resource.id)
     )
+    for _k, (entity, on) in joins:
+        stmt = stmt.add_columns(entity).outerjoin(entity, on)
+    stmt = stmt.where(Resource.__table__.c.id == resource.id)
     own_row: BookingRules | None = None
     lab_row: BookingRules | None = None
     periods: set[tuple[int, dt.time, dt.time]] = set()
     qualification: Qualification | None = None
-    found: dict[int, BookingQuota] = {}
-    for r_own, r_lab, weekday, opens, closes, qual, quota in db.session.execute(stmt):
+    found: list[dict[Any, Any]] = [{} for _ in joins]
+    for r_own, r_lab, weekday, opens, closes, qual, *joined in db.session.execute(stmt):
         own_row = own_row or r_own
         lab_row = lab_row or r_lab
         if weekday is not None:
             periods.add((int(weekday), opens, closes))
         qualification = qualification or qual
-        if quota is not None:
-            found[quota.id] = quota
+        for i, row in enumerate(joined):
+            if row is not None:
+                found[i][row.id] = row
     if own_row is not None:
         rules = Rules.from_row(own_row)
     elif lab_row is not None:
         rules = Rules.from_row(lab_row)
     else:
         rules = DEFAULT
-    applicable = [found[k] for k in sorted(found)]
-    if applicable and not is_sqlite():
-        applicable = list(
-            db.session.scalars(
-                select(BookingQuota)
-                .where(BookingQuota.id.in_([q.id for q in applicable]))
-                .order_by(BookingQuota.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
+    parts = [
+        policy.loaded(
+            [
+                [found[i][key] for key in sorted(found[i])]
+                for i, (k, _j) in enumerate(joins)
+                if k == n
+            ]
         )
-    return Policy(rules, sorted(periods), qualification, applicable)
+        for n, policy in enumerate(policies)
+    ]
+    return Policy(rules, sorted(periods), qualification, parts, policies)
 
 
 _NO_TIME = cast(null(), UTCDateTime())
@@ -205,11 +198,11 @@ def read_around(
     policy: Policy,
     tz: str,
     *,
-    with_no_shows: bool,
+    booker: User | None = None,
 ) -> Around:
-    """The bookings, closures and offers around [start, end), the company's active
-    bookings of the resource, its usage of each quota and (``with_no_shows``) its
-    no-show record at the institute: one UNION ALL."""
+    """The bookings and closures around [start, end), the company's active
+    bookings of the resource, and what the policies read (open offers, the
+    company's usage of each quota, its no-show record): one UNION ALL."""
     capacity = capacity_of(resource)
     rules = policy.rules
     buffer = (
@@ -238,77 +231,33 @@ def read_around(
         select(_tag(1), Closure.start_at, Closure.end_at, _NO_NUMBER).where(
             Closure.resource_id.in_(scope), Closure.start_at < end, Closure.end_at > start
         ),
-        select(
-            _tag(2), WaitlistEntry.start_at, WaitlistEntry.end_at, WaitlistEntry.company_id
-        ).where(
-            WaitlistEntry.resource_id == resource.id,
-            WaitlistEntry.status == WaitlistStatus.OFFERED,
-            WaitlistEntry.offer_expires_at > now,
-            WaitlistEntry.start_at < end + buffer,
-            WaitlistEntry.end_at > start - buffer,
-        ),
-        select(_tag(3), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
+        select(_tag(2), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
             Booking.resource_id == resource.id,
             Booking.company_id == company_id,
             holding,
             Booking.end_at > now,
         ),
     ]
-    if with_no_shows:
-        arms.append(
-            select(_tag(4), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
-                Booking.company_id == company_id,
-                Booking.institute_id == resource.institute_id,
-                Booking.start_at >= now - dt.timedelta(days=RECORD_DAYS),
-                or_(Booking.status == BookingStatus.NO_SHOW, Booking.late_cancellation.is_(True)),
-            )
-        )
-    for i, quota in enumerate(policy.quotas):
-        first, after = quotas.period_bounds(quota.period, start, tz)
-        statuses = [BookingStatus.PENDING, BookingStatus.APPROVED]
-        if quota.count_completed:
-            statuses.append(BookingStatus.COMPLETED)
-        if quota.resource_id is None:
-            where = Booking.institute_id == quota.institute_id
-        elif quota.resource_id == lab_id:  # a lab's quota: the lab and its instruments
-            where = or_(
-                Booking.resource_id == quota.resource_id,
-                Booking.resource_id.in_(
-                    select(Instrument.id).where(Instrument.lab_id == quota.resource_id)
-                ),
-            )
-        else:
-            where = Booking.resource_id == quota.resource_id
-        arms.append(
-            select(_tag(10 + i), Booking.start_at, Booking.end_at, _NO_NUMBER).where(
-                Booking.company_id == company_id,
-                Booking.start_at >= first,
-                Booking.start_at < after,
-                Booking.status.in_(statuses),
-                where,
-            )
-        )
-    out = Around()
-    seconds: dict[int, int] = {}
-    counts: dict[int, int] = {}
+    slot = Slot(resource, booker, company_id, start, end, now, tz, rules)
+    out = Around(slot=slot)
+    owners: list[list[tuple[Any, Any, Any]]] = []  # the policy rows each tag from 10 fills
+    for n, part in enumerate(policy.policies):
+        gathered = Gathered(loaded=policy.parts[n])
+        for s, e, number, where in part.reads(slot, gathered.loaded):
+            rows: list[tuple[Any, Any, Any]] = []
+            gathered.rows.append(rows)
+            arms.append(select(_tag(10 + len(owners)), s, e, number).where(*where))
+            owners.append(rows)
+        out.parts.append(gathered)
     for k, s, e, n in db.session.execute(union_all(*arms)):
         if k == 0:
             out.busy.append((s, e))
         elif k == 1:
             out.closures.append((s, e))
         elif k == 2:
-            out.offers.append((s, e, int(n)))
-        elif k == 3:
             out.held = int(n or 0)
-        elif k == 4:
-            out.no_shows = int(n or 0)
         else:
-            seconds[k - 10] = seconds.get(k - 10, 0) + int((e - s).total_seconds())
-            counts[k - 10] = counts.get(k - 10, 0) + 1
-    for i, quota in enumerate(policy.quotas):
-        out.usage[quota.id] = quotas.Usage(
-            hours=Decimal(seconds.get(i, 0)) / Decimal(3600), bookings=counts.get(i, 0)
-        )
+            owners[k - 10].append((s, e, n))
     return out
 
 
@@ -325,7 +274,7 @@ def _judge(
     rules = policy.rules
     company_id = booker.company_id
     assert company_id is not None  # validate_request
-    bookings._check_available(resource)
+    checks._check_available(resource)
     if resource.requires_qualification:
         qualification = policy.qualification
         local_day = start.astimezone(zone(tz)).date()
@@ -337,7 +286,7 @@ def _judge(
                 rule="qualification",
                 field="resource_id",
             )
-    bookings._check_time_rules(rules, tz, start, end, now)
+    checks._check_time_rules(rules, tz, start, end, now)
     spans = opening_spans(policy.periods, tz, start, end)
     if not any(s <= start and end <= e for s, e in spans):
         raise RuleViolation(
@@ -345,10 +294,7 @@ def _judge(
             rule="opening_hours",
             field="start",
         )
-    with_no_shows = not rules.requires_approval and rules.no_show_approval_threshold is not None
-    around = read_around(
-        resource, company_id, start, end, now, policy, tz, with_no_shows=with_no_shows
-    )
+    around = read_around(resource, company_id, start, end, now, policy, tz, booker=booker)
     if around.closures:
         raise RuleViolation(
             _l("The resource is closed during part of this time."),
@@ -372,25 +318,17 @@ def _judge(
             rule="company_quota",
             field="resource_id",
         )
-    hours = Decimal(int((end - start).total_seconds())) / Decimal(3600)
-    for quota in policy.quotas:
-        quotas.judge(quota, around.usage[quota.id], hours, start, tz)
-    bookings._check_free(
+    slot = around.slot
+    for part, gathered in zip(policy.policies, around.parts, strict=True):
+        if part.stage is Stage.LIMITS:  # e.g. the quotas per period
+            part.judge(slot, gathered)
+    checks._check_free(
         resource, start, end, None, buffer_minutes=rules.buffer_minutes, around=around.busy
     )
-    capacity = capacity_of(resource)
-    offers = [(s, e) for s, e, c in around.offers if c != company_id]
-    if offers:
-        blocked = True
-        if capacity > 1:
-            both = [*around.busy, *offers]
-            blocked = bool(saturated([(max(s, start), min(e, end)) for s, e in both], capacity))
-        if blocked:
-            details: dict[str, object] = {"reason": "offered"}
-            buffer_minutes = max(rules.buffer_minutes, 0) if capacity <= 1 else 0
-            if buffer_minutes and not any(s < end and e > start for s, e in offers):
-                details["buffer_minutes"] = buffer_minutes
-            raise SlotTaken(offered_message(), details=details)
+    slot.busy = around.busy
+    for part, gathered in zip(policy.policies, around.parts, strict=True):
+        if part.stage is Stage.CLAIMS:  # e.g. an open waitlist offer
+            part.judge(slot, gathered)
     return around
 
 
@@ -413,13 +351,13 @@ def create(
     transaction usable (two statements more); without it the caller rolls back.
     ``visible_only``: a resource of an inactive institute is NotFound (as the API
     answers); the service's callers hand over a resource they already hold."""
-    request = bookings.validate_request(booker, start, end, purpose=purpose, samples=samples)
+    request = checks.validate_request(booker, start, end, purpose=purpose, samples=samples)
     resource = lock_and_load(resource_id)
     if resource is None or (visible_only and not resource.institute.active):
         raise NotFound(_l("No resource %(id)s.", id=resource_id))
-    if bundle_of(resource):
+    if together().books_together(resource):
         return None
-    bookings._check_booker(booker)  # again under the lock
+    checks._check_booker(booker)  # again under the lock
     now = utcnow()
     tz = institute_zone(resource)
     policy = load_policy(resource, booker.id)
@@ -432,20 +370,21 @@ def create(
         raise
     company_id = booker.company_id
     assert company_id is not None
-    fee, waived = bookings.compute_fee(resource, request.start, request.end)
+    fee, waived = compute_fee(resource, request.start, request.end)
     status = BookingStatus.PENDING if rules.requires_approval else BookingStatus.APPROVED
     held_reason: str | None = None
-    threshold = rules.no_show_approval_threshold
-    noted = around.no_shows
-    if status == BookingStatus.APPROVED and threshold is not None and noted >= threshold:
-        status = BookingStatus.PENDING
-        held_reason = f"no-show record {noted} >= threshold {threshold}: needs approval"
-    booking = bookings.new_booking(resource, booker, request, company_id, status, fee, waived)
+    if status == BookingStatus.APPROVED:  # e.g. a company's no-show record
+        for part, gathered in zip(policy.policies, around.parts, strict=True):
+            held_reason = part.held(around.slot, gathered)
+            if held_reason is not None:
+                status = BookingStatus.PENDING
+                break
+    booking = new_booking(resource, booker, request, company_id, status, fee, waived)
     booking.group_id = None
     if status == BookingStatus.APPROVED:
         booking.decided_at = now
     if savepoint:
-        bookings._insert_or_conflict(booking)
+        _insert_or_conflict(booking)
     else:
         db.session.add(booking)
         try:
@@ -463,6 +402,7 @@ def create(
         queue_new_booking_events(booking, booker, ["requested", "received"])
     else:
         queue_new_booking_events(booking, booker, ["confirmed"])
+    signals.booking_created.send(booking)
     return booking
 
 

@@ -12,19 +12,22 @@ Transitions: approving, rejecting or cancelling any member moves the whole group
 the single-booking transition (so its checks, audit and notifications apply per
 member), all or none. Recording usage and no-shows stay per member. Nothing here
 commits.
+
+The engine hands a booking of a bundle, and a transition of a group's member, to
+this module through :class:`Together` (``hooks.together``, registered at app start).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from labshare.booking import bookings
 from labshare.booking.permissions import can_view_booking
-from labshare.booking.policies.group_hooks import ACTING_GROUP
 from labshare.errors import DomainError, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
@@ -44,6 +47,20 @@ from labshare.timeutil import utcnow
 #: At most this many instruments in one group request.
 MAX_INSTRUMENTS = 20
 ACTIONS = ("approve", "reject", "cancel")
+
+#: The group whose members are being moved right now (by ``transition_group``):
+#: the single-booking transitions then act on the one member they were given.
+ACTING_GROUP: ContextVar[int | None] = ContextVar("labshare_acting_group", default=None)
+
+
+def bundle_of(resource: Resource) -> bool:
+    """Whether booking ``resource`` alone books its "booked together" bundle."""
+    return isinstance(resource, Instrument) and bool((resource.bundle or "").strip())
+
+
+def acts_on_group(booking: Booking) -> bool:
+    """Whether a transition of ``booking`` must move its whole group."""
+    return booking.group_id is not None and ACTING_GROUP.get() != booking.group_id
 
 
 def _named(exc: DomainError, resource: Resource) -> DomainError:
@@ -294,3 +311,30 @@ def transition_group(
     savepoint.commit()
     db.session.refresh(booking)
     return booking
+
+
+class Together:
+    """What the engine hands over (``hooks.Together``): a booking of a bundle
+    instrument books the bundle; a transition of a member moves the group."""
+
+    def books_together(self, resource: Resource) -> bool:
+        return bundle_of(resource)
+
+    def book_together(
+        self,
+        resource: Resource,
+        booker: User,
+        start: dt.datetime,
+        end: dt.datetime,
+        purpose: str,
+        samples: str | None,
+    ) -> Booking:
+        return book_bundle(resource, booker, start, end, purpose=purpose, samples=samples)
+
+    def moves_together(self, booking: Booking) -> bool:
+        return acts_on_group(booking)
+
+    def move_together(
+        self, booking: Booking, action: str, actor: User, reason: str | None = None
+    ) -> Booking:
+        return transition_group(booking, action, actor, reason)

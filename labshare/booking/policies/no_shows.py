@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from labshare.booking.hooks import NO_TIME, Gathered, Read, Slot, SlotPolicy, Stage
 from labshare.booking.rules import effective_rules
 from labshare.extensions import db
 from labshare.models import HOLDING_STATUSES, Booking, BookingStatus
@@ -58,3 +60,51 @@ def cancellation_is_late(booking: Booking, now: dt.datetime | None = None) -> bo
 
 def no_show_count(company_id: int, institute_id: int, now: dt.datetime | None = None) -> int:
     return no_show_counts([company_id], institute_id, now)[company_id]
+
+
+class NoShowRecord(SlotPolicy):
+    """The rules' ``no_show_approval_threshold``: a company whose record is at or
+    above it waits for approval where the rules would approve."""
+
+    name = "no_shows"
+    stage = Stage.LIMITS
+
+    def hold(self, slot: Slot) -> str | None:
+        threshold = slot.rules.no_show_approval_threshold
+        if threshold is None:
+            return None
+        count = no_show_count(slot.company_id, slot.resource.institute_id, slot.now)
+        return _held(count, threshold)
+
+    def reads(self, slot: Slot, loaded: Any) -> list[Read]:
+        rules = slot.rules
+        if rules.requires_approval or rules.no_show_approval_threshold is None:
+            return []  # nothing to hold: not worth reading
+        return [
+            (
+                NO_TIME,
+                NO_TIME,
+                func.count(Booking.id),
+                [
+                    Booking.company_id == slot.company_id,
+                    Booking.institute_id == slot.resource.institute_id,
+                    Booking.start_at >= slot.now - dt.timedelta(days=RECORD_DAYS),
+                    or_(
+                        Booking.status == BookingStatus.NO_SHOW,
+                        Booking.late_cancellation.is_(True),
+                    ),
+                ],
+            )
+        ]
+
+    def held(self, slot: Slot, gathered: Gathered) -> str | None:
+        threshold = slot.rules.no_show_approval_threshold
+        if threshold is None or not gathered.rows:
+            return None
+        return _held(sum(int(n or 0) for _s, _e, n in gathered.rows[0]), threshold)
+
+
+def _held(count: int, threshold: int) -> str | None:
+    if count < threshold:
+        return None
+    return f"no-show record {count} >= threshold {threshold}: needs approval"

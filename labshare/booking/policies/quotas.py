@@ -4,9 +4,10 @@ or a whole institute.
 
 A booking counts in the period (in the institute's zone; weeks start on Monday)
 in which it starts, with its full length. Pending and approved bookings count;
-completed ones too where the quota says so. ``check_period_quotas`` runs in
-``bookings.check_slot`` under the resource's lock; it also locks the quota rows
-that apply (PostgreSQL, in id order), so that two bookings of different
+completed ones too where the quota says so. :class:`PeriodQuotas` (registered
+at app start) runs ``check_period_quotas`` in ``check_slot`` under the resource's
+lock, and the same judgement on the lean path's gathered reads; both lock the
+quota rows that apply (PostgreSQL, in id order), so that two bookings of different
 instruments under one lab or institute quota are counted one after the other.
 """
 
@@ -18,11 +19,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
+from labshare.booking.hooks import NO_NUMBER, Gathered, Join, Read, Slot, SlotPolicy, Stage
 from labshare.booking.permissions import is_staff_of
-from labshare.booking.rules import local_instant, scope_ids
-from labshare.database import begin_write
+from labshare.booking.rules import lab_id_of, local_instant, scope_ids
+from labshare.database import begin_write, is_sqlite
 from labshare.errors import NotAllowed, NotFound, RuleViolation, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
@@ -207,6 +209,98 @@ def judge(quota: BookingQuota, used: Usage, hours: Decimal, start: dt.datetime, 
             field="end",
             details={**details, "remaining_hours": float(round(left_hours, 2))},
         )
+
+
+class PeriodQuotas(SlotPolicy):
+    """The quotas per period, as the engine asks: after its own company quota,
+    before the conflict check."""
+
+    name = "quotas"
+    stage = Stage.LIMITS
+
+    def check(self, slot: Slot) -> None:
+        check_period_quotas(
+            slot.resource,
+            slot.company_id,
+            slot.start,
+            slot.end,
+            slot.tz,
+            exclude_id=slot.exclude_id,
+        )
+
+    def joins(self, resource: Resource, lab_id: int) -> list[Join]:
+        row = Resource.__table__.c
+        return [
+            (
+                BookingQuota,
+                and_(
+                    BookingQuota.institute_id == row.institute_id,
+                    or_(
+                        BookingQuota.resource_id.is_(None),
+                        BookingQuota.resource_id.in_({resource.id, lab_id}),
+                    ),
+                ),
+            )
+        ]
+
+    def loaded(self, found: list[list[Any]]) -> list[BookingQuota]:
+        """The quotas that apply, in id order; locked on PostgreSQL."""
+        applicable: list[BookingQuota] = found[0]
+        if applicable and not is_sqlite():
+            applicable = list(
+                db.session.scalars(
+                    select(BookingQuota)
+                    .where(BookingQuota.id.in_([q.id for q in applicable]))
+                    .order_by(BookingQuota.id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            )
+        return applicable
+
+    def reads(self, slot: Slot, loaded: Any) -> list[Read]:
+        """Per quota: the company's bookings it counts in the slot's period."""
+        out: list[Read] = []
+        lab_id = lab_id_of(slot.resource)
+        for quota in loaded:
+            first, after = period_bounds(quota.period, slot.start, slot.tz)
+            statuses = [BookingStatus.PENDING, BookingStatus.APPROVED]
+            if quota.count_completed:
+                statuses.append(BookingStatus.COMPLETED)
+            where: ColumnElement[bool]
+            if quota.resource_id is None:
+                where = Booking.institute_id == quota.institute_id
+            elif quota.resource_id == lab_id:  # a lab's quota: the lab and its instruments
+                where = or_(
+                    Booking.resource_id == quota.resource_id,
+                    Booking.resource_id.in_(
+                        select(Instrument.id).where(Instrument.lab_id == quota.resource_id)
+                    ),
+                )
+            else:
+                where = Booking.resource_id == quota.resource_id
+            out.append(
+                (
+                    Booking.start_at,
+                    Booking.end_at,
+                    NO_NUMBER,
+                    [
+                        Booking.company_id == slot.company_id,
+                        Booking.start_at >= first,
+                        Booking.start_at < after,
+                        Booking.status.in_(statuses),
+                        where,
+                    ],
+                )
+            )
+        return out
+
+    def judge(self, slot: Slot, gathered: Gathered) -> None:
+        hours = Decimal(int((slot.end - slot.start).total_seconds())) / Decimal(3600)
+        for quota, rows in zip(gathered.loaded, gathered.rows, strict=True):
+            seconds = sum(int((e - s).total_seconds()) for s, e, _n in rows)
+            used = Usage(hours=Decimal(seconds) / Decimal(3600), bookings=len(rows))
+            judge(quota, used, hours, slot.start, slot.tz)
 
 
 # -- managing quotas ------------------------------------------------------------------

@@ -43,7 +43,7 @@ from labshare.booking.permissions import (
     is_staff_of,
     visible_series,
 )
-from labshare.booking.policies.group_hooks import bundle_of
+from labshare.booking.policies.groups import bundle_of
 from labshare.booking.rules import effective_rules, institute_zone, local_instant
 from labshare.errors import (
     DomainError,
