@@ -26,8 +26,9 @@ from labshare.errors import DomainError, NotAllowed, NotFound
 from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, Resource
 from labshare.timeutil import to_local, utcnow
+from labshare.web.bookings import bp
 from labshare.web.bookings.forms import ConfirmForm
-from labshare.web.bookings.views import booking_or_404, bp, resource_or_404
+from labshare.web.bookings.lookup import booking_or_404, resource_or_404
 
 #: Where a check-in button sends the user back to.
 BACK = {"kiosk", "detail"}

@@ -16,7 +16,7 @@ from labshare.booking.policies import groups
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import Booking, Instrument, Lab, Resource, ResourceStatus, User
-from labshare.web.bookings.views import bp
+from labshare.web.bookings import bp
 
 
 def group_choices(resource: Resource) -> list[Instrument]:

@@ -30,9 +30,10 @@ from labshare.labels import WEEKDAY_LABELS
 from labshare.models import BookingSeries, BookingStatus, Role
 from labshare.ratelimit import booking_limit, caller_key
 from labshare.web.auth.decorators import role_required
+from labshare.web.bookings import bp
 from labshare.web.bookings.forms import BookingForm, ConfirmForm
 from labshare.web.bookings.helpers import aware, show_error
-from labshare.web.bookings.views import bp, resource_or_404
+from labshare.web.bookings.lookup import resource_or_404
 
 FREQ_CHOICES = [
     ("daily", _l("Daily")),

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -19,7 +19,6 @@ from sqlalchemy import select
 from labshare.accounts import tokens
 from labshare.booking.bookings import cancel_booking, compute_fee
 from labshare.booking.permissions import (
-    can_view_booking,
     is_member_of_company,
     is_staff_of,
     visible_bookings,
@@ -36,11 +35,13 @@ from labshare.ops import audit
 from labshare.ratelimit import booking_limit, caller_key
 from labshare.timeutil import utcnow
 from labshare.web.auth.decorators import role_required
+from labshare.web.bookings import bp
 from labshare.web.bookings.calendar import build_week, parse_week
 from labshare.web.bookings.forms import BookingForm, CancelForm
+from labshare.web.bookings.group_views import book
 from labshare.web.bookings.helpers import aware, parse_local_arg, show_error
-
-bp = Blueprint("bookings", __name__)
+from labshare.web.bookings.lookup import booking_or_404, resource_or_404
+from labshare.web.bookings.waitlist_views import offer_waitlist
 
 SLOT_LABELS: dict[str, Any] = {
     "free": _l("Free"),
@@ -71,20 +72,6 @@ def _calendar_labels() -> dict[str, Any]:
 HISTORY_PER_PAGE = 20
 UPCOMING_LIMIT = 200
 SERIES_LIMIT = 10  # My bookings lists this many series (those still running first)
-
-
-def resource_or_404(resource_id: int) -> Resource:
-    resource = db.session.get(Resource, resource_id)
-    if resource is None or not resource.institute.active:
-        abort(404)
-    return resource
-
-
-def booking_or_404(booking_id: int) -> Booking:
-    booking = db.session.get(Booking, booking_id)
-    if booking is None or not can_view_booking(current_user, booking):
-        abort(404)
-    return booking
 
 
 def cancel_deadlines(bookings: Iterable[Booking]) -> dict[int, dt.datetime]:
@@ -140,8 +127,6 @@ def new(resource_id: int) -> Any:
     status = 200
     if form.validate_on_submit():
         try:
-            from labshare.web.bookings.group_views import book  # booking groups (issue 8)
-
             booking = book(
                 resource,
                 current_user,
@@ -154,8 +139,6 @@ def new(resource_id: int) -> Any:
             db.session.rollback()
             show_error(form, exc)
             status = exc.status
-            from labshare.web.bookings.waitlist_views import offer_waitlist  # waitlist (issue 8)
-
             offer_waitlist(exc, resource)
         else:
             db.session.commit()

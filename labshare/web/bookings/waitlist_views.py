@@ -20,9 +20,10 @@ from labshare.extensions import db
 from labshare.models import OPEN_WAITLIST_STATUSES, Role, WaitlistEntry, WaitlistStatus
 from labshare.timeutil import utcnow
 from labshare.web.auth.decorators import role_required
+from labshare.web.bookings import bp
 from labshare.web.bookings.forms import BookingForm, ConfirmForm
 from labshare.web.bookings.helpers import aware
-from labshare.web.bookings.views import bp, resource_or_404
+from labshare.web.bookings.lookup import resource_or_404
 
 PER_PAGE = 20
 STATUS_LABELS: dict[WaitlistStatus, Any] = {
