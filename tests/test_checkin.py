@@ -197,7 +197,8 @@ def freed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The ids passed to the waitlist's ``slot_freed``."""
     calls: list[int] = []
     monkeypatch.setattr(
-        "labshare.booking.policies.waitlist.slot_freed", lambda booking: calls.append(booking.id)
+        "labshare.booking.policies.waitlist_offers.slot_freed",
+        lambda booking: calls.append(booking.id),
     )
     return calls
 
