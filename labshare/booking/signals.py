@@ -1,8 +1,9 @@
 """What the engine announces: blinker signals, sent synchronously by the life-cycle
 moves, inside the caller's transaction and under the resource's write lock.
 
-A receiver runs in that transaction (it may read and write, never commit) and in
-the order receivers connected. The booking policies connect theirs at app start
+A receiver runs in that transaction (it may read and write, never commit), in
+the order receivers connected; what it raises leaves the move, whose caller
+rolls back. The booking policies connect theirs at app start
 (``labshare.booking.policies.register``); the engine imports none of them.
 
 - ``booking_created``: sender the new booking (inserted, audited, its events
@@ -10,9 +11,9 @@ the order receivers connected. The booking policies connect theirs at app start
 - ``status_changed``: sender the booking, ``before`` and ``after`` its statuses
   (approved, rejected, cancelled, completed, no-show), after the move is audited
   and its notifications queued.
-- ``time_freed``: sender the booking that stopped holding time whose end is still
-  ahead (rejected, cancelled, completed early, released as a no-show), flushed;
-  the waitlist offers the time to the next in line.
+- ``time_freed``: sender the booking that just stopped holding time (rejected,
+  cancelled; completed or marked a no-show while its end is still ahead),
+  flushed; the waitlist offers the time to the next in line.
 """
 
 from __future__ import annotations
