@@ -20,6 +20,7 @@ DOMAIN = (
     "labshare.campaign",
     "labshare.messaging",
     "labshare.ops",
+    "labshare.orders",
 )
 UPPER = ("labshare.web", "labshare.api", "labshare.jobs")
 #: What models may import besides labshare.models: the layers below them.
