@@ -29,7 +29,7 @@ from labshare.models import (
     User,
 )
 from labshare.models import Field as MeasurementField
-from labshare.orders import certificates, lifecycle
+from labshare.orders import certificates, intake, lifecycle
 from labshare.orders import offerings as offering_service
 from labshare.orders.api_json import order_json
 from labshare.orders.certificates import verify_limit
@@ -188,7 +188,7 @@ class VerifyOut(ResponseModel):
 
 
 def load_order(user: User, order_id: int) -> ServiceOrder:
-    order = db.session.get(ServiceOrder, order_id) if order_id <= lifecycle.MAX_ID else None
+    order = db.session.get(ServiceOrder, order_id) if order_id <= MAX_ID else None
     if order is None or not lifecycle.visible_to(order, user):
         raise NotFound(_("No service order %(id)s.", id=order_id))
     return order
@@ -355,8 +355,8 @@ def get_order(user: User, order_id: int) -> dict[str, Any]:
     errors=(422,),
 )
 def create_order(user: User, body: OrderCreate) -> dict[str, Any]:
-    items = [lifecycle.ItemInput(**i.model_dump()) for i in body.items]
-    order = lifecycle.create_order(
+    items = [intake.ItemInput(**i.model_dump()) for i in body.items]
+    order = intake.create_order(
         body.institute_id,
         user,
         items,
