@@ -10,7 +10,7 @@ from typing import Any
 from flask_babel import gettext as _
 from pydantic import Field
 
-from labshare.accounts import companies
+from labshare.accounts import companies, invitations
 from labshare.api import bp
 from labshare.api.registry import BodyModel, QueryModel, ResponseModel, endpoint
 from labshare.api.schemas import MAX_ID
@@ -185,7 +185,7 @@ def set_member_admin(user: User, user_id: int, body: AdminIn) -> dict[str, Any]:
     errors=(403,),
 )
 def list_invitations(user: User) -> dict[str, Any]:
-    rows = companies.open_invitations(_require_admin(user))
+    rows = invitations.open_invitations(_require_admin(user))
     return page_json([invitation_json(i) for i in rows], len(rows), 1, max(len(rows), 1))
 
 
@@ -207,7 +207,7 @@ def list_invitations(user: User) -> dict[str, Any]:
 )
 def create_invitation(user: User, body: InvitationIn) -> dict[str, Any]:
     _require_admin(user)
-    issued = companies.invite(body.email, actor=user)
+    issued = invitations.invite(body.email, actor=user)
     db.session.commit()
     return invitation_json(issued.invitation)
 
@@ -224,7 +224,7 @@ def create_invitation(user: User, body: InvitationIn) -> dict[str, Any]:
 )
 def revoke_invitation(user: User, invitation_id: int) -> dict[str, Any]:
     _require_admin(user)
-    invitation = companies.revoke_invitation(min(invitation_id, MAX_ID), actor=user)
+    invitation = invitations.revoke_invitation(min(invitation_id, MAX_ID), actor=user)
     db.session.commit()
     return invitation_json(invitation)
 
