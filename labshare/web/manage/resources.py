@@ -61,16 +61,23 @@ def resources() -> Any:
     )
 
 
+def _resource_fields(form: LabForm | InstrumentForm) -> dict[str, Any]:
+    """What the lab and the instrument forms share (``ResourceData``)."""
+    return {
+        "name": form.name.data or "",
+        "name_en": form.name_en.data,
+        "description": form.description.data,
+        "field": form.field.data or "",
+        "status": form.status.data or "",
+        "fee_per_hour": form.fee_per_hour.data,
+        "fee_waiver_percent": form.fee_waiver_percent.data,
+        "requires_qualification": bool(form.requires_qualification.data),
+    }
+
+
 def _lab_data(form: LabForm) -> LabData:
     return LabData(
-        name=form.name.data or "",
-        name_en=form.name_en.data,
-        description=form.description.data,
-        field=form.field.data or "",
-        status=form.status.data or "",
-        fee_per_hour=form.fee_per_hour.data,
-        fee_waiver_percent=form.fee_waiver_percent.data,
-        requires_qualification=bool(form.requires_qualification.data),
+        **_resource_fields(form),
         location=form.location.data,
         capacity=form.capacity.data,
     )
@@ -132,14 +139,7 @@ def _chosen_lab(form: InstrumentForm) -> Lab | None:
 
 def _instrument_data(form: InstrumentForm) -> InstrumentData:
     return InstrumentData(
-        name=form.name.data or "",
-        name_en=form.name_en.data,
-        description=form.description.data,
-        field=form.field.data or "",
-        status=form.status.data or "",
-        fee_per_hour=form.fee_per_hour.data,
-        fee_waiver_percent=form.fee_waiver_percent.data,
-        requires_qualification=bool(form.requires_qualification.data),
+        **_resource_fields(form),
         model=form.model.data,
         manufacturer=form.manufacturer.data,
         serial_number=form.serial_number.data,
