@@ -715,7 +715,7 @@ def http_paths(sample: Sample, round_no: int = 0) -> dict[str, list[str]]:
         # its worker's first for its URL, so this measures the cache-miss path.
         "availability (1 week)": instrument_weeks(sample, 5000, 1000 + round_no),
         # A burst on popular calendars: the per-process cache answers after one
-        # version check (services/calendar_cache.py).
+        # version check (booking/calendar_cache.py).
         "availability (50 popular)": instrument_weeks(sample, 50, 11),
         "search text": [
             "/api/v1/resources?" + urllib.parse.urlencode(p)

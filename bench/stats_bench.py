@@ -1,5 +1,5 @@
 """Campaign statistics at campaign scale: the national figures of one month, one
-institute's month, and the national 12-month trend (``services/stats.py``: the stored
+institute's month, and the national 12-month trend (``campaign/stats.py``: the stored
 days of ``stats_daily`` plus a live count of the dirty ones and of the figures that
 cannot be summed), with the SQL they send and its plans.
 

@@ -1,7 +1,7 @@
 """The calendar fast path: ``GET /api/v1/resources/<id>/availability`` answered
 before Flask.
 
-A calendar is rendered once per process and version (services/calendar_cache.py),
+A calendar is rendered once per process and version (booking/calendar_cache.py),
 after which serving it costs one indexed query. Serving it through Flask costs
 far more than that: the request and app contexts, routing, the session, the
 locale and login machinery, the query model and the response object, about 1,100

@@ -103,7 +103,7 @@ WEEKDAY_LABELS: tuple[Any, ...] = (
     _l("Sunday"),
 )
 
-#: Measurands of services.capability, by their machine name.
+#: Measurands of catalogue.capability, by their machine name.
 MEASURAND_LABELS: dict[str, Any] = {
     "length": _l("Length"),
     "roughness": _l("Surface roughness"),

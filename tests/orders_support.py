@@ -109,14 +109,14 @@ def item(offering: Any, **kw: Any) -> dict[str, Any]:
 
 def completed_order(env: SimpleNamespace, *, months: int | None = 12) -> Any:
     """An order of env.sme's company, taken through the services to completed."""
-    from labshare.orders import lifecycle
+    from labshare.orders import intake, lifecycle
 
-    order = lifecycle.create_order(
+    order = intake.create_order(
         env.institute.id,
         env.sme,
         [
-            lifecycle.ItemInput(offering_id=env.offering.id, name="压力表", serial_number="A1"),
-            lifecycle.ItemInput(offering_id=env.testing.id, name="样品", quantity=2),
+            intake.ItemInput(offering_id=env.offering.id, name="压力表", serial_number="A1"),
+            intake.ItemInput(offering_id=env.testing.id, name="样品", quantity=2),
         ],
         delivery="courier",
     )

@@ -443,11 +443,11 @@ def world(
 def _company_things(sme: Any) -> tuple[Any, str, Any]:
     """An open invitation of the SME's company, and a company waiting for
     confirmation (companies and members)."""
-    from labshare.accounts import companies
+    from labshare.accounts import invitations
     from labshare.models import CompanyStatus
     from tests import factories
 
-    issued = companies.invite("invited@example.com", actor=sme)
+    issued = invitations.invite("invited@example.com", actor=sme)
     pending = factories.make_company(status=CompanyStatus.PENDING)
     return issued.invitation, issued.secret, pending
 

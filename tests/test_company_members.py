@@ -653,9 +653,9 @@ def test_the_company_pages_speak_chinese(app: Flask, world: SimpleNamespace) -> 
 def test_invitations_per_day_are_limited(
     app: Flask, world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labshare.accounts import companies
+    from labshare.accounts import invitations
 
-    monkeypatch.setattr(companies, "INVITATIONS_PER_DAY", 2)
+    monkeypatch.setattr(invitations, "INVITATIONS_PER_DAY", 2)
     api = app.test_client()
     headers = bearer(world.admin)
     for n in range(2):

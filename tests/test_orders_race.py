@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from labshare.errors import InvalidTransition
 from labshare.extensions import db
 from labshare.models import AuditLog, OrderStatus, ServiceOrder, User
-from labshare.orders import lifecycle
+from labshare.orders import intake, lifecycle
 from labshare.timeutil import set_clock
 from tests.orders_support import NOW, make_pdf, order_env
 from tests.raceutil import race
@@ -26,12 +26,12 @@ def env(db: Any) -> SimpleNamespace:
 
 
 def _order(env: SimpleNamespace) -> int:
-    order = lifecycle.create_order(
+    order = intake.create_order(
         env.institute.id,
         env.sme,
         [
-            lifecycle.ItemInput(offering_id=env.offering.id, name="a"),
-            lifecycle.ItemInput(offering_id=env.testing.id, name="b"),
+            intake.ItemInput(offering_id=env.offering.id, name="a"),
+            intake.ItemInput(offering_id=env.testing.id, name="b"),
         ],
         delivery="drop_off",
     )

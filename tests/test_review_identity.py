@@ -320,7 +320,7 @@ def test_withdrawing_an_invitation_accepted_meanwhile_says_so(app: Flask) -> Non
     """The administrator withdraws while the invitee accepts: the later one must see
     the earlier one's write (a conditional UPDATE), not report a withdrawal of an
     invitation whose member already joined."""
-    from labshare.accounts import companies
+    from labshare.accounts import invitations
     from labshare.errors import InvalidTransition
     from labshare.models import CompanyInvitation
 
@@ -337,7 +337,7 @@ def test_withdrawing_an_invitation_accepted_meanwhile_says_so(app: Flask) -> Non
         .execution_options(synchronize_session=False)
     )
     with pytest.raises(InvalidTransition):
-        companies.revoke_invitation(invitation.id, actor=admin)
+        invitations.revoke_invitation(invitation.id, actor=admin)
     db.session.rollback()
 
 

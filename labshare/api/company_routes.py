@@ -1,6 +1,7 @@
 """The caller's company, its members and invitations (company administrators), and
 the confirmation of new companies (institute staff, platform admins). The rules live
-in ``services.companies``; each handler commits once, at the end."""
+in labshare/accounts/companies.py and invitations.py; each handler commits once, at
+the end."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from flask_babel import gettext as _
 from pydantic import Field
 
-from labshare.accounts import companies
+from labshare.accounts import companies, invitations
 from labshare.api import bp
 from labshare.api.registry import BodyModel, QueryModel, ResponseModel, endpoint
 from labshare.api.schemas import MAX_ID
@@ -102,6 +103,17 @@ def _require_admin(user: User) -> Company:
     return user.company
 
 
+def _member(user: User, user_id: int) -> User:
+    """A member of the caller's company, for its administrator to act on."""
+    _require_admin(user)
+    return companies.member_of(user, min(user_id, MAX_ID))
+
+
+def _one_page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything on one page: a company's members and open invitations are few."""
+    return page_json(items, len(items), 1, max(len(items), 1))
+
+
 @endpoint(
     bp,
     "/company",
@@ -128,8 +140,7 @@ def my_company(user: User) -> dict[str, Any]:
     errors=(403,),
 )
 def list_members(user: User) -> dict[str, Any]:
-    members = companies.members(_require_admin(user))
-    return page_json([member_json(m) for m in members], len(members), 1, max(len(members), 1))
+    return _one_page([member_json(m) for m in companies.members(_require_admin(user))])
 
 
 @endpoint(
@@ -146,8 +157,7 @@ def list_members(user: User) -> dict[str, Any]:
     errors=ADMIN_ERRORS,
 )
 def remove_member(user: User, user_id: int) -> dict[str, Any]:
-    _require_admin(user)
-    member = companies.member_of(user, min(user_id, MAX_ID))
+    member = _member(user, user_id)
     companies.remove_member(member, actor=user)
     db.session.commit()
     return member_json(member)
@@ -166,8 +176,7 @@ def remove_member(user: User, user_id: int) -> dict[str, Any]:
     errors=ADMIN_ERRORS,
 )
 def set_member_admin(user: User, user_id: int, body: AdminIn) -> dict[str, Any]:
-    _require_admin(user)
-    member = companies.member_of(user, min(user_id, MAX_ID))
+    member = _member(user, user_id)
     companies.set_company_admin(member, body.admin, actor=user)
     db.session.commit()
     return member_json(member)
@@ -185,8 +194,9 @@ def set_member_admin(user: User, user_id: int, body: AdminIn) -> dict[str, Any]:
     errors=(403,),
 )
 def list_invitations(user: User) -> dict[str, Any]:
-    rows = companies.open_invitations(_require_admin(user))
-    return page_json([invitation_json(i) for i in rows], len(rows), 1, max(len(rows), 1))
+    return _one_page(
+        [invitation_json(i) for i in invitations.open_invitations(_require_admin(user))]
+    )
 
 
 @endpoint(
@@ -207,7 +217,7 @@ def list_invitations(user: User) -> dict[str, Any]:
 )
 def create_invitation(user: User, body: InvitationIn) -> dict[str, Any]:
     _require_admin(user)
-    issued = companies.invite(body.email, actor=user)
+    issued = invitations.invite(body.email, actor=user)
     db.session.commit()
     return invitation_json(issued.invitation)
 
@@ -224,7 +234,7 @@ def create_invitation(user: User, body: InvitationIn) -> dict[str, Any]:
 )
 def revoke_invitation(user: User, invitation_id: int) -> dict[str, Any]:
     _require_admin(user)
-    invitation = companies.revoke_invitation(min(invitation_id, MAX_ID), actor=user)
+    invitation = invitations.revoke_invitation(min(invitation_id, MAX_ID), actor=user)
     db.session.commit()
     return invitation_json(invitation)
 

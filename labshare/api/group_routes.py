@@ -1,5 +1,5 @@
 """Booking groups: a lab and some of its instruments booked together, all or
-nothing (services/groups.py). A group's members are ordinary bookings under
+nothing (booking/policies/groups.py). A group's members are ordinary bookings under
 /bookings; approving, rejecting or cancelling any member moves the whole group."""
 
 from __future__ import annotations

@@ -1,36 +1,33 @@
-"""Service orders over the API: the catalogue, orders, their transitions, the
-certificate download and the public verification. The rules and tenancy live in
-labshare/orders; each handler commits once, at the end."""
+"""Service orders over the API: orders, their transitions, the certificate download
+and the public verification (the catalogue of services is offering_routes.py). The
+rules and tenancy live in labshare/orders; each handler commits once, at the end."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Response
 from flask_babel import gettext as _
-from pydantic import Field
 from sqlalchemy import func, select
 
 from labshare.api import bp
-from labshare.api.registry import BodyModel, QueryModel, ResponseModel, endpoint
-from labshare.api.schemas import MAX_ID, PageQuery
+from labshare.api.order_models import (
+    AcceptBody,
+    OrderCreate,
+    OrderOut,
+    OrderQuery,
+    ReasonBody,
+    ReceiveBody,
+    VerifyOut,
+    VerifyQuery,
+)
+from labshare.api.registry import endpoint
+from labshare.api.schemas import MAX_ID
 from labshare.api.serialize import page_json
 from labshare.errors import NotFound, ValidationFailed
 from labshare.extensions import db
-from labshare.models import (
-    DeliveryMethod,
-    Institute,
-    OrderServiceType,
-    OrderStatus,
-    Role,
-    ServiceOffering,
-    ServiceOrder,
-    User,
-)
-from labshare.models import Field as MeasurementField
-from labshare.orders import certificates, lifecycle
-from labshare.orders import offerings as offering_service
+from labshare.models import Role, ServiceOrder, User
+from labshare.orders import certificates, intake, lifecycle
 from labshare.orders.api_json import order_json
 from labshare.orders.certificates import verify_limit
 from labshare.orders.downloads import certificate_response, upload_from_request
@@ -38,262 +35,21 @@ from labshare.orders.permissions import visible_orders
 
 TRANSITION_ERRORS = (403, 404, 409, 422)
 
-# -- models --------------------------------------------------------------------------------
-
-
-class OfferingQuery(PageQuery):
-    institute: str | None = Field(None, max_length=32, description="institute code")
-    field: MeasurementField | None = None
-    service_type: OrderServiceType | None = None
-
-
-class OfferingOut(ResponseModel):
-    id: int
-    institute: dict[str, Any]
-    field: MeasurementField
-    service_type: OrderServiceType
-    name: str
-    name_en: str | None
-    procedure: str | None
-    turnaround_days: int
-    fee: float
-    fee_waiver_percent: int
-    interval_months: int | None
-
-
-class OfferingCreate(BodyModel):
-    field: str = Field(description="measurement field")
-    service_type: str = Field(description="verification, calibration or testing")
-    name: str
-    name_en: str | None = None
-    procedure: str | None = None
-    turnaround_days: int = 7
-    fee: float = Field(0, allow_inf_nan=False)
-    fee_waiver_percent: int = 0
-    interval_months: int | None = None
-
-
-class ItemIn(BodyModel):
-    offering_id: int | None = Field(None, description="a service of the chosen institute")
-    name: str | None = Field(None, description="instrument or sample name")
-    model: str | None = None
-    serial_number: str | None = None
-    measuring_range: str | None = None
-    accuracy_class: str | None = None
-    quantity: int | None = Field(1, description="1 to 10000")
-    procedure: str | None = Field(None, description="e.g. a JJG or JJF number")
-
-
-class OrderCreate(BodyModel):
-    institute_id: int = Field(ge=1, le=MAX_ID)
-    delivery: str = Field(description="drop_off, courier or on_site")
-    tracking_number: str | None = None
-    notes: str | None = None
-    items: list[ItemIn] = Field(description="1 to 200 items")
-
-
-class OrderQuery(PageQuery):
-    status: OrderStatus | None = None
-
-
-class FeeIn(BodyModel):
-    item_id: int
-    fee: float = Field(allow_inf_nan=False)
-
-
-class AcceptBody(BodyModel):
-    promised_date: dt.date | None = Field(None, description="YYYY-MM-DD, the institute's date")
-    fees: list[FeeIn] = Field(
-        default_factory=list, description="fee per item; default: the catalogue fee x quantity"
-    )
-
-
-class ConditionIn(BodyModel):
-    item_id: int
-    condition: str | None = None
-
-
-class ReceiveBody(BodyModel):
-    conditions: list[ConditionIn] = Field(default_factory=list)
-
-
-class ReasonBody(BodyModel):
-    reason: str | None = None
-
-
-class ItemOut(ResponseModel):
-    id: int
-    position: int
-    offering_id: int
-    service_type: OrderServiceType
-    field: MeasurementField
-    name: str
-    model: str | None
-    serial_number: str | None
-    measuring_range: str | None
-    accuracy_class: str | None
-    quantity: int
-    procedure: str | None
-    fee: float
-    fee_waived: float
-    condition_note: str | None
-    result: str | None
-    certificate_number: str | None
-    verification_code: str | None
-    has_certificate: bool
-    completed_at: dt.datetime | None
-    interval_months: int | None
-    due_date: dt.date | None
-
-
-class OrderOut(ResponseModel):
-    id: int
-    institute: dict[str, Any]
-    company_id: int
-    user_id: int
-    status: OrderStatus
-    delivery: DeliveryMethod
-    tracking_number: str | None
-    notes: str | None
-    fee: float
-    fee_waived: float
-    promised_date: dt.date | None
-    overdue: bool
-    decision_reason: str | None
-    created_at: dt.datetime
-    decided_at: dt.datetime | None
-    received_at: dt.datetime | None
-    completed_at: dt.datetime | None
-    closed_at: dt.datetime | None
-    items: list[ItemOut]
-    actions: list[str] = Field(description="the moves the caller may make now")
-
-
-class VerifyQuery(QueryModel):
-    number: str = Field(min_length=1, max_length=100, description="certificate number")
-    code: str = Field(min_length=1, max_length=32, description="verification code")
-
-
-class VerifyOut(ResponseModel):
-    genuine: bool
-    certificate_number: str
-    issued_by: str | None
-    issued_by_en: str | None
-    issued_at: dt.date | None
-    result: str | None
-    item: str | None
-
 
 # -- helpers -------------------------------------------------------------------------------
 
 
 def load_order(user: User, order_id: int) -> ServiceOrder:
-    order = db.session.get(ServiceOrder, order_id) if order_id <= lifecycle.MAX_ID else None
+    order = db.session.get(ServiceOrder, order_id) if order_id <= MAX_ID else None
     if order is None or not lifecycle.visible_to(order, user):
         raise NotFound(_("No service order %(id)s.", id=order_id))
     return order
 
 
-# -- catalogue -----------------------------------------------------------------------------
-
-
-@endpoint(
-    bp,
-    "/service-offerings",
-    "GET",
-    summary="What institutes do with items sent to them",
-    description="Per institute and field: the service, typical turnaround and fee per item.",
-    tag="service-orders",
-    query=OfferingQuery,
-    response=OfferingOut,
-    paginated=True,
-)
-def list_offerings(query: OfferingQuery) -> dict[str, Any]:
-    where: list[Any] = [ServiceOffering.active.is_(True), Institute.active.is_(True)]
-    if query.institute:
-        where.append(Institute.code == query.institute)
-    if query.field is not None:
-        where.append(ServiceOffering.field == query.field)
-    if query.service_type is not None:
-        where.append(ServiceOffering.service_type == query.service_type)
-    base = select(ServiceOffering, Institute).join(
-        Institute, Institute.id == ServiceOffering.institute_id
-    )
-    total = db.session.scalar(
-        select(func.count(ServiceOffering.id))
-        .join(Institute, Institute.id == ServiceOffering.institute_id)
-        .where(*where)
-    )
-    rows = db.session.execute(
-        base.where(*where)
-        .order_by(ServiceOffering.id)
-        .offset((query.page - 1) * query.per_page)
-        .limit(query.per_page)
-    ).all()
-    items = [
-        {
-            "id": o.id,
-            "institute": {"id": i.id, "code": i.code, "name": i.name},
-            "field": o.field.value,
-            "service_type": o.service_type.value,
-            "name": o.name,
-            "name_en": o.name_en,
-            "procedure": o.procedure,
-            "turnaround_days": o.turnaround_days,
-            "fee": float(o.fee),
-            "fee_waiver_percent": o.fee_waiver_percent,
-            "interval_months": o.interval_months,
-        }
-        for o, i in rows
-    ]
-    return page_json(items, int(total or 0), query.page, query.per_page)
-
-
-def offering_json(o: ServiceOffering) -> dict[str, Any]:
-    i = db.session.get(Institute, o.institute_id)
-    assert i is not None
-    return {
-        "id": o.id,
-        "institute": {"id": i.id, "code": i.code, "name": i.name},
-        "field": o.field.value,
-        "service_type": o.service_type.value,
-        "name": o.name,
-        "name_en": o.name_en,
-        "procedure": o.procedure,
-        "turnaround_days": o.turnaround_days,
-        "fee": float(o.fee),
-        "fee_waiver_percent": o.fee_waiver_percent,
-        "interval_months": o.interval_months,
-    }
-
-
-@endpoint(
-    bp,
-    "/service-offerings",
-    "POST",
-    summary="Add a service to the caller's institute's catalogue (staff)",
-    tag="service-orders",
-    roles=(Role.STAFF,),
-    body=OfferingCreate,
-    response=OfferingOut,
-    status=201,
-    errors=(422,),
-)
-def create_offering(user: User, body: OfferingCreate) -> dict[str, Any]:
-    offering = offering_service.create_offering(
-        user,
-        field=body.field,
-        service_type=body.service_type,
-        name=body.name,
-        name_en=body.name_en,
-        procedure=body.procedure,
-        turnaround_days=body.turnaround_days,
-        fee=str(body.fee),
-        fee_waiver_percent=body.fee_waiver_percent,
-        interval_months=body.interval_months,
-    )
+def committed(order: ServiceOrder, user: User) -> dict[str, Any]:
+    """Commit the handler's one transaction and answer with the order as ``user`` sees it."""
     db.session.commit()
-    return offering_json(offering)
+    return order_json(order, user)
 
 
 # -- orders --------------------------------------------------------------------------------
@@ -355,8 +111,8 @@ def get_order(user: User, order_id: int) -> dict[str, Any]:
     errors=(422,),
 )
 def create_order(user: User, body: OrderCreate) -> dict[str, Any]:
-    items = [lifecycle.ItemInput(**i.model_dump()) for i in body.items]
-    order = lifecycle.create_order(
+    items = [intake.ItemInput(**i.model_dump()) for i in body.items]
+    order = intake.create_order(
         body.institute_id,
         user,
         items,
@@ -364,8 +120,7 @@ def create_order(user: User, body: OrderCreate) -> dict[str, Any]:
         tracking_number=body.tracking_number,
         notes=body.notes,
     )
-    db.session.commit()
-    return order_json(order, user)
+    return committed(order, user)
 
 
 @endpoint(
@@ -388,8 +143,7 @@ def accept_order(user: User, order_id: int, body: AcceptBody) -> dict[str, Any]:
     order = lifecycle.accept_order(
         load_order(user, order_id), user, promised_date=body.promised_date, fees=fees
     )
-    db.session.commit()
-    return order_json(order, user)
+    return committed(order, user)
 
 
 @endpoint(
@@ -404,9 +158,7 @@ def accept_order(user: User, order_id: int, body: AcceptBody) -> dict[str, Any]:
     errors=TRANSITION_ERRORS,
 )
 def reject_order(user: User, order_id: int, body: ReasonBody) -> dict[str, Any]:
-    order = lifecycle.reject_order(load_order(user, order_id), user, body.reason)
-    db.session.commit()
-    return order_json(order, user)
+    return committed(lifecycle.reject_order(load_order(user, order_id), user, body.reason), user)
 
 
 @endpoint(
@@ -421,9 +173,7 @@ def reject_order(user: User, order_id: int, body: ReasonBody) -> dict[str, Any]:
     errors=TRANSITION_ERRORS,
 )
 def cancel_order(user: User, order_id: int, body: ReasonBody) -> dict[str, Any]:
-    order = lifecycle.cancel_order(load_order(user, order_id), user, body.reason)
-    db.session.commit()
-    return order_json(order, user)
+    return committed(lifecycle.cancel_order(load_order(user, order_id), user, body.reason), user)
 
 
 @endpoint(
@@ -439,9 +189,7 @@ def cancel_order(user: User, order_id: int, body: ReasonBody) -> dict[str, Any]:
 )
 def receive_order(user: User, order_id: int, body: ReceiveBody) -> dict[str, Any]:
     conditions = {c.item_id: c.condition for c in body.conditions}
-    order = lifecycle.receive_order(load_order(user, order_id), user, conditions)
-    db.session.commit()
-    return order_json(order, user)
+    return committed(lifecycle.receive_order(load_order(user, order_id), user, conditions), user)
 
 
 @endpoint(
@@ -455,9 +203,7 @@ def receive_order(user: User, order_id: int, body: ReceiveBody) -> dict[str, Any
     errors=TRANSITION_ERRORS,
 )
 def start_order(user: User, order_id: int) -> dict[str, Any]:
-    order = lifecycle.start_order(load_order(user, order_id), user)
-    db.session.commit()
-    return order_json(order, user)
+    return committed(lifecycle.start_order(load_order(user, order_id), user), user)
 
 
 @endpoint(
@@ -506,8 +252,7 @@ def complete_item(user: User, order_id: int, item_id: int) -> dict[str, Any]:
         pdf=upload.data,
         interval_months=upload.interval_months,
     )
-    db.session.commit()
-    return order_json(order, user)
+    return committed(order, user)
 
 
 @endpoint(
@@ -521,9 +266,7 @@ def complete_item(user: User, order_id: int, item_id: int) -> dict[str, Any]:
     errors=TRANSITION_ERRORS,
 )
 def return_order(user: User, order_id: int) -> dict[str, Any]:
-    order = lifecycle.return_order(load_order(user, order_id), user)
-    db.session.commit()
-    return order_json(order, user)
+    return committed(lifecycle.return_order(load_order(user, order_id), user), user)
 
 
 @endpoint(
@@ -537,9 +280,7 @@ def return_order(user: User, order_id: int) -> dict[str, Any]:
     errors=TRANSITION_ERRORS,
 )
 def collect_order(user: User, order_id: int) -> dict[str, Any]:
-    order = lifecycle.collect_order(load_order(user, order_id), user)
-    db.session.commit()
-    return order_json(order, user)
+    return committed(lifecycle.collect_order(load_order(user, order_id), user), user)
 
 
 @endpoint(

@@ -143,7 +143,7 @@ def get_resource(resource_id: int) -> dict[str, Any]:
     errors=(404,),
 )
 def get_availability(resource_id: int, query: AvailabilityQuery) -> Response:
-    # Rendered once per process and version (services/calendar_cache.py); the ETag
+    # Rendered once per process and version (booking/calendar_cache.py); the ETag
     # changes with anything that changes the calendar, so a client may revalidate.
     doc = calendar_document(resource_id, query.from_, query.to)
     if request.if_none_match.contains(doc.etag):

@@ -1,7 +1,7 @@
 """Auto-release (issue 8, check-in): approved bookings of resources that require
 check-in, nobody checked into ``checkin_release_minutes`` after the start, become
 no-shows and their time goes to the waitlist. Idempotent: the transition is a
-conditional UPDATE (see ``services.bookings.mark_no_show``). One resource at a
+conditional UPDATE (see ``booking.bookings.mark_no_show``). One resource at a
 time, under its lock, in a short transaction each (``units.per_resource``)."""
 
 from __future__ import annotations

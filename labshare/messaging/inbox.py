@@ -13,7 +13,7 @@ from labshare.timeutil import utcnow
 PAGE_SIZE = 50
 
 #: Mailed only: their secret links (password reset, e-mail verification) must not be
-#: readable by whoever holds a session (services/passwords.py).
+#: readable by whoever holds a session (accounts/passwords.py).
 MAIL_ONLY_KINDS = ("password_reset", "verify_email", "account_exists")
 
 

@@ -37,7 +37,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from labshare.accounts import companies
+from labshare.accounts import invitations
 from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed
 from labshare.extensions import db
@@ -103,11 +103,11 @@ def build_message(note: Notification, user: User) -> EmailMessage:
     msg["Subject"] = header_value(note.subject)
     msg["Auto-Submitted"] = "auto-generated"
     body_text, body_html = note.body_text, note.body_html
-    if note.kind == companies.INVITATION_KIND:
+    if note.kind == invitations.INVITATION_KIND:
         # The invitation link is put in only now: the outbox row never holds it.
-        link = companies.invitation_link_for(note.dedupe_key) or ""
-        body_text = body_text.replace(companies.LINK_PLACEHOLDER, link)
-        body_html = (body_html or "").replace(companies.LINK_PLACEHOLDER, link) or None
+        link = invitations.invitation_link_for(note.dedupe_key) or ""
+        body_text = body_text.replace(invitations.LINK_PLACEHOLDER, link)
+        body_html = (body_html or "").replace(invitations.LINK_PLACEHOLDER, link) or None
     msg.set_content(body_text)
     if body_html:
         msg.add_alternative(body_html, subtype="html")

@@ -36,7 +36,7 @@ class Booking(Base):
         Index("ix_booking_company_start", "company_id", "start_at"),
         Index("ix_booking_status_start", "status", "start_at"),
         Index("ix_booking_institute_start", "institute_id", "start_at"),
-        # Covers every column the statistics read (services/stats.py), so a period's
+        # Covers every column the statistics read (campaign/stats.py), so a period's
         # figures come from the index alone (migration 0011).
         Index(
             "ix_booking_stats",
@@ -101,7 +101,7 @@ class Booking(Base):
     series_id: Mapped[int | None] = mapped_column(ForeignKey("booking_series.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
-    #: Booked together with other resources (services/groups.py; migration 0010).
+    #: Booked together with other resources (booking/policies/groups.py; migration 0010).
     group_id: Mapped[int | None] = mapped_column(ForeignKey("booking_group.id"), index=True)
 
     resource: Mapped[Resource] = relationship(lazy="joined")

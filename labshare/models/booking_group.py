@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 class BookingGroup(Base):
     """Several resources of one lab booked together, all or nothing
-    (services/groups.py). Each member is an ordinary ``Booking`` with ``group_id``
+    (booking/policies/groups.py). Each member is an ordinary ``Booking`` with ``group_id``
     set; the group's members move through their life cycle together.
 
     ``institute_id`` and ``company_id`` copy the members' for tenancy filters.

@@ -26,7 +26,7 @@ class CompanyInvitation(Base):
     )
     email: Mapped[str] = mapped_column(String(254), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # The link's secret is an HMAC of the invitation and this salt (services.companies).
+    # The link's secret is an HMAC of the invitation and this salt (accounts.invitations).
     salt: Mapped[str | None] = mapped_column(String(64))
     invited_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")

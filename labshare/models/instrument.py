@@ -35,7 +35,7 @@ class Instrument(Resource):
     calibration_valid_until: Mapped[dt.date | None] = mapped_column(Date)
     certificate_number: Mapped[str | None] = mapped_column(String(100))
     #: "Booked together": instruments of one lab with the same non-empty bundle name
-    #: are always booked as one group (services/groups.py; migration 0010).
+    #: are always booked as one group (booking/policies/groups.py; migration 0010).
     bundle: Mapped[str | None] = mapped_column(String(50))
 
     lab: Mapped[Lab] = relationship(foreign_keys=[lab_id], lazy="joined")

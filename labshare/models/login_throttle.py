@@ -11,7 +11,7 @@ from labshare.timeutil import utcnow
 
 class LoginThrottle(Base):
     """Failed logins of one e-mail address from one client address
-    (services/accounts.py): the delay grows per pair, so a stranger elsewhere can
+    (accounts/accounts.py): the delay grows per pair, so a stranger elsewhere can
     slow down only their own attempts, never the owner's. Rows exist for unknown
     addresses too, so an account that exists behaves like one that does not."""
 

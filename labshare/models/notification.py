@@ -10,7 +10,7 @@ from labshare.models.base import Base, UTCDateTime
 from labshare.models.enums import NotificationStatus, str_enum
 from labshare.timeutil import utcnow
 
-#: Renders an event row: (subject, body_text, body_html). Set by services/notify.py,
+#: Renders an event row: (subject, body_text, body_html). Set by messaging/notify.py,
 #: so that the model does not import the templates and the services.
 Renderer = Callable[["Notification"], tuple[str, str, str | None]]
 renderer: list[Renderer] = []

@@ -66,7 +66,7 @@ class Resource(Base):
         return f"<{type(self).__name__} {self.id} {self.name}>"
 
 
-# Text search (services/search.py): trigram GIN indexes on PostgreSQL, so that
+# Text search (catalogue/search.py): trigram GIN indexes on PostgreSQL, so that
 # ILIKE '%term%' is an index scan; plain indexes on SQLite (migration 0004).
 for _column in ("name", "name_en"):
     Index(

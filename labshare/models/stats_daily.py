@@ -29,7 +29,7 @@ STATS_DAILY_COUNTS: tuple[str, ...] = (
 
 class StatsDaily(Base):
     """The campaign counters of the bookings of one institute that start on one local
-    day (its zone), as ``services/stats.py`` counts them. Only trusted while no
+    day (its zone), as ``campaign/stats.py`` counts them. Only trusted while no
     ``stats_dirty`` row of the institute names the UTC day before, on or after it:
     triggers (migration 0011) add one in the same transaction as any change."""
 

@@ -51,7 +51,7 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Part of every session's and remember-me cookie's id (get_id): replacing it
-    # ends every session of the account, everywhere (services/sessions.py).
+    # ends every session of the account, everywhere (accounts/passwords.py).
     session_nonce: Mapped[str] = mapped_column(String(32), default=new_session_nonce)
     # None until the owner opens the link mailed at self-registration; accounts made
     # by an admin, the CLI or code count as verified from the start.

@@ -36,7 +36,7 @@ class WaitlistEntry(Base):
     the order of joining (``created_at``, then ``id``) among the resource's entries.
 
     An ``offered`` entry holds its slot until ``offer_expires_at``: nobody else can
-    book an overlapping slot meanwhile (``services.waitlist.check_offers``).
+    book an overlapping slot meanwhile (``booking.policies.waitlist.check_offers``).
     """
 
     __tablename__ = "waitlist_entry"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from labshare.models import ServiceOrder, ServiceOrderItem, User
-from labshare.orders.lifecycle import allowed_actions, is_overdue
+from labshare.orders.lifecycle import allowed_actions
+from labshare.orders.queue import is_overdue
 from labshare.timeutil import isoformat_local
 
 

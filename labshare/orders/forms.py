@@ -1,5 +1,5 @@
 """Reading the order pages' forms into the services' inputs (shape only: the
-rules are checked in labshare/orders/lifecycle.py)."""
+rules are checked in labshare/orders/intake.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from werkzeug.datastructures import MultiDict
 
 from labshare.errors import ValidationFailed
 from labshare.models import ServiceOrder
-from labshare.orders.lifecycle import MAX_ITEMS, ItemInput
+from labshare.orders.inputs import MAX_ITEMS
+from labshare.orders.intake import ItemInput
 
 ITEM_FIELDS = (
     "offering_id",

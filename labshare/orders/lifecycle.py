@@ -1,5 +1,6 @@
-"""Service orders: creation, the life cycle (one transition table), quotes with the
-SME fee waiver, per-item completion with its certificate, and the staff queue.
+"""Service orders' life cycle (one transition table): quotes with the SME fee waiver,
+per-item completion with its certificate. Creation is labshare/orders/intake.py,
+the staff queue labshare/orders/queue.py.
 
 Same discipline as bookings: who may act is checked first (another tenant's order
 is "not found", the wrong role "forbidden"), the order's row is locked and re-read,
@@ -12,49 +13,32 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import secrets
-import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from labshare.accounts.companies import booking_refusal
 from labshare.booking.permissions import can_view_tenant, is_member_of_company, is_staff_of
 from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
-    DeliveryMethod,
     Institute,
     ItemResult,
     OrderServiceType,
     OrderStatus,
-    Role,
-    ServiceOffering,
     ServiceOrder,
     ServiceOrderItem,
     User,
 )
 from labshare.ops import audit
 from labshare.orders import notices
+from labshare.orders.inputs import MAX_MONEY, REASON_MAX, SHORT_MAX, clean_text, money
 from labshare.orders.storage import certificate_store
 from labshare.timeutil import to_local, utcnow
-
-#: An order carries at most this many item lines (a line may have a quantity).
-MAX_ITEMS = 200
-MAX_QUANTITY = 10_000
-TEXT_MAX = 200
-SHORT_MAX = 100
-NOTES_MAX = 2000
-REASON_MAX = 500
-CENT = Decimal("0.01")
-#: The money columns are NUMERIC(12, 2): larger would overflow on PostgreSQL.
-MAX_MONEY = Decimal("9999999999.99")
-#: Ids are 32-bit INTEGER columns; a larger one names no row (and SQLite cannot bind it).
-MAX_ID = 2**31 - 1
 
 
 class Actor(enum.StrEnum):
@@ -102,45 +86,7 @@ def allowed_actions(order: ServiceOrder, user: User) -> list[str]:
     return actions
 
 
-# -- input ----------------------------------------------------------------------------
-
-
-@dataclass
-class ItemInput:
-    offering_id: int | None
-    name: str | None
-    quantity: int | None = 1
-    model: str | None = None
-    serial_number: str | None = None
-    measuring_range: str | None = None
-    accuracy_class: str | None = None
-    procedure: str | None = None
-
-
-def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
-    text = (value or "").strip()
-    check_no_control(text, field)
-    if not text:
-        if required:
-            raise ValidationFailed(_l("This field is required."), field=field)
-        return None
-    if len(text) > limit:
-        raise ValidationFailed(_l("At most %(n)d characters are allowed.", n=limit), field=field)
-    return text
-
-
-def check_no_control(text: str, field: str) -> None:
-    """PostgreSQL refuses a NUL in text; no other control character belongs in an
-    order either (line breaks and tabs in notes do)."""
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
-        raise ValidationFailed(_l("Control characters are not allowed."), field=field)
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _local_today(institute: Institute) -> dt.date:
+def local_today(institute: Institute) -> dt.date:
     return to_local(utcnow(), institute.timezone).date()
 
 
@@ -213,107 +159,6 @@ def _begin(order: ServiceOrder, actor: User, action: str) -> None:
     _lock(order)
 
 
-# -- creation ---------------------------------------------------------------------------
-
-
-def create_order(
-    institute_id: int,
-    user: User,
-    items: Sequence[ItemInput],
-    *,
-    delivery: str | None,
-    tracking_number: str | None = None,
-    notes: str | None = None,
-) -> ServiceOrder:
-    """A new ``submitted`` order of ``user``'s company at one institute."""
-    if not (user.active and user.role == Role.SME and user.company_id is not None):
-        raise NotAllowed(_l("Only members of a company can send items."))
-    # As for bookings: a company nobody has vouched for yet may read, not order.
-    refusal = booking_refusal(user.company)
-    if refusal is not None:
-        raise refusal
-    institute = db.session.get(Institute, institute_id) if 1 <= institute_id <= MAX_ID else None
-    if institute is None or not institute.active:
-        raise ValidationFailed(_l("No such institute."), field="institute_id")
-    try:
-        method = DeliveryMethod(delivery or "")
-    except ValueError:
-        raise ValidationFailed(
-            _l("Choose drop-off, courier or on-site service."), field="delivery"
-        ) from None
-    tracking = _text(tracking_number, "tracking_number", SHORT_MAX)
-    note = _text(notes, "notes", NOTES_MAX)
-    if not items:
-        raise ValidationFailed(_l("An order needs at least one item."), field="items")
-    if len(items) > MAX_ITEMS:
-        raise ValidationFailed(
-            _l("An order may have at most %(n)d items; split it.", n=MAX_ITEMS), field="items"
-        )
-    offering_ids = {
-        i.offering_id
-        for i in items
-        if isinstance(i.offering_id, int) and 1 <= i.offering_id <= MAX_ID
-    }
-    offerings = {
-        o.id: o
-        for o in db.session.scalars(
-            select(ServiceOffering).where(ServiceOffering.id.in_(offering_ids))
-        )
-    }
-    rows: list[ServiceOrderItem] = []
-    for n, item in enumerate(items):
-        prefix = f"items.{n}"
-        offering = offerings.get(item.offering_id) if item.offering_id is not None else None
-        if offering is None or offering.institute_id != institute.id or not offering.active:
-            raise ValidationFailed(
-                _l("This institute does not offer that service."), field=f"{prefix}.offering_id"
-            )
-        quantity = item.quantity if item.quantity is not None else 1
-        if not isinstance(quantity, int) or quantity < 1 or quantity > MAX_QUANTITY:
-            raise ValidationFailed(
-                _l("The quantity must be a whole number from 1 to %(n)d.", n=MAX_QUANTITY),
-                field=f"{prefix}.quantity",
-            )
-        rows.append(
-            ServiceOrderItem(
-                position=n + 1,
-                offering_id=offering.id,
-                service_type=offering.service_type,
-                field=offering.field,
-                name=_text(item.name, f"{prefix}.name", TEXT_MAX, required=True),
-                model=_text(item.model, f"{prefix}.model", SHORT_MAX),
-                serial_number=_text(item.serial_number, f"{prefix}.serial_number", SHORT_MAX),
-                measuring_range=_text(item.measuring_range, f"{prefix}.measuring_range", TEXT_MAX),
-                accuracy_class=_text(item.accuracy_class, f"{prefix}.accuracy_class", SHORT_MAX),
-                procedure=_text(item.procedure, f"{prefix}.procedure", SHORT_MAX)
-                or offering.procedure,
-                quantity=quantity,
-                interval_months=offering.interval_months,
-            )
-        )
-    order = ServiceOrder(
-        institute_id=institute.id,
-        company_id=user.company_id,
-        user_id=user.id,
-        status=OrderStatus.SUBMITTED,
-        delivery=method,
-        tracking_number=tracking,
-        notes=note,
-        items=rows,
-    )
-    db.session.add(order)
-    db.session.flush()
-    audit.record(
-        "service_order.create",
-        order,
-        actor=user,
-        to_state=OrderStatus.SUBMITTED,
-        data={"items": len(rows)},
-    )
-    notices.order_event(order, "submitted")
-    return order
-
-
 # -- transitions ---------------------------------------------------------------------------
 
 
@@ -330,7 +175,7 @@ def accept_order(
     _begin(order, actor, "accept")
     if not isinstance(promised_date, dt.date):
         raise ValidationFailed(_l("Give the promised completion date."), field="promised_date")
-    if promised_date < _local_today(order.institute):
+    if promised_date < local_today(order.institute):
         raise ValidationFailed(
             _l("The promised date cannot be in the past."), field="promised_date"
         )
@@ -353,8 +198,8 @@ def accept_order(
                 raise ValidationFailed(
                     _l("A fee is a number of at least 0."), field=f"fees.{item.id}"
                 )
-        item.fee = _money(fee)
-        item.fee_waived = _money(item.fee * item.offering.fee_waiver_percent / 100)
+        item.fee = money(fee)
+        item.fee_waived = money(item.fee * item.offering.fee_waiver_percent / 100)
         total += item.fee
         waived += item.fee_waived
         if item.fee > MAX_MONEY or total > MAX_MONEY:
@@ -373,7 +218,7 @@ def accept_order(
 
 def reject_order(order: ServiceOrder, actor: User, reason: str | None) -> ServiceOrder:
     _authorize(order, actor, TRANSITIONS["reject"])
-    text = _text(reason, "reason", REASON_MAX, required=True)
+    text = clean_text(reason, "reason", REASON_MAX, required=True)
     _lock(order)
     _move(order, actor, "reject", reason=text)
     order.decided_by_id, order.decided_at, order.decision_reason = actor.id, utcnow(), text
@@ -385,7 +230,7 @@ def reject_order(order: ServiceOrder, actor: User, reason: str | None) -> Servic
 def cancel_order(order: ServiceOrder, actor: User, reason: str | None = None) -> ServiceOrder:
     """The company withdraws its order, until the institute has received the items."""
     _authorize(order, actor, TRANSITIONS["cancel"])
-    text = _text(reason, "reason", REASON_MAX)
+    text = clean_text(reason, "reason", REASON_MAX)
     _lock(order)
     _move(order, actor, "cancel", reason=text)
     order.cancelled_by_id, order.cancelled_at = actor.id, utcnow()
@@ -407,7 +252,7 @@ def receive_order(
     for key, value in given.items():
         if key not in items:
             raise ValidationFailed(_l("No such item in this order."), field=f"conditions.{key}")
-        notes[key] = _text(value, f"conditions.{key}", REASON_MAX)
+        notes[key] = clean_text(value, f"conditions.{key}", REASON_MAX)
     _lock(order)
     _move(order, actor, "receive", data={"conditions": {str(k): v for k, v in notes.items()}})
     for key, note in notes.items():
@@ -475,7 +320,7 @@ def complete_item(
         raise ValidationFailed(
             _l("Choose conforming, not conforming or calibrated."), field="result"
         ) from None
-    number = _text(certificate_number, "certificate_number", SHORT_MAX, required=True)
+    number = clean_text(certificate_number, "certificate_number", SHORT_MAX, required=True)
     if interval_months is not None and not (1 <= interval_months <= 120):
         raise ValidationFailed(_l("The interval is from 1 to 120 months."), field="interval_months")
     if pdf is None:
@@ -520,7 +365,7 @@ def complete_item(
         and item.service_type in (OrderServiceType.CALIBRATION, OrderServiceType.VERIFICATION)
         and outcome in (ItemResult.CONFORMING, ItemResult.CALIBRATED)
     ):
-        item.due_date = _add_months(_local_today(order.institute), months)
+        item.due_date = _add_months(local_today(order.institute), months)
     db.session.flush()
     # Counted in the database under the order's lock: another session may have
     # completed the other items since this one loaded them.
@@ -535,49 +380,3 @@ def complete_item(
         db.session.flush()
         notices.order_event(order, "completed")
     return item
-
-
-# -- the staff queue -----------------------------------------------------------------------
-
-
-@dataclass
-class Queue:
-    new: list[ServiceOrder]
-    overdue: list[ServiceOrder]
-    in_work: list[ServiceOrder]
-    ready: list[ServiceOrder]
-
-
-def staff_queue(institute: Institute) -> Queue:
-    """What an institute's staff have to act on: new orders, open work past its
-    promised date (by the institute's calendar), and finished items to hand back."""
-    today = _local_today(institute)
-    rows = list(
-        db.session.scalars(
-            select(ServiceOrder)
-            .where(
-                ServiceOrder.institute_id == institute.id,
-                ServiceOrder.status.in_((S.SUBMITTED, *OPEN_WORK, S.COMPLETED)),
-            )
-            .order_by(ServiceOrder.created_at, ServiceOrder.id)
-        )
-    )
-    overdue = [
-        o
-        for o in rows
-        if o.status in OPEN_WORK and o.promised_date is not None and o.promised_date < today
-    ]
-    return Queue(
-        new=[o for o in rows if o.status == S.SUBMITTED],
-        overdue=overdue,
-        in_work=[o for o in rows if o.status in OPEN_WORK and o not in overdue],
-        ready=[o for o in rows if o.status == S.COMPLETED],
-    )
-
-
-def is_overdue(order: ServiceOrder) -> bool:
-    return (
-        order.status in OPEN_WORK
-        and order.promised_date is not None
-        and order.promised_date < _local_today(order.institute)
-    )

@@ -11,7 +11,7 @@ from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Field, OrderServiceType, ServiceOffering, User
 from labshare.ops import audit
-from labshare.orders.lifecycle import MAX_ID, check_no_control
+from labshare.orders.inputs import MAX_ID, check_no_control
 
 
 def _staff_institute(actor: User) -> int:

@@ -34,7 +34,7 @@ from labshare.models import (
     ServiceOffering,
     ServiceOrder,
 )
-from labshare.orders import certificates, lifecycle
+from labshare.orders import certificates, intake, lifecycle
 from labshare.orders import offerings as offering_service
 from labshare.orders.downloads import certificate_response, upload_from_request
 from labshare.orders.forms import (
@@ -44,8 +44,10 @@ from labshare.orders.forms import (
     items_from_form,
     items_of,
 )
+from labshare.orders.inputs import MAX_ID, MAX_ITEMS
 from labshare.orders.labels import order_label
 from labshare.orders.permissions import visible_orders
+from labshare.orders.queue import is_overdue, staff_queue
 
 bp = Blueprint("orders", __name__)
 
@@ -60,7 +62,7 @@ def _user() -> Any:
 
 
 def order_or_404(order_id: int) -> ServiceOrder:
-    order = db.session.get(ServiceOrder, order_id) if order_id <= lifecycle.MAX_ID else None
+    order = db.session.get(ServiceOrder, order_id) if order_id <= MAX_ID else None
     if order is None or not lifecycle.visible_to(order, _user()):
         raise NotFound(_("No service order %(id)s.", id=order_id))
     return order
@@ -73,7 +75,7 @@ def index() -> Any:
     if user.role == Role.STAFF and user.institute_id is not None:
         institute = db.session.get(Institute, user.institute_id)
         assert institute is not None
-        queue = lifecycle.staff_queue(institute)
+        queue = staff_queue(institute)
         return render_template("orders/queue.html", queue=queue, institute=institute)
     orders = db.session.scalars(
         select(ServiceOrder)
@@ -192,7 +194,7 @@ def new() -> Any:
         chosen = request.form.get("institute_id", type=int)
         try:
             rows = items_from_form(request.form)
-            order = lifecycle.create_order(
+            order = intake.create_order(
                 chosen or 0,
                 user,
                 rows,
@@ -216,7 +218,7 @@ def new() -> Any:
             offering = next((o for o in offerings if o.id == preset), None)
             if offering is not None:
                 chosen = offering.institute_id
-                rows = [lifecycle.ItemInput(offering_id=offering.id, name="")]
+                rows = [intake.ItemInput(offering_id=offering.id, name="")]
     status = error.status if error is not None else 200
     count = max(len(rows), request.args.get("rows", DEFAULT_ROWS, type=int) or DEFAULT_ROWS)
     return render_template(
@@ -225,7 +227,7 @@ def new() -> Any:
         institutes=names,
         chosen=chosen,
         rows=rows,
-        count=min(count, lifecycle.MAX_ITEMS),
+        count=min(count, MAX_ITEMS),
         deliveries=list(DeliveryMethod),
         form=request.form,
         error=error,
@@ -248,7 +250,7 @@ def _detail(order: ServiceOrder, error: DomainError | None = None) -> Any:
         actions=lifecycle.allowed_actions(order, user),
         staff=is_staff_of(user, order.institute_id),
         results=list(ItemResult),
-        overdue=lifecycle.is_overdue(order),
+        overdue=is_overdue(order),
         error=error,
         max_mb=certificates.max_bytes() // (1024 * 1024),
     ), status

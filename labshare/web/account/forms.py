@@ -1,4 +1,4 @@
-"""Forms of the token page: shape only; the rules live in services.tokens."""
+"""Forms of the token page: shape only; the rules live in accounts.tokens."""
 
 from __future__ import annotations
 

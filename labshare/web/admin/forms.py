@@ -1,4 +1,4 @@
-"""Admin forms: shape only; the rules live in services.accounts."""
+"""Admin forms: shape only; the rules live in accounts.accounts."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class UserFilterForm(FlaskForm):
 
 
 class InstituteForm(FlaskForm):
-    """An institute's fields; services.institutes checks them and names the field."""
+    """An institute's fields; catalogue.institutes checks them and names the field."""
 
     code = StringField(
         _l("Code"),

@@ -1,4 +1,4 @@
-"""Forms of the account pages: shape only; the rules live in services.accounts."""
+"""Forms of the account pages: shape only; the rules live in accounts.accounts."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def login() -> Any:
 @login_required
 def logout() -> Any:
     # The account's session nonce changes: this cookie, any copy of it and the
-    # account's other sessions are all dead from now on (services/passwords.py).
+    # account's other sessions are all dead from now on (accounts/passwords.py).
     passwords.sign_out_everywhere(current_user, actor=current_user)
     db.session.commit()
     logout_user()

@@ -1,4 +1,4 @@
-"""Forms of the SME pages: shape only (types, lengths); the rules live in services."""
+"""Forms of the SME pages: shape only (types, lengths); the rules live in labshare/booking."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Booking groups on the SME pages: on a lab's booking form, instruments of the lab
-to book with it (all or nothing, services/groups.py); on a booking's page, the other
+to book with it (all or nothing, booking/policies/groups.py); on a booking's page, the other
 bookings of its group."""
 
 from __future__ import annotations

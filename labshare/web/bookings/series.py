@@ -1,6 +1,6 @@
 """Recurring bookings on the web (issue 8): the booking form's "repeat" option with
 its preview step, and the series page with its whole-series buttons. Routes
-register on the bookings blueprint; the work is done by services/recurrence.py."""
+register on the bookings blueprint; the work is done by booking/policies/recurrence.py."""
 
 from __future__ import annotations
 

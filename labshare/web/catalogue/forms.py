@@ -11,7 +11,7 @@ from wtforms.validators import Length, Optional
 from labshare.labels import MEASURAND_LABELS, choices
 from labshare.models import Field, ResourceKind
 
-#: The units offered for each measurand of services.capability (any unit pint
+#: The units offered for each measurand of catalogue.capability (any unit pint
 #: understands is accepted by the service; these are the ones people write).
 UNITS: dict[str, tuple[str, ...]] = {
     "length": ("mm", "µm", "nm", "m"),

@@ -1,5 +1,5 @@
 """Forms of the company and staff pages: shape only; the rules live in
-services.companies and services.staff_accounts."""
+accounts.companies and accounts.staff_accounts."""
 
 from __future__ import annotations
 

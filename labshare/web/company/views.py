@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 
-from labshare.accounts import companies, staff_accounts
+from labshare.accounts import companies, invitations, staff_accounts
 from labshare.errors import DomainError, ValidationFailed
 from labshare.extensions import db, limiter
 from labshare.models import Company, CompanyStatus, Institute, Role
@@ -33,7 +33,7 @@ def _company_page(invite_form: InviteForm | None = None, status: int = 200) -> A
             company=company,
             is_admin=is_admin,
             members=members,
-            invitations=companies.open_invitations(company) if is_admin else [],
+            invitations=invitations.open_invitations(company) if is_admin else [],
             invite_form=invite_form or InviteForm(),
             action_form=FlaskForm(),
         ),
@@ -56,7 +56,7 @@ def invite() -> Any:
     if not form.validate_on_submit():
         return _company_page(form, 422)
     try:
-        issued = companies.invite(form.email.data or "", actor=current_user)
+        issued = invitations.invite(form.email.data or "", actor=current_user)
     except ValidationFailed as exc:
         db.session.rollback()
         apply_domain_error(form, exc)
@@ -87,7 +87,7 @@ def _company_action(action: Any, done: str) -> Any:
 @role_required(Role.SME)
 def revoke_invitation(invitation_id: int) -> Any:
     return _company_action(
-        lambda: companies.revoke_invitation(invitation_id, actor=current_user),
+        lambda: invitations.revoke_invitation(invitation_id, actor=current_user),
         _("The invitation was withdrawn."),
     )
 
@@ -129,7 +129,7 @@ def _admin() -> None:
 @limiter.limit(register_limit, methods=["POST"])
 def accept_invitation(secret: str) -> Any:
     try:
-        invitation = companies.find_invitation(secret)
+        invitation = invitations.find_invitation(secret)
     except DomainError as exc:
         db.session.rollback()
         return render_template("company/invitation_invalid.html", message=exc.message), exc.status
@@ -142,7 +142,7 @@ def accept_invitation(secret: str) -> Any:
         form.email.data = invitation.email
     if form.validate_on_submit():
         try:
-            user = companies.accept_invitation(
+            user = invitations.accept_invitation(
                 secret,
                 email=form.email.data or "",
                 name=form.name.data or "",

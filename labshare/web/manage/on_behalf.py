@@ -1,4 +1,4 @@
-"""Staff book for a company that phones in (``services/on_behalf``): the company is
+"""Staff book for a company that phones in (``booking/policies/on_behalf``): the company is
 found by its credit code, optionally a member by e-mail."""
 
 from __future__ import annotations

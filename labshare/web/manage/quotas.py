@@ -27,7 +27,7 @@ INSTITUTE_SCOPE = "institute"
 
 
 class QuotaForm(FlaskForm):
-    """Shape only: ``services.quotas.create_quota`` checks the values."""
+    """Shape only: ``booking.policies.quotas.create_quota`` checks the values."""
 
     scope = SelectField(_l("Applies to"), choices=[], validate_choice=False)
     period = SelectField(_l("Per"), choices=[], validate_choice=False)
