@@ -450,6 +450,7 @@ def check_slot(
     now: dt.datetime,
     *,
     existing: Booking | None = None,
+    judge_lead: bool | None = None,
 ) -> Rules:
     """Every rule and the conflict check for one slot; the caller holds the lock of
     ``resource`` (``lock_resources``) and has re-read it. Returns the rules used.
@@ -457,7 +458,8 @@ def check_slot(
     ``existing``: the request being approved. Everything is judged again as at
     creation (the rules, closures, calibration, qualification or quotas may have
     changed meanwhile), except the lead time and the horizon, which were judged
-    when the request was made; the request itself does not count against it."""
+    when the request was made; the request itself does not count against it.
+    ``judge_lead=True``: judge them too (``existing`` moved to a new time)."""
     company_id = existing.company_id if existing is not None else booker.company_id
     if existing is None:
         _check_booker(booker)  # again under the lock: a waitlist offer is taken later
@@ -474,7 +476,8 @@ def check_slot(
     tz = institute_zone(resource)
     _check_available(resource)
     _check_qualification(resource, booker, start, tz)
-    _check_time_rules(rules, tz, start, end, now, lead_and_horizon=existing is None)
+    lead_and_horizon = existing is None if judge_lead is None else judge_lead
+    _check_time_rules(rules, tz, start, end, now, lead_and_horizon=lead_and_horizon)
     _check_opening_hours(resource, tz, start, end)
     _check_closure_and_calibration(resource, tz, start, end)
     _check_quota(resource, company_id, rules, now, exclude_id)
