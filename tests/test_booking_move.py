@@ -626,3 +626,99 @@ def test_service_may_move_agrees_with_the_rules(
     assert not moving.may_move(env.sme, b, late)
     assert moving.may_move(env.staff, b, late)
     assert not moving.may_move(env.staff, b, OLD_START)
+
+
+# -- the web pages -----------------------------------------------------------------------
+
+
+def test_detail_offers_move_and_the_page_shows_the_week_grid(
+    client: Any, login: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    login(env.sme)
+    detail = client.get(f"/bookings/{b.id}").get_data(as_text=True)
+    assert f"/bookings/{b.id}/move" in detail
+    page = client.get(f"/bookings/{b.id}/move")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'class="calendar"' in html
+    assert f"/bookings/{b.id}/move?start=2030-01-04T" in html  # free slots move here
+    assert 'value="2030-01-03T10:00"' in html  # the current time, local
+    chosen = client.get(f"/bookings/{b.id}/move?start=2030-01-04T14:00").get_data(as_text=True)
+    assert 'value="2030-01-04T15:00"' in chosen  # the booking's length kept
+
+
+def test_web_move_in_the_institute_zone(
+    client: Any, login: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    login(env.sme)
+    response = client.post(
+        f"/bookings/{b.id}/move", data={"start": "2030-01-04T14:00", "end": "2030-01-04T15:00"}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    assert times(db, b.id)[0] == dt.datetime(2030, 1, 4, 6, tzinfo=UTC)
+    assert "was moved" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_web_move_errors_next_to_the_field_and_nothing_changes(
+    client: Any, login: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    book(env, make_booking, db, user=env.other_sme, start=dt.datetime(2030, 1, 4, 6, tzinfo=UTC))
+    login(env.sme)
+    taken = client.post(
+        f"/bookings/{b.id}/move", data={"start": "2030-01-04T14:00", "end": "2030-01-04T15:00"}
+    )
+    assert taken.status_code == 409
+    assert "already booked" in taken.get_data(as_text=True)
+    missing = client.post(f"/bookings/{b.id}/move", data={"start": "2030-01-04T14:00"})
+    assert missing.status_code == 422
+    assert times(db, b.id)[:2] == (OLD_START, OLD_START + dt.timedelta(hours=1))
+
+
+def test_web_move_needs_csrf(
+    app: Any, client: Any, login: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    login(env.sme)
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        response = client.post(
+            f"/bookings/{b.id}/move",
+            data={"start": "2030-01-04T14:00", "end": "2030-01-04T15:00"},
+        )
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert response.status_code in (400, 422)
+    assert times(db, b.id)[:2] == (OLD_START, OLD_START + dt.timedelta(hours=1))
+
+
+@pytest.mark.parametrize(("who", "status"), [("other_sme", 404), ("other_staff", 404)])
+def test_web_move_of_another_tenants_booking_is_404(
+    client: Any,
+    login: Any,
+    env: SimpleNamespace,
+    db: Any,
+    make_booking: Any,
+    who: str,
+    status: int,
+) -> None:
+    b = book(env, make_booking, db)
+    login(getattr(env, who))
+    assert client.get(f"/bookings/{b.id}/move").status_code == status
+    response = client.post(
+        f"/bookings/{b.id}/move", data={"start": "2030-01-04T14:00", "end": "2030-01-04T15:00"}
+    )
+    assert response.status_code == status
+    assert times(db, b.id)[:2] == (OLD_START, OLD_START + dt.timedelta(hours=1))
+
+
+def test_web_move_page_refused_after_the_deadline(
+    client: Any, login: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    set_clock(lambda: OLD_START - dt.timedelta(hours=2))
+    login(env.sme)
+    assert f"/bookings/{b.id}/move" not in client.get(f"/bookings/{b.id}").get_data(as_text=True)
+    assert client.get(f"/bookings/{b.id}/move").status_code == 403
