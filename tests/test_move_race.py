@@ -11,6 +11,7 @@ nothing is lost — on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import subprocess
 import sys
@@ -240,6 +241,6 @@ def test_moves_and_creations_into_one_slot_never_overlap(scene: Scene) -> None:
         assert after[won["id"]] == (start.astimezone(dt.UTC), end.astimezone(dt.UTC))
         assert len(after) == len(before) + (1 if kind == "create" else 0)
         spans = sorted(after.values())
-        for (s1, e1), (s2, e2) in zip(spans, spans[1:], strict=False):
+        for (s1, e1), (s2, e2) in itertools.pairwise(spans):
             assert e1 <= s2, (s1, e1, s2, e2)
     assert sum(winners.values()) == ROUNDS
