@@ -20,12 +20,15 @@ from labshare.models import (
     AuditLog,
     Booking,
     BookingGroup,
+    BookingQuota,
     BookingRules,
     BookingSeries,
     BookingStatus,
     Closure,
     JobMarker,
     Notification,
+    Qualification,
+    ResourceStatus,
     Role,
     WaitlistEntry,
     WaitlistStatus,
@@ -276,6 +279,113 @@ def test_midnight_in_an_all_day_lab(
     b = book(env, make_booking, db)
     response = post_move(client, env.sme, b.id, local(4, 23), local(5, 1))
     assert response.status_code == 200, response.get_json()
+
+
+def _rules(env: SimpleNamespace, db: Any, **values: Any) -> None:
+    rules = db.session.scalar(select(BookingRules).where(BookingRules.resource_id == env.inst.id))
+    for key, value in values.items():
+        setattr(rules, key, value)
+    db.session.commit()
+
+
+def test_unavailable_instrument_refuses_the_move(
+    client: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    env.inst.status = ResourceStatus.MAINTENANCE
+    db.session.commit()
+    response = post_move(client, env.sme, b.id, local(4, 14), local(4, 15))
+    assert response.status_code == 422
+    assert error_of(response)["rule"] == "instrument_unavailable"
+
+
+def test_calibration_expiring_before_the_new_end_refuses(
+    client: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    env.inst.calibration_valid_until = dt.date(2030, 1, 4)
+    db.session.commit()
+    assert post_move(client, env.sme, b.id, local(4, 14), local(4, 15)).status_code == 200
+    response = post_move(client, env.sme, b.id, local(5, 14), local(5, 15))
+    assert response.status_code == 422
+    assert error_of(response)["rule"] == "calibration_expired"
+
+
+def test_qualification_is_required_of_the_booker(
+    client: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    env.inst.requires_qualification = True
+    db.session.commit()
+    response = post_move(client, env.staff, b.id, local(4, 14), local(4, 15))
+    assert response.status_code == 422
+    assert error_of(response)["rule"] == "qualification"
+    db.session.add(Qualification(user_id=env.sme.id, resource_id=env.inst.id))
+    db.session.commit()
+    assert post_move(client, env.staff, b.id, local(4, 14), local(4, 15)).status_code == 200
+
+
+def test_period_quota_counts_other_bookings_not_this_one(
+    client: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    db.session.add(
+        BookingQuota(
+            institute_id=env.inst.institute_id,
+            resource_id=env.inst.id,
+            period="day",
+            max_bookings=1,
+        )
+    )
+    db.session.commit()
+    b = book(env, make_booking, db)
+    book(env, make_booking, db, start=dt.datetime(2030, 1, 4, 1, tzinfo=UTC))  # day 4, 09:00
+    # within its own day: only itself counted there
+    assert post_move(client, env.sme, b.id, local(3, 14), local(3, 15)).status_code == 200
+    response = post_move(client, env.sme, b.id, local(4, 14), local(4, 15))
+    assert response.status_code == 422
+    assert error_of(response)["rule"] == "quota_bookings"
+
+
+def test_no_show_record_sends_a_company_move_back_to_approval(
+    client: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    _rules(env, db, no_show_approval_threshold=1)
+    book(env, make_booking, db, start=NOW - dt.timedelta(days=3), status=BookingStatus.NO_SHOW)
+    b = book(env, make_booking, db)
+    response = post_move(client, env.sme, b.id, local(4, 14), local(4, 15))
+    assert response.get_json()["status"] == "pending"
+    other = book(env, make_booking, db, start=dt.datetime(2030, 1, 6, 2, tzinfo=UTC))
+    response = post_move(client, env.staff, other.id, local(6, 14), local(6, 15))
+    assert response.get_json()["status"] == "approved"  # staff decided it
+
+
+def test_an_open_waitlist_offer_holds_its_slot_against_a_move(
+    client: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    taken = book(
+        env, make_booking, db, user=env.other_sme, start=dt.datetime(2030, 1, 4, 6, tzinfo=UTC)
+    )
+    third = make_user_like(env, db)
+    entry = waitlist.join(env.inst, third, taken.start_at, taken.end_at, purpose="等候")
+    db.session.commit()
+    cancelled = client.post(
+        f"/api/v1/bookings/{taken.id}/cancel", json={}, headers=bearer(env.staff)
+    )
+    assert cancelled.status_code == 200
+    db.session.expire_all()
+    assert db.session.get(WaitlistEntry, entry.id).status == WaitlistStatus.OFFERED
+    b = book(env, make_booking, db)
+    response = post_move(client, env.sme, b.id, local(4, 14), local(4, 15))
+    assert response.status_code == 409
+    assert times(db, b.id)[:2] == (OLD_START, OLD_START + dt.timedelta(hours=1))
+
+
+def make_user_like(env: SimpleNamespace, db: Any) -> Any:
+    from tests import factories
+
+    user = factories.make_user(Role.SME)
+    db.session.commit()
+    return user
 
 
 # -- bad input ---------------------------------------------------------------------------
