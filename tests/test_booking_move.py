@@ -832,3 +832,20 @@ def test_web_move_page_refused_after_the_deadline(
     login(env.sme)
     assert f"/bookings/{b.id}/move" not in client.get(f"/bookings/{b.id}").get_data(as_text=True)
     assert client.get(f"/bookings/{b.id}/move").status_code == 403
+
+
+def test_calendar_offers_move_for_the_viewers_bookings(
+    client: Any, login: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    b = book(env, make_booking, db)
+    theirs = book(
+        env, make_booking, db, user=env.other_sme, start=dt.datetime(2030, 1, 4, 2, tzinfo=UTC)
+    )
+    login(env.sme)
+    html = client.get(f"/resources/{env.inst.id}/calendar?week=2030-W01").get_data(as_text=True)
+    assert f"/bookings/{b.id}/move" in html
+    assert f"/bookings/{theirs.id}/move" not in html
+    client.get("/logout")
+    login(env.other_staff)
+    html = client.get(f"/resources/{env.inst.id}/calendar?week=2030-W01").get_data(as_text=True)
+    assert "/move" not in html

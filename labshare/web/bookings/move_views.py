@@ -10,20 +10,48 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from wtforms import DateTimeLocalField
 from wtforms.validators import InputRequired
 
 from labshare.booking.move import may_move, move_booking
-from labshare.booking.permissions import is_staff_of
+from labshare.booking.permissions import is_staff_of, visible_bookings
 from labshare.booking.rules import effective_rules, institute_zone
 from labshare.errors import DomainError
 from labshare.extensions import db, limiter
-from labshare.models import BookingStatus
+from labshare.models import HOLDING_STATUSES, Booking, BookingStatus, Resource
 from labshare.ratelimit import booking_limit, caller_key
+from labshare.timeutil import utcnow
 from labshare.web.bookings.calendar import build_week, parse_week
 from labshare.web.bookings.forms import LOCAL_FORMATS
 from labshare.web.bookings.helpers import aware, local_input, parse_local_arg, show_error
 from labshare.web.bookings.views import booking_or_404, bp
+
+#: The calendar lists at most this many of the viewer's bookings to move.
+CALENDAR_MOVABLE = 10
+
+
+@bp.app_context_processor
+def _movable() -> dict[str, Any]:
+    def movable_bookings(resource: Resource) -> list[Booking]:
+        """The viewer's upcoming bookings of ``resource`` that they may move now."""
+        if not current_user.is_authenticated:
+            return []
+        now = utcnow()
+        rows = db.session.scalars(
+            select(Booking)
+            .where(
+                visible_bookings(current_user),
+                Booking.resource_id == resource.id,
+                Booking.status.in_(HOLDING_STATUSES),
+                Booking.start_at > now,
+            )
+            .order_by(Booking.start_at, Booking.id)
+            .limit(CALENDAR_MOVABLE * 3)
+        )
+        return [b for b in rows if may_move(current_user, b, now)][:CALENDAR_MOVABLE]
+
+    return {"movable_bookings": movable_bookings}
 
 
 class MoveForm(FlaskForm):
