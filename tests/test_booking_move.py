@@ -849,3 +849,28 @@ def test_calendar_offers_move_for_the_viewers_bookings(
     login(env.other_staff)
     html = client.get(f"/resources/{env.inst.id}/calendar?week=2030-W01").get_data(as_text=True)
     assert "/move" not in html
+
+
+def test_the_moved_message_renders_in_each_language(
+    client: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    from labshare.messaging.notify import render_event
+
+    _require_approval(env, db)
+    env.staff.locale = "zh_CN"
+    db.session.commit()
+    b = book(env, make_booking, db)
+    assert post_move(client, env.sme, b.id, local(4, 14), local(4, 15)).status_code == 200
+    notes = {
+        n.user_id: n
+        for n in db.session.scalars(
+            select(Notification).where(
+                Notification.booking_id == b.id, Notification.kind == "booking_moved_pending"
+            )
+        )
+    }
+    subject, text, _ = render_event(notes[env.sme.id])
+    assert f"Booking {b.id} moved, waiting for approval" in subject
+    assert "January 4, 2030 14:00" in text
+    subject, text, _ = render_event(notes[env.staff.id])
+    assert "改期" in subject and "等待机构批准" in text
