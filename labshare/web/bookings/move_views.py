@@ -15,7 +15,7 @@ from wtforms import DateTimeLocalField
 from wtforms.validators import InputRequired
 
 from labshare.booking.move import may_move, move_booking
-from labshare.booking.permissions import is_staff_of, visible_bookings
+from labshare.booking.permissions import is_member_of_company, is_staff_of, visible_bookings
 from labshare.booking.rules import effective_rules, institute_zone
 from labshare.errors import DomainError
 from labshare.extensions import db, limiter
@@ -72,6 +72,11 @@ class MoveForm(FlaskForm):
 @login_required
 def move(booking_id: int) -> Any:
     booking = booking_or_404(booking_id)
+    if not (
+        is_staff_of(current_user, booking.institute_id)
+        or is_member_of_company(current_user, booking.company_id)
+    ):
+        abort(403)  # sees it (an admin) but does not act on it
     resource = booking.resource
     tz = institute_zone(resource)
     form = MoveForm()
