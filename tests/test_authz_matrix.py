@@ -59,6 +59,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "api.approve_booking POST": (401, 403, 404, 200, 404, 403),
     "api.campaign GET": (401, 403, 403, 200, 200, 200),
     "api.cancel_booking POST": (401, 200, 404, 200, 404, 403),
+    "api.move_booking POST": (401, 200, 404, 200, 404, 403),
     "api.create_booking POST": (401, 422, 422, 403, 403, 403),
     "api.get_availability GET": (200, 200, 200, 200, 200, 200),
     "api.get_booking GET": (401, 200, 404, 200, 404, 200),
@@ -79,6 +80,8 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "bookings.all GET": (302, 403, 403, 403, 403, 200),
     "bookings.calendar GET": (200, 200, 200, 200, 200, 200),
     "bookings.cancel POST": (302, 302, 404, 302, 404, 403),
+    "bookings.move GET": (302, 200, 404, 200, 404, 403),
+    "bookings.move POST": (302, 422, 404, 422, 404, 403),  # empty form: 422
     "bookings.detail GET": (302, 200, 404, 200, 404, 200),
     "bookings.mine GET": (302, 200, 200, 403, 403, 403),
     "bookings.new GET": (302, 200, 200, 403, 403, 403),
@@ -314,6 +317,10 @@ QUERY: dict[str, dict[str, str]] = {
 }
 BODY: dict[str, dict[str, Any]] = {
     "api.reject_booking POST": {"reason": "fully booked"},
+    "api.move_booking POST": {  # moving a booking: a free time
+        "start": "2030-01-11T14:00:00+08:00",
+        "end": "2030-01-11T15:00:00+08:00",
+    },
     "api.reject_series POST": {"reason": "fully booked"},  # recurrence
     "api.create_invitation POST": {"email": "matrix@example.com"},  # companies and members
     "api.set_member_admin POST": {"admin": True},
@@ -425,6 +432,7 @@ def world(
         inst=inst,
         users=users,
         booking=booking,
+        booking_times=(booking.start_at, booking.end_at),
         closure=closure,
         note=note,
         token=personal.token,
@@ -670,6 +678,7 @@ def _reset(w: SimpleNamespace) -> None:
     db.session.refresh(w.booking)
     w.booking.status = BookingStatus.PENDING
     w.booking.decision_reason = None
+    w.booking.start_at, w.booking.end_at = w.booking_times  # moving a booking: back again
     for role, user in w.users.items():
         db.session.refresh(user)
         user.active = True

@@ -8,6 +8,7 @@ import labshare.api.checkin_routes  # check-in (issue 8)
 import labshare.api.company_routes
 import labshare.api.group_routes  # booking groups (issue 8)
 import labshare.api.meta_routes
+import labshare.api.move_routes
 import labshare.api.offering_routes  # the service catalogue of orders
 import labshare.api.on_behalf_routes
 import labshare.api.order_routes  # service orders

@@ -320,6 +320,7 @@ def check_slot(
     now: dt.datetime,
     *,
     existing: Booking | None = None,
+    judge_lead: bool | None = None,
 ) -> Rules:
     """Every rule and the conflict check for one slot; the caller holds the lock of
     ``resource`` (``lock_resources``) and has re-read it. Returns the rules used.
@@ -327,8 +328,11 @@ def check_slot(
     ``existing``: the request being approved. Everything is judged again as at
     creation (the rules, closures, calibration, qualification or quotas may have
     changed meanwhile), except the lead time and the horizon, which were judged
-    when the request was made; the request itself does not count against it."""
-    return judge_slot(resource, booker, start, end, now, existing=existing).rules
+    when the request was made; the request itself does not count against it.
+    ``judge_lead=True``: judge them too (``existing`` moved to a new time)."""
+    return judge_slot(
+        resource, booker, start, end, now, existing=existing, judge_lead=judge_lead
+    ).rules
 
 
 def judge_slot(
@@ -339,6 +343,7 @@ def judge_slot(
     now: dt.datetime,
     *,
     existing: Booking | None = None,
+    judge_lead: bool | None = None,
 ) -> Slot:
     """:func:`check_slot`, returning the slot judged (rules, zone, company)."""
     policies = slot_policies()
@@ -358,7 +363,8 @@ def judge_slot(
     tz = institute_zone(resource)
     _check_available(resource)
     _check_qualification(resource, booker, start, tz)
-    _check_time_rules(rules, tz, start, end, now, lead_and_horizon=existing is None)
+    lead_and_horizon = existing is None if judge_lead is None else judge_lead
+    _check_time_rules(rules, tz, start, end, now, lead_and_horizon=lead_and_horizon)
     _check_opening_hours(resource, tz, start, end)
     _check_closure_and_calibration(resource, tz, start, end)
     _check_quota(resource, company_id, rules, now, exclude_id)

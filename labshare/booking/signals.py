@@ -13,7 +13,9 @@ rolls back. The booking policies connect theirs at app start
   and its notifications queued.
 - ``time_freed``: sender the booking that just stopped holding time (rejected,
   cancelled; completed or marked a no-show while its end is still ahead),
-  flushed; the waitlist offers the time to the next in line.
+  flushed; the waitlist offers the time to the next in line. With ``start`` and
+  ``end``: the span freed is not the booking's time but that one (a move frees
+  its old time).
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ The choices (docs/architecture.md explains them):
   check-in service reports it as the rule ``checkin_window``, as before).
 - no-show, record usage, complete: from the start on; nothing to record about a
   visit that has not begun.
+- move (company and staff): until the start, like cancel (a move is a cancellation
+  and a booking in one step); the company's cancellation deadline applies to its
+  moves as a booking rule inside that window.
 - take offer (a waitlist entry): until ``lead_time_hours`` before the slot's start,
   the last moment the rules let anyone book it; an offer never expires later.
 """
@@ -50,6 +53,8 @@ class Move(enum.StrEnum):
     RECORD_USAGE = "record_usage"
     COMPLETE = "complete"
     TAKE_OFFER = "take_offer"
+    MOVE_BY_COMPANY = "move_by_company"
+    MOVE_BY_STAFF = "move_by_staff"
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,20 @@ WINDOWS: dict[Move, Window] = {
         closes=None,
         too_early=_l(
             "This booking starts at %(time)s; it cannot be completed before it has begun."
+        ),
+    ),
+    Move.MOVE_BY_COMPANY: Window(
+        opens=None,
+        closes=Bound("start"),
+        too_late=_l(
+            "This booking began at %(time)s; a booking that is in progress or over cannot be moved."
+        ),
+    ),
+    Move.MOVE_BY_STAFF: Window(
+        opens=None,
+        closes=Bound("start"),
+        too_late=_l(
+            "This booking began at %(time)s; a booking that is in progress or over cannot be moved."
         ),
     ),
     Move.TAKE_OFFER: Window(

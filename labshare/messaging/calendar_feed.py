@@ -98,12 +98,17 @@ def _event(booking: Booking, *, domain: str) -> Event:
 
 
 def _sequence(booking: Booking) -> int:
-    """Grows with each change of state, so clients replace their copy."""
-    return {
-        BookingStatus.PENDING: 0,
-        BookingStatus.APPROVED: 1,
-        BookingStatus.REJECTED: 1,
-        BookingStatus.CANCELLED: 2,
-        BookingStatus.COMPLETED: 2,
-        BookingStatus.NO_SHOW: 2,
-    }[BookingStatus(booking.status)]
+    """Grows with each change of state and each move, so clients replace their copy.
+    A move adds 2: a company's move may send an approved booking (1) back to
+    pending (0), and the moved event must still outrank every earlier copy."""
+    return (
+        2 * int(booking.moves or 0)
+        + {
+            BookingStatus.PENDING: 0,
+            BookingStatus.APPROVED: 1,
+            BookingStatus.REJECTED: 1,
+            BookingStatus.CANCELLED: 2,
+            BookingStatus.COMPLETED: 2,
+            BookingStatus.NO_SHOW: 2,
+        }[BookingStatus(booking.status)]
+    )

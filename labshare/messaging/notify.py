@@ -166,6 +166,8 @@ BOOKING_EVENTS = {
     "cancelled": "both",
     "completed": "booker",
     "no_show": "booker",
+    "moved": "both",  # booking/move.py: the new time, approved or as it was
+    "moved_pending": "both",  # the new time waits for approval
 }
 
 
@@ -178,6 +180,10 @@ def _event_subject(event: str, booking_id: int, name: str) -> str:
         "cancelled": _("Booking %(id)s cancelled: %(name)s", id=booking_id, name=name),
         "completed": _("Booking %(id)s completed: %(name)s", id=booking_id, name=name),
         "no_show": _("Booking %(id)s marked as no-show: %(name)s", id=booking_id, name=name),
+        "moved": _("Booking %(id)s moved: %(name)s", id=booking_id, name=name),
+        "moved_pending": _(
+            "Booking %(id)s moved, waiting for approval: %(name)s", id=booking_id, name=name
+        ),
     }
     return subjects[event]
 
@@ -208,8 +214,11 @@ def booking_event(booking: Booking, event: str) -> list[Notification]:
 
 def enqueue_event(user: User, booking: Booking, event: str) -> Notification | None:
     """Queue booking ``event`` for ``user`` as an event row (rendered when read or
-    sent). None when it was queued already."""
+    sent). None when it was queued already. A moved booking's events are keyed by
+    its move too, so each move is told (and what follows it, once more)."""
     dedupe_key = f"booking:{booking.id}:{event}:{user.id}"
+    if booking.moves:
+        dedupe_key = f"booking:{booking.id}:m{booking.moves}:{event}:{user.id}"
     for pending in db.session.new:
         if isinstance(pending, Notification) and pending.dedupe_key == dedupe_key:
             return None
@@ -237,6 +246,8 @@ EVENT_STATUS = {
     "cancelled": "cancelled",
     "completed": "completed",
     "no_show": "no_show",
+    "moved": "approved",
+    "moved_pending": "pending",
 }
 
 

@@ -101,6 +101,9 @@ class Booking(Base):
     series_id: Mapped[int | None] = mapped_column(ForeignKey("booking_series.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    #: How many times the booking was moved to another time (booking/move.py): the
+    #: calendar feed's SEQUENCE and the move's message keys grow with it (0021).
+    moves: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Booked together with other resources (booking/policies/groups.py; migration 0010).
     group_id: Mapped[int | None] = mapped_column(ForeignKey("booking_group.id"), index=True)
 

@@ -184,9 +184,18 @@ class OpenOffers(SlotPolicy):
 # -- offering freed time -------------------------------------------------------------------
 
 
-def time_freed(booking: Booking, **_announced: Any) -> None:
-    """The receiver of ``signals.time_freed``."""
-    slot_freed(booking)
+def time_freed(
+    booking: Booking,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    **_announced: Any,
+) -> None:
+    """The receiver of ``signals.time_freed``: the booking's own time, or the span
+    announced with it (a move frees its old time)."""
+    if start is not None and end is not None:
+        offer_freed(booking.resource, start, end, utcnow())
+    else:
+        slot_freed(booking)
 
 
 def slot_freed(booking: Booking) -> list[WaitlistEntry]:

@@ -9,6 +9,7 @@ bp = Blueprint("bookings", __name__)
 from labshare.web.bookings import (  # noqa: E402,F401
     checkin,
     group_views,
+    move_views,
     series,
     views,
     waitlist_views,

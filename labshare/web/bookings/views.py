@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from labshare.accounts import tokens
 from labshare.booking.bookings import cancel_booking, compute_fee
+from labshare.booking.move import may_move
 from labshare.booking.permissions import (
     is_member_of_company,
     is_staff_of,
@@ -253,6 +254,7 @@ def _detail(booking: Booking, form: CancelForm, status: int = 200) -> Any:
         history_names=audit.actor_names(history),
         deadline=deadline,
         can_cancel=may_cancel(booking, deadline),
+        can_move=may_move(current_user, booking),
         cancel_form=form,
         timezone=institute_zone(booking.resource),
         is_staff=is_staff_of(current_user, booking.institute_id),
