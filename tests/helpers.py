@@ -1,4 +1,6 @@
-"""Helpers shared by the API tests (this module holds no tests of its own)."""
+"""Helpers shared by the tests of every folder: a signed-in client, a bearer header,
+the API's error shape and schemas, the messages queued, ``flask db`` (factories
+are in tests/factories.py, fixtures in the conftest.py files)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from typing import Any
 import jsonschema
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from labshare.accounts.tokens import issue_login_token
 from labshare.extensions import db
-from labshare.models import User
+from labshare.models import Notification, User
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
 #: Monday 2030-01-07, 09:00-11:00 in Shanghai: inside the default rules' horizon.
@@ -51,3 +54,18 @@ def check_schema(client: Any, schema_name: str, payload: Any) -> None:
     document = client.get("/api/v1/openapi.json").get_json()
     schema = {"$ref": f"#/components/schemas/{schema_name}", **document}
     jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
+
+
+def mails(kind: str) -> list[Notification]:
+    """The messages of ``kind`` queued so far, oldest first."""
+    return list(
+        db.session.scalars(
+            select(Notification).where(Notification.kind == kind).order_by(Notification.id)
+        )
+    )
+
+
+def flask_db(app: Flask, *args: str) -> None:
+    """``flask db <args>`` (Flask-Migrate) on ``app``; fails the test on an error."""
+    result = app.test_cli_runner().invoke(args=["db", *args])
+    assert result.exit_code == 0, f"flask db {' '.join(args)}: {result.output}\n{result.exception}"

@@ -1,31 +1,22 @@
 """Helpers for the scheduler and mail tests: a real SMTP server (aiosmtpd) on a
-free port, a frozen clock, and child processes that run jobs against the test
-database. (No tests in this module.)"""
+free port (the ``smtp`` fixture of tests/conftest.py), a frozen clock, and child
+processes that run jobs against the test database."""
 
 from __future__ import annotations
 
 import datetime as dt
 import email
 import email.policy
-import socket
 import threading
-from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 
 from labshare.timeutil import set_clock
 
 T0 = dt.datetime(2030, 1, 7, 1, 0, tzinfo=dt.UTC)  # 09:00 in Asia/Shanghai, a Monday
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def freeze(when: dt.datetime) -> None:
@@ -75,17 +66,6 @@ class SmtpServer:
     @property
     def messages(self) -> list[EmailMessage]:
         return self.recorder.messages
-
-
-@pytest.fixture(name="smtp")
-def smtp_fixture(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    """A running SMTP server, and the app configured to use it."""
-    server = SmtpServer(free_port())
-    server.start()
-    monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")
-    monkeypatch.setitem(app.config, "MAIL_PORT", server.port)
-    yield server
-    server.stop()
 
 
 def child_app(database_url: str, instance_dir: str, mail_port: int | None) -> Flask:

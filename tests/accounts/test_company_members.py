@@ -32,8 +32,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock, utcnow
 from tests import factories
-from tests.test_api_support import END, NOW, START, bearer, error_of
-from tests.test_jobs_support import smtp_fixture  # noqa: F401 - the smtp fixture
+from tests.helpers import END, NOW, START, bearer, error_of
 
 NEW_PASSWORD = "a long enough passphrase 42"
 

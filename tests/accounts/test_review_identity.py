@@ -18,9 +18,7 @@ from labshare.extensions import db
 from labshare.models import Company, Notification, Role, User
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.test_api_support import NOW, bearer
-from tests.test_security_ratelimit import limited  # noqa: F401 - the limited fixture
-from tests.test_security_sessions import _mails
+from tests.helpers import NOW, bearer, mails
 
 NEW_PASSWORD = "a long enough passphrase 42"
 
@@ -157,13 +155,13 @@ def test_verification_mails_are_capped_per_account(app: Flask) -> None:
     client.post("/login", data={"email": "victim@example.com", "password": NEW_PASSWORD})
     for _ in range(5):
         assert client.post("/account/verification").status_code == 302
-    assert len(_mails(passwords.VERIFY_KIND)) == 1
+    assert len(mails(passwords.VERIFY_KIND)) == 1
     set_clock(lambda: NOW + dt.timedelta(minutes=2))
     assert client.post("/account/verification").status_code == 302
-    assert len(_mails(passwords.VERIFY_KIND)) == 2
+    assert len(mails(passwords.VERIFY_KIND)) == 2
 
 
-def test_the_current_password_cannot_be_guessed_without_limit(limited: Any) -> None:  # noqa: F811
+def test_the_current_password_cannot_be_guessed_without_limit(limited: Any) -> None:
     """A stolen session must not buy unlimited guesses of the current password (the
     one thing the change form asks that the thief lacks)."""
     user = factories.make_user(Role.SME)
@@ -342,7 +340,7 @@ def test_withdrawing_an_invitation_accepted_meanwhile_says_so(app: Flask) -> Non
 
 
 def test_the_api_password_change_is_limited_per_user_not_per_address(
-    limited: Any,  # noqa: F811
+    limited: Any,
 ) -> None:
     user = factories.make_user(Role.SME)
     db.session.commit()

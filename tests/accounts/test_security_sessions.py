@@ -27,8 +27,8 @@ from labshare.models import ApiToken, AuditLog, Booking, CompanyStatus, Notifica
 from labshare.timeutil import set_clock, utcnow
 from tests import factories
 from tests.factories import PASSWORD
-from tests.test_api_support import END, NOW, START, bearer, error_of, signed_in
-from tests.test_jobs_support import SmtpServer, smtp_fixture  # noqa: F401 - the smtp fixture
+from tests.helpers import END, NOW, START, bearer, error_of, mails, signed_in
+from tests.jobsutil import SmtpServer
 
 NEW_PASSWORD = "a brand new passphrase 77"
 PROTECTED = "/account/security"
@@ -45,14 +45,6 @@ def _copy_session(app: Flask, source: Any) -> Any:
 
 def _signed_in(client: Any) -> bool:
     return client.get(PROTECTED).status_code == 200
-
-
-def _mails(kind: str) -> list[Notification]:
-    return list(
-        _db.session.scalars(
-            select(Notification).where(Notification.kind == kind).order_by(Notification.id)
-        )
-    )
 
 
 def _link(note: Notification, path: str) -> str:
@@ -241,7 +233,7 @@ def test_reset_request_answers_the_same_for_unknown_addresses(
     assert known.headers["Location"] == unknown.headers["Location"]
     assert after_known == after_unknown
     assert "If an account uses this address" in after_known
-    notes = _mails(passwords.RESET_KIND)
+    notes = mails(passwords.RESET_KIND)
     assert [n.user_id for n in notes] == [user.id]
 
 
@@ -251,10 +243,10 @@ def test_reset_mails_are_capped_per_account(client: Any, db: Any, make_user: Any
     db.session.commit()
     for _ in range(3):
         assert client.post("/password/forgot", data={"email": user.email}).status_code == 302
-    assert len(_mails(passwords.RESET_KIND)) == 1
+    assert len(mails(passwords.RESET_KIND)) == 1
     set_clock(lambda: NOW + dt.timedelta(minutes=1, seconds=1))
     client.post("/password/forgot", data={"email": user.email})
-    assert len(_mails(passwords.RESET_KIND)) == 2
+    assert len(mails(passwords.RESET_KIND)) == 2
 
 
 def test_reset_link_sets_a_new_password_and_ends_everything(
@@ -265,7 +257,7 @@ def test_reset_link_sets_a_new_password_and_ends_everything(
     headers = bearer(user)
     browser = signed_in(app, user)
     client.post("/password/forgot", data={"email": user.email})
-    path = _link(_mails(passwords.RESET_KIND)[0], "/password/reset")
+    path = _link(mails(passwords.RESET_KIND)[0], "/password/reset")
     assert client.get(path).status_code == 200
     response = client.post(path, data={"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert response.status_code == 302 and response.headers["Location"] == "/login"
@@ -432,7 +424,7 @@ def test_unverified_accounts_read_but_cannot_book(
     assert "confirm your e-mail address" in page.get_data(as_text=True)
     assert db.session.scalar(select(func.count(Booking.id))) == 0
     # The mailed link confirms the address; then booking works.
-    path = _link(_mails(passwords.VERIFY_KIND)[0], "/verify")
+    path = _link(mails(passwords.VERIFY_KIND)[0], "/verify")
     assert client.get(path).status_code == 302
     created = client.post("/api/v1/bookings", json=payload, headers=headers)
     assert created.status_code == 201, created.get_json()
@@ -496,7 +488,7 @@ def test_verification_can_be_sent_again(app: Flask, client: Any, db: Any) -> Non
     later = utcnow() + dt.timedelta(minutes=2)  # one mail a minute at most
     set_clock(lambda: later)
     assert browser.post("/account/verification").status_code == 302
-    assert len(_mails(passwords.VERIFY_KIND)) == 2
+    assert len(mails(passwords.VERIFY_KIND)) == 2
 
 
 def test_existing_and_factory_accounts_count_as_verified(db: Any, make_user: Any) -> None:
@@ -531,7 +523,7 @@ def test_registration_with_a_taken_address_mails_its_owner(
     )  # fmt: skip
     assert fresh.status_code == taken.status_code == 302
     assert fresh.headers["Location"] == taken.headers["Location"]
-    assert [n.user_id for n in _mails(passwords.ACCOUNT_EXISTS_KIND)] == [owner.id]
+    assert [n.user_id for n in mails(passwords.ACCOUNT_EXISTS_KIND)] == [owner.id]
     assert db.session.scalar(select(func.count(User.id))) == 2
     db.session.expire_all()
     assert db.session.get(User, owner.id).name != "Mallory"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from labshare.models import ApiToken, Role
 from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
-from tests.test_api_support import NOW, bearer, check_schema, error_of
+from tests.helpers import NOW, bearer, check_schema, error_of
 
 
 def test_token_for_email_and_password(db: Any, client: Any, make_user: Any) -> None:

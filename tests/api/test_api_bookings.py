@@ -14,7 +14,7 @@ from labshare.catalogue.capability import refresh_base_range
 from labshare.models import Booking, BookingStatus, Role, UsageRecord
 from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
-from tests.test_api_support import END, NOW, START, bearer, check_schema, error_of
+from tests.helpers import END, NOW, START, bearer, check_schema, error_of
 
 BOOKING_KEYS = {
     "id",

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from labshare.extensions import db as _db
 from labshare.models import AuditLog, BookingQuota, Closure, Instrument, Lab, Resource, Role
 from labshare.timeutil import set_clock
-from tests.test_api_support import NOW, bearer, check_schema, error_of
+from tests.helpers import NOW, bearer, check_schema, error_of
 
 LAB = {
     "external_id": "LIMS-LAB-1",

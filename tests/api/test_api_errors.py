@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from labshare.models import Role
-from tests.test_api_support import bearer, error_of
+from tests.helpers import bearer, error_of
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from labshare.extensions import db as _db
 from labshare.models import BookingStatus, Closure, Field, ResourceStatus, Role
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
-from tests.test_api_support import NOW, check_schema, error_of
+from tests.helpers import NOW, check_schema, error_of
 
 RESOURCE_KEYS = {
     "id",

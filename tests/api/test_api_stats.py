@@ -11,7 +11,7 @@ import pytest
 
 from labshare.extensions import db as _db
 from labshare.models import BookingStatus, ResourceStatus, Role, ServiceType, UsageRecord
-from tests.test_api_support import bearer, check_schema, error_of
+from tests.helpers import bearer, check_schema, error_of
 
 WINDOW = {"from": "2030-01-01T00:00:00+08:00", "to": "2030-02-01T00:00:00+08:00"}
 JAN = dt.datetime(2030, 1, 10, 1, 0, tzinfo=dt.UTC)

@@ -13,7 +13,7 @@ import pytest
 from labshare.extensions import db as _db
 from labshare.models import Booking, BookingStatus, Role, User
 from labshare.timeutil import set_clock
-from tests.test_api_support import END, NOW, START, bearer
+from tests.helpers import END, NOW, START, bearer
 
 #: The booking under test: Tuesday 8 January 2030, 09:00-11:00 in Shanghai.
 BOOKED_START = dt.datetime(2030, 1, 8, 1, 0, tzinfo=dt.UTC)

@@ -17,7 +17,7 @@ from schemathesis import checks
 
 from labshare.models import Role, User
 from labshare.timeutil import set_clock
-from tests.test_api_support import NOW, bearer
+from tests.helpers import NOW, bearer
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from labshare.models import Booking, BookingSeries, BookingStatus, Notification, Role
 from labshare.timeutil import set_clock
-from tests.test_api_support import NOW, bearer, check_schema, error_of
+from tests.helpers import NOW, bearer, check_schema, error_of
 
 RULES = {
     "slot_minutes": 30,

@@ -21,7 +21,7 @@ from labshare.models import Lab, OpeningPeriod, Role
 from labshare.timeutil import set_clock
 from labshare.web.bookings.calendar import build_week
 from tests import factories
-from tests.test_migrations import empty_app, flask_db  # noqa: F401 - a fixture
+from tests.helpers import flask_db
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
@@ -142,7 +142,7 @@ def _periods() -> list[tuple[int, dt.time, dt.time]]:
 BEFORE_MIDNIGHT = "0013_sessions_passwords"
 
 
-def test_the_migration_turns_23_59_into_24_00_and_back(empty_app: Flask) -> None:  # noqa: F811
+def test_the_migration_turns_23_59_into_24_00_and_back(empty_app: Flask) -> None:
     # The factories need today's schema: make the lab at the head, go back to just
     # before the midnight migration (23:59 survives its downgrade) and up again.
     flask_db(empty_app, "upgrade")

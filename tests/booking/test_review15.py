@@ -24,8 +24,7 @@ from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, OpeningPeriod, Role, ServiceType, WaitlistStatus
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.test_api_support import bearer, error_of
-from tests.test_migrations import empty_app, flask_db  # noqa: F401 - a fixture
+from tests.helpers import bearer, error_of, flask_db
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
@@ -105,7 +104,7 @@ def test_an_entry_is_offered_at_the_instant_its_slot_begins(app: Any) -> None:
 
 
 def test_the_downgrade_keeps_the_morning_of_a_period_opening_at_23_59(
-    empty_app: Flask,  # noqa: F811
+    empty_app: Flask,
 ) -> None:
     """23:59-06:00 cannot keep its minute before midnight under the old schema, but
     its 00:00-06:00 of the next day can: the downgrade keeps it."""

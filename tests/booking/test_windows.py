@@ -40,7 +40,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.test_api_support import bearer, error_of
+from tests.helpers import bearer, error_of
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)

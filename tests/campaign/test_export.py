@@ -19,7 +19,7 @@ from labshare.extensions import db
 from labshare.models import BookingStatus, Role, ServiceType, UsageRecord
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.test_api_support import bearer, error_of
+from tests.helpers import bearer, error_of
 
 MONTH = "2030-01"
 NOW = dt.datetime(2030, 1, 20, 4, 0, tzinfo=dt.UTC)

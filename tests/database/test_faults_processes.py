@@ -29,8 +29,8 @@ from labshare.extensions import db as _db
 from labshare.models import AuditLog, Booking, Notification, Role
 from tests import factories
 from tests.conftest import PG_URL, postgres_available
+from tests.helpers import bearer, error_of
 from tests.serverutil import ROOT, fresh_postgres, sibling_postgres_url
-from tests.test_api_support import bearer, error_of
 
 RULES = {
     "slot_minutes": 30,

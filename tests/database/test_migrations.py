@@ -8,73 +8,18 @@ database's name plus ``_mig``), so these tests never touch the shared test datab
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from config import TestingConfig
-from labshare import create_app
 from labshare.extensions import db
 from labshare.models import Base, BookingStatus
 from tests import factories
-from tests.conftest import PG_URL, postgres_available
-
-
-def _mig_url() -> str:
-    url = make_url(PG_URL)
-    return url.set(database=f"{url.database}_mig").render_as_string(hide_password=False)
-
-
-def _recreate(url: str, *, drop_only: bool = False) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :d AND pid <> pg_backend_pid()"
-            ),
-            {"d": target.database},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        if not drop_only:
-            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    """An app on a brand-new, empty database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migrations.db'}"
-    else:
-        if not postgres_available():
-            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-        url = _mig_url()
-        _recreate(url)
-    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(tmp_path))
-    ctx = app.app_context()
-    ctx.push()
-    try:
-        yield app
-    finally:
-        db.session.remove()
-        db.engine.dispose()
-        ctx.pop()
-        if request.param == "postgresql":
-            _recreate(url, drop_only=True)
-
-
-def flask_db(app: Flask, *args: str) -> None:
-    result = app.test_cli_runner().invoke(args=["db", *args])
-    assert result.exit_code == 0, f"flask db {' '.join(args)}: {result.output}\n{result.exception}"
+from tests.helpers import flask_db
 
 
 def tables() -> set[str]:

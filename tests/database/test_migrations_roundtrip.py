@@ -8,19 +8,13 @@ database's name plus ``_roundtrip``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from config import TestingConfig
-from labshare import create_app
 from labshare.extensions import db
 from tests import factories
-from tests.conftest import PG_URL, postgres_available
-from tests.serverutil import fresh_postgres, sibling_postgres_url
+from tests.helpers import flask_db
 
 pytestmark = pytest.mark.slow
 
@@ -48,31 +42,6 @@ PG_FUNCTIONS = """
                         WHERE d.objid = p.oid AND d.deptype = 'e')
      ORDER BY p.proname
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
-    else:
-        if not postgres_available():
-            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-        url = sibling_postgres_url(PG_URL, "roundtrip")
-        fresh_postgres(url)
-    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(tmp_path))
-    ctx = app.app_context()
-    ctx.push()
-    try:
-        yield app
-    finally:
-        db.session.remove()
-        db.engine.dispose()
-        ctx.pop()
-
-
-def flask_db(app: Flask, *args: str) -> None:
-    result = app.test_cli_runner().invoke(args=["db", *args])
-    assert result.exit_code == 0, f"flask db {' '.join(args)}: {result.output}\n{result.exception}"
 
 
 def schema_objects() -> dict[str, list[tuple[object, ...]]]:

@@ -26,7 +26,7 @@ from labshare.database import is_busy, is_retryable
 from labshare.jobs import run_job
 from labshare.models import AuditLog, Booking, BookingStatus, Role
 from labshare.timeutil import set_clock
-from tests.test_api_support import END, NOW, START, bearer, error_of
+from tests.helpers import END, NOW, START, bearer, error_of
 
 
 class _Deadlock(Exception):

@@ -19,7 +19,7 @@ from labshare.models import (
     UsageRecord,
 )
 from tests import factories
-from tests.test_jobs_support import T0, freeze
+from tests.jobsutil import T0, freeze
 
 END = T0 + dt.timedelta(hours=2)
 

@@ -17,7 +17,7 @@ from labshare.jobs.calibration import expired_calibrations
 from labshare.messaging import mail
 from labshare.models import BookingStatus, Notification, Role, User
 from tests import factories
-from tests.test_jobs_support import freeze
+from tests.jobsutil import freeze
 
 
 def test_monthly_export_once_with_bom_and_sent_to_admins(app: Any) -> None:

@@ -11,7 +11,7 @@ from labshare.extensions import db
 from labshare.jobs import run_job
 from labshare.models import BookingStatus, JobMarker, Notification, Role
 from tests import factories
-from tests.test_jobs_support import T0, freeze
+from tests.jobsutil import T0, freeze
 
 
 def _reminders() -> list[Notification]:

@@ -22,7 +22,7 @@ from labshare.jobs.scheduler import (
 )
 from labshare.models import BookingStatus
 from tests import factories
-from tests.test_jobs_support import T0, campaign_in_child
+from tests.jobsutil import T0, campaign_in_child
 
 RETRY = 0.5
 

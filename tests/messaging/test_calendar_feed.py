@@ -10,7 +10,7 @@ import icalendar
 from labshare.accounts.tokens import calendar_token
 from labshare.models import BookingStatus, Role
 from labshare.timeutil import set_clock
-from tests.test_api_support import NOW
+from tests.helpers import NOW
 
 
 def _feed(client: Any, db: Any, user: Any) -> icalendar.Calendar:

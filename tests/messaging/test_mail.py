@@ -16,14 +16,13 @@ from labshare.jobs import run_job
 from labshare.messaging import mail, notify
 from labshare.models import BookingStatus, Notification, NotificationStatus, Role
 from tests import factories
-from tests.test_jobs_support import (
+from tests.jobsutil import (
     T0,
     SmtpServer,
-    free_port,
     freeze,
     run_jobs_in_child,
-    smtp_fixture,  # noqa: F401 - the smtp fixture
 )
+from tests.serverutil import free_port
 
 
 def _approved(**kw: Any) -> Any:

@@ -12,10 +12,9 @@ from labshare.jobs import run_job
 from labshare.messaging import inbox, notify
 from labshare.models import BookingStatus, Notification, NotificationStatus, Role, User
 from tests import factories
-from tests.test_jobs_support import (
+from tests.jobsutil import (
     T0,
     SmtpServer,
-    smtp_fixture,  # noqa: F401 - the smtp fixture
 )
 
 

@@ -17,7 +17,7 @@ from labshare.extensions import db as _db
 from labshare.models import AuditLog, Role
 from labshare.ops import audit
 from labshare.timeutil import set_clock
-from tests.test_api_support import NOW, bearer, check_schema, error_of, signed_in
+from tests.helpers import NOW, bearer, check_schema, error_of, signed_in
 
 
 @pytest.fixture

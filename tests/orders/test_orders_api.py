@@ -4,7 +4,6 @@ public verification."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,48 +20,9 @@ from labshare.models import (
     ServiceOrderItem,
 )
 from labshare.orders.lifecycle import TRANSITIONS
-from labshare.timeutil import set_clock
-from tests.orders_support import NOW, PNG, item, make_pdf, order_env
-from tests.test_api_support import bearer, check_schema, error_of
-
-BASE = "/api/v1/service-orders"
-
-
-@pytest.fixture
-def env(db: Any) -> SimpleNamespace:
-    set_clock(lambda: NOW)
-    return order_env()
-
-
-def create(client: Any, env: SimpleNamespace, **overrides: Any) -> Any:
-    payload: dict[str, Any] = {
-        "institute_id": env.institute.id,
-        "delivery": "courier",
-        "tracking_number": "SF1234567890",
-        "items": [item(env.offering), item(env.testing, name="涂层样品", quantity=1)],
-    }
-    payload.update(overrides)
-    return client.post(BASE, json=payload, headers=bearer(overrides.pop("_user", env.sme)))
-
-
-def post(client: Any, user: Any, path: str, **kw: Any) -> Any:
-    return client.post(f"{BASE}{path}", headers=bearer(user), **kw)
-
-
-def complete(client: Any, user: Any, order_id: int, item_id: int, **kw: Any) -> Any:
-    data = {
-        "result": kw.pop("result", "calibrated"),
-        "certificate_number": kw.pop("number", f"JZ-2030-{item_id:04d}"),
-        "file": (io.BytesIO(kw.pop("pdf", make_pdf())), kw.pop("filename", "cert.pdf")),
-    }
-    data.update(kw)
-    return post(
-        client,
-        user,
-        f"/{order_id}/items/{item_id}/complete",
-        data=data,
-        content_type="multipart/form-data",
-    )
+from tests.factories import PNG, make_pdf
+from tests.helpers import bearer, check_schema, error_of
+from tests.orders.helpers import BASE, complete, create, item, post
 
 
 def advance(client: Any, env: SimpleNamespace, to: OrderStatus) -> dict[str, Any]:

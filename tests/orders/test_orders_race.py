@@ -7,22 +7,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from labshare.errors import InvalidTransition
 from labshare.extensions import db
 from labshare.models import AuditLog, OrderStatus, ServiceOrder, User
 from labshare.orders import lifecycle
-from labshare.timeutil import set_clock
-from tests.orders_support import NOW, make_pdf, order_env
+from tests.factories import make_pdf
+from tests.helpers import NOW
 from tests.raceutil import race
-
-
-@pytest.fixture
-def env(db: Any) -> SimpleNamespace:
-    set_clock(lambda: NOW)
-    return order_env()
 
 
 def _order(env: SimpleNamespace) -> int:

@@ -8,25 +8,17 @@ import multiprocessing
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from labshare.extensions import db
 from labshare.jobs import JOBS, run_job
 from labshare.models import Notification, ServiceOrderItem
 from labshare.timeutil import set_clock
-from tests.orders_support import NOW, completed_order, order_env
-from tests.test_jobs_support import (
+from tests.factories import completed_order
+from tests.jobsutil import (
     SmtpServer,
     run_jobs_in_child,
-    smtp_fixture,  # noqa: F401 - the smtp fixture
 )
-
-
-@pytest.fixture
-def env(db: Any) -> SimpleNamespace:
-    set_clock(lambda: NOW)
-    return order_env()
 
 
 def _reminders() -> int:
@@ -98,7 +90,7 @@ def test_two_schedulers_racing_send_one_mail(
 
 
 def test_in_app_notifications_link_to_the_order(app: Any, env: SimpleNamespace) -> None:
-    from tests.test_api_support import signed_in
+    from tests.helpers import signed_in
 
     order = completed_order(env)
     set_clock(lambda: dt.datetime(2030, 12, 2, tzinfo=dt.UTC))

@@ -14,18 +14,11 @@ from sqlalchemy import func, select
 
 from labshare.extensions import db
 from labshare.models import CompanyStatus, ServiceOffering, ServiceOrder
-from labshare.timeutil import set_clock
-from tests.orders_support import NOW, item, make_pdf, order_env
-from tests.test_api_support import bearer, error_of, signed_in
-from tests.test_orders_api import BASE, complete, create, post
+from tests.factories import make_pdf
+from tests.helpers import NOW, bearer, error_of, signed_in
+from tests.orders.helpers import BASE, complete, create, item, post
 
 BIG = 2**70
-
-
-@pytest.fixture
-def env(db: Any) -> SimpleNamespace:
-    set_clock(lambda: NOW)
-    return order_env()
 
 
 def _orders() -> int:
@@ -233,7 +226,7 @@ def test_a_member_who_left_hears_no_more_of_the_companys_order(
 def test_the_reminder_reaches_the_company_after_the_orderer_left(env: SimpleNamespace) -> None:
     from labshare.models import Notification
     from labshare.orders.reminders import send_recalibration_reminders
-    from tests.orders_support import completed_order
+    from tests.factories import completed_order
 
     completed_order(env, months=1)
     env.sme.active = False
@@ -272,7 +265,7 @@ def test_a_missing_certificate_file_is_not_found_not_a_500(
     app: Any, client: Any, env: SimpleNamespace
 ) -> None:
     from labshare.orders.storage import certificate_store
-    from tests.orders_support import completed_order
+    from tests.factories import completed_order
 
     order = completed_order(env)
     db.session.commit()

@@ -9,7 +9,6 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
@@ -26,9 +25,9 @@ from labshare.models import (
 )
 from labshare.orders.lifecycle import FINISHED
 from labshare.orders.stats import order_figures, percentile
-from labshare.timeutil import set_clock, to_local
-from tests.orders_support import NOW, completed_order, order_env
-from tests.test_api_support import bearer
+from labshare.timeutil import to_local
+from tests.factories import completed_order
+from tests.helpers import bearer
 
 BASE = dt.datetime(2030, 3, 1, tzinfo=dt.UTC)
 PERIOD = Period(dt.date(2030, 3, 1), dt.date(2030, 4, 1))
@@ -138,12 +137,6 @@ def _naive(orders: list[ServiceOrder]) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def env(db: Any) -> SimpleNamespace:
-    set_clock(lambda: NOW)
-    return order_env()
-
-
 @settings(
     max_examples=25,
     deadline=None,
@@ -228,7 +221,7 @@ def test_export_has_an_orders_sheet_and_csv(client: Any, env: SimpleNamespace) -
 
 
 def test_statistics_page_shows_order_figures(app: Any, env: SimpleNamespace) -> None:
-    from tests.test_api_support import signed_in
+    from tests.helpers import signed_in
 
     completed_order(env)
     page = signed_in(app, env.staff).get("/reports/?month=2030-01").get_data(as_text=True)

@@ -9,20 +9,12 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from labshare.extensions import db
 from labshare.models import OrderStatus, ServiceOffering, ServiceOrder, ServiceOrderItem
-from labshare.timeutil import set_clock
-from tests.orders_support import NOW, PNG, make_pdf, order_env
-from tests.test_api_support import signed_in
-
-
-@pytest.fixture
-def env(db: Any) -> SimpleNamespace:
-    set_clock(lambda: NOW)
-    return order_env()
+from tests.factories import PNG, make_pdf
+from tests.helpers import signed_in
 
 
 def _form(env: SimpleNamespace, **kw: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from labshare.models import (
     Role,
 )
 from labshare.timeutil import set_clock
-from tests.test_api_support import END, NOW, START, bearer
+from tests.helpers import END, NOW, START, bearer
 
 MAX_STATEMENTS = 8
 

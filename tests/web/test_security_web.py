@@ -155,7 +155,7 @@ def test_user_text_is_escaped_on_the_pages(
 
 
 def test_api_returns_user_text_as_data(client: Any, db: Any, make_user: Any) -> None:
-    from tests.test_api_support import bearer
+    from tests.helpers import bearer
 
     user = make_user(Role.SME)
     user.company.name = SCRIPT

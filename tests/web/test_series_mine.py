@@ -19,7 +19,7 @@ from labshare.models import Booking, Role
 from labshare.timeutil import set_clock
 from labshare.web.bookings import views as booking_views
 from tests import factories
-from tests.test_api_support import signed_in
+from tests.helpers import signed_in
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)  # Tuesday
 SH = ZoneInfo("Asia/Shanghai")

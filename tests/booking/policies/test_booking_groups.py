@@ -333,7 +333,7 @@ API_END = "2030-01-07T11:00:00+08:00"
 
 
 def _post_group(client: Any, env: SimpleNamespace, user: Any = None, **overrides: Any) -> Any:
-    from tests.test_api_support import bearer
+    from tests.helpers import bearer
 
     payload: dict[str, Any] = {
         "lab_id": env.lab.id,
@@ -347,7 +347,7 @@ def _post_group(client: Any, env: SimpleNamespace, user: Any = None, **overrides
 
 
 def test_api_create_and_get_group(client: Any, db: Any, env: SimpleNamespace) -> None:
-    from tests.test_api_support import bearer, check_schema
+    from tests.helpers import bearer, check_schema
 
     response = _post_group(client, env)
     assert response.status_code == 201, response.get_json()
@@ -376,7 +376,7 @@ def test_api_create_and_get_group(client: Any, db: Any, env: SimpleNamespace) ->
 
 
 def test_api_instrument_of_another_lab_is_422(client: Any, db: Any, env: SimpleNamespace) -> None:
-    from tests.test_api_support import error_of
+    from tests.helpers import error_of
 
     response = _post_group(client, env, instrument_ids=[env.a.id, env.other.id])
     assert response.status_code == 422
@@ -386,7 +386,7 @@ def test_api_instrument_of_another_lab_is_422(client: Any, db: Any, env: SimpleN
 
 
 def test_api_refusals_write_nothing(client: Any, db: Any, env: SimpleNamespace) -> None:
-    from tests.test_api_support import error_of
+    from tests.helpers import error_of
 
     bookings.create_booking(env.b, env.stranger, START, END, purpose="先到")
     db.session.commit()
@@ -415,7 +415,7 @@ def test_api_refusals_write_nothing(client: Any, db: Any, env: SimpleNamespace) 
 def test_api_single_booking_of_a_bundle_books_the_bundle(
     client: Any, db: Any, env: SimpleNamespace
 ) -> None:
-    from tests.test_api_support import bearer
+    from tests.helpers import bearer
 
     env.a.bundle = env.b.bundle = "XRD"
     db.session.commit()
@@ -435,7 +435,7 @@ def test_api_single_booking_of_a_bundle_books_the_bundle(
 
 
 def test_api_member_transitions_move_the_group(client: Any, db: Any, env: SimpleNamespace) -> None:
-    from tests.test_api_support import bearer
+    from tests.helpers import bearer
 
     env.lab.rules.requires_approval = True
     db.session.commit()

@@ -29,7 +29,7 @@ from labshare.models import (
     Role,
 )
 from labshare.timeutil import set_clock
-from tests.test_api_support import bearer, check_schema, error_of
+from tests.helpers import bearer, check_schema, error_of
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")

@@ -28,8 +28,8 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock
 from tests import factories, raceutil
-from tests.test_api_support import bearer, error_of
-from tests.test_jobs_support import T0, freeze
+from tests.helpers import bearer, error_of
+from tests.jobsutil import T0, freeze
 
 # T0: Monday 2030-01-07 09:00 in Shanghai (01:00 UTC); bookings run 09:00-11:00.
 END = T0 + dt.timedelta(hours=2)

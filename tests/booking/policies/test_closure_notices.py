@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from labshare.extensions import db as _db
 from labshare.models import Booking, BookingStatus, Closure, Notification, Role
 from labshare.timeutil import set_clock
-from tests.test_api_support import NOW, bearer, error_of
+from tests.helpers import NOW, bearer, error_of
 
 DAY = dt.datetime(2030, 1, 8, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
 CLOSURE = {

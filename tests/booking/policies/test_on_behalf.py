@@ -13,7 +13,7 @@ from sqlalchemy import select
 from labshare.extensions import db as _db
 from labshare.models import AuditLog, Booking, Notification, Role
 from labshare.timeutil import set_clock
-from tests.test_api_support import END, NOW, START, bearer, check_schema, error_of
+from tests.helpers import END, NOW, START, bearer, check_schema, error_of
 
 URL = "/api/v1/bookings/on-behalf"
 
@@ -112,7 +112,7 @@ def test_tenancy_and_roles(client: Any, world: SimpleNamespace) -> None:
 
 
 def test_web_form(app: Any, world: SimpleNamespace) -> None:
-    from tests.test_api_support import signed_in
+    from tests.helpers import signed_in
 
     client = signed_in(app, world.staff)
     url = f"/manage/resources/{world.inst.id}/book-for"

@@ -531,7 +531,7 @@ def test_accept_racing_a_normal_booking_only_the_offeree_wins(
 
 
 def _api(client: Any, user: Any, method: str, url: str, **kw: Any) -> Any:
-    from tests.test_api_support import bearer
+    from tests.helpers import bearer
 
     return getattr(client, method)(url, headers=bearer(user), **kw)
 
@@ -540,7 +540,7 @@ JOIN = {"start": "2030-01-07T09:00:00+08:00", "end": "2030-01-07T11:00:00+08:00"
 
 
 def test_api_join_list_accept(client: Any, env: SimpleNamespace) -> None:
-    from tests.test_api_support import check_schema
+    from tests.helpers import check_schema
 
     body = {"resource_id": env.inst.id, **JOIN, "purpose": "calibrate a gauge"}
     created = _api(client, env.a, "post", "/api/v1/waitlist", json=body)

@@ -24,7 +24,7 @@ from labshare.models import Booking, Role, WaitlistEntry, WaitlistStatus
 from labshare.timeutil import set_clock
 from labshare.web.bookings import waitlist_views
 from tests import factories
-from tests.test_api_support import bearer, check_schema, error_of, signed_in
+from tests.helpers import bearer, check_schema, error_of, signed_in
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
