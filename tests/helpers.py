@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labshare.accounts.tokens import issue_login_token
 from labshare.extensions import db
@@ -54,6 +54,11 @@ def check_schema(client: Any, schema_name: str, payload: Any) -> None:
     document = client.get("/api/v1/openapi.json").get_json()
     schema = {"$ref": f"#/components/schemas/{schema_name}", **document}
     jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
+
+
+def count_rows(model: Any) -> int:
+    """How many rows ``model``'s table holds now."""
+    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def mails(kind: str) -> list[Notification]:

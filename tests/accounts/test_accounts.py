@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.accounts import accounts
 from labshare.errors import Unauthorized, ValidationFailed
 from labshare.models import AuditLog, Company, CompanySize, Role, User
 from tests.factories import PASSWORD
+from tests.helpers import count_rows
 
 GOOD_CODE = "914403001922038216"
-
-
-def _count(db: Any, model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)))
 
 
 def _register(**kw: Any) -> User:
@@ -64,8 +61,8 @@ def test_an_existing_companys_code_gives_no_membership(db: Any) -> None:
     assert caught.value.field == "credit_code"
     assert "invite" in str(caught.value.message)
     db.session.rollback()
-    assert _count(db, Company) == 1
-    assert _count(db, User) == 1
+    assert count_rows(Company) == 1
+    assert count_rows(User) == 1
 
 
 def test_a_registered_company_waits_for_confirmation(db: Any) -> None:
@@ -99,9 +96,9 @@ def test_register_refusals_name_the_field_and_write_nothing(
     assert caught.value.field == field
     assert str(caught.value.message)
     db.session.rollback()
-    assert _count(db, User) == 0
-    assert _count(db, Company) == 0
-    assert _count(db, AuditLog) == 0
+    assert count_rows(User) == 0
+    assert count_rows(Company) == 0
+    assert count_rows(AuditLog) == 0
 
 
 def test_bad_credit_code_reports_the_reason(db: Any) -> None:
@@ -118,8 +115,8 @@ def test_duplicate_email_in_another_case_is_refused(db: Any) -> None:
         _register(email="LI.MING@example.com", credit_code="91330100716105852F")
     assert caught.value.field == "email"
     db.session.rollback()
-    assert _count(db, User) == 1
-    assert _count(db, Company) == 1  # the second company was not written
+    assert count_rows(User) == 1
+    assert count_rows(Company) == 1  # the second company was not written
 
 
 def test_password_equal_to_email_is_refused(db: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.accounts.credit_code import make_credit_code
 from labshare.extensions import db
@@ -32,7 +32,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock, utcnow
 from tests import factories
-from tests.helpers import END, NOW, START, bearer, error_of
+from tests.helpers import END, NOW, START, bearer, count_rows, error_of
 
 NEW_PASSWORD = "a long enough passphrase 42"
 
@@ -100,10 +100,6 @@ def _register_form(code: str, email: str, **kw: str) -> dict[str, str]:
     return form
 
 
-def _count(model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 def _invite(app: Flask, admin: User, email: str) -> str:
     """Invite over the API; return the link's secret, read from the queued mail."""
     response = app.test_client().post(
@@ -146,15 +142,15 @@ def _accept(app: Flask, secret: str, email: str, **kw: str) -> Any:
 
 def test_a_stranger_with_the_code_gets_no_access(app: Flask, world: SimpleNamespace) -> None:
     client = app.test_client()
-    users_before = _count(User)
+    users_before = count_rows(User)
     response = client.post(
         "/register", data=_register_form(world.company.credit_code, "stranger@evil.example")
     )
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "invite" in html and 'id="credit_code-error"' in html
-    assert _count(User) == users_before  # nothing written
-    assert _count(Company) == 1
+    assert count_rows(User) == users_before  # nothing written
+    assert count_rows(Company) == 1
 
     # The stranger's own account (a company of their own) reaches nothing of it.
     response = client.post(
@@ -280,7 +276,7 @@ def test_an_unconfirmed_company_reads_but_cannot_book(
     )
     assert web.status_code == 403
     assert expected in web.get_data(as_text=True)
-    assert _count(Booking) == 1  # only the world's
+    assert count_rows(Booking) == 1  # only the world's
 
 
 def test_after_confirmation_the_company_books_and_its_first_member_administers_it(
@@ -335,7 +331,7 @@ def _state() -> tuple[int, int, list[Any]]:
     rows = db.session.execute(
         select(CompanyInvitation.id, CompanyInvitation.accepted_at, CompanyInvitation.revoked_at)
     ).all()
-    return _count(User), _count(AuditLog), sorted(tuple(r) for r in rows)
+    return count_rows(User), count_rows(AuditLog), sorted(tuple(r) for r in rows)
 
 
 def test_an_expired_invitation_is_refused(app: Flask, world: SimpleNamespace) -> None:
@@ -464,7 +460,7 @@ def test_only_company_admins_manage_members(app: Flask, world: SimpleNamespace) 
             api.delete(f"/api/v1/company/members/{world.admin.id}", headers=headers).status_code
             == 403
         )
-    assert _count(CompanyInvitation) == 0
+    assert count_rows(CompanyInvitation) == 0
     # An admin of another company cannot touch this company's members (404).
     other_admin = factories.make_user(Role.SME, company_admin=True)
     db.session.commit()
@@ -534,7 +530,7 @@ def test_the_company_page(app: Flask, world: SimpleNamespace) -> None:
     assert bad.status_code == 422 and 'id="email-error"' in bad.get_data(as_text=True)
     taken = client.post("/company/invitations", data={"email": member.email})
     assert taken.status_code == 422 and "already exists" in taken.get_data(as_text=True)
-    assert _count(CompanyInvitation) == 0
+    assert count_rows(CompanyInvitation) == 0
     sent = client.post("/company/invitations", data={"email": "colleague@example.com"})
     assert sent.status_code == 302
     assert "colleague@example.com" in client.get("/company").get_data(as_text=True)
@@ -666,7 +662,7 @@ def test_invitations_per_day_are_limited(
         "/api/v1/company/invitations", json={"email": "a9@example.com"}, headers=headers
     )
     assert refused.status_code == 422 and error_of(refused)["field"] == "email"
-    assert _count(CompanyInvitation) == 2
+    assert count_rows(CompanyInvitation) == 2
     set_clock(lambda: NOW + dt.timedelta(days=1, seconds=1))
     again = api.post(
         "/api/v1/company/invitations", json={"email": "a9@example.com"}, headers=bearer(world.admin)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from labshare.accounts import accounts, passwords, tokens
 from labshare.accounts.credit_code import make_credit_code
@@ -18,7 +18,7 @@ from labshare.extensions import db
 from labshare.models import Company, Notification, Role, User
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.helpers import NOW, bearer, mails
+from tests.helpers import NOW, bearer, count_rows, mails
 
 NEW_PASSWORD = "a long enough passphrase 42"
 
@@ -34,17 +34,13 @@ def _register(client: Any, code: str, email: str) -> Any:
     )  # fmt: skip
 
 
-def _count(model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 def test_registering_with_a_known_code_does_not_tell_which_addresses_have_accounts(
     app: Flask,
 ) -> None:
     company = factories.make_company()
     owner = factories.make_user(Role.SME, company=company, email="owner@example.com")
     db.session.commit()
-    users, companies = _count(User), _count(Company)
+    users, companies = count_rows(User), count_rows(Company)
     client = app.test_client()
     taken = _register(client, company.credit_code, owner.email)
     free = _register(client, company.credit_code, "nobody@example.com")
@@ -52,7 +48,7 @@ def test_registering_with_a_known_code_does_not_tell_which_addresses_have_accoun
     assert taken.status_code == free.status_code == 422
     assert 'id="credit_code-error"' in taken.get_data(as_text=True)
     assert 'id="credit_code-error"' in free.get_data(as_text=True)
-    assert (_count(User), _count(Company)) == (users, companies)
+    assert (count_rows(User), count_rows(Company)) == (users, companies)
 
 
 def test_a_removed_member_reactivated_later_has_no_old_session(app: Flask) -> None:
@@ -98,7 +94,7 @@ def test_an_address_taken_between_the_check_and_the_insert_is_a_clear_refusal(
     # The other request wins: its account exists, committed after our check ran.
     factories.make_user(Role.SME, company=company, email="racer@example.com")
     db.session.commit()
-    users = _count(User)
+    users = count_rows(User)
     monkeypatch.setattr(accounts, "email_taken", lambda _address: False)
     client = app.test_client()
     response = client.post(
@@ -110,12 +106,12 @@ def test_an_address_taken_between_the_check_and_the_insert_is_a_clear_refusal(
     )  # fmt: skip
     assert response.status_code == 422
     assert 'id="email-error"' in response.get_data(as_text=True)
-    assert _count(User) == users
+    assert count_rows(User) == users
 
     # The same race on the registration page answers as for any taken address.
     response = _register(client, make_credit_code("320500", "87650001"), "racer@example.com")
     assert response.status_code == 302
-    assert _count(User) == users
+    assert count_rows(User) == users
     assert db.session.scalar(select(Company).where(Company.name == "陌生人公司")) is None
 
 
@@ -214,7 +210,7 @@ def test_names_with_a_nul_or_a_line_break_are_refused_on_the_field(app: Flask) -
     admin = factories.make_user(Role.SME, company=company, company_admin=True)
     staff_admin = factories.make_user(Role.STAFF, institute_admin=True)
     db.session.commit()
-    users = _count(User)
+    users = count_rows(User)
     for i, bad in enumerate(["a\x00b", "a\u2028b", "a\nb"]):
         secret = _invitation_secret(app, admin, f"named{i}@example.com")
         response = app.test_client().post(
@@ -248,7 +244,7 @@ def test_names_with_a_nul_or_a_line_break_are_refused_on_the_field(app: Flask) -
             tokens.create_personal_token(admin, bad)
         assert refused.value.field == "name"
         db.session.rollback()
-    assert _count(User) == users
+    assert count_rows(User) == users
 
 
 def test_a_nul_in_the_login_address_is_the_usual_refusal(app: Flask) -> None:
@@ -288,7 +284,7 @@ def test_a_removed_administrators_open_invitations_are_withdrawn(app: Flask) -> 
     api = app.test_client()
     removed = api.delete(f"/api/v1/company/members/{rogue.id}", headers=bearer(first))
     assert removed.status_code == 200, removed.get_json()
-    users = _count(User)
+    users = count_rows(User)
     response = app.test_client().post(
         f"/invitations/{secret}",
         data={
@@ -297,7 +293,7 @@ def test_a_removed_administrators_open_invitations_are_withdrawn(app: Flask) -> 
         },
     )  # fmt: skip
     assert response.status_code == 409
-    assert _count(User) == users
+    assert count_rows(User) == users
 
 
 def test_a_deactivated_members_open_invitations_are_withdrawn(app: Flask) -> None:

@@ -14,7 +14,7 @@ from labshare.catalogue.capability import refresh_base_range
 from labshare.models import Booking, BookingStatus, Role, UsageRecord
 from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
-from tests.helpers import END, NOW, START, bearer, check_schema, error_of
+from tests.helpers import END, NOW, START, bearer, check_schema, count_rows, error_of
 
 BOOKING_KEYS = {
     "id",
@@ -60,10 +60,6 @@ def _create(client: Any, env: SimpleNamespace, **overrides: Any) -> Any:
     }
     payload.update(overrides)
     return client.post("/api/v1/bookings", json=payload, headers=bearer(env.sme))
-
-
-def _count(db: Any) -> int:
-    return int(db.session.scalar(select(func.count(Booking.id))) or 0)
 
 
 def test_create_returns_201_with_the_booking_object(client: Any, env: SimpleNamespace) -> None:
@@ -120,7 +116,7 @@ def test_create_bad_input(
     error = error_of(response)
     assert error["code"] == code
     assert error["field"] == field
-    assert _count(db) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_create_missing_field_is_422(db: Any, client: Any, env: SimpleNamespace) -> None:
@@ -145,7 +141,7 @@ def test_create_malformed_json_is_400(db: Any, client: Any, env: SimpleNamespace
     )
     assert response.status_code == 400
     assert error_of(response)["code"] == "bad_request"
-    assert _count(db) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_create_unknown_resource_is_404(db: Any, client: Any, env: SimpleNamespace) -> None:
@@ -168,7 +164,7 @@ def test_rule_violation_and_conflict_pass_through(
     )
     assert response.status_code == 409
     assert error_of(response)["code"] == "conflict"
-    assert _count(db) == 1
+    assert count_rows(Booking) == 1
 
 
 @pytest.mark.parametrize("role", [Role.STAFF, Role.ADMIN])

@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.models import Booking, BookingSeries, BookingStatus, Notification, Role
 from labshare.timeutil import set_clock
-from tests.helpers import NOW, bearer, check_schema, error_of
+from tests.helpers import NOW, bearer, check_schema, count_rows, error_of
 
 RULES = {
     "slot_minutes": 30,
@@ -36,10 +36,6 @@ def body(resource_id: int, **kw: Any) -> dict[str, Any]:
     }
     out.update(kw)
     return out
-
-
-def count(db: Any, model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 @pytest.fixture
@@ -69,7 +65,7 @@ def test_preview_lists_occurrences_and_writes_nothing(
         status=BookingStatus.APPROVED,
     )
     db.session.commit()
-    before = count(db, Booking)
+    before = count_rows(Booking)
     response = client.post(
         "/api/v1/series/preview", json=body(env.inst.id), headers=bearer(env.sme)
     )
@@ -84,7 +80,7 @@ def test_preview_lists_occurrences_and_writes_nothing(
     ]
     assert [o["ok"] for o in data["occurrences"]] == [True, False, True, True]
     assert data["occurrences"][1]["code"] == "conflict"
-    assert count(db, Booking) == before and count(db, BookingSeries) == 0
+    assert count_rows(Booking) == before and count_rows(BookingSeries) == 0
 
 
 def test_create_all_or_nothing_then_skip(
@@ -104,8 +100,8 @@ def test_create_all_or_nothing_then_skip(
     error = error_of(response)
     assert error["code"] == "conflict"
     assert [o["index"] for o in error["occurrences"]] == [2]
-    assert count(db, BookingSeries) == 0 and count(db, Booking) == 1
-    assert count(db, Notification) == 0
+    assert count_rows(BookingSeries) == 0 and count_rows(Booking) == 1
+    assert count_rows(Notification) == 0
 
     response = client.post(
         "/api/v1/series", json=body(env.inst.id, skip_conflicting=True), headers=headers
@@ -128,7 +124,7 @@ def test_create_all_or_nothing_then_skip(
     assert one.get_json()["series_id"] == data["id"]
     check_schema(client, "BookingOut", one.get_json())
     # two messages (booker's copy, the staff member's request), not 3 x 2
-    assert count(db, Notification) == 2
+    assert count_rows(Notification) == 2
 
 
 def test_rule_violation_in_all_or_nothing_is_422_with_the_rule(
@@ -147,7 +143,7 @@ def test_rule_violation_in_all_or_nothing_is_422_with_the_rule(
     error = error_of(response)
     assert error["code"] == "rule_violation" and error["rule"] == "granularity"
     assert len(error["occurrences"]) == 3
-    assert count(db, Booking) == 0
+    assert count_rows(Booking) == 0
 
 
 @pytest.mark.parametrize(
@@ -175,7 +171,7 @@ def test_bad_input_names_the_field_and_writes_nothing(
     )
     assert response.status_code == status, response.get_json()
     assert error_of(response)["field"] == field
-    assert count(db, Booking) == 0 and count(db, BookingSeries) == 0
+    assert count_rows(Booking) == 0 and count_rows(BookingSeries) == 0
 
 
 def test_missing_recurrence_and_naive_start(db: Any, client: Any, env: Any) -> None:
@@ -190,7 +186,7 @@ def test_missing_recurrence_and_naive_start(db: Any, client: Any, env: Any) -> N
     assert response.status_code == 422 and error_of(response)["field"] == "start"
     response = client.post("/api/v1/series", json=body(999999), headers=headers)
     assert response.status_code == 404
-    assert count(db, BookingSeries) == 0
+    assert count_rows(BookingSeries) == 0
 
 
 def test_series_transitions_and_tenancy(
@@ -315,12 +311,12 @@ def test_web_repeat_preview_then_book_the_rest(
     html = preview.get_data(as_text=True)
     assert html.count("occurrence-ok") == 3 and html.count("occurrence-refused") == 1
     assert 'value="book_rest"' in html and "Book nothing" in html
-    assert count(db, Booking) == 1
+    assert count_rows(Booking) == 1
     booked = client.post(f"/resources/{env.inst.id}/book/series", data=_form(action="book_rest"))
     assert booked.status_code == 302
     series = db.session.scalar(select(BookingSeries))
     assert booked.headers["Location"].endswith(f"/series/{series.id}")
-    assert count(db, Booking) == 4
+    assert count_rows(Booking) == 4
     page = client.get(f"/series/{series.id}")
     assert page.status_code == 200
     assert page.get_data(as_text=True).count("/bookings/") >= 3
@@ -344,7 +340,7 @@ def test_web_book_all_refused_shows_the_error_and_writes_nothing(
     response = client.post(f"/resources/{env.inst.id}/book/series", data=_form(action="book_all"))
     assert response.status_code == 409
     assert "nothing was booked" in response.get_data(as_text=True)
-    assert count(db, BookingSeries) == 0
+    assert count_rows(BookingSeries) == 0
     bad = client.post(f"/resources/{env.inst.id}/book/series", data=_form(count="500"))
     assert bad.status_code == 422
 

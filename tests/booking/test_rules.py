@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.booking.bookings import create_booking
 from labshare.booking.policies.qualifications import grant_qualification, revoke_qualification
@@ -27,6 +27,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
+from tests.helpers import count_rows
 
 SHANGHAI = "Asia/Shanghai"
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
@@ -63,10 +64,6 @@ def env(db: Any, make_lab: Any, make_instrument: Any, make_user: Any) -> SimpleN
     return SimpleNamespace(lab=lab, inst=inst, sme=sme, staff=staff)
 
 
-def count(db: Any, model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)))
-
-
 def book(env: SimpleNamespace, start: dt.datetime, end: dt.datetime, **kw: Any) -> Booking:
     resource = kw.pop("resource", env.inst)
     booker = kw.pop("booker", env.sme)
@@ -76,12 +73,12 @@ def book(env: SimpleNamespace, start: dt.datetime, end: dt.datetime, **kw: Any) 
 
 def refused(db: Any, exc_type: type[Exception], fn: Any, *args: Any, **kw: Any) -> Any:
     """Call ``fn``, expect ``exc_type``, and check that nothing was written."""
-    before = {m: count(db, m) for m in (Booking, AuditLog, Notification)}
+    before = {m: count_rows(m) for m in (Booking, AuditLog, Notification)}
     with pytest.raises(exc_type) as info:
         fn(*args, **kw)
     assert not db.session.new
     db.session.rollback()
-    assert {m: count(db, m) for m in (Booking, AuditLog, Notification)} == before
+    assert {m: count_rows(m) for m in (Booking, AuditLog, Notification)} == before
     assert str(info.value.message)  # a sentence, rendered
     return info.value
 
@@ -139,7 +136,7 @@ def test_back_to_back_bookings_are_legal(db, env, make_user):
     book(env, local(*MON, 10), local(*MON, 11), booker=other)
     book(env, local(*MON, 8), local(*MON, 9), booker=other)
     db.session.commit()
-    assert count(db, Booking) == 3
+    assert count_rows(Booking) == 3
 
 
 # -- effective rules -----------------------------------------------------------------------

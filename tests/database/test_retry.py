@@ -5,7 +5,7 @@ HTML page on the site) and nothing is written, never a 500.
 
 The lost race is simulated by raising the driver's error from inside the booking
 engine after it wrote (so the retry must start from a clean slate); the real
-deadlock is in tests/test_lock_order.py."""
+deadlock is in tests/booking/test_lock_order.py."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from labshare.database import is_busy, is_retryable
 from labshare.jobs import run_job
 from labshare.models import AuditLog, Booking, BookingStatus, Role
 from labshare.timeutil import set_clock
-from tests.helpers import END, NOW, START, bearer, error_of
+from tests.helpers import END, NOW, START, bearer, count_rows, error_of
 
 
 class _Deadlock(Exception):
@@ -92,10 +92,6 @@ def _post(client: Any, env: SimpleNamespace) -> Any:
     return client.post("/api/v1/bookings", json=payload, headers=bearer(env.sme))
 
 
-def _count(db: Any, model: Any) -> int:
-    return int(db.session.scalar(select(func.count(model.id))) or 0)
-
-
 def test_is_retryable_knows_the_lost_races() -> None:
     assert is_retryable(lost_race())
     assert is_retryable(lost_race(_SerializationFailure))
@@ -124,7 +120,7 @@ def test_api_request_that_lost_a_race_is_run_again(
     assert response.status_code == 201, response.get_json()
     assert len(calls) == 3
     # The two lost attempts left nothing behind: one booking, one audit row.
-    assert _count(db, Booking) == 1
+    assert count_rows(Booking) == 1
     assert (
         db.session.scalar(
             select(func.count(AuditLog.id)).where(AuditLog.action == "booking.create")
@@ -154,7 +150,7 @@ def test_api_request_that_keeps_losing_gets_503_with_retry_after(
     assert error["code"] == "service_unavailable"
     assert expected in error["message"]
     assert len(calls) == 4  # DB_RETRY_ATTEMPTS' default
-    assert _count(db, Booking) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_a_busy_sqlite_database_is_a_503_at_once(
@@ -166,7 +162,7 @@ def test_a_busy_sqlite_database_is_a_503_at_once(
     assert response.headers["Retry-After"] == "1"
     assert error_of(response)["code"] == "service_unavailable"
     assert len(calls) == 1
-    assert _count(db, Booking) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_the_number_of_attempts_is_a_setting(
@@ -197,7 +193,7 @@ def test_web_form_that_keeps_losing_gets_the_503_page(
     assert response.headers["Retry-After"] == "1"
     assert response.mimetype == "text/html"
     assert "服务繁忙" in response.get_data(as_text=True)
-    assert _count(db, Booking) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_web_form_that_lost_a_race_is_run_again(
@@ -215,7 +211,7 @@ def test_web_form_that_lost_a_race_is_run_again(
     )
     assert response.status_code == 302
     assert len(calls) == 2
-    assert _count(db, Booking) == 1
+    assert count_rows(Booking) == 1
 
 
 def test_a_job_that_lost_a_race_is_run_again(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -39,6 +38,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock, to_local
 from tests import factories
+from tests.helpers import count_rows
 
 NOW = dt.datetime(2026, 11, 27, 2, 30, tzinfo=dt.UTC)
 
@@ -55,13 +55,9 @@ def seeded(app: Flask) -> Flask:
     return app
 
 
-def count(model: Any) -> int:
-    return db.session.scalar(select(func.count()).select_from(model)) or 0
-
-
 def table_counts() -> dict[str, int]:
     db.session.rollback()
-    return {t.name: count(t) for t in Base.metadata.sorted_tables}
+    return {t.name: count_rows(t) for t in Base.metadata.sorted_tables}
 
 
 def test_prints_one_login_per_role_and_they_work(app: Flask) -> None:
@@ -285,4 +281,4 @@ def test_if_empty_seeds_an_empty_database(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["seed-demo", "--if-empty"])
     assert result.exit_code == 0, result.output
     db.session.rollback()
-    assert count(Institute) >= 8
+    assert count_rows(Institute) >= 8

@@ -8,12 +8,12 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.catalogue import institutes
 from labshare.errors import ValidationFailed
-from labshare.extensions import db as _db
 from labshare.models import AuditLog, Institute, InstituteKind, Role
+from tests.helpers import count_rows
 
 GOOD: dict[str, str] = {
     "code": "js-nim",
@@ -28,10 +28,6 @@ GOOD: dict[str, str] = {
     "contact_email": "Service@JSNIM.example.cn",
     "timezone": "Asia/Shanghai",
 }
-
-
-def _count(model: Any) -> int:
-    return int(_db.session.scalar(select(func.count()).select_from(model)))
 
 
 def _field_error(page: str, field: str) -> str:
@@ -123,13 +119,13 @@ BAD = [
 def test_bad_field_is_named_and_nothing_written(
     client: Any, db: Any, admin: Any, field: str, value: str, message: str
 ) -> None:
-    audits = _count(AuditLog)
+    audits = count_rows(AuditLog)
     response = client.post("/admin/institutes/new", data={**GOOD, field: value})
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert message in _field_error(page, field)
-    assert _count(Institute) == 0
-    assert _count(AuditLog) == audits
+    assert count_rows(Institute) == 0
+    assert count_rows(AuditLog) == audits
     # The other input is kept.
     assert "Jiangsu Institute of Metrology" in page
 
@@ -140,7 +136,7 @@ def test_bad_field_on_edit_changes_nothing(
 ) -> None:
     institute = make_institute(code="KEEP1", name="原名")
     db.session.commit()
-    audits = _count(AuditLog)
+    audits = count_rows(AuditLog)
     response = client.post(
         f"/admin/institutes/{institute.id}/edit", data={**GOOD, "code": "KEEP1", field: value}
     )
@@ -148,7 +144,7 @@ def test_bad_field_on_edit_changes_nothing(
     assert message in _field_error(response.get_data(as_text=True), field)
     db.session.expire_all()
     assert (institute.code, institute.name) == ("KEEP1", "原名")
-    assert _count(AuditLog) == audits
+    assert count_rows(AuditLog) == audits
 
 
 def test_duplicate_code_in_another_case_is_refused(
@@ -160,7 +156,7 @@ def test_duplicate_code_in_another_case_is_refused(
     response = client.post("/admin/institutes/new", data={**GOOD, "code": "Js-Nim"})
     assert response.status_code == 422
     assert "already has this code" in _field_error(response.get_data(as_text=True), "code")
-    assert _count(Institute) == 2
+    assert count_rows(Institute) == 2
     taken = client.post(f"/admin/institutes/{other.id}/edit", data={**GOOD, "code": "js-nim"})
     assert taken.status_code == 422
     assert "already has this code" in _field_error(taken.get_data(as_text=True), "code")
@@ -174,7 +170,7 @@ def test_service_refuses_without_writing(app: Any, db: Any, make_user: Any) -> N
     with pytest.raises(ValidationFailed) as caught:
         institutes.create_institute(actor, **{**values, "province_code": "abcdef"})
     assert caught.value.field == "province_code"
-    assert _count(Institute) == 0
+    assert count_rows(Institute) == 0
     created = institutes.create_institute(actor, **values)
     assert created.code == "JS-NIM"
     with pytest.raises(ValidationFailed) as caught:
@@ -214,7 +210,7 @@ def test_others_are_forbidden(
     url = path.format(id=institute.id)
     response = client.get(url) if method == "GET" else client.post(url, data=GOOD)
     assert response.status_code == 403
-    assert _count(Institute) == 1
+    assert count_rows(Institute) == 1
     db.session.expire_all()
     assert institute.code == "FORBID"
 
@@ -229,7 +225,7 @@ def test_anonymous_goes_to_login(
     response = client.get(url) if method == "GET" else client.post(url, data=GOOD)
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login")
-    assert _count(Institute) == 1
+    assert count_rows(Institute) == 1
 
 
 def test_unknown_institute_is_404(client: Any, admin: Any) -> None:

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from config import TestingConfig
 from labshare import create_app
 from labshare.extensions import db as _db
 from labshare.models import Company, Role, User
 from tests.factories import PASSWORD
+from tests.helpers import count_rows
 
 GOOD_CODE = "9144030071526726XG"
 
@@ -33,10 +34,6 @@ def _form(**kw: Any) -> dict[str, str]:
     }
     data.update(kw)
     return data
-
-
-def _count(model: Any) -> int:
-    return int(_db.session.scalar(select(func.count()).select_from(model)))
 
 
 def _field_error(html: str, field: str) -> str:
@@ -90,8 +87,8 @@ def test_registration_errors_name_the_field_and_write_nothing(
     assert 'value="zhang.wei@example.com"' in html or field == "email"
     assert "杭州微测科技有限公司" in html or field == "company_name"
     assert PASSWORD not in html
-    assert _count(User) == 0
-    assert _count(Company) == 0
+    assert count_rows(User) == 0
+    assert count_rows(Company) == 0
 
 
 def test_duplicate_email_in_another_case_answers_as_for_a_new_one(
@@ -102,8 +99,8 @@ def test_duplicate_email_in_another_case_answers_as_for_a_new_one(
     response = client.post("/register", data=_form(email="Zhang.Wei@EXAMPLE.com"))
     assert response.status_code == 302
     assert response.headers["Location"] == "/register/sent"
-    assert _count(User) == 1
-    assert _count(Company) == 1  # only the factory's company
+    assert count_rows(User) == 1
+    assert count_rows(Company) == 1  # only the factory's company
 
 
 def test_register_page_redirects_signed_in_users(client: Any, login: Any, make_user: Any) -> None:
@@ -271,7 +268,7 @@ def test_admin_creates_staff_and_deactivates(
     missing = client.post("/admin/users/new", data={**base, "institute": ""})
     assert missing.status_code == 422
     assert "needs an institute" in _field_error(missing.get_data(as_text=True), "institute")
-    assert _count(User) == 1
+    assert count_rows(User) == 1
 
     response = client.post("/admin/users/new", data={**base, "institute": str(institute.id)})
     assert response.status_code == 302

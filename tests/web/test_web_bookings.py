@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.models import Booking, BookingStatus, Closure, Notification, Role
 from labshare.timeutil import set_clock
+from tests.helpers import count_rows
 
 # Tuesday 2030-01-01 08:00 in Shanghai.
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
@@ -35,10 +36,6 @@ def world(app: Any, db: Any, make_institute: Any, make_instrument: Any, make_use
     w = W()
     w.__dict__.update(locals())
     return w
-
-
-def count(db: Any, model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)))
 
 
 def booking_for(w: Any, make_booking: Any, db: Any, **kw: Any) -> Booking:
@@ -241,7 +238,7 @@ def test_booking_errors_appear_next_to_their_field_and_write_nothing(
     error = html.split(f'id="{field_id}-error"', 1)
     assert len(error) == 2, html[:3000]
     assert message in error[1].split("</p>", 1)[0]
-    assert count(db, Booking) == 0
+    assert count_rows(Booking) == 0
     # what was typed is kept
     assert "校准压力变送器" in html or data.get("purpose") == ""
 
@@ -261,7 +258,7 @@ def test_nonexistent_local_time_is_a_field_error(
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "does not exist" in html.split('id="start-error"', 1)[1].split("</p>", 1)[0]
-    assert count(db, Booking) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_taken_slot_is_a_conflict_next_to_start(
@@ -272,7 +269,7 @@ def test_taken_slot_is_a_conflict_next_to_start(
     response = _post_booking(client, world)
     assert response.status_code == 409
     assert "already booked" in response.get_data(as_text=True).split('id="start-error"', 1)[1]
-    assert count(db, Booking) == 1
+    assert count_rows(Booking) == 1
 
 
 # -- My bookings and cancel ---------------------------------------------------------------

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labshare.models import (
     Booking,
@@ -21,6 +21,7 @@ from labshare.models import (
     UsageRecord,
 )
 from labshare.timeutil import set_clock
+from tests.helpers import count_rows
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
 
@@ -46,10 +47,6 @@ def world(app: Any, db: Any, make_institute: Any, make_instrument: Any, make_use
     w = W()
     w.__dict__.update(locals())
     return w
-
-
-def count(db: Any, model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)))
 
 
 def pending(w: Any, make_booking: Any, db: Any, **kw: Any) -> Booking:
@@ -224,7 +221,7 @@ def test_usage_form_records_and_completes(
     html = bad.get_data(as_text=True)
     assert "check-out time must be after" in html.split('id="checked_out_at-error"', 1)[1]
     assert 'value="2030-01-03T10:05"' in html
-    assert count(db, UsageRecord) == 0
+    assert count_rows(UsageRecord) == 0
     db.session.refresh(booking)
     assert booking.status == BookingStatus.APPROVED
     set_clock(lambda: booking.end_at)  # recorded once it has happened
@@ -252,12 +249,12 @@ LAB = {
 
 def test_create_lab_and_bad_input(client: Any, login: Any, world: Any, db: Any) -> None:
     login(world.staff)
-    before = count(db, Lab)
+    before = count_rows(Lab)
     bad = client.post("/manage/labs/new", data={**LAB, "capacity": "0"})
     assert bad.status_code == 422
     assert 'id="capacity-error"' in bad.get_data(as_text=True)
     assert "热工开放实验室" in bad.get_data(as_text=True)
-    assert count(db, Lab) == before
+    assert count_rows(Lab) == before
     response = client.post("/manage/labs/new", data=LAB)
     assert response.status_code == 302
     lab = db.session.scalars(select(Lab).where(Lab.name == "热工开放实验室")).one()
@@ -313,27 +310,27 @@ def test_bad_instrument_input_is_shown_and_writes_nothing(
     client: Any, login: Any, world: Any, db: Any, change: dict[str, str], field: str
 ) -> None:
     login(world.staff)
-    before = count(db, Instrument)
+    before = count_rows(Instrument)
     response = client.post(
         "/manage/instruments/new", data={**INSTRUMENT, "lab_id": str(world.lab.id), **change}
     )
     assert response.status_code == 422
     assert f'id="{field}-error"' in response.get_data(as_text=True)
-    assert count(db, Instrument) == before
+    assert count_rows(Instrument) == before
 
 
 def test_instrument_in_another_institutes_lab_is_refused(
     client: Any, login: Any, world: Any, db: Any
 ) -> None:
     login(world.staff)
-    before = count(db, Instrument)
+    before = count_rows(Instrument)
     response = client.post(
         "/manage/instruments/new",
         data={**INSTRUMENT, "lab_id": str(world.other_instrument.lab_id)},
     )
     assert response.status_code == 422
     assert 'id="lab_id-error"' in response.get_data(as_text=True)
-    assert count(db, Instrument) == before
+    assert count_rows(Instrument) == before
 
 
 def test_edit_instrument_calibration(client: Any, login: Any, world: Any, db: Any) -> None:
@@ -369,13 +366,13 @@ def test_rules(client: Any, login: Any, world: Any, db: Any) -> None:
     )
     assert bad.status_code == 422
     assert 'id="max_minutes-error"' in bad.get_data(as_text=True)
-    assert count(db, BookingRules) == 0
+    assert count_rows(BookingRules) == 0
     ok = client.post(f"/manage/resources/{world.instrument.id}/rules", data=RULES)
     assert ok.status_code == 302
     rules = db.session.scalars(select(BookingRules)).one()
     assert rules.resource_id == world.instrument.id and rules.lead_time_hours == 48
     assert client.post(f"/manage/resources/{world.instrument.id}/rules/clear").status_code == 302
-    assert count(db, BookingRules) == 0
+    assert count_rows(BookingRules) == 0
 
 
 def test_opening_hours(client: Any, login: Any, world: Any, db: Any) -> None:
@@ -407,16 +404,16 @@ def test_closures(client: Any, login: Any, world: Any, db: Any, make_booking: An
         url, data={"start": "2030-01-03T12:00", "end": "2030-01-03T08:00", "kind": "holiday"}
     )
     assert bad.status_code == 422 and 'id="end-error"' in bad.get_data(as_text=True)
-    assert count(db, Closure) == 0
+    assert count_rows(Closure) == 0
     data = {"start": "2030-01-03T08:00", "end": "2030-01-03T18:00", "kind": "maintenance"}
     # the bookings it covers are shown first, and nothing is written yet
     shown = client.post(url, data=data)
     html = shown.get_data(as_text=True)
     assert shown.status_code == 200 and "1 booking falls in this closure" in html
     assert 'name="on_bookings"' in html
-    assert count(db, Closure) == 0
+    assert count_rows(Closure) == 0
     bad_choice = client.post(url, data={**data, "on_bookings": "ignore"})
-    assert bad_choice.status_code == 422 and count(db, Closure) == 0
+    assert bad_choice.status_code == 422 and count_rows(Closure) == 0
     ok = client.post(
         url, data={**data, "on_bookings": "cancel", "message": "停电检修"}, follow_redirects=True
     )
@@ -430,7 +427,7 @@ def test_closures(client: Any, login: Any, world: Any, db: Any, make_booking: An
     assert client.post(f"/manage/closures/{closure.id}/delete").status_code == 404
     login(world.staff)
     assert client.post(f"/manage/closures/{closure.id}/delete").status_code == 302
-    assert count(db, Closure) == 0
+    assert count_rows(Closure) == 0
 
 
 def test_qualifications(client: Any, login: Any, world: Any, db: Any) -> None:
@@ -440,10 +437,10 @@ def test_qualifications(client: Any, login: Any, world: Any, db: Any) -> None:
     assert unknown.status_code == 422 and 'id="email-error"' in unknown.get_data(as_text=True)
     not_sme = client.post(url, data={"email": world.other_staff.email})
     assert not_sme.status_code == 422 and 'id="email-error"' in not_sme.get_data(as_text=True)
-    assert count(db, Qualification) == 0
+    assert count_rows(Qualification) == 0
     assert client.post(url, data={"email": world.sme.email.upper()}).status_code == 302
-    assert count(db, Qualification) == 1
+    assert count_rows(Qualification) == 1
     assert world.sme.name in client.get(url).get_data(as_text=True)
     revoke = f"/manage/instruments/{world.instrument.id}/qualifications/{world.sme.id}/revoke"
     assert client.post(revoke).status_code == 302
-    assert count(db, Qualification) == 0
+    assert count_rows(Qualification) == 0

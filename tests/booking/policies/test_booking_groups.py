@@ -35,6 +35,7 @@ from labshare.models import (
 from labshare.timeutil import set_clock
 from tests import raceutil
 from tests.factories import OPEN_RULES as RULES
+from tests.helpers import count_rows
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
@@ -70,10 +71,6 @@ def env(db: Any, make_lab: Any, make_instrument: Any, make_user: Any) -> SimpleN
     )
 
 
-def count(db: Any, model: Any = Booking) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 def group_of(env: SimpleNamespace, *instruments: Any, user: Any = None) -> BookingGroup:
     return groups.create_group(
         env.lab,
@@ -103,14 +100,24 @@ def test_group_books_the_lab_and_its_instruments(db: Any, env: SimpleNamespace) 
 def test_one_instrument_busy_writes_nothing(db: Any, env: SimpleNamespace) -> None:
     bookings.create_booking(env.b, env.stranger, START, END, purpose="先到")
     db.session.commit()
-    before = (count(db), count(db, BookingGroup), count(db, AuditLog), count(db, Notification))
+    before = (
+        count_rows(Booking),
+        count_rows(BookingGroup),
+        count_rows(AuditLog),
+        count_rows(Notification),
+    )
     with pytest.raises(SlotTaken) as caught:
         group_of(env, env.a, env.b)
     assert env.b.name in str(caught.value.message)
     assert caught.value.details["resource_id"] == env.b.id
     # The service rolled its savepoint back: even a caller that commits writes nothing.
     db.session.commit()
-    after = (count(db), count(db, BookingGroup), count(db, AuditLog), count(db, Notification))
+    after = (
+        count_rows(Booking),
+        count_rows(BookingGroup),
+        count_rows(AuditLog),
+        count_rows(Notification),
+    )
     assert after == before
 
 
@@ -118,12 +125,12 @@ def test_lab_at_capacity_writes_nothing(db: Any, env: SimpleNamespace) -> None:
     for _ in range(2):  # capacity 2
         bookings.create_booking(env.lab, env.stranger, START, END, purpose="满")
     db.session.commit()
-    before = count(db)
+    before = count_rows(Booking)
     with pytest.raises(SlotTaken) as caught:
         group_of(env, env.a)
     assert env.lab.name in str(caught.value.message)
     db.session.rollback()
-    assert count(db) == before and count(db, BookingGroup) == 0
+    assert count_rows(Booking) == before and count_rows(BookingGroup) == 0
 
 
 def test_a_rule_of_one_member_names_it_and_writes_nothing(db: Any, env: SimpleNamespace) -> None:
@@ -134,7 +141,7 @@ def test_a_rule_of_one_member_names_it_and_writes_nothing(db: Any, env: SimpleNa
     assert caught.value.rule == "instrument_unavailable"
     assert env.b.name in str(caught.value.message)
     db.session.rollback()
-    assert count(db) == 0 and count(db, BookingGroup) == 0
+    assert count_rows(Booking) == 0 and count_rows(BookingGroup) == 0
 
 
 def test_instrument_of_another_lab_is_refused(db: Any, env: SimpleNamespace) -> None:
@@ -142,7 +149,7 @@ def test_instrument_of_another_lab_is_refused(db: Any, env: SimpleNamespace) -> 
         group_of(env, env.a, env.other)
     assert caught.value.field == "instrument_ids"
     assert env.other.name in str(caught.value.message)
-    assert count(db) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_duplicates_lab_kind_and_size_are_refused(db: Any, env: SimpleNamespace) -> None:
@@ -163,7 +170,7 @@ def test_duplicates_lab_kind_and_size_are_refused(db: Any, env: SimpleNamespace)
     assert caught.value.field == "instrument_ids"
     with pytest.raises(NotAllowed):
         group_of(env, env.a, user=env.staff)
-    assert count(db) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_one_member_needing_approval_makes_all_pending(
@@ -202,11 +209,11 @@ def test_bundle_is_all_or_nothing(db: Any, env: SimpleNamespace) -> None:
     db.session.commit()
     bookings.create_booking(env.b, env.stranger, START, END, purpose="先到")
     db.session.commit()
-    assert count(db) == 2  # b's bundle took a too
+    assert count_rows(Booking) == 2  # b's bundle took a too
     with pytest.raises(SlotTaken):
         bookings.create_booking(env.a, env.sme, START, END, purpose="捆绑")
     db.session.rollback()
-    assert count(db) == 2
+    assert count_rows(Booking) == 2
 
 
 def test_bundle_of_one_or_retired_siblings_is_a_single_booking(
@@ -216,7 +223,7 @@ def test_bundle_of_one_or_retired_siblings_is_a_single_booking(
     env.b.status = ResourceStatus.RETIRED
     db.session.commit()
     booking = bookings.create_booking(env.a, env.sme, START, END, purpose="单")
-    assert booking.group_id is None and count(db) == 1
+    assert booking.group_id is None and count_rows(Booking) == 1
 
 
 def test_group_expands_bundles_of_its_instruments(db: Any, env: SimpleNamespace) -> None:
@@ -262,7 +269,7 @@ def test_group_approval_is_all_or_nothing(db: Any, env: SimpleNamespace) -> None
     assert caught.value.rule == "instrument_unavailable"
     db.session.rollback()
     assert {m.status for m in groups.members_of(members[0].group_id)} == {BookingStatus.PENDING}
-    assert count(db, AuditLog) == db.session.scalar(
+    assert count_rows(AuditLog) == db.session.scalar(
         select(func.count(AuditLog.id)).where(AuditLog.action != "booking.approve")
     )
 
@@ -284,7 +291,7 @@ def test_rejecting_and_cancelling_move_the_group(db: Any, env: SimpleNamespace) 
     bookings.cancel_booking(member, env.colleague, "计划变更")
     db.session.commit()
     assert {m.status for m in groups.members_of(group.id)} == {BookingStatus.CANCELLED}
-    assert count(db, AuditLog) >= 3
+    assert count_rows(AuditLog) >= 3
 
 
 def test_cancel_skips_members_that_no_longer_hold_time(db: Any, env: SimpleNamespace) -> None:
@@ -382,7 +389,7 @@ def test_api_instrument_of_another_lab_is_422(client: Any, db: Any, env: SimpleN
     assert response.status_code == 422
     error = error_of(response)
     assert error["code"] == "validation_error" and error["field"] == "instrument_ids"
-    assert count(db) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_api_refusals_write_nothing(client: Any, db: Any, env: SimpleNamespace) -> None:
@@ -395,7 +402,7 @@ def test_api_refusals_write_nothing(client: Any, db: Any, env: SimpleNamespace) 
     error = error_of(response)
     assert error["code"] == "conflict" and error["resource_id"] == env.b.id
     assert env.b.name in error["message"]
-    assert count(db) == 1 and count(db, BookingGroup) == 0
+    assert count_rows(Booking) == 1 and count_rows(BookingGroup) == 0
     # Bad input: 422 naming the field, never a 500.
     for overrides, field in (
         ({"instrument_ids": []}, "instrument_ids"),
@@ -409,7 +416,7 @@ def test_api_refusals_write_nothing(client: Any, db: Any, env: SimpleNamespace) 
         assert error_of(bad).get("field", "").startswith(field), (overrides, bad.get_json())
     assert _post_group(client, env, instrument_ids=[2**31 - 1]).status_code == 404
     assert _post_group(client, env, user=env.staff).status_code == 403
-    assert count(db) == 1
+    assert count_rows(Booking) == 1
 
 
 def test_api_single_booking_of_a_bundle_books_the_bundle(
@@ -575,7 +582,7 @@ def test_lab_booking_form_refusals_write_nothing(
             f"/resources/{env.lab.id}/book", data={**FORM, "instrument_ids": bad}
         )
         assert response.status_code == 422, bad
-    assert count(db) == 1 and count(db, BookingGroup) == 0
+    assert count_rows(Booking) == 1 and count_rows(BookingGroup) == 0
 
 
 def test_web_booking_of_a_bundle_books_the_bundle(

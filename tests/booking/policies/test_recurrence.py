@@ -46,6 +46,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
+from tests.helpers import count_rows
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)  # Tuesday
 SH = ZoneInfo("Asia/Shanghai")
@@ -71,10 +72,6 @@ def rules(**kw: Any) -> dict[str, Any]:
 
 def local(spans: list[tuple[dt.datetime, dt.datetime]], tz: ZoneInfo) -> list[str]:
     return [f"{s.astimezone(tz):%Y-%m-%d %a %H:%M}-{e.astimezone(tz):%H:%M}" for s, e in spans]
-
-
-def count(db: Any, model: Any) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 @pytest.fixture
@@ -230,7 +227,7 @@ def test_preview_marks_conflicts_and_rule_breaks_and_writes_nothing(
         )
     )
     db.session.commit()
-    before = (count(db, Booking), count(db, Notification), count(db, AuditLog))
+    before = (count_rows(Booking), count_rows(Notification), count_rows(AuditLog))
     plan = preview_series(
         inst, sme, START, END, validate_spec("daily", count=6), purpose="calibration"
     )
@@ -245,7 +242,7 @@ def test_preview_marks_conflicts_and_rule_breaks_and_writes_nothing(
     ]
     assert all(o.message for o in plan.failed)
     db.session.rollback()
-    assert (count(db, Booking), count(db, Notification), count(db, AuditLog)) == before
+    assert (count_rows(Booking), count_rows(Notification), count_rows(AuditLog)) == before
 
 
 def test_preview_counts_earlier_occurrences_against_a_period_quota(
@@ -263,13 +260,13 @@ def test_preview_counts_earlier_occurrences_against_a_period_quota(
         )
     )
     db.session.commit()
-    before = (count(db, Booking), count(db, Notification), count(db, AuditLog))
+    before = (count_rows(Booking), count_rows(Notification), count_rows(AuditLog))
     spec = validate_spec("daily", count=4)
     plan = preview_series(inst, sme, START, END, spec, purpose="x")
     db.session.commit()
     rules_hit = [o.rule for o in plan.occurrences]
     assert rules_hit == [None, None, "quota_bookings", "quota_bookings"]
-    assert (count(db, Booking), count(db, Notification), count(db, AuditLog)) == before
+    assert (count_rows(Booking), count_rows(Notification), count_rows(AuditLog)) == before
     created = create_series(inst, sme, START, END, spec, purpose="x", skip_conflicting=True)
     assert [o.rule for o in created.occurrences] == rules_hit
 
@@ -319,7 +316,7 @@ def test_all_or_nothing_writes_nothing_and_lists_failures(
         status=BookingStatus.APPROVED,
     )
     db.session.commit()
-    before = (count(db, Booking), count(db, Notification), count(db, AuditLog))
+    before = (count_rows(Booking), count_rows(Notification), count_rows(AuditLog))
     with pytest.raises(SlotTaken) as info:
         create_series(
             inst,
@@ -334,10 +331,10 @@ def test_all_or_nothing_writes_nothing_and_lists_failures(
     assert [o["index"] for o in failed] == [2]
     assert failed[0]["code"] == "conflict"
     # nothing written, even before the caller rolls back
-    assert count(db, BookingSeries) == 0
-    assert (count(db, Booking), count(db, Notification), count(db, AuditLog)) == before
+    assert count_rows(BookingSeries) == 0
+    assert (count_rows(Booking), count_rows(Notification), count_rows(AuditLog)) == before
     db.session.rollback()
-    assert count(db, Booking) == 1 and taken.id
+    assert count_rows(Booking) == 1 and taken.id
 
 
 def test_all_or_nothing_with_a_rule_break_is_a_rule_violation(
@@ -367,7 +364,7 @@ def test_all_or_nothing_with_a_rule_break_is_a_rule_violation(
     assert info.value.rule == "closure"
     assert [o["index"] for o in info.value.to_dict()["occurrences"]] == [1]
     db.session.rollback()
-    assert count(db, Booking) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_skip_books_the_rest_with_one_message_per_event(
@@ -428,7 +425,7 @@ def test_skip_with_nothing_bookable_is_an_error(
     assert info.value.rule == "lead_time"
     assert len(info.value.to_dict()["occurrences"]) == 3
     db.session.rollback()
-    assert count(db, BookingSeries) == 0
+    assert count_rows(BookingSeries) == 0
 
 
 def test_series_never_books_two_occurrences_into_each_other_with_the_existing_booking(
@@ -716,7 +713,7 @@ def test_a_booked_together_instrument_cannot_be_booked_as_a_series(
         with pytest.raises(ValidationFailed) as info:
             call(inst, sme, START, END, validate_spec("daily", count=2), **kwargs)
         assert info.value.field == "resource_id"
-    assert count(db, Booking) == 0
+    assert count_rows(Booking) == 0
 
 
 def test_monthly_on_the_31st_skips_shorter_months(app: Any) -> None:
