@@ -5,6 +5,7 @@ are in tests/factories.py, fixtures in the conftest.py files)."""
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from typing import Any
 
 import jsonschema
@@ -48,10 +49,25 @@ def error_of(response: Any) -> dict[str, Any]:
     return dict(body["error"])
 
 
+_DOCUMENTS: weakref.WeakKeyDictionary[Flask, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def served_openapi(client: Any) -> dict[str, Any]:
+    """The OpenAPI document ``client``'s app serves, fetched once per app: building it
+    walks every endpoint's schemas (the slowest request the app has), and it cannot
+    change while the app lives (endpoints register at import)."""
+    app = client.application
+    if app not in _DOCUMENTS:
+        response = client.get("/api/v1/openapi.json")
+        assert response.status_code == 200, response.status_code
+        _DOCUMENTS[app] = response.get_json()
+    return _DOCUMENTS[app]
+
+
 def check_schema(client: Any, schema_name: str, payload: Any) -> None:
     """Validate ``payload`` against ``#/components/schemas/<schema_name>`` of the
     served OpenAPI document."""
-    document = client.get("/api/v1/openapi.json").get_json()
+    document = served_openapi(client)
     schema = {"$ref": f"#/components/schemas/{schema_name}", **document}
     jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
 

@@ -32,7 +32,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock, utcnow
 from tests import factories
-from tests.helpers import END, NOW, START, bearer, count_rows, error_of
+from tests.helpers import END, NOW, START, bearer, count_rows, error_of, served_openapi
 
 NEW_PASSWORD = "a long enough passphrase 42"
 
@@ -627,7 +627,7 @@ def test_an_admin_deactivating_the_company_administrator_leaves_one(
 
 
 def test_the_openapi_document_lists_the_company_endpoints(app: Flask) -> None:
-    paths = app.test_client().get("/api/v1/openapi.json").get_json()["paths"]
+    paths = served_openapi(app.test_client())["paths"]
     assert {"get", "post"} <= set(paths["/api/v1/company/invitations"])
     assert "delete" in paths["/api/v1/company/invitations/{invitation_id}"]
     assert "delete" in paths["/api/v1/company/members/{user_id}"]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from labshare.models import Booking, BookingSeries, BookingStatus, Notification, Role
 from labshare.timeutil import set_clock
-from tests.helpers import NOW, bearer, check_schema, count_rows, error_of
+from tests.helpers import NOW, bearer, check_schema, count_rows, error_of, served_openapi
 
 RULES = {
     "slot_minutes": 30,
@@ -248,7 +248,7 @@ def test_series_transitions_and_tenancy(
 
 
 def test_openapi_documents_the_series_paths(client: Any) -> None:
-    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    paths = served_openapi(client)["paths"]
     for path in (
         "/api/v1/series",
         "/api/v1/series/preview",

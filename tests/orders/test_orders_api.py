@@ -21,7 +21,7 @@ from labshare.models import (
 )
 from labshare.orders.lifecycle import TRANSITIONS
 from tests.factories import PNG, make_pdf
-from tests.helpers import bearer, check_schema, error_of
+from tests.helpers import bearer, check_schema, error_of, served_openapi
 from tests.orders.helpers import BASE, complete, create, item, post
 
 
@@ -419,7 +419,7 @@ def test_accept_checks_its_quote(client: Any, env: SimpleNamespace) -> None:
 def test_catalogue_and_openapi(client: Any, env: SimpleNamespace) -> None:
     r = client.get("/api/v1/service-offerings", query_string={"institute": env.institute.code})
     assert r.get_json()["total"] == 2
-    doc = client.get("/api/v1/openapi.json").get_json()
+    doc = served_openapi(client)
     for path in (
         "/api/v1/service-orders",
         "/api/v1/service-orders/{order_id}/accept",

@@ -24,7 +24,7 @@ from labshare.models import Booking, Role, WaitlistEntry, WaitlistStatus
 from labshare.timeutil import set_clock
 from labshare.web.bookings import waitlist_views
 from tests import factories
-from tests.helpers import bearer, check_schema, error_of, signed_in
+from tests.helpers import bearer, check_schema, error_of, served_openapi, signed_in
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
 SH = ZoneInfo("Asia/Shanghai")
@@ -254,7 +254,7 @@ def test_api_is_refused_to_others(client: FlaskClient, env: SimpleNamespace) -> 
 
 
 def test_api_is_in_the_openapi_document(client: FlaskClient) -> None:
-    document = client.get("/api/v1/openapi.json").get_json()
+    document = served_openapi(client)
     operation = document["paths"]["/api/v1/resources/{resource_id}/waitlist"]["get"]
     assert operation["operationId"] == "list_resource_waitlist"
     assert {p["name"] for p in operation["parameters"]} == {"resource_id", "page", "per_page"}
