@@ -25,11 +25,10 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from config import TestingConfig
-from tests.serverutil import free_port, server_database, wait_until_up
+from tests.serverutil import ROOT, free_port, server_database, wait_until_up
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 50
 PASSWORD = "race-password-123"
 SECRET_KEY = "race-test-secret-key-not-for-production"
