@@ -134,7 +134,7 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = False
     BABEL_DEFAULT_LOCALE = "en"
     # One PBKDF2 round instead of scrypt's ~0.2 s per hash and per check: the suite
-    # makes and signs in thousands of users (tests/test_password_hashing.py keeps
+    # makes and signs in thousands of users (tests/accounts/test_password_hashing.py keeps
     # the real method tested)
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"  # noqa: S105 - a method, not a password
 

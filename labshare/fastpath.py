@@ -8,7 +8,7 @@ locale and login machinery, the query model and the response object, about 1,100
 Python calls. This WSGI middleware recognises the plain form of the request and
 answers it with the same ``document_of`` call that Flask's handler makes (a cache
 hit, or a miss rendered and stored), and with the same status, body and headers
-as Flask would give: ``tests/test_fastpath.py`` compares the two, response by
+as Flask would give: ``tests/perf/test_fastpath.py`` compares the two, response by
 response.
 
 Everything else goes to Flask unchanged, to be answered, refused or translated

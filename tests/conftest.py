@@ -33,8 +33,11 @@ from config import TestingConfig
 from labshare import create_app
 from labshare.booking.calendar_cache import cache_of
 from labshare.extensions import db as _db
+from labshare.extensions import limiter
 from labshare.timeutil import set_clock
 from tests import factories
+from tests.jobsutil import SmtpServer
+from tests.serverutil import free_port, fresh_postgres, sibling_postgres_url
 
 
 def worker_database(url: str) -> str:
@@ -130,22 +133,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> No
         items[:] = keep
 
 
-def _fresh_postgres_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :d AND pid <> pg_backend_pid()"
-            ),
-            {"d": target.database},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
 def postgres_available() -> bool:
     try:
         eng = create_engine(make_url(PG_URL).set(database="postgres"))
@@ -173,7 +160,7 @@ class _Apps:
             if kind == "sqlite":
                 self.urls[kind] = f"sqlite:///{self.tmp.mktemp('sqlite') / 'labshare.db'}"
             elif postgres_available():
-                _fresh_postgres_database(PG_URL)
+                fresh_postgres(PG_URL)
                 self.urls[kind] = PG_URL
             else:
                 self.urls[kind] = ""
@@ -359,3 +346,76 @@ def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         "labshare.models.user.generate_password_hash", lambda password, method=None: "x"
     )
+
+
+@pytest.fixture
+def smtp(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    """A running SMTP server (aiosmtpd on a free port), and the app configured to use it."""
+    server = SmtpServer(free_port())
+    server.start()
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")
+    monkeypatch.setitem(app.config, "MAIL_PORT", server.port)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=DATABASES)
+def empty_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """An app on a brand-new, empty database of its own, never the shared test
+    database: a temporary SQLite file, or the test database's name plus ``_mig`` on
+    PostgreSQL (dropped afterwards)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'migrations.db'}"
+    else:
+        if not postgres_available():
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+        url = sibling_postgres_url(PG_URL, "mig")
+        fresh_postgres(url)
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(tmp_path))
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        yield app
+    finally:
+        _db.session.remove()
+        _db.engine.dispose()
+        ctx.pop()
+        if request.param == "postgresql":
+            fresh_postgres(url, drop_only=True)
+
+
+# Small limits ("N per day", so no window boundary falls inside a test).
+RATELIMIT_SMALL = {
+    "RATELIMIT_LOGIN": "3 per day",
+    "RATELIMIT_TOKEN": "3 per day",
+    "RATELIMIT_REGISTER": "2 per day",
+    "RATELIMIT_BOOKING": "2 per day",
+}
+
+
+@pytest.fixture
+def limited(app: Flask, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """``limited(storage_uri="memory://", **config)`` builds an app with the limiter
+    on and RATELIMIT_SMALL's limits, on the same database as ``app``. The limiter
+    object is process-global: afterwards it is bound to the session app (limits off)
+    again."""
+    built: list[Flask] = []
+
+    def build(storage_uri: str = "memory://", **overrides: Any) -> Flask:
+        limited_app = create_app(
+            TestingConfig,
+            SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+            INSTANCE_DIR=str(tmp_path),
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_STORAGE_URI=storage_uri,
+            **{**RATELIMIT_SMALL, **overrides},
+        )
+        built.append(limited_app)
+        return limited_app
+
+    yield build
+    for limited_app in built:
+        with limited_app.app_context():
+            _db.engine.dispose()
+    limiter.init_app(app)
+    assert not limiter.enabled

@@ -1,5 +1,6 @@
-"""Factories for tests: plain functions that add rows (flushed, not committed) and
-return them. Each takes keyword overrides."""
+"""Factories for tests, the one place they live: plain functions that add rows
+(flushed, not committed) and return them, each taking keyword overrides; and a few
+that build a whole scene (``order_env``, ``completed_order``: committed)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 import itertools
 from collections.abc import Mapping
 from decimal import Decimal
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from labshare.accounts.credit_code import make_credit_code
@@ -23,8 +24,10 @@ from labshare.models import (
     Instrument,
     Lab,
     OpeningPeriod,
+    OrderServiceType,
     ResourceKind,
     Role,
+    ServiceOffering,
     User,
 )
 
@@ -188,3 +191,112 @@ def make_booking(**kw: Any) -> Booking:
     db.session.add(booking)
     db.session.flush()
     return booking
+
+
+# Service orders
+def make_pdf(text: str = "Certificate") -> bytes:
+    """A small valid PDF: header, objects, an xref table that startxref points at."""
+    content = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for off in offsets:
+        out += f"{off:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n".encode()
+    out += f"startxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+
+
+def make_offering(institute: Any, **kw: Any) -> ServiceOffering:
+    values: dict[str, Any] = {
+        "institute_id": institute.id,
+        "field": Field.MECHANICAL,
+        "service_type": OrderServiceType.CALIBRATION,
+        "name": "压力表校准",
+        "name_en": "Pressure gauge calibration",
+        "procedure": "JJG 52-2013",
+        "turnaround_days": 7,
+        "fee": Decimal("200.00"),
+        "fee_waiver_percent": 50,
+        "interval_months": 12,
+    }
+    values.update(kw)
+    offering = ServiceOffering(**values)
+    db.session.add(offering)
+    db.session.flush()
+    return offering
+
+
+def order_env() -> SimpleNamespace:
+    institute = make_institute()
+    other_institute = make_institute()
+    offering = make_offering(institute)
+    testing = make_offering(
+        institute, service_type=OrderServiceType.TESTING, name="样品检测", fee=Decimal("80")
+    )
+    foreign = make_offering(other_institute)
+    sme = make_user(Role.SME)
+    colleague = make_user(Role.SME, company=sme.company)
+    other_sme = make_user(Role.SME)
+    staff = make_user(Role.STAFF, institute=institute)
+    other_staff = make_user(Role.STAFF, institute=other_institute)
+    admin = make_user(Role.ADMIN)
+    db.session.commit()
+    return SimpleNamespace(
+        institute=institute,
+        other_institute=other_institute,
+        offering=offering,
+        testing=testing,
+        foreign=foreign,
+        sme=sme,
+        colleague=colleague,
+        other_sme=other_sme,
+        staff=staff,
+        other_staff=other_staff,
+        admin=admin,
+    )
+
+
+def completed_order(env: SimpleNamespace, *, months: int | None = 12) -> Any:
+    """An order of env.sme's company, taken through the services to completed."""
+    from labshare.orders import intake, lifecycle
+
+    order = intake.create_order(
+        env.institute.id,
+        env.sme,
+        [
+            intake.ItemInput(offering_id=env.offering.id, name="压力表", serial_number="A1"),
+            intake.ItemInput(offering_id=env.testing.id, name="样品", quantity=2),
+        ],
+        delivery="courier",
+    )
+    lifecycle.accept_order(order, env.staff, promised_date=dt.date(2030, 1, 20))
+    lifecycle.receive_order(order, env.staff)
+    lifecycle.start_order(order, env.staff)
+    for n, item in enumerate(order.items):
+        lifecycle.complete_item(
+            order,
+            item.id,
+            env.staff,
+            result="calibrated" if n == 0 else "conforming",
+            certificate_number=f"C-{order.id}-{n}",
+            pdf=make_pdf(),
+            interval_months=months if n == 0 else None,
+        )
+    db.session.commit()
+    return order

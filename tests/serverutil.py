@@ -31,7 +31,9 @@ def sibling_postgres_url(base_url: str, suffix: str) -> str:
     return u.set(database=f"{u.database}_{suffix}").render_as_string(hide_password=False)
 
 
-def fresh_postgres(url: str) -> None:
+def fresh_postgres(url: str, *, drop_only: bool = False) -> None:
+    """Drop the database of ``url`` (ending its sessions first) and create it anew
+    (``drop_only``: just drop it)."""
     u = make_url(url)
     admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -43,7 +45,8 @@ def fresh_postgres(url: str) -> None:
             {"d": u.database},
         )
         conn.execute(text(f'DROP DATABASE IF EXISTS "{u.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{u.database}"'))
+        if not drop_only:
+            conn.execute(text(f'CREATE DATABASE "{u.database}"'))
     admin.dispose()
 
 

@@ -24,7 +24,7 @@ from flask import Flask
 
 from labshare.models import BookingStatus, Closure, Notification, Role, User
 from labshare.timeutil import set_clock
-from tests.test_api_support import NOW, bearer
+from tests.helpers import NOW, bearer
 
 DISCOVER = __import__("os").environ.get("AUTHZ_DISCOVER") == "1"
 ROLES = ("anonymous", "sme", "other_sme", "staff", "other_staff", "admin")

@@ -14,7 +14,7 @@ def _env_names() -> set[str]:
     for path in [
         ROOT / "config.py",
         *(ROOT / "labshare").rglob("*.py"),
-        ROOT / "tests" / "conftest.py",
+        *(ROOT / "tests").rglob("conftest.py"),
     ]:
         names.update(ENV_READ.findall(path.read_text(encoding="utf-8")))
     return names

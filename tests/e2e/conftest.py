@@ -19,6 +19,8 @@ from werkzeug.serving import make_server
 from config import TestingConfig
 from labshare import create_app
 from labshare.extensions import db
+from tests.jobsutil import SmtpServer
+from tests.serverutil import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -61,6 +63,18 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, 
         thread.join(timeout=10)
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def mail_server(live_app: tuple[Flask, str]) -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) the live app sends its mail to."""
+    app, _base = live_app
+    server = SmtpServer(free_port())
+    server.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    yield server
+    server.stop()
+    app.config.update(MAIL_SERVER=None)
 
 
 @pytest.fixture(scope="module")

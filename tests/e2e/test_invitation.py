@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,22 +17,11 @@ from labshare.jobs import run_job
 from labshare.models import BookingStatus, Role, User
 from tests import factories
 from tests.e2e.conftest import VIEWPORTS, screenshot
-from tests.test_jobs_support import SmtpServer, free_port
+from tests.jobsutil import SmtpServer
 
 pytestmark = pytest.mark.browser
 
 NEW_PASSWORD = "a long enough passphrase 42"
-
-
-@pytest.fixture(scope="module")
-def smtp(live_app: tuple[Flask, str]) -> Iterator[SmtpServer]:
-    app, _base = live_app
-    server = SmtpServer(free_port())
-    server.start()
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
-    yield server
-    server.stop()
-    app.config.update(MAIL_SERVER=None)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +49,7 @@ def company_world(live_app: tuple[Flask, str]) -> dict[str, Any]:
 
 
 def test_invited_colleague_registers_from_the_mail_and_sees_the_bookings(
-    browser: Any, company_world: dict[str, Any], smtp: SmtpServer
+    browser: Any, company_world: dict[str, Any], mail_server: SmtpServer
 ) -> None:
     app, base = company_world["app"], company_world["base"]
     admin_context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
@@ -84,7 +72,7 @@ def test_invited_colleague_registers_from_the_mail_and_sees_the_bookings(
 
     with app.app_context():
         run_job("deliver")
-    [mail] = [m for m in smtp.messages if m["To"] == "colleague@jinggong.example"]
+    [mail] = [m for m in mail_server.messages if m["To"] == "colleague@jinggong.example"]
     text = mail.get_body(preferencelist=("plain",)).get_content()
     found = re.search(r"https?://\S+/invitations/\S+", text)
     assert found, text

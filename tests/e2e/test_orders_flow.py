@@ -16,7 +16,7 @@ from labshare.extensions import db
 from labshare.models import Field, OrderServiceType, Role, ServiceOffering
 from tests import factories
 from tests.e2e.conftest import screenshot
-from tests.orders_support import make_pdf
+from tests.factories import make_pdf
 
 pytestmark = pytest.mark.browser
 

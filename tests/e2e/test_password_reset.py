@@ -16,22 +16,11 @@ from labshare.jobs import run_job
 from labshare.models import Role
 from tests import factories
 from tests.e2e.conftest import screenshot
-from tests.test_jobs_support import SmtpServer, free_port
+from tests.jobsutil import SmtpServer
 
 pytestmark = pytest.mark.browser
 
 NEW_PASSWORD = "a fresh browser passphrase 31"
-
-
-@pytest.fixture(scope="module")
-def mail_server(live_app: tuple[Flask, str]) -> Iterator[SmtpServer]:
-    app, _base = live_app
-    server = SmtpServer(free_port())
-    server.start()
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
-    yield server
-    server.stop()
-    app.config.update(MAIL_SERVER=None)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,263 @@
+"""A real race: gunicorn with 2 workers in its own process, 50 clients released
+together by a barrier, all booking the same slot through POST /api/v1/bookings.
+
+Exactly one wins (201), the other 49 get 409 ``conflict``, nobody gets a 5xx, and
+the database holds exactly one time-holding booking — on SQLite and on PostgreSQL,
+for an auto-approved and an approval-required instrument. A lab of capacity 3
+takes exactly three.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+
+from config import TestingConfig
+from tests.serverutil import ROOT, free_port, server_database, wait_until_up
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 50
+PASSWORD = "race-password-123"
+SECRET_KEY = "race-test-secret-key-not-for-production"
+RULES = {
+    "slot_minutes": 30,
+    "min_minutes": 30,
+    "max_minutes": 480,
+    "lead_time_hours": 0,
+    "horizon_days": 365,
+    "max_active_per_company": 5,
+    "cancel_deadline_hours": 0,
+}
+
+
+@dataclass
+class Scene:
+    base: str
+    url: str
+    auto_instrument: int
+    approval_instrument: int
+    lab: int
+    emails: list[str]
+    tokens: list[str]
+
+
+def build_database(url: str, instance_dir: Path) -> dict[str, Any]:
+    """Migrate ``url`` and write the institute, the resources and 50 SME users."""
+    import flask_migrate
+    from werkzeug.security import generate_password_hash
+
+    from labshare import create_app
+    from labshare.accounts.tokens import issue_login_token
+    from labshare.extensions import db
+    from labshare.models import Role, User
+    from tests import factories
+
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_DIR=str(instance_dir))
+    with app.app_context():
+        flask_migrate.upgrade()
+        if not any(
+            rule.rule == "/api/v1/bookings" and "POST" in (rule.methods or ())
+            for rule in app.url_map.iter_rules()
+        ):
+            db.engine.dispose()
+            pytest.skip("POST /api/v1/bookings is not implemented yet")
+        institute = factories.make_institute(timezone="Asia/Shanghai")
+        lab = factories.make_lab(institute=institute, rules={**RULES, "requires_approval": True})
+        auto = factories.make_instrument(lab=lab, rules={**RULES, "requires_approval": False})
+        approval = factories.make_instrument(lab=lab, rules={**RULES, "requires_approval": True})
+        shared_lab = factories.make_lab(
+            institute=institute, capacity=3, rules={**RULES, "requires_approval": False}
+        )
+        password_hash = generate_password_hash(PASSWORD, method="scrypt")  # once, not 50 times
+        emails, tokens = [], []
+        for i in range(CLIENTS):
+            company = factories.make_company()
+            user = User(
+                email=f"racer{i}@example.com",
+                name=f"Racer {i}",
+                role=Role.SME,
+                company=company,
+                locale="en",
+                password_hash=password_hash,
+            )
+            db.session.add(user)
+            db.session.flush()
+            emails.append(user.email)
+            # Issued directly (one scrypt check per client would cost seconds);
+            # the first client signs in through POST /auth/token instead.
+            tokens.append(issue_login_token(user, ttl_hours=2).secret if i else "")
+        db.session.commit()
+        ids = {
+            "auto": auto.id,
+            "approval": approval.id,
+            "lab": shared_lab.id,
+            "emails": emails,
+            "tokens": tokens,
+        }
+        db.engine.dispose()
+    return ids
+
+
+def get_token(base: str, email: str) -> str:
+    response = requests.post(
+        f"{base}/api/v1/auth/token", json={"email": email, "password": PASSWORD}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def scene(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scene]:
+    tmp = tmp_path_factory.mktemp(f"race-{request.param}")
+    # PostgreSQL: a database of its own next to the test database (labshare_test_race
+    # by default), so that parallel suites with their own TEST_POSTGRES_URL never share it
+    url = server_database(request.param, tmp, "race")
+    ids = build_database(url, tmp / "instance")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "LABSHARE_CONFIG": "production",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": url,
+        "RATELIMIT_ENABLED": "false",
+        "SCHEDULER_ENABLED": "false",
+        "LABSHARE_INSTANCE_DIR": str(tmp / "instance"),
+        "LOG_LEVEL": "WARNING",
+    }
+    log = (tmp / "gunicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "60",
+            "labshare:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_up(base, proc, tmp / "gunicorn.log")
+        tokens = [get_token(base, ids["emails"][0]), *ids["tokens"][1:]]
+        yield Scene(base, url, ids["auto"], ids["approval"], ids["lab"], ids["emails"], tokens)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if request.param == "postgresql":
+            create_engine(url).dispose()
+    server_log = (tmp / "gunicorn.log").read_text(errors="replace")
+    assert "Traceback" not in server_log, server_log[-4000:]
+
+
+def slot(days_ahead: int, hour: int) -> tuple[str, str]:
+    day = dt.date.today() + dt.timedelta(days=days_ahead)
+    start = dt.datetime.combine(day, dt.time(hour, 0), dt.timezone(dt.timedelta(hours=8)))
+    return start.isoformat(), (start + dt.timedelta(hours=1)).isoformat()
+
+
+def race(scene: Scene, resource_id: int, start: str, end: str) -> list[tuple[int, Any]]:
+    barrier = threading.Barrier(CLIENTS)
+    results: list[tuple[int, Any]] = [(0, None)] * CLIENTS
+
+    def client(i: int) -> None:
+        with requests.Session() as http:
+            headers = {"Authorization": f"Bearer {scene.tokens[i]}"}
+            body = {"resource_id": resource_id, "start": start, "end": end, "purpose": "race"}
+            barrier.wait(timeout=30)
+            try:
+                r = http.post(
+                    f"{scene.base}/api/v1/bookings", json=body, headers=headers, timeout=60
+                )
+            except requests.RequestException as exc:
+                results[i] = (-1, repr(exc))
+                return
+            try:
+                payload = r.json()
+            except ValueError:
+                payload = r.text[:300]
+            results[i] = (r.status_code, payload)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    return results
+
+
+def holding_rows(url: str, resource_id: int) -> int:
+    from labshare.models import HOLDING_STATUSES, Booking
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.scalar(
+                    select(func.count())
+                    .select_from(Booking)
+                    .where(Booking.resource_id == resource_id)
+                    .where(Booking.status.in_([s.value for s in HOLDING_STATUSES]))
+                )
+                or 0
+            )
+    finally:
+        engine.dispose()
+
+
+def assert_outcome(results: list[tuple[int, Any]], winners: int) -> None:
+    codes = Counter(status for status, _ in results)
+    assert not [r for r in results if r[0] >= 500 or r[0] < 0], results
+    assert codes == {201: winners, 409: CLIENTS - winners}, codes
+    for status, payload in results:
+        if status == 409:
+            assert isinstance(payload, dict), payload
+            assert payload["error"]["code"] == "conflict", payload
+
+
+@pytest.mark.parametrize(
+    ("which", "expected_status"), [("auto", "approved"), ("approval", "pending")]
+)
+def test_fifty_clients_one_instrument_slot(scene: Scene, which: str, expected_status: str) -> None:
+    resource_id = scene.auto_instrument if which == "auto" else scene.approval_instrument
+    start, end = slot(days_ahead=3, hour=10)
+    results = race(scene, resource_id, start, end)
+    assert_outcome(results, winners=1)
+    [winner] = [payload for status, payload in results if status == 201]
+    assert winner["status"] == expected_status
+    assert winner["resource_id"] == resource_id
+    assert holding_rows(scene.url, resource_id) == 1
+
+
+def test_fifty_clients_lab_of_capacity_three(scene: Scene) -> None:
+    start, end = slot(days_ahead=4, hour=14)
+    results = race(scene, scene.lab, start, end)
+    assert_outcome(results, winners=3)
+    assert holding_rows(scene.url, scene.lab) == 3

@@ -1,0 +1,92 @@
+"""Helpers shared by the tests of every folder: a signed-in client, a bearer header,
+the API's error shape and schemas, the messages queued, ``flask db`` (factories
+are in tests/factories.py, fixtures in the conftest.py files)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import weakref
+from typing import Any
+
+import jsonschema
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from labshare.accounts.tokens import issue_login_token
+from labshare.extensions import db
+from labshare.models import Notification, User
+
+NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
+#: Monday 2030-01-07, 09:00-11:00 in Shanghai: inside the default rules' horizon.
+START = "2030-01-07T09:00:00+08:00"
+END = "2030-01-07T11:00:00+08:00"
+
+
+def signed_in(app: Flask, user: User) -> FlaskClient:
+    """A test client of its own, signed in as ``user`` through the login form (for
+    tests that need several users' browsers at once)."""
+    from tests import factories
+
+    client = app.test_client()
+    response = client.post("/login", data={"email": user.email, "password": factories.PASSWORD})
+    assert response.status_code in (302, 303), response.get_data(as_text=True)[:500]
+    return client
+
+
+def bearer(user: User) -> dict[str, str]:
+    """An Authorization header for ``user`` (the token is committed)."""
+    issued = issue_login_token(user, 24)
+    db.session.commit()
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    assert response.is_json, response.get_data(as_text=True)[:300]
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    assert {"code", "message"} <= set(body["error"]), body
+    return dict(body["error"])
+
+
+_DOCUMENTS: weakref.WeakKeyDictionary[Flask, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def served_openapi(client: Any) -> dict[str, Any]:
+    """The OpenAPI document ``client``'s app serves, fetched once per app: building it
+    walks every endpoint's schemas (the slowest request the app has), and it cannot
+    change while the app lives (endpoints register at import)."""
+    app = client.application
+    if app not in _DOCUMENTS:
+        response = client.get("/api/v1/openapi.json")
+        assert response.status_code == 200, response.status_code
+        _DOCUMENTS[app] = response.get_json()
+    return _DOCUMENTS[app]
+
+
+def check_schema(client: Any, schema_name: str, payload: Any) -> None:
+    """Validate ``payload`` against ``#/components/schemas/<schema_name>`` of the
+    served OpenAPI document."""
+    document = served_openapi(client)
+    schema = {"$ref": f"#/components/schemas/{schema_name}", **document}
+    jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
+
+
+def count_rows(model: Any) -> int:
+    """How many rows ``model``'s table holds now."""
+    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def mails(kind: str) -> list[Notification]:
+    """The messages of ``kind`` queued so far, oldest first."""
+    return list(
+        db.session.scalars(
+            select(Notification).where(Notification.kind == kind).order_by(Notification.id)
+        )
+    )
+
+
+def flask_db(app: Flask, *args: str) -> None:
+    """``flask db <args>`` (Flask-Migrate) on ``app``; fails the test on an error."""
+    result = app.test_cli_runner().invoke(args=["db", *args])
+    assert result.exit_code == 0, f"flask db {' '.join(args)}: {result.output}\n{result.exception}"

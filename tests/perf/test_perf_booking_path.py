@@ -1,0 +1,199 @@
+"""The booking write path stays lean: a creation over the API sends at most eight
+SQL statements, whatever the rules (quotas, qualification, buffer, no-show
+threshold, a lab of several places), and none of them is a lazy load; the outbox
+rows it queues are event rows for the booker and the institute's staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from labshare.booking.policies import quotas
+from labshare.extensions import db as _db
+from labshare.models import (
+    DEFAULT_RULES,
+    Booking,
+    BookingStatus,
+    Notification,
+    Qualification,
+    Role,
+)
+from labshare.timeutil import set_clock
+from tests.helpers import END, NOW, START, bearer
+
+MAX_STATEMENTS = 8
+
+#: What the path may send: the write lock, the token, the resource, its policy,
+#: what is around the slot, the quota lock, and the three inserts.
+EXPECTED = (
+    "BEGIN IMMEDIATE",
+    "SELECT api_token.",
+    "SELECT resource.",
+    "SELECT booking_rules_1.",
+    "SELECT booking_quota.",  # PostgreSQL: the quotas that apply, locked
+    "SELECT 0, booking.start_at",
+    "INSERT INTO booking ",
+    "INSERT INTO audit_log ",
+    "INSERT INTO notification ",
+)
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def listener(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    engine = _db.engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+def _env(db: Any, make_instrument: Any, make_user: Any, **rules: Any) -> SimpleNamespace:
+    set_clock(lambda: NOW)
+    inst = make_instrument(rules={**DEFAULT_RULES, **rules} if rules else None)
+    sme = make_user(Role.SME, locale="zh_CN")
+    staff = [make_user(Role.STAFF, institute=inst.institute) for _ in range(2)]
+    db.session.commit()
+    return SimpleNamespace(
+        inst=inst, sme=sme, staff=staff, sme_id=sme.id, staff_ids=[s.id for s in staff]
+    )
+
+
+def _create(client: Any, resource_id: int, user: Any, **payload: Any) -> tuple[Any, list[str]]:
+    """``user``: a user, or the headers of one (a user is detached after a call)."""
+    body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p", **payload}
+    headers = user if isinstance(user, dict) else bearer(user)
+    _db.session.remove()  # a request starts with nothing loaded
+    with statements() as sent:
+        response = client.post("/api/v1/bookings", json=body, headers=headers)
+    return response, sent
+
+
+def _lean(sent: list[str]) -> None:
+    assert len(sent) <= MAX_STATEMENTS, "\n".join(sent)
+    for statement in sent:
+        assert statement.startswith(EXPECTED), statement  # nothing else: no lazy load
+
+
+def test_pending_creation_is_lean_and_queues_events(client: Any, db: Any) -> None:
+    from tests.factories import make_instrument, make_user
+
+    env = _env(db, make_instrument, make_user)
+    response, sent = _create(client, env.inst.id, env.sme)
+    assert response.status_code == 201, response.get_json()
+    _lean(sent)
+    booking = db.session.get(Booking, response.get_json()["id"])
+    assert booking.status == BookingStatus.PENDING
+    rows = db.session.scalars(
+        select(Notification).where(Notification.booking_id == booking.id).order_by(Notification.id)
+    ).all()
+    assert sorted((r.user_id, r.kind, r.locale) for r in rows) == sorted(
+        [(env.sme_id, "booking_received", "zh_CN")]
+        + [(s, "booking_requested", "en") for s in env.staff_ids]
+    )
+    assert all(r.stored_body_text is None for r in rows)  # rendered at delivery
+    assert {r.dedupe_key for r in rows} == {
+        f"booking:{booking.id}:received:{env.sme_id}",
+        *(f"booking:{booking.id}:requested:{s}" for s in env.staff_ids),
+    }
+    mine = next(r for r in rows if r.user_id == env.sme_id)
+    assert str(booking.id) in mine.subject and "Booking request" not in mine.subject  # zh_CN
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"requires_approval": False},
+        {"requires_approval": False, "no_show_approval_threshold": 1},
+        {"buffer_minutes": 30},
+    ],
+)
+def test_every_rule_set_stays_lean(client: Any, db: Any, rules: dict[str, Any]) -> None:
+    from tests.factories import make_instrument, make_user
+
+    env = _env(db, make_instrument, make_user, **rules)
+    response, sent = _create(client, env.inst.id, env.sme)
+    assert response.status_code == 201, response.get_json()
+    _lean(sent)
+    expected = "pending" if rules.get("requires_approval", True) else "approved"
+    assert response.get_json()["status"] == expected
+
+
+def test_quotas_and_qualification_stay_lean(client: Any, db: Any) -> None:
+    from tests.factories import make_instrument, make_user
+
+    set_clock(lambda: NOW)
+    inst = make_instrument(requires_qualification=True)
+    sme = make_user(Role.SME)
+    db.session.add(Qualification(user_id=sme.id, resource_id=inst.id))
+    env = SimpleNamespace(inst=inst, sme=sme)
+    institute_id = inst.institute_id
+    quotas.create_quota(None, institute_id, env.inst.id, period="day", max_bookings=3)
+    quotas.create_quota(None, institute_id, env.inst.lab_id, period="week", max_hours="20")
+    quotas.create_quota(None, institute_id, None, period="month", max_bookings=30)
+    db.session.commit()
+    response, sent = _create(client, env.inst.id, env.sme)
+    assert response.status_code == 201, response.get_json()
+    _lean(sent)
+
+
+def test_a_refusal_is_as_before(client: Any, db: Any) -> None:
+    from tests.factories import make_instrument, make_user
+
+    env = _env(db, make_instrument, make_user)
+    quotas.create_quota(None, env.inst.institute_id, env.inst.id, period="day", max_bookings=1)
+    db.session.commit()
+    inst_id = env.inst.id
+    mine = bearer(env.sme)
+    other = bearer(make_user(Role.SME))
+    db.session.commit()
+    first, _ = _create(client, inst_id, mine)
+    assert first.status_code == 201
+    later = {
+        "start": (dt.datetime.fromisoformat(START) + dt.timedelta(hours=3)).isoformat(),
+        "end": (dt.datetime.fromisoformat(END) + dt.timedelta(hours=3)).isoformat(),
+    }
+    second, sent = _create(client, inst_id, mine, **later)
+    assert second.status_code == 422
+    assert second.get_json()["error"]["rule"] == "quota_bookings"
+    _lean(sent)
+    taken, _ = _create(client, inst_id, other)
+    assert taken.status_code == 409
+    assert taken.get_json()["error"]["waitlist_available"] is True
+    assert int(db.session.scalar(select(func.count(Booking.id))) or 0) == 1
+
+
+def test_a_lab_of_several_places_stays_lean(client: Any, db: Any) -> None:
+    from tests.factories import make_lab, make_user
+
+    set_clock(lambda: NOW)
+    lab = make_lab(capacity=2)
+    users = [bearer(make_user(Role.SME)) for _ in range(3)]
+    db.session.commit()
+    lab_id = lab.id
+    codes = []
+    for user in users:
+        response, sent = _create(client, lab_id, user)
+        codes.append(response.status_code)
+        _lean(sent)
+    assert codes == [201, 201, 409]
+
+
+def test_an_unknown_resource_is_404(client: Any, db: Any) -> None:
+    from tests.factories import make_user
+
+    sme = make_user(Role.SME)
+    db.session.commit()
+    response, _ = _create(client, 999_999, sme)
+    assert response.status_code == 404
