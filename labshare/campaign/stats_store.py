@@ -6,7 +6,7 @@ and ``institute`` (its time zone; migration 0011) add a ``stats_dirty`` row
 (resource, UTC day, institute) in the same transaction as any change that could move
 a figure. A stored local day is used only while no marker of its institute names the
 UTC day before, on or after it (a local day lies within those three UTC days in any
-zone); otherwise ``services/stats.py`` counts it live. So the figures are the same
+zone); otherwise ``campaign/stored.py`` counts it live. So the figures are the same
 whether ``clean`` ever ran or not; ``clean`` (the ``rollup`` job) only makes them
 cheaper to read.
 """
@@ -34,7 +34,7 @@ ONE_DAY = dt.timedelta(days=1)
 
 def _counts_sql() -> str:
     """stats_daily's counter columns over ``booking b LEFT JOIN usage_record u``,
-    counted as ``services/stats.py`` counts."""
+    counted as ``campaign/counters.py`` counts."""
     if is_sqlite():
         minutes = (
             "CAST(ROUND((julianday(u.checked_out_at) - julianday(u.checked_in_at)) "

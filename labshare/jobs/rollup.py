@@ -2,7 +2,7 @@
 
 ``stats_daily`` keeps the campaign counters per institute and UTC day; triggers mark
 a (resource, UTC day) dirty in the same transaction as any change of a booking or
-usage record, and the figures count dirty days live (``services/stats.py``), so they
+usage record, and the figures count dirty days live (``campaign/stored.py``), so they
 are right whether this job ever runs or not: it only makes them cheaper to read. It
 recomputes each dirty (institute, day) in its own transaction (so a writer waits at
 most for one day's count), then refreshes the planner's statistics.

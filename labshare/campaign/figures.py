@@ -1,0 +1,247 @@
+"""The campaign's figures for a period and scope (``statistics_for``) and the API's
+totals (``campaign_totals``): the additive counters, and those that cannot be summed
+(distinct and new SMEs, shared instruments, open labs, the median decision time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import aliased
+
+from labshare.campaign.counters import Counters, _aggregate
+from labshare.campaign.periods import (
+    Period,
+    Scope,
+    ZoneGroup,
+    _per_group,
+    _resource_filter,
+    booking_window,
+    zone_groups,
+)
+from labshare.campaign.stored import _decided_count, _stored_usable, _total_into
+from labshare.campaign.utilisation import open_lab_count
+from labshare.database import is_sqlite
+from labshare.extensions import db
+from labshare.models import (
+    Booking,
+    BookingStatus,
+    ResourceKind,
+)
+from labshare.timeutil import to_local
+
+
+@dataclass(frozen=True)
+class CampaignTotals:
+    requested: int
+    pending: int
+    approved: int
+    rejected: int
+    cancelled: int
+    completed: int
+    no_show: int
+    usage_hours: float
+    distinct_smes: int
+    fees_charged: Decimal
+    fees_waived: Decimal
+    shared_instruments: int
+    open_labs: int
+    problems_solved: int = 0
+
+
+def campaign_totals(
+    start: dt.datetime, end: dt.datetime, *, institute_id: int | None = None, tz: str = "UTC"
+) -> CampaignTotals:
+    """Totals over the bookings starting in [start, end); one institute's, or all.
+
+    Counted as the statistics service counts (``Counters``); open labs are the labs
+    open on some local day (``tz``) of the window."""
+    scope = Scope.institute(institute_id) if institute_id is not None else Scope.everything()
+    window = and_(
+        Booking.institute_id == institute_id if institute_id is not None else true(),
+        Booking.start_at >= start,
+        Booking.start_at < end,
+    )
+    out: dict[Any, Counters] = {}
+    _aggregate([(window, None, institute_id is None)], out)
+    c = out.get(None, Counters())
+    completed = Booking.status == BookingStatus.COMPLETED
+    served, shared = db.session.execute(
+        select(
+            func.count(func.distinct(Booking.company_id)),
+            func.count(
+                func.distinct(
+                    case((Booking.resource_kind == ResourceKind.INSTRUMENT, Booking.resource_id))
+                )
+            ),
+        ).where(window, completed)
+    ).one()
+    first = to_local(start, tz).date()
+    last = to_local(end - dt.timedelta(microseconds=1), tz).date()
+    period = Period(first, last + dt.timedelta(days=1))
+    return CampaignTotals(
+        requested=int(c["bookings_total"]),
+        pending=int(c["pending"]),
+        approved=int(c["approved"]),
+        rejected=int(c["rejected"]),
+        cancelled=int(c["cancelled"]),
+        completed=int(c["completed"]),
+        no_show=int(c["no_show"]),
+        usage_hours=c.usage_hours,
+        distinct_smes=int(served or 0),
+        fees_charged=c.fees_charged,
+        fees_waived=Decimal(c["fees_waived"]),
+        shared_instruments=int(shared or 0),
+        open_labs=open_lab_count(period, scope),
+        problems_solved=int(c["problems_solved"]),
+    )
+
+
+@dataclass
+class Statistics:
+    period: Period
+    scope: Scope
+    counters: Counters
+    open_labs: int
+    shared_instruments: int
+    distinct_smes: int
+    new_smes: int
+    median_decision_hours: float | None
+
+    @property
+    def approval_rate(self) -> float | None:
+        return self.counters.approval_rate
+
+
+def _sme_counts(groups: list[ZoneGroup], scope: Scope) -> tuple[int, int]:
+    """Distinct SMEs served (a completed booking in the period) and, of those, the new
+    ones (no completed booking in the scope before the period)."""
+    if not groups:
+        return 0, 0
+    completed = Booking.status == BookingStatus.COMPLETED
+    served = (
+        _per_group(groups, scope, Booking.company_id.label("company_id"), where=completed)
+        .subquery()
+        .select()
+        .distinct()
+        .subquery()
+    )
+    earlier = aliased(Booking)
+    before = or_(
+        *[
+            and_(earlier.institute_id.in_(g.institute_ids), earlier.start_at < g.start)
+            for g in groups
+        ]
+    )
+    seen = (
+        select(earlier.id)
+        .where(
+            earlier.company_id == served.c.company_id,
+            earlier.status == BookingStatus.COMPLETED,
+            before,
+            _resource_filter(earlier.resource_id, scope),
+        )
+        .exists()
+    )
+    total, old = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((seen, 1), else_=0)), 0)).select_from(
+            served
+        )
+    ).one()
+    return int(total or 0), int(total or 0) - int(old or 0)
+
+
+def _median_decision_hours(
+    groups: list[ZoneGroup], scope: Scope, n: int | None = None
+) -> float | None:
+    """The median of (decided - created) in hours, as ``statistics.median`` gives it:
+    the database sorts, Python reads the one or two middle rows. ``n``: how many
+    rows there are, when known (saves a counting pass)."""
+    if not groups:
+        return None
+    if is_sqlite():
+        wait: Any = func.julianday(Booking.decided_at) - func.julianday(Booking.created_at)
+    else:
+        wait = Booking.decided_at - Booking.created_at
+    rows = _per_group(
+        groups,
+        scope,
+        Booking.created_at.label("created_at"),
+        Booking.decided_at.label("decided_at"),
+        wait.label("wait"),
+        where=Booking.decided_at.is_not(None),
+    ).subquery()
+    if n is None:
+        n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
+    if n == 0:
+        return None
+    middle = [
+        (decided - created).total_seconds() / 3600
+        for created, decided in db.session.execute(
+            select(rows.c.created_at, rows.c.decided_at)
+            .order_by(rows.c.wait)
+            .offset((n - 1) // 2)
+            .limit(1 if n % 2 else 2)
+        )
+    ]
+    return round(statistics.median(middle), 2)
+
+
+def _shared_instruments(groups: list[ZoneGroup], scope: Scope) -> int:
+    if not groups:
+        return 0
+    used = _per_group(
+        groups,
+        scope,
+        Booking.resource_id.label("resource_id"),
+        where=and_(
+            Booking.status == BookingStatus.COMPLETED,
+            Booking.resource_kind == ResourceKind.INSTRUMENT,
+        ),
+    ).subquery()
+    return int(db.session.scalar(select(func.count(func.distinct(used.c.resource_id)))) or 0)
+
+
+def statistics_for(period: Period, scope: Scope) -> Statistics:
+    """The campaign's figures for a period and scope (see the section comment)."""
+    groups = zone_groups(period, scope)
+    served, new = _sme_counts(groups, scope)
+    counters: dict[Any, Counters] = {}
+    _total_into(period, scope, groups, counters)
+    return Statistics(
+        period=period,
+        scope=scope,
+        counters=counters.get(None, Counters()),
+        open_labs=open_lab_count(period, scope),
+        shared_instruments=_shared_instruments(groups, scope),
+        distinct_smes=served,
+        new_smes=new,
+        median_decision_hours=_median_decision_hours(
+            groups,
+            scope,
+            _decided_count(period, scope, groups) if _stored_usable(scope) and groups else None,
+        ),
+    )
+
+
+def distinct_smes_by_institute(period: Period, scope: Scope) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for group in zone_groups(period, scope):
+        for iid, n in db.session.execute(
+            select(Booking.institute_id, func.count(func.distinct(Booking.company_id)))
+            .where(booking_window(group, scope), Booking.status == BookingStatus.COMPLETED)
+            .group_by(Booking.institute_id)
+        ):
+            out[iid] = int(n)
+    return out
