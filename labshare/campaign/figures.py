@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from labshare.campaign import first_use
 from labshare.campaign.counters import Counters, _aggregate
 from labshare.campaign.periods import (
     Period,
@@ -124,12 +125,44 @@ class Statistics:
         return self.counters.approval_rate
 
 
-def _sme_counts(groups: list[ZoneGroup], scope: Scope) -> tuple[int, int]:
+def _sme_counts(
+    groups: list[ZoneGroup], scope: Scope, period: Period | None = None
+) -> tuple[int, int]:
     """Distinct SMEs served (a completed booking in the period) and, of those, the new
-    ones (no completed booking in the scope before the period)."""
+    ones (no completed booking in the scope before the period): from each company's
+    first day of use (``first_use``) where it is trusted, else counted live."""
     if not groups:
         return 0, 0
+    if period is not None and scope.kind in ("all", "province", "institute"):
+        ids = [i for g in groups for i in g.institute_ids]
+        stored = first_use.stored_new(period.start, period.end, scope.kind, ids)
+        if stored is not None:
+            new, untrusted = stored
+            served = _served_count(groups, scope)
+            for chunk in first_use.chunks(untrusted):
+                new += _live_sme_counts(groups, scope, chunk)[1]
+            return served, new
+    return _live_sme_counts(groups, scope)
+
+
+def _served_count(groups: list[ZoneGroup], scope: Scope) -> int:
+    served = _per_group(
+        groups,
+        scope,
+        Booking.company_id.label("company_id"),
+        where=Booking.status == BookingStatus.COMPLETED,
+    ).subquery()
+    return int(db.session.scalar(select(func.count(func.distinct(served.c.company_id)))) or 0)
+
+
+def _live_sme_counts(
+    groups: list[ZoneGroup], scope: Scope, companies: list[int] | None = None
+) -> tuple[int, int]:
+    """``_sme_counts`` from the bookings alone (of ``companies`` only, when given): for
+    each company served, an index probe for an earlier completed booking."""
     completed = Booking.status == BookingStatus.COMPLETED
+    if companies is not None:
+        completed = and_(completed, Booking.company_id.in_(companies))
     served = (
         _per_group(groups, scope, Booking.company_id.label("company_id"), where=completed)
         .subquery()
@@ -216,7 +249,7 @@ def _shared_instruments(groups: list[ZoneGroup], scope: Scope) -> int:
 def statistics_for(period: Period, scope: Scope) -> Statistics:
     """The campaign's figures for a period and scope (see the section comment)."""
     groups = zone_groups(period, scope)
-    served, new = _sme_counts(groups, scope)
+    served, new = _sme_counts(groups, scope, period)
     counters: dict[Any, Counters] = {}
     _total_into(period, scope, groups, counters)
     return Statistics(

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from labshare.campaign import first_use
 from labshare.database import is_sqlite
 from labshare.extensions import db
 from labshare.models import STATS_DAILY_COUNTS, Booking
@@ -191,6 +192,8 @@ def clean_pair(institute_id: int, day: dt.date) -> None:
             ),
             {**p, "lo": _midnight(local, tz), "hi": _midnight(local + ONE_DAY, tz)},
         )
+    # The companies of this marker: their first day of use (new SMEs).
+    first_use.refresh(institute_id, day, tz)
 
 
 def clean(limit: int | None = None) -> int:
@@ -209,8 +212,9 @@ def clean(limit: int | None = None) -> int:
 
 def rebuild(start: dt.date | None = None, end: dt.date | None = None) -> int:
     """Recompute the local days [start, end) of every institute (all when None) from
-    the bookings, in the caller's transaction: after a bulk load that bypassed the
-    triggers, or ``flask stats rebuild``. Markers whose three local days all lie in
+    the bookings, and every company's first day of use (``first_use``), in the caller's
+    transaction: after a bulk load that bypassed the triggers, or ``flask stats
+    rebuild``. Markers whose three local days all lie in
     the range go. How many rows were written."""
     bounds = db.session.execute(
         select(func.min(Booking.start_at), func.max(Booking.start_at))
@@ -238,4 +242,7 @@ def rebuild(start: dt.date | None = None, end: dt.date | None = None) -> int:
                 {"lo": s, "hi": e},
             )
             counted += int(getattr(result, "rowcount", 0) or 0)
+    # Whole, whatever the range: a first day of use depends on every earlier day, and
+    # the markers of the range are gone.
+    first_use.rebuild()
     return counted
