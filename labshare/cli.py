@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from labshare.accounts.accounts import create_user
 from labshare.accounts.credit_code import CreditCodeError, validate_credit_code
-from labshare.campaign import check, stats_store
+from labshare.campaign import check, first_use, stats_store
 from labshare.campaign.periods import Period, Scope
 from labshare.campaign.stored import total_counters
 from labshare.database import begin_write
@@ -205,6 +205,9 @@ def stats_check_command(start: str | None, end: str | None) -> None:
         for period in bar:
             found += check.differences(period)
             db.session.rollback()
+    # Each company's first day of use (new SMEs) depends on all of history: checked whole.
+    found += first_use.differences()
+    db.session.rollback()
     for line in found:
         click.echo(line)
     if found:
@@ -218,7 +221,8 @@ def stats_check_command(start: str | None, end: str | None) -> None:
 @click.option("--to", "end", default=None, help="day after the last, YYYY-MM-DD")
 def stats_rebuild_command(start: str | None, end: str | None) -> None:
     """Recompute the stored daily counters (stats_daily) from the bookings, month by
-    month, then refresh the planner statistics. Never needed for right figures (days
+    month, and every company's first day of use (stats_first_use), in one transaction,
+    then refresh the planner statistics. Never needed for right figures (days
     the triggers marked are counted live until the rollup job cleans them); for a
     bulk load that bypassed the triggers."""
     months = _stats_range(start, end)
@@ -227,16 +231,19 @@ def stats_rebuild_command(start: str | None, end: str | None) -> None:
         return
     rows = 0
     lines = []
+    # One transaction: the markers a month's rebuild removes are what keeps the first
+    # days of use of their companies counted live, so those are rebuilt before any
+    # commit.
     with click.progressbar(months, label="Months", file=None) as bar:
         for period in bar:
-            rows += stats_store.rebuild(period.start, period.end)
-            db.session.commit()
+            rows += stats_store.rebuild(period.start, period.end, first_days=False)
             c = total_counters(period, Scope.everything())
             lines.append(
                 f"{period.label()}: {c['bookings_total']} bookings, {c['completed']} completed, "
                 f"{c.usage_hours} usage hours"
             )
-            db.session.rollback()
+    first_use.rebuild()
+    db.session.commit()
     rollup()
     db.session.commit()
     for line in lines:

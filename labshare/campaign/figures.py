@@ -38,6 +38,7 @@ from labshare.extensions import db
 from labshare.models import (
     Booking,
     BookingStatus,
+    Institute,
     ResourceKind,
 )
 from labshare.timeutil import to_local
@@ -67,8 +68,30 @@ def campaign_totals(
     """Totals over the bookings starting in [start, end); one institute's, or all.
 
     Counted as the statistics service counts (``Counters``); open labs are the labs
-    open on some local day (``tz``) of the window."""
+    open on some local day (``tz``) of the window. A window of whole local days of
+    ``tz``, when every institute of the scope keeps that zone, is a ``Period``: then
+    the totals are those of ``statistics_for``, the figures the pages and exports
+    show (and read from the stored days)."""
     scope = Scope.institute(institute_id) if institute_id is not None else Scope.everything()
+    days = _whole_days(start, end, tz)
+    if days is not None and _one_zone(institute_id, tz):
+        f = statistics_for(days, scope)
+        return CampaignTotals(
+            requested=int(f.counters["bookings_total"]),
+            pending=int(f.counters["pending"]),
+            approved=int(f.counters["approved"]),
+            rejected=int(f.counters["rejected"]),
+            cancelled=int(f.counters["cancelled"]),
+            completed=int(f.counters["completed"]),
+            no_show=int(f.counters["no_show"]),
+            usage_hours=f.counters.usage_hours,
+            distinct_smes=f.distinct_smes,
+            fees_charged=f.counters.fees_charged,
+            fees_waived=Decimal(f.counters["fees_waived"]),
+            shared_instruments=f.shared_instruments,
+            open_labs=f.open_labs,
+            problems_solved=int(f.counters["problems_solved"]),
+        )
     window = and_(
         Booking.institute_id == institute_id if institute_id is not None else true(),
         Booking.start_at >= start,
@@ -109,6 +132,28 @@ def campaign_totals(
     )
 
 
+def _whole_days(start: dt.datetime, end: dt.datetime, tz: str) -> Period | None:
+    """The local days of ``tz`` [start, end) covers exactly, when both are midnights."""
+    first, last = to_local(start, tz), to_local(end, tz)
+    midnight = dt.time()
+    if (
+        first.timetz().replace(tzinfo=None) != midnight
+        or last.timetz().replace(tzinfo=None) != midnight
+    ):
+        return None
+    if first.date() >= last.date():
+        return None
+    return Period(first.date(), last.date())
+
+
+def _one_zone(institute_id: int | None, tz: str) -> bool:
+    """Whether every institute of the scope keeps ``tz``."""
+    stmt = select(func.count()).where(Institute.timezone != tz)
+    if institute_id is not None:
+        stmt = stmt.where(Institute.id == institute_id)
+    return not db.session.scalar(stmt)
+
+
 @dataclass
 class Statistics:
     period: Period
@@ -125,41 +170,51 @@ class Statistics:
         return self.counters.approval_rate
 
 
-def _sme_counts(
-    groups: list[ZoneGroup], scope: Scope, period: Period | None = None
-) -> tuple[int, int]:
-    """Distinct SMEs served (a completed booking in the period) and, of those, the new
-    ones (no completed booking in the scope before the period): from each company's
-    first day of use (``first_use``) where it is trusted, else counted live."""
+def _new_smes(groups: list[ZoneGroup], scope: Scope, period: Period | None) -> int:
+    """From each company's first day of use (``first_use``) where it is trusted, the
+    companies a marker names counted live; everything live past too many markers."""
     if not groups:
-        return 0, 0
+        return 0
     if period is not None and scope.kind in ("all", "province", "institute"):
         ids = [i for g in groups for i in g.institute_ids]
         stored = first_use.stored_new(period.start, period.end, scope.kind, ids)
         if stored is not None:
             new, untrusted = stored
-            served = _served_count(groups, scope)
             for chunk in first_use.chunks(untrusted):
                 new += _live_sme_counts(groups, scope, chunk)[1]
-            return served, new
-    return _live_sme_counts(groups, scope)
+            return new
+    return _live_sme_counts(groups, scope)[1]
 
 
-def _served_count(groups: list[ZoneGroup], scope: Scope) -> int:
-    served = _per_group(
+def _served_and_shared(groups: list[ZoneGroup], scope: Scope) -> tuple[int, int]:
+    """Distinct companies and distinct instruments with a completed booking in the
+    period, in one pass over the period's completed bookings."""
+    if not groups:
+        return 0, 0
+    used = _per_group(
         groups,
         scope,
         Booking.company_id.label("company_id"),
+        case((Booking.resource_kind == ResourceKind.INSTRUMENT, Booking.resource_id)).label(
+            "instrument_id"
+        ),
         where=Booking.status == BookingStatus.COMPLETED,
     ).subquery()
-    return int(db.session.scalar(select(func.count(func.distinct(served.c.company_id)))) or 0)
+    served, shared = db.session.execute(
+        select(
+            func.count(func.distinct(used.c.company_id)),
+            func.count(func.distinct(used.c.instrument_id)),
+        )
+    ).one()
+    return int(served or 0), int(shared or 0)
 
 
 def _live_sme_counts(
     groups: list[ZoneGroup], scope: Scope, companies: list[int] | None = None
 ) -> tuple[int, int]:
-    """``_sme_counts`` from the bookings alone (of ``companies`` only, when given): for
-    each company served, an index probe for an earlier completed booking."""
+    """Distinct SMEs served and new ones, from the bookings alone (of ``companies``
+    only, when given): for each company served, an index probe for an earlier
+    completed booking."""
     completed = Booking.status == BookingStatus.COMPLETED
     if companies is not None:
         completed = and_(completed, Booking.company_id.in_(companies))
@@ -231,25 +286,11 @@ def _median_decision_hours(
     return round(statistics.median(middle), 2)
 
 
-def _shared_instruments(groups: list[ZoneGroup], scope: Scope) -> int:
-    if not groups:
-        return 0
-    used = _per_group(
-        groups,
-        scope,
-        Booking.resource_id.label("resource_id"),
-        where=and_(
-            Booking.status == BookingStatus.COMPLETED,
-            Booking.resource_kind == ResourceKind.INSTRUMENT,
-        ),
-    ).subquery()
-    return int(db.session.scalar(select(func.count(func.distinct(used.c.resource_id)))) or 0)
-
-
 def statistics_for(period: Period, scope: Scope) -> Statistics:
     """The campaign's figures for a period and scope (see the section comment)."""
     groups = zone_groups(period, scope)
-    served, new = _sme_counts(groups, scope, period)
+    served, shared = _served_and_shared(groups, scope)
+    new = _new_smes(groups, scope, period)
     counters: dict[Any, Counters] = {}
     _total_into(period, scope, groups, counters)
     return Statistics(
@@ -257,7 +298,7 @@ def statistics_for(period: Period, scope: Scope) -> Statistics:
         scope=scope,
         counters=counters.get(None, Counters()),
         open_labs=open_lab_count(period, scope),
-        shared_instruments=_shared_instruments(groups, scope),
+        shared_instruments=shared,
         distinct_smes=served,
         new_smes=new,
         median_decision_hours=_median_decision_hours(

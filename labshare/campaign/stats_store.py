@@ -210,7 +210,9 @@ def clean(limit: int | None = None) -> int:
     return len(pairs)
 
 
-def rebuild(start: dt.date | None = None, end: dt.date | None = None) -> int:
+def rebuild(
+    start: dt.date | None = None, end: dt.date | None = None, *, first_days: bool = True
+) -> int:
     """Recompute the local days [start, end) of every institute (all when None) from
     the bookings, and every company's first day of use (``first_use``), in the caller's
     transaction: after a bulk load that bypassed the triggers, or ``flask stats
@@ -243,6 +245,8 @@ def rebuild(start: dt.date | None = None, end: dt.date | None = None) -> int:
             )
             counted += int(getattr(result, "rowcount", 0) or 0)
     # Whole, whatever the range: a first day of use depends on every earlier day, and
-    # the markers of the range are gone.
-    first_use.rebuild()
+    # the markers of the range are gone. ``first_days`` False: the caller does it
+    # before its commit.
+    if first_days:
+        first_use.rebuild()
     return counted
