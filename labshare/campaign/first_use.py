@@ -243,7 +243,9 @@ def differences() -> list[str]:
     """Every stored row that differs from a count over the bookings, for the companies
     no marker makes untrusted (``flask stats check``)."""
     untrusted = affected(markers())
-    tz_of = dict(db.session.execute(select(Institute.id, Institute.timezone)).all())
+    tz_of: dict[int, str] = {
+        int(i): str(z) for i, z in db.session.execute(select(Institute.id, Institute.timezone))
+    }
     expected: dict[tuple[int, int], dt.date] = {}
     for company_id, iid, first in db.session.execute(
         select(Booking.company_id, Booking.institute_id, func.min(Booking.start_at))
