@@ -258,30 +258,28 @@ def _median_decision_hours(
     rows there are, when known (saves a counting pass)."""
     if not groups:
         return None
-    if is_sqlite():
+    sqlite = is_sqlite()
+    if sqlite:
         wait: Any = func.julianday(Booking.decided_at) - func.julianday(Booking.created_at)
+        columns = [Booking.created_at.label("created_at"), Booking.decided_at.label("decided_at")]
     else:
+        # The interval alone: an exact duration, and half the width to sort (the sort
+        # then stays in memory).
         wait = Booking.decided_at - Booking.created_at
+        columns = []
     rows = _per_group(
-        groups,
-        scope,
-        Booking.created_at.label("created_at"),
-        Booking.decided_at.label("decided_at"),
-        wait.label("wait"),
-        where=Booking.decided_at.is_not(None),
+        groups, scope, *columns, wait.label("wait"), where=Booking.decided_at.is_not(None)
     ).subquery()
     if n is None:
         n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
     if n == 0:
         return None
+    pick = (
+        select(rows.c.created_at, rows.c.decided_at) if sqlite else select(rows.c.wait)
+    ).order_by(rows.c.wait)
     middle = [
-        (decided - created).total_seconds() / 3600
-        for created, decided in db.session.execute(
-            select(rows.c.created_at, rows.c.decided_at)
-            .order_by(rows.c.wait)
-            .offset((n - 1) // 2)
-            .limit(1 if n % 2 else 2)
-        )
+        ((row[1] - row[0]) if sqlite else row[0]).total_seconds() / 3600
+        for row in db.session.execute(pick.offset((n - 1) // 2).limit(1 if n % 2 else 2))
     ]
     return round(statistics.median(middle), 2)
 
