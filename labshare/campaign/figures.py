@@ -260,11 +260,12 @@ def _median_decision_hours(
         return None
     sqlite = is_sqlite()
     if sqlite:
+        # SQLite sorts the float wait with the booking's id only (a narrow sort
+        # record), then reads the exact times of the one or two middle bookings.
         wait: Any = func.julianday(Booking.decided_at) - func.julianday(Booking.created_at)
-        columns = [Booking.created_at.label("created_at"), Booking.decided_at.label("decided_at")]
+        columns = [Booking.id.label("id")]
     else:
-        # The interval alone: an exact duration, and half the width to sort (the sort
-        # then stays in memory).
+        # The interval alone: an exact duration, and half the width to sort.
         wait = Booking.decided_at - Booking.created_at
         columns = []
     rows = _per_group(
@@ -274,13 +275,19 @@ def _median_decision_hours(
         n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
     if n == 0:
         return None
-    pick = (
-        select(rows.c.created_at, rows.c.decided_at) if sqlite else select(rows.c.wait)
-    ).order_by(rows.c.wait)
-    middle = [
-        ((row[1] - row[0]) if sqlite else row[0]).total_seconds() / 3600
-        for row in db.session.execute(pick.offset((n - 1) // 2).limit(1 if n % 2 else 2))
-    ]
+    pick = (select(rows.c.id) if sqlite else select(rows.c.wait)).order_by(rows.c.wait)
+    found = list(db.session.scalars(pick.offset((n - 1) // 2).limit(1 if n % 2 else 2)))
+    if sqlite:
+        times = {
+            i: (decided - created)
+            for i, created, decided in db.session.execute(
+                select(Booking.id, Booking.created_at, Booking.decided_at).where(
+                    Booking.id.in_(found)
+                )
+            )
+        }
+        found = [times[i] for i in found]
+    middle = [w.total_seconds() / 3600 for w in found]
     return round(statistics.median(middle), 2)
 
 
