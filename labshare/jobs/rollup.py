@@ -19,7 +19,7 @@ from labshare.database import is_sqlite
 from labshare.extensions import db
 
 #: The tables the statistics read.
-STATS_TABLES = ("booking", "usage_record", "stats_daily", "stats_dirty")
+STATS_TABLES = ("booking", "usage_record", "stats_daily", "stats_dirty", "stats_first_use")
 
 
 def rollup() -> dict[str, Any]:
