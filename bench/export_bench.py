@@ -28,7 +28,7 @@ def child(url: str, fmt: str, start: str, end: str, out: str) -> None:
     from config import DevelopmentConfig
     from labshare import create_app
     from labshare.campaign import export
-    from labshare.campaign.stats import Period, Scope
+    from labshare.campaign.periods import Period, Scope
 
     app = create_app(
         DevelopmentConfig,

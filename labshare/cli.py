@@ -13,7 +13,9 @@ from sqlalchemy import select
 
 from labshare.accounts.accounts import create_user
 from labshare.accounts.credit_code import CreditCodeError, validate_credit_code
-from labshare.campaign import stats, stats_store
+from labshare.campaign import check, first_use, stats_store
+from labshare.campaign.periods import Period, Scope
+from labshare.campaign.stored import total_counters
 from labshare.database import begin_write
 from labshare.demo.seed import demo_data_present, seed_demo
 from labshare.errors import ValidationFailed
@@ -170,17 +172,17 @@ def _day_option(value: str | None, option: str) -> dt.date | None:
         raise _bad(option, _("%(field)s must be a date as YYYY-MM-DD.", field=option)) from None
 
 
-def _stats_range(start: str | None, end: str | None) -> list[stats.Period] | None:
+def _stats_range(start: str | None, end: str | None) -> list[Period] | None:
     first, last = _day_option(start, "--from"), _day_option(end, "--to")
     if first is not None and last is not None and last <= first:
         raise _bad("--to", _("--to must be after --from."))
-    known = stats.booking_days()
+    known = check.booking_days()
     if known is None and (first is None or last is None):
         return None
     first = first or known[0] if known else first
     last = last or known[1] if known else last
     assert first is not None and last is not None
-    return stats.month_pieces(first, last)
+    return check.month_pieces(first, last)
 
 
 @click.group("stats")
@@ -201,8 +203,11 @@ def stats_check_command(start: str | None, end: str | None) -> None:
     found: list[str] = []
     with click.progressbar(months, label="Months", file=None) as bar:
         for period in bar:
-            found += stats.differences(period)
+            found += check.differences(period)
             db.session.rollback()
+    # Each company's first day of use (new SMEs) depends on all of history: checked whole.
+    found += first_use.differences()
+    db.session.rollback()
     for line in found:
         click.echo(line)
     if found:
@@ -216,7 +221,8 @@ def stats_check_command(start: str | None, end: str | None) -> None:
 @click.option("--to", "end", default=None, help="day after the last, YYYY-MM-DD")
 def stats_rebuild_command(start: str | None, end: str | None) -> None:
     """Recompute the stored daily counters (stats_daily) from the bookings, month by
-    month, then refresh the planner statistics. Never needed for right figures (days
+    month, and every company's first day of use (stats_first_use), in one transaction,
+    then refresh the planner statistics. Never needed for right figures (days
     the triggers marked are counted live until the rollup job cleans them); for a
     bulk load that bypassed the triggers."""
     months = _stats_range(start, end)
@@ -225,16 +231,19 @@ def stats_rebuild_command(start: str | None, end: str | None) -> None:
         return
     rows = 0
     lines = []
+    # One transaction: the markers a month's rebuild removes are what keeps the first
+    # days of use of their companies counted live, so those are rebuilt before any
+    # commit.
     with click.progressbar(months, label="Months", file=None) as bar:
         for period in bar:
-            rows += stats_store.rebuild(period.start, period.end)
-            db.session.commit()
-            c = stats.total_counters(period, stats.Scope.everything())
+            rows += stats_store.rebuild(period.start, period.end, first_days=False)
+            c = total_counters(period, Scope.everything())
             lines.append(
                 f"{period.label()}: {c['bookings_total']} bookings, {c['completed']} completed, "
                 f"{c.usage_hours} usage hours"
             )
-            db.session.rollback()
+    first_use.rebuild()
+    db.session.commit()
     rollup()
     db.session.commit()
     for line in lines:

@@ -10,12 +10,6 @@ LIMIT = 500
 #: Modules still over the limit while they are being split; this list only shrinks.
 BEING_SPLIT = {
     "api/catalogue_routes.py",
-    "booking/booking_path.py",
-    "booking/bookings.py",
-    "booking/policies/recurrence.py",
-    "booking/policies/waitlist.py",
-    "campaign/export.py",
-    "campaign/stats.py",
     "catalogue/catalogue_admin.py",
 }
 
@@ -33,5 +27,5 @@ def test_no_module_is_over_the_limit() -> None:
     assert too_long == {}
 
 
-def test_the_list_of_modules_being_split_names_real_modules() -> None:
-    assert all((ROOT / name).is_file() for name in BEING_SPLIT)
+def test_the_list_of_modules_being_split_names_real_modules_still_too_long() -> None:
+    assert all((ROOT / name).is_file() and _lines(ROOT / name) > LIMIT for name in BEING_SPLIT)

@@ -15,6 +15,7 @@ from labshare.api.registry import QueryModel, ResponseModel, endpoint
 from labshare.api.schemas import InstituteRef
 from labshare.api.serialize import institute_ref, money
 from labshare.campaign import export
+from labshare.campaign.counters import SERVICE_FIELDS
 from labshare.models import Role, User
 from labshare.ops import storage
 from labshare.orders.export import iter_orders_csv
@@ -115,7 +116,7 @@ def usage_report(user: User, query: UsageReportQuery) -> Any:
             "usage_hours": c.usage_hours,
             "distinct_smes": figures.distinct_smes,
             "new_smes": figures.new_smes,
-            "person_times": {s: int(c[s]) for s in export.stats.SERVICE_FIELDS},
+            "person_times": {s: int(c[s]) for s in SERVICE_FIELDS},
             "problems_solved": c["problems_solved"],
             "fees_charged": money(c.fees_charged),
             "fees_waived": money(c["fees_waived"]),

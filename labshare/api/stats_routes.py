@@ -12,7 +12,8 @@ from labshare.api import bp
 from labshare.api.registry import endpoint
 from labshare.api.schemas import CampaignStatsOut, StatsQuery
 from labshare.api.serialize import institute_ref, money
-from labshare.campaign.stats import NATIONAL_ZONE, campaign_totals
+from labshare.campaign.figures import campaign_totals
+from labshare.campaign.periods import NATIONAL_ZONE
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import Institute, Role, User

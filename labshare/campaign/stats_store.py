@@ -6,7 +6,7 @@ and ``institute`` (its time zone; migration 0011) add a ``stats_dirty`` row
 (resource, UTC day, institute) in the same transaction as any change that could move
 a figure. A stored local day is used only while no marker of its institute names the
 UTC day before, on or after it (a local day lies within those three UTC days in any
-zone); otherwise ``services/stats.py`` counts it live. So the figures are the same
+zone); otherwise ``campaign/stored.py`` counts it live. So the figures are the same
 whether ``clean`` ever ran or not; ``clean`` (the ``rollup`` job) only makes them
 cheaper to read.
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from labshare.campaign import first_use
 from labshare.database import is_sqlite
 from labshare.extensions import db
 from labshare.models import STATS_DAILY_COUNTS, Booking
@@ -34,7 +35,7 @@ ONE_DAY = dt.timedelta(days=1)
 
 def _counts_sql() -> str:
     """stats_daily's counter columns over ``booking b LEFT JOIN usage_record u``,
-    counted as ``services/stats.py`` counts."""
+    counted as ``campaign/counters.py`` counts."""
     if is_sqlite():
         minutes = (
             "CAST(ROUND((julianday(u.checked_out_at) - julianday(u.checked_in_at)) "
@@ -191,6 +192,8 @@ def clean_pair(institute_id: int, day: dt.date) -> None:
             ),
             {**p, "lo": _midnight(local, tz), "hi": _midnight(local + ONE_DAY, tz)},
         )
+    # The companies of this marker: their first day of use (new SMEs).
+    first_use.refresh(institute_id, day, tz)
 
 
 def clean(limit: int | None = None) -> int:
@@ -207,10 +210,13 @@ def clean(limit: int | None = None) -> int:
     return len(pairs)
 
 
-def rebuild(start: dt.date | None = None, end: dt.date | None = None) -> int:
+def rebuild(
+    start: dt.date | None = None, end: dt.date | None = None, *, first_days: bool = True
+) -> int:
     """Recompute the local days [start, end) of every institute (all when None) from
-    the bookings, in the caller's transaction: after a bulk load that bypassed the
-    triggers, or ``flask stats rebuild``. Markers whose three local days all lie in
+    the bookings, and every company's first day of use (``first_use``), in the caller's
+    transaction: after a bulk load that bypassed the triggers, or ``flask stats
+    rebuild``. Markers whose three local days all lie in
     the range go. How many rows were written."""
     bounds = db.session.execute(
         select(func.min(Booking.start_at), func.max(Booking.start_at))
@@ -238,4 +244,9 @@ def rebuild(start: dt.date | None = None, end: dt.date | None = None) -> int:
                 {"lo": s, "hi": e},
             )
             counted += int(getattr(result, "rowcount", 0) or 0)
+    # Whole, whatever the range: a first day of use depends on every earlier day, and
+    # the markers of the range are gone. ``first_days`` False: the caller does it
+    # before its commit.
+    if first_days:
+        first_use.rebuild()
     return counted

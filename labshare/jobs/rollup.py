@@ -2,7 +2,7 @@
 
 ``stats_daily`` keeps the campaign counters per institute and UTC day; triggers mark
 a (resource, UTC day) dirty in the same transaction as any change of a booking or
-usage record, and the figures count dirty days live (``campaign/stats.py``), so they
+usage record, and the figures count dirty days live (``campaign/stored.py``), so they
 are right whether this job ever runs or not: it only makes them cheaper to read. It
 recomputes each dirty (institute, day) in its own transaction (so a writer waits at
 most for one day's count), then refreshes the planner's statistics.
@@ -19,7 +19,7 @@ from labshare.database import is_sqlite
 from labshare.extensions import db
 
 #: The tables the statistics read.
-STATS_TABLES = ("booking", "usage_record", "stats_daily", "stats_dirty")
+STATS_TABLES = ("booking", "usage_record", "stats_daily", "stats_dirty", "stats_first_use")
 
 
 def rollup() -> dict[str, Any]:

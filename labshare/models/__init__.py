@@ -41,12 +41,19 @@ from labshare.models.search_doc import SearchDoc
 from labshare.models.service_offering import ServiceOffering
 from labshare.models.service_order import ServiceOrder
 from labshare.models.service_order_item import ServiceOrderItem
-from labshare.models.stats_daily import STATS_DAILY_COUNTS, StatsDaily, StatsDirty
+from labshare.models.stats_daily import (
+    ANY_INSTITUTE,
+    STATS_DAILY_COUNTS,
+    StatsDaily,
+    StatsDirty,
+    StatsFirstUse,
+)
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
 from labshare.models.waitlist import OPEN_WAITLIST_STATUSES, WaitlistEntry, WaitlistStatus
 
 __all__ = [
+    "ANY_INSTITUTE",
     "DEFAULT_RULES",
     "HOLDING_STATUSES",
     "OPEN_WAITLIST_STATUSES",
@@ -93,6 +100,7 @@ __all__ = [
     "ServiceType",
     "StatsDaily",
     "StatsDirty",
+    "StatsFirstUse",
     "UTCDateTime",
     "UsageRecord",
     "User",

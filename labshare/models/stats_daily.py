@@ -76,3 +76,26 @@ class StatsDirty(Base):
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     institute_id: Mapped[int]
     n: Mapped[int] = mapped_column(default=1)
+
+
+#: ``stats_first_use.institute_id`` of a company's first day at any institute.
+ANY_INSTITUTE = 0
+
+
+class StatsFirstUse(Base):
+    """The first local day (its institute's zone) on which a company had a completed
+    booking at an institute, and (``institute_id`` = ``ANY_INSTITUTE``) the least of
+    those over every institute: new SMEs become a range count. Kept like
+    ``stats_daily``: recomputed by the ``rollup`` job for the companies of a dirty
+    day, and only trusted for a company no ``stats_dirty`` marker names
+    (``campaign/first_use.py``)."""
+
+    __tablename__ = "stats_first_use"
+    __table_args__ = (
+        Index("ix_stats_first_use_institute_day", "institute_id", "day", "company_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    company_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    institute_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    day: Mapped[dt.date] = mapped_column(Date)

@@ -13,7 +13,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from labshare.campaign.stats import Period, Scope, zone_groups
+from labshare.campaign.periods import Period, Scope, zone_groups
 from labshare.extensions import db
 from labshare.labels import label
 from labshare.models import Company, Institute, ServiceOrder, ServiceOrderItem

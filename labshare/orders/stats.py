@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, true
 
-from labshare.campaign.stats import Period, Scope, zone_groups
+from labshare.campaign.periods import Period, Scope, zone_groups
 from labshare.extensions import db
 from labshare.models import ServiceOrder, ServiceOrderItem
 from labshare.orders.lifecycle import FINISHED

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from flask_babel import force_locale
 
-from labshare.campaign import export, stats
+from labshare.campaign import export, stats, xlsx
 from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.models import BookingStatus, Role, ServiceType, UsageRecord
@@ -262,7 +262,7 @@ def test_xlsx_failure_mid_detail_stops_the_writer_thread(
                 raise RuntimeError("connection lost")
             yield row
 
-    monkeypatch.setattr(export, "booking_rows", failing)
+    monkeypatch.setattr(xlsx, "booking_rows", failing)
     before = threading.active_count()
     with force_locale("en"), pytest.raises(RuntimeError, match="connection lost"):
         export.write_xlsx(io.BytesIO(), Period.month(MONTH), Scope.everything())

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from labshare.campaign import stats
+from labshare.campaign import check as stats
 from labshare.extensions import db
 from labshare.models import BookingStatus
 from tests import factories

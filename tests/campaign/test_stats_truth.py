@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from labshare.campaign import export, stats, stats_store
+from labshare.campaign import export, first_use, stats, stats_store
 from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.jobs import run_job
@@ -374,6 +374,9 @@ def _check(w: dict[str, Any], period: Period, kind: str, n: int) -> None:
         {r["resource"] for r in inside if r["instrument"] and r["status"] == "completed"}
     )
     assert figures.open_labs == _open_labs(w, period, kind, target)
+    # The stored first days of use agree with the bookings for every company no marker
+    # leaves to be counted live.
+    assert first_use.differences() == []
 
     def values(got: dict[Any, stats.Counters]) -> dict[Any, dict[str, Any]]:
         return {k: c.values for k, c in got.items() if c["bookings_total"]}

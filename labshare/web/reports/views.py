@@ -12,8 +12,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from labshare.campaign import export, stats
-from labshare.campaign.stats import Counters, Period, Scope
+from labshare.campaign import export
+from labshare.campaign.counters import Counters
+from labshare.campaign.periods import NATIONAL_ZONE, Period, Scope
+from labshare.campaign.trend import monthly_trend
+from labshare.campaign.utilisation import utilisation
 from labshare.extensions import db
 from labshare.labels import label
 from labshare.models import Field, Institute, ResourceKind, Role
@@ -38,7 +41,7 @@ def _period() -> Period:
     month = request.args.get("month", "").strip()
     if month:
         return export.parse_month(month)
-    today = to_local(utcnow(), stats.NATIONAL_ZONE).date()
+    today = to_local(utcnow(), NATIONAL_ZONE).date()
     return Period.month(today.strftime("%Y-%m"))
 
 
@@ -53,8 +56,8 @@ def index() -> str:
     period = _period()
     scope, institute, province = _scope()
     report = export.build_report(period, scope)
-    util = stats.utilisation(period, scope, report.resources)
-    trend = stats.monthly_trend(period.start.strftime("%Y-%m"), scope, months=12)
+    util = utilisation(period, scope, report.resources)
+    trend = monthly_trend(period.start.strftime("%Y-%m"), scope, months=12)
     by_field: dict[str, Counters] = defaultdict(Counters)
     by_province: dict[str, Counters] = defaultdict(Counters)
     for rid, c in report.by_resource.items():
