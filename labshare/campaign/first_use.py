@@ -155,7 +155,7 @@ def refresh(institute_id: int, day: dt.date, tz: str | None) -> None:
 
 def rebuild() -> None:
     """Recompute the whole table from the bookings, in the caller's transaction."""
-    from labshare.campaign.stats_store import _midnight, _offset_spans, _shifted_day, _zones
+    from labshare.campaign.local_days import _midnight, _offset_spans, _shifted_day, _zones
 
     db.session.execute(delete(StatsFirstUse))
     completed = Booking.status == BookingStatus.COMPLETED
