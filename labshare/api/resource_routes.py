@@ -18,6 +18,7 @@ from labshare.catalogue.search import (
     AVAILABILITY_SCAN_LIMIT,
     COUNT_LIMIT,
     FACETS,
+    FREE_WEEK_LIMIT,
     ResourceFilters,
     search_resources,
 )
@@ -44,7 +45,7 @@ def load_resource(resource_id: int) -> Resource:
         "range covers the value, converting units (8000 kPa finds a 0-10 MPa calibrator). "
         "available_from/available_to keep the resources with at least one bookable slot "
         f"in the window; that filter examines at most the first {AVAILABILITY_SCAN_LIMIT} "
-        "resources matching the other filters (in id order), and then sets the response "
+        "resources matching the other filters (in rank order), and then sets the response "
         "header X-Availability-Truncated: true. Retired resources are not listed. "
         "A text search is ranked: exact name, then name or model, then measurand, then "
         "the rest; a capability search puts the narrowest covering range first. q finds "
@@ -64,7 +65,7 @@ def load_resource(resource_id: int) -> Resource:
         "facets": {
             "type": "object",
             "description": "with facets=true: counts of the matches by field, kind, "
-            "province and institute, largest first",
+            "province and institute, largest first, and free_this_week",
             "additionalProperties": False,
             "properties": {
                 name: {
@@ -81,6 +82,27 @@ def load_resource(resource_id: int) -> Resource:
                     },
                 }
                 for name in FACETS
+            }
+            | {
+                "free_this_week": {
+                    "type": "array",
+                    "maxItems": 1,
+                    "description": "the matches with a free slot of duration minutes (else "
+                    "their minimum booking) from now to the end of the week in their "
+                    f"institute's zone, counted over the first {FREE_WEEK_LIMIT} available "
+                    "matches in rank order; beyond, count_exact: false; empty when none",
+                    "items": {
+                        "type": "object",
+                        "required": ["value", "label", "count"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "value": {"type": "string", "enum": ["true"]},
+                            "label": {"type": "string"},
+                            "count": {"type": "integer", "minimum": 1},
+                            "count_exact": {"type": "boolean", "enum": [False]},
+                        },
+                    },
+                }
             },
         },
     },
@@ -97,6 +119,7 @@ def list_resources(query: ResourceQuery) -> Any:
         unit=query.unit,
         available_from=query.available_from,
         available_to=query.available_to,
+        duration=query.duration,
         near_province=query.near,
     )
     result = search_resources(
