@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask_babel import gettext as _
 
 from labshare.api import bp
@@ -14,6 +14,7 @@ from labshare.api.serialize import bundle_json, page_json, resource_json
 from labshare.booking.calendar_cache import calendar_document
 from labshare.booking.policies import quotas  # booking policies
 from labshare.booking.rules import effective_rules
+from labshare.catalogue import search_cache
 from labshare.catalogue.search import (
     AVAILABILITY_SCAN_LIMIT,
     COUNT_LIMIT,
@@ -108,6 +109,19 @@ def load_resource(resource_id: int) -> Resource:
     },
 )
 def list_resources(query: ResourceQuery) -> Any:
+    # Without a window or facets the answer depends on the catalogue alone: kept per
+    # process while catalogue_version stays (labshare/catalogue/search_cache.py).
+    store = None
+    key: tuple[Any, ...] = ()
+    version = None
+    if query.available_from is None and query.available_to is None and not query.facets:
+        store = search_cache.cache()
+    if store is not None:
+        version = search_cache.version()
+        key = tuple(sorted(query.model_dump(exclude_none=True).items()))
+        hit = store.get(key, version) if version is not None else None
+        if hit is not None:
+            return _json_response(hit.body, hit.truncated)
     filters = ResourceFilters(
         q=query.q,
         kind=query.kind,
@@ -132,7 +146,16 @@ def list_resources(query: ResourceQuery) -> Any:
     if result.facets is not None:
         body["facets"] = result.facets
     response = jsonify(body)
+    if store is not None and version is not None:
+        store.put(key, search_cache.Entry(version, response.get_data(), result.truncated))
     if result.truncated:
+        response.headers["X-Availability-Truncated"] = "true"
+    return response
+
+
+def _json_response(body: bytes, truncated: bool) -> Response:
+    response = current_app.response_class(body, mimetype="application/json")
+    if truncated:
         response.headers["X-Availability-Truncated"] = "true"
     return response
 

@@ -186,7 +186,11 @@ def _utc(value: dt.datetime | str) -> dt.datetime:
 
 
 def free_spans(
-    resource: Resource, cal: Calendars, start: dt.datetime, end: dt.datetime
+    resource: Resource,
+    cal: Calendars,
+    start: dt.datetime,
+    end: dt.datetime,
+    opened: dict[tuple[int, str, dt.datetime, dt.datetime], list[Span]] | None = None,
 ) -> list[Span]:
     """``availability(resource, start, end).free`` from prefetched calendars: the
     window minus everything ``availability_of`` paints busy (the reasons' order
@@ -201,7 +205,15 @@ def free_spans(
             busy.append((max(start, cutoff), end))
     for rid in scope_ids(resource):
         busy += cal.closed.get(rid, [])
-    opening = opening_spans(cal.periods.get(lab_id_of(resource), []), tz, start, end)
+    lab_id = lab_id_of(resource)
+    # The instruments of one lab share its opening hours: worked out once per lab
+    # and window (the local-time arithmetic was most of the filter's time).
+    memo_key = (lab_id, tz, start, end)
+    opening = opened.get(memo_key) if opened is not None else None
+    if opening is None:
+        opening = opening_spans(cal.periods.get(lab_id, []), tz, start, end)
+        if opened is not None:
+            opened[memo_key] = opening
     busy += subtract([(start, end)], opening)
     busy += saturated(cal.held.get(resource.id, []), capacity_of(resource))
     return subtract([(start, end)], merge(clip(busy, start, end)))
@@ -230,11 +242,12 @@ def free_in(
         max(span[1] for span, _ in asked.values()),
     )
     out: list[Resource] = []
+    opened: dict[tuple[int, str, dt.datetime, dt.datetime], list[Span]] = {}
     for r in resources:
         if r.id not in asked:
             continue
         (start, end), length = asked[r.id]
-        free = free_spans(r, cal, start, end)
+        free = free_spans(r, cal, start, end, opened)
         if _fits(free, rules[r.id].slot_minutes, length, institute_zone(r)):
             out.append(r)
     return out
