@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Integer, cast, literal, null, select, union_all
 
@@ -190,7 +191,7 @@ def free_spans(
     cal: Calendars,
     start: dt.datetime,
     end: dt.datetime,
-    opened: dict[tuple[int, str, dt.datetime, dt.datetime], list[Span]] | None = None,
+    opened: dict[tuple[Any, ...], list[Span]] | None = None,
 ) -> list[Span]:
     """``availability(resource, start, end).free`` from prefetched calendars: the
     window minus everything ``availability_of`` paints busy (the reasons' order
@@ -205,13 +206,14 @@ def free_spans(
             busy.append((max(start, cutoff), end))
     for rid in scope_ids(resource):
         busy += cal.closed.get(rid, [])
-    lab_id = lab_id_of(resource)
-    # The instruments of one lab share its opening hours: worked out once per lab
-    # and window (the local-time arithmetic was most of the filter's time).
-    memo_key = (lab_id, tz, start, end)
+    periods = cal.periods.get(lab_id_of(resource), [])
+    # Labs with the same hours in the same zone (most keep office hours) share their
+    # opening spans: worked out once per request and window, as the local-time
+    # arithmetic was most of the filter's time.
+    memo_key = (tz, start, end, *sorted(periods))
     opening = opened.get(memo_key) if opened is not None else None
     if opening is None:
-        opening = opening_spans(cal.periods.get(lab_id, []), tz, start, end)
+        opening = opening_spans(periods, tz, start, end)
         if opened is not None:
             opened[memo_key] = opening
     busy += subtract([(start, end)], opening)
@@ -242,7 +244,7 @@ def free_in(
         max(span[1] for span, _ in asked.values()),
     )
     out: list[Resource] = []
-    opened: dict[tuple[int, str, dt.datetime, dt.datetime], list[Span]] = {}
+    opened: dict[tuple[Any, ...], list[Span]] = {}
     for r in resources:
         if r.id not in asked:
             continue
