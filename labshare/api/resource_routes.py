@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask_babel import gettext as _
 
 from labshare.api import bp
@@ -14,10 +14,12 @@ from labshare.api.serialize import bundle_json, page_json, resource_json
 from labshare.booking.calendar_cache import calendar_document
 from labshare.booking.policies import quotas  # booking policies
 from labshare.booking.rules import effective_rules
+from labshare.catalogue import search_cache
 from labshare.catalogue.search import (
     AVAILABILITY_SCAN_LIMIT,
     COUNT_LIMIT,
     FACETS,
+    FREE_WEEK_LIMIT,
     ResourceFilters,
     search_resources,
 )
@@ -44,7 +46,7 @@ def load_resource(resource_id: int) -> Resource:
         "range covers the value, converting units (8000 kPa finds a 0-10 MPa calibrator). "
         "available_from/available_to keep the resources with at least one bookable slot "
         f"in the window; that filter examines at most the first {AVAILABILITY_SCAN_LIMIT} "
-        "resources matching the other filters (in id order), and then sets the response "
+        "resources matching the other filters (in rank order), and then sets the response "
         "header X-Availability-Truncated: true. Retired resources are not listed. "
         "A text search is ranked: exact name, then name or model, then measurand, then "
         "the rest; a capability search puts the narrowest covering range first. q finds "
@@ -64,7 +66,7 @@ def load_resource(resource_id: int) -> Resource:
         "facets": {
             "type": "object",
             "description": "with facets=true: counts of the matches by field, kind, "
-            "province and institute, largest first",
+            "province and institute, largest first, and free_this_week",
             "additionalProperties": False,
             "properties": {
                 name: {
@@ -81,11 +83,45 @@ def load_resource(resource_id: int) -> Resource:
                     },
                 }
                 for name in FACETS
+            }
+            | {
+                "free_this_week": {
+                    "type": "array",
+                    "maxItems": 1,
+                    "description": "the matches with a free slot of duration minutes (else "
+                    "their minimum booking) from now to the end of the week in their "
+                    f"institute's zone, counted over the first {FREE_WEEK_LIMIT} available "
+                    "matches in rank order; beyond, count_exact: false; empty when none",
+                    "items": {
+                        "type": "object",
+                        "required": ["value", "label", "count"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "value": {"type": "string", "enum": ["true"]},
+                            "label": {"type": "string"},
+                            "count": {"type": "integer", "minimum": 1},
+                            "count_exact": {"type": "boolean", "enum": [False]},
+                        },
+                    },
+                }
             },
         },
     },
 )
 def list_resources(query: ResourceQuery) -> Any:
+    # Without a window or facets the answer depends on the catalogue alone: kept per
+    # process while catalogue_version stays (labshare/catalogue/search_cache.py).
+    store = None
+    key: tuple[Any, ...] = ()
+    version = None
+    if query.available_from is None and query.available_to is None and not query.facets:
+        store = search_cache.cache()
+    if store is not None:
+        version = search_cache.version()
+        key = tuple(sorted(query.model_dump(exclude_none=True).items()))
+        hit = store.get(key, version) if version is not None else None
+        if hit is not None:
+            return _json_response(hit.body, hit.truncated)
     filters = ResourceFilters(
         q=query.q,
         kind=query.kind,
@@ -97,6 +133,7 @@ def list_resources(query: ResourceQuery) -> Any:
         unit=query.unit,
         available_from=query.available_from,
         available_to=query.available_to,
+        duration=query.duration,
         near_province=query.near,
     )
     result = search_resources(
@@ -109,7 +146,16 @@ def list_resources(query: ResourceQuery) -> Any:
     if result.facets is not None:
         body["facets"] = result.facets
     response = jsonify(body)
+    if store is not None and version is not None:
+        store.put(key, search_cache.Entry(version, response.get_data(), result.truncated))
     if result.truncated:
+        response.headers["X-Availability-Truncated"] = "true"
+    return response
+
+
+def _json_response(body: bytes, truncated: bool) -> Response:
+    response = current_app.response_class(body, mimetype="application/json")
+    if truncated:
         response.headers["X-Availability-Truncated"] = "true"
     return response
 

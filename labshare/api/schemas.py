@@ -57,9 +57,17 @@ class ResourceQuery(PageQuery):
         None,
         description="with available_to: only resources with a free slot in this window "
         "(at most 31 days). Examines at most the first 200 resources matching the other "
-        "filters, in id order; narrow the search to see further.",
+        "filters, in rank order; narrow the search to see further.",
     )
     available_to: AwareTime | None = None
+    duration: int | None = Field(
+        None,
+        ge=1,
+        le=31 * 24 * 60,
+        description="minutes the free slot must last, rounded up to each resource's slot "
+        "grid: with available_from/available_to, and for the free_this_week facet "
+        "(default: each resource's minimum booking)",
+    )
     near: str | None = Field(
         None,
         max_length=6,
@@ -69,7 +77,7 @@ class ResourceQuery(PageQuery):
     facets: bool = Field(
         False,
         description="also return, under facets, the counts of the matches by field, kind, "
-        "province and institute",
+        "province and institute, and how many are free this week (free_this_week)",
     )
 
 

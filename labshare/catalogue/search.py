@@ -23,7 +23,6 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     String,
     and_,
     case,
@@ -37,48 +36,28 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import contains_eager, noload, with_polymorphic
 
-from labshare.booking.availability import (
-    MAX_WINDOW,
-    OpeningPeriods,
-    availability,
-    capacity_of,
-    saturated,
-)
-from labshare.booking.rules import (
-    DEFAULT,
-    MAX_BOOKING_SPAN,
-    Rules,
-    Span,
-    clip,
-    institute_zone,
-    lab_id_of,
-    local_midnight_after,
-    merge,
-    opening_spans,
-    scope_ids,
-    subtract,
-)
+from labshare.booking.availability import MAX_WINDOW
+from labshare.booking.rules import DEFAULT, Rules, scope_ids
 from labshare.catalogue import capability, search_index
+from labshare.catalogue.free_time import (
+    AVAILABILITY_SCAN_LIMIT,
+    free_this_week,
+    with_free_slot,
+)
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
-    HOLDING_STATUSES,
-    Booking,
     BookingRules,
-    Closure,
     Field,
     Institute,
     Instrument,
     Lab,
-    OpeningPeriod,
     Resource,
     ResourceKind,
     ResourceStatus,
     SearchDoc,
 )
-from labshare.timeutil import utcnow, zone
 
-AVAILABILITY_SCAN_LIMIT = 200
 MAX_TERMS = 5
 
 
@@ -94,6 +73,9 @@ class ResourceFilters:
     unit: str | None = None
     available_from: dt.datetime | None = None
     available_to: dt.datetime | None = None
+    #: Minutes the free slot must last (the window filter and the week facet);
+    #: None: the resource's minimum booking.
+    duration: int | None = None
     #: The searcher's province (GB/T 2260 code or name): breaks ties in its favour.
     near_province: str | None = None
 
@@ -102,6 +84,8 @@ class ResourceFilters:
 COUNT_LIMIT = 1000
 #: The facets of a search: name → (column, label column).
 FACETS = ("field", "kind", "province", "institute")
+#: Beyond this many examined candidates the "free this week" count stops.
+FREE_WEEK_LIMIT = AVAILABILITY_SCAN_LIMIT
 
 
 @dataclass(frozen=True)
@@ -156,8 +140,15 @@ def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
     return [Resource.kind == ResourceKind.INSTRUMENT, _instrument_ids(*match)]
 
 
-def _window(f: ResourceFilters) -> tuple[dt.datetime, dt.datetime] | None:
+def _window(f: ResourceFilters, facets: bool) -> tuple[dt.datetime, dt.datetime] | None:
+    if f.duration is not None and f.duration < 1:
+        raise ValidationFailed(_l("The free time must last at least a minute."), field="duration")
     if f.available_from is None and f.available_to is None:
+        if f.duration is not None and not facets:
+            raise ValidationFailed(
+                _l("Give the window (available_from, available_to) of the free time."),
+                field="duration",
+            )
         return None
     if f.available_from is None:
         raise ValidationFailed(_l("Give the start of the window too."), field="available_from")
@@ -167,6 +158,12 @@ def _window(f: ResourceFilters) -> tuple[dt.datetime, dt.datetime] | None:
         raise ValidationFailed(_l("The window must end after it starts."), field="available_to")
     if f.available_to - f.available_from > MAX_WINDOW:
         raise ValidationFailed(_l("The window may span at most 31 days."), field="available_to")
+    if f.duration is not None and dt.timedelta(minutes=f.duration) > (
+        f.available_to - f.available_from
+    ):
+        raise ValidationFailed(
+            _l("The free time asked for is longer than the window."), field="duration"
+        )
     return f.available_from, f.available_to
 
 
@@ -299,132 +296,6 @@ def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
     return out
 
 
-def _grid_start(value: dt.datetime, slot_minutes: int, tz: str) -> dt.datetime:
-    """The first instant at or after ``value`` on the resource's slot grid."""
-    local = value.astimezone(zone(tz))
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    minutes = (local - midnight).total_seconds() / 60
-    steps = -(-minutes // slot_minutes)  # ceiling
-    return (midnight + dt.timedelta(minutes=steps * slot_minutes)).astimezone(dt.UTC)
-
-
-def _fits(free: Sequence[Span], rules: Rules, tz: str) -> bool:
-    """Whether a booking of the minimum length fits on the grid in one of ``free``."""
-    need = dt.timedelta(minutes=rules.min_minutes)
-    for s, e in free:
-        begin = _grid_start(s, rules.slot_minutes, tz)
-        if begin + need <= e:
-            return True
-    return False
-
-
-def _bookable(rules: Rules, start: dt.datetime, end: dt.datetime) -> Span | None:
-    """[start, end) cut to the lead time and horizon; None when nothing is left."""
-    now = utcnow()
-    start = max(start, now + dt.timedelta(hours=rules.lead_time_hours))
-    end = min(end, now + dt.timedelta(days=rules.horizon_days))
-    return (start, end) if start < end else None
-
-
-def has_free_slot(resource: Resource, rules: Rules, start: dt.datetime, end: dt.datetime) -> bool:
-    """Whether a booking of the minimum length fits on the grid somewhere in
-    [start, end), within the lead time and horizon."""
-    span = _bookable(rules, start, end)
-    if span is None:
-        return False
-    free = [(i.start, i.end) for i in availability(resource, *span).free]
-    return _fits(free, rules, institute_zone(resource))
-
-
-@dataclass
-class _Calendars:
-    """Bookings, closures and opening periods of many resources over one window."""
-
-    held: dict[int, list[Span]]  # by resource id
-    closed: dict[int, list[Span]]  # by resource id (closures of labs too)
-    periods: dict[int, OpeningPeriods]  # by lab id
-
-
-def _calendars(resources: Sequence[Resource], start: dt.datetime, end: dt.datetime) -> _Calendars:
-    """Two queries for all of ``resources``: their holding bookings and the closures
-    of them and their labs (one UNION ALL, the same conditions as
-    ``availability``), and their labs' opening periods."""
-    ids = [r.id for r in resources]
-    lab_ids = sorted({lab_id_of(r) for r in resources})
-    out = _Calendars(held={}, closed={}, periods={})
-    if not ids:
-        return out
-    rows = db.session.execute(
-        union_all(
-            select(
-                literal(0, Integer).label("k"),
-                Booking.resource_id,
-                Booking.start_at,
-                Booking.end_at,
-            ).where(
-                Booking.resource_id.in_(ids),
-                Booking.start_at < end,
-                Booking.start_at > start - MAX_BOOKING_SPAN,
-                Booking.end_at > start,
-                Booking.status.in_(HOLDING_STATUSES),
-            ),
-            select(
-                literal(1, Integer), Closure.resource_id, Closure.start_at, Closure.end_at
-            ).where(
-                Closure.resource_id.in_(sorted({*ids, *lab_ids})),
-                Closure.start_at < end,
-                Closure.end_at > start,
-            ),
-        )
-    )
-    for k, rid, s, e in rows:
-        (out.closed if k else out.held).setdefault(rid, []).append((s, e))
-    for lab_id, weekday, opens, closes in db.session.execute(
-        select(
-            OpeningPeriod.lab_id, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes
-        ).where(OpeningPeriod.lab_id.in_(lab_ids))
-    ):
-        out.periods.setdefault(lab_id, []).append((int(weekday), opens, closes))
-    return out
-
-
-def _free(resource: Resource, cal: _Calendars, start: dt.datetime, end: dt.datetime) -> list[Span]:
-    """``availability(resource, start, end).free`` from prefetched calendars: the
-    window minus everything ``availability_of`` paints busy (the reasons' order
-    only decides labels, not what is free)."""
-    if resource.status != ResourceStatus.AVAILABLE:
-        return []
-    tz = institute_zone(resource)
-    busy: list[Span] = []
-    if isinstance(resource, Instrument) and resource.calibration_valid_until is not None:
-        cutoff = local_midnight_after(resource.calibration_valid_until, tz)
-        if cutoff < end:
-            busy.append((max(start, cutoff), end))
-    for rid in scope_ids(resource):
-        busy += cal.closed.get(rid, [])
-    opening = opening_spans(cal.periods.get(lab_id_of(resource), []), tz, start, end)
-    busy += subtract([(start, end)], opening)
-    busy += saturated(cal.held.get(resource.id, []), capacity_of(resource))
-    return subtract([(start, end)], merge(clip(busy, start, end)))
-
-
-def with_free_slot(
-    resources: Sequence[Resource], rules: dict[int, Rules], start: dt.datetime, end: dt.datetime
-) -> list[Resource]:
-    """``[r for r in resources if has_free_slot(r, rules[r.id], start, end)]`` in
-    two queries however many resources there are (``has_free_slot`` runs two per
-    resource)."""
-    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    spans = {r.id: _bookable(rules[r.id], start, end) for r in resources}
-    cal = _calendars([r for r in resources if spans[r.id] is not None], start, end)
-    out: list[Resource] = []
-    for r in resources:
-        span = spans[r.id]
-        if span is not None and _fits(_free(r, cal, *span), rules[r.id], institute_zone(r)):
-            out.append(r)
-    return out
-
-
 def search_resources(
     f: ResourceFilters, *, page: int, per_page: int, facets: bool = False
 ) -> SearchResult:
@@ -434,7 +305,7 @@ def search_resources(
             field="q",
         )
     where = _where(f)
-    window = _window(f)
+    window = _window(f, facets)
     facet_counts = _facets(where) if facets else None
     order, joins = _order(f)
     keys = [expr.label(f"k{n}") for n, expr in enumerate(order)]
@@ -458,17 +329,22 @@ def search_resources(
             ).unique()
         )
 
-    if window is not None:
+    candidates: list[Resource] | None = None
+    rules: dict[int, Rules] = {}
+    if window is not None or facets:
         # The best-ranked available candidates are examined, not the lowest ids.
         candidates = load(
             ranked.where(Resource.status == ResourceStatus.AVAILABLE)
             .limit(AVAILABILITY_SCAN_LIMIT + 1)
             .subquery("candidates")
         )
+        rules = rules_for(candidates[:AVAILABILITY_SCAN_LIMIT])
+    if facet_counts is not None and candidates is not None:
+        facet_counts["free_this_week"] = _free_week_facet(candidates, rules, f.duration)
+    if window is not None and candidates is not None:
         truncated = len(candidates) > AVAILABILITY_SCAN_LIMIT
         candidates = candidates[:AVAILABILITY_SCAN_LIMIT]
-        rules = rules_for(candidates)
-        matching = with_free_slot(candidates, rules, *window)
+        matching = with_free_slot(candidates, rules, *window, duration=f.duration)
         offset = (page - 1) * per_page
         items = matching[offset : offset + per_page]
         return SearchResult(
@@ -487,3 +363,20 @@ def search_resources(
         total_exact=total <= COUNT_LIMIT,
         facets=facet_counts,
     )
+
+
+def _free_week_facet(
+    candidates: list[Resource], rules: dict[int, Rules], duration: int | None
+) -> list[dict[str, Any]]:
+    """How many matches have a free slot (of ``duration`` minutes, else their
+    minimum booking) between now and the end of this week in their institute's
+    zone; counted over the first FREE_WEEK_LIMIT available matches in rank order,
+    beyond which the count is a lower bound (``count_exact: false``)."""
+    examined = candidates[:FREE_WEEK_LIMIT]
+    n = len(free_this_week(examined, rules, duration))
+    if not n:
+        return []
+    entry: dict[str, Any] = {"value": "true", "label": str(_l("Free this week")), "count": n}
+    if len(candidates) > FREE_WEEK_LIMIT:
+        entry["count_exact"] = False
+    return [entry]

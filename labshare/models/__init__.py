@@ -8,6 +8,7 @@ from labshare.models.booking_group import BookingGroup
 from labshare.models.booking_quota import BookingQuota, QuotaPeriod
 from labshare.models.booking_rules import DEFAULT_RULES, BookingRules
 from labshare.models.booking_series import BookingSeries
+from labshare.models.catalogue_version import CatalogueVersion
 from labshare.models.closure import Closure
 from labshare.models.company import Company
 from labshare.models.company_invitation import CompanyInvitation
@@ -67,6 +68,7 @@ __all__ = [
     "BookingRules",
     "BookingSeries",
     "BookingStatus",
+    "CatalogueVersion",
     "Closure",
     "ClosureKind",
     "Company",

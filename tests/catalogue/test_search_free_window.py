@@ -9,13 +9,8 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from labshare.catalogue.search import (
-    ResourceFilters,
-    has_free_slot,
-    rules_for,
-    search_resources,
-    with_free_slot,
-)
+from labshare.catalogue.free_time import has_free_slot, with_free_slot
+from labshare.catalogue.search import ResourceFilters, rules_for, search_resources
 from labshare.extensions import db as _db
 from labshare.models import BookingStatus, Closure, Resource, ResourceStatus
 from labshare.timeutil import set_clock
@@ -123,8 +118,8 @@ def test_window_search_runs_a_fixed_number_of_queries(
         )
     finally:
         event.remove(_db.engine, "before_cursor_execute", _record)
-    # candidates, rules, bookings + closures, opening periods (+ a BEGIN)
-    assert len(statements) <= 5, statements
+    # candidates, rules, bookings + closures + opening periods (+ a BEGIN)
+    assert len(statements) <= 4, statements
     available = [
         r for r in resources if _db.session.get(Resource, r.id).status == ResourceStatus.AVAILABLE
     ]
@@ -134,3 +129,21 @@ def test_window_search_runs_a_fixed_number_of_queries(
 def test_no_candidates_needs_no_calendar_query(db: Any) -> None:
     assert with_free_slot([], {}, _at(6, 0), _at(7, 0)) == []
     assert _db.session.scalars(select(Resource)).first() is None
+
+
+def test_batched_filter_agrees_with_availability_for_durations(
+    db: Any, make_institute: Any, make_lab: Any, make_instrument: Any, make_booking: Any
+) -> None:
+    set_clock(lambda: NOW)
+    resources = _mixed_catalogue(make_institute, make_lab, make_instrument, make_booking)
+    rules = rules_for(resources)
+    answers = set()
+    for start, end in [(_at(6, 0), _at(13, 0)), (_at(8, 0), _at(8, 12)), (_at(9, 1), _at(9, 5))]:
+        for duration in (1, 60, 121, 240, 600):
+            expected = [
+                r.id for r in resources if has_free_slot(r, rules[r.id], start, end, duration)
+            ]
+            got = [r.id for r in with_free_slot(resources, rules, start, end, duration)]
+            assert got == expected, (start, end, duration)
+            answers.add(len(expected))
+    assert len(answers) > 2

@@ -1,0 +1,105 @@
+"""Answers of the search, kept per process and served again while the catalogue has
+not changed.
+
+A search without a time window and without facets depends only on the catalogue
+(resources, labs, instruments, institutes, booking rules, search tokens) and its
+own parameters, not on bookings or the clock. ``catalogue_version.version`` is
+changed by database triggers (migration 0023) in the same transaction as any change
+to those tables, on both databases. Each request reads it first (one primary-key
+read) and serves an entry only when it was computed at exactly that version; the
+version is read before the search's own statements, so an entry is never labelled
+newer than its data: never stale, across processes. A missing version row (a table
+emptied by hand) turns the cache off until the next change writes it again.
+
+Searches with a window or facets (the "free this week" count) depend on bookings
+and on the time, and are always computed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from labshare.extensions import db
+from labshare.models import CatalogueVersion
+
+EXTENSION = "labshare_search_cache"
+#: Bytes of answers kept per process (SEARCH_CACHE_BYTES; 0 turns the cache off).
+DEFAULT_BYTES = 16 * 1024 * 1024
+#: Larger answers (per_page=200 pages) are not kept.
+MAX_ENTRY = 256 * 1024
+
+_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: int
+    body: bytes
+    truncated: bool
+
+
+class SearchCache:
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self.entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, version: int) -> Entry | None:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None or entry.version != version:
+                self.misses += 1
+                return None
+            self.entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: Hashable, entry: Entry) -> None:
+        size = len(entry.body)
+        if size > MAX_ENTRY or size > self.budget:
+            return
+        with self.lock:
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.used -= len(old.body)
+            self.entries[key] = entry
+            self.used += size
+            while self.used > self.budget:
+                _, dropped = self.entries.popitem(last=False)
+                self.used -= len(dropped.body)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.used = self.hits = self.misses = 0
+
+
+def cache_of(app: Flask) -> SearchCache:
+    found = app.extensions.get(EXTENSION)
+    if not isinstance(found, SearchCache):
+        found = SearchCache(int(app.config.get("SEARCH_CACHE_BYTES", DEFAULT_BYTES)))
+        app.extensions[EXTENSION] = found
+    return found
+
+
+def cache() -> SearchCache | None:
+    """The app's cache, None when SEARCH_CACHE_BYTES is 0."""
+    found = cache_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    return found if found.budget > 0 else None
+
+
+def version() -> int | None:
+    """The catalogue's version now, read first in the request's transaction."""
+    return db.session.scalar(_VERSION)
+
+
+__all__ = ["Entry", "SearchCache", "cache", "cache_of", "version"]
