@@ -299,6 +299,12 @@ def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
 def search_resources(
     f: ResourceFilters, *, page: int, per_page: int, facets: bool = False
 ) -> SearchResult:
+    for name in ("q", "province", "institute", "measurand", "unit", "near_province"):
+        if "\x00" in (getattr(f, name) or ""):  # PostgreSQL refuses a NUL in any text
+            raise ValidationFailed(
+                _l("This field contains a NUL character, which is not allowed."),
+                field="near" if name == "near_province" else name,
+            )
     if f.q is not None and len(f.q) > search_index.MAX_QUERY:
         raise ValidationFailed(
             _l("The search may be at most %(n)s characters.", n=search_index.MAX_QUERY),

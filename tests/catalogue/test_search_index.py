@@ -268,3 +268,26 @@ def test_search_reindex_command(app: Any, db: Any, catalogue: dict[str, Any]) ->
     result = app.test_cli_runner().invoke(args=["search-reindex"])
     assert result.exit_code == 0 and "Indexed 9 resources" in result.output
     assert catalogue["exact"].id in _ranked("压力")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("q=a%00b", "q"),
+        ("q=%00", "q"),
+        ("institute=%00", "institute"),
+        ("province=%00", "province"),
+        ("measurand=pressure&value=1&unit=k%00Pa", "unit"),
+        ("near=%00", "near"),
+    ],
+)
+def test_a_nul_in_a_search_field_is_refused_on_that_field(
+    client: Any, query: str, field: str
+) -> None:
+    """PostgreSQL refuses a NUL in any text it is sent: without the check this was a 500."""
+    r = client.get(f"/api/v1/resources?{query}", headers={"Accept-Language": "en"})
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
+    assert r.get_json()["error"]["field"] == field
+    assert "NUL" in r.get_json()["error"]["message"]
+    r = client.get(f"/api/v1/resources?{query}", headers={"Accept-Language": "zh-CN"})
+    assert r.get_json()["error"]["message"] == "此字段含有不允许的 NUL 字符。"
