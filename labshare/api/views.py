@@ -7,6 +7,7 @@ import labshare.api.catalogue_routes
 import labshare.api.checkin_routes  # check-in (issue 8)
 import labshare.api.company_routes
 import labshare.api.group_routes  # booking groups (issue 8)
+import labshare.api.holiday_routes
 import labshare.api.meta_routes
 import labshare.api.on_behalf_routes
 import labshare.api.order_routes  # service orders

@@ -41,7 +41,7 @@ from sqlalchemy.orm import aliased, with_polymorphic
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import ColumnClause
 
-from labshare.booking import bookings
+from labshare.booking import bookings, workdays
 from labshare.booking.availability import capacity_of, saturated
 from labshare.booking.policies import quotas
 from labshare.booking.policies.group_hooks import bundle_of
@@ -54,7 +54,6 @@ from labshare.booking.rules import (
     calibration_cutoff,
     institute_zone,
     lab_id_of,
-    opening_spans,
 )
 from labshare.database import begin_write, is_sqlite
 from labshare.errors import NotFound, RuleViolation, SlotTaken
@@ -92,6 +91,8 @@ class Policy:
     periods: list[tuple[int, dt.time, dt.time]]
     qualification: Qualification | None
     quotas: list[BookingQuota]
+    #: The holidays and make-up workdays its lab follows (None: none).
+    days: workdays.Days | None = None
 
 
 @dataclass
@@ -129,6 +130,7 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
     lab_id = lab_id_of(resource)
     own = aliased(BookingRules)
     of_lab = aliased(BookingRules)
+    holiday_lab = Lab.__table__.alias("holiday_lab")
     stmt = (
         select(own, of_lab, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes)
         .select_from(Resource.__table__)
@@ -153,14 +155,22 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
                 ),
             ),
         )
+        # the lab's holiday opt-out and the calendar's token (workdays)
+        .outerjoin(holiday_lab, holiday_lab.c.id == lab_id)
+        .add_columns(holiday_lab.c.follows_holidays, workdays.token_column())
         .where(Resource.__table__.c.id == resource.id)
     )
+    lab_follows: bool | None = None
+    token: str | None = None
     own_row: BookingRules | None = None
     lab_row: BookingRules | None = None
     periods: set[tuple[int, dt.time, dt.time]] = set()
     qualification: Qualification | None = None
     found: dict[int, BookingQuota] = {}
-    for r_own, r_lab, weekday, opens, closes, qual, quota in db.session.execute(stmt):
+    for r_own, r_lab, weekday, opens, closes, qual, quota, follows, now_token in db.session.execute(
+        stmt
+    ):
+        lab_follows, token = follows, now_token
         own_row = own_row or r_own
         lab_row = lab_row or r_lab
         if weekday is not None:
@@ -185,7 +195,14 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
                 .execution_options(populate_existing=True)
             )
         )
-    return Policy(rules, sorted(periods), qualification, applicable)
+    institute = resource.institute
+    days = workdays.days_for(
+        token,
+        institute_follows=institute.follows_holidays,
+        lab_follows=lab_follows,
+        region=institute.province_code,
+    )
+    return Policy(rules, sorted(periods), qualification, applicable, days)
 
 
 _NO_TIME = cast(null(), UTCDateTime())
@@ -338,7 +355,8 @@ def _judge(
                 field="resource_id",
             )
     bookings._check_time_rules(rules, tz, start, end, now)
-    spans = opening_spans(policy.periods, tz, start, end)
+    workdays.check_holiday(policy.days, tz, start, end)
+    spans = workdays.open_spans(policy.periods, tz, start, end, policy.days)
     if not any(s <= start and end <= e for s, e in spans):
         raise RuleViolation(
             _l("The booking must lie within the lab's opening hours."),

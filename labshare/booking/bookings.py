@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from labshare.accounts.companies import booking_refusal
+from labshare.booking import workdays
 from labshare.booking.availability import (
     capacity_of,
     closure_spans,
@@ -37,7 +38,6 @@ from labshare.booking.rules import (
     institute_zone,
     load_opening_periods,
     on_grid,
-    opening_spans,
 )
 from labshare.booking.windows import Move
 from labshare.booking.windows import check as check_window
@@ -250,7 +250,9 @@ def _check_time_rules(
 
 
 def _check_opening_hours(resource: Resource, tz: str, start: dt.datetime, end: dt.datetime) -> None:
-    spans = opening_spans(load_opening_periods(resource), tz, start, end)
+    days = workdays.days_of_resource(resource)
+    workdays.check_holiday(days, tz, start, end)
+    spans = workdays.open_spans(load_opening_periods(resource), tz, start, end, days)
     if not any(s <= start and end <= e for s, e in spans):
         raise RuleViolation(
             _l("The booking must lie within the lab's opening hours."),
