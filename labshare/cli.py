@@ -296,6 +296,9 @@ def holidays_load(year: int) -> None:
         f"{year} from {loaded.source}: {loaded.holidays} holidays, "
         f"{loaded.workdays} make-up workdays ({state})."
     )
+    if loaded.bookings_inside:
+        ids = ", ".join(str(i) for i in loaded.bookings_inside)
+        click.echo(f"Bookings made before these holidays were known, to cancel or move: {ids}")
 
 
 @holidays_group.command("list")
@@ -334,8 +337,13 @@ def holidays_add(
     row = holiday_admin.put_day(
         None, day=day, kind=kind, name=name, name_en=name_en, works_as=works_as, region=region
     )
+    inside = holiday_admin.bookings_inside([row.day]) if row.kind == "holiday" else []
+    line = f"{row.id}\t{row.day.isoformat()}\t{row.kind}\t{row.name}"
     db.session.commit()
-    click.echo(f"{row.id}\t{row.day.isoformat()}\t{row.kind}\t{row.name}")
+    click.echo(line)
+    if inside:
+        ids = ", ".join(str(i) for i in inside)
+        click.echo(f"Bookings made before this holiday was known, to cancel or move: {ids}")
 
 
 @holidays_group.command("remove")

@@ -559,3 +559,53 @@ def test_the_command_line(app: Any) -> None:
     removed = runner.invoke(args=["holidays", "remove", str(day_id)])
     assert removed.exit_code == 0
     assert runner.invoke(args=["holidays", "remove", str(day_id)]).exit_code != 0
+
+
+# -- statistics: open hours ----------------------------------------------------------------
+
+
+def test_open_hours_count_holidays_and_make_up_days(app: Any) -> None:
+    from labshare.campaign.stats import Period, Scope, open_hours, resources_in
+    from labshare.models import Closure
+
+    inst = _instrument(factories.weekday_hours("08:00", "18:00", range(5)))
+    other = _instrument(factories.weekday_hours("08:00", "18:00", range(5)))
+    holiday_admin.set_lab_follows(None, other.lab, False)
+    # 1-7 October: five weekdays (Tue-Fri, Mon 7th) closed; Saturday the 12th worked
+    for n in range(1, 8):
+        holiday_admin.put_day(None, day=f"2030-10-0{n}", kind="holiday", name="国庆节")
+    holiday_admin.put_day(None, day="2030-10-12", kind="workday", name="国庆节")
+    # a closure on a holiday takes nothing more away
+    db.session.add(
+        Closure(
+            resource_id=inst.lab_id,
+            start_at=local(NATIONAL_DAY, 0).astimezone(dt.UTC),
+            end_at=local(NATIONAL_DAY, 23).astimezone(dt.UTC),
+        )
+    )
+    db.session.commit()
+    october = Period.month("2030-10")
+    infos = resources_in(Scope.everything(), ids={inst.id, other.id})
+    hours = open_hours(october, infos)
+    weekdays = sum(
+        1 for n in range(31) if (dt.date(2030, 10, 1) + dt.timedelta(days=n)).weekday() < 5
+    )
+    assert hours[other.id] == weekdays * 10  # opted out: the weekly hours
+    assert hours[inst.id] == (weekdays - 5 + 1) * 10
+
+
+def test_a_new_holiday_lists_the_bookings_already_on_it(client: Any, app: Any) -> None:
+    inst = _instrument()
+    opted_out = _instrument()
+    holiday_admin.set_lab_follows(None, opted_out.lab, False)
+    sme = factories.make_user(Role.SME)
+    admin = factories.make_user(Role.ADMIN)
+    db.session.commit()
+    on_it = _book(inst, sme, local(NATIONAL_DAY, 10), local(NATIONAL_DAY, 12))
+    _book(opted_out, sme, local(NATIONAL_DAY, 10), local(NATIONAL_DAY, 12))
+    _book(inst, sme, local(MONDAY, 10), local(MONDAY, 12))  # the day before
+    body = {"date": "2030-10-01", "kind": "holiday", "name": "国庆节"}
+    response = client.post("/api/v1/holidays", json=body, headers=bearer(admin))
+    assert response.status_code == 201
+    assert response.get_json()["bookings_inside"] == [on_it.id]
+    assert db.session.get(Booking, on_it.id).status == "approved"  # staff decide

@@ -36,6 +36,11 @@ class HolidayOut(ResponseModel):
     works_as: int | None = Field(None, description="make-up workday: the weekday whose hours")
     region: str = Field(..., description="'' national, else a province code")
     source: Literal["library", "file", "admin"]
+    bookings_inside: list[int] | None = Field(
+        None,
+        description="after adding a holiday: ids of the pending and approved bookings not "
+        "yet over that touch it (made before it was known); cancel them or ask to move",
+    )
 
 
 class HolidayBody(BodyModel):
@@ -57,6 +62,9 @@ class LoadOut(ResponseModel):
     holidays: int
     workdays: int
     changed: bool
+    bookings_inside: list[int] = Field(
+        ..., description="pending and approved bookings not yet over that touch a new holiday"
+    )
 
 
 class FollowsBody(BodyModel):
@@ -120,8 +128,10 @@ def put_holiday(user: User, body: HolidayBody) -> Any:
         works_as=body.works_as,
         region=body.region,
     )
+    inside = holiday_admin.bookings_inside([row.day]) if row.kind == "holiday" else []
+    out = day_json(row)
     db.session.commit()
-    return day_json(row)
+    return {**out, "bookings_inside": inside}
 
 
 @endpoint(
@@ -163,6 +173,7 @@ def load_holidays(user: User, body: LoadBody) -> Any:
         "holidays": loaded.holidays,
         "workdays": loaded.workdays,
         "changed": loaded.changed,
+        "bookings_inside": loaded.bookings_inside,
     }
 
 

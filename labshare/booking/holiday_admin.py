@@ -18,7 +18,8 @@ import datetime as dt
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,24 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import extract, select
 
+from labshare.booking import workdays
 from labshare.booking.permissions import is_staff_of
 from labshare.booking.workdays import HOLIDAY, KINDS, NATIONAL, STATE_ID, WORKDAY
 from labshare.database import begin_write
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
-from labshare.models import CalendarDay, CalendarState, Institute, Lab, Role, User
+from labshare.models import (
+    HOLDING_STATUSES,
+    Booking,
+    CalendarDay,
+    CalendarState,
+    Institute,
+    Lab,
+    Role,
+    User,
+)
 from labshare.ops import audit
+from labshare.timeutil import utcnow
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays_cn.json"
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -55,6 +67,8 @@ class Loaded:
     holidays: int
     workdays: int
     changed: bool
+    #: Holding bookings not yet over that now touch a holiday (made before it was known).
+    bookings_inside: list[int] = field(default_factory=list)
 
 
 # -- sources ----------------------------------------------------------------------------
@@ -269,12 +283,14 @@ def load_year(year: int, actor: User | None) -> Loaded:
             actor=actor,
             data={"year": year, "source": source, "days": len(wanted)},
         )
+    holidays = sorted({w[0] for w in wanted if w[1] == HOLIDAY})
     return Loaded(
         year,
         source,
-        sum(1 for w in wanted if w[1] == HOLIDAY),
+        len(holidays),
         sum(1 for w in wanted if w[1] == WORKDAY),
         changed,
+        bookings_inside(holidays) if changed else [],
     )
 
 
@@ -377,3 +393,36 @@ def set_lab_follows(actor: User | None, lab: Lab, follows: Any) -> None:
     if lab.follows_holidays != follows:
         lab.follows_holidays = follows
         audit.record("resource.holidays", lab, actor=actor, to_state=str(follows).lower())
+
+
+def bookings_inside(days: Sequence[dt.date]) -> list[int]:
+    """Ids of the pending and approved bookings, not yet over, that touch one of the
+    holidays ``days`` for a lab that follows the calendar (as it stands in this
+    transaction): they were made before the holiday was known. Staff deal with them
+    as with a closure's (cancel, or ask the company to move)."""
+    if not days:
+        return []
+    now = utcnow()
+    lo = dt.datetime.combine(min(days), dt.time(0), dt.UTC) - dt.timedelta(days=1)
+    hi = dt.datetime.combine(max(days), dt.time(0), dt.UTC) + dt.timedelta(days=2)
+    wanted = set(days)
+    found: list[int] = []
+    seen: dict[int, workdays.Days | None] = {}
+    rows = db.session.scalars(
+        select(Booking)
+        .where(
+            Booking.status.in_(HOLDING_STATUSES),
+            Booking.end_at > max(now, lo),
+            Booking.start_at < hi,
+        )
+        .order_by(Booking.start_at, Booking.id)
+    )
+    for booking in rows:
+        resource = booking.resource
+        if resource.id not in seen:
+            seen[resource.id] = workdays.days_of_resource(resource)
+        tz = resource.institute.timezone or "Asia/Shanghai"
+        touched = workdays.holidays_between(seen[resource.id], tz, booking.start_at, booking.end_at)
+        if any(day.day in wanted for day, _span in touched):
+            found.append(booking.id)
+    return found

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +41,12 @@ from labshare.booking.rules import (
     local_instant,
     merge,
     opening_spans,
+    period_minutes,
     subtract,
 )
 from labshare.errors import RuleViolation
 from labshare.extensions import db
-from labshare.models import CalendarDay, CalendarState, Instrument, Lab, Resource
+from labshare.models import CalendarDay, CalendarState, Institute, Instrument, Lab, Resource
 from labshare.timeutil import zone
 
 HOLIDAY = "holiday"
@@ -293,3 +294,57 @@ def notes_of(resource: Resource, days: Sequence[dt.date]) -> list[Day | None]:
     """For a calendar page: each day's holiday or make-up workday, as the lab sees it."""
     found = days_of_resource(resource)
     return [found.get(d) if found is not None else None for d in days]
+
+
+# -- statistics: open hours --------------------------------------------------------------
+
+
+def days_of_labs(lab_ids: Iterable[int]) -> dict[int, Days]:
+    """The calendar each of ``lab_ids`` follows (labs that follow none are left out):
+    two statements, the token and the labs' flags (plus the calendar, when stale)."""
+    ids = sorted(set(lab_ids))
+    token = read_token()
+    if not ids or token is None:
+        return {}
+    cal = calendar(token)
+    if not cal:
+        return {}
+    rows = db.session.execute(
+        select(Lab.id, Institute.province_code)
+        .join(Institute, Institute.id == Lab.institute_id)
+        .where(
+            Lab.id.in_(ids),
+            Lab.follows_holidays.is_(True),
+            Institute.follows_holidays.is_(True),
+        )
+    )
+    return {int(lab_id): Days(cal, region or NATIONAL) for lab_id, region in rows}
+
+
+def _entries(days: Days, first: dt.date, end: dt.date) -> list[dt.date]:
+    found: set[dt.date] = set()
+    for region in {NATIONAL, days.region}:
+        for day in days.calendar.get(region, {}):
+            if first <= day < end:
+                found.add(day)
+    return sorted(found)
+
+
+def minutes_changed(
+    first: dt.date,
+    end: dt.date,
+    week: Mapping[int, Sequence[tuple[dt.time, dt.time]]],
+    days: Days,
+) -> float:
+    """How many minutes of weekly opening hours the holidays and make-up workdays in
+    the local days [first, end) take away (negative) or add: each such day has the
+    periods that start on it replaced (``weekday_rule``), as ``open_spans`` does."""
+    periods = [(wd, o, c) for wd, spans in week.items() for o, c in spans]
+    rule = weekday_rule(days, periods)
+
+    def minutes(weekday: int | None) -> int:
+        if weekday is None:
+            return 0
+        return sum(period_minutes(o, c) for o, c in week.get(weekday, ()))
+
+    return float(sum(minutes(rule(d)) - minutes(d.weekday()) for d in _entries(days, first, end)))
