@@ -278,6 +278,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "api.load_holidays POST": (401, 403, 403, 403, 403, 422),
     "api.institute_follows PUT": (401, 403, 403, 403, 404, 200),
     "api.lab_follows PUT": (401, 403, 403, 200, 404, 200),
+    "manage.lab_holidays POST": (302, 403, 403, 302, 404, 403),
     # -- end holidays --
 }
 

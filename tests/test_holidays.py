@@ -609,3 +609,26 @@ def test_a_new_holiday_lists_the_bookings_already_on_it(client: Any, app: Any) -
     assert response.status_code == 201
     assert response.get_json()["bookings_inside"] == [on_it.id]
     assert db.session.get(Booking, on_it.id).status == "approved"  # staff decide
+
+
+def test_staff_set_a_labs_opt_out_on_its_hours_page(client: Any, login: Any, app: Any) -> None:
+    from labshare.models import Lab
+
+    inst = _instrument()
+    lab_id = inst.lab_id
+    staff = factories.make_user(Role.STAFF, institute=inst.institute, locale="zh_CN")
+    stranger = factories.make_user(Role.STAFF)
+    db.session.commit()
+    login(stranger)
+    assert client.post(f"/manage/labs/{lab_id}/holidays", data={}).status_code == 404
+    client.post("/logout")
+    login(staff)
+    page = client.get(f"/manage/labs/{lab_id}/hours").get_data(as_text=True)
+    assert 'name="follows" value="y" checked' in page and "法定节假日闭馆" in page
+    done = client.post(f"/manage/labs/{lab_id}/holidays", data={})  # the box unticked
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Lab, lab_id).follows_holidays is False
+    client.post(f"/manage/labs/{lab_id}/holidays", data={"follows": "y"})
+    db.session.expire_all()
+    assert db.session.get(Lab, lab_id).follows_holidays is True
