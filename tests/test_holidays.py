@@ -632,3 +632,29 @@ def test_staff_set_a_labs_opt_out_on_its_hours_page(client: Any, login: Any, app
     client.post(f"/manage/labs/{lab_id}/holidays", data={"follows": "y"})
     db.session.expire_all()
     assert db.session.get(Lab, lab_id).follows_holidays is True
+
+
+def test_check_slot_reads_the_token_once_per_transaction(app: Any) -> None:
+    inst = _instrument()
+    _calendar()
+    sme = factories.make_user(Role.SME)
+    db.session.commit()
+    lock_resources([inst.id])
+    with statements() as sent:
+        for hour in (9, 10, 11):  # as a series books its occurrences
+            start = local(MAKE_UP, hour).astimezone(dt.UTC)
+            check_slot(inst, sme, start, start + dt.timedelta(hours=1), NOW)
+        refused = None
+        try:
+            check_slot(
+                inst,
+                sme,
+                local(NATIONAL_DAY, 9).astimezone(dt.UTC),
+                local(NATIONAL_DAY, 10).astimezone(dt.UTC),
+                NOW,
+            )
+        except RuleViolation as exc:
+            refused = exc.rule
+    db.session.rollback()
+    assert refused == "holiday"
+    assert sum(1 for s in sent if "FROM calendar_state" in s) == 1, "\n".join(sent)

@@ -207,6 +207,7 @@ def _require_admin(actor: User) -> None:
 
 def _touch() -> None:
     """A new token: every process reads the calendar again at its next use."""
+    workdays.token_changed(db.session())
     state = db.session.get(CalendarState, STATE_ID)
     if state is None:
         db.session.add(CalendarState(id=STATE_ID, token=secrets.token_hex(16)))

@@ -96,12 +96,28 @@ def token_column() -> ScalarSelect[Any]:
     return select(CalendarState.token).where(CalendarState.id == STATE_ID).scalar_subquery()
 
 
+_SESSION_KEY = "workdays_token"
+
+
 def read_token(reader: Any = None) -> str | None:
+    """The calendar's token; a session reads it once per transaction (a series books
+    each occurrence through ``check_slot``: one read, not one per occurrence)."""
     run = reader if reader is not None else db.session()
+    if isinstance(run, Session):
+        kept = run.info.get(_SESSION_KEY)
+        if kept is not None and kept[0] is run.get_transaction():
+            return kept[1]
     found: str | None = run.execute(
         select(CalendarState.token).where(CalendarState.id == STATE_ID)
     ).scalar()
+    if isinstance(run, Session):
+        run.info[_SESSION_KEY] = (run.get_transaction(), found)
     return found
+
+
+def token_changed(session: Session) -> None:
+    """This transaction wrote a new token: read it again."""
+    session.info.pop(_SESSION_KEY, None)
 
 
 def calendar(token: str | None, reader: Any = None) -> Calendar:
