@@ -658,3 +658,12 @@ def test_check_slot_reads_the_token_once_per_transaction(app: Any) -> None:
     db.session.rollback()
     assert refused == "holiday"
     assert sum(1 for s in sent if "FROM calendar_state" in s) == 1, "\n".join(sent)
+
+
+def test_a_workers_warm_up_still_runs_the_lean_path(app: Any) -> None:
+    """The warm-up loads the policy of a probe instrument that has no institute row."""
+    from labshare import warmup
+
+    _calendar()
+    db.session.commit()
+    warmup._warm()  # raises on any failure (warm() would only log it)

@@ -66,6 +66,7 @@ from labshare.models import (
     BookingRules,
     BookingStatus,
     Closure,
+    Institute,
     Instrument,
     Lab,
     OpeningPeriod,
@@ -131,6 +132,7 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
     own = aliased(BookingRules)
     of_lab = aliased(BookingRules)
     holiday_lab = Lab.__table__.alias("holiday_lab")
+    institute_t = Institute.__table__
     stmt = (
         select(own, of_lab, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes)
         .select_from(Resource.__table__)
@@ -157,20 +159,27 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
         )
         # the lab's holiday opt-out and the calendar's token (workdays)
         .outerjoin(holiday_lab, holiday_lab.c.id == lab_id)
-        .add_columns(holiday_lab.c.follows_holidays, workdays.token_column())
+        .outerjoin(institute_t, institute_t.c.id == Resource.__table__.c.institute_id)
+        .add_columns(
+            holiday_lab.c.follows_holidays,
+            institute_t.c.follows_holidays,
+            institute_t.c.province_code,
+            workdays.token_column(),
+        )
         .where(Resource.__table__.c.id == resource.id)
     )
     lab_follows: bool | None = None
+    institute_follows = False
+    region: str | None = None
     token: str | None = None
     own_row: BookingRules | None = None
     lab_row: BookingRules | None = None
     periods: set[tuple[int, dt.time, dt.time]] = set()
     qualification: Qualification | None = None
     found: dict[int, BookingQuota] = {}
-    for r_own, r_lab, weekday, opens, closes, qual, quota, follows, now_token in db.session.execute(
-        stmt
-    ):
-        lab_follows, token = follows, now_token
+    for row in db.session.execute(stmt):
+        r_own, r_lab, weekday, opens, closes, qual, quota = row[:7]
+        lab_follows, institute_follows, region, token = row[7:]
         own_row = own_row or r_own
         lab_row = lab_row or r_lab
         if weekday is not None:
@@ -195,12 +204,11 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
                 .execution_options(populate_existing=True)
             )
         )
-    institute = resource.institute
     days = workdays.days_for(
         token,
-        institute_follows=institute.follows_holidays,
+        institute_follows=bool(institute_follows),
         lab_follows=lab_follows,
-        region=institute.province_code,
+        region=region,
     )
     return Policy(rules, sorted(periods), qualification, applicable, days)
 
