@@ -269,3 +269,98 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(stats_group)
+    app.cli.add_command(holidays_group)
+
+
+class _HolidayGroup(click.Group):
+    """Refusals of the calendar's service are printed as their message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from labshare.errors import DomainError
+
+        try:
+            return super().invoke(ctx)
+        except DomainError as exc:
+            db.session.rollback()
+            field = f"{exc.field}: " if exc.field else ""
+            raise click.ClickException(f"{field}{exc.message}") from exc
+
+
+@click.group("holidays", cls=_HolidayGroup)
+def holidays_group() -> None:
+    """Public holidays and make-up workdays (调休)."""
+
+
+@holidays_group.command("load")
+@click.argument("year", type=int)
+def holidays_load(year: int) -> None:
+    """Load YEAR of the national calendar: labshare/data/holidays_cn.json when it lists
+    the year, else the chinese-calendar package. Days an admin entered stay."""
+    from labshare.booking import holiday_admin
+
+    loaded = holiday_admin.load_year(year, None)
+    db.session.commit()
+    state = "loaded" if loaded.changed else "unchanged"
+    click.echo(
+        f"{year} from {loaded.source}: {loaded.holidays} holidays, "
+        f"{loaded.workdays} make-up workdays ({state})."
+    )
+    if loaded.bookings_inside:
+        ids = ", ".join(str(i) for i in loaded.bookings_inside)
+        click.echo(f"Bookings made before these holidays were known, to cancel or move: {ids}")
+
+
+@holidays_group.command("list")
+@click.argument("year", type=int)
+@click.option("--region", default=None, help="a province code: its extra days too")
+def holidays_list(year: int, region: str | None) -> None:
+    """The calendar of YEAR."""
+    from labshare.booking import holiday_admin
+
+    for row in holiday_admin.list_days(year, region):
+        works = f" (hours of weekday {row.works_as})" if row.works_as is not None else ""
+        click.echo(
+            f"{row.id}\t{row.day.isoformat()}\t{row.region or 'national'}\t{row.kind}\t"
+            f"{row.name}{works}\t{row.source}"
+        )
+
+
+@holidays_group.command("add")
+@click.argument("day")
+@click.option("--kind", required=True, type=click.Choice(["holiday", "workday"]))
+@click.option("--name", required=True, help="e.g. 国庆节")
+@click.option("--name-en", default=None)
+@click.option("--works-as", default=None, type=int, help="workday: 0 (Monday) to 6 (Sunday)")
+@click.option("--region", default=None, help="a 6-digit province code; absent: national")
+def holidays_add(
+    day: str,
+    kind: str,
+    name: str,
+    name_en: str | None,
+    works_as: int | None,
+    region: str | None,
+) -> None:
+    """Add DAY (YYYY-MM-DD) to the calendar, or replace it."""
+    from labshare.booking import holiday_admin
+
+    row = holiday_admin.put_day(
+        None, day=day, kind=kind, name=name, name_en=name_en, works_as=works_as, region=region
+    )
+    inside = holiday_admin.bookings_inside([row.day]) if row.kind == "holiday" else []
+    line = f"{row.id}\t{row.day.isoformat()}\t{row.kind}\t{row.name}"
+    db.session.commit()
+    click.echo(line)
+    if inside:
+        ids = ", ".join(str(i) for i in inside)
+        click.echo(f"Bookings made before this holiday was known, to cancel or move: {ids}")
+
+
+@holidays_group.command("remove")
+@click.argument("day_id", type=int)
+def holidays_remove(day_id: int) -> None:
+    """Remove one day (its id, from `flask holidays list`)."""
+    from labshare.booking import holiday_admin
+
+    holiday_admin.remove_day(None, day_id)
+    db.session.commit()
+    click.echo(f"Removed {day_id}.")

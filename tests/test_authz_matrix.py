@@ -273,6 +273,16 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "manage.book_for GET": (302, 403, 403, 200, 404, 403),
     "manage.book_for POST": (302, 403, 403, 422, 404, 403),
     # -- end ops --
+    # -- holidays: anyone reads the calendar, admins keep it; an institute's administrator
+    # (or an admin) opts the institute out, its staff (or an admin) a lab --
+    "api.list_holidays GET": (200, 200, 200, 200, 200, 200),
+    "api.put_holiday POST": (401, 403, 403, 403, 403, 422),
+    "api.delete_holiday DELETE": (401, 403, 403, 403, 403, 404),
+    "api.load_holidays POST": (401, 403, 403, 403, 403, 422),
+    "api.institute_follows PUT": (401, 403, 403, 403, 404, 200),
+    "api.lab_follows PUT": (401, 403, 403, 200, 404, 200),
+    "manage.lab_holidays POST": (302, 403, 403, 302, 404, 403),
+    # -- end holidays --
 }
 
 #: Where a derived caller's status differs from the caller it derives from.
@@ -302,6 +312,7 @@ DERIVED_EXCEPTIONS: dict[str, dict[str, int]] = {
     "company.new_staff POST": {"institute_admin": 422},
     "company.staff GET": {"institute_admin": 200},
     "company.staff_active POST": {"institute_admin": 302},
+    "api.institute_follows PUT": {"institute_admin": 200},  # holidays
 }
 
 
@@ -314,6 +325,7 @@ QUERY: dict[str, dict[str, str]] = {
     "api.verify_certificate GET": {"number": "NO-SUCH", "code": "ABCDEFGHJK"},
     "reports.download GET": {"month": "2030-01", "format": "csv"},
     "reports.index GET": {"month": "2030-01"},
+    "api.list_holidays GET": {"year": "2030"},  # holidays
 }
 BODY: dict[str, dict[str, Any]] = {
     "api.reject_booking POST": {"reason": "fully booked"},
@@ -331,6 +343,8 @@ BODY: dict[str, dict[str, Any]] = {
         "samples_count": 1,
         "problem_solved": True,
     },
+    "api.institute_follows PUT": {"follows": True},  # holidays
+    "api.lab_follows PUT": {"follows": True},
 }
 
 
@@ -620,6 +634,7 @@ def _url(endpoint: str, rule: str, w: SimpleNamespace) -> str:
         "offering_id": w.order.items[0].offering_id,
         "any(withdraw,activate):change": "activate",
         "external_id": "LIMS-1",  # catalogue API: an id no resource has yet
+        "day_id": 999_999,  # holidays: no such day
     }
     if endpoint == "company.staff_active":  # a staff account of the institute
         values["user_id"] = w.users["staff"].id

@@ -309,6 +309,7 @@ _ERROR_SCHEMA = {
                         "max_duration",
                         "granularity",
                         "opening_hours",
+                        "holiday",
                         "closure",
                         "calibration_expired",
                         "instrument_unavailable",

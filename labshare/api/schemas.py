@@ -283,8 +283,8 @@ class BusyOut(ResponseModel):
     start: dt.datetime
     end: dt.datetime
     reason: str = Field(
-        description="booked, buffer, offered (held for the waitlist), closure, closed or "
-        "calibration_expired"
+        description="booked, buffer, offered (held for the waitlist), closure, holiday (a "
+        "public holiday the lab follows), closed or calibration_expired"
     )
 
 

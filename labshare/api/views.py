@@ -7,6 +7,7 @@ import labshare.api.catalogue_routes
 import labshare.api.checkin_routes  # check-in (issue 8)
 import labshare.api.company_routes
 import labshare.api.group_routes  # booking groups (issue 8)
+import labshare.api.holiday_routes
 import labshare.api.meta_routes
 import labshare.api.move_routes
 import labshare.api.offering_routes  # the service catalogue of orders

@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Connection, Integer, Time, bindparam, select, text
 from sqlalchemy.orm import Session
 
+from labshare.booking import workdays
 from labshare.booking.rules import (
     MAX_BOOKING_SPAN,
     Span,
@@ -28,7 +29,6 @@ from labshare.booking.rules import (
     load_opening_periods,
     local_midnight_after,
     merge,
-    opening_spans,
     scope_ids,
     subtract,
 )
@@ -49,7 +49,16 @@ from labshare.timeutil import utcnow  # waitlist (issue 8)
 MAX_WINDOW = dt.timedelta(days=31)
 
 #: Reasons in order of precedence: where several apply, the first one is shown.
-REASONS = ("unavailable", "calibration_expired", "closure", "closed", "booked", "buffer", "offered")
+REASONS = (
+    "unavailable",
+    "calibration_expired",
+    "closure",
+    "holiday",
+    "closed",
+    "booked",
+    "buffer",
+    "offered",
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,8 @@ class CalendarSubject:
     timezone: str
     #: The rules' buffer around each holding booking (capacity-1 resources only).
     buffer_minutes: int = 0  # booking policies (issue 8)
+    #: The holidays and make-up workdays its lab follows (None: none).
+    days: workdays.Days | None = None
 
 
 OpeningPeriods = list[tuple[int, dt.time, dt.time]]
@@ -110,6 +121,7 @@ def subject_of(resource: Resource) -> CalendarSubject:
         ),
         timezone=institute_zone(resource),
         buffer_minutes=effective_rules(resource).buffer_minutes,  # booking policies
+        days=workdays.days_of_resource(resource),
     )
 
 
@@ -287,7 +299,8 @@ def availability_of(
         # -- end booking policies --
         if opening_periods is None:
             opening_periods = opening_periods_of_lab(subject.lab_id, run)
-        opening = opening_spans(opening_periods, tz, start, end)
+        opening = workdays.open_spans(opening_periods, tz, start, end, subject.days)
+        raw["holiday"] = [s for _d, s in workdays.holidays_between(subject.days, tz, start, end)]
         raw["closed"] = subtract([(start, end)], opening)
         raw["booked"] = saturated(held, subject.capacity)
         # -- waitlist (issue 8): an open offer holds its slot (one unit of a lab) --

@@ -42,7 +42,7 @@ from sqlalchemy.orm import aliased, with_polymorphic
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import ColumnClause
 
-from labshare.booking import checks, signals
+from labshare.booking import checks, signals, workdays
 from labshare.booking.availability import capacity_of
 from labshare.booking.booking_row import compute_fee, new_booking
 from labshare.booking.hooks import Gathered, Slot, SlotPolicy, Stage, slot_policies, together
@@ -54,7 +54,6 @@ from labshare.booking.rules import (
     calibration_cutoff,
     institute_zone,
     lab_id_of,
-    opening_spans,
 )
 from labshare.database import begin_write, is_sqlite
 from labshare.errors import NotFound, RuleViolation, SlotTaken
@@ -66,6 +65,7 @@ from labshare.models import (
     BookingRules,
     BookingStatus,
     Closure,
+    Institute,
     Instrument,
     Lab,
     OpeningPeriod,
@@ -91,6 +91,8 @@ class Policy:
     #: What each registered policy made of its joined rows (``SlotPolicy.loaded``).
     parts: list[Any] = field(default_factory=list)
     policies: tuple[SlotPolicy, ...] = ()
+    #: The holidays and make-up workdays its lab follows (None: none).
+    days: workdays.Days | None = None
 
 
 @dataclass
@@ -130,6 +132,8 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
     joins = [(k, j) for k, policy in enumerate(policies) for j in policy.joins(resource, lab_id)]
     own = aliased(BookingRules)
     of_lab = aliased(BookingRules)
+    holiday_lab = Lab.__table__.alias("holiday_lab")
+    institute_t = Institute.__table__
     stmt = (
         select(own, of_lab, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes)
         .select_from(Resource.__table__)
@@ -144,24 +148,40 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
                 Qualification.user_id == user_id,
             ),
         )
+        # the lab's holiday opt-out and the calendar's token (workdays)
+        .outerjoin(holiday_lab, holiday_lab.c.id == lab_id)
+        .outerjoin(institute_t, institute_t.c.id == Resource.__table__.c.institute_id)
+        .add_columns(
+            holiday_lab.c.follows_holidays,
+            institute_t.c.follows_holidays,
+            institute_t.c.province_code,
+            workdays.token_column(),
+        )
     )
     for _k, (entity, on) in joins:
         stmt = stmt.add_columns(entity).outerjoin(entity, on)
     stmt = stmt.where(Resource.__table__.c.id == resource.id)
+    lab_follows: bool | None = None
+    institute_follows = False
+    region: str | None = None
+    token: str | None = None
     own_row: BookingRules | None = None
     lab_row: BookingRules | None = None
     periods: set[tuple[int, dt.time, dt.time]] = set()
     qualification: Qualification | None = None
     found: list[dict[Any, Any]] = [{} for _ in joins]
-    for r_own, r_lab, weekday, opens, closes, qual, *joined in db.session.execute(stmt):
+    for row in db.session.execute(stmt):
+        r_own, r_lab, weekday, opens, closes, qual = row[:6]
+        lab_follows, institute_follows, region, token = row[6:10]
+        joined = row[10:]
         own_row = own_row or r_own
         lab_row = lab_row or r_lab
         if weekday is not None:
             periods.add((int(weekday), opens, closes))
         qualification = qualification or qual
-        for i, row in enumerate(joined):
-            if row is not None:
-                found[i][row.id] = row
+        for i, item in enumerate(joined):
+            if item is not None:
+                found[i][item.id] = item
     if own_row is not None:
         rules = Rules.from_row(own_row)
     elif lab_row is not None:
@@ -178,7 +198,13 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
         )
         for n, policy in enumerate(policies)
     ]
-    return Policy(rules, sorted(periods), qualification, parts, policies)
+    days = workdays.days_for(
+        token,
+        institute_follows=bool(institute_follows),
+        lab_follows=lab_follows,
+        region=region,
+    )
+    return Policy(rules, sorted(periods), qualification, parts, policies, days)
 
 
 _NO_TIME = cast(null(), UTCDateTime())
@@ -287,7 +313,8 @@ def _judge(
                 field="resource_id",
             )
     checks._check_time_rules(rules, tz, start, end, now)
-    spans = opening_spans(policy.periods, tz, start, end)
+    workdays.check_holiday(policy.days, tz, start, end)
+    spans = workdays.open_spans(policy.periods, tz, start, end, policy.days)
     if not any(s <= start and end <= e for s, e in spans):
         raise RuleViolation(
             _l("The booking must lie within the lab's opening hours."),

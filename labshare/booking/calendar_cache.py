@@ -27,8 +27,9 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
+from labshare.booking import workdays
 from labshare.booking.availability import (
     Availability,
     CalendarSubject,
@@ -63,6 +64,7 @@ _lab = Lab.__table__
 _institute = Institute.__table__
 _own_rules = BookingRules.__table__.alias("own_rules")  # booking policies: the buffer
 _lab_rules = BookingRules.__table__.alias("lab_rules")
+_holiday_lab = Lab.__table__.alias("holiday_lab")  # workdays: the lab's opt-out
 
 _SUBJECT = (
     select(
@@ -77,6 +79,11 @@ _SUBJECT = (
         _own_rules.c.id.label("own_rules_id"),
         _own_rules.c.buffer_minutes.label("own_buffer"),
         _lab_rules.c.buffer_minutes.label("lab_buffer"),
+        # workdays: what the holidays and make-up workdays of the document depend on
+        _institute.c.follows_holidays.label("institute_follows"),
+        _institute.c.province_code,
+        _holiday_lab.c.follows_holidays.label("lab_follows"),
+        workdays.token_column().label("calendar_token"),
     )
     .select_from(
         _resource.join(_institute, _institute.c.id == _resource.c.institute_id)
@@ -86,6 +93,10 @@ _SUBJECT = (
         # booking_rules rows change the resource's calendar_version (migration 0006)
         .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
         .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
+        .outerjoin(
+            _holiday_lab,
+            _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
+        )
     )
     .where(_resource.c.id == bindparam("rid"))
 )
@@ -102,6 +113,8 @@ class _Versions:
     own: int
     lab: int
     timezone: str
+    #: workdays: (token, institute follows, lab follows, province)
+    calendar: tuple[str | None, bool, bool | None, str] = (None, True, None, "")
 
 
 class CalendarCache:
@@ -307,6 +320,12 @@ def _versions_of(row: Any) -> _Versions:
         own=own,
         lab=own if row.kind == ResourceKind.LAB else int(row.lab_version),
         timezone=row.timezone or "Asia/Shanghai",
+        calendar=(
+            row.calendar_token,
+            bool(row.institute_follows),
+            None if row.lab_follows is None else bool(row.lab_follows),
+            row.province_code or "",
+        ),
     )
 
 
@@ -340,6 +359,13 @@ def document_of(
         timezone=versions.timezone,
         buffer_minutes=int(
             (row.own_buffer if row.own_rules_id is not None else row.lab_buffer) or 0
+        ),
+        days=workdays.days_for(
+            versions.calendar[0],
+            institute_follows=versions.calendar[1],
+            lab_follows=versions.calendar[2],
+            region=versions.calendar[3],
+            reader=reader,
         ),
     )
     periods = (

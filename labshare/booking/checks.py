@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from labshare.accounts.companies import booking_refusal
+from labshare.booking import workdays
 from labshare.booking.availability import (
     capacity_of,
     closure_spans,
@@ -31,7 +32,6 @@ from labshare.booking.rules import (
     institute_zone,
     load_opening_periods,
     on_grid,
-    opening_spans,
 )
 from labshare.errors import (
     NotAllowed,
@@ -209,7 +209,9 @@ def _check_time_rules(
 
 
 def _check_opening_hours(resource: Resource, tz: str, start: dt.datetime, end: dt.datetime) -> None:
-    spans = opening_spans(load_opening_periods(resource), tz, start, end)
+    days = workdays.days_of_resource(resource)
+    workdays.check_holiday(days, tz, start, end)
+    spans = workdays.open_spans(load_opening_periods(resource), tz, start, end, days)
     if not any(s <= start and end <= e for s, e in spans):
         raise RuleViolation(
             _l("The booking must lie within the lab's opening hours."),

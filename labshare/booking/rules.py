@@ -5,7 +5,7 @@ the institute's local zone, returned as aware UTC instants."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from sqlalchemy import select
@@ -200,11 +200,14 @@ def opening_spans(
     tz: str,
     start: dt.datetime,
     end: dt.datetime,
+    *,
+    weekday_of: Callable[[dt.date], int | None] | None = None,
 ) -> list[Span]:
     """The lab's open time around [start, end), computed per local day in ``tz`` (so
     each DST day gets its own offsets), merged. Touching periods count as one, so
     a lab open 00:00-24:00 every day is one span, and 22:00-06:00 runs into the
-    next day (``closes_next_day``)."""
+    next day (``closes_next_day``). ``weekday_of``: whose periods start on a local
+    day, None for none (holidays and make-up workdays, ``workdays.open_spans``)."""
     if not periods:
         return []
     z = zone(tz)
@@ -216,7 +219,8 @@ def opening_spans(
     spans: list[Span] = []
     day = first
     while day <= last:
-        for opens, closes in by_day.get(day.weekday(), ()):
+        starts: int | None = day.weekday() if weekday_of is None else weekday_of(day)
+        for opens, closes in by_day.get(starts, ()) if starts is not None else ():
             closing_day = day + dt.timedelta(days=1) if closes_next_day(opens, closes) else day
             spans.append((local_instant(day, opens, tz), local_instant(closing_day, closes, tz)))
         day += dt.timedelta(days=1)

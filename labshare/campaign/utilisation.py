@@ -18,6 +18,7 @@ from sqlalchemy import (
     true,
 )
 
+from labshare.booking import workdays
 from labshare.booking.rules import closes_next_day, period_minutes
 from labshare.campaign.counters import BOOKED_STATUSES, Counters
 from labshare.campaign.periods import Period, Scope, _resource_filter, booking_window, zone_groups
@@ -160,6 +161,10 @@ def open_hours(period: Period, resources: dict[int, ResourceInfo]) -> dict[int, 
         / 60
         for lab_id, week in hours.items()
     }
+    # Public holidays and make-up workdays of the labs that follow them.
+    lab_days = workdays.days_of_labs(hours)
+    for lab_id, days in lab_days.items():
+        base[lab_id] += workdays.minutes_changed(period.start, period.end, hours[lab_id], days) / 60
     # Closures: rare, subtracted exactly.
     pad = dt.timedelta(days=2)
     lo = dt.datetime.combine(period.start, dt.time(), dt.UTC) - pad
@@ -182,7 +187,10 @@ def open_hours(period: Period, resources: dict[int, ResourceInfo]) -> dict[int, 
             closures.get(lab_id, []) + (closures.get(r.id, []) if r.id != lab_id else [])
         )
         if spans and total:
-            total -= _closed_minutes(period, hours[lab_id], tz_of[lab_id], spans) / 60
+            total -= (
+                _closed_minutes(period, hours[lab_id], tz_of[lab_id], spans, lab_days.get(lab_id))
+                / 60
+            )
         out[r.id] = round(max(total, 0.0), 4)
     return out
 
@@ -192,14 +200,23 @@ def _closed_minutes(
     week: dict[int, list[tuple[dt.time, dt.time]]],
     tz: str,
     spans: list[tuple[dt.datetime, dt.datetime]],
+    days: workdays.Days | None = None,
 ) -> float:
     z = zone(tz)
+    weekday_of = (
+        workdays.weekday_rule(
+            days, [(wd, o, c) for wd, periods in week.items() for o, c in periods]
+        )
+        if days is not None
+        else dt.date.weekday
+    )
     closed = 0.0
     first = max(period.start, to_local(spans[0][0], tz).date())
     last = min(period.end - dt.timedelta(days=1), to_local(spans[-1][1], tz).date())
     day = first
     while day <= last:
-        for opens, closes in week.get(day.weekday(), []):
+        weekday = weekday_of(day)
+        for opens, closes in week.get(weekday, []) if weekday is not None else []:
             o = dt.datetime.combine(day, opens, z).astimezone(dt.UTC)
             closing_day = day + dt.timedelta(days=1) if closes_next_day(opens, closes) else day
             c = dt.datetime.combine(closing_day, closes, z).astimezone(dt.UTC)

@@ -8,6 +8,7 @@ from labshare.models.booking_group import BookingGroup
 from labshare.models.booking_quota import BookingQuota, QuotaPeriod
 from labshare.models.booking_rules import DEFAULT_RULES, BookingRules
 from labshare.models.booking_series import BookingSeries
+from labshare.models.calendar_day import CalendarDay, CalendarState
 from labshare.models.catalogue_version import CatalogueVersion
 from labshare.models.closure import Closure
 from labshare.models.company import Company
@@ -68,6 +69,8 @@ __all__ = [
     "BookingRules",
     "BookingSeries",
     "BookingStatus",
+    "CalendarDay",
+    "CalendarState",
     "CatalogueVersion",
     "Closure",
     "ClosureKind",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String
+from sqlalchemy import String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.base import Base, UTCDateTime
@@ -32,6 +32,8 @@ class Institute(Base):
     contact_email: Mapped[str | None] = mapped_column(String(254))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     active: Mapped[bool] = mapped_column(default=True)
+    #: Whether its labs close on public holidays and open on make-up workdays.
+    follows_holidays: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     resources: Mapped[list[Resource]] = relationship(back_populates="institute")

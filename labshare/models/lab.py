@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Time
+from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String, Time, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from labshare.models.base import Base
@@ -21,6 +21,8 @@ class Lab(Resource):
     id: Mapped[int] = mapped_column(ForeignKey("resource.id", ondelete="CASCADE"), primary_key=True)
     location: Mapped[str | None] = mapped_column(String(300))
     capacity: Mapped[int] = mapped_column(default=1)
+    #: False: the lab works through public holidays (its institute may follow them).
+    follows_holidays: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     opening_periods: Mapped[list[OpeningPeriod]] = relationship(
         back_populates="lab",

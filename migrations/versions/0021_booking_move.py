@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 
 revision = "0021_booking_move"
-down_revision = "0019_daily_ops"
+down_revision = "0020_holidays"
 branch_labels = None
 depends_on = None
 

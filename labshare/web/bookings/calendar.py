@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from labshare.booking import workdays
 from labshare.booking.availability import availability
 from labshare.booking.rules import (
     Rules,
@@ -49,6 +50,8 @@ class Week:
     next_iso: str
     this_iso: str
     free_count: int
+    #: Per day: the public holiday or make-up workday it is, for the lab (else None).
+    day_notes: list[workdays.Day | None] = field(default_factory=list)
 
 
 def iso_week(day: dt.date) -> str:
@@ -162,4 +165,5 @@ def build_week(resource: Resource, monday: dt.date | None = None) -> Week:
         next_iso=iso_week(monday + dt.timedelta(days=7)),
         this_iso=iso_week(this_monday),
         free_count=free_count,
+        day_notes=workdays.notes_of(resource, days),
     )

@@ -50,6 +50,7 @@ SLOT_LABELS: dict[str, Any] = {
     "offered": _l("Offered to the waitlist"),  # waitlist (issue 8)
     "closed": _l("Closed"),
     "closure": _l("Closed (maintenance or holiday)"),
+    "holiday": _l("Public holiday"),
     "calibration_expired": _l("Calibration expired"),
     "unavailable": _l("Not available"),
     "past": _l("Past"),

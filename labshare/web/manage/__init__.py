@@ -1,6 +1,7 @@
 """Pages for institute staff: dashboard, catalogue management, bulk import."""
 
 from labshare.web.manage import checkin_code as _checkin_code  # noqa: F401  (check-in: routes)
+from labshare.web.manage import holidays as _holidays  # noqa: F401  (routes)
 from labshare.web.manage import on_behalf as _on_behalf  # noqa: F401  (routes)
 from labshare.web.manage import qualifications as _qualifications  # noqa: F401  (routes)
 from labshare.web.manage import quotas as _quotas  # noqa: F401  (booking policies: routes)

@@ -1,0 +1,220 @@
+"""Public holidays and make-up workdays: the calendar (anyone reads it, admins keep
+it) and the opt-outs of institutes and labs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from flask_babel import gettext as _
+from pydantic import Field
+
+from labshare.api import bp
+from labshare.api.registry import BodyModel, QueryModel, ResponseModel, endpoint
+from labshare.api.schemas import MAX_ID
+from labshare.booking import holiday_admin
+from labshare.errors import NotFound
+from labshare.extensions import db
+from labshare.models import CalendarDay, Institute, Lab, Role, User
+
+ERRORS = (400, 403, 404, 422)
+
+
+class HolidayQuery(QueryModel):
+    year: int = Field(..., description="the calendar year")
+    region: str | None = Field(
+        None, max_length=6, description="a province code: its extra days with the national ones"
+    )
+
+
+class HolidayOut(ResponseModel):
+    id: int
+    date: dt.date
+    kind: Literal["holiday", "workday"]
+    name: str
+    name_en: str | None
+    works_as: int | None = Field(None, description="make-up workday: the weekday whose hours")
+    region: str = Field(..., description="'' national, else a province code")
+    source: Literal["library", "file", "admin"]
+    bookings_inside: list[int] | None = Field(
+        None,
+        description="after adding a holiday: ids of the pending and approved bookings not "
+        "yet over that touch it (made before it was known); cancel them or ask to move",
+    )
+
+
+class HolidayBody(BodyModel):
+    date: str = Field(..., description="YYYY-MM-DD, local day")
+    kind: str = Field(..., description="holiday or workday (a make-up Saturday or Sunday)")
+    name: str = Field(..., description="e.g. 国庆节")
+    name_en: str | None = None
+    works_as: int | None = Field(None, description="workday: 0 (Monday) to 6 (Sunday)")
+    region: str | None = Field(None, description="a 6-digit province code; absent: national")
+
+
+class LoadBody(BodyModel):
+    year: int
+
+
+class LoadOut(ResponseModel):
+    year: int
+    source: Literal["library", "file"]
+    holidays: int
+    workdays: int
+    changed: bool
+    bookings_inside: list[int] = Field(
+        ..., description="pending and approved bookings not yet over that touch a new holiday"
+    )
+
+
+class FollowsBody(BodyModel):
+    follows: bool
+
+
+class FollowsOut(ResponseModel):
+    id: int
+    follows_holidays: bool
+
+
+def day_json(row: CalendarDay) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "date": row.day.isoformat(),
+        "kind": row.kind,
+        "name": row.name,
+        "name_en": row.name_en,
+        "works_as": row.works_as,
+        "region": row.region,
+        "source": row.source,
+    }
+
+
+@endpoint(
+    bp,
+    "/holidays",
+    "GET",
+    summary="Public holidays and make-up workdays of a year",
+    description="The national calendar (and a province's extra days with region): labs "
+    "that follow it are closed on a holiday and open on a make-up workday with the hours "
+    "of weekday works_as (Monday, or the lab's first weekday with hours, when null).",
+    tag="holidays",
+    query=HolidayQuery,
+    response=HolidayOut,
+    errors=(422,),
+)
+def list_holidays(query: HolidayQuery) -> Any:
+    return [day_json(r) for r in holiday_admin.list_days(query.year, query.region)]
+
+
+@endpoint(
+    bp,
+    "/holidays",
+    "POST",
+    summary="Add or replace one day of the calendar (admins)",
+    tag="holidays",
+    roles=(Role.ADMIN,),
+    body=HolidayBody,
+    response=HolidayOut,
+    status=201,
+    errors=ERRORS,
+)
+def put_holiday(user: User, body: HolidayBody) -> Any:
+    row = holiday_admin.put_day(
+        user,
+        day=body.date,
+        kind=body.kind,
+        name=body.name,
+        name_en=body.name_en,
+        works_as=body.works_as,
+        region=body.region,
+    )
+    inside = holiday_admin.bookings_inside([row.day]) if row.kind == "holiday" else []
+    out = day_json(row)
+    db.session.commit()
+    return {**out, "bookings_inside": inside}
+
+
+@endpoint(
+    bp,
+    "/holidays/<int:day_id>",
+    "DELETE",
+    summary="Remove one day of the calendar (admins)",
+    tag="holidays",
+    roles=(Role.ADMIN,),
+    status=204,
+    errors=ERRORS,
+)
+def delete_holiday(user: User, day_id: int) -> Any:
+    holiday_admin.remove_day(user, min(day_id, MAX_ID))
+    db.session.commit()
+    return "", 204
+
+
+@endpoint(
+    bp,
+    "/holidays/load",
+    "POST",
+    summary="Load a year of the national calendar (admins)",
+    description="From labshare/data/holidays_cn.json when it lists the year, else from the "
+    "chinese-calendar package. Days an admin entered stay; the same year again changes "
+    "nothing.",
+    tag="holidays",
+    roles=(Role.ADMIN,),
+    body=LoadBody,
+    response=LoadOut,
+    errors=ERRORS,
+)
+def load_holidays(user: User, body: LoadBody) -> Any:
+    loaded = holiday_admin.load_year(body.year, user)
+    db.session.commit()
+    return {
+        "year": loaded.year,
+        "source": loaded.source,
+        "holidays": loaded.holidays,
+        "workdays": loaded.workdays,
+        "changed": loaded.changed,
+        "bookings_inside": loaded.bookings_inside,
+    }
+
+
+@endpoint(
+    bp,
+    "/institutes/<int:institute_id>/holidays",
+    "PUT",
+    summary="Whether an institute follows the holiday calendar",
+    description="Admins, or the institute's administrator.",
+    tag="holidays",
+    roles=(Role.ADMIN, Role.STAFF),
+    body=FollowsBody,
+    response=FollowsOut,
+    errors=ERRORS,
+)
+def institute_follows(user: User, institute_id: int, body: FollowsBody) -> Any:
+    institute = db.session.get(Institute, min(institute_id, MAX_ID))
+    if institute is None or (user.role != Role.ADMIN and user.institute_id != institute.id):
+        raise NotFound(_("No institute %(id)s.", id=institute_id))
+    holiday_admin.set_institute_follows(user, institute, body.follows)
+    db.session.commit()
+    return {"id": institute.id, "follows_holidays": institute.follows_holidays}
+
+
+@endpoint(
+    bp,
+    "/catalogue/labs/<int:lab_id>/holidays",
+    "PUT",
+    summary="Whether a lab follows the holiday calendar (staff of its institute)",
+    description="false: the lab works through public holidays and keeps its weekly hours "
+    "on make-up workdays.",
+    tag="holidays",
+    roles=(Role.ADMIN, Role.STAFF),
+    body=FollowsBody,
+    response=FollowsOut,
+    errors=ERRORS,
+)
+def lab_follows(user: User, lab_id: int, body: FollowsBody) -> Any:
+    lab = db.session.get(Lab, min(lab_id, MAX_ID))
+    if lab is None:
+        raise NotFound(_("No resource %(id)s.", id=lab_id))
+    holiday_admin.set_lab_follows(user, lab, body.follows)
+    db.session.commit()
+    return {"id": lab.id, "follows_holidays": lab.follows_holidays}

@@ -1,0 +1,429 @@
+"""Keeping the calendar of public holidays and make-up workdays, and who follows it.
+
+A year of the national calendar comes from ``labshare/data/holidays_cn.json`` when
+the file lists that year (a new State Council notice, a year the library lacks; the
+file wins, as it is what an admin edited), else from the ``chinese-calendar``
+package. Admins add or replace single days (a province's extra day, a correction);
+loading a year again never overwrites a day an admin entered. Institutes (their
+administrator, or a platform admin) and labs (the institute's staff) opt out.
+
+Every change of ``calendar_day`` writes a new ``calendar_state.token`` in the same
+transaction (``_touch``): each process's copy of the calendar is keyed by it
+(``workdays``). Rows are never updated, only deleted and inserted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import extract, select
+
+from labshare.booking import workdays
+from labshare.booking.permissions import is_staff_of
+from labshare.booking.workdays import HOLIDAY, KINDS, NATIONAL, STATE_ID, WORKDAY
+from labshare.database import begin_write
+from labshare.errors import NotAllowed, NotFound, ValidationFailed
+from labshare.extensions import db
+from labshare.models import (
+    HOLDING_STATUSES,
+    Booking,
+    CalendarDay,
+    CalendarState,
+    Institute,
+    Lab,
+    Role,
+    User,
+)
+from labshare.ops import audit
+from labshare.timeutil import utcnow
+
+DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays_cn.json"
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+_REGION = re.compile(r"^[0-9]{6}$")
+
+
+@dataclass(frozen=True)
+class DaySpec:
+    day: dt.date
+    kind: str
+    name: str
+    name_en: str | None = None
+    works_as: int | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    year: int
+    source: str  # 'file' or 'library'
+    holidays: int
+    workdays: int
+    changed: bool
+    #: Holding bookings not yet over that now touch a holiday (made before it was known).
+    bookings_inside: list[int] = field(default_factory=list)
+
+
+# -- sources ----------------------------------------------------------------------------
+
+
+def library_days(year: int) -> list[DaySpec] | None:
+    """The year's days from ``chinese-calendar``; None when it does not cover the year."""
+    import chinese_calendar
+
+    covered = {d.year for d in chinese_calendar.holidays}
+    if year not in covered:
+        return None
+    names = {h.value: h for h in chinese_calendar.Holiday}
+    out: list[DaySpec] = []
+    sources = ((chinese_calendar.holidays, HOLIDAY), (chinese_calendar.workdays, WORKDAY))
+    for source, kind in sources:
+        for day, english in sorted(source.items()):
+            if day.year != year:
+                continue
+            holiday = names.get(english)
+            chinese = holiday.chinese if holiday is not None else english
+            out.append(DaySpec(day, kind, chinese, english))
+    return out
+
+
+def _data_file() -> Path:
+    configured = current_app.config.get("HOLIDAYS_FILE")
+    return Path(configured) if configured else DATA_FILE
+
+
+def file_days(year: int, path: Path | None = None) -> list[DaySpec] | None:
+    """The year's days from the data file; None when the file does not list the year.
+    The file: ``{"years": {"2027": [{"date": "2027-01-01", "kind": "holiday",
+    "name": "元旦", "name_en": "New Year's Day"}, {"date": ..., "kind": "workday",
+    "name": ..., "works_as": 0}]}}``."""
+    path = path or _data_file()
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = data.get("years", {}).get(str(year))
+    except (ValueError, AttributeError) as exc:
+        raise ValidationFailed(
+            _l("The holiday file %(path)s cannot be read: %(error)s", path=path.name, error=exc),
+            field="file",
+        ) from exc
+    if entries is None:
+        return None
+    out: list[DaySpec] = []
+    for n, entry in enumerate(entries, start=1):
+        try:
+            spec = check_day(
+                entry.get("date"),
+                entry.get("kind"),
+                entry.get("name"),
+                entry.get("name_en"),
+                entry.get("works_as"),
+            )
+        except (ValidationFailed, AttributeError) as exc:
+            raise ValidationFailed(
+                _l(
+                    "Entry %(n)d of year %(year)d in %(path)s: %(error)s",
+                    n=n,
+                    year=year,
+                    path=path.name,
+                    error=getattr(exc, "message", exc),
+                ),
+                field="file",
+            ) from exc
+        if spec.day.year != year:
+            raise ValidationFailed(
+                _l("Entry %(n)d of year %(year)d is another year's day.", n=n, year=year),
+                field="file",
+            )
+        out.append(spec)
+    return out
+
+
+# -- checks -----------------------------------------------------------------------------
+
+
+def check_year(year: Any) -> int:
+    if isinstance(year, bool) or not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValidationFailed(
+            _l("The year must be between %(a)d and %(b)d.", a=FIRST_YEAR, b=LAST_YEAR),
+            field="year",
+        )
+    return year
+
+
+def check_day(day: Any, kind: Any, name: Any, name_en: Any = None, works_as: Any = None) -> DaySpec:
+    """One day as given by an admin or the file, checked field by field."""
+    if isinstance(day, str):
+        try:
+            day = dt.date.fromisoformat(day)
+        except ValueError:
+            day = None
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise ValidationFailed(_l("The date must be a day, YYYY-MM-DD."), field="date")
+    check_year(day.year)
+    if kind not in KINDS:
+        raise ValidationFailed(_l("The kind must be holiday or workday."), field="kind")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
+        raise ValidationFailed(_l("The name is required, at most 100 characters."), field="name")
+    if name_en is not None and (not isinstance(name_en, str) or len(name_en.strip()) > 100):
+        raise ValidationFailed(_l("The English name is at most 100 characters."), field="name_en")
+    if works_as is not None:
+        if kind != WORKDAY:
+            raise ValidationFailed(
+                _l("Only a make-up workday has the hours of a weekday."), field="works_as"
+            )
+        if isinstance(works_as, bool) or not isinstance(works_as, int) or not 0 <= works_as <= 6:
+            raise ValidationFailed(
+                _l("The weekday must be 0 (Monday) to 6 (Sunday)."), field="works_as"
+            )
+    if kind == WORKDAY and day.weekday() < 5:
+        raise ValidationFailed(_l("A make-up workday is a Saturday or a Sunday."), field="date")
+    return DaySpec(day, kind, name.strip(), (name_en or "").strip() or None, works_as)
+
+
+def check_region(region: Any) -> str:
+    if region is None or region == NATIONAL:
+        return NATIONAL
+    if not isinstance(region, str) or not _REGION.match(region):
+        raise ValidationFailed(
+            _l("The region is a 6-digit province code, or empty for the national calendar."),
+            field="region",
+        )
+    return region
+
+
+def _require_admin(actor: User) -> None:
+    if actor.role != Role.ADMIN:
+        raise NotAllowed(_l("Only an administrator may change the holiday calendar."))
+
+
+def _touch() -> None:
+    """A new token: every process reads the calendar again at its next use."""
+    workdays.token_changed(db.session())
+    state = db.session.get(CalendarState, STATE_ID)
+    if state is None:
+        db.session.add(CalendarState(id=STATE_ID, token=secrets.token_hex(16)))
+    else:
+        state.token = secrets.token_hex(16)
+
+
+# -- changes ----------------------------------------------------------------------------
+
+
+def load_year(year: int, actor: User | None) -> Loaded:
+    """Replace the year's national days from the file or the library (``actor`` None:
+    the command line). Days an admin entered stay. Writes nothing when nothing
+    changed."""
+    year = check_year(year)
+    if actor is not None:
+        _require_admin(actor)
+    begin_write()
+    specs = file_days(year)
+    source = "file"
+    if specs is None:
+        specs = library_days(year)
+        source = "library"
+    if specs is None:
+        raise ValidationFailed(
+            _l(
+                "No calendar for %(year)d: neither the chinese-calendar package nor "
+                "labshare/data/holidays_cn.json lists it; add the State Council's notice "
+                "to the file.",
+                year=year,
+            ),
+            field="year",
+        )
+    rows = list(
+        db.session.scalars(
+            select(CalendarDay).where(
+                CalendarDay.region == NATIONAL, extract("year", CalendarDay.day) == year
+            )
+        )
+    )
+    by_admin = {r.day for r in rows if r.source == "admin"}
+    wanted = {
+        (s.day, s.kind, s.name, s.name_en, s.works_as, source)
+        for s in specs
+        if s.day not in by_admin
+    }
+    have = {
+        (r.day, r.kind, r.name, r.name_en, r.works_as, r.source)
+        for r in rows
+        if r.source != "admin"
+    }
+    changed = wanted != have
+    if changed:
+        for row in rows:
+            if row.source != "admin":
+                db.session.delete(row)
+        db.session.flush()
+        for day, kind, name, name_en, works_as, src in sorted(wanted):
+            db.session.add(
+                CalendarDay(
+                    region=NATIONAL,
+                    day=day,
+                    kind=kind,
+                    name=name,
+                    name_en=name_en,
+                    works_as=works_as,
+                    source=src,
+                )
+            )
+        _touch()
+        audit.record(
+            "calendar.load",
+            "calendar_day",
+            actor=actor,
+            data={"year": year, "source": source, "days": len(wanted)},
+        )
+    holidays = sorted({w[0] for w in wanted if w[1] == HOLIDAY})
+    return Loaded(
+        year,
+        source,
+        len(holidays),
+        sum(1 for w in wanted if w[1] == WORKDAY),
+        changed,
+        bookings_inside(holidays) if changed else [],
+    )
+
+
+def put_day(
+    actor: User | None,
+    *,
+    day: Any,
+    kind: Any,
+    name: Any,
+    name_en: Any = None,
+    works_as: Any = None,
+    region: Any = None,
+) -> CalendarDay:
+    """Add a day, or replace the one of the same region and date (admins)."""
+    if actor is not None:
+        _require_admin(actor)
+    spec = check_day(day, kind, name, name_en, works_as)
+    region = check_region(region)
+    begin_write()
+    old = db.session.scalars(
+        select(CalendarDay).where(CalendarDay.region == region, CalendarDay.day == spec.day)
+    ).first()
+    if old is not None:
+        db.session.delete(old)
+        db.session.flush()
+    row = CalendarDay(
+        region=region,
+        day=spec.day,
+        kind=spec.kind,
+        name=spec.name,
+        name_en=spec.name_en,
+        works_as=spec.works_as,
+        source="admin",
+    )
+    db.session.add(row)
+    db.session.flush()
+    _touch()
+    audit.record(
+        "calendar.put",
+        row,
+        actor=actor,
+        data={"day": spec.day.isoformat(), "kind": spec.kind, "region": region},
+    )
+    return row
+
+
+def remove_day(actor: User | None, day_id: int) -> None:
+    if actor is not None:
+        _require_admin(actor)
+    begin_write()
+    row = db.session.get(CalendarDay, day_id)
+    if row is None:
+        raise NotFound(_l("No calendar day %(id)s.", id=day_id))
+    audit.record(
+        "calendar.remove",
+        row,
+        actor=actor,
+        data={"day": row.day.isoformat(), "kind": row.kind, "region": row.region},
+    )
+    db.session.delete(row)
+    _touch()
+
+
+def list_days(year: int, region: str | None = None) -> list[CalendarDay]:
+    """The year's national days and, with ``region``, that province's."""
+    year = check_year(year)
+    regions = [NATIONAL] if not region else [NATIONAL, check_region(region)]
+    return list(
+        db.session.scalars(
+            select(CalendarDay)
+            .where(CalendarDay.region.in_(regions), extract("year", CalendarDay.day) == year)
+            .order_by(CalendarDay.day, CalendarDay.region)
+        )
+    )
+
+
+def set_institute_follows(actor: User | None, institute: Institute, follows: Any) -> None:
+    """Admins, or the institute's administrator."""
+    if actor is not None and not (
+        actor.role == Role.ADMIN or (actor.institute_admin and is_staff_of(actor, institute.id))
+    ):
+        raise NotAllowed(
+            _l("Only the institute's administrator may change whether it follows holidays.")
+        )
+    if not isinstance(follows, bool):
+        raise ValidationFailed(_l("follows must be true or false."), field="follows")
+    begin_write()
+    if institute.follows_holidays != follows:
+        institute.follows_holidays = follows
+        audit.record("institute.holidays", institute, actor=actor, to_state=str(follows).lower())
+
+
+def set_lab_follows(actor: User | None, lab: Lab, follows: Any) -> None:
+    """The lab's institute's staff (who keep its opening hours), or admins."""
+    if actor is not None and not (actor.role == Role.ADMIN or is_staff_of(actor, lab.institute_id)):
+        raise NotFound(_l("No resource %(id)s.", id=lab.id))
+    if not isinstance(follows, bool):
+        raise ValidationFailed(_l("follows must be true or false."), field="follows")
+    begin_write()
+    if lab.follows_holidays != follows:
+        lab.follows_holidays = follows
+        audit.record("resource.holidays", lab, actor=actor, to_state=str(follows).lower())
+
+
+def bookings_inside(days: Sequence[dt.date]) -> list[int]:
+    """Ids of the pending and approved bookings, not yet over, that touch one of the
+    holidays ``days`` for a lab that follows the calendar (as it stands in this
+    transaction): they were made before the holiday was known. Staff deal with them
+    as with a closure's (cancel, or ask the company to move)."""
+    if not days:
+        return []
+    now = utcnow()
+    lo = dt.datetime.combine(min(days), dt.time(0), dt.UTC) - dt.timedelta(days=1)
+    hi = dt.datetime.combine(max(days), dt.time(0), dt.UTC) + dt.timedelta(days=2)
+    wanted = set(days)
+    found: list[int] = []
+    seen: dict[int, workdays.Days | None] = {}
+    rows = db.session.scalars(
+        select(Booking)
+        .where(
+            Booking.status.in_(HOLDING_STATUSES),
+            Booking.end_at > max(now, lo),
+            Booking.start_at < hi,
+        )
+        .order_by(Booking.start_at, Booking.id)
+    )
+    for booking in rows:
+        resource = booking.resource
+        if resource.id not in seen:
+            seen[resource.id] = workdays.days_of_resource(resource)
+        tz = resource.institute.timezone or "Asia/Shanghai"
+        touched = workdays.holidays_between(seen[resource.id], tz, booking.start_at, booking.end_at)
+        if any(day.day in wanted for day, _span in touched):
+            found.append(booking.id)
+    return found
