@@ -30,7 +30,7 @@ from sqlalchemy import extract, select
 from labshare.booking import workdays
 from labshare.booking.permissions import is_staff_of
 from labshare.booking.workdays import HOLIDAY, KINDS, NATIONAL, STATE_ID, WORKDAY
-from labshare.database import begin_write
+from labshare.database import begin_write, is_sqlite
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
@@ -208,11 +208,15 @@ def _require_admin(actor: User) -> None:
 def _touch() -> None:
     """A new token: every process reads the calendar again at its next use."""
     workdays.token_changed(db.session())
-    state = db.session.get(CalendarState, STATE_ID)
-    if state is None:
-        db.session.add(CalendarState(id=STATE_ID, token=secrets.token_hex(16)))
+    # One statement that inserts or updates: two first changes at once must not both
+    # insert the row (the second would fail on its primary key).
+    if is_sqlite():
+        from sqlalchemy.dialects.sqlite import insert as upsert
     else:
-        state.token = secrets.token_hex(16)
+        from sqlalchemy.dialects.postgresql import insert as upsert  # type: ignore[assignment]
+    token = secrets.token_hex(16)
+    stmt = upsert(CalendarState).values(id=STATE_ID, token=token)
+    db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"token": token}))
 
 
 # -- changes ----------------------------------------------------------------------------
