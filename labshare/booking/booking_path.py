@@ -18,6 +18,7 @@ Nothing here commits.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -39,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, with_polymorphic
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.expression import ColumnClause
+from sqlalchemy.sql.expression import BindParameter, ColumnClause, CompoundSelect
 
 from labshare.booking import bookings
 from labshare.booking.availability import capacity_of, saturated
@@ -110,15 +111,60 @@ def lock_and_load(resource_id: int) -> Resource | None:
     """The resource, its subclass columns and its institute, read under its write
     lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE of its row). One statement."""
     begin_write()
-    stmt = (
-        select(_ANY_RESOURCE)
-        .where(_ANY_RESOURCE.id == resource_id)
-        .execution_options(populate_existing=True)
-    )
-    if not is_sqlite():
-        stmt = stmt.with_for_update(of=Resource.__table__)
-    found: Resource | None = db.session.scalars(stmt).unique().one_or_none()
+    stmt = _LOAD_PLAIN if is_sqlite() else _LOAD_LOCKED
+    found: Resource | None = db.session.scalars(stmt, {"rid": resource_id}).unique().one_or_none()
     return found
+
+
+# The path's statements are built once, with bound parameters: building them per
+# request (ORM expressions, aliases, their column collections) cost more CPU than
+# running them.
+_LOAD_PLAIN = (
+    select(_ANY_RESOURCE)
+    .where(_ANY_RESOURCE.id == bindparam("rid"))
+    .execution_options(populate_existing=True)
+)
+_LOAD_LOCKED = _LOAD_PLAIN.with_for_update(of=Resource.__table__)
+_OWN_RULES = aliased(BookingRules)
+_LAB_RULES = aliased(BookingRules)
+_RES = Resource.__table__
+_POLICY = (
+    select(_OWN_RULES, _LAB_RULES, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes)
+    .select_from(_RES)
+    .outerjoin(_OWN_RULES, _OWN_RULES.resource_id == _RES.c.id)
+    .outerjoin(
+        _LAB_RULES,
+        and_(
+            _LAB_RULES.resource_id == bindparam("lab_id"),
+            _LAB_RULES.resource_id != bindparam("rid"),
+        ),
+    )
+    .outerjoin(OpeningPeriod, OpeningPeriod.lab_id == bindparam("lab_id"))
+    .add_columns(Qualification, BookingQuota)
+    .outerjoin(
+        Qualification,
+        and_(Qualification.resource_id == _RES.c.id, Qualification.user_id == bindparam("uid")),
+    )
+    .outerjoin(
+        BookingQuota,
+        and_(
+            BookingQuota.institute_id == _RES.c.institute_id,
+            or_(
+                BookingQuota.resource_id.is_(None),
+                BookingQuota.resource_id == bindparam("rid"),
+                BookingQuota.resource_id == bindparam("lab_id"),
+            ),
+        ),
+    )
+    .where(_RES.c.id == bindparam("rid"))
+)
+_LOCK_QUOTAS = (
+    select(BookingQuota)
+    .where(BookingQuota.id.in_(bindparam("ids", expanding=True)))
+    .order_by(BookingQuota.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def load_policy(resource: Resource, user_id: int) -> Policy:
@@ -127,40 +173,13 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
     statement (outer joins from the resource's row); the quotas are locked in id
     order on PostgreSQL by a second one, when there are any."""
     lab_id = lab_id_of(resource)
-    own = aliased(BookingRules)
-    of_lab = aliased(BookingRules)
-    stmt = (
-        select(own, of_lab, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes)
-        .select_from(Resource.__table__)
-        .outerjoin(own, own.resource_id == Resource.__table__.c.id)
-        .outerjoin(of_lab, and_(of_lab.resource_id == lab_id, of_lab.resource_id != resource.id))
-        .outerjoin(OpeningPeriod, OpeningPeriod.lab_id == lab_id)
-        .add_columns(Qualification, BookingQuota)
-        .outerjoin(
-            Qualification,
-            and_(
-                Qualification.resource_id == Resource.__table__.c.id,
-                Qualification.user_id == user_id,
-            ),
-        )
-        .outerjoin(
-            BookingQuota,
-            and_(
-                BookingQuota.institute_id == Resource.__table__.c.institute_id,
-                or_(
-                    BookingQuota.resource_id.is_(None),
-                    BookingQuota.resource_id.in_({resource.id, lab_id}),
-                ),
-            ),
-        )
-        .where(Resource.__table__.c.id == resource.id)
-    )
     own_row: BookingRules | None = None
     lab_row: BookingRules | None = None
     periods: set[tuple[int, dt.time, dt.time]] = set()
     qualification: Qualification | None = None
     found: dict[int, BookingQuota] = {}
-    for r_own, r_lab, weekday, opens, closes, qual, quota in db.session.execute(stmt):
+    params = {"rid": resource.id, "lab_id": lab_id, "uid": user_id}
+    for r_own, r_lab, weekday, opens, closes, qual, quota in db.session.execute(_POLICY, params):
         own_row = own_row or r_own
         lab_row = lab_row or r_lab
         if weekday is not None:
@@ -176,15 +195,7 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
         rules = DEFAULT
     applicable = [found[k] for k in sorted(found)]
     if applicable and not is_sqlite():
-        applicable = list(
-            db.session.scalars(
-                select(BookingQuota)
-                .where(BookingQuota.id.in_([q.id for q in applicable]))
-                .order_by(BookingQuota.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        )
+        applicable = list(db.session.scalars(_LOCK_QUOTAS, {"ids": [q.id for q in applicable]}))
     return Policy(rules, sorted(periods), qualification, applicable)
 
 
@@ -194,6 +205,95 @@ _NO_NUMBER = cast(null(), Integer())
 
 def _tag(k: int) -> ColumnClause[int]:
     return literal_column(str(k), Integer())
+
+
+def _id(key: str) -> BindParameter[int]:
+    return bindparam(key, type_=Integer())
+
+
+def _time(key: str) -> BindParameter[dt.datetime]:
+    return bindparam(key, type_=UTCDateTime())
+
+
+@functools.lru_cache(maxsize=256)
+def _around_statement(
+    shared: bool, with_no_shows: bool, quota_shapes: tuple[tuple[str, bool], ...]
+) -> CompoundSelect:
+    """The UNION ALL of ``read_around`` for one shape: a resource of several places
+    (``shared``) or one with a buffer, with or without the no-show record, and one
+    (scope, counts completed) per quota that applies. Built once per shape."""
+    holding = Booking.status.in_(HOLDING_STATUSES)
+    rid, company = _id("rid"), _id("company_id")
+    lo, hi, start, end, now = (_time(k) for k in ("lo", "hi", "start", "end", "now"))
+    if shared:  # no buffer: what overlaps [start, end), found by start_at
+        busy_where = and_(
+            Booking.resource_id == rid,
+            Booking.start_at < end,
+            Booking.start_at > lo,
+            Booking.end_at > start,
+            holding,
+        )
+    else:  # lo, hi: the slot widened by the buffer
+        busy_where = and_(
+            Booking.resource_id == rid, Booking.start_at < hi, Booking.end_at > lo, holding
+        )
+    arms = [
+        select(_tag(0), Booking.start_at, Booking.end_at, _NO_NUMBER).where(busy_where),
+        select(_tag(1), Closure.start_at, Closure.end_at, _NO_NUMBER).where(
+            or_(Closure.resource_id == rid, Closure.resource_id == _id("lab_id")),
+            Closure.start_at < end,
+            Closure.end_at > start,
+        ),
+        select(
+            _tag(2), WaitlistEntry.start_at, WaitlistEntry.end_at, WaitlistEntry.company_id
+        ).where(
+            WaitlistEntry.resource_id == rid,
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at > now,
+            # offers: the slot widened by the buffer (none for several places)
+            WaitlistEntry.start_at < hi,
+            WaitlistEntry.end_at > _time("offer_lo"),
+        ),
+        select(_tag(3), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
+            Booking.resource_id == rid,
+            Booking.company_id == company,
+            holding,
+            Booking.end_at > now,
+        ),
+    ]
+    if with_no_shows:
+        arms.append(
+            select(_tag(4), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
+                Booking.company_id == company,
+                Booking.institute_id == _id("institute_id"),
+                Booking.start_at >= _time("since"),
+                or_(Booking.status == BookingStatus.NO_SHOW, Booking.late_cancellation.is_(True)),
+            )
+        )
+    for i, (scope, count_completed) in enumerate(quota_shapes):
+        statuses = [BookingStatus.PENDING, BookingStatus.APPROVED]
+        if count_completed:
+            statuses.append(BookingStatus.COMPLETED)
+        target = _id(f"q{i}_scope")
+        if scope == "institute":
+            where = Booking.institute_id == target
+        elif scope == "lab":  # a lab's quota: the lab and its instruments
+            where = or_(
+                Booking.resource_id == target,
+                Booking.resource_id.in_(select(Instrument.id).where(Instrument.lab_id == target)),
+            )
+        else:
+            where = Booking.resource_id == target
+        arms.append(
+            select(_tag(10 + i), Booking.start_at, Booking.end_at, _NO_NUMBER).where(
+                Booking.company_id == company,
+                Booking.start_at >= _time(f"q{i}_first"),
+                Booking.start_at < _time(f"q{i}_after"),
+                Booking.status.in_(statuses),
+                where,
+            )
+        )
+    return union_all(*arms)
 
 
 def read_around(
@@ -215,83 +315,35 @@ def read_around(
     buffer = (
         dt.timedelta(minutes=max(rules.buffer_minutes, 0)) if capacity <= 1 else dt.timedelta(0)
     )
-    holding = Booking.status.in_(HOLDING_STATUSES)
-    if capacity <= 1:
-        busy_where = and_(
-            Booking.resource_id == resource.id,
-            Booking.start_at < end + buffer,
-            Booking.end_at > start - buffer,
-            holding,
-        )
-    else:
-        busy_where = and_(
-            Booking.resource_id == resource.id,
-            Booking.start_at < end,
-            Booking.start_at > start - MAX_BOOKING_SPAN,
-            Booking.end_at > start,
-            holding,
-        )
     lab_id = lab_id_of(resource)
-    scope = [resource.id] if lab_id == resource.id else [resource.id, lab_id]
-    arms = [
-        select(_tag(0), Booking.start_at, Booking.end_at, _NO_NUMBER).where(busy_where),
-        select(_tag(1), Closure.start_at, Closure.end_at, _NO_NUMBER).where(
-            Closure.resource_id.in_(scope), Closure.start_at < end, Closure.end_at > start
-        ),
-        select(
-            _tag(2), WaitlistEntry.start_at, WaitlistEntry.end_at, WaitlistEntry.company_id
-        ).where(
-            WaitlistEntry.resource_id == resource.id,
-            WaitlistEntry.status == WaitlistStatus.OFFERED,
-            WaitlistEntry.offer_expires_at > now,
-            WaitlistEntry.start_at < end + buffer,
-            WaitlistEntry.end_at > start - buffer,
-        ),
-        select(_tag(3), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
-            Booking.resource_id == resource.id,
-            Booking.company_id == company_id,
-            holding,
-            Booking.end_at > now,
-        ),
-    ]
-    if with_no_shows:
-        arms.append(
-            select(_tag(4), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
-                Booking.company_id == company_id,
-                Booking.institute_id == resource.institute_id,
-                Booking.start_at >= now - dt.timedelta(days=RECORD_DAYS),
-                or_(Booking.status == BookingStatus.NO_SHOW, Booking.late_cancellation.is_(True)),
-            )
-        )
+    shapes = []
+    params: dict[str, object] = {
+        "rid": resource.id,
+        "lab_id": lab_id,
+        "company_id": company_id,
+        "institute_id": resource.institute_id,
+        "start": start,
+        "end": end,
+        "now": now,
+        "lo": start - buffer if capacity <= 1 else start - MAX_BOOKING_SPAN,
+        "hi": end + buffer,
+        "offer_lo": start - buffer,
+        "since": now - dt.timedelta(days=RECORD_DAYS),
+    }
     for i, quota in enumerate(policy.quotas):
-        first, after = quotas.period_bounds(quota.period, start, tz)
-        statuses = [BookingStatus.PENDING, BookingStatus.APPROVED]
-        if quota.count_completed:
-            statuses.append(BookingStatus.COMPLETED)
+        params[f"q{i}_first"], params[f"q{i}_after"] = quotas.period_bounds(quota.period, start, tz)
         if quota.resource_id is None:
-            where = Booking.institute_id == quota.institute_id
-        elif quota.resource_id == lab_id:  # a lab's quota: the lab and its instruments
-            where = or_(
-                Booking.resource_id == quota.resource_id,
-                Booking.resource_id.in_(
-                    select(Instrument.id).where(Instrument.lab_id == quota.resource_id)
-                ),
-            )
+            scope = "institute"
+            params[f"q{i}_scope"] = quota.institute_id
         else:
-            where = Booking.resource_id == quota.resource_id
-        arms.append(
-            select(_tag(10 + i), Booking.start_at, Booking.end_at, _NO_NUMBER).where(
-                Booking.company_id == company_id,
-                Booking.start_at >= first,
-                Booking.start_at < after,
-                Booking.status.in_(statuses),
-                where,
-            )
-        )
+            scope = "lab" if quota.resource_id == lab_id else "resource"
+            params[f"q{i}_scope"] = quota.resource_id
+        shapes.append((scope, bool(quota.count_completed)))
+    stmt = _around_statement(capacity > 1, with_no_shows, tuple(shapes))
     out = Around()
     seconds: dict[int, int] = {}
     counts: dict[int, int] = {}
-    for k, s, e, n in db.session.execute(union_all(*arms)):
+    for k, s, e, n in db.session.execute(stmt, params):
         if k == 0:
             out.busy.append((s, e))
         elif k == 1:
