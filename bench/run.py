@@ -971,7 +971,8 @@ def bench_rss(
     warm-up, then after exactly ``--rss-requests`` more requests of each kind in
     turn (the same server all along, so each line shows what that kind adds)."""
     n = args.rss_requests
-    slots = free_slots(app, n, seed=time.time_ns())
+    n_create = n if args.rss_creations is None else args.rss_creations
+    slots = free_slots(app, n_create, seed=time.time_ns())
     tokens = issue_tokens(app, some_smes(app, 40))
     paths = http_paths(sample, 99)
     kinds: list[tuple[str, list[tuple[str, str, bytes | None, dict[str, str]]]]] = []
@@ -979,7 +980,7 @@ def bench_rss(
         some = paths[label]
         kinds.append((label, [("GET", some[i % len(some)], None, {}) for i in range(n)]))
     creations: list[tuple[str, str, bytes | None, dict[str, str]]] = []
-    for k, (rid, start, end) in enumerate(slots[:n]):
+    for k, (rid, start, end) in enumerate(slots[:n_create]):
         body = json.dumps(
             {"resource_id": rid, "start": start, "end": end, "purpose": "bench"}
         ).encode()
@@ -988,7 +989,8 @@ def bench_rss(
             "Content-Type": "application/json",
         }
         creations.append(("POST", "/api/v1/bookings", body, headers))
-    kinds.append(("create booking", creations))
+    if creations:
+        kinds.append(("create booking", creations))
     out: list[tuple[str, dict[int, float]]] = []
     with gunicorn(
         "labshare:create_app()", server_env(url), args.workers, threads=args.threads
@@ -1247,6 +1249,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=10_000,
         help="RSS per worker after this many requests of each kind (0: skip)",
+    )
+    p.add_argument(
+        "--rss-creations",
+        type=int,
+        default=None,
+        help="creations in the RSS phase (default: --rss-requests; they are the slow kind)",
     )
     p.add_argument(
         "--rounds",
