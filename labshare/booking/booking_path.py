@@ -234,8 +234,14 @@ def _around_statement(
             holding,
         )
     else:  # lo, hi: the slot widened by the buffer
+        # start_at bounded below too (no booking is longer than MAX_BOOKING_SPAN), so
+        # the index range is the slot's neighbourhood, not the resource's history
         busy_where = and_(
-            Booking.resource_id == rid, Booking.start_at < hi, Booking.end_at > lo, holding
+            Booking.resource_id == rid,
+            Booking.start_at < hi,
+            Booking.start_at > _time("span_lo"),
+            Booking.end_at > lo,
+            holding,
         )
     arms = [
         select(_tag(0), Booking.start_at, Booking.end_at, _NO_NUMBER).where(busy_where),
@@ -328,6 +334,7 @@ def read_around(
         "lo": start - buffer if capacity <= 1 else start - MAX_BOOKING_SPAN,
         "hi": end + buffer,
         "offer_lo": start - buffer,
+        "span_lo": start - buffer - MAX_BOOKING_SPAN,
         "since": now - dt.timedelta(days=RECORD_DAYS),
     }
     for i, quota in enumerate(policy.quotas):
