@@ -781,7 +781,12 @@ def bench_http_reads(url: str, sample: Sample, args: argparse.Namespace) -> Read
     rounds: list[dict[str, Load]] = []
     with (
         gunicorn(
-            "bench.hello:create_app()", {}, args.workers, "/hello", args.threads
+            # DATABASE_URL: gunicorn.conf.py sizes threads by it; hello is served the same way
+            "bench.hello:create_app()",
+            {"DATABASE_URL": url},
+            args.workers,
+            "/hello",
+            args.threads,
         ) as hello_host,
         gunicorn(
             "labshare:create_app()", server_env(url), args.workers, threads=args.threads
@@ -921,7 +926,12 @@ def bench_http_bookings(
     tokens = issue_tokens(app, some_smes(app, 40))
     with (
         gunicorn(
-            "bench.hello:create_app()", {}, args.workers, "/hello", args.threads
+            # DATABASE_URL: gunicorn.conf.py sizes threads by it; hello is served the same way
+            "bench.hello:create_app()",
+            {"DATABASE_URL": url},
+            args.workers,
+            "/hello",
+            args.threads,
         ) as hello_host,
         gunicorn(
             "labshare:create_app()", server_env(url), args.workers, threads=args.threads
@@ -949,19 +959,27 @@ def bench_http_bookings(
     return out, hellos, rss
 
 
-def server_shape(args: argparse.Namespace) -> str:
+def server_shape(args: argparse.Namespace, url: str) -> str:
     """The workers and threads the bench's gunicorn runs (``--threads`` or
-    gunicorn.conf.py's)."""
-    threads = args.threads or conf_threads()
+    gunicorn.conf.py's for ``url``)."""
+    threads = args.threads or conf_threads(url)
     kind = f"gthread, {threads} threads each" if threads > 1 else "sync"
     return f"{args.workers} workers ({kind})"
 
 
-def conf_threads() -> int:
-    """The threads per worker gunicorn.conf.py sets (1: a sync worker)."""
-    found = re.search(r"^threads = .*?(\d+)", (ROOT / "gunicorn.conf.py").read_text(), re.M)
-    env = os.environ.get("GUNICORN_THREADS")
-    return int(env) if env else int(found.group(1)) if found else 1
+def conf_threads(url: str) -> int:
+    """The threads per worker gunicorn.conf.py sets for a server of ``url``."""
+    import runpy
+
+    before = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    try:
+        return int(runpy.run_path(str(ROOT / "gunicorn.conf.py")).get("threads", 1))
+    finally:
+        if before is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = before
 
 
 def bench_rss(
@@ -1118,7 +1136,7 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     summary["full scans of booking"] = full_scans or "none"
 
     if not args.no_http:
-        log(f"\n  -- over HTTP: gunicorn, {server_shape(args)}, RATELIMIT_ENABLED=false")
+        log(f"\n  -- over HTTP: gunicorn, {server_shape(args, url)}, RATELIMIT_ENABLED=false")
         reads = bench_http_reads(url, sample, args)
         for worker, mib in READ_RSS.items():
             log(f"  RSS of LabShare {worker} after the read rounds: {mib:.0f} MiB")
@@ -1184,7 +1202,7 @@ def run_creation(
             summary[f"RSS {worker} MiB"] = mib
         if args.rss_requests:
             log(
-                f"\n  -- RSS per LabShare worker, one fresh server ({server_shape(args)}), "
+                f"\n  -- RSS per LabShare worker, one fresh server ({server_shape(args, url)}), "
                 f"{args.rss_requests:,} requests of each kind in turn, 4 clients (creations: 10)"
             )
             rows = bench_rss(url, app, sample, args)
