@@ -471,7 +471,11 @@ MASTERS: dict[str, int] = {}
 
 @contextlib.contextmanager
 def gunicorn(
-    app_spec: str, env_extra: dict[str, str], workers: int, ready_path: str = "/healthz"
+    app_spec: str,
+    env_extra: dict[str, str],
+    workers: int,
+    ready_path: str = "/healthz",
+    threads: int | None = None,
 ) -> Iterator[str]:
     """Serve ``app_spec``; ready once ``ready_path`` answers 200. The master
     opens its socket before the workers have imported the application: timing
@@ -491,6 +495,12 @@ def gunicorn(
             f"127.0.0.1:{port}",
             "--timeout",
             "120",
+            # None: gunicorn.conf.py's worker class and threads (read from ROOT)
+            *(
+                ["--threads", str(threads), "-k", "gthread" if threads > 1 else "sync"]
+                if threads
+                else []
+            ),
             app_spec,
         ],
         cwd=ROOT,
@@ -546,17 +556,18 @@ class Load:
 
 
 def _worker(
-    args: tuple[str, list[tuple[str, str, bytes | None, dict[str, str]]], float, int],
+    args: tuple[str, list[tuple[str, str, bytes | None, dict[str, str]]], float, int, bool],
 ) -> tuple[int, list[float], dict[int, int]]:
     """One client process: ``threads`` threads over its share of requests until
     ``deadline`` (a wall-clock time) or the requests run out (when used once)."""
-    host, items, deadline, threads = args
+    host, items, deadline, threads, exact = args
     hostname, port = host.split(":")
     lock = threading.Lock()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     cursor = [0]
-    once = items and items[0][2] is not None  # POST bodies are used once each
+    # POST bodies are used once each; ``exact``: every item sent once, GETs too
+    once = exact or (items and items[0][2] is not None)
 
     def next_item() -> tuple[str, str, bytes | None, dict[str, str]] | None:
         with lock:
@@ -607,13 +618,15 @@ def python_load(
     items: list[tuple[str, str, bytes | None, dict[str, str]]],
     seconds: float,
     clients: int,
+    exact: bool = False,
 ) -> Load:
+    """``exact``: send each item once (until ``seconds`` run out)."""
     if not items:
         return Load(0, seconds, [], Counter())
     procs = min(2, clients)
     per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     shares = [items[i::procs] for i in range(procs)]
-    if items and items[0][2] is None:
+    if items and items[0][2] is None and not exact:
         # GETs are reused, cycling: a list shorter than the processes (hello's one
         # URL) goes whole to each, instead of leaving a process with nothing to send.
         shares = [share or items for share in shares]
@@ -622,7 +635,7 @@ def python_load(
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(procs) as pool:
         results = pool.map(
-            _worker, [(host, shares[i], deadline, per_proc[i]) for i in range(procs)]
+            _worker, [(host, shares[i], deadline, per_proc[i], exact) for i in range(procs)]
         )
     elapsed = time.time() - start
     latencies: list[float] = []
@@ -777,8 +790,17 @@ def bench_http_reads(url: str, sample: Sample, args: argparse.Namespace) -> Read
     )
     rounds: list[dict[str, Load]] = []
     with (
-        gunicorn("bench.hello:create_app()", {}, args.workers, "/hello") as hello_host,
-        gunicorn("labshare:create_app()", server_env(url), args.workers) as host,
+        gunicorn(
+            # DATABASE_URL: gunicorn.conf.py sizes threads by it; hello is served the same way
+            "bench.hello:create_app()",
+            {"DATABASE_URL": url},
+            args.workers,
+            "/hello",
+            args.threads,
+        ) as hello_host,
+        gunicorn(
+            "labshare:create_app()", server_env(url), args.workers, threads=args.threads
+        ) as host,
     ):
         get_load(hello_host, ["/hello"], 1, args.http_clients, use_wrk)  # warm
         for label, some in http_paths(sample).items():
@@ -804,15 +826,17 @@ def bench_http_reads(url: str, sample: Sample, args: argparse.Namespace) -> Read
 READ_RSS: dict[str, float] = {}
 
 
-def free_slots(app: Any, needed: int) -> list[tuple[int, str, str]]:
+def free_slots(app: Any, needed: int, seed: int = 5) -> list[tuple[int, str, str]]:
     """(instrument id, start, end) 1-hour slots that no booking touches, 4-80 days
-    ahead, on the generator's bins: they satisfy every default rule."""
+    ahead, on the generator's bins: they satisfy every default rule. One candidate
+    per instrument and ``seed``: a run that booked it leaves it out of the next
+    one with the same seed, so the runs that create take a new seed each time."""
     from sqlalchemy import select
 
     from labshare.extensions import db
     from labshare.models import Booking, Institute, Instrument
 
-    rng = random.Random(5)
+    rng = random.Random(seed)
     with app.app_context():
         rows = db.session.execute(
             select(Instrument.id, Institute.timezone)
@@ -907,12 +931,21 @@ def bench_http_bookings(
     after the runs."""
     out: dict[str, Load] = {}
     hellos: dict[str, Load] = {}
-    per_run = max(300, int(args.duration * 200))  # more than 10 clients create
-    slots = free_slots(app, per_run * len(CREATION_CLIENTS))
+    per_run = max(300, int(args.duration * 400))  # more than 10 clients create
+    slots = free_slots(app, per_run * len(CREATION_CLIENTS), seed=time.time_ns())
     tokens = issue_tokens(app, some_smes(app, 40))
     with (
-        gunicorn("bench.hello:create_app()", {}, args.workers, "/hello") as hello_host,
-        gunicorn("labshare:create_app()", server_env(url), args.workers) as host,
+        gunicorn(
+            # DATABASE_URL: gunicorn.conf.py sizes threads by it; hello is served the same way
+            "bench.hello:create_app()",
+            {"DATABASE_URL": url},
+            args.workers,
+            "/hello",
+            args.threads,
+        ) as hello_host,
+        gunicorn(
+            "labshare:create_app()", server_env(url), args.workers, threads=args.threads
+        ) as host,
     ):
         for n, clients in enumerate(CREATION_CLIENTS):
             mine = slots[n * per_run : (n + 1) * per_run]
@@ -934,6 +967,71 @@ def bench_http_bookings(
         master = MASTERS["labshare:create_app()"]
         rss = {f"worker {pid}": rss_mib(pid) for pid in worker_pids(master)}
     return out, hellos, rss
+
+
+def server_shape(args: argparse.Namespace, url: str) -> str:
+    """The workers and threads the bench's gunicorn runs (``--threads`` or
+    gunicorn.conf.py's for ``url``)."""
+    threads = args.threads or conf_threads(url)
+    kind = f"gthread, {threads} threads each" if threads > 1 else "sync"
+    return f"{args.workers} workers ({kind})"
+
+
+def conf_threads(url: str) -> int:
+    """The threads per worker gunicorn.conf.py sets for a server of ``url``."""
+    import runpy
+
+    before = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    try:
+        return int(runpy.run_path(str(ROOT / "gunicorn.conf.py")).get("threads", 1))
+    finally:
+        if before is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = before
+
+
+def bench_rss(
+    url: str, app: Any, sample: Sample, args: argparse.Namespace
+) -> list[tuple[str, dict[int, float]]]:
+    """RSS (VmRSS, MiB) of each LabShare worker of one fresh server: after its
+    warm-up, then after exactly ``--rss-requests`` more requests of each kind in
+    turn (the same server all along, so each line shows what that kind adds)."""
+    n = args.rss_requests
+    n_create = n if args.rss_creations is None else args.rss_creations
+    slots = free_slots(app, n_create, seed=time.time_ns())
+    tokens = issue_tokens(app, some_smes(app, 40))
+    paths = http_paths(sample, 99)
+    kinds: list[tuple[str, list[tuple[str, str, bytes | None, dict[str, str]]]]] = []
+    for label in ("availability (50 popular)", "availability (1 week)", "search text"):
+        some = paths[label]
+        kinds.append((label, [("GET", some[i % len(some)], None, {}) for i in range(n)]))
+    creations: list[tuple[str, str, bytes | None, dict[str, str]]] = []
+    for k, (rid, start, end) in enumerate(slots[:n_create]):
+        body = json.dumps(
+            {"resource_id": rid, "start": start, "end": end, "purpose": "bench"}
+        ).encode()
+        headers = {
+            "Authorization": f"Bearer {tokens[k % len(tokens)]}",
+            "Content-Type": "application/json",
+        }
+        creations.append(("POST", "/api/v1/bookings", body, headers))
+    if creations:
+        kinds.append(("create booking", creations))
+    out: list[tuple[str, dict[int, float]]] = []
+    with gunicorn(
+        "labshare:create_app()", server_env(url), args.workers, threads=args.threads
+    ) as host:
+        master = MASTERS["labshare:create_app()"]
+        out.append(("after warm-up", {pid: rss_mib(pid) for pid in worker_pids(master)}))
+        for label, items in kinds:
+            # creations wait on their commits: more clients, as in the creation runs
+            clients = 10 if label == "create booking" else 4
+            load = python_load(host, items, 1800, clients, exact=True)
+            what = f"+ {load.requests:,} x {label} {dict(load.statuses)}"
+            out.append((what, {pid: rss_mib(pid) for pid in worker_pids(master)}))
+    return out
 
 
 def statements_per_request(app: Any, sample: Sample) -> dict[str, float]:
@@ -995,6 +1093,8 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
         "what else runs on the machine"
     )
 
+    if args.only_create:
+        return run_creation(url, app, sample, args, summary)
     log("\n  -- availability, one instrument-week, in-process (warm)")
     av = bench_availability(app, sample, args)
     api = av.pop("API path")
@@ -1046,7 +1146,7 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     summary["full scans of booking"] = full_scans or "none"
 
     if not args.no_http:
-        log(f"\n  -- over HTTP: gunicorn, {args.workers} sync workers, RATELIMIT_ENABLED=false")
+        log(f"\n  -- over HTTP: gunicorn, {server_shape(args, url)}, RATELIMIT_ENABLED=false")
         reads = bench_http_reads(url, sample, args)
         for worker, mib in READ_RSS.items():
             log(f"  RSS of LabShare {worker} after the read rounds: {mib:.0f} MiB")
@@ -1076,6 +1176,15 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
                 f"(median {ratio:.0%} over {len(ratios)} rounds, "
                 f"min {min(ratios):.0%}, max {max(ratios):.0%})"
             )
+    return run_creation(url, app, sample, args, summary)
+
+
+def run_creation(
+    url: str, app: Any, sample: Sample, args: argparse.Namespace, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """Booking creation over HTTP, the RSS after N requests of each kind and the
+    statements per request."""
+    if not args.no_http:
         log("\n  -- booking creation over HTTP, free slots, distinct companies")
         log("     (each run right after hello world with as many clients, Python load generator)")
         creations, hellos, rss = bench_http_bookings(url, app, args)
@@ -1101,6 +1210,23 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
         for worker, mib in rss.items():
             log(f"  RSS of LabShare {worker} after the creation runs: {mib:.0f} MiB")
             summary[f"RSS {worker} MiB"] = mib
+        if args.rss_requests:
+            log(
+                f"\n  -- RSS per LabShare worker, one fresh server ({server_shape(args, url)}), "
+                f"{args.rss_requests:,} requests of each kind in turn, 4 clients (creations: 10)"
+            )
+            rows = bench_rss(url, app, sample, args)
+            first = rows[0][1]
+            for what, by_pid in rows:
+                cells = "  ".join(
+                    f"{mib:6.1f} MiB ({mib - first.get(pid, mib):+5.1f})"
+                    for pid, mib in sorted(by_pid.items())
+                )
+                log(f"  {what:<58} {cells}")
+            last = rows[-1][1]
+            for pid, mib in sorted(last.items()):
+                summary[f"RSS after {args.rss_requests} of each kind, worker {pid} MiB"] = mib
+                summary[f"RSS growth from warm-up, worker {pid} MiB"] = mib - first.get(pid, mib)
     log("\n  -- SQL statements per request (in-process)")
     for what, n in statements_per_request(app, sample).items():
         log(f"  {what:<30} {n:5.1f}")
@@ -1135,6 +1261,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=10, help="seconds per HTTP measurement")
     p.add_argument("--http-clients", type=int, default=8, help="concurrent connections for reads")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per gunicorn worker (default: gunicorn.conf.py's; 1 = a sync worker)",
+    )
+    p.add_argument(
+        "--only-create",
+        action="store_true",
+        help="only booking creation over HTTP (next to hello), the RSS phase and statements",
+    )
+    p.add_argument(
+        "--rss-requests",
+        type=int,
+        default=10_000,
+        help="RSS per worker after this many requests of each kind (0: skip)",
+    )
+    p.add_argument(
+        "--rss-creations",
+        type=int,
+        default=None,
+        help="creations in the RSS phase (default: --rss-requests; they are the slow kind)",
+    )
     p.add_argument(
         "--rounds",
         type=int,

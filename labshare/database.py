@@ -51,6 +51,9 @@ IDLE_PING_SECONDS = 30.0
 _IDLE_SINCE = "labshare_idle_since"  # ConnectionRecord.info key (cleared on reconnect)
 _IMMEDIATE = "labshare_immediate_txn"  # Connection.info key: begun with BEGIN IMMEDIATE
 _GUARDED: set[int] = set()  # id() of engines where a write outside begin_write() raises
+#: Execution option (SQLite): a connection that only reads, each statement on its own
+#: (no BEGIN, so no snapshot held between statements and no ROLLBACK to send).
+AUTOCOMMIT_READS = "labshare_autocommit_reads"
 #: PostgreSQL's serialization_failure and deadlock_detected: the transaction lost a
 #: race and may simply be run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -79,6 +82,12 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(AUTOCOMMIT_READS):
+            # The driver is in autocommit mode (isolation_level None): each
+            # statement reads the latest committed state, as one of PostgreSQL's
+            # autocommit connections does; _on_execute refuses any write on it.
+            conn.info[_WRITER] = conn.info[_IMMEDIATE] = False
+            return
         immediate = bool(getattr(_state, "immediate", False))
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
         conn.info[_WRITER] = immediate
@@ -89,6 +98,8 @@ def configure_engine(engine: Engine) -> None:
         # A transaction that has written holds SQLite's write lock until it ends:
         # it is a writer already, and must not be rolled back by begin_write().
         if not conn.info.get(_WRITER) and statement.lstrip()[:6].upper() not in _READS:
+            if conn.get_execution_options().get(AUTOCOMMIT_READS):
+                raise WriteOutsideLock(f"write on a read-only connection: {statement[:60]}")
             conn.info[_WRITER] = True
         if (
             id(engine) in _GUARDED

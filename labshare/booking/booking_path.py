@@ -236,9 +236,12 @@ def read_around(
     )
     holding = Booking.status.in_(HOLDING_STATUSES)
     if capacity <= 1:
+        # start_at bounded below too (no booking is longer than MAX_BOOKING_SPAN), so
+        # the index range is the slot's neighbourhood, not the resource's history
         busy_where = and_(
             Booking.resource_id == resource.id,
             Booking.start_at < end + buffer,
+            Booking.start_at > start - buffer - MAX_BOOKING_SPAN,
             Booking.end_at > start - buffer,
             holding,
         )

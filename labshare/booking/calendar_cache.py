@@ -39,6 +39,7 @@ from labshare.booking.availability import (
     availability_of,
     opening_periods_of_lab,
 )
+from labshare.database import AUTOCOMMIT_READS
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import (
@@ -277,28 +278,41 @@ def _reader() -> Iterator[Reader]:
     """PostgreSQL: the kept connection (above), in autocommit mode, so that a cache
     hit costs one round trip. Each statement then sees everything committed before
     it began; as the versions are read first, the data read after them is at least
-    as new. SQLite: the request's session (its read transaction is a snapshot, and
-    statements are in-process calls)."""
+    as new. SQLite: the same reasoning with a pooled connection whose statements
+    each run on their own (``AUTOCOMMIT_READS``: no BEGIN, no ROLLBACK), unless the
+    request's session is already in a transaction: then that session, so that the
+    calendar sees what the request itself has read or written."""
     engine = db.engine
     if engine.dialect.name != "postgresql":
-        yield db.session()
+        session = db.session()
+        if session.in_transaction():
+            yield session
+            return
+        with _sqlite_reader(engine) as conn:
+            yield conn
         return
     with cache().kept.reader(engine) as conn:
         yield conn
 
 
 @contextlib.contextmanager
+def _sqlite_reader(engine: Engine) -> Iterator[Connection]:
+    """A pooled SQLite connection for one calendar, checked out for it alone (never
+    kept: its first BEGIN by anyone else would pin a snapshot)."""
+    with engine.connect() as conn:
+        yield conn.execution_options(**{AUTOCOMMIT_READS: True})
+
+
+@contextlib.contextmanager
 def plain_reader(store: CalendarCache, engine: Engine) -> Iterator[Connection]:
     """A reader outside any request's session (the fast path, labshare/fastpath.py).
-    PostgreSQL: the kept autocommit connection, as ``_reader``. SQLite: a pooled
-    connection for one read transaction, never an autocommit one: there BEGIN is
-    ours (labshare/database.py), and a kept connection would keep its first
-    snapshot."""
+    PostgreSQL: the kept autocommit connection, as ``_reader``; SQLite: a pooled
+    connection whose statements each run on their own, as ``_reader``."""
     if engine.dialect.name == "postgresql":
         with store.kept.reader(engine) as conn:
             yield conn
     else:
-        with engine.connect() as conn:
+        with _sqlite_reader(engine) as conn:
             yield conn
 
 
