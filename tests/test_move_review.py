@@ -10,13 +10,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from labshare.booking import signals
 from labshare.booking.policies import waitlist
 from labshare.errors import RuleViolation
 from labshare.jobs.reminders import send_reminders
-from labshare.models import AuditLog, Notification, WaitlistEntry, WaitlistStatus
+from labshare.models import AuditLog, Booking, Notification, WaitlistEntry, WaitlistStatus
 from labshare.timeutil import set_clock
 from tests.booking.move_support import (
     OLD_START,
@@ -213,3 +213,30 @@ def test_creation_shares_the_time_parser_and_refuses_the_same(
     )
     assert response.status_code == 422, response.get_json()
     assert error_of(response)["field"] == "start"
+
+
+def test_reminder_job_leaves_a_booking_being_moved_to_the_move(
+    app: Any, env: SimpleNamespace, db: Any, make_booking: Any
+) -> None:
+    """PostgreSQL: the job reads without the write lock a move holds. A booking whose
+    move is under way (its row locked, its new time not yet committed) is left for
+    the next run: claimed now, its reminder marker would block the new time's."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: the job and a move are single writers (BEGIN IMMEDIATE)")
+    app.config["REMINDER_HOURS"] = [24]
+    b = book(env, make_booking, db)
+    new_start = OLD_START + dt.timedelta(days=3)
+    set_clock(lambda: OLD_START - dt.timedelta(hours=23))  # the old time's reminder is due
+    with db.engine.connect() as mover:  # a move in another transaction, not committed yet
+        mover.execute(select(Booking.id).where(Booking.id == b.id).with_for_update())
+        mover.execute(
+            update(Booking)
+            .where(Booking.id == b.id)
+            .values(start_at=new_start, end_at=new_start + HOUR)
+        )
+        assert send_reminders()["sent"] == 0
+        db.session.commit()
+        mover.commit()
+    set_clock(lambda: new_start - dt.timedelta(hours=23))
+    assert send_reminders()["sent"] == 1
+    db.session.commit()
