@@ -240,3 +240,63 @@ def test_reminder_job_leaves_a_booking_being_moved_to_the_move(
     set_clock(lambda: new_start - dt.timedelta(hours=23))
     assert send_reminders()["sent"] == 1
     db.session.commit()
+
+
+def test_a_move_and_a_cancel_of_one_booking_race_cleanly(app: Any, db: Any) -> None:
+    """Both take the resource's lock, then the booking's: one order, no deadlock.
+    Either the move wins and the cancel cancels the moved booking, or the cancel
+    wins and the move is refused (409 invalid_state); the waitlist is offered the
+    time that is really free."""
+    from labshare.booking.bookings import cancel_booking
+    from labshare.booking.move import move_booking
+    from labshare.errors import InvalidTransition
+    from labshare.extensions import db as _db
+    from labshare.models import BookingStatus, Role, User
+    from tests import factories, raceutil
+
+    start = OLD_START
+    rules = {
+        "slot_minutes": 30,
+        "min_minutes": 30,
+        "max_minutes": 480,
+        "lead_time_hours": 0,
+        "horizon_days": 365,
+        "requires_approval": False,
+        "max_active_per_company": 50,
+        "cancel_deadline_hours": 0,
+    }
+    new_start = start + 2 * HOUR
+    for round_ in range(3):
+        set_clock(lambda: dt.datetime(2030, 1, 1, tzinfo=UTC))
+        inst = factories.make_instrument(rules=rules)
+        sme = factories.make_user(Role.SME)
+        booking = factories.make_booking(
+            resource=inst, user=sme, start=start, end=start + HOUR, status=BookingStatus.APPROVED
+        )
+        _db.session.commit()
+        ids = (booking.id, sme.id)
+        _db.session.remove()
+
+        def mover(ids: tuple[int, int] = ids) -> Any:
+            set_clock(lambda: dt.datetime(2030, 1, 1, tzinfo=UTC))
+            b, u = _db.session.get(Booking, ids[0]), _db.session.get(User, ids[1])
+            return lambda: move_booking(b, u, new_start, new_start + HOUR)
+
+        def canceller(ids: tuple[int, int] = ids) -> Any:
+            set_clock(lambda: dt.datetime(2030, 1, 1, tzinfo=UTC))
+            b, u = _db.session.get(Booking, ids[0]), _db.session.get(User, ids[1])
+            return lambda: cancel_booking(b, u, "race")
+
+        steps = [mover, canceller] if round_ % 2 == 0 else [canceller, mover]
+        outcomes = raceutil.race(app, steps)
+        got = raceutil.labels(outcomes, "ok", {InvalidTransition: "refused"})
+        assert not [g for g in got if g.startswith("error")], got
+        _db.session.expire_all()
+        final = _db.session.get(Booking, ids[0])
+        assert final.status == BookingStatus.CANCELLED
+        if sorted(got) == ["ok", "ok"]:  # moved, then cancelled at its new time
+            assert final.start_at == new_start
+        else:
+            assert sorted(got) == ["ok", "refused"], got
+            assert final.start_at == start
+        _db.session.remove()
