@@ -300,3 +300,15 @@ def test_a_move_and_a_cancel_of_one_booking_race_cleanly(app: Any, db: Any) -> N
             assert sorted(got) == ["ok", "refused"], got
             assert final.start_at == start
         _db.session.remove()
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T23:30", "0001-01-01T00:00", "2030-01-04T25:00"])
+def test_move_page_with_a_start_at_the_calendars_ends_still_shows(
+    client: Any, login: Any, env: SimpleNamespace, db: Any, make_booking: Any, start: str
+) -> None:
+    """The grid's link carries the chosen start; the end follows with the booking's
+    length, which must not run past the calendar (a 500)."""
+    b = book(env, make_booking, db)
+    login(env.sme)
+    response = client.get(f"/bookings/{b.id}/move?start={start}")
+    assert response.status_code == 200, response.status_code
