@@ -65,12 +65,17 @@ class NonexistentLocalTime(ValueError):
 def parse_aware(text: str, tz: str | None = None) -> dt.datetime:
     """Parse ISO 8601. With an offset: that instant. Without one: only when ``tz``
     (the resource's zone) is given; otherwise ValueError."""
+    if not text.isprintable():  # fromisoformat lets a NUL or other control through
+        raise ValueError(f"{text!r} is not a time")
     value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    if value.tzinfo is None or value.utcoffset() is None:
-        if tz is None:
-            raise NaiveTime(text)
-        return localize(value, tz).astimezone(dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        if value.tzinfo is None or value.utcoffset() is None:
+            if tz is None:
+                raise NaiveTime(text)
+            return localize(value, tz).astimezone(dt.UTC)
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # year 1 or 9999 shifted past the calendar's ends
+        raise ValueError(f"{text!r} is out of range") from exc
 
 
 class NaiveTime(ValueError):

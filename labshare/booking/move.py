@@ -223,7 +223,12 @@ def _forget_reminders(booking: Booking) -> None:
     )
     db.session.execute(
         update(Notification)
-        .where(Notification.dedupe_key.startswith(prefix, autoescape=True))
+        .where(
+            Notification.dedupe_key.startswith(prefix, autoescape=True),
+            # renamed by an earlier move already: renaming again would grow the key
+            # with every move, past its column
+            ~Notification.dedupe_key.contains(":moved", autoescape=True),
+        )
         .values(dedupe_key=Notification.dedupe_key + f":moved{booking.moves}")
         .execution_options(synchronize_session=False)
     )

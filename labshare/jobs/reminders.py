@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from labshare.database import begin_write
+from labshare.database import begin_write, is_sqlite
 from labshare.extensions import db
 from labshare.jobs.markers import claim
 from labshare.messaging import notify
@@ -35,7 +35,7 @@ def send_reminders() -> dict[str, Any]:
         return {"sent": 0}
     begin_write()
     now = utcnow()
-    bookings = db.session.scalars(
+    stmt = (
         select(Booking)
         .where(
             Booking.status == BookingStatus.APPROVED,
@@ -44,6 +44,12 @@ def send_reminders() -> dict[str, Any]:
         )
         .order_by(Booking.start_at, Booking.id)
     )
+    if not is_sqlite():
+        # A booking being moved (its row locked) waits for the next run: read now, its
+        # old time would claim the marker the new time's reminder needs. Skipping,
+        # never waiting, keeps this job out of every lock order.
+        stmt = stmt.with_for_update(of=Booking, skip_locked=True)
+    bookings = db.session.scalars(stmt)
     sent = skipped = 0
     for booking in bookings:
         due = [h for h in hours if booking.start_at - dt.timedelta(hours=h) <= now]

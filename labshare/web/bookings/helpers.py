@@ -62,6 +62,10 @@ def aware(naive: dt.datetime | None, tz: str, field: str) -> dt.datetime:
             ),
             field=field,
         ) from None
+    except OverflowError:  # the first or last day of the calendar, shifted past it
+        raise ValidationFailed(
+            _l("This date is too far in the past or the future."), field=field
+        ) from None
 
 
 def local_input(value: dt.datetime | None, tz: str) -> dt.datetime | None:

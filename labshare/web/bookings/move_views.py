@@ -88,11 +88,14 @@ def move(booking_id: int) -> Any:
         start = parse_local_arg(request.args.get("start"))
         end = parse_local_arg(request.args.get("end"))
         form.start.data = start or local_input(booking.start_at, tz)
-        form.end.data = end or (
-            start + (booking.end_at - booking.start_at)
-            if start is not None
-            else local_input(booking.end_at, tz)
-        )
+        if end is None and start is not None:
+            try:
+                end = start + (booking.end_at - booking.start_at)
+            except OverflowError:  # a start at the calendar's end: the user types one
+                end = None
+        elif end is None:
+            end = local_input(booking.end_at, tz)
+        form.end.data = end
     elif form.validate_on_submit():
         try:
             move_booking(
