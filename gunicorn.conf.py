@@ -41,7 +41,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1" if _SQLITE else "4"))
 worker_class = "gthread" if threads > 1 else "sync"  # no long polling: no async workers
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
-keepalive = 5  # behind a proxy that keeps connections open
+# No keep-alive: a threaded worker closes an idle kept-alive connection after
+# ``keepalive`` seconds, and a request the client sends on it just then is lost
+# ("connection reset" for a POST nobody retries; seen with 100 clients in
+# tests/e2e/test_scale_out.py). The proxy in front opens connections cheaply.
+keepalive = 0
 preload_app = False
 # Recycle workers now and then: bounds any slow leak. Not too often: a new worker
 # imports and builds the app (about 1.3 s of CPU), which at 5,000 requests cost a
