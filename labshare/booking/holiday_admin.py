@@ -48,7 +48,8 @@ from labshare.timeutil import utcnow
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays_cn.json"
 FIRST_YEAR, LAST_YEAR = 2000, 2100
-_REGION = re.compile(r"^[0-9]{6}$")
+_REGION = re.compile(r"[0-9]{6}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,9 @@ def check_year(year: Any) -> int:
 def check_day(day: Any, kind: Any, name: Any, name_en: Any = None, works_as: Any = None) -> DaySpec:
     """One day as given by an admin or the file, checked field by field."""
     if isinstance(day, str):
+        # fromisoformat also takes 20301001 and week dates; the form says YYYY-MM-DD
         try:
-            day = dt.date.fromisoformat(day)
+            day = dt.date.fromisoformat(day) if _DATE.fullmatch(day) else None
         except ValueError:
             day = None
     if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
@@ -171,9 +173,12 @@ def check_day(day: Any, kind: Any, name: Any, name_en: Any = None, works_as: Any
     check_year(day.year)
     if kind not in KINDS:
         raise ValidationFailed(_l("The kind must be holiday or workday."), field="kind")
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
+    # PostgreSQL refuses a NUL in text
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100 or "\x00" in name:
         raise ValidationFailed(_l("The name is required, at most 100 characters."), field="name")
-    if name_en is not None and (not isinstance(name_en, str) or len(name_en.strip()) > 100):
+    if name_en is not None and (
+        not isinstance(name_en, str) or len(name_en.strip()) > 100 or "\x00" in name_en
+    ):
         raise ValidationFailed(_l("The English name is at most 100 characters."), field="name_en")
     if works_as is not None:
         if kind != WORKDAY:
@@ -192,7 +197,7 @@ def check_day(day: Any, kind: Any, name: Any, name_en: Any = None, works_as: Any
 def check_region(region: Any) -> str:
     if region is None or region == NATIONAL:
         return NATIONAL
-    if not isinstance(region, str) or not _REGION.match(region):
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
         raise ValidationFailed(
             _l("The region is a 6-digit province code, or empty for the national calendar."),
             field="region",
