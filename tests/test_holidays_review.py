@@ -36,3 +36,62 @@ def test_bad_text_is_named_and_writes_nothing(
     assert error["field"] == field
     assert not error["message"].isascii()
     assert db.session.scalar(select(func.count(CalendarDay.id))) == 0
+
+
+# -- a year the calendar does not cover ------------------------------------------------------
+# chinese-calendar stops at 2026 and the data file lists no year: from 2027 on, a lab
+# that follows the calendar would take bookings through the Spring Festival without a
+# word. Bookings stay possible (refusing a whole year would be worse); admins are told.
+
+
+def _holiday(day: str) -> None:
+    import datetime as dt
+
+    db.session.add(
+        CalendarDay(
+            region="", day=dt.date.fromisoformat(day), kind="holiday", name="元旦", source="admin"
+        )
+    )
+    db.session.commit()
+
+
+def test_years_without_holidays_are_named(app: Any, db: Any) -> None:
+    import datetime as dt
+
+    from labshare.booking import holiday_admin
+
+    _holiday("2026-01-01")
+    assert holiday_admin.uncovered_years(dt.date(2026, 12, 5)) == [2027]
+    _holiday("2027-01-01")
+    assert holiday_admin.uncovered_years(dt.date(2026, 12, 5)) == []
+    assert holiday_admin.uncovered_years(dt.date(2028, 3, 1)) == [2028, 2029]
+
+
+def test_the_api_says_which_years_are_missing(client: Any, app: Any) -> None:
+    from labshare.booking import holiday_admin
+
+    year = holiday_admin.local_today().year
+    _holiday(f"{year}-01-01")
+    response = client.get("/api/v1/holidays/coverage", headers={"Accept-Language": "zh-CN"})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["missing"] == [year + 1]
+    assert [y["year"] for y in body["years"]] == [year, year + 1]
+    assert body["years"][0]["holidays"] == 1 and body["years"][1]["holidays"] == 0
+
+
+def test_the_command_line_warns_of_a_year_without_holidays(app: Any) -> None:
+    from labshare.booking import holiday_admin
+
+    year = holiday_admin.local_today().year
+    _holiday(f"{year}-01-01")
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["holidays", "list", str(year + 1)])
+    assert listed.exit_code == 0
+    assert f"No public holidays are loaded for {year + 1}" in listed.output
+    quiet = runner.invoke(args=["holidays", "list", str(year)])
+    assert f"No public holidays are loaded for {year}" not in quiet.output
+    checked = runner.invoke(args=["holidays", "check"])
+    assert checked.exit_code == 1 and str(year + 1) in checked.output
+    _holiday(f"{year + 1}-01-01")
+    assert runner.invoke(args=["holidays", "check"]).exit_code == 0

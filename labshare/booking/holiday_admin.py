@@ -44,10 +44,11 @@ from labshare.models import (
     User,
 )
 from labshare.ops import audit
-from labshare.timeutil import utcnow
+from labshare.timeutil import utcnow, zone
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays_cn.json"
 FIRST_YEAR, LAST_YEAR = 2000, 2100
+DEFAULT_ZONE = "Asia/Shanghai"
 _REGION = re.compile(r"[0-9]{6}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -362,6 +363,39 @@ def remove_day(actor: User | None, day_id: int) -> None:
     )
     db.session.delete(row)
     _touch()
+
+
+def local_today() -> dt.date:
+    """Today in the platform's zone (the institutes are in China)."""
+    return utcnow().astimezone(zone(DEFAULT_ZONE)).date()
+
+
+def holidays_per_year(years: Sequence[int]) -> dict[int, int]:
+    """How many national holidays each of ``years`` has (one statement)."""
+    first, last = min(years), max(years)
+    rows = db.session.scalars(
+        select(CalendarDay.day).where(
+            CalendarDay.region == NATIONAL,
+            CalendarDay.kind == HOLIDAY,
+            CalendarDay.day >= dt.date(first, 1, 1),
+            CalendarDay.day <= dt.date(last, 12, 31),
+        )
+    )
+    out = dict.fromkeys(years, 0)
+    for day in rows:
+        if day.year in out:
+            out[day.year] += 1
+    return out
+
+
+def uncovered_years(today: dt.date | None = None) -> list[int]:
+    """This year and the next, when they have no national holiday: a lab that follows
+    the calendar takes bookings through that year's holidays (nothing tells the engine
+    they exist). Bookings are not refused for it; admins are told (``flask holidays
+    check``, ``GET /api/v1/holidays/coverage``) to load the year or add it to the file."""
+    year = (today or local_today()).year
+    counts = holidays_per_year([year, year + 1])
+    return [y for y, n in sorted(counts.items()) if n == 0]
 
 
 def list_days(year: int, region: str | None = None) -> list[CalendarDay]:
