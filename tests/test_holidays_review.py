@@ -95,3 +95,51 @@ def test_the_command_line_warns_of_a_year_without_holidays(app: Any) -> None:
     assert checked.exit_code == 1 and str(year + 1) in checked.output
     _holiday(f"{year + 1}-01-01")
     assert runner.invoke(args=["holidays", "check"]).exit_code == 0
+
+
+# -- a booking racing a holiday being added ------------------------------------------------
+
+
+def test_a_booking_racing_a_new_holiday_is_refused_or_reported(app: Any, db: Any) -> None:
+    """The booking read the calendar before the holiday was added and commits after the
+    admin's list of bookings on it was taken: on PostgreSQL it was neither refused nor
+    listed (the admin was told the day was clear)."""
+    import time
+
+    from labshare.booking import holiday_admin
+    from tests import raceutil
+    from tests.booking.test_holidays import NATIONAL_DAY, _instrument, local
+
+    inst = _instrument()
+    sme = factories.make_user(Role.SME)
+    holiday_admin.put_day(None, day="2030-05-01", kind="holiday", name="劳动节")
+    db.session.commit()
+    inst_id, sme_id = inst.id, sme.id
+    db.session.remove()
+
+    def booking_step() -> Any:
+        inner = raceutil.booking_step(
+            inst_id, sme_id, local(NATIONAL_DAY, 10), local(NATIONAL_DAY, 12)
+        )()
+
+        def act() -> Any:
+            booking = inner()
+            time.sleep(0.6)  # commits after the admin has added the holiday
+            return booking.id
+
+        return act
+
+    def admin_step() -> Any:
+        def act() -> list[int]:
+            time.sleep(0.2)  # the booking has read the calendar by now
+            holiday_admin.put_day(None, day=NATIONAL_DAY, kind="holiday", name="国庆节")
+            return holiday_admin.bookings_inside([NATIONAL_DAY])
+
+        return act
+
+    booked, added = raceutil.race(app, [booking_step, admin_step])
+    assert added.ok, added.error
+    if booked.ok:
+        assert booked.value in added.value  # the admin is told of it
+    else:
+        assert getattr(booked.error, "rule", None) == "holiday", booked.error

@@ -91,9 +91,18 @@ _lock = threading.Lock()
 _copy: tuple[str, Calendar] | None = None
 
 
-def token_column() -> ScalarSelect[Any]:
-    """The calendar's token as a scalar subquery, to add to a statement one sends anyway."""
-    return select(CalendarState.token).where(CalendarState.id == STATE_ID).scalar_subquery()
+def token_column(*, lock: bool = False) -> ScalarSelect[Any]:
+    """The calendar's token as a scalar subquery, to add to a statement one sends anyway.
+
+    ``lock`` (a booking about to be written, on PostgreSQL): the row is share-locked
+    until the booking commits, so a change of the calendar (``holiday_admin._touch``
+    updates the row) waits for the bookings checked against the old one and then sees
+    them (its list of bookings on a new holiday), and a booking that starts meanwhile
+    waits and reads the new token. SQLite's single writer orders them already."""
+    stmt = select(CalendarState.token).where(CalendarState.id == STATE_ID)
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    return stmt.scalar_subquery()
 
 
 _SESSION_KEY = "workdays_token"
