@@ -143,3 +143,51 @@ def test_a_booking_racing_a_new_holiday_is_refused_or_reported(app: Any, db: Any
         assert booked.value in added.value  # the admin is told of it
     else:
         assert getattr(booked.error, "rule", None) == "holiday", booked.error
+
+
+def test_a_move_racing_a_new_holiday_is_refused_or_reported(app: Any, db: Any) -> None:
+    """The same through ``check_slot`` (moves, approvals, the waitlist): the moved
+    booking was on a clear day when the admin listed the bookings on the holiday."""
+    import datetime as dt
+    import time
+
+    from labshare.booking import holiday_admin
+    from labshare.booking.move import move_booking
+    from labshare.models import Booking
+    from tests import raceutil
+    from tests.booking.test_holidays import NATIONAL_DAY, _book, _instrument, local
+
+    inst = _instrument()
+    sme = factories.make_user(Role.SME)
+    holiday_admin.put_day(None, day="2030-05-01", kind="holiday", name="劳动节")
+    db.session.commit()
+    before = NATIONAL_DAY + dt.timedelta(days=1)  # a Wednesday
+    booking_id = _book(inst, sme, local(before, 10), local(before, 12)).id
+    sme_id = sme.id
+    db.session.remove()
+
+    def move_step() -> Any:
+        booking = db.session.get(Booking, booking_id)
+        actor = db.session.get(type(sme), sme_id)
+
+        def act() -> int:
+            move_booking(booking, actor, local(NATIONAL_DAY, 10), local(NATIONAL_DAY, 12))
+            time.sleep(0.6)  # commits after the admin has added the holiday
+            return booking_id
+
+        return act
+
+    def admin_step() -> Any:
+        def act() -> list[int]:
+            time.sleep(0.2)
+            holiday_admin.put_day(None, day=NATIONAL_DAY, kind="holiday", name="国庆节")
+            return holiday_admin.bookings_inside([NATIONAL_DAY])
+
+        return act
+
+    moved, added = raceutil.race(app, [move_step, admin_step])
+    assert added.ok, added.error
+    if moved.ok:
+        assert moved.value in added.value
+    else:
+        assert getattr(moved.error, "rule", None) == "holiday", moved.error

@@ -108,19 +108,21 @@ def token_column(*, lock: bool = False) -> ScalarSelect[Any]:
 _SESSION_KEY = "workdays_token"
 
 
-def read_token(reader: Any = None) -> str | None:
+def read_token(reader: Any = None, *, lock: bool = False) -> str | None:
     """The calendar's token; a session reads it once per transaction (a series books
-    each occurrence through ``check_slot``: one read, not one per occurrence)."""
+    each occurrence through ``check_slot``: one read, not one per occurrence).
+    ``lock``: share-locked, as ``token_column`` explains (a booking being written)."""
     run = reader if reader is not None else db.session()
     if isinstance(run, Session):
         kept = run.info.get(_SESSION_KEY)
-        if kept is not None and kept[0] is run.get_transaction():
+        if kept is not None and kept[0] is run.get_transaction() and (kept[2] or not lock):
             return kept[1]
-    found: str | None = run.execute(
-        select(CalendarState.token).where(CalendarState.id == STATE_ID)
-    ).scalar()
+    stmt = select(CalendarState.token).where(CalendarState.id == STATE_ID)
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    found: str | None = run.execute(stmt).scalar()
     if isinstance(run, Session):
-        run.info[_SESSION_KEY] = (run.get_transaction(), found)
+        run.info[_SESSION_KEY] = (run.get_transaction(), found, lock)
     return found
 
 
@@ -205,10 +207,12 @@ def days_for(
     return Days(cal, region or NATIONAL)
 
 
-def days_of_resource(resource: Resource, session: Session | None = None) -> Days | None:
+def days_of_resource(
+    resource: Resource, session: Session | None = None, *, lock: bool = False
+) -> Days | None:
     """``days_for`` of a loaded resource (its institute and lab may be lazy-loaded; the
     token is read: one statement). For the paths that are not counted statement by
-    statement (``check_slot``, availability)."""
+    statement (``check_slot``, availability). ``lock``: see ``read_token``."""
     institute = resource.institute
     if not institute.follows_holidays:
         return None
@@ -218,7 +222,7 @@ def days_of_resource(resource: Resource, session: Session | None = None) -> Days
     else:
         lab = resource if isinstance(resource, Lab) else None
     return days_for(
-        read_token(session),
+        read_token(session, lock=lock),
         institute_follows=True,
         lab_follows=None if lab is None else bool(lab.follows_holidays),
         region=institute.province_code,
