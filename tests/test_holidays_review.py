@@ -191,3 +191,27 @@ def test_a_move_racing_a_new_holiday_is_refused_or_reported(app: Any, db: Any) -
         assert moved.value in added.value
     else:
         assert getattr(moved.error, "rule", None) == "holiday", moved.error
+
+
+# -- statistics: an overnight period into a holiday ----------------------------------------
+
+
+def test_open_hours_lose_the_overnight_tail_into_a_holiday(app: Any) -> None:
+    """The booking path cuts Monday's 20:00-06:00 at midnight when Tuesday is a holiday
+    (``open_spans``); the statistics counted the whole ten hours."""
+    import datetime as dt
+
+    from labshare.booking import workdays
+
+    tuesday = dt.date(2030, 10, 1)
+    holiday = workdays.Day(tuesday, workdays.HOLIDAY, "国庆节", None, None)
+    days = workdays.Days({"": {tuesday: holiday}}, "")
+    week = {0: [(dt.time(20), dt.time(6))]}
+    changed = workdays.minutes_changed(tuesday - dt.timedelta(days=1), tuesday, week, days)
+    assert changed == -6 * 60
+    # the same through open_spans: what a booking may use
+    start = dt.datetime(2030, 9, 30, tzinfo=dt.UTC) - dt.timedelta(hours=8)
+    spans = workdays.open_spans(
+        [(0, dt.time(20), dt.time(6))], "Asia/Shanghai", start, start + dt.timedelta(days=2), days
+    )
+    assert sum((e - s).total_seconds() for s, e in spans) / 60 == 4 * 60

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from labshare.booking.rules import (
     Span,
+    closes_next_day,
     local_instant,
     merge,
     opening_spans,
@@ -367,7 +368,8 @@ def minutes_changed(
 ) -> float:
     """How many minutes of weekly opening hours the holidays and make-up workdays in
     the local days [first, end) take away (negative) or add: each such day has the
-    periods that start on it replaced (``weekday_rule``), as ``open_spans`` does."""
+    periods that start on it replaced (``weekday_rule``), and an overnight period of the
+    evening before a holiday cut at midnight, as ``open_spans`` does."""
     periods = [(wd, o, c) for wd, spans in week.items() for o, c in spans]
     rule = weekday_rule(days, periods)
 
@@ -376,4 +378,21 @@ def minutes_changed(
             return 0
         return sum(period_minutes(o, c) for o, c in week.get(weekday, ()))
 
-    return float(sum(minutes(rule(d)) - minutes(d.weekday()) for d in _entries(days, first, end)))
+    def tail(weekday: int | None) -> int:
+        """The minutes of ``weekday``'s overnight periods after midnight."""
+        if weekday is None:
+            return 0
+        return sum(
+            c.hour * 60 + c.minute for o, c in week.get(weekday, ()) if closes_next_day(o, c)
+        )
+
+    total = 0
+    for d in _entries(days, first, end + dt.timedelta(days=1)):
+        if d < end:
+            total += minutes(rule(d)) - minutes(d.weekday())
+        before = d - dt.timedelta(days=1)
+        found = days.get(d)
+        if found is not None and found.kind == HOLIDAY and first <= before:
+            # a period of the evening before runs on into the holiday: cut at midnight
+            total -= tail(rule(before))
+    return float(total)
