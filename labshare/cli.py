@@ -323,6 +323,29 @@ def holidays_list(year: int, region: str | None) -> None:
             f"{row.id}\t{row.day.isoformat()}\t{row.region or 'national'}\t{row.kind}\t"
             f"{row.name}{works}\t{row.source}"
         )
+    if holiday_admin.holidays_per_year([year])[year] == 0:
+        click.echo(_no_holidays_warning(year), err=True)
+
+
+def _no_holidays_warning(year: int) -> str:
+    return (
+        f"Warning: No public holidays are loaded for {year}: labs that follow the calendar "
+        f"stay open on them. Run `flask holidays load {year}`, or add the State Council's "
+        "notice to labshare/data/holidays_cn.json first."
+    )
+
+
+@holidays_group.command("check")
+def holidays_check() -> None:
+    """Exit 1 when this year or the next has no public holidays loaded (for a monitor)."""
+    from labshare.booking import holiday_admin
+
+    missing = holiday_admin.uncovered_years()
+    for year in missing:
+        click.echo(_no_holidays_warning(year), err=True)
+    if missing:
+        raise SystemExit(1)
+    click.echo("This year and the next have public holidays loaded.")
 
 
 @holidays_group.command("add")

@@ -276,6 +276,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     # -- holidays: anyone reads the calendar, admins keep it; an institute's administrator
     # (or an admin) opts the institute out, its staff (or an admin) a lab --
     "api.list_holidays GET": (200, 200, 200, 200, 200, 200),
+    "api.holiday_coverage GET": (200, 200, 200, 200, 200, 200),
     "api.put_holiday POST": (401, 403, 403, 403, 403, 422),
     "api.delete_holiday DELETE": (401, 403, 403, 403, 403, 404),
     "api.load_holidays POST": (401, 403, 403, 403, 403, 422),

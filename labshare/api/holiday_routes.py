@@ -76,6 +76,20 @@ class FollowsOut(ResponseModel):
     follows_holidays: bool
 
 
+class YearCoverage(ResponseModel):
+    year: int
+    holidays: int = Field(..., description="national holidays loaded for the year")
+
+
+class CoverageOut(ResponseModel):
+    years: list[YearCoverage] = Field(..., description="this year and the next")
+    missing: list[int] = Field(
+        ...,
+        description="years without any holiday: labs that follow the calendar stay open on "
+        "that year's holidays until an admin loads it",
+    )
+
+
 def day_json(row: CalendarDay) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -104,6 +118,26 @@ def day_json(row: CalendarDay) -> dict[str, Any]:
 )
 def list_holidays(query: HolidayQuery) -> Any:
     return [day_json(r) for r in holiday_admin.list_days(query.year, query.region)]
+
+
+@endpoint(
+    bp,
+    "/holidays/coverage",
+    "GET",
+    summary="Whether this year and the next have public holidays loaded",
+    description="chinese-calendar and the data file cover a fixed span of years; a year "
+    "outside it has no holidays until an admin loads the State Council's notice.",
+    tag="holidays",
+    response=CoverageOut,
+    errors=(),
+)
+def holiday_coverage() -> Any:
+    year = holiday_admin.local_today().year
+    counts = holiday_admin.holidays_per_year([year, year + 1])
+    return {
+        "years": [{"year": y, "holidays": n} for y, n in sorted(counts.items())],
+        "missing": [y for y, n in sorted(counts.items()) if n == 0],
+    }
 
 
 @endpoint(

@@ -155,7 +155,7 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
             holiday_lab.c.follows_holidays,
             institute_t.c.follows_holidays,
             institute_t.c.province_code,
-            workdays.token_column(),
+            workdays.token_column(lock=not is_sqlite()),
         )
     )
     for _k, (entity, on) in joins:

@@ -33,6 +33,7 @@ from labshare.booking.rules import (
     load_opening_periods,
     on_grid,
 )
+from labshare.database import is_sqlite
 from labshare.errors import (
     NotAllowed,
     RuleViolation,
@@ -209,7 +210,8 @@ def _check_time_rules(
 
 
 def _check_opening_hours(resource: Resource, tz: str, start: dt.datetime, end: dt.datetime) -> None:
-    days = workdays.days_of_resource(resource)
+    # a booking about to be written: a holiday added meanwhile waits for it (PostgreSQL)
+    days = workdays.days_of_resource(resource, lock=not is_sqlite())
     workdays.check_holiday(days, tz, start, end)
     spans = workdays.open_spans(load_opening_periods(resource), tz, start, end, days)
     if not any(s <= start and end <= e for s, e in spans):

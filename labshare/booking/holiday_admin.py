@@ -44,11 +44,13 @@ from labshare.models import (
     User,
 )
 from labshare.ops import audit
-from labshare.timeutil import utcnow
+from labshare.timeutil import utcnow, zone
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays_cn.json"
 FIRST_YEAR, LAST_YEAR = 2000, 2100
-_REGION = re.compile(r"^[0-9]{6}$")
+DEFAULT_ZONE = "Asia/Shanghai"
+_REGION = re.compile(r"[0-9]{6}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,9 @@ def check_year(year: Any) -> int:
 def check_day(day: Any, kind: Any, name: Any, name_en: Any = None, works_as: Any = None) -> DaySpec:
     """One day as given by an admin or the file, checked field by field."""
     if isinstance(day, str):
+        # fromisoformat also takes 20301001 and week dates; the form says YYYY-MM-DD
         try:
-            day = dt.date.fromisoformat(day)
+            day = dt.date.fromisoformat(day) if _DATE.fullmatch(day) else None
         except ValueError:
             day = None
     if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
@@ -171,9 +174,12 @@ def check_day(day: Any, kind: Any, name: Any, name_en: Any = None, works_as: Any
     check_year(day.year)
     if kind not in KINDS:
         raise ValidationFailed(_l("The kind must be holiday or workday."), field="kind")
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
+    # PostgreSQL refuses a NUL in text
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100 or "\x00" in name:
         raise ValidationFailed(_l("The name is required, at most 100 characters."), field="name")
-    if name_en is not None and (not isinstance(name_en, str) or len(name_en.strip()) > 100):
+    if name_en is not None and (
+        not isinstance(name_en, str) or len(name_en.strip()) > 100 or "\x00" in name_en
+    ):
         raise ValidationFailed(_l("The English name is at most 100 characters."), field="name_en")
     if works_as is not None:
         if kind != WORKDAY:
@@ -192,7 +198,7 @@ def check_day(day: Any, kind: Any, name: Any, name_en: Any = None, works_as: Any
 def check_region(region: Any) -> str:
     if region is None or region == NATIONAL:
         return NATIONAL
-    if not isinstance(region, str) or not _REGION.match(region):
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
         raise ValidationFailed(
             _l("The region is a 6-digit province code, or empty for the national calendar."),
             field="region",
@@ -357,6 +363,39 @@ def remove_day(actor: User | None, day_id: int) -> None:
     )
     db.session.delete(row)
     _touch()
+
+
+def local_today() -> dt.date:
+    """Today in the platform's zone (the institutes are in China)."""
+    return utcnow().astimezone(zone(DEFAULT_ZONE)).date()
+
+
+def holidays_per_year(years: Sequence[int]) -> dict[int, int]:
+    """How many national holidays each of ``years`` has (one statement)."""
+    first, last = min(years), max(years)
+    rows = db.session.scalars(
+        select(CalendarDay.day).where(
+            CalendarDay.region == NATIONAL,
+            CalendarDay.kind == HOLIDAY,
+            CalendarDay.day >= dt.date(first, 1, 1),
+            CalendarDay.day <= dt.date(last, 12, 31),
+        )
+    )
+    out = dict.fromkeys(years, 0)
+    for day in rows:
+        if day.year in out:
+            out[day.year] += 1
+    return out
+
+
+def uncovered_years(today: dt.date | None = None) -> list[int]:
+    """This year and the next, when they have no national holiday: a lab that follows
+    the calendar takes bookings through that year's holidays (nothing tells the engine
+    they exist). Bookings are not refused for it; admins are told (``flask holidays
+    check``, ``GET /api/v1/holidays/coverage``) to load the year or add it to the file."""
+    year = (today or local_today()).year
+    counts = holidays_per_year([year, year + 1])
+    return [y for y, n in sorted(counts.items()) if n == 0]
 
 
 def list_days(year: int, region: str | None = None) -> list[CalendarDay]:

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from labshare.booking.rules import (
     Span,
+    closes_next_day,
     local_instant,
     merge,
     opening_spans,
@@ -91,27 +92,38 @@ _lock = threading.Lock()
 _copy: tuple[str, Calendar] | None = None
 
 
-def token_column() -> ScalarSelect[Any]:
-    """The calendar's token as a scalar subquery, to add to a statement one sends anyway."""
-    return select(CalendarState.token).where(CalendarState.id == STATE_ID).scalar_subquery()
+def token_column(*, lock: bool = False) -> ScalarSelect[Any]:
+    """The calendar's token as a scalar subquery, to add to a statement one sends anyway.
+
+    ``lock`` (a booking about to be written, on PostgreSQL): the row is share-locked
+    until the booking commits, so a change of the calendar (``holiday_admin._touch``
+    updates the row) waits for the bookings checked against the old one and then sees
+    them (its list of bookings on a new holiday), and a booking that starts meanwhile
+    waits and reads the new token. SQLite's single writer orders them already."""
+    stmt = select(CalendarState.token).where(CalendarState.id == STATE_ID)
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    return stmt.scalar_subquery()
 
 
 _SESSION_KEY = "workdays_token"
 
 
-def read_token(reader: Any = None) -> str | None:
+def read_token(reader: Any = None, *, lock: bool = False) -> str | None:
     """The calendar's token; a session reads it once per transaction (a series books
-    each occurrence through ``check_slot``: one read, not one per occurrence)."""
+    each occurrence through ``check_slot``: one read, not one per occurrence).
+    ``lock``: share-locked, as ``token_column`` explains (a booking being written)."""
     run = reader if reader is not None else db.session()
     if isinstance(run, Session):
         kept = run.info.get(_SESSION_KEY)
-        if kept is not None and kept[0] is run.get_transaction():
+        if kept is not None and kept[0] is run.get_transaction() and (kept[2] or not lock):
             return kept[1]
-    found: str | None = run.execute(
-        select(CalendarState.token).where(CalendarState.id == STATE_ID)
-    ).scalar()
+    stmt = select(CalendarState.token).where(CalendarState.id == STATE_ID)
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    found: str | None = run.execute(stmt).scalar()
     if isinstance(run, Session):
-        run.info[_SESSION_KEY] = (run.get_transaction(), found)
+        run.info[_SESSION_KEY] = (run.get_transaction(), found, lock)
     return found
 
 
@@ -196,10 +208,12 @@ def days_for(
     return Days(cal, region or NATIONAL)
 
 
-def days_of_resource(resource: Resource, session: Session | None = None) -> Days | None:
+def days_of_resource(
+    resource: Resource, session: Session | None = None, *, lock: bool = False
+) -> Days | None:
     """``days_for`` of a loaded resource (its institute and lab may be lazy-loaded; the
     token is read: one statement). For the paths that are not counted statement by
-    statement (``check_slot``, availability)."""
+    statement (``check_slot``, availability). ``lock``: see ``read_token``."""
     institute = resource.institute
     if not institute.follows_holidays:
         return None
@@ -209,7 +223,7 @@ def days_of_resource(resource: Resource, session: Session | None = None) -> Days
     else:
         lab = resource if isinstance(resource, Lab) else None
     return days_for(
-        read_token(session),
+        read_token(session, lock=lock),
         institute_follows=True,
         lab_follows=None if lab is None else bool(lab.follows_holidays),
         region=institute.province_code,
@@ -354,7 +368,8 @@ def minutes_changed(
 ) -> float:
     """How many minutes of weekly opening hours the holidays and make-up workdays in
     the local days [first, end) take away (negative) or add: each such day has the
-    periods that start on it replaced (``weekday_rule``), as ``open_spans`` does."""
+    periods that start on it replaced (``weekday_rule``), and an overnight period of the
+    evening before a holiday cut at midnight, as ``open_spans`` does."""
     periods = [(wd, o, c) for wd, spans in week.items() for o, c in spans]
     rule = weekday_rule(days, periods)
 
@@ -363,4 +378,21 @@ def minutes_changed(
             return 0
         return sum(period_minutes(o, c) for o, c in week.get(weekday, ()))
 
-    return float(sum(minutes(rule(d)) - minutes(d.weekday()) for d in _entries(days, first, end)))
+    def tail(weekday: int | None) -> int:
+        """The minutes of ``weekday``'s overnight periods after midnight."""
+        if weekday is None:
+            return 0
+        return sum(
+            c.hour * 60 + c.minute for o, c in week.get(weekday, ()) if closes_next_day(o, c)
+        )
+
+    total = 0
+    for d in _entries(days, first, end + dt.timedelta(days=1)):
+        if d < end:
+            total += minutes(rule(d)) - minutes(d.weekday())
+        before = d - dt.timedelta(days=1)
+        found = days.get(d)
+        if found is not None and found.kind == HOLIDAY and first <= before:
+            # a period of the evening before runs on into the holiday: cut at midnight
+            total -= tail(rule(before))
+    return float(total)
