@@ -1,0 +1,90 @@
+"""Telling an institute's staff about bookings that a newly added holiday covers.
+
+The bookings were made before the holiday was known; the engine refuses new ones on
+it but does not touch these. Each institute's active staff get one message (in-app and
+mail through the outbox) naming the bookings, each linked to its page where staff
+cancel it or tell the company. Each booking is told once (an audit row per booking and
+move, ``booking.holiday_notice``), so loading the same year again, or adding the day
+again, tells nobody twice. Two admins changing the calendar at once are serialised by
+its token row (``holiday_admin._touch`` writes it before this runs), so the second sees
+the first's audit rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from labshare.extensions import db
+from labshare.messaging import notify
+from labshare.models import AuditLog, Booking, Role, User
+from labshare.ops import audit
+
+KIND = "holiday_bookings"
+ACTION = "booking.holiday_notice"
+
+
+def _state(booking: Booking) -> str:
+    return f"m{booking.moves or 0}"
+
+
+def tell_staff(booking_ids: Sequence[int]) -> int:
+    """Queue the messages for ``booking_ids`` not told yet; the number queued."""
+    if not booking_ids:
+        return 0
+    ids = sorted(set(booking_ids))
+    rows = list(db.session.scalars(select(Booking).where(Booking.id.in_(ids)).order_by(Booking.id)))
+    told = set(
+        db.session.execute(
+            select(AuditLog.object_id, AuditLog.to_state).where(
+                AuditLog.action == ACTION,
+                AuditLog.object_type == "booking",
+                AuditLog.object_id.in_(ids),
+            )
+        ).tuples()
+    )
+    fresh: dict[int, list[Booking]] = defaultdict(list)
+    for booking in rows:
+        if (booking.id, _state(booking)) not in told:
+            audit.record(ACTION, booking, actor=None, to_state=_state(booking))
+            fresh[booking.institute_id].append(booking)
+    queued = 0
+    for institute_id, items in fresh.items():
+        digest = hashlib.sha256(",".join(str(b.id) for b in items).encode()).hexdigest()[:24]
+        staff = db.session.scalars(
+            select(User)
+            .where(
+                User.institute_id == institute_id,
+                User.role == Role.STAFF,
+                User.active.is_(True),
+            )
+            .order_by(User.id)
+        )
+        for member in staff:
+            locale = notify.locale_of(member)
+            with force_locale(locale):
+                context = [notify.booking_context(b, locale) for b in items]
+                subject = _(
+                    "%(count)s bookings fall on a newly added public holiday",
+                    count=len(items),
+                )
+                text, html = notify.render_for(KIND, member, items=context)
+            if (
+                notify.enqueue(
+                    member,
+                    KIND,
+                    subject=subject,
+                    body_text=text,
+                    body_html=html,
+                    booking=items[0],
+                    dedupe_key=f"holiday:{member.id}:{digest}",
+                )
+                is not None
+            ):
+                queued += 1
+    return queued
