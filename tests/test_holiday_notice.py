@@ -14,10 +14,12 @@ from sqlalchemy import func, select
 
 from labshare.booking import holiday_admin
 from labshare.extensions import db
+from labshare.jobs import run_job
 from labshare.models import BookingStatus, Notification, Role
 from labshare.timeutil import set_clock
 from tests import factories
 from tests.helpers import bearer, error_of
+from tests.jobsutil import SmtpServer
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 9, 1, 0, 0, tzinfo=dt.UTC)
@@ -158,3 +160,17 @@ def test_through_the_api_and_bad_input_tells_nobody(client: Any, app: Any) -> No
     assert len(_told(w["staff_zh"].id)) == 1
     assert client.post("/api/v1/holidays", json=body, headers=bearer(admin)).status_code == 201
     assert len(_told(w["staff_zh"].id)) == 1
+
+
+def test_the_staff_get_it_by_mail_in_their_language(app: Any, smtp: SmtpServer) -> None:
+    w = _world()
+    holiday_admin.put_day(None, day="2030-10-01", kind="holiday", name="国庆节")
+    db.session.commit()
+    run_job("deliver")
+    run_job("deliver")  # nothing twice
+    by_to = {m["To"]: m for m in smtp.messages}
+    assert set(by_to) == {w["staff_zh"].email, w["staff_en"].email}
+    assert "法定节假日" in str(by_to[w["staff_zh"].email]["Subject"])
+    assert "public holiday" in str(by_to[w["staff_en"].email]["Subject"])
+    body = by_to[w["staff_en"].email].get_body(("plain",))
+    assert body is not None and f"/bookings/{w['on_day'].id}" in body.get_content()
