@@ -174,3 +174,30 @@ def test_the_staff_get_it_by_mail_in_their_language(app: Any, smtp: SmtpServer) 
     assert "public holiday" in str(by_to[w["staff_en"].email]["Subject"])
     body = by_to[w["staff_en"].email].get_body(("plain",))
     assert body is not None and f"/bookings/{w['on_day'].id}" in body.get_content()
+
+
+def test_a_moved_booking_on_a_later_holiday_is_told_again(app: Any) -> None:
+    w = _world()
+    holiday_admin.put_day(None, day="2030-10-01", kind="holiday", name="国庆节")
+    db.session.commit()
+    booking = w["on_day"]
+    booking.start_at = local("2030-10-03", 10)
+    booking.end_at = local("2030-10-03", 12)
+    booking.moves = 1
+    db.session.commit()
+    holiday_admin.put_day(None, day="2030-10-03", kind="holiday", name="国庆节")
+    db.session.commit()
+    notes = _told(w["staff_zh"].id)
+    assert len(notes) == 2 and f"/bookings/{booking.id}" in notes[-1].body_text
+
+
+def test_the_linked_page_lets_staff_cancel(client: Any, app: Any, login: Any) -> None:
+    w = _world()
+    holiday_admin.put_day(None, day="2030-10-01", kind="holiday", name="国庆节")
+    db.session.commit()
+    booking_id = w["on_day"].id
+    login(w["staff_en"])
+    page = client.get(f"/bookings/{booking_id}")
+    assert page.status_code == 200
+    assert f"/bookings/{booking_id}/cancel" in page.get_data(as_text=True)
+    assert "booking.holiday_notice" in page.get_data(as_text=True)  # its history says so

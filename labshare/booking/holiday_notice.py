@@ -29,33 +29,34 @@ KIND = "holiday_bookings"
 ACTION = "booking.holiday_notice"
 
 
-def _state(booking: Booking) -> str:
-    return f"m{booking.moves or 0}"
-
-
 def tell_staff(booking_ids: Sequence[int]) -> int:
     """Queue the messages for ``booking_ids`` not told yet; the number queued."""
     if not booking_ids:
         return 0
     ids = sorted(set(booking_ids))
     rows = list(db.session.scalars(select(Booking).where(Booking.id.in_(ids)).order_by(Booking.id)))
-    told = set(
-        db.session.execute(
-            select(AuditLog.object_id, AuditLog.to_state).where(
+    told = {
+        (object_id, (data or {}).get("moves", 0))
+        for object_id, data in db.session.execute(
+            select(AuditLog.object_id, AuditLog.data).where(
                 AuditLog.action == ACTION,
                 AuditLog.object_type == "booking",
                 AuditLog.object_id.in_(ids),
             )
         ).tuples()
-    )
+    }
     fresh: dict[int, list[Booking]] = defaultdict(list)
     for booking in rows:
-        if (booking.id, _state(booking)) not in told:
-            audit.record(ACTION, booking, actor=None, to_state=_state(booking))
+        moves = booking.moves or 0
+        if (booking.id, moves) not in told:
+            # the booking's history shows that its staff were told (data: not a state)
+            audit.record(ACTION, booking, actor=None, data={"moves": moves})
             fresh[booking.institute_id].append(booking)
     queued = 0
     for institute_id, items in fresh.items():
-        digest = hashlib.sha256(",".join(str(b.id) for b in items).encode()).hexdigest()[:24]
+        digest = hashlib.sha256(
+            ",".join(f"{b.id}m{b.moves or 0}" for b in items).encode()
+        ).hexdigest()[:24]
         staff = db.session.scalars(
             select(User)
             .where(
