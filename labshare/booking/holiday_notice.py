@@ -20,6 +20,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from labshare.booking.rules import institute_zone
 from labshare.extensions import db
 from labshare.messaging import notify
 from labshare.models import AuditLog, Booking, Role, User
@@ -69,7 +70,16 @@ def tell_staff(booking_ids: Sequence[int]) -> int:
         for member in staff:
             locale = notify.locale_of(member)
             with force_locale(locale):
-                context = [notify.booking_context(b, locale) for b in items]
+                context = [
+                    {
+                        "booking": b,
+                        "resource_name": notify.resource_name(b.resource, locale),
+                        "when": notify.format_span(
+                            b.start_at, b.end_at, institute_zone(b.resource), locale
+                        ),
+                    }
+                    for b in items
+                ]
                 subject = _(
                     "%(count)s bookings fall on a newly added public holiday",
                     count=len(items),

@@ -128,11 +128,6 @@ def _render(template: str, user: User, /, **context: Any) -> tuple[str, str]:
     return text, html
 
 
-def booking_context(booking: Booking, locale: str) -> dict[str, Any]:
-    """A booking as the message templates show it (resource, institute, local time)."""
-    return _booking_context(booking, locale)
-
-
 def _booking_context(booking: Booking, locale: str) -> dict[str, Any]:
     institute = booking.resource.institute
     return {
