@@ -225,7 +225,7 @@ def _touch() -> None:
 def load_year(year: int, actor: User | None) -> Loaded:
     """Replace the year's national days from the file or the library (``actor`` None:
     the command line). Days an admin entered stay. Writes nothing when nothing
-    changed."""
+    changed. The staff of bookings a new holiday covers are told (``holiday_notice``)."""
     year = check_year(year)
     if actor is not None:
         _require_admin(actor)
