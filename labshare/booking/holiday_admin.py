@@ -27,7 +27,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import extract, select
 
-from labshare.booking import workdays
+from labshare.booking import holiday_notice, workdays
 from labshare.booking.permissions import is_staff_of
 from labshare.booking.workdays import HOLIDAY, KINDS, NATIONAL, STATE_ID, WORKDAY
 from labshare.database import begin_write, is_sqlite
@@ -231,7 +231,7 @@ def _touch() -> None:
 def load_year(year: int, actor: User | None) -> Loaded:
     """Replace the year's national days from the file or the library (``actor`` None:
     the command line). Days an admin entered stay. Writes nothing when nothing
-    changed."""
+    changed. The staff of bookings a new holiday covers are told (``holiday_notice``)."""
     year = check_year(year)
     if actor is not None:
         _require_admin(actor)
@@ -295,13 +295,15 @@ def load_year(year: int, actor: User | None) -> Loaded:
             data={"year": year, "source": source, "days": len(wanted)},
         )
     holidays = sorted({w[0] for w in wanted if w[1] == HOLIDAY})
+    inside = bookings_inside(holidays) if changed else []
+    holiday_notice.tell_staff(inside)
     return Loaded(
         year,
         source,
         len(holidays),
         sum(1 for w in wanted if w[1] == WORKDAY),
         changed,
-        bookings_inside(holidays) if changed else [],
+        inside,
     )
 
 
@@ -315,7 +317,8 @@ def put_day(
     works_as: Any = None,
     region: Any = None,
 ) -> CalendarDay:
-    """Add a day, or replace the one of the same region and date (admins)."""
+    """Add a day, or replace the one of the same region and date (admins). The staff of
+    the bookings a new holiday covers are told (``holiday_notice``)."""
     if actor is not None:
         _require_admin(actor)
     spec = check_day(day, kind, name, name_en, works_as)
@@ -339,6 +342,8 @@ def put_day(
     db.session.add(row)
     db.session.flush()
     _touch()
+    if spec.kind == HOLIDAY:
+        holiday_notice.tell_staff(bookings_inside([spec.day]))
     audit.record(
         "calendar.put",
         row,

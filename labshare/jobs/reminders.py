@@ -9,9 +9,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from labshare.booking.staff_days import StaffDays
 from labshare.database import begin_write, is_sqlite
 from labshare.extensions import db
-from labshare.jobs.markers import claim
+from labshare.jobs.markers import claim, is_claimed
 from labshare.messaging import notify
 from labshare.models import Booking, BookingStatus, Role, User
 from labshare.timeutil import utcnow
@@ -71,7 +72,10 @@ def send_reminders() -> dict[str, Any]:
 
 def send_pending_nudges() -> dict[str, Any]:
     """Tell each institute's staff, once per request, about requests pending longer
-    than ``PENDING_NUDGE_HOURS`` whose start is still ahead."""
+    than ``PENDING_NUDGE_HOURS`` whose start is still ahead.
+
+    Not on a holiday of the lab's institute (in its zone): such a request is left
+    unclaimed, so the first run on the next working day nudges it, once."""
     threshold = dt.timedelta(hours=int(current_app.config.get("PENDING_NUDGE_HOURS", 24)))
     begin_write()
     now = utcnow()
@@ -85,7 +89,12 @@ def send_pending_nudges() -> dict[str, Any]:
         .order_by(Booking.institute_id, Booking.start_at, Booking.id)
     )
     fresh: dict[int, list[Booking]] = defaultdict(list)
+    staff_days = StaffDays()
+    waiting = 0
     for booking in bookings:
+        if staff_days.is_holiday(booking.resource, now):
+            waiting += 0 if is_claimed(f"nudge:{booking.id}") else 1
+            continue
         if claim(f"nudge:{booking.id}", "pending-nudges"):
             fresh[booking.institute_id].append(booking)
     messages = 0
@@ -100,4 +109,10 @@ def send_pending_nudges() -> dict[str, Any]:
         for member in staff:
             if notify.pending_nudge(member, items) is not None:
                 messages += 1
-    return {"bookings": sum(len(v) for v in fresh.values()), "messages": messages}
+    out: dict[str, Any] = {
+        "bookings": sum(len(v) for v in fresh.values()),
+        "messages": messages,
+    }
+    if waiting:
+        out["holiday"] = waiting
+    return out
