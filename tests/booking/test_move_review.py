@@ -215,14 +215,13 @@ def test_creation_shares_the_time_parser_and_refuses_the_same(
     assert error_of(response)["field"] == "start"
 
 
+@pytest.mark.postgresql_only  # SQLite: the job and a move are single writers (BEGIN IMMEDIATE)
 def test_reminder_job_leaves_a_booking_being_moved_to_the_move(
     app: Any, env: SimpleNamespace, db: Any, make_booking: Any
 ) -> None:
     """PostgreSQL: the job reads without the write lock a move holds. A booking whose
     move is under way (its row locked, its new time not yet committed) is left for
     the next run: claimed now, its reminder marker would block the new time's."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite: the job and a move are single writers (BEGIN IMMEDIATE)")
     app.config["REMINDER_HOURS"] = [24]
     b = book(env, make_booking, db)
     new_start = OLD_START + dt.timedelta(days=3)
