@@ -10,9 +10,6 @@ takes exactly three.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +22,7 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from config import TestingConfig
-from tests.serverutil import ROOT, free_port, server_database, wait_until_up
+from tests.serverutil import production_env, server_database, start_gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -128,52 +125,22 @@ def scene(
     # by default), so that parallel suites with their own TEST_POSTGRES_URL never share it
     url = server_database(request.param, tmp, "race")
     ids = build_database(url, tmp / "instance")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "LABSHARE_CONFIG": "production",
-        "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URL": url,
-        "RATELIMIT_ENABLED": "false",
-        "SCHEDULER_ENABLED": "false",
-        "LABSHARE_INSTANCE_DIR": str(tmp / "instance"),
-        "LOG_LEVEL": "WARNING",
-    }
-    log = (tmp / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "60",
-            "labshare:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    env = production_env(
+        url,
+        SECRET_KEY,
+        RATELIMIT_ENABLED="false",
+        LABSHARE_INSTANCE_DIR=str(tmp / "instance"),
     )
+    server = start_gunicorn(env, tmp / "gunicorn.log")
     try:
-        wait_until_up(base, proc, tmp / "gunicorn.log")
-        tokens = [get_token(base, ids["emails"][0]), *ids["tokens"][1:]]
-        yield Scene(base, url, ids["auto"], ids["approval"], ids["lab"], ids["emails"], tokens)
+        tokens = [get_token(server.base, ids["emails"][0]), *ids["tokens"][1:]]
+        yield Scene(
+            server.base, url, ids["auto"], ids["approval"], ids["lab"], ids["emails"], tokens
+        )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server_log = server.stop()
         if request.param == "postgresql":
             create_engine(url).dispose()
-    server_log = (tmp / "gunicorn.log").read_text(errors="replace")
     assert "Traceback" not in server_log, server_log[-4000:]
 
 
