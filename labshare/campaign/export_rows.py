@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
@@ -44,22 +44,10 @@ from labshare.models import (
     UsageRecord,
     User,
 )
+from labshare.sheets import HOURS, INTEGER, MONEY, PERCENT, STAMP, Column
 from labshare.timeutil import zone
 
-Progress = Callable[[int], None]
-MONEY = "#,##0.00"
-HOURS = "0.00"
-PERCENT = "0.0%"
-INTEGER = "0"
-STAMP = "yyyy-mm-dd hh:mm"
 PROGRESS_EVERY = 5000
-
-
-@dataclass
-class Column:
-    title: str
-    width: int
-    number_format: str | None = None
 
 
 def booking_columns() -> list[Column]:
@@ -362,7 +350,7 @@ def count_bookings(period: Period, scope: Scope) -> int:
 def order_sheet_columns() -> list[Column]:
     from labshare.orders.export import order_columns
 
-    return [Column(c.title, c.width, c.number_format) for c in order_columns()]
+    return order_columns()
 
 
 def scope_for(user: User | None, institute_code: str | None) -> tuple[Scope, Institute | None]:

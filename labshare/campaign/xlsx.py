@@ -28,7 +28,6 @@ from labshare.campaign.export_rows import (
     PROGRESS_EVERY,
     STAMP,
     Column,
-    Progress,
     booking_columns,
     booking_rows,
     build_report,
@@ -40,6 +39,7 @@ from labshare.campaign.export_rows import (
     summary_rows,
 )
 from labshare.campaign.periods import Period, Scope
+from labshare.sheets import Progress
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

@@ -3,11 +3,8 @@ orders created in the period (each institute's local days), streamed."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
@@ -18,44 +15,33 @@ from labshare.extensions import db
 from labshare.labels import label
 from labshare.models import Company, Institute, ServiceOrder, ServiceOrderItem
 from labshare.orders.labels import order_label
-from labshare.safety import spreadsheet_text
+from labshare.sheets import INTEGER, MONEY, STAMP, Column, csv_chunks
 from labshare.timeutil import to_local
 
-MONEY = "#,##0.00"
-INTEGER = "0"
-STAMP = "yyyy-mm-dd hh:mm"
 
-
-@dataclass
-class OrderColumn:
-    title: str
-    width: int
-    number_format: str | None = None
-
-
-def order_columns() -> list[OrderColumn]:
+def order_columns() -> list[Column]:
     return [
-        OrderColumn(_("Order no."), 10, INTEGER),
-        OrderColumn(_("Institute code"), 14),
-        OrderColumn(_("Institute"), 28),
-        OrderColumn(_("Company"), 28),
-        OrderColumn(_("Unified Social Credit Code"), 22),
-        OrderColumn(_("Status"), 12),
-        OrderColumn(_("Created"), 17, STAMP),
-        OrderColumn(_("Received"), 17, STAMP),
-        OrderColumn(_("Completed"), 17, STAMP),
-        OrderColumn(_("Promised by"), 12),
-        OrderColumn(_("Item no."), 8, INTEGER),
-        OrderColumn(_("Instrument or sample"), 24),
-        OrderColumn(_("Model"), 14),
-        OrderColumn(_("Serial / ID number"), 16),
-        OrderColumn(_("Service"), 12),
-        OrderColumn(_("Field"), 14),
-        OrderColumn(_("Quantity"), 8, INTEGER),
-        OrderColumn(_("Result"), 12),
-        OrderColumn(_("Certificate or report number"), 20),
-        OrderColumn(_("Fee"), 12, MONEY),
-        OrderColumn(_("Fee waived"), 12, MONEY),
+        Column(_("Order no."), 10, INTEGER),
+        Column(_("Institute code"), 14),
+        Column(_("Institute"), 28),
+        Column(_("Company"), 28),
+        Column(_("Unified Social Credit Code"), 22),
+        Column(_("Status"), 12),
+        Column(_("Created"), 17, STAMP),
+        Column(_("Received"), 17, STAMP),
+        Column(_("Completed"), 17, STAMP),
+        Column(_("Promised by"), 12),
+        Column(_("Item no."), 8, INTEGER),
+        Column(_("Instrument or sample"), 24),
+        Column(_("Model"), 14),
+        Column(_("Serial / ID number"), 16),
+        Column(_("Service"), 12),
+        Column(_("Field"), 14),
+        Column(_("Quantity"), 8, INTEGER),
+        Column(_("Result"), 12),
+        Column(_("Certificate or report number"), 20),
+        Column(_("Fee"), 12, MONEY),
+        Column(_("Fee waived"), 12, MONEY),
     ]
 
 
@@ -109,30 +95,4 @@ def order_rows(period: Period, scope: Scope) -> Iterator[list[Any]]:
 
 def iter_orders_csv(period: Period, scope: Scope) -> Iterator[bytes]:
     """The Orders sheet as CSV chunks, the first with the UTF-8 BOM."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([c.title for c in order_columns()])
-    first = True
-    for n, values in enumerate(order_rows(period, scope), start=1):
-        writer.writerow([_csv(v) for v in values])
-        if n % 2000 == 0:
-            chunk = buffer.getvalue().encode("utf-8")
-            yield (b"\xef\xbb\xbf" + chunk) if first else chunk
-            first = False
-            buffer.seek(0)
-            buffer.truncate()
-    chunk = buffer.getvalue().encode("utf-8")
-    yield (b"\xef\xbb\xbf" + chunk) if first else chunk
-
-
-def _csv(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if value is None:
-        return ""
-    if isinstance(value, (int, float)):
-        return value
-    # A cell that a spreadsheet reads as a formula (a tab or CR start too): keep it text.
-    text = str(value)
-    guarded = spreadsheet_text(text)
-    return guarded if guarded != text else value
+    return csv_chunks(order_columns(), order_rows(period, scope))

@@ -240,10 +240,10 @@ def test_the_reminder_reaches_the_company_after_the_orderer_left(env: SimpleName
 
 @pytest.mark.parametrize("raw", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])
 def test_the_orders_csv_keeps_formula_like_text_as_text(raw: str) -> None:
-    from labshare.orders.export import _csv
+    from labshare.sheets import csv_cell
 
-    assert _csv(raw) == "'" + raw
-    assert _csv(-5) == -5 and _csv("ok") == "ok"
+    assert csv_cell(raw) == "'" + raw
+    assert csv_cell(-5) == -5 and csv_cell("ok") == "ok"
 
 
 @pytest.mark.parametrize(
