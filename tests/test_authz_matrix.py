@@ -131,7 +131,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "reports.download GET": (302, 403, 403, 200, 200, 200),  # staff: their own institute
     "reports.index GET": (302, 403, 403, 200, 200, 200),
     "static GET": (200, 200, 200, 200, 200, 200),
-    # -- check-in (issue 8): the booking's company or its institute's staff check in (the
+    # -- check-in: the booking's company or its institute's staff check in (the
     # booking under test is pending: 409 / a flash); only staff mark a no-show --
     "api.check_in POST": (401, 409, 404, 409, 404, 403),
     "api.mark_no_show POST": (401, 403, 404, 409, 404, 403),
@@ -140,11 +140,11 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "bookings.no_show POST": (302, 403, 404, 302, 404, 403),
     "manage.checkin_code GET": (302, 403, 403, 200, 404, 403),
     # -- end check-in --
-    # -- booking groups (issue 8): a group is tenant-scoped like its bookings --
+    # -- booking groups: a group is tenant-scoped like its bookings --
     "api.create_group POST": (401, 422, 422, 403, 403, 403),
     "api.get_group GET": (401, 200, 404, 200, 404, 200),
     # -- end booking groups --
-    # -- waitlist (issue 8): an entry is its company's; others 404, non-SMEs 403 --
+    # -- waitlist: an entry is its company's; others 404, non-SMEs 403 --
     "api.join_waitlist POST": (401, 422, 422, 403, 403, 403),
     "api.list_waitlist GET": (401, 200, 200, 403, 403, 403),
     "api.get_waitlist_entry GET": (401, 200, 404, 403, 403, 403),
@@ -160,7 +160,7 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     "api.list_resource_waitlist GET": (401, 403, 403, 200, 404, 200),
     "bookings.resource_waitlist GET": (302, 403, 403, 200, 404, 200),
     # -- end waitlist --
-    # -- recurrence (issue 8): a series is tenant-scoped like its bookings --
+    # -- recurrence: a series is tenant-scoped like its bookings --
     "api.preview_series POST": (401, 422, 422, 403, 403, 403),
     "api.create_series POST": (401, 422, 422, 403, 403, 403),
     "api.get_series GET": (401, 200, 404, 200, 404, 200),
@@ -416,10 +416,10 @@ def world(
         end=dt.datetime(2030, 1, 8, 3, 0, tzinfo=dt.UTC),
         status=BookingStatus.PENDING,
     )
-    series = _series_of(booking)  # recurrence (issue 8)
-    entry = _waitlist_entry_of(inst, users["sme"])  # waitlist (issue 8)
-    quota = _quota_of(inst)  # booking policies (issue 8)
-    group = _group_of(lab, users["sme"])  # booking groups (issue 8)
+    series = _series_of(booking)  # recurrence
+    entry = _waitlist_entry_of(inst, users["sme"])  # waitlist
+    quota = _quota_of(inst)  # booking policies
+    group = _group_of(lab, users["sme"])  # booking groups
     order = _order_of(inst, users["sme"])  # service orders
     closure = Closure(
         resource_id=inst.id,
@@ -452,10 +452,10 @@ def world(
         note=note,
         token=personal.token,
         feed=feed,
-        group=group,  # booking groups (issue 8)
-        entry=entry,  # waitlist (issue 8)
-        series=series,  # recurrence (issue 8)
-        quota=quota,  # booking policies (issue 8)
+        group=group,  # booking groups
+        entry=entry,  # waitlist
+        series=series,  # recurrence
+        quota=quota,  # booking policies
         invitation=invitation,  # companies and members
         invitation_secret=secret,
         pending_company=pending,
@@ -706,7 +706,7 @@ def _reset(w: SimpleNamespace) -> None:
     w.pending_company.status = "pending"
     db.session.refresh(w.token)
     w.token.revoked_at = None
-    db.session.refresh(w.entry)  # waitlist (issue 8): the offer is open again
+    db.session.refresh(w.entry)  # waitlist: the offer is open again
     w.entry.status = "offered"
     db.session.refresh(w.order)  # service orders: submitted again
     w.order.status = "submitted"

@@ -20,7 +20,7 @@ from labshare.api.schemas import (
     UsageBody,
 )
 from labshare.api.serialize import booking_json, page_json
-from labshare.booking import booking_path, bookings  # waitlist (issue 8)
+from labshare.booking import booking_path, bookings  # waitlist
 from labshare.booking.permissions import can_view_booking, visible_bookings
 from labshare.booking.policies import waitlist
 from labshare.errors import NotFound, SlotTaken
@@ -112,7 +112,7 @@ def create_booking(user: User, body: BookingCreate) -> dict[str, Any]:
         booking = booking_path.create(
             body.resource_id, user, body.start, body.end, purpose=body.purpose, samples=body.samples
         )
-    except SlotTaken as exc:  # it says whether the waitlist can be joined (issue 8)
+    except SlotTaken as exc:  # it says whether the waitlist can be joined
         db.session.rollback()  # nothing to keep; on PostgreSQL it may be aborted
         raise exc from None
     if booking is None:  # a bundle: booked with its group, locks taken in id order
@@ -122,7 +122,7 @@ def create_booking(user: User, body: BookingCreate) -> dict[str, Any]:
             booking = bookings.create_booking(
                 resource, user, body.start, body.end, purpose=body.purpose, samples=body.samples
             )
-        except SlotTaken as exc:  # waitlist (issue 8): say whether the line can be joined
+        except SlotTaken as exc:  # waitlist: say whether the line can be joined
             raise waitlist.conflict_hint(exc, resource) from None
     out = booking_json(booking)  # before the commit, which would expire what it reads
     db.session.commit()

@@ -1,4 +1,4 @@
-"""Check-in and no-show (issue 8, check-in): two transitions of one booking."""
+"""Check-in and no-show: two transitions of one booking."""
 
 from __future__ import annotations
 

@@ -316,7 +316,7 @@ _ERROR_SCHEMA = {
                         "company_quota",
                         "cancellation_deadline",
                         "qualification",
-                        # waitlist (issue 8)
+                        # waitlist
                         "slot_free",
                         "waitlist_duplicate",
                         "waitlist_limit",

@@ -172,8 +172,8 @@ def _json_response(body: bytes, truncated: bool) -> Response:
 def get_resource(resource_id: int) -> dict[str, Any]:
     resource = load_resource(resource_id)
     out = resource_json(resource, effective_rules(resource))
-    out["quotas"] = [quotas.quota_json(q) for q in quotas.applicable(resource)]  # issue 8
-    out["bundle"] = bundle_json(resource)  # booking groups (issue 8)
+    out["quotas"] = [quotas.quota_json(q) for q in quotas.applicable(resource)]
+    out["bundle"] = bundle_json(resource)  # booking groups
     return out
 
 

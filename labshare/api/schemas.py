@@ -112,7 +112,7 @@ class CancelBody(BodyModel):
 
 
 class UsageBody(BodyModel):
-    # check-in (issue 8): optional; defaults to the booking's check-in, if any
+    # check-in: optional; defaults to the booking's check-in, if any
     checked_in_at: AwareTime | None = Field(
         None, description="defaults to the booking's check-in time, where it has one"
     )
@@ -204,7 +204,7 @@ class RulesOut(ResponseModel):
     requires_approval: bool
     max_active_per_company: int
     cancel_deadline_hours: int
-    # -- check-in (issue 8) --
+    # -- check-in --
     checkin_required: bool = Field(
         description="approved bookings nobody checked into are released (no-show)"
     )
@@ -213,13 +213,13 @@ class RulesOut(ResponseModel):
         description="an unchecked booking is released this long after its start"
     )
     # -- end check-in --
-    # -- waitlist (issue 8) --
+    # -- waitlist --
     waitlist_enabled: bool = Field(description="SMEs may join the waitlist of a taken slot")
     waitlist_offer_minutes: int = Field(
         description="how long a freed slot is held for the first in line"
     )
     # -- end waitlist --
-    # -- booking policies (issue 8) --
+    # -- booking policies --
     buffer_minutes: int = Field(description="minutes kept free before and after a booking")
     late_cancel_hours: int = Field(
         description="a company's cancellation less than this many hours ahead is late; 0: off"
@@ -241,7 +241,7 @@ class QuotaOut(ResponseModel):
     # -- end booking policies --
 
 
-# -- booking groups (issue 8) --
+# -- booking groups --
 class BundleOut(ResponseModel):
     name: str
     instrument_ids: list[int] = Field(description="the instruments booked together, this one too")
@@ -270,7 +270,7 @@ class ResourceOut(ResponseModel):
     quotas: list[QuotaOut] | None = Field(
         None, description="the quotas that apply (resource detail only)"
     )
-    # -- booking groups (issue 8) --
+    # -- booking groups --
     bundle: BundleOut | None = Field(
         None,
         description="resource detail only: the instrument's 'booked together' bundle "
@@ -316,7 +316,7 @@ class BookingOut(ResponseModel):
     fee_waived: float
     decision_reason: str | None
     created_at: dt.datetime
-    # -- recurrence (issue 8) --
+    # -- recurrence --
     booked_by_id: int | None = Field(
         None, description="the staff member who booked for the company; null: the booker"
     )
@@ -324,7 +324,7 @@ class BookingOut(ResponseModel):
         None, description="the recurring series this booking belongs to; null: none"
     )
     # -- end recurrence --
-    # -- check-in (issue 8) --
+    # -- check-in --
     checked_in_at: dt.datetime | None = Field(
         None, description="when someone checked in for the booking; null: nobody has"
     )
@@ -334,7 +334,7 @@ class BookingOut(ResponseModel):
         description="staff of the institute only: the company's no-shows and late "
         "cancellations there over the last 365 days",
     )
-    # -- booking groups (issue 8) --
+    # -- booking groups --
     group_id: int | None = Field(
         None,
         description="the booking group (resources booked together, all or nothing) this "

@@ -33,17 +33,17 @@ def rules_json(rules: Rules) -> dict[str, Any]:
         "requires_approval": rules.requires_approval,
         "max_active_per_company": rules.max_active_per_company,
         "cancel_deadline_hours": rules.cancel_deadline_hours,
-        # -- booking policies (issue 8) --
+        # -- booking policies --
         "buffer_minutes": rules.buffer_minutes,
         "late_cancel_hours": rules.late_cancel_hours,
         "no_show_approval_threshold": rules.no_show_approval_threshold,
         # -- end booking policies --
-        # -- check-in (issue 8) --
+        # -- check-in --
         "checkin_required": rules.checkin_required,
         "checkin_opens_minutes": rules.checkin_opens_minutes,
         "checkin_release_minutes": rules.checkin_release_minutes,
         # -- end check-in --
-        # -- waitlist (issue 8) --
+        # -- waitlist --
         "waitlist_enabled": rules.waitlist_enabled,
         "waitlist_offer_minutes": rules.waitlist_offer_minutes,
         # -- end waitlist --
@@ -103,14 +103,14 @@ def booking_json(booking: Booking, viewer: User | None = None) -> dict[str, Any]
         "fee_waived": money(booking.fee_waived),
         "decision_reason": booking.decision_reason,
         "created_at": isoformat_local(booking.created_at, tz),
-        "series_id": booking.series_id,  # recurrence (issue 8)
+        "series_id": booking.series_id,  # recurrence
         "booked_by_id": booking.booked_by_id,
-        # -- check-in (issue 8) --
+        # -- check-in --
         "checked_in_at": (
             isoformat_local(booking.checked_in_at, tz) if booking.checked_in_at else None
         ),
         # -- end check-in --
-        "group_id": booking.group_id,  # booking groups (issue 8)
+        "group_id": booking.group_id,  # booking groups
     }
     # -- booking policies: staff see the company's no-shows + late cancellations --
     if viewer is not None and is_staff_of(viewer, booking.institute_id):
@@ -118,7 +118,7 @@ def booking_json(booking: Booking, viewer: User | None = None) -> dict[str, Any]
     return out
 
 
-# -- booking groups (issue 8) --
+# -- booking groups --
 def bundle_json(resource: Resource) -> dict[str, Any] | None:
     """An instrument's "booked together" bundle, or None."""
     if not isinstance(resource, Instrument) or not (resource.bundle or "").strip():

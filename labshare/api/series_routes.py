@@ -1,4 +1,4 @@
-"""Recurring booking series (issue 8): preview, create, read, and whole-series
+"""Recurring booking series: preview, create, read, and whole-series
 approve / reject / cancel. One occurrence at a time uses the booking endpoints.
 Tenancy as for single bookings: a series the caller may not see is a 404."""
 

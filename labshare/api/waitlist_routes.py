@@ -1,4 +1,4 @@
-"""The waitlist (issue 8): join a taken slot's line, list my company's entries,
+"""The waitlist: join a taken slot's line, list my company's entries,
 take, decline or leave an offer; staff (and admins) list a resource's line. The
 rules live in ``booking.policies.waitlist``; each handler commits once, at the end."""
 

@@ -44,7 +44,7 @@ from labshare.models import (
     ResourceStatus,
     UTCDateTime,
 )
-from labshare.timeutil import utcnow  # waitlist (issue 8)
+from labshare.timeutil import utcnow  # waitlist
 
 MAX_WINDOW = dt.timedelta(days=31)
 
@@ -100,7 +100,7 @@ class CalendarSubject:
     calibration_valid_until: dt.date | None
     timezone: str
     #: The rules' buffer around each holding booking (capacity-1 resources only).
-    buffer_minutes: int = 0  # booking policies (issue 8)
+    buffer_minutes: int = 0  # booking policies
     #: The holidays and make-up workdays its lab follows (None: none).
     days: workdays.Days | None = None
 
@@ -207,7 +207,7 @@ _BUSY = (
         " UNION ALL"
         " SELECT 1 AS k, start_at, end_at FROM closure"
         " WHERE resource_id IN (:rid, :lab_id) AND start_at < :end AND end_at > :start"
-        # waitlist (issue 8): open, unexpired offers hold their slot
+        # waitlist: open, unexpired offers hold their slot
         " UNION ALL"
         " SELECT 2 AS k, start_at, end_at FROM waitlist_entry"
         " WHERE resource_id = :rid AND status = 'offered' AND offer_expires_at > :now"
@@ -219,7 +219,7 @@ _BUSY = (
         bindparam("start", type_=UTCDateTime()),
         bindparam("end", type_=UTCDateTime()),
         bindparam("span_start", type_=UTCDateTime()),
-        bindparam("now", type_=UTCDateTime()),  # waitlist (issue 8)
+        bindparam("now", type_=UTCDateTime()),  # waitlist
     )
     .columns(k=Integer, start_at=UTCDateTime(), end_at=UTCDateTime())
 )
@@ -241,12 +241,12 @@ def _busy_spans(
         "start": start,
         "end": end,
         "span_start": start - MAX_BOOKING_SPAN,
-        "now": utcnow(),  # waitlist (issue 8)
+        "now": utcnow(),  # waitlist
     }
     held: list[Span] = []
     closed: list[Span] = []
     for k, s, e in reader.execute(_BUSY, params):
-        if k == 2:  # waitlist (issue 8): an open offer
+        if k == 2:  # waitlist: an open offer
             if offers is not None:
                 offers.append((s, e))
             continue
@@ -288,7 +288,7 @@ def availability_of(
             if subject.buffer_minutes > 0 and subject.capacity <= 1
             else dt.timedelta(0)
         )
-        offers: list[Span] = []  # waitlist (issue 8): open offers, from the same query
+        offers: list[Span] = []  # waitlist: open offers, from the same query
         held, raw["closure"] = _busy_spans(
             subject, start - buffer, end + buffer, run, offers=offers
         )
@@ -303,7 +303,7 @@ def availability_of(
         raw["holiday"] = [s for _d, s in workdays.holidays_between(subject.days, tz, start, end)]
         raw["closed"] = subtract([(start, end)], opening)
         raw["booked"] = saturated(held, subject.capacity)
-        # -- waitlist (issue 8): an open offer holds its slot (one unit of a lab) --
+        # -- waitlist: an open offer holds its slot (one unit of a lab) --
         if offers:
             raw["offered"] = saturated([*held, *offers], subject.capacity)
         # -- end waitlist --

@@ -30,16 +30,16 @@ class Rules:
     requires_approval: bool
     max_active_per_company: int
     cancel_deadline_hours: int
-    # -- waitlist (issue 8) --
+    # -- waitlist --
     waitlist_enabled: bool = True
     waitlist_offer_minutes: int = 120
     # -- end waitlist --
-    # -- booking policies (issue 8) --
+    # -- booking policies --
     buffer_minutes: int = 0
     late_cancel_hours: int = 0
     no_show_approval_threshold: int | None = None
     # -- end booking policies --
-    # -- check-in (issue 8) --
+    # -- check-in --
     checkin_required: bool = False
     checkin_opens_minutes: int = 15
     checkin_release_minutes: int = 15

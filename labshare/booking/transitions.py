@@ -238,7 +238,7 @@ def record_usage(
     the booking has begun (``windows``); neither time may lie in the future.
     ``checked_in_at=None``: the booking's check-in time (required without one)."""
     _authorize_staff(actor, booking)
-    if checked_in_at is None:  # check-in (issue 8): the booking's own, if someone checked in
+    if checked_in_at is None:  # check-in: the booking's own, if someone checked in
         if booking.checked_in_at is None:
             raise ValidationFailed(_l("This field is required."), field="checked_in_at")
         checked_in_at = booking.checked_in_at

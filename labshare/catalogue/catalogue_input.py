@@ -68,7 +68,7 @@ class InstrumentData(ResourceData):
     accuracy: str | None = None
     calibration_valid_until: dt.date | str | None = None
     certificate_number: str | None = None
-    #: booking groups (issue 8): "booked together" bundle name; None leaves it as it is
+    #: booking groups: "booked together" bundle name; None leaves it as it is
     bundle: str | None = None
 
 
@@ -82,16 +82,16 @@ class RulesData:
     requires_approval: bool
     max_active_per_company: int
     cancel_deadline_hours: int
-    # -- waitlist (issue 8) --
+    # -- waitlist --
     waitlist_enabled: bool = True
     waitlist_offer_minutes: int | str | None = 120
     # -- end waitlist --
-    # -- booking policies (issue 8) --
+    # -- booking policies --
     buffer_minutes: int | str | None = 0
     late_cancel_hours: int | str | None = 0
     no_show_approval_threshold: int | str | None = None
     # -- end booking policies --
-    # -- check-in (issue 8) --
+    # -- check-in --
     checkin_required: bool = False
     checkin_opens_minutes: int | str | None = 15
     checkin_release_minutes: int | str | None = 15
@@ -294,7 +294,7 @@ def instrument_errors(data: InstrumentData) -> tuple[dict[str, Any], dict[str, s
     values["calibration_valid_until"] = _date(
         errors, "calibration_valid_until", data.calibration_valid_until
     )
-    if data.bundle is not None:  # booking groups (issue 8)
+    if data.bundle is not None:  # booking groups
         values["bundle"] = _text(errors, "bundle", data.bundle, BUNDLE_MAX)
     return values, dict(errors.by_field)
 
@@ -323,7 +323,7 @@ def rules_values(data: RulesData) -> dict[str, Any]:
             errors, "cancel_deadline_hours", data.cancel_deadline_hours, low=0, high=8760
         ),
     }
-    # -- waitlist (issue 8) --
+    # -- waitlist --
     values["waitlist_enabled"] = bool(data.waitlist_enabled)
     values["waitlist_offer_minutes"] = _int(
         errors,
@@ -334,7 +334,7 @@ def rules_values(data: RulesData) -> dict[str, Any]:
         default=120,
     )
     # -- end waitlist --
-    # -- booking policies (issue 8) --
+    # -- booking policies --
     values["buffer_minutes"] = _int(
         errors, "buffer_minutes", data.buffer_minutes, low=0, high=1440, default=0
     )
@@ -348,7 +348,7 @@ def rules_values(data: RulesData) -> dict[str, Any]:
         else _int(errors, "no_show_approval_threshold", threshold, low=1, high=1000)
     )
     # -- end booking policies --
-    # -- check-in (issue 8) --
+    # -- check-in --
     values["checkin_required"] = bool(data.checkin_required)
     values["checkin_opens_minutes"] = _int(
         errors, "checkin_opens_minutes", data.checkin_opens_minutes, low=0, high=1440, default=15

@@ -57,10 +57,10 @@ JOBS: dict[str, Job] = {
             ("cron", {"hour": 7, "minute": 0}),
             12 * 3600,
         ),
-        # -- check-in (issue 8) --
+        # -- check-in --
         Job("checkin-release", release_unchecked_bookings, ("interval", {"minutes": 1}), 120),
         # -- end check-in --
-        # -- waitlist (issue 8) --
+        # -- waitlist --
         Job("waitlist-offers", expire_waitlist_offers, ("interval", {"minutes": 1}), 120),
         # -- end waitlist --
         Job(

@@ -1,4 +1,4 @@
-"""Auto-release (issue 8, check-in): approved bookings of resources that require
+"""Auto-release: approved bookings of resources that require
 check-in, nobody checked into ``checkin_release_minutes`` after the start, become
 no-shows and their time goes to the waitlist. Idempotent: the transition is a
 conditional UPDATE (see ``booking.bookings.mark_no_show``). One resource at a

@@ -37,7 +37,7 @@ def mark_no_shows() -> dict[str, Any]:
     due = (
         Booking.status == BookingStatus.APPROVED,
         Booking.end_at <= now - grace,
-        Booking.checked_in_at.is_(None),  # someone came (check-in, issue 8)
+        Booking.checked_in_at.is_(None),  # someone came (check-in)
         ~has_usage,
     )
 

@@ -91,7 +91,7 @@ class Booking(Base):
     #: Cancelled by its company within the rules' ``late_cancel_hours`` before the
     #: start: counted as a no-show in statistics and the company's record (0006).
     late_cancellation: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
-    # -- check-in (issue 8; migration 0009) --
+    # -- check-in --
     #: When someone checked in for this booking (staff or the company, on the
     #: resource's check-in page); None: nobody has.
     checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -1,4 +1,4 @@
-"""Quotas per period (issue 8): at most so many hours or bookings per company per
+"""Quotas per period: at most so many hours or bookings per company per
 day, week, month or year, for one resource or a whole institute."""
 
 from __future__ import annotations

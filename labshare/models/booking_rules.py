@@ -20,16 +20,16 @@ DEFAULT_RULES = {
     "requires_approval": True,
     "max_active_per_company": 5,
     "cancel_deadline_hours": 24,
-    # -- waitlist (issue 8; migration 0008)
+    # -- waitlist
     "waitlist_enabled": True,
     "waitlist_offer_minutes": 120,
     # -- end waitlist
-    # -- booking policies (issue 8): buffer, late cancellation, no-show threshold
+    # -- booking policies: buffer, late cancellation, no-show threshold
     "buffer_minutes": 0,
     "late_cancel_hours": 0,
     "no_show_approval_threshold": None,
     # -- end booking policies
-    # -- check-in (issue 8; migration 0009)
+    # -- check-in
     "checkin_required": False,
     "checkin_opens_minutes": 15,
     "checkin_release_minutes": 15,
@@ -69,7 +69,7 @@ class BookingRules(Base):
         default=DEFAULT_RULES["cancel_deadline_hours"]
     )
 
-    # -- booking policies (issue 8; migration 0006) --
+    # -- booking policies --
     #: Minutes kept free before and after each booking of an instrument (0: none).
     buffer_minutes: Mapped[int] = mapped_column(default=0, server_default="0")
     #: A company's cancellation less than this many hours before the start is late
@@ -80,14 +80,14 @@ class BookingRules(Base):
     no_show_approval_threshold: Mapped[int | None] = mapped_column(default=None)
     # -- end booking policies --
 
-    # -- waitlist (issue 8; migration 0008) --
+    # -- waitlist --
     #: SMEs may queue for a taken slot of this resource.
     waitlist_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     #: How long a freed slot is held for the first in line before it passes on.
     waitlist_offer_minutes: Mapped[int] = mapped_column(default=120, server_default="120")
     # -- end waitlist --
 
-    # -- check-in (issue 8; migration 0009) --
+    # -- check-in --
     #: Bookings of this resource nobody checked into are released (no-show).
     checkin_required: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: Check-in opens this many minutes before the start.

@@ -32,10 +32,10 @@ BOOKING_KEYS = {
     "fee_waived",
     "decision_reason",
     "created_at",
-    "series_id",  # recurrence (issue 8; additive)
+    "series_id",  # recurrence
     "booked_by_id",  # booking on behalf (additive)
-    "checked_in_at",  # check-in (issue 8; additive)
-    "group_id",  # booking groups (issue 8; additive)
+    "checked_in_at",  # check-in
+    "group_id",  # booking groups
 }
 
 

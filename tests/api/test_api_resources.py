@@ -37,9 +37,9 @@ RESOURCE_KEYS = {
     "timezone",
     "rules",
 }
-#: The detail adds the instrument's bundle (booking groups, issue 8; additive).
+#: The detail adds the instrument's bundle (booking groups; additive).
 DETAIL_KEYS = RESOURCE_KEYS | {"bundle"}
-DETAIL_KEYS |= {"quotas"}  # the quotas that apply (booking policies, issue 8; additive)
+DETAIL_KEYS |= {"quotas"}  # the quotas that apply (booking policies; additive)
 
 
 def _ids(response: Any) -> list[int]:

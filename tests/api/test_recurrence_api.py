@@ -1,4 +1,4 @@
-"""Recurring bookings over the API and the web pages (issue 8, part 1)."""
+"""Recurring bookings over the API and the web pages."""
 
 from __future__ import annotations
 

@@ -226,7 +226,7 @@ def test_query_count_is_bounded(db, env, make_booking):
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    # bookings + closures, opening periods, and constant extras of issue 8: the rules
+    # bookings + closures, opening periods, and constant extras of the booking policies: the rules
     # (buffer), the waitlist's offered holds. Never one per booking or closure.
     assert len(queries) <= 5, queries
     assert sum(1 for i in a.busy if i.reason == "booked") == 28

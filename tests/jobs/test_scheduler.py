@@ -41,8 +41,8 @@ def test_every_job_is_registered_with_chosen_settings(app: Any) -> None:
         "monthly-export",
         "calibration-notices",
         "deliver",
-        "checkin-release",  # check-in (issue 8)
-        "waitlist-offers",  # waitlist (issue 8)
+        "checkin-release",  # check-in
+        "waitlist-offers",  # waitlist
         "recalibration-reminders",  # service orders
     }
     assert set(jobs) == set(JOBS)

@@ -1,4 +1,4 @@
-"""Check-in and auto-release (issue 8, part 5).
+"""Check-in and auto-release.
 
 Check-in: the booking's company (on the resource's check-in page, e.g. from its QR
 code) or its institute's staff say that someone came. It opens

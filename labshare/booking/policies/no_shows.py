@@ -1,4 +1,4 @@
-"""A company's no-show record (issue 8): its no-shows plus its late cancellations
+"""A company's no-show record: its no-shows plus its late cancellations
 at one institute over the last year. Staff see it when they approve; the rules'
 ``no_show_approval_threshold`` makes a company at or above it wait for approval.
 

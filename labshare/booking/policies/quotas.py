@@ -1,4 +1,4 @@
-"""Quotas per period (issue 8): at most N hours or N bookings per company per day,
+"""Quotas per period: at most N hours or N bookings per company per day,
 week, month or year, for an instrument, a lab (the lab and all its instruments)
 or a whole institute.
 

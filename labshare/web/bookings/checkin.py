@@ -1,4 +1,4 @@
-"""Check-in pages (issue 8): the kiosk / QR page of a lab or instrument, the check-in
+"""Check-in pages: the kiosk / QR page of a lab or instrument, the check-in
 button, and the staff's no-show button. Routes register on the bookings blueprint.
 
 The kiosk page shows, to a signed-in user, the bookings of this resource they may

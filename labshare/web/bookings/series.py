@@ -1,4 +1,4 @@
-"""Recurring bookings on the web (issue 8): the booking form's "repeat" option with
+"""Recurring bookings on the web: the booking form's "repeat" option with
 its preview step, and the series page with its whole-series buttons. Routes
 register on the bookings blueprint; the work is done by booking/policies/recurrence.py."""
 

@@ -47,7 +47,7 @@ from labshare.web.bookings.waitlist_views import offer_waitlist
 SLOT_LABELS: dict[str, Any] = {
     "free": _l("Free"),
     "booked": _l("Booked"),
-    "offered": _l("Offered to the waitlist"),  # waitlist (issue 8)
+    "offered": _l("Offered to the waitlist"),  # waitlist
     "closed": _l("Closed"),
     "closure": _l("Closed (maintenance or holiday)"),
     "holiday": _l("Public holiday"),
@@ -259,7 +259,7 @@ def _detail(booking: Booking, form: CancelForm, status: int = 200) -> Any:
         cancel_form=form,
         timezone=institute_zone(booking.resource),
         is_staff=is_staff_of(current_user, booking.institute_id),
-        company_no_shows=(  # booking policies (issue 8): the company's record, for staff
+        company_no_shows=(  # booking policies: the company's record, for staff
             no_show_count(booking.company_id, booking.institute_id)
             if is_staff_of(current_user, booking.institute_id)
             else None

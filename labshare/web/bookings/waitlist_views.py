@@ -1,4 +1,4 @@
-"""Waitlist pages (issue 8): join from the booking form after a conflict, My
+"""Waitlist pages: join from the booking form after a conflict, My
 waitlist with take / decline / leave, and a resource's line for its institute's
 staff and admins. Routes register on the bookings blueprint."""
 

@@ -1,4 +1,4 @@
-"""The printable QR code of a lab's or instrument's check-in page (issue 8)."""
+"""The printable QR code of a lab's or instrument's check-in page."""
 
 from __future__ import annotations
 

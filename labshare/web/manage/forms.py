@@ -125,7 +125,7 @@ class InstrumentForm(_ResourceForm):
     certificate_number = StringField(
         _l("Calibration certificate number"), validators=[Optional(), Length(max=100)]
     )
-    # booking groups (issue 8)
+    # booking groups
     bundle = StringField(
         _l("Booked together"),
         validators=[Optional(), Length(max=50)],
@@ -163,7 +163,7 @@ class RulesForm(FlaskForm):
         _l("Companies may cancel online until this many hours before"),
         validators=[InputRequired(_l("Enter a whole number."))],
     )
-    # -- check-in (issue 8) --
+    # -- check-in --
     checkin_required = BooleanField(
         _l("Check-in required: release bookings nobody checked into (no-show)")
     )
@@ -179,14 +179,14 @@ class RulesForm(FlaskForm):
         description=_l("Only where check-in is required."),
     )
     # -- end check-in --
-    # -- waitlist (issue 8) --
+    # -- waitlist --
     waitlist_enabled = BooleanField(_l("Companies may join the waitlist of a taken slot"))
     waitlist_offer_minutes = IntegerField(
         _l("A freed slot is held for the first in line for (minutes)"),
         validators=[Optional()],  # empty: the default, 120
     )
     # -- end waitlist --
-    # -- booking policies (issue 8) --
+    # -- booking policies --
     buffer_minutes = IntegerField(
         _l("Buffer kept free before and after each booking (minutes)"),
         validators=[Optional()],

@@ -34,7 +34,7 @@ class QueueItem:
     conflicts: list[str] = field(default_factory=list)
     overlapping: list[Booking] = field(default_factory=list)
     history: dict[BookingStatus, int] = field(default_factory=dict)
-    #: The company's no-shows + late cancellations here, last 365 days (issue 8).
+    #: The company's no-shows + late cancellations here, last 365 days.
     no_shows: int = 0
 
 

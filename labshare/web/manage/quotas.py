@@ -1,4 +1,4 @@
-"""Staff page of the institute's quotas per period (booking policies, issue 8):
+"""Staff page of the institute's quotas per period (booking policies):
 list, add and remove quotas of the institute and of its labs and instruments.
 Routes live on the ``manage`` blueprint (staff only, another institute's ids 404)."""
 

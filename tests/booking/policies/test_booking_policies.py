@@ -1,4 +1,4 @@
-"""Booking policies of issue 8: buffer time, quotas per period, late cancellation
+"""Booking policies: buffer time, quotas per period, late cancellation
 and the no-show record (with its approval threshold). Services, API and staff
 pages, on SQLite and PostgreSQL."""
 

@@ -1,4 +1,4 @@
-"""Check-in and auto-release (issue 8, part 5): the window, who may check in, the
+"""Check-in and auto-release: the window, who may check in, the
 release job (once, from two threads too), the waitlist hook, the one no-show
 transition (staff via API and page), usage defaults, the kiosk and QR pages."""
 

@@ -1,4 +1,4 @@
-"""Recurring bookings (issue 8, part 1): expansion, preview, all-or-nothing vs
+"""Recurring bookings: expansion, preview, all-or-nothing vs
 skip, whole-series transitions, permissions, the iCal feed. Both databases."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The waitlist (issue 8): joining only a taken slot, offers to the first in line
+"""The waitlist: joining only a taken slot, offers to the first in line
 when time frees up, the offer's hold on the slot, taking it through the booking
 engine, declining, leaving, expiry by the scheduler (idempotent), tenancy. On
 SQLite and PostgreSQL."""
