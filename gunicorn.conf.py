@@ -9,7 +9,9 @@ Settings come from the environment, with defaults sized for a small host:
   sync worker);
 - ``GUNICORN_BIND``: address to listen on (default ``127.0.0.1:8000``: put a reverse
   proxy such as nginx in front for TLS and static files);
-- ``GUNICORN_TIMEOUT``: seconds before a silent worker is killed and replaced (30).
+- ``GUNICORN_TIMEOUT``: seconds before a silent worker is killed and replaced (30);
+- ``GUNICORN_CONTROL_SOCKET``: a path for gunicorn's control socket (``gunicornc``);
+  unset, there is none.
 
 The application is not preloaded: each worker builds its own app and its own
 database connection pool after the fork (a pool or a SQLite handle shared across a
@@ -47,6 +49,14 @@ graceful_timeout = 30
 # tests/e2e/test_scale_out.py). The proxy in front opens connections cheaply.
 keepalive = 0
 preload_app = False
+# gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl),
+# so a second server of the same user (tests, bench, a second site) takes it over
+# from the first. Off unless a path of the server's own is given.
+_CONTROL = os.environ.get("GUNICORN_CONTROL_SOCKET")
+if _CONTROL:
+    control_socket = _CONTROL
+else:
+    control_socket_disable = True
 # Recycle workers now and then: bounds any slow leak. Not too often: a new worker
 # imports and builds the app (about 1.3 s of CPU), which at 5,000 requests cost a
 # busy server about a fifth of its throughput.
