@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from labshare.catalogue import catalogue_admin
 from labshare.catalogue.catalogue_admin import InstrumentData, LabData
-from labshare.errors import DomainError
 from labshare.extensions import db
 from labshare.models import Instrument, Lab
 from labshare.timeutil import to_local, utcnow
 from labshare.web.manage.forms import InstrumentForm, LabForm
-from labshare.web.manage.views import _fail, bp, institute, own_instrument, own_lab
+from labshare.web.manage.views import bp, institute, own_instrument, own_lab, save
 
 PER_PAGE = 50
 
@@ -86,18 +85,16 @@ def _lab_data(form: LabForm) -> LabData:
 @bp.route("/labs/new", methods=["GET", "POST"])
 def new_lab() -> Any:
     form = LabForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            lab = catalogue_admin.create_lab(current_user, institute(), _lab_data(form))
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Lab “%(name)s” created. Now set its opening hours.", name=lab.name), "success")
-            return redirect(url_for("manage.hours", lab_id=lab.id))
-    elif form.is_submitted():
-        status = 422
+    status = save(
+        form,
+        lambda: catalogue_admin.create_lab(current_user, institute(), _lab_data(form)),
+        lambda lab: (
+            _("Lab “%(name)s” created. Now set its opening hours.", name=lab.name),
+            url_for("manage.hours", lab_id=lab.id),
+        ),
+    )
+    if not isinstance(status, int):
+        return status
     return render_template("manage/lab_form.html", form=form, lab=None), status
 
 
@@ -105,18 +102,13 @@ def new_lab() -> Any:
 def edit_lab(lab_id: int) -> Any:
     lab = own_lab(lab_id)
     form = LabForm(obj=lab)
-    status = 200
-    if form.validate_on_submit():
-        try:
-            catalogue_admin.update_lab(current_user, lab, _lab_data(form))
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Lab “%(name)s” saved.", name=lab.name), "success")
-            return redirect(url_for("manage.resources"))
-    elif form.is_submitted():
-        status = 422
+    status = save(
+        form,
+        lambda: catalogue_admin.update_lab(current_user, lab, _lab_data(form)),
+        lambda _result: (_("Lab “%(name)s” saved.", name=lab.name), url_for("manage.resources")),
+    )
+    if not isinstance(status, int):
+        return status
     return render_template("manage/lab_form.html", form=form, lab=own_lab(lab_id)), status
 
 
@@ -161,20 +153,18 @@ def new_instrument() -> Any:
     _lab_choices(form)
     if request.method == "GET" and request.args.get("lab", "").isdigit():
         form.lab_id.data = request.args["lab"]
-    status = 200
-    if form.validate_on_submit():
-        try:
-            instrument = catalogue_admin.create_instrument(
-                current_user, _chosen_lab(form), _instrument_data(form)
-            )
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Instrument “%(name)s” created.", name=instrument.name), "success")
-            return redirect(url_for("manage.resources"))
-    elif form.is_submitted():
-        status = 422
+    status = save(
+        form,
+        lambda: catalogue_admin.create_instrument(
+            current_user, _chosen_lab(form), _instrument_data(form)
+        ),
+        lambda instrument: (
+            _("Instrument “%(name)s” created.", name=instrument.name),
+            url_for("manage.resources"),
+        ),
+    )
+    if not isinstance(status, int):
+        return status
     return render_template("manage/instrument_form.html", form=form, instrument=None), status
 
 
@@ -185,20 +175,18 @@ def edit_instrument(instrument_id: int) -> Any:
     _lab_choices(form)
     if request.method == "GET":
         form.lab_id.data = str(instrument.lab_id)
-    status = 200
-    if form.validate_on_submit():
-        try:
-            catalogue_admin.update_instrument(
-                current_user, instrument, _chosen_lab(form), _instrument_data(form)
-            )
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Instrument “%(name)s” saved.", name=instrument.name), "success")
-            return redirect(url_for("manage.resources"))
-    elif form.is_submitted():
-        status = 422
+    status = save(
+        form,
+        lambda: catalogue_admin.update_instrument(
+            current_user, instrument, _chosen_lab(form), _instrument_data(form)
+        ),
+        lambda _result: (
+            _("Instrument “%(name)s” saved.", name=instrument.name),
+            url_for("manage.resources"),
+        ),
+    )
+    if not isinstance(status, int):
+        return status
     return render_template(
         "manage/instrument_form.html", form=form, instrument=own_instrument(instrument_id)
     ), status

@@ -22,7 +22,7 @@ from labshare.timeutil import utcnow
 from labshare.web.bookings.forms import ConfirmForm
 from labshare.web.bookings.helpers import aware
 from labshare.web.manage.forms import ClosureForm, RulesForm, hours_form_class, parse_periods
-from labshare.web.manage.views import _fail, bp, own_lab, own_resource
+from labshare.web.manage.views import _fail, bp, own_lab, own_resource, save
 
 
 @bp.route("/resources/<int:resource_id>/rules", methods=["GET", "POST"])
@@ -30,8 +30,8 @@ def rules(resource_id: int) -> Any:
     resource = own_resource(resource_id)
     own = catalogue_admin.own_rules(resource)
     form = RulesForm(obj=own or effective_rules(resource))
-    status = 200
-    if form.validate_on_submit():
+
+    def set_rules() -> None:
         data = RulesData(
             slot_minutes=form.slot_minutes.data,
             min_minutes=form.min_minutes.data,
@@ -50,16 +50,18 @@ def rules(resource_id: int) -> Any:
             late_cancel_hours=form.late_cancel_hours.data,
             no_show_approval_threshold=form.no_show_approval_threshold.data,
         )
-        try:
-            catalogue_admin.set_rules(current_user, resource, data)
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Booking rules saved."), "success")
-            return redirect(url_for("manage.rules", resource_id=resource_id))
-    elif form.is_submitted():
-        status = 422
+        catalogue_admin.set_rules(current_user, resource, data)
+
+    status = save(
+        form,
+        set_rules,
+        lambda _result: (
+            _("Booking rules saved."),
+            url_for("manage.rules", resource_id=resource_id),
+        ),
+    )
+    if not isinstance(status, int):
+        return status
     resource = own_resource(resource_id)
     return render_template(
         "manage/rules.html",
@@ -91,23 +93,22 @@ def hours(lab_id: int) -> Any:
             by_day.setdefault(p.weekday, []).append(format_period(p.opens, p.closes))
         for weekday, texts in by_day.items():
             getattr(form, f"day_{weekday}").data = ", ".join(texts)
-    status = 200
-    if form.validate_on_submit():
+
+    def set_hours() -> None:
         periods = [
             (weekday, opens, closes)
             for weekday in range(7)
             for opens, closes in parse_periods(getattr(form, f"day_{weekday}").data or "")
         ]
-        try:
-            catalogue_admin.set_opening_hours(current_user, lab, periods)
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Opening hours saved."), "success")
-            return redirect(url_for("manage.hours", lab_id=lab_id))
-    elif form.is_submitted():
-        status = 422
+        catalogue_admin.set_opening_hours(current_user, lab, periods)
+
+    status = save(
+        form,
+        set_hours,
+        lambda _result: (_("Opening hours saved."), url_for("manage.hours", lab_id=lab_id)),
+    )
+    if not isinstance(status, int):
+        return status
     return render_template(
         "manage/hours.html", lab=own_lab(lab_id), form=form, timezone=institute_zone(lab)
     ), status

@@ -5,7 +5,8 @@ resources.py, schedule.py and qualifications.py beside this one."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -79,6 +80,31 @@ def _fail(form: Any, exc: DomainError, aliases: dict[str, str] | None = None) ->
     return exc.status
 
 
+T = TypeVar("T")
+
+
+def save(
+    form: Any,
+    action: Callable[[], T],
+    done: Callable[[T], tuple[str, str]],
+    aliases: dict[str, str] | None = None,
+) -> Any:
+    """A form page's POST: when ``form`` is valid, ``action()``, commit, flash and
+    redirect as ``done(result)`` says (message, URL). Otherwise the status to show the
+    form again with: a refusal rolled back and shown on the form (its status), an
+    invalid form 422, a GET 200."""
+    if not form.validate_on_submit():
+        return 422 if form.is_submitted() else 200
+    try:
+        result = action()
+    except DomainError as exc:
+        return _fail(form, exc, aliases)
+    db.session.commit()
+    message, target = done(result)
+    flash(message, "success")
+    return redirect(target)
+
+
 # -- dashboard and bookings ---------------------------------------------------------------
 
 
@@ -116,18 +142,16 @@ def approve(booking_id: int) -> Any:
 def reject(booking_id: int) -> Any:
     booking = own_booking(booking_id)
     form = RejectForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            reject_booking(booking, current_user, form.reason.data or "")
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Booking #%(id)d rejected.", id=booking_id), "success")
-            return redirect(url_for("manage.dashboard"))
-    elif form.is_submitted():
-        status = 422
+    status = save(
+        form,
+        lambda: reject_booking(booking, current_user, form.reason.data or ""),
+        lambda _result: (
+            _("Booking #%(id)d rejected.", id=booking_id),
+            url_for("manage.dashboard"),
+        ),
+    )
+    if not isinstance(status, int):
+        return status
     booking = own_booking(booking_id)
     return render_template(
         "manage/reject.html", booking=booking, form=form, timezone=institute_zone(booking.resource)
@@ -145,26 +169,28 @@ def usage(booking_id: int) -> Any:
         form.checked_out_at.data = local_input(min(booking.end_at, utcnow()), tz)
         if form.checked_out_at.data <= form.checked_in_at.data:
             form.checked_out_at.data = local_input(booking.end_at, tz)
-    status = 200
-    if form.validate_on_submit():
-        try:
-            record_usage(
-                booking,
-                current_user,
-                checked_in_at=aware(form.checked_in_at.data, tz, "checked_in_at"),
-                checked_out_at=aware(form.checked_out_at.data, tz, "checked_out_at"),
-                service_type=form.service_type.data or "",
-                samples_count=int(form.samples_count.data or 0),
-                problem_solved=form.problem_solved.data == "yes",
-                notes=form.notes.data or None,
-            )
-        except DomainError as exc:
-            status = _fail(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Usage of booking #%(id)d recorded.", id=booking_id), "success")
-            return redirect(url_for("manage.dashboard"))
-    elif form.is_submitted():
-        status = 422
+
+    def record() -> Any:
+        return record_usage(
+            booking,
+            current_user,
+            checked_in_at=aware(form.checked_in_at.data, tz, "checked_in_at"),
+            checked_out_at=aware(form.checked_out_at.data, tz, "checked_out_at"),
+            service_type=form.service_type.data or "",
+            samples_count=int(form.samples_count.data or 0),
+            problem_solved=form.problem_solved.data == "yes",
+            notes=form.notes.data or None,
+        )
+
+    status = save(
+        form,
+        record,
+        lambda _result: (
+            _("Usage of booking #%(id)d recorded.", id=booking_id),
+            url_for("manage.dashboard"),
+        ),
+    )
+    if not isinstance(status, int):
+        return status
     booking = own_booking(booking_id)
     return render_template("manage/usage.html", booking=booking, form=form, timezone=tz), status
