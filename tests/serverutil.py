@@ -81,8 +81,11 @@ def production_env(url: str, secret_key: str, **extra: str) -> dict[str, str]:
 
 
 def wait_until_up(
-    base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30
+    base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 90
 ) -> None:
+    # Generous: a worker imports and warms the app in ~1.3 s of CPU, and on a loaded
+    # 2-core host (CI runs two test workers next to the servers) that took over 30 s.
+    # A server that died is reported at once (proc.poll), so the wait costs nothing then.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -93,7 +96,8 @@ def wait_until_up(
             return
         except requests.RequestException:
             time.sleep(0.1)
-    raise RuntimeError("gunicorn did not answer in time")
+    tail = log_path.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"gunicorn did not answer in {timeout:.0f} s:\n{tail}")
 
 
 @dataclass
