@@ -341,6 +341,16 @@ def _check(
         length = need(c.rules, duration)
         if span is not None and length is not None:
             asked[c.subject.id] = (c.subject, span, length)
+    # Labs seen in an earlier batch: the static check before the read, so that the
+    # rows of a candidate that cannot be free are not even read.
+    passed: set[int] = set()
+    for c in batch:
+        if c.subject.id not in asked or c.subject.lab_id not in memo.periods:
+            continue
+        if _could_be_free(c, *asked[c.subject.id][1:], memo):
+            passed.add(c.subject.id)
+        else:
+            del asked[c.subject.id]
     if not asked:
         return {}
     widened = {i: _widened(s, span) for i, (s, span, _n) in asked.items()}
@@ -357,16 +367,23 @@ def _check(
         if c.subject.id not in asked:
             continue
         s, (start, end), length = asked[c.subject.id]
-        opening = memo.opening(s, start, end)
-        static = [(i.start, i.end) for i in paint(s, start, end, opening=opening).free]
-        if not _fits(static, c.rules.slot_minutes, length, s.timezone):
+        if s.id not in passed and not _could_be_free(c, (start, end), length, memo):
             continue
+        opening = memo.opening(s, start, end)
         held, closed, offers = _own(s, busy, *widened[s.id])
         free = paint(s, start, end, held=held, closures=closed, offers=offers, opening=opening).free
         out[s.id] = _fits(
             [(i.start, i.end) for i in free], c.rules.slot_minutes, length, s.timezone
         )
     return out
+
+
+def _could_be_free(c: Candidate, span: Span, length: dt.timedelta, memo: _Memo) -> bool:
+    """The static check: whether the slot would fit were nothing booked, closed or
+    offered (more busy time only removes free time)."""
+    opening = memo.opening(c.subject, *span)
+    static = [(i.start, i.end) for i in paint(c.subject, *span, opening=opening).free]
+    return _fits(static, c.rules.slot_minutes, length, c.subject.timezone)
 
 
 def _widened(subject: CalendarSubject, span: Span) -> Span:

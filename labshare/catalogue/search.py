@@ -8,9 +8,10 @@ index of labshare/catalogue/search_index.py (GIN on PostgreSQL, FTS5 on SQLite);
 the page is ranked (``_order``), the count stops at ``COUNT_LIMIT``, and the facet
 counts are one more statement when asked for.
 
-The free-time filter examines at most ``AVAILABILITY_SCAN_LIMIT`` candidates (the
-first ones matching the other filters, in id order), with two queries for all of
-them (bookings and closures; opening periods), not several per candidate.
+The free-time filter and the "free this week" facet (labshare/catalogue/free_time.py)
+check the candidates in rank order, as far as needed: the window filter stops at one
+more than the page (``total_exact`` false then), examining at most
+``AVAILABILITY_SCAN_LIMIT``; the week is counted over the first ``FREE_WEEK_LIMIT``.
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ class SearchResult:
     items: list[Resource]
     total: int
     rules: dict[int, Rules]
-    #: True when the free-time filter stopped at AVAILABILITY_SCAN_LIMIT candidates.
+    #: True when the free-time filter examined AVAILABILITY_SCAN_LIMIT candidates and
+    #: there were more.
     truncated: bool = False
-    #: False when the count stopped at COUNT_LIMIT: ``total`` is then a lower bound.
+    #: False when the count stopped at COUNT_LIMIT, or the free-time filter after the
+    #: page and one more: ``total`` is then a lower bound.
     total_exact: bool = True
     #: field/kind/province/institute → [{"value", "label", "count"}] (when asked).
     facets: dict[str, list[dict[str, Any]]] | None = None
