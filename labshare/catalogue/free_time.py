@@ -311,14 +311,19 @@ class _Memo:
         self.now = utcnow()
         self.periods: dict[int, OpeningPeriods] = {}
         self.opened: dict[tuple[Any, ...], list[Span]] = {}
+        self.static: dict[tuple[Any, ...], bool] = {}
+
+    def key(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> tuple[Any, ...]:
+        """What the lab's open time over [start, end) depends on."""
+        days_key = None if s.days is None else (id(s.days.calendar), s.days.region)
+        return (s.timezone, start, end, days_key, *sorted(self.periods.get(s.lab_id, [])))
 
     def opening(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> list[Span]:
-        lab_periods = self.periods.get(s.lab_id, [])
-        days_key = None if s.days is None else (id(s.days.calendar), s.days.region)
-        key = (s.timezone, start, end, days_key, *sorted(lab_periods))
+        key = self.key(s, start, end)
         found = self.opened.get(key)
         if found is None:
-            found = workdays.open_spans(lab_periods, s.timezone, start, end, s.days)
+            periods = self.periods.get(s.lab_id, [])
+            found = workdays.open_spans(periods, s.timezone, start, end, s.days)
             self.opened[key] = found
         return found
 
@@ -369,8 +374,11 @@ def _check(
         s, (start, end), length = asked[c.subject.id]
         if s.id not in passed and not _could_be_free(c, (start, end), length, memo):
             continue
-        opening = memo.opening(s, start, end)
         held, closed, offers = _own(s, busy, *widened[s.id])
+        if not (held or closed or offers):
+            out[s.id] = True  # nothing more than the static check painted: it fits
+            continue
+        opening = memo.opening(s, start, end)
         free = paint(s, start, end, held=held, closures=closed, offers=offers, opening=opening).free
         out[s.id] = _fits(
             [(i.start, i.end) for i in free], c.rules.slot_minutes, length, s.timezone
@@ -380,10 +388,22 @@ def _check(
 
 def _could_be_free(c: Candidate, span: Span, length: dt.timedelta, memo: _Memo) -> bool:
     """The static check: whether the slot would fit were nothing booked, closed or
-    offered (more busy time only removes free time)."""
-    opening = memo.opening(c.subject, *span)
-    static = [(i.start, i.end) for i in paint(c.subject, *span, opening=opening).free]
-    return _fits(static, c.rules.slot_minutes, length, c.subject.timezone)
+    offered (more busy time only removes free time). Candidates alike in everything
+    it depends on share one answer."""
+    s = c.subject
+    key = (
+        *memo.key(s, *span),
+        s.status,
+        s.calibration_valid_until,
+        c.rules.slot_minutes,
+        length,
+    )
+    found = memo.static.get(key)
+    if found is None:
+        opening = memo.opening(s, *span)
+        static = [(i.start, i.end) for i in paint(s, *span, opening=opening).free]
+        found = memo.static[key] = _fits(static, c.rules.slot_minutes, length, s.timezone)
+    return found
 
 
 def _widened(subject: CalendarSubject, span: Span) -> Span:
