@@ -45,9 +45,11 @@ def load_resource(resource_id: int) -> Resource:
         "Filters combine with AND. measurand + value + unit finds the instruments whose "
         "range covers the value, converting units (8000 kPa finds a 0-10 MPa calibrator). "
         "available_from/available_to keep the resources with at least one bookable slot "
-        f"in the window; that filter examines at most the first {AVAILABILITY_SCAN_LIMIT} "
-        "resources matching the other filters (in rank order), and then sets the response "
-        "header X-Availability-Truncated: true. Retired resources are not listed. "
+        "in the window (exactly as the availability calendar shows it); that filter checks "
+        "the resources matching the other filters in rank order and stops once the page and "
+        "one more are found (total is then a lower bound and total_exact: false is added); "
+        f"it examines at most the first {AVAILABILITY_SCAN_LIMIT}, and then sets the "
+        "response header X-Availability-Truncated: true. Retired resources are not listed. "
         "A text search is ranked: exact name, then name or model, then measurand, then "
         "the rest; a capability search puts the narrowest covering range first. q finds "
         "Chinese by characters, English words by prefix, pinyin (yali, yl) and any name "
@@ -61,7 +63,8 @@ def load_resource(resource_id: int) -> Resource:
     page_extra={
         "total_exact": {
             "type": "boolean",
-            "description": f"present (false) when the count stopped at {COUNT_LIMIT}",
+            "description": f"present (false) when the count stopped at {COUNT_LIMIT}, or "
+            "when the free-window filter stopped after the page and one more",
         },
         "facets": {
             "type": "object",

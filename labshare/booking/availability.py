@@ -273,6 +273,49 @@ def availability_of(
     ``reader`` (default: the session)."""
     run: Reader = reader if reader is not None else db.session()
     start, end = _check_window(start, end)
+    if subject.status != ResourceStatus.AVAILABLE:
+        return paint(subject, start, end)
+    buffer = buffer_of(subject)
+    offers: list[Span] = []  # waitlist: open offers, from the same query
+    held, closures = _busy_spans(subject, start - buffer, end + buffer, run, offers=offers)
+    if opening_periods is None:
+        opening_periods = opening_periods_of_lab(subject.lab_id, run)
+    return paint(
+        subject,
+        start,
+        end,
+        held=held,
+        closures=closures,
+        offers=offers,
+        opening_periods=opening_periods,
+    )
+
+
+def buffer_of(subject: CalendarSubject) -> dt.timedelta:
+    """The rules' buffer around each holding booking (capacity-1 resources only): the
+    bookings, closures and offers are read over the window widened by it."""
+    if subject.buffer_minutes > 0 and subject.capacity <= 1:
+        return dt.timedelta(minutes=subject.buffer_minutes)
+    return dt.timedelta(0)
+
+
+def paint(
+    subject: CalendarSubject,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    held: Sequence[Span] = (),
+    closures: Sequence[Span] = (),
+    offers: Sequence[Span] = (),
+    opening_periods: Sequence[tuple[int, dt.time, dt.time]] = (),
+    opening: Sequence[Span] | None = None,
+) -> Availability:
+    """The calendar of [start, end) (UTC, checked) from rows already read: the holding
+    bookings, closures (of the resource or its lab) and open offers overlapping the
+    window widened by ``buffer_of(subject)``, and the lab's opening periods (or
+    ``opening``: ``workdays.open_spans`` of them over [start, end), where the caller
+    has it). No statement: the search's free-time filter paints many resources from
+    one read."""
     tz = subject.timezone
     raw: dict[str, list[Span]] = {}
     if subject.status != ResourceStatus.AVAILABLE:
@@ -282,24 +325,16 @@ def availability_of(
             cutoff = local_midnight_after(subject.calibration_valid_until, tz)
             if cutoff < end:
                 raw["calibration_expired"] = [(max(start, cutoff), end)]
+        raw["closure"] = list(closures)
         # -- booking policies: the buffer around holding bookings (capacity 1) --
-        buffer = (
-            dt.timedelta(minutes=subject.buffer_minutes)
-            if subject.buffer_minutes > 0 and subject.capacity <= 1
-            else dt.timedelta(0)
-        )
-        offers: list[Span] = []  # waitlist: open offers, from the same query
-        held, raw["closure"] = _busy_spans(
-            subject, start - buffer, end + buffer, run, offers=offers
-        )
+        buffer = buffer_of(subject)
         if buffer:  # around bookings, and around open offers (they hold time too)
             raw["buffer"] = [(s - buffer, s) for s, _e in [*held, *offers]] + [
                 (e, e + buffer) for _s, e in [*held, *offers]
             ]
         # -- end booking policies --
-        if opening_periods is None:
-            opening_periods = opening_periods_of_lab(subject.lab_id, run)
-        opening = workdays.open_spans(opening_periods, tz, start, end, subject.days)
+        if opening is None:
+            opening = workdays.open_spans(opening_periods, tz, start, end, subject.days)
         raw["holiday"] = [s for _d, s in workdays.holidays_between(subject.days, tz, start, end)]
         raw["closed"] = subtract([(start, end)], opening)
         raw["booked"] = saturated(held, subject.capacity)

@@ -1,48 +1,66 @@
 """Free time of many resources at once, for the search's window filter and its
 "free this week" facet.
 
-``availability()`` asks two statements per resource; a search examines up to
-``AVAILABILITY_SCAN_LIMIT`` candidates, so their holding bookings, the closures of
-them and their labs, and their labs' opening periods come back in ONE statement (a
-UNION ALL whose branches are each a range scan of an index), and the free time is
-cut from those rows with the engine's own span arithmetic (``rules.subtract``,
-``availability.saturated``). The arithmetic stays in Python because opening hours
-are local wall-clock times of each institute's zone (DST included) and SQLite has
-no time zones; doing it in SQL on one database only would give two answers.
+Exactness first: a resource counts as free only where ``availability()`` (the
+engine's calendar) would show a bookable slot, so the same function paints it
+(``availability.paint``: opening hours with holidays and make-up workdays, closures
+of the resource and its lab, calibration expiry, status, the rules' buffer, open
+waitlist offers, a lab's capacity), from rows read for many resources at once.
+
+Cheap first, in rank order, and only as far as needed:
+
+1. ``subjects``: the candidates' calendar columns (status, lab, zone, calibration,
+   capacity, the holidays they follow) in ONE statement over the ranked ids, no ORM;
+2. their rules and their labs' opening periods: one statement each;
+3. the *static* check: the window painted without bookings, closures or offers.
+   More busy time only removes free time, so a resource whose static free time has
+   no slot (closed that day, a holiday, calibration expired, maintenance) is
+   certainly not free and its bookings are never read. Labs with the same hours,
+   zone and holidays share the local-time arithmetic;
+4. the exact check, in batches in rank order: ONE statement (a UNION ALL of three
+   index range scans) brings the batch's holding bookings, closures and open offers,
+   each resource is painted, and the scan stops as soon as ``wanted`` are found.
+
+The arithmetic stays in Python because opening hours are local wall-clock times of
+each institute's zone (DST included) and SQLite has no time zones; doing it in SQL
+on one database only would give two answers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, cast, literal, null, select, union_all
 
-from labshare.booking.availability import OpeningPeriods, availability, capacity_of, saturated
+from labshare.booking import workdays
+from labshare.booking.availability import (
+    CalendarSubject,
+    OpeningPeriods,
+    availability,
+    buffer_of,
+    paint,
+)
 from labshare.booking.rules import (
     MAX_BOOKING_SPAN,
     Rules,
     Span,
-    clip,
     institute_zone,
-    lab_id_of,
     local_midnight_after,
-    merge,
-    opening_spans,
-    scope_ids,
-    subtract,
 )
+from labshare.catalogue import free_candidates
+from labshare.catalogue.free_candidates import Candidate, Candidates
 from labshare.extensions import db
 from labshare.models import (
     HOLDING_STATUSES,
     Booking,
     Closure,
-    Instrument,
     OpeningPeriod,
     Resource,
-    ResourceStatus,
+    WaitlistEntry,
+    WaitlistStatus,
 )
 from labshare.timeutil import utcnow, zone
 
@@ -77,9 +95,11 @@ def _fits(free: Sequence[Span], slot_minutes: int, length: dt.timedelta, tz: str
     return any(_grid_start(s, slot_minutes, tz) + length <= e for s, e in free)
 
 
-def _bookable(rules: Rules, start: dt.datetime, end: dt.datetime) -> Span | None:
+def _bookable(
+    rules: Rules, start: dt.datetime, end: dt.datetime, now: dt.datetime | None = None
+) -> Span | None:
     """[start, end) cut to the lead time and horizon; None when nothing is left."""
-    now = utcnow()
+    now = now or utcnow()
     start = max(start, now + dt.timedelta(hours=rules.lead_time_hours))
     end = min(end, now + dt.timedelta(days=rules.horizon_days))
     return (start, end) if start < end else None
@@ -103,24 +123,35 @@ def has_free_slot(
     return _fits(free, rules.slot_minutes, length, institute_zone(resource))
 
 
+# -- the busy rows of a batch --------------------------------------------------------------
+
+
 @dataclass
-class Calendars:
-    """Bookings, closures and opening periods of many resources over one window."""
+class Busy:
+    """Rows of many resources over one window: holding bookings and open offers by
+    resource id, closures by resource or lab id, opening periods by lab id."""
 
-    held: dict[int, list[Span]]  # by resource id
-    closed: dict[int, list[Span]]  # by resource id (closures of labs too)
-    periods: dict[int, OpeningPeriods]  # by lab id
+    held: dict[int, list[Span]]
+    closed: dict[int, list[Span]]
+    offers: dict[int, list[Span]]
+    periods: dict[int, OpeningPeriods]
 
 
-def calendars(resources: Sequence[Resource], start: dt.datetime, end: dt.datetime) -> Calendars:
-    """ONE statement for all of ``resources``: their holding bookings, the closures
-    of them and their labs (the same conditions as ``availability``), and their
-    labs' opening periods."""
-    ids = [r.id for r in resources]
-    lab_ids = sorted({lab_id_of(r) for r in resources})
-    out = Calendars(held={}, closed={}, periods={})
+def busy_rows(
+    subjects: Sequence[CalendarSubject],
+    start: dt.datetime,
+    end: dt.datetime,
+    lab_ids: Sequence[int],
+) -> Busy:
+    """ONE statement (a UNION ALL of index range scans): the holding bookings, closures
+    (of ``subjects`` and their labs) and open waitlist offers overlapping [start, end),
+    by the conditions of ``availability._BUSY`` (each resource's own window is cut from
+    them by ``_own``), and the opening periods of ``lab_ids``."""
+    out = Busy(held={}, closed={}, offers={}, periods={})
+    ids = sorted({s.id for s in subjects})
     if not ids:
         return out
+    scope = sorted({*ids, *(s.lab_id for s in subjects)})
     # Typed NULLs: PostgreSQL will not guess a UNION column's type from a bare NULL;
     # SQLite's CAST(NULL AS …) is NULL whatever the type.
     no_time = cast(null(), OpeningPeriod.opens.type)
@@ -151,32 +182,63 @@ def calendars(resources: Sequence[Resource], start: dt.datetime, end: dt.datetim
                 no_day,
                 no_time,
                 no_time,
-            ).where(
-                Closure.resource_id.in_(sorted({*ids, *lab_ids})),
-                Closure.start_at < end,
-                Closure.end_at > start,
-            ),
+            ).where(Closure.resource_id.in_(scope), Closure.start_at < end, Closure.end_at > start),
             select(
                 literal(2, Integer),
+                WaitlistEntry.resource_id,
+                WaitlistEntry.start_at,
+                WaitlistEntry.end_at,
+                no_day,
+                no_time,
+                no_time,
+            ).where(
+                WaitlistEntry.resource_id.in_(ids),
+                WaitlistEntry.status == WaitlistStatus.OFFERED,
+                WaitlistEntry.offer_expires_at > utcnow(),
+                WaitlistEntry.start_at < end,
+                WaitlistEntry.end_at > start,
+            ),
+            select(
+                literal(3, Integer),
                 OpeningPeriod.lab_id,
                 no_instant,
                 no_instant,
                 OpeningPeriod.weekday,
                 OpeningPeriod.opens,
                 OpeningPeriod.closes,
-            ).where(OpeningPeriod.lab_id.in_(lab_ids)),
+            ).where(OpeningPeriod.lab_id.in_(sorted(set(lab_ids)))),
         )
     )
     for k, rid, s, e, weekday, opens, closes in rows:
-        if k == 2:
+        if k == 3:
             out.periods.setdefault(rid, []).append((int(weekday), _time(opens), _time(closes)))
         else:
-            (out.closed if k else out.held).setdefault(rid, []).append((_utc(s), _utc(e)))
+            (out.held, out.closed, out.offers)[k].setdefault(rid, []).append((_utc(s), _utc(e)))
     return out
 
 
+def _own(
+    subject: CalendarSubject, busy: Busy, start: dt.datetime, end: dt.datetime
+) -> tuple[list[Span], list[Span], list[Span]]:
+    """(held, closures, offers) of one resource as ``availability._BUSY`` reads them
+    for [start, end) (already widened by the buffer): the batch read a wider window."""
+    held = [
+        (s, e)
+        for s, e in busy.held.get(subject.id, ())
+        if s < end and s > start - MAX_BOOKING_SPAN and e > start
+    ]
+    closed = [
+        (s, e)
+        for rid in {subject.id, subject.lab_id}
+        for s, e in busy.closed.get(rid, ())
+        if s < end and e > start
+    ]
+    offers = [(s, e) for s, e in busy.offers.get(subject.id, ()) if s < end and e > start]
+    return held, closed, offers
+
+
 def _time(value: dt.time | str) -> dt.time:
-    # A NULL-typed first branch leaves SQLite's text un-parsed on some paths.
+    # SQLite's text may come back un-parsed through a UNION.
     return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
 
 
@@ -186,107 +248,194 @@ def _utc(value: dt.datetime | str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def free_spans(
-    resource: Resource,
-    cal: Calendars,
-    start: dt.datetime,
-    end: dt.datetime,
-    opened: dict[tuple[Any, ...], list[Span]] | None = None,
-) -> list[Span]:
-    """``availability(resource, start, end).free`` from prefetched calendars: the
-    window minus everything ``availability_of`` paints busy (the reasons' order
-    only decides labels, not what is free)."""
-    if resource.status != ResourceStatus.AVAILABLE:
-        return []
-    tz = institute_zone(resource)
-    busy: list[Span] = []
-    if isinstance(resource, Instrument) and resource.calibration_valid_until is not None:
-        cutoff = local_midnight_after(resource.calibration_valid_until, tz)
-        if cutoff < end:
-            busy.append((max(start, cutoff), end))
-    for rid in scope_ids(resource):
-        busy += cal.closed.get(rid, [])
-    periods = cal.periods.get(lab_id_of(resource), [])
-    # Labs with the same hours in the same zone (most keep office hours) share their
-    # opening spans: worked out once per request and window, as the local-time
-    # arithmetic was most of the filter's time.
-    memo_key = (tz, start, end, *sorted(periods))
-    opening = opened.get(memo_key) if opened is not None else None
-    if opening is None:
-        opening = opening_spans(periods, tz, start, end)
-        if opened is not None:
-            opened[memo_key] = opening
-    busy += subtract([(start, end)], opening)
-    busy += saturated(cal.held.get(resource.id, []), capacity_of(resource))
-    return subtract([(start, end)], merge(clip(busy, start, end)))
+# -- the scan ------------------------------------------------------------------------------
 
 
-def free_in(
-    resources: Sequence[Resource],
-    rules: Mapping[int, Rules],
-    windows: Mapping[int, Span],
+@dataclass(frozen=True)
+class Scan:
+    #: ids with a free slot, in rank order
+    found: list[int]
+    #: the rules of the examined candidates
+    rules: dict[int, Rules]
+    #: every candidate up to the limit was examined (``found`` is all of them)
+    complete: bool
+    #: there are candidates beyond the limit (never examined)
+    beyond: bool
+
+
+def scan(
+    candidates: Candidates,
+    window: Callable[[CalendarSubject], Span],
     duration: int | None = None,
-) -> list[Resource]:
-    """The ``resources`` with a free slot (the minimum booking, or ``duration``
-    minutes) in their own window ``windows[id]``: one statement however many."""
-    asked: dict[int, tuple[Span, dt.timedelta]] = {}
-    for r in resources:
-        start, end = (t.astimezone(dt.UTC) for t in windows[r.id])
-        span = _bookable(rules[r.id], start, end)
-        length = need(rules[r.id], duration)
+    *,
+    limit: int,
+    wanted: int | None = None,
+) -> Scan:
+    """Which of the first ``limit`` candidates (in rank order) have a free slot (the
+    minimum booking, or ``duration`` minutes) in their ``window(subject)``, as
+    ``has_free_slot`` answers; stops once ``wanted`` are found. Works in batches,
+    each a little larger than what is still wanted and at least twice the last,
+    so a page costs a few statements even when most candidates are booked."""
+    found: list[int] = []
+    rules: dict[int, Rules] = {}
+    memo = _Memo()
+    done = size = 0
+    while done < limit:
+        size = max(size * 2, limit if wanted is None else (wanted - len(found)) * 3 // 2 + 2)
+        # one more than the batch: whether anything is left after it
+        ahead = candidates.first(min(done + size, limit) + 1)
+        batch = ahead[done : min(done + size, limit)]
+        if not batch:
+            break
+        rules.update((c.subject.id, c.rules) for c in batch)
+        checked = _check(batch, window, duration, memo)
+        for n, c in enumerate(batch):
+            if not checked.get(c.subject.id, False):
+                continue
+            found.append(c.subject.id)
+            if wanted is not None and len(found) >= wanted:
+                last = done + n + 1
+                left = len(ahead) > last and last < limit
+                return Scan(found, rules, complete=not left, beyond=len(ahead) > limit)
+        done += len(batch)
+    return Scan(found, rules, complete=True, beyond=len(candidates.first(limit + 1)) > limit)
+
+
+class _Memo:
+    """What the batches of one scan share: opening periods by lab, and the opening
+    spans of labs with the same hours, zone, holidays and window (most keep office
+    hours; the local-time arithmetic is most of a check's time)."""
+
+    def __init__(self) -> None:
+        #: one instant for the whole scan, so that equal windows share their spans
+        self.now = utcnow()
+        self.periods: dict[int, OpeningPeriods] = {}
+        self.opened: dict[tuple[Any, ...], list[Span]] = {}
+        self.static: dict[tuple[Any, ...], bool] = {}
+
+    def key(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> tuple[Any, ...]:
+        """What the lab's open time over [start, end) depends on."""
+        days_key = None if s.days is None else (id(s.days.calendar), s.days.region)
+        return (s.timezone, start, end, days_key, *sorted(self.periods.get(s.lab_id, [])))
+
+    def opening(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> list[Span]:
+        key = self.key(s, start, end)
+        found = self.opened.get(key)
+        if found is None:
+            periods = self.periods.get(s.lab_id, [])
+            found = workdays.open_spans(periods, s.timezone, start, end, s.days)
+            self.opened[key] = found
+        return found
+
+
+def _check(
+    batch: Sequence[Candidate],
+    window: Callable[[CalendarSubject], Span],
+    duration: int | None,
+    memo: _Memo,
+) -> dict[int, bool]:
+    """Free or not, for each of ``batch`` that could be: one statement for their
+    bookings, closures, offers and (new) labs' opening periods; then the static check
+    (the window painted as if nothing were booked: more busy time only removes free
+    time, so a lab closed that day, a holiday, an expired calibration end it without
+    painting the bookings), then the exact painting."""
+    asked: dict[int, tuple[CalendarSubject, Span, dt.timedelta]] = {}
+    for c in batch:
+        start, end = (t.astimezone(dt.UTC) for t in window(c.subject))
+        span = _bookable(c.rules, start, end, memo.now)
+        length = need(c.rules, duration)
         if span is not None and length is not None:
-            asked[r.id] = (span, length)
-    if not asked:
-        return []
-    cal = calendars(
-        [r for r in resources if r.id in asked],
-        min(span[0] for span, _ in asked.values()),
-        max(span[1] for span, _ in asked.values()),
-    )
-    out: list[Resource] = []
-    opened: dict[tuple[Any, ...], list[Span]] = {}
-    for r in resources:
-        if r.id not in asked:
+            asked[c.subject.id] = (c.subject, span, length)
+    # Labs seen in an earlier batch: the static check before the read, so that the
+    # rows of a candidate that cannot be free are not even read.
+    passed: set[int] = set()
+    for c in batch:
+        if c.subject.id not in asked or c.subject.lab_id not in memo.periods:
             continue
-        (start, end), length = asked[r.id]
-        free = free_spans(r, cal, start, end, opened)
-        if _fits(free, rules[r.id].slot_minutes, length, institute_zone(r)):
-            out.append(r)
+        if _could_be_free(c, *asked[c.subject.id][1:], memo):
+            passed.add(c.subject.id)
+        else:
+            del asked[c.subject.id]
+    if not asked:
+        return {}
+    widened = {i: _widened(s, span) for i, (s, span, _n) in asked.items()}
+    busy = busy_rows(
+        [s for s, _span, _n in asked.values()],
+        min(w[0] for w in widened.values()),
+        max(w[1] for w in widened.values()),
+        [s.lab_id for s, _span, _n in asked.values() if s.lab_id not in memo.periods],
+    )
+    for s, _span, _n in asked.values():
+        memo.periods.setdefault(s.lab_id, busy.periods.get(s.lab_id, []))
+    out: dict[int, bool] = {}
+    for c in batch:
+        if c.subject.id not in asked:
+            continue
+        s, (start, end), length = asked[c.subject.id]
+        if s.id not in passed and not _could_be_free(c, (start, end), length, memo):
+            continue
+        held, closed, offers = _own(s, busy, *widened[s.id])
+        if not (held or closed or offers):
+            out[s.id] = True  # nothing more than the static check painted: it fits
+            continue
+        opening = memo.opening(s, start, end)
+        free = paint(s, start, end, held=held, closures=closed, offers=offers, opening=opening).free
+        out[s.id] = _fits(
+            [(i.start, i.end) for i in free], c.rules.slot_minutes, length, s.timezone
+        )
     return out
+
+
+def _could_be_free(c: Candidate, span: Span, length: dt.timedelta, memo: _Memo) -> bool:
+    """The static check: whether the slot would fit were nothing booked, closed or
+    offered (more busy time only removes free time). Candidates alike in everything
+    it depends on share one answer."""
+    s = c.subject
+    key = (
+        *memo.key(s, *span),
+        s.status,
+        s.calibration_valid_until,
+        c.rules.slot_minutes,
+        length,
+    )
+    found = memo.static.get(key)
+    if found is None:
+        opening = memo.opening(s, *span)
+        static = [(i.start, i.end) for i in paint(s, *span, opening=opening).free]
+        found = memo.static[key] = _fits(static, c.rules.slot_minutes, length, s.timezone)
+    return found
+
+
+def _widened(subject: CalendarSubject, span: Span) -> Span:
+    buffer = buffer_of(subject)
+    return span[0] - buffer, span[1] + buffer
 
 
 def with_free_slot(
     resources: Sequence[Resource],
-    rules: Mapping[int, Rules],
     start: dt.datetime,
     end: dt.datetime,
     duration: int | None = None,
 ) -> list[Resource]:
-    """``[r for r in resources if has_free_slot(r, rules[r.id], start, end, duration)]``
-    in one statement however many resources there are."""
-    return free_in(resources, rules, {r.id: (start, end) for r in resources}, duration)
+    """``[r for r in resources if has_free_slot(r, effective_rules(r), start, end,
+    duration)]`` in a few statements however many resources there are."""
+    candidates = Candidates.of(free_candidates.of_ids([r.id for r in resources]))
+    found = set(scan(candidates, lambda _s: (start, end), duration, limit=len(resources)).found)
+    return [r for r in resources if r.id in found]
 
 
-def this_week(resource: Resource) -> Span:
-    """From now to the end of the local week (Sunday 24:00) in the institute's zone."""
-    tz = institute_zone(resource)
-    now = utcnow()
-    today = now.astimezone(zone(tz)).date()
+def this_week(subject: CalendarSubject, now: dt.datetime) -> Span:
+    """From ``now`` to the end of the local week (Sunday 24:00) in the institute's zone."""
+    today = now.astimezone(zone(subject.timezone)).date()
     sunday = today + dt.timedelta(days=6 - today.weekday())
-    return now, local_midnight_after(sunday, tz)
-
-
-def free_this_week(
-    resources: Sequence[Resource], rules: Mapping[int, Rules], duration: int | None = None
-) -> list[Resource]:
-    return free_in(resources, rules, {r.id: this_week(r) for r in resources}, duration)
+    return now, local_midnight_after(sunday, subject.timezone)
 
 
 __all__ = [
     "AVAILABILITY_SCAN_LIMIT",
-    "free_in",
-    "free_this_week",
     "has_free_slot",
     "need",
+    "scan",
+    "this_week",
     "with_free_slot",
 ]

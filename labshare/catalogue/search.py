@@ -8,9 +8,10 @@ index of labshare/catalogue/search_index.py (GIN on PostgreSQL, FTS5 on SQLite);
 the page is ranked (``_order``), the count stops at ``COUNT_LIMIT``, and the facet
 counts are one more statement when asked for.
 
-The free-time filter examines at most ``AVAILABILITY_SCAN_LIMIT`` candidates (the
-first ones matching the other filters, in id order), with two queries for all of
-them (bookings and closures; opening periods), not several per candidate.
+The free-time filter and the "free this week" facet (labshare/catalogue/free_time.py)
+check the candidates in rank order, as far as needed: the window filter stops at one
+more than the page (``total_exact`` false then), examining at most
+``AVAILABILITY_SCAN_LIMIT``; the week is counted over the first ``FREE_WEEK_LIMIT``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,8 @@ from sqlalchemy.orm import contains_eager, noload, with_polymorphic
 
 from labshare.booking.availability import MAX_WINDOW
 from labshare.booking.rules import DEFAULT, Rules, scope_ids
-from labshare.catalogue import capability, search_index
-from labshare.catalogue.free_time import (
-    AVAILABILITY_SCAN_LIMIT,
-    free_this_week,
-    with_free_slot,
-)
+from labshare.catalogue import capability, free_candidates, free_time, search_index
+from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
@@ -57,6 +54,7 @@ from labshare.models import (
     ResourceStatus,
     SearchDoc,
 )
+from labshare.timeutil import utcnow
 
 MAX_TERMS = 5
 
@@ -84,8 +82,10 @@ class ResourceFilters:
 COUNT_LIMIT = 1000
 #: The facets of a search: name → (column, label column).
 FACETS = ("field", "kind", "province", "institute")
-#: Beyond this many examined candidates the "free this week" count stops.
-FREE_WEEK_LIMIT = AVAILABILITY_SCAN_LIMIT
+#: The "free this week" count is exact over this many best-ranked available matches (a
+#: page of the catalogue), and says "at least" beyond: every match counted is a week of
+#: its calendar painted, and the catalogue page asks on every visit.
+FREE_WEEK_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,11 @@ class SearchResult:
     items: list[Resource]
     total: int
     rules: dict[int, Rules]
-    #: True when the free-time filter stopped at AVAILABILITY_SCAN_LIMIT candidates.
+    #: True when the free-time filter examined AVAILABILITY_SCAN_LIMIT candidates and
+    #: there were more.
     truncated: bool = False
-    #: False when the count stopped at COUNT_LIMIT: ``total`` is then a lower bound.
+    #: False when the count stopped at COUNT_LIMIT, or the free-time filter after the
+    #: page and one more: ``total`` is then a lower bound.
     total_exact: bool = True
     #: field/kind/province/institute → [{"value", "label", "count"}] (when asked).
     facets: dict[str, list[dict[str, Any]]] | None = None
@@ -335,29 +337,37 @@ def search_resources(
             ).unique()
         )
 
-    candidates: list[Resource] | None = None
-    rules: dict[int, Rules] = {}
     if window is not None or facets:
-        # The best-ranked available candidates are examined, not the lowest ids.
-        candidates = load(
-            ranked.where(Resource.status == ResourceStatus.AVAILABLE)
-            .limit(AVAILABILITY_SCAN_LIMIT + 1)
-            .subquery("candidates")
+        # The best-ranked available candidates, as calendar columns only (no ORM),
+        # read in rank order as far as the free-time checks need.
+        available = ranked.where(Resource.status == ResourceStatus.AVAILABLE)
+        candidates = free_candidates.Candidates(
+            lambda offset, limit: free_candidates.ranked(
+                available.offset(offset).limit(limit).subquery("candidates"),
+                [k.name for k in keys],
+            )
         )
-        rules = rules_for(candidates[:AVAILABILITY_SCAN_LIMIT])
-    if facet_counts is not None and candidates is not None:
-        facet_counts["free_this_week"] = _free_week_facet(candidates, rules, f.duration)
-    if window is not None and candidates is not None:
-        truncated = len(candidates) > AVAILABILITY_SCAN_LIMIT
-        candidates = candidates[:AVAILABILITY_SCAN_LIMIT]
-        matching = with_free_slot(candidates, rules, *window, duration=f.duration)
+        if facet_counts is not None:
+            facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    if window is not None:
         offset = (page - 1) * per_page
-        items = matching[offset : offset + per_page]
+        asked = window
+        # Stops at one more than this page needs: a scan that stopped promises a
+        # next page, and its total is a lower bound.
+        found = free_time.scan(
+            candidates,
+            lambda _s: asked,
+            f.duration,
+            limit=AVAILABILITY_SCAN_LIMIT,
+            wanted=offset + per_page + 1,
+        )
+        items = _load_ids(found.found[offset : offset + per_page])
         return SearchResult(
             items=items,
-            total=len(matching),
-            rules={r.id: rules[r.id] for r in items},
-            truncated=truncated,
+            total=len(found.found),
+            rules={r.id: found.rules[r.id] for r in items},
+            truncated=found.complete and found.beyond,
+            total_exact=found.complete,
             facets=facet_counts,
         )
     total = _count(where)
@@ -371,18 +381,38 @@ def search_resources(
     )
 
 
+def _load_ids(ids: Sequence[int]) -> list[Resource]:
+    """The resources of ``ids`` with their institute, in that order: one statement."""
+    if not ids:
+        return []
+    rows = db.session.scalars(
+        select(_poly)
+        .join(Institute, _poly.institute)
+        .where(_poly.id.in_(ids))
+        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
+    ).unique()
+    by_id = {r.id: r for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
 def _free_week_facet(
-    candidates: list[Resource], rules: dict[int, Rules], duration: int | None
+    candidates: free_time.Candidates, duration: int | None
 ) -> list[dict[str, Any]]:
     """How many matches have a free slot (of ``duration`` minutes, else their
     minimum booking) between now and the end of this week in their institute's
-    zone; counted over the first FREE_WEEK_LIMIT available matches in rank order,
-    beyond which the count is a lower bound (``count_exact: false``)."""
-    examined = candidates[:FREE_WEEK_LIMIT]
-    n = len(free_this_week(examined, rules, duration))
-    if not n:
+    zone; counted exactly over the first FREE_WEEK_LIMIT available matches in rank
+    order, beyond which the count is a lower bound (``count_exact: false``)."""
+    now = utcnow()
+    week = free_time.scan(
+        candidates, lambda s: free_time.this_week(s, now), duration, limit=FREE_WEEK_LIMIT
+    )
+    if not week.found:
         return []
-    entry: dict[str, Any] = {"value": "true", "label": str(_l("Free this week")), "count": n}
-    if len(candidates) > FREE_WEEK_LIMIT:
+    entry: dict[str, Any] = {
+        "value": "true",
+        "label": str(_l("Free this week")),
+        "count": len(week.found),
+    }
+    if week.beyond:
         entry["count_exact"] = False
     return [entry]

@@ -147,9 +147,11 @@ def test_ranked_by_fit_and_in_one_calendar_statement(
     finally:
         event.remove(_db.engine, "before_cursor_execute", record)
     assert ids == [narrow.id, wide.id]
+    # the bookings, closures, waitlist offers and opening periods of the candidates:
+    # one statement (one batch)
     calendar = [s for s in statements if "opening_period" in s or "closure" in s]
     assert len(calendar) == 1, calendar
-    assert "booking" in calendar[0] and "closure" in calendar[0]
+    assert all(t in calendar[0] for t in ("booking", "closure", "waitlist_entry"))
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -266,3 +268,17 @@ def test_the_catalogue_page_shows_the_week_count(
     ).get_data(as_text=True)
     assert "facet-free-week" in page
     assert "本周有空" in page
+
+
+def test_the_catalogue_page_says_at_least_beyond_the_week_limit(
+    client: Any, clock: Any, lab: Any, make_instrument: Any, monkeypatch: Any
+) -> None:
+    for _ in range(3):
+        make_instrument(lab=lab)
+    _db.session.commit()
+    monkeypatch.setattr(search_module, "FREE_WEEK_LIMIT", 2)
+    for lang, words in (("zh-CN", "至少 2 个"), ("en", "At least 2")):
+        page = client.get(
+            "/catalogue", query_string={"measurand": "pressure"}, headers={"Accept-Language": lang}
+        ).get_data(as_text=True)
+        assert words in page

@@ -93,7 +93,7 @@ def test_batched_filter_agrees_with_availability(
     answers = set()
     for start, end in windows:
         expected = [r.id for r in resources if has_free_slot(r, rules[r.id], start, end)]
-        assert [r.id for r in with_free_slot(resources, rules, start, end)] == expected
+        assert [r.id for r in with_free_slot(resources, start, end)] == expected
         answers.add(len(expected))
     assert len(answers) > 2  # the windows tell the resources apart
 
@@ -118,7 +118,8 @@ def test_window_search_runs_a_fixed_number_of_queries(
         )
     finally:
         event.remove(_db.engine, "before_cursor_execute", _record)
-    # candidates, rules, bookings + closures + opening periods (+ a BEGIN)
+    # candidates with their rules; bookings, closures, offers and opening periods
+    # (one batch: the page wants more than there are); the page (+ a BEGIN)
     assert len(statements) <= 4, statements
     available = [
         r for r in resources if _db.session.get(Resource, r.id).status == ResourceStatus.AVAILABLE
@@ -127,7 +128,7 @@ def test_window_search_runs_a_fixed_number_of_queries(
 
 
 def test_no_candidates_needs_no_calendar_query(db: Any) -> None:
-    assert with_free_slot([], {}, _at(6, 0), _at(7, 0)) == []
+    assert with_free_slot([], _at(6, 0), _at(7, 0)) == []
     assert _db.session.scalars(select(Resource)).first() is None
 
 
@@ -143,7 +144,7 @@ def test_batched_filter_agrees_with_availability_for_durations(
             expected = [
                 r.id for r in resources if has_free_slot(r, rules[r.id], start, end, duration)
             ]
-            got = [r.id for r in with_free_slot(resources, rules, start, end, duration)]
+            got = [r.id for r in with_free_slot(resources, start, end, duration)]
             assert got == expected, (start, end, duration)
             answers.add(len(expected))
     assert len(answers) > 2

@@ -1,0 +1,145 @@
+"""The candidates of the search's free-time checks: for each ranked id, what its
+calendar depends on besides bookings, closures and opening periods (status, lab, zone,
+calibration, capacity, the holidays its lab follows) and its booking rules (own, else
+its lab's, else the defaults), read as plain columns in ONE statement, no ORM.
+
+``Candidates`` reads them in rank order only as far as a scan asks, at least doubling
+each time, and keeps them for the next scan of the same request (the window filter
+and the "free this week" facet share them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, func, select
+
+from labshare.booking import workdays
+from labshare.booking.availability import CalendarSubject
+from labshare.booking.rules import DEFAULT, Rules
+from labshare.extensions import db
+from labshare.models import BookingRules, Institute, Instrument, Lab, Resource, ResourceKind
+
+_resource = Resource.__table__
+_instrument = Instrument.__table__
+_lab = Lab.__table__
+_institute = Institute.__table__
+_holiday_lab = Lab.__table__.alias("holiday_lab")  # the lab whose opt-out applies
+_own_rules = BookingRules.__table__.alias("own_rules")
+_lab_rules = BookingRules.__table__.alias("lab_rules")
+_RULES = [f.name for f in fields(Rules)]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    #: without ``buffer_minutes``: ``subject_with_buffer`` adds the rules' one
+    subject: CalendarSubject
+    rules: Rules
+
+
+def _rows(source: FromClause, on: ColumnElement[bool], order: Sequence[Any]) -> Any:
+    stmt = (
+        select(
+            _resource.c.id,
+            _resource.c.kind,
+            _resource.c.status,
+            _instrument.c.lab_id,
+            _instrument.c.calibration_valid_until,
+            _lab.c.capacity,
+            _institute.c.timezone,
+            _institute.c.follows_holidays.label("institute_follows"),
+            _institute.c.province_code,
+            _holiday_lab.c.follows_holidays.label("lab_follows"),
+            workdays.token_column().label("calendar_token"),
+            _own_rules.c.id.label("own_rules_id"),
+            _lab_rules.c.id.label("lab_rules_id"),
+            *(_own_rules.c[name].label(f"own_{name}") for name in _RULES),
+            *(_lab_rules.c[name].label(f"lab_{name}") for name in _RULES),
+        )
+        .select_from(
+            source.join(_resource, on)
+            .join(_institute, _institute.c.id == _resource.c.institute_id)
+            .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
+            .outerjoin(_lab, _lab.c.id == _resource.c.id)
+            .outerjoin(
+                _holiday_lab,
+                _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
+            )
+            .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
+            .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
+        )
+        .order_by(*order)
+    )
+    return db.session.execute(stmt)
+
+
+def _candidate(row: Any) -> Candidate:
+    is_lab = row.kind == ResourceKind.LAB
+    values = row._mapping
+    if row.own_rules_id is not None:
+        rules = Rules(**{name: values[f"own_{name}"] for name in _RULES})
+    elif row.lab_rules_id is not None:
+        rules = Rules(**{name: values[f"lab_{name}"] for name in _RULES})
+    else:
+        rules = DEFAULT
+    subject = CalendarSubject(
+        id=int(row.id),
+        lab_id=int(row.id) if is_lab else int(row.lab_id),
+        status=row.status,
+        capacity=int(row.capacity) if is_lab else 1,
+        calibration_valid_until=row.calibration_valid_until,
+        timezone=row.timezone or "Asia/Shanghai",
+        buffer_minutes=rules.buffer_minutes,
+        days=workdays.days_for(
+            row.calendar_token,
+            institute_follows=bool(row.institute_follows),
+            lab_follows=None if row.lab_follows is None else bool(row.lab_follows),
+            region=row.province_code,
+        ),
+    )
+    return Candidate(subject, rules)
+
+
+def ranked(source: Any, keys: Sequence[str]) -> list[Candidate]:
+    """The candidates of the ids of ``source`` (a subquery with ``id`` and the order
+    ``keys``), in that order: one statement."""
+    order = [source.c[k] for k in keys]
+    return [_candidate(row) for row in _rows(source, source.c.id == _resource.c.id, order)]
+
+
+def of_ids(ids: Sequence[int]) -> list[Candidate]:
+    """The candidates of ``ids``, in that order: one statement."""
+    if not ids:
+        return []
+    wanted = select(_resource.c.id.label("wanted_id")).where(_resource.c.id.in_(ids)).subquery()
+    rows = _rows(wanted, wanted.c.wanted_id == _resource.c.id, [wanted.c.wanted_id])
+    by_id = {c.subject.id: c for c in map(_candidate, rows)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+class Candidates:
+    """Ranked candidates, read (``read(offset, limit)``, one statement) only as far as
+    asked."""
+
+    def __init__(self, read: Callable[[int, int], list[Candidate]]) -> None:
+        self._read = read
+        self.rows: list[Candidate] = []
+        self.exhausted = False
+
+    @classmethod
+    def of(cls, candidates: Sequence[Candidate]) -> Candidates:
+        out = cls(lambda _offset, _limit: [])
+        out.rows, out.exhausted = list(candidates), True
+        return out
+
+    def first(self, n: int) -> list[Candidate]:
+        """The first ``n`` (fewer when there are not as many)."""
+        if len(self.rows) < n and not self.exhausted:
+            # at least doubling: a scan that goes on reads few, growing statements
+            asked = max(n - len(self.rows), len(self.rows))
+            got = self._read(len(self.rows), asked)
+            self.rows += got
+            self.exhausted = len(got) < asked
+        return self.rows[:n]
