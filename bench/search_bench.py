@@ -5,10 +5,12 @@ interleaved rounds, so that one engineer can measure it in a couple of minutes."
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import urllib.parse
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from bench import run
@@ -37,9 +39,34 @@ def _never_cached(label: str) -> bool:
     return "window" in label or "facets" in label or "2 h" in label
 
 
-def measure(app: Any, args: argparse.Namespace, labels: list[str]) -> dict[str, Any]:
+def _db_cpu(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``url``'s database
+    (found in /proc by their process title; 0 elsewhere). With the app's own
+    process time this is the work a search costs, which a loaded machine's
+    queueing does not inflate as it inflates the wall-clock p50."""
+    if not url.startswith("postgresql"):
+        return 0.0
+    name = url.rsplit("/", 1)[-1].split("?")[0]
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            title = (proc / "cmdline").read_bytes().decode(errors="replace")
+            if not title.startswith("postgres: ") or f" {name} " not in title:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def measure(app: Any, args: argparse.Namespace, labels: list[str], url: str = "") -> dict[str, Any]:
     """``--search-samples`` GETs of each kind (its variants in turn, after 10 warm
-    ones), in-process through the WSGI stack (fast path included)."""
+    ones), in-process through the WSGI stack (fast path included); with the CPU
+    each took (this process and the database's backends) on average."""
     out: dict[str, Any] = {}
     client = app.test_client()
     params = run.search_params()
@@ -48,6 +75,7 @@ def measure(app: Any, args: argparse.Namespace, labels: list[str]) -> dict[str, 
         times: list[float] = []
         statuses: Counter[int] = Counter()
         totals = []
+        cpu0, db0 = time.process_time(), _db_cpu(url)
         for i in range(args.search_samples + 10):
             t0 = time.perf_counter()
             status, body = run.api_get(client, "/api/v1/resources", variants[i % len(variants)])
@@ -57,7 +85,15 @@ def measure(app: Any, args: argparse.Namespace, labels: list[str]) -> dict[str, 
                 times.append(took)
             if i < len(variants) and isinstance(body, dict):
                 totals.append(body.get("total"))
-        out[label] = {"times": times, "statuses": statuses, "totals": totals}
+        n = args.search_samples + 10
+        cpu = (time.process_time() - cpu0) / n
+        out[label] = {
+            "times": times,
+            "statuses": statuses,
+            "totals": totals,
+            "cpu": cpu,
+            "db_cpu": (_db_cpu(url) - db0) / n,
+        }
     return out
 
 
@@ -82,12 +118,12 @@ def run_search_only(label: str, url: str, args: argparse.Namespace) -> dict[str,
     # same calls with the cache on, so all but the first of each are served from
     # it (by the fast path, labshare/fastpath.py).
     _cache_bytes(app, 0)
-    uncached = measure(app, args, labels)
+    uncached = measure(app, args, labels, url)
     _cache_bytes(app, search_cache.DEFAULT_BYTES)
-    cached = measure(app, args, [x for x in labels if not _never_cached(x)])
+    cached = measure(app, args, [x for x in labels if not _never_cached(x)], url)
     run.log(
-        f"  {'kind':<30} {'uncached p50':>12} {'p99':>8}   {'cached p50':>10} {'p99':>8}"
-        "   statuses, totals (of the first variants)"
+        f"  {'kind':<30} {'uncached p50':>12} {'p99':>8} {'cpu app+db':>12}"
+        f"   {'cached p50':>10} {'p99':>8}   statuses, totals (of the first variants)"
     )
     for what in labels:
         u = uncached[what]["times"]
@@ -97,10 +133,13 @@ def run_search_only(label: str, url: str, args: argparse.Namespace) -> dict[str,
             if c
             else f"{'(never cached)':>18}"
         )
+        cpu = f"{uncached[what]['cpu'] * 1000:5.1f}+{uncached[what]['db_cpu'] * 1000:4.1f} ms"
         run.log(
-            f"  {what:<30} {run.pct(u, 50) * 1000:9.2f} ms {run.pct(u, 99) * 1000:7.2f}   "
-            f"{cells}   {dict(uncached[what]['statuses'])} {uncached[what]['totals']}"
+            f"  {what:<30} {run.pct(u, 50) * 1000:9.2f} ms {run.pct(u, 99) * 1000:7.2f} {cpu:>13}"
+            f"   {cells}   {dict(uncached[what]['statuses'])} {uncached[what]['totals']}"
         )
+        summary[f"search {what} (no cache) cpu ms"] = uncached[what]["cpu"] * 1000
+        summary[f"search {what} (no cache) db cpu ms"] = uncached[what]["db_cpu"] * 1000
         summary[f"search {what} (no cache) p50 ms"] = run.pct(u, 50) * 1000
         summary[f"search {what} (no cache) p99 ms"] = run.pct(u, 99) * 1000
         if c:
