@@ -62,7 +62,10 @@ class Config:
     # API
     # Availability answered before Flask when its document is at hand (labshare/fastpath.py)
     CALENDAR_FAST_PATH = _bool("CALENDAR_FAST_PATH", True)
+    SEARCH_FAST_PATH = _bool("SEARCH_FAST_PATH", True)
     CALENDAR_CACHE_SIZE = _int("CALENDAR_CACHE_SIZE", 4096)
+    # Search answers kept per process (labshare/catalogue/search_cache.py); 0: none
+    SEARCH_CACHE_BYTES = _int("SEARCH_CACHE_BYTES", 16 * 1024 * 1024)
     API_TOKEN_TTL_HOURS = _int("API_TOKEN_TTL_HOURS", 24)
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 

@@ -11,6 +11,14 @@ hit, or a miss rendered and stored), and with the same status, body and headers
 as Flask would give: ``tests/perf/test_fastpath.py`` compares the two, response by
 response.
 
+The same middleware answers ``GET /api/v1/resources`` (the search) when the
+query string is one Flask has already answered and cached in this process
+(labshare/catalogue/search_cache.py) and that answer is still current: the
+catalogue's version is read (one primary-key read) and the stored body sent with
+Flask's headers. A query string Flask has not read, a changed catalogue or an
+evicted answer goes to Flask, which computes (and caches) it. ``SEARCH_FAST_PATH``
+off, or the cache off, sends every search to Flask.
+
 Everything else goes to Flask unchanged, to be answered, refused or translated
 there as before:
 - any method but GET, another path, an id out of the id columns' range;
@@ -38,6 +46,7 @@ from werkzeug.http import parse_etags, quote_etag
 
 from labshare.booking import calendar_cache
 from labshare.booking.availability import _check_window
+from labshare.catalogue import search_cache
 from labshare.errors import ValidationFailed
 from labshare.timeutil import parse_aware
 from labshare.web import ID_MAX, SECURITY_HEADERS
@@ -50,6 +59,7 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "labshare_fastpath"
 _PATH = re.compile(r"/api/v1/resources/([1-9][0-9]{0,9})/availability")
+_SEARCH = "/api/v1/resources"
 
 
 def _window(query: str) -> tuple[Any, Any] | None:
@@ -76,27 +86,70 @@ class CalendarFastPath:
         self.app = app
         self.wsgi_app = wsgi_app
         config = app.config
-        self.enabled = bool(
-            config.get("CALENDAR_FAST_PATH", True)
-            and not config.get("SERVER_NAME")
+        plain = bool(
+            not config.get("SERVER_NAME")
             and not config.get("TRUSTED_HOSTS")
             and not config.get("RATELIMIT_DEFAULT")
             and not config.get("RATELIMIT_APPLICATION")
         )
+        self.enabled = plain and bool(config.get("CALENDAR_FAST_PATH", True))
+        self.search_enabled = plain and bool(config.get("SEARCH_FAST_PATH", True))
         self.answered = 0  # fast answers (tests read it)
+        self.searches = 0  # fast search answers (tests read it)
         self._engine: Engine | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.enabled and environ.get("REQUEST_METHOD") == "GET" and "HTTP_COOKIE" not in environ:
-            match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
-            if match is not None:
-                answer = self._answer(environ, int(match.group(1)))
-                if answer is not None:
-                    status, headers, body = answer
-                    start_response(status, headers)
-                    self.answered += 1
-                    return [body]
+        if environ.get("REQUEST_METHOD") == "GET" and "HTTP_COOKIE" not in environ:
+            path = environ.get("PATH_INFO", "")
+            if path == _SEARCH:
+                if self.search_enabled:
+                    found = self._search(environ)
+                    if found is not None:
+                        start_response("200 OK", self._headers(environ, found))
+                        self.searches += 1
+                        return [found]
+            elif self.enabled:
+                match = _PATH.fullmatch(path)
+                if match is not None:
+                    answer = self._answer(environ, int(match.group(1)))
+                    if answer is not None:
+                        status, headers, body = answer
+                        start_response(status, headers)
+                        self.answered += 1
+                        return [body]
         return self.wsgi_app(environ, start_response)
+
+    def _search(self, environ: WSGIEnvironment) -> bytes | None:
+        """The cached body of this search, if Flask has answered this very query
+        string and the catalogue has not changed since; else None (Flask answers)."""
+        store = search_cache.cache_of(self.app)
+        if store.budget <= 0:
+            return None
+        key = store.key_of(environ.get("QUERY_STRING", ""))
+        if key is None:
+            return None
+        try:
+            engine = self._engine_of_app()
+            with calendar_cache.plain_reader(calendar_cache.cache_of(self.app), engine) as conn:
+                version = search_cache.version_on(conn)
+        except Exception:  # the database: Flask answers (and reports) it
+            log.debug("search fast path: passing on to Flask", exc_info=True)
+            return None
+        entry = store.get(key, version) if version is not None else None
+        if entry is None or entry.truncated:
+            return None
+        return entry.body
+
+    @staticmethod
+    def _headers(environ: WSGIEnvironment, body: bytes) -> list[tuple[str, str]]:
+        request_id = environ.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex[:12]
+        return [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            *SECURITY_HEADERS,
+            ("X-Request-Id", request_id),
+            ("Vary", "Cookie"),
+        ]
 
     def _engine_of_app(self) -> Engine:
         if self._engine is None:

@@ -124,6 +124,7 @@ def list_resources(query: ResourceQuery) -> Any:
         key = tuple(sorted(query.model_dump(exclude_none=True).items()))
         hit = store.get(key, version) if version is not None else None
         if hit is not None:
+            _alias(store, key)
             return _json_response(hit.body, hit.truncated)
     filters = ResourceFilters(
         q=query.q,
@@ -151,9 +152,17 @@ def list_resources(query: ResourceQuery) -> Any:
     response = jsonify(body)
     if store is not None and version is not None:
         store.put(key, search_cache.Entry(version, response.get_data(), result.truncated))
+        _alias(store, key)
     if result.truncated:
         response.headers["X-Availability-Truncated"] = "true"
     return response
+
+
+def _alias(store: search_cache.SearchCache, key: Any) -> None:
+    """Let the fast path (labshare/fastpath.py) answer this exact query string from
+    now on: only a cookie-less request, which is all the fast path answers."""
+    if "HTTP_COOKIE" not in request.environ:
+        store.alias(request.environ.get("QUERY_STRING", ""), key)
 
 
 def _json_response(body: bytes, truncated: bool) -> Response:

@@ -1,12 +1,13 @@
 """Finding labs and instruments: text, filters, capability and free time.
 
-One query for the page (resources with their institute, no lazy loads) plus one
-count and one query for the page's booking rules, however many resources match.
+One statement ranks the matches, cuts the page and counts them (``_page``), one
+loads the page's resources with their institute (no lazy loads) and one their
+booking rules, however many resources match.
 
-Text: ``resource.id IN (the ids whose search tokens match)``, looked up in the
-index of labshare/catalogue/search_index.py (GIN on PostgreSQL, FTS5 on SQLite);
-the page is ranked (``_order``), the count stops at ``COUNT_LIMIT``, and the facet
-counts are one more statement when asked for.
+Text: the resources whose search tokens match, looked up in the index of
+labshare/catalogue/search_index.py (GIN on PostgreSQL, FTS5 on SQLite) and joined
+with their rank tier (``_ranked``, ``_order``); the count the API shows stops at
+``COUNT_LIMIT``, and the facet counts are one more statement when asked for.
 
 The free-time filter and the "free this week" facet (labshare/catalogue/free_time.py)
 check the candidates in rank order, as far as needed: the window filter stops at one
@@ -24,6 +25,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
+    Select,
     String,
     and_,
     case,
@@ -35,7 +37,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import contains_eager, noload, with_polymorphic
+from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
 from labshare.booking.availability import MAX_WINDOW
 from labshare.booking.rules import DEFAULT, Rules, scope_ids
@@ -52,7 +54,6 @@ from labshare.models import (
     Resource,
     ResourceKind,
     ResourceStatus,
-    SearchDoc,
 )
 from labshare.timeutil import utcnow
 
@@ -121,13 +122,15 @@ def _text_clause(query: search_index.Query) -> list[ColumnElement[bool]]:
     return [Resource.id.in_(search_index.match_ids(query, db.engine.dialect.name))]
 
 
-def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
+def _capability_match(f: ResourceFilters) -> list[ColumnElement[bool]] | None:
+    """The conditions on the instrument table of a capability search (None without
+    a measurand), after checking that measurand, value and unit come together."""
     if f.measurand is None:
         if f.value is not None:
             raise ValidationFailed(_l("Give the measurand of the value."), field="measurand")
         if f.unit is not None:
             raise ValidationFailed(_l("Give the measurand of the unit."), field="measurand")
-        return []
+        return None
     name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
     match: list[ColumnElement[bool]] = [_instrument.c.measurand == name]
     if f.value is None:
@@ -139,6 +142,13 @@ def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
         low, high = capability.search_bounds(f.value, f.unit, name)
         # ix_instrument_capability: measurand, range_min_base, range_max_base
         match += [_instrument.c.range_min_base <= high, _instrument.c.range_max_base >= low]
+    return match
+
+
+def _capability_clause(f: ResourceFilters) -> list[ColumnElement[bool]]:
+    match = _capability_match(f)
+    if match is None:
+        return []
     return [Resource.kind == ResourceKind.INSTRUMENT, _instrument_ids(*match)]
 
 
@@ -169,13 +179,18 @@ def _window(f: ResourceFilters, facets: bool) -> tuple[dt.datetime, dt.datetime]
     return f.available_from, f.available_to
 
 
-def _where(f: ResourceFilters) -> list[ColumnElement[bool]]:
+def _where(f: ResourceFilters, *, joined: bool = False) -> list[ColumnElement[bool]]:
+    """The filters; ``joined``: without the token lookup of a query that has words
+    and the capability's instrument conditions (the ranked statement joins them
+    instead: ``_ranked``)."""
     clauses: list[ColumnElement[bool]] = [
         Institute.active.is_(True),
         Resource.status != ResourceStatus.RETIRED,
     ]
     if f.q:
-        clauses += _text_clause(search_index.parse(f.q))
+        query = search_index.parse(f.q)
+        if not joined or not query:
+            clauses += _text_clause(query)
     if f.kind is not None:
         clauses.append(Resource.kind == f.kind)
     if f.field is not None:
@@ -189,7 +204,8 @@ def _where(f: ResourceFilters) -> list[ColumnElement[bool]]:
         )
     if f.institute:
         clauses.append(Institute.code == f.institute)
-    clauses += _capability_clause(f)
+    if not joined:
+        clauses += _capability_clause(f)
     return clauses
 
 
@@ -240,34 +256,18 @@ def _facets(where: Sequence[ColumnElement[bool]]) -> dict[str, list[dict[str, An
     return out
 
 
-def _order(f: ResourceFilters) -> tuple[list[Any], list[Any]]:
-    """(ORDER BY, the outer joins it needs) of the page: for a text search, the
-    exact name, then name or model tokens, then measurand tokens, then the rest;
-    for a capability search, the narrowest range that covers the value first (the
-    finest resolution); then the searcher's province; then the id."""
+def _order(f: ResourceFilters, matches: Any) -> list[Any]:
+    """The ORDER BY of the page (over the joins of ``_ranked``): for a text search, the
+    exact name, then name or model tokens, then measurand tokens, then the rest
+    (``matches.c.tier``, search_index.match_tiers); for a capability search, the
+    narrowest range that covers the value first (the finest resolution); then the
+    searcher's province; then the id."""
     order: list[Any] = []
-    joins: list[Any] = []
-    query = search_index.parse(f.q) if f.q else None
-    if query:
-        doc = SearchDoc.__table__
-        joins.append((doc, doc.c.resource_id == Resource.id))
+    if matches is not None:
         wanted = f.q.strip().lower() if f.q else ""
-        order.append(
-            case(
-                (
-                    or_(
-                        func.lower(Resource.name) == wanted,
-                        func.lower(Resource.name_en) == wanted,
-                    ),
-                    0,
-                ),
-                (search_index.name_match(query), 1),
-                (search_index.measurand_match(query), 2),
-                else_=3,
-            )
-        )
+        exact = or_(func.lower(Resource.name) == wanted, func.lower(Resource.name_en) == wanted)
+        order.append(case((exact, 0), else_=matches.c.tier))
     if f.measurand is not None and f.value is not None:
-        joins.append((_instrument, _instrument.c.id == Resource.id))
         order.append(_instrument.c.range_max_base - _instrument.c.range_min_base)
     if f.near_province:
         near = or_(
@@ -275,7 +275,80 @@ def _order(f: ResourceFilters) -> tuple[list[Any], list[Any]]:
         )
         order.append(case((near, 0), else_=1))
     order.append(Resource.id)
-    return order, joins
+    return order
+
+
+def _ranked(f: ResourceFilters) -> tuple[Select[Any], list[Any]]:
+    """The ids of the matches with their sort keys (``k0``, ``k1``…), ordered.
+
+    Found and ranked over resource and institute alone (and the matching tokens'
+    rows), then only the page's rows are loaded. Filtering the joined polymorphic
+    rows and stopping at the page made PostgreSQL walk thousands of them in id
+    order (q=Fluke on 42k resources: 44 ms against 19 ms)."""
+    query = search_index.parse(f.q) if f.q else None
+    matches = (
+        search_index.match_tiers(query, db.engine.dialect.name).subquery("matches")
+        if query
+        else None
+    )
+    keys = [expr.label(f"k{n}") for n, expr in enumerate(_order(f, matches))]
+    ranked = select(Resource.id, *keys).join(Institute, Institute.id == Resource.institute_id)
+    if matches is not None:
+        ranked = ranked.join(matches, matches.c.resource_id == Resource.id)
+    where = _where(f, joined=True)
+    capable = _capability_match(f)
+    if capable is not None:
+        # The instrument row that passes the capability test also gives the range
+        # width to rank by: joined once, not looked up again for the ORDER BY.
+        ranked = ranked.join(_instrument, _instrument.c.id == Resource.id)
+        where += capable
+    return ranked.where(and_(*where)).order_by(*(k.name for k in keys)), keys
+
+
+def _page(
+    ranked: Select[Any],
+    keys: list[Any],
+    where: Sequence[ColumnElement[bool]],
+    page: int,
+    per_page: int,
+) -> tuple[list[Resource], int, dict[int, Rules]]:
+    """The page's resources in rank order, the number of matches and the page's
+    booking rules (as ``rules_for``): one statement.
+
+    Its inner part ranks the matches, cuts the page and counts them (``count(*)
+    OVER ()``: the ranking reads every match anyway, so the count costs nothing
+    more); its outer part loads only the page's rows with their institute and the
+    own and lab booking rules. On a loaded machine every round trip waits for the
+    database to be scheduled, so the count, the page and the rules are not
+    statements of their own. A page past the end has no row to carry the count:
+    it is counted apart (up to COUNT_LIMIT + 1)."""
+    ids = (
+        ranked.add_columns(func.count().over().label("matches"))
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .subquery("page_ids")
+    )
+    own, of_lab = aliased(BookingRules), aliased(BookingRules)
+    rows = db.session.execute(
+        select(_poly, ids.c.matches, own, of_lab)
+        .join(ids, ids.c.id == _poly.id)
+        .join(Institute, _poly.institute)
+        .outerjoin(own, own.resource_id == _poly.id)
+        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
+        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
+        .order_by(*(ids.c[k.name] for k in keys))
+    ).all()
+    if not rows:
+        return [], _count(where) if page > 1 else 0, {}
+    rules = {
+        row[0].id: Rules.from_row(row[2])
+        if row[2] is not None
+        else Rules.from_row(row[3])
+        if row[3] is not None
+        else DEFAULT
+        for row in rows
+    }
+    return [row[0] for row in rows], int(rows[0][1]), rules
 
 
 def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
@@ -315,16 +388,7 @@ def search_resources(
     where = _where(f)
     window = _window(f, facets)
     facet_counts = _facets(where) if facets else None
-    order, joins = _order(f)
-    keys = [expr.label(f"k{n}") for n, expr in enumerate(order)]
-    # The ids are found and ranked over resource and institute alone (like the
-    # count), then only those rows go through the polymorphic joins. Filtering the
-    # joined rows and stopping at the page made PostgreSQL walk thousands of them in
-    # id order (q=Fluke on 42k resources: 44 ms against 19 ms).
-    ranked = select(Resource.id, *keys).join(Institute, Institute.id == Resource.institute_id)
-    for table, on in joins:
-        ranked = ranked.outerjoin(table, on)
-    ranked = ranked.where(and_(*where)).order_by(*(k.name for k in keys))
+    ranked, keys = _ranked(f)
 
     def load(ids: Any) -> list[Resource]:
         return list(
@@ -370,12 +434,11 @@ def search_resources(
             total_exact=found.complete,
             facets=facet_counts,
         )
-    total = _count(where)
-    items = load(ranked.offset((page - 1) * per_page).limit(per_page).subquery("page_ids"))
+    items, total, rules = _page(ranked, keys, where, page, per_page)
     return SearchResult(
         items=items,
         total=min(total, COUNT_LIMIT),
-        rules=rules_for(items),
+        rules=rules,
         total_exact=total <= COUNT_LIMIT,
         facets=facet_counts,
     )

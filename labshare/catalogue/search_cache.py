@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from labshare.extensions import db
 from labshare.models import CatalogueVersion
@@ -33,6 +34,10 @@ EXTENSION = "labshare_search_cache"
 DEFAULT_BYTES = 16 * 1024 * 1024
 #: Larger answers (per_page=200 pages) are not kept.
 MAX_ENTRY = 256 * 1024
+#: Query strings remembered for the fast path (labshare/fastpath.py), and the
+#: longest one remembered.
+MAX_ALIASES = 4096
+MAX_ALIAS_QUERY = 1024
 
 _VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
 
@@ -52,6 +57,9 @@ class SearchCache:
         self.lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        #: The raw query string of a request Flask accepted → its key: the fast
+        #: path answers only a query string Flask has already read, as Flask read it.
+        self.aliases: dict[str, Hashable] = {}
 
     def get(self, key: Hashable, version: int) -> Entry | None:
         with self.lock:
@@ -77,9 +85,24 @@ class SearchCache:
                 _, dropped = self.entries.popitem(last=False)
                 self.used -= len(dropped.body)
 
+    def alias(self, query_string: str, key: Hashable) -> None:
+        """Remember that Flask read ``query_string`` as ``key`` (bounded: the map is
+        emptied when full, and an alias whose entry is gone only sends its request
+        to Flask)."""
+        if len(query_string) > MAX_ALIAS_QUERY:
+            return
+        with self.lock:
+            if len(self.aliases) >= MAX_ALIASES and query_string not in self.aliases:
+                self.aliases.clear()
+            self.aliases[query_string] = key
+
+    def key_of(self, query_string: str) -> Hashable | None:
+        return self.aliases.get(query_string)
+
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
+            self.aliases.clear()
             self.used = self.hits = self.misses = 0
 
 
@@ -102,4 +125,9 @@ def version() -> int | None:
     return db.session.scalar(_VERSION)
 
 
-__all__ = ["Entry", "SearchCache", "cache", "cache_of", "version"]
+def version_on(conn: Connection) -> int | None:
+    """The catalogue's version read on ``conn`` (the fast path: outside any session)."""
+    return conn.execute(_VERSION).scalar()
+
+
+__all__ = ["Entry", "SearchCache", "cache", "cache_of", "version", "version_on"]

@@ -45,6 +45,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     cast,
     delete,
     event,
@@ -52,8 +53,10 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    table,
     text,
 )
+from sqlalchemy import column as sa_column
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
@@ -277,6 +280,34 @@ def match_ids(query: Query, dialect: str) -> Select[Any]:
     return stmt.offset(0)
 
 
+def match_tiers(query: Query, dialect: str) -> Select[Any]:
+    """``(resource_id, tier)`` of the resources whose tokens satisfy ``query`` (not
+    empty): tier 1 when the name, English name or model has the words, 2 when the
+    measurand's names have them, else 3. Ranked from the very row the index lookup
+    found: joining ``search_doc`` again for the ranking fetched every match twice."""
+    doc = _DOC
+    tier = case(
+        (_has(doc.c.name_tokens, query), 1),
+        (_has(doc.c.measurand_tokens, query), 2),
+        else_=3,
+    )
+    stmt: Select[Any]
+    if dialect == "postgresql":
+        stmt = select(doc.c.resource_id, tier.label("tier")).where(
+            literal_column(PG_VECTOR).op("@@")(
+                bindparam("search_tsquery", _tsquery(query), type_=_TsQuery())
+            )
+        )
+    else:
+        fts = table("search_fts", sa_column("rowid"))
+        stmt = (
+            select(doc.c.resource_id, tier.label("tier"))
+            .select_from(fts.join(doc, doc.c.resource_id == fts.c.rowid))
+            .where(text("search_fts MATCH :search_fts").bindparams(search_fts=_fts5(query)))
+        )
+    return stmt.offset(0)
+
+
 def _has(column: Any, query: Query) -> ColumnElement[bool]:
     """Whether the space-separated tokens in ``column`` satisfy ``query`` (to rank the
     few matching rows; the same SQL on both databases)."""
@@ -286,14 +317,6 @@ def _has(column: Any, query: Query) -> ColumnElement[bool]:
         return padded.like(f"% {t.text}{'%' if t.prefix else ' %'}")
 
     return and_(*(or_(*(and_(*(has(t) for t in alt)) for alt in piece)) for piece in query.pieces))
-
-
-def name_match(query: Query) -> ColumnElement[bool]:
-    return _has(SearchDoc.name_tokens, query)
-
-
-def measurand_match(query: Query) -> ColumnElement[bool]:
-    return _has(SearchDoc.measurand_tokens, query)
 
 
 # --- keeping the index in step ---------------------------------------------------

@@ -109,3 +109,75 @@ def test_count_and_pages_agree_with_text(
         seen += [item["id"] for item in body["items"]]
     assert len(seen) == len(set(seen)) == 7 and seen == sorted(seen)
     assert client.get("/api/v1/resources?q=PX-").get_json()["total"] == 7
+
+
+def test_pages_follow_the_ranking_and_a_page_past_the_end_keeps_the_total(
+    db: Any, make_lab: Any, make_instrument: Any, client: Any
+) -> None:
+    """The ranking statement cuts the page and counts the matches at once; the page
+    past the end has no row to carry the count and is counted apart."""
+    lab = make_lab(name="实验室", name_en="Room")
+    # Created so that the rank order is not the id order: measurand matches first
+    # in id, then name matches, then the exact name.
+    for n in range(3):
+        make_instrument(lab=lab, name=f"校验仪{n}", model=f"C-{n}", measurand="pressure")
+    for n in range(3):
+        make_instrument(lab=lab, name=f"压力表{n}", model=f"PX-{n}", measurand="voltage")
+    exact = make_instrument(lab=lab, name="压力", model="E-1", measurand="voltage")
+    db.session.commit()
+    whole = client.get("/api/v1/resources?q=压力&per_page=200").get_json()
+    ranked = [item["id"] for item in whole["items"]]
+    assert whole["total"] == len(ranked) == 7 and ranked[0] == exact.id
+    assert ranked != sorted(ranked)
+    seen: list[int] = []
+    for page in (1, 2, 3, 4):
+        body = client.get(f"/api/v1/resources?q=压力&per_page=2&page={page}").get_json()
+        assert body["total"] == 7
+        seen += [item["id"] for item in body["items"]]
+    assert seen == ranked
+    past = client.get("/api/v1/resources?q=压力&per_page=2&page=9").get_json()
+    assert past["items"] == [] and past["total"] == 7 and "total_exact" not in past
+    none = client.get("/api/v1/resources?q=不存在的词").get_json()
+    assert none["items"] == [] and none["total"] == 0
+
+
+def test_a_page_past_the_end_of_a_long_list_says_the_count_stopped(
+    db: Any, make_lab: Any, make_instrument: Any, client: Any, monkeypatch: Any
+) -> None:
+    from labshare.catalogue import search
+
+    monkeypatch.setattr(search, "COUNT_LIMIT", 3)
+    lab = make_lab(name="实验室", name_en="Room")
+    for n in range(5):
+        make_instrument(lab=lab, name=f"压力表{n}", model=f"PX-{n}")
+    db.session.commit()
+    first = client.get("/api/v1/resources?q=压力&per_page=2").get_json()
+    assert first["total"] == 3 and first["total_exact"] is False
+    past = client.get("/api/v1/resources?q=压力&per_page=2&page=9").get_json()
+    assert past["items"] == [] and past["total"] == 3 and past["total_exact"] is False
+
+
+def test_the_page_carries_each_resource_s_effective_rules(
+    db: Any, make_lab: Any, make_instrument: Any, client: Any
+) -> None:
+    """The page statement brings the own and the lab's booking rules with the rows:
+    the same rules as effective_rules (own, else the lab's, else the defaults)."""
+    from labshare.booking.rules import DEFAULT, effective_rules
+
+    ruled = make_lab(name="规则实验室", name_en="Ruled lab", rules={"min_minutes": 90})
+    bare = make_lab(name="普通实验室", name_en="Bare lab")
+    own = make_instrument(lab=ruled, name="校准台甲", rules={"min_minutes": 45})
+    inherits = make_instrument(lab=ruled, name="校准台乙")
+    default = make_instrument(lab=bare, name="校准台丙")
+    db.session.commit()
+    for q in ("校准台", "实验室"):
+        result = search_resources(ResourceFilters(q=q), page=1, per_page=50)
+        assert result.items
+        for resource in result.items:
+            assert result.rules[resource.id] == effective_rules(resource), resource.name
+    rules = search_resources(ResourceFilters(q="校准台"), page=1, per_page=50).rules
+    assert rules[own.id].min_minutes == 45
+    assert rules[inherits.id].min_minutes == 90
+    assert rules[default.id] == DEFAULT
+    body = client.get("/api/v1/resources", query_string={"q": "校准台甲"}).get_json()
+    assert body["items"][0]["rules"]["min_minutes"] == 45
