@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Integer,
     and_,
     bindparam,
@@ -32,7 +33,7 @@ from sqlalchemy.sql.expression import ColumnClause
 
 from labshare.booking import workdays
 from labshare.booking.availability import capacity_of
-from labshare.booking.hooks import Arm, Gathered, Slot, SlotPolicy, slot_policies
+from labshare.booking.hooks import Arm, Gathered, Param, Slot, SlotPolicy, slot_policies
 from labshare.booking.rules import DEFAULT, MAX_BOOKING_SPAN, Rules, lab_id_of
 from labshare.database import begin_write, is_sqlite
 from labshare.extensions import db
@@ -132,8 +133,8 @@ def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
     period_t = OpeningPeriod.__table__
     holiday_lab = Lab.__table__.alias("holiday_lab")
     institute_t = Institute.__table__
-    resource_id = bindparam("resource_id")
-    lab_id = bindparam("lab_id")
+    resource_id: BindParameter[int] = bindparam("resource_id")
+    lab_id: BindParameter[int] = bindparam("lab_id")
     has_own = own.c.resource_id.is_not(None)
     stmt = (
         select(
@@ -244,13 +245,22 @@ def _tag(k: int) -> ColumnClause[int]:
     return literal_column(str(k), Integer())
 
 
+def _params_of(k: int) -> Param:
+    """The bound parameters of the ``k``-th policy arm, named apart from the others'."""
+
+    def param(name: str) -> BindParameter[Any]:
+        return bindparam(f"p{k}_{name}")
+
+    return param
+
+
 def _around_statement(shapes: list[tuple[int, Arm]]) -> Any:
     """The UNION ALL of the engine's three reads and the policies' arms (tagged 10,
     11, ... in order); values bound (see ``read_around``)."""
     booking = Booking.__table__.c
     closure = Closure.__table__.c
     holding = booking.status.in_(HOLDING_STATUSES)
-    resource_id = bindparam("resource_id")
+    resource_id: BindParameter[int] = bindparam("resource_id")
     arms = [
         # start_at bounded below too (no booking is longer than MAX_BOOKING_SPAN), so
         # the index range is the slot's neighbourhood, not the resource's history
@@ -274,7 +284,7 @@ def _around_statement(shapes: list[tuple[int, Arm]]) -> Any:
         ),
     ]
     for k, (_n, arm) in enumerate(shapes):
-        s, e, number, where = arm.build(lambda name, k=k: bindparam(f"p{k}_{name}"))
+        s, e, number, where = arm.build(_params_of(k))
         arms.append(select(_tag(10 + k), s, e, number).where(*where))
     return union_all(*arms)
 
