@@ -465,8 +465,23 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds ``pids`` have used so far (/proc/<pid>/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 #: The gunicorn master of the server last started by ``gunicorn`` (for RSS).
 MASTERS: dict[str, int] = {}
+#: Workers' CPU per request (ms) of each creation run and of its hello world run:
+#: what the request costs the server whatever else runs on the machine.
+CREATE_CPU: dict[str, tuple[float, float]] = {}
 
 
 @contextlib.contextmanager
@@ -960,10 +975,17 @@ def bench_http_bookings(
                 }
                 items.append(("POST", "/api/v1/bookings", body, headers))
             label = f"create booking, {clients} client{'s' if clients > 1 else ''}"
+            hello_workers = worker_pids(MASTERS["bench.hello:create_app()"])
+            workers = worker_pids(MASTERS["labshare:create_app()"])
+            before = cpu_seconds(hello_workers)
             hellos[label] = python_load(
                 hello_host, [("GET", "/hello", None, {})], args.duration, clients
             )
+            hello_cpu = (cpu_seconds(hello_workers) - before) / max(hellos[label].requests, 1)
+            before = cpu_seconds(workers)
             out[label] = python_load(host, items, args.duration, clients)
+            created = max(out[label].statuses.get(201, 0), 1)
+            CREATE_CPU[label] = ((cpu_seconds(workers) - before) / created * 1000, hello_cpu * 1000)
         master = MASTERS["labshare:create_app()"]
         rss = {f"worker {pid}": rss_mib(pid) for pid in worker_pids(master)}
     return out, hellos, rss
@@ -1202,6 +1224,15 @@ def run_creation(
             summary[f"{what} p50 ms"] = pct(r.latencies, 50) * 1000
             summary[f"{what} p99 ms"] = pct(r.latencies, 99) * 1000
             summary[f"{what} / hello"] = share
+            if what in CREATE_CPU:
+                mine, hello_ms = CREATE_CPU[what]
+                log(
+                    f"  {'':<24} workers' CPU per booking {mine:.2f} ms, per hello "
+                    f"{hello_ms:.2f} ms (hello / booking {hello_ms / mine if mine else 0:.1%}: "
+                    "the share the CPU alone would allow)"
+                )
+                summary[f"{what} worker CPU ms"] = mine
+                summary[f"{what} hello worker CPU ms"] = hello_ms
         target = summary.get("create booking, 10 clients / hello", 0.0)
         log(
             f"  target creation with 10 clients >= {TARGET_CREATE_RATIO:.1%} of hello: "

@@ -13,281 +13,37 @@ Every rule is judged exactly as ``bookings.check_slot`` judges it, in the same
 order and with the same messages; only the reads are gathered. The policies'
 reads (quotas, waitlist offers, the no-show record) come from their
 ``hooks.SlotPolicy``: ``joins`` into the policy statement, ``reads`` into the
-UNION ALL, ``judge`` and ``held`` on the rows. The other paths (series, groups,
+UNION ALL, ``judge`` and ``held`` on the rows. The reads are in ``path_reads``,
+their statements built once per shape. The other paths (series, groups,
 waitlist offers, approvals) keep using ``check_slot``. Nothing here commits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (
-    Integer,
-    and_,
-    bindparam,
-    cast,
-    func,
-    literal_column,
-    null,
-    select,
-    text,
-    union_all,
-)
+from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased, with_polymorphic
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.expression import ColumnClause
+from sqlalchemy.sql.elements import TextClause
 
 from labshare.booking import checks, signals, workdays
-from labshare.booking.availability import capacity_of
 from labshare.booking.booking_row import compute_fee, new_booking
-from labshare.booking.hooks import Gathered, Slot, SlotPolicy, Stage, slot_policies, together
+from labshare.booking.hooks import Stage, together
 from labshare.booking.locking import _insert_or_conflict
-from labshare.booking.rules import (
-    DEFAULT,
-    MAX_BOOKING_SPAN,
-    Rules,
-    calibration_cutoff,
-    institute_zone,
-    lab_id_of,
-)
-from labshare.database import begin_write, is_sqlite
+from labshare.booking.path_reads import Around, Policy, load_policy, lock_and_load, read_around
+from labshare.booking.rules import calibration_cutoff, institute_zone
 from labshare.errors import NotFound, RuleViolation, SlotTaken
 from labshare.extensions import db
 from labshare.messaging import notify
-from labshare.models import (
-    HOLDING_STATUSES,
-    Booking,
-    BookingRules,
-    BookingStatus,
-    Closure,
-    Institute,
-    Instrument,
-    Lab,
-    OpeningPeriod,
-    Qualification,
-    Resource,
-    Role,
-    User,
-)
+from labshare.models import Booking, BookingStatus, Resource, Role, User
 from labshare.models.base import UTCDateTime
 from labshare.ops import audit
 from labshare.timeutil import utcnow, zone
 
-_ANY_RESOURCE = with_polymorphic(Resource, [Instrument, Lab])
-
-
-@dataclass
-class Policy:
-    """What a resource's bookings are judged by, read in one statement."""
-
-    rules: Rules
-    periods: list[tuple[int, dt.time, dt.time]]
-    qualification: Qualification | None
-    #: What each registered policy made of its joined rows (``SlotPolicy.loaded``).
-    parts: list[Any] = field(default_factory=list)
-    policies: tuple[SlotPolicy, ...] = ()
-    #: The holidays and make-up workdays its lab follows (None: none).
-    days: workdays.Days | None = None
-
-
-@dataclass
-class Around:
-    """What one slot is judged against, read in one statement."""
-
-    slot: Slot
-    busy: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
-    closures: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
-    held: int = 0
-    #: Each policy's rows, in the order of ``Policy.policies``.
-    parts: list[Gathered] = field(default_factory=list)
-
-
-def lock_and_load(resource_id: int) -> Resource | None:
-    """The resource, its subclass columns and its institute, read under its write
-    lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE of its row). One statement."""
-    begin_write()
-    stmt = (
-        select(_ANY_RESOURCE)
-        .where(_ANY_RESOURCE.id == resource_id)
-        .execution_options(populate_existing=True)
-    )
-    if not is_sqlite():
-        stmt = stmt.with_for_update(of=Resource.__table__)
-    found: Resource | None = db.session.scalars(stmt).unique().one_or_none()
-    return found
-
-
-def load_policy(resource: Resource, user_id: int) -> Policy:
-    """Rules (the resource's, else its lab's, else the defaults), the lab's opening
-    periods, ``user_id``'s qualification and what the policies join (the quotas
-    that apply), in one statement (outer joins from the resource's row); a policy
-    may lock its rows by a second one (the quotas, in id order, on PostgreSQL)."""
-    lab_id = lab_id_of(resource)
-    policies = slot_policies()
-    joins = [(k, j) for k, policy in enumerate(policies) for j in policy.joins(resource, lab_id)]
-    own = aliased(BookingRules)
-    of_lab = aliased(BookingRules)
-    holiday_lab = Lab.__table__.alias("holiday_lab")
-    institute_t = Institute.__table__
-    stmt = (
-        select(own, of_lab, OpeningPeriod.weekday, OpeningPeriod.opens, OpeningPeriod.closes)
-        .select_from(Resource.__table__)
-        .outerjoin(own, own.resource_id == Resource.__table__.c.id)
-        .outerjoin(of_lab, and_(of_lab.resource_id == lab_id, of_lab.resource_id != resource.id))
-        .outerjoin(OpeningPeriod, OpeningPeriod.lab_id == lab_id)
-        .add_columns(Qualification)
-        .outerjoin(
-            Qualification,
-            and_(
-                Qualification.resource_id == Resource.__table__.c.id,
-                Qualification.user_id == user_id,
-            ),
-        )
-        # the lab's holiday opt-out and the calendar's token (workdays)
-        .outerjoin(holiday_lab, holiday_lab.c.id == lab_id)
-        .outerjoin(institute_t, institute_t.c.id == Resource.__table__.c.institute_id)
-        .add_columns(
-            holiday_lab.c.follows_holidays,
-            institute_t.c.follows_holidays,
-            institute_t.c.province_code,
-            workdays.token_column(lock=not is_sqlite()),
-        )
-    )
-    for _k, (entity, on) in joins:
-        stmt = stmt.add_columns(entity).outerjoin(entity, on)
-    stmt = stmt.where(Resource.__table__.c.id == resource.id)
-    lab_follows: bool | None = None
-    institute_follows = False
-    region: str | None = None
-    token: str | None = None
-    own_row: BookingRules | None = None
-    lab_row: BookingRules | None = None
-    periods: set[tuple[int, dt.time, dt.time]] = set()
-    qualification: Qualification | None = None
-    found: list[dict[Any, Any]] = [{} for _ in joins]
-    for row in db.session.execute(stmt):
-        r_own, r_lab, weekday, opens, closes, qual = row[:6]
-        lab_follows, institute_follows, region, token = row[6:10]
-        joined = row[10:]
-        own_row = own_row or r_own
-        lab_row = lab_row or r_lab
-        if weekday is not None:
-            periods.add((int(weekday), opens, closes))
-        qualification = qualification or qual
-        for i, item in enumerate(joined):
-            if item is not None:
-                found[i][item.id] = item
-    if own_row is not None:
-        rules = Rules.from_row(own_row)
-    elif lab_row is not None:
-        rules = Rules.from_row(lab_row)
-    else:
-        rules = DEFAULT
-    parts = [
-        policy.loaded(
-            [
-                [found[i][key] for key in sorted(found[i])]
-                for i, (k, _j) in enumerate(joins)
-                if k == n
-            ]
-        )
-        for n, policy in enumerate(policies)
-    ]
-    days = workdays.days_for(
-        token,
-        institute_follows=bool(institute_follows),
-        lab_follows=lab_follows,
-        region=region,
-    )
-    return Policy(rules, sorted(periods), qualification, parts, policies, days)
-
-
-_NO_TIME = cast(null(), UTCDateTime())
-_NO_NUMBER = cast(null(), Integer())
-
-
-def _tag(k: int) -> ColumnClause[int]:
-    return literal_column(str(k), Integer())
-
-
-def read_around(
-    resource: Resource,
-    company_id: int,
-    start: dt.datetime,
-    end: dt.datetime,
-    now: dt.datetime,
-    policy: Policy,
-    tz: str,
-    *,
-    booker: User | None = None,
-) -> Around:
-    """The bookings and closures around [start, end), the company's active
-    bookings of the resource, and what the policies read (open offers, the
-    company's usage of each quota, its no-show record): one UNION ALL."""
-    capacity = capacity_of(resource)
-    rules = policy.rules
-    buffer = (
-        dt.timedelta(minutes=max(rules.buffer_minutes, 0)) if capacity <= 1 else dt.timedelta(0)
-    )
-    holding = Booking.status.in_(HOLDING_STATUSES)
-    if capacity <= 1:
-        # start_at bounded below too (no booking is longer than MAX_BOOKING_SPAN), so
-        # the index range is the slot's neighbourhood, not the resource's history
-        busy_where = and_(
-            Booking.resource_id == resource.id,
-            Booking.start_at < end + buffer,
-            Booking.start_at > start - buffer - MAX_BOOKING_SPAN,
-            Booking.end_at > start - buffer,
-            holding,
-        )
-    else:
-        busy_where = and_(
-            Booking.resource_id == resource.id,
-            Booking.start_at < end,
-            Booking.start_at > start - MAX_BOOKING_SPAN,
-            Booking.end_at > start,
-            holding,
-        )
-    lab_id = lab_id_of(resource)
-    scope = [resource.id] if lab_id == resource.id else [resource.id, lab_id]
-    arms = [
-        select(_tag(0), Booking.start_at, Booking.end_at, _NO_NUMBER).where(busy_where),
-        select(_tag(1), Closure.start_at, Closure.end_at, _NO_NUMBER).where(
-            Closure.resource_id.in_(scope), Closure.start_at < end, Closure.end_at > start
-        ),
-        select(_tag(2), _NO_TIME, _NO_TIME, func.count(Booking.id)).where(
-            Booking.resource_id == resource.id,
-            Booking.company_id == company_id,
-            holding,
-            Booking.end_at > now,
-        ),
-    ]
-    slot = Slot(resource, booker, company_id, start, end, now, tz, rules)
-    out = Around(slot=slot)
-    owners: list[list[tuple[Any, Any, Any]]] = []  # the policy rows each tag from 10 fills
-    for n, part in enumerate(policy.policies):
-        gathered = Gathered(loaded=policy.parts[n])
-        for s, e, number, where in part.reads(slot, gathered.loaded):
-            rows: list[tuple[Any, Any, Any]] = []
-            gathered.rows.append(rows)
-            arms.append(select(_tag(10 + len(owners)), s, e, number).where(*where))
-            owners.append(rows)
-        out.parts.append(gathered)
-    for k, s, e, n in db.session.execute(union_all(*arms)):
-        if k == 0:
-            out.busy.append((s, e))
-        elif k == 1:
-            out.closures.append((s, e))
-        elif k == 2:
-            out.held = int(n or 0)
-        else:
-            owners[k - 10].append((s, e, n))
-    return out
+__all__ = ["Around", "Policy", "create", "load_policy", "lock_and_load", "read_around"]
 
 
 def _judge(
@@ -305,10 +61,9 @@ def _judge(
     assert company_id is not None  # validate_request
     checks._check_available(resource)
     if resource.requires_qualification:
-        qualification = policy.qualification
         local_day = start.astimezone(zone(tz)).date()
-        if qualification is None or (
-            qualification.valid_until is not None and qualification.valid_until < local_day
+        if not policy.qualified or (
+            policy.qualified_until is not None and policy.qualified_until < local_day
         ):
             raise RuleViolation(
                 _l("This instrument may only be booked by users its staff have marked qualified."),
@@ -449,6 +204,7 @@ _EVENTS_INSERT = (
     " FROM user_account u WHERE "
 )
 _EVENTS_TAIL = " ORDER BY u.id ON CONFLICT (dedupe_key) DO NOTHING"
+_EVENT_INSERTS: dict[tuple[str, ...], TextClause] = {}
 
 
 def queue_new_booking_events(booking: Booking, booker: User, events: list[str]) -> None:
@@ -472,14 +228,19 @@ def queue_new_booking_events(booking: Booking, booker: User, events: list[str]) 
     if not who:
         return
     # Plain SQL of fixed pieces, values bound: the staff are read by the insert itself.
-    sql = _EVENTS_INSERT + " OR ".join(who) + _EVENTS_TAIL
+    # One statement per set of recipients, built once (text() parses its SQL).
+    stmt = _EVENT_INSERTS.get(tuple(who))
+    if stmt is None:
+        stmt = _EVENT_INSERTS[tuple(who)] = text(
+            _EVENTS_INSERT + " OR ".join(who) + _EVENTS_TAIL
+        ).bindparams(
+            bindparam("languages", expanding=True),
+            bindparam("now", type_=UTCDateTime()),
+        )
     booker_event = booker_event or staff_event
     staff_event = staff_event or booker_event
     db.session.execute(
-        text(sql).bindparams(
-            bindparam("languages", expanding=True),
-            bindparam("now", type_=UTCDateTime()),
-        ),
+        stmt,
         {
             "prefix": f"booking:{booking.id}:",
             "booker": booker.id,

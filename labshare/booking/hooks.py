@@ -10,7 +10,10 @@ Two kinds of hook:
   folds the policy's reads into its own statements instead: ``joins`` into the
   statement that reads the resource's policy, ``reads`` into the UNION ALL of what
   is around the slot; then ``judge`` and ``held`` decide on those rows, exactly as
-  ``check`` and ``hold`` decide on their own reads.
+  ``check`` and ``hold`` decide on their own reads. Both are built once per shape
+  with bound parameters and kept (building a statement costs more CPU than sending
+  it): a join names its values ``:resource_id`` and ``:lab_id``; a read is an
+  :class:`Arm`, a shape key, a builder and the values it binds.
 - :class:`Together`: bookings that move as a group (a "booked together" bundle, a
   booking group) are handed over whole before the engine takes any lock.
 
@@ -24,11 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import ColumnElement, Integer, cast, null
+from sqlalchemy import BindParameter, ColumnElement, Integer, cast, null
 
 from labshare.models.base import UTCDateTime
 
@@ -71,11 +74,30 @@ class Slot:
 
 
 #: An entity outer-joined to the resource's row in the policy statement, and the
-#: join's condition.
+#: join's condition: its values are the bound parameters ``:resource_id`` and
+#: ``:lab_id`` (the statement is built once and kept).
 Join = tuple[Any, ColumnElement[bool]]
 #: One arm of the UNION ALL: its three columns (start, end, number) and its WHERE.
 #: (Columns or column expressions: a mapped attribute such as ``Booking.start_at``.)
 Read = tuple[Any, Any, Any, Sequence[Any]]
+#: What an arm's builder is handed: ``param("name")`` is the bound parameter that
+#: the arm's ``values["name"]`` fills (named apart from every other arm's).
+Param = Callable[[str], BindParameter[Any]]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One read of a policy, as an arm of the lean path's UNION ALL.
+
+    ``build(param)`` returns the arm's :data:`Read` with every value that changes
+    from one slot to the next a bound parameter ``param(name)``; the engine builds
+    it once per ``shape`` (a hashable naming what ``build`` would make: two arms of
+    one policy with the same shape build the same SQL) and keeps the statement;
+    ``values`` binds it for this slot."""
+
+    shape: Hashable
+    build: Callable[[Param], Read]
+    values: Mapping[str, Any]
 
 
 @dataclass
@@ -106,8 +128,10 @@ class SlotPolicy:
 
     # -- the lean path: the same decisions on reads gathered into its statements --
 
-    def joins(self, resource: Resource, lab_id: int) -> Sequence[Join]:
-        """Entities to outer-join to the resource's row in the policy statement."""
+    def joins(self) -> Sequence[Join]:
+        """Entities to outer-join to the resource's row in the policy statement,
+        the same for every resource (the values are ``:resource_id`` and
+        ``:lab_id``): the statement is built once and kept."""
         return ()
 
     def loaded(self, found: list[list[Any]]) -> Any:
@@ -115,7 +139,7 @@ class SlotPolicy:
         (one more statement, on PostgreSQL). The result is handed to ``reads``."""
         return None
 
-    def reads(self, slot: Slot, loaded: Any) -> Sequence[Read]:
+    def reads(self, slot: Slot, loaded: Any) -> Sequence[Arm]:
         """Arms of the UNION ALL of what is around ``slot``."""
         return ()
 

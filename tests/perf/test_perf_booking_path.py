@@ -35,7 +35,7 @@ EXPECTED = (
     "BEGIN IMMEDIATE",
     "SELECT api_token.",
     "SELECT resource.",
-    "SELECT booking_rules_1.",
+    "SELECT own_rules.resource_id, lab_rules.",
     "SELECT booking_quota.",  # PostgreSQL: the quotas that apply, locked
     "SELECT 0, booking.start_at",
     "INSERT INTO booking ",

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from labshare.booking.hooks import NO_TIME, Gathered, Read, Slot, SlotPolicy, Stage
+from labshare.booking.hooks import NO_TIME, Arm, Gathered, Param, Read, Slot, SlotPolicy, Stage
 from labshare.booking.rules import effective_rules
 from labshare.extensions import db
 from labshare.models import HOLDING_STATUSES, Booking, BookingStatus
@@ -62,6 +62,23 @@ def no_show_count(company_id: int, institute_id: int, now: dt.datetime | None = 
     return no_show_counts([company_id], institute_id, now)[company_id]
 
 
+def _record_read(param: Param) -> Read:
+    return (
+        NO_TIME,
+        NO_TIME,
+        func.count(Booking.id),
+        [
+            Booking.company_id == param("company_id"),
+            Booking.institute_id == param("institute_id"),
+            Booking.start_at >= param("since"),
+            or_(
+                Booking.status == BookingStatus.NO_SHOW,
+                Booking.late_cancellation.is_(True),
+            ),
+        ],
+    )
+
+
 class NoShowRecord(SlotPolicy):
     """The rules' ``no_show_approval_threshold``: a company whose record is at or
     above it waits for approval where the rules would approve."""
@@ -76,26 +93,16 @@ class NoShowRecord(SlotPolicy):
         count = no_show_count(slot.company_id, slot.resource.institute_id, slot.now)
         return _held(count, threshold)
 
-    def reads(self, slot: Slot, loaded: Any) -> list[Read]:
+    def reads(self, slot: Slot, loaded: Any) -> list[Arm]:
         rules = slot.rules
         if rules.requires_approval or rules.no_show_approval_threshold is None:
             return []  # nothing to hold: not worth reading
-        return [
-            (
-                NO_TIME,
-                NO_TIME,
-                func.count(Booking.id),
-                [
-                    Booking.company_id == slot.company_id,
-                    Booking.institute_id == slot.resource.institute_id,
-                    Booking.start_at >= slot.now - dt.timedelta(days=RECORD_DAYS),
-                    or_(
-                        Booking.status == BookingStatus.NO_SHOW,
-                        Booking.late_cancellation.is_(True),
-                    ),
-                ],
-            )
-        ]
+        values = {
+            "company_id": slot.company_id,
+            "institute_id": slot.resource.institute_id,
+            "since": slot.now - dt.timedelta(days=RECORD_DAYS),
+        }
+        return [Arm("record", _record_read, values)]
 
     def held(self, slot: Slot, gathered: Gathered) -> str | None:
         threshold = slot.rules.no_show_approval_threshold

@@ -14,14 +14,25 @@ instruments under one lab or institute quota are counted one after the other.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 
-from labshare.booking.hooks import NO_NUMBER, Gathered, Join, Read, Slot, SlotPolicy, Stage
+from labshare.booking.hooks import (
+    NO_NUMBER,
+    Arm,
+    Gathered,
+    Join,
+    Param,
+    Read,
+    Slot,
+    SlotPolicy,
+    Stage,
+)
 from labshare.booking.permissions import is_staff_of
 from labshare.booking.rules import lab_id_of, local_instant, scope_ids
 from labshare.database import begin_write, is_sqlite
@@ -211,6 +222,41 @@ def judge(quota: BookingQuota, used: Usage, hours: Decimal, start: dt.datetime, 
         )
 
 
+def _usage_read(scope: str, count_completed: bool) -> Callable[[Param], Read]:
+    """The arm counting a company's bookings under one quota of this shape."""
+
+    def build(param: Param) -> Read:
+        statuses = [BookingStatus.PENDING, BookingStatus.APPROVED]
+        if count_completed:
+            statuses.append(BookingStatus.COMPLETED)
+        where: ColumnElement[bool]
+        if scope == "institute":
+            where = Booking.institute_id == param("scope_id")
+        elif scope == "lab":
+            where = or_(
+                Booking.resource_id == param("scope_id"),
+                Booking.resource_id.in_(
+                    select(Instrument.id).where(Instrument.lab_id == param("scope_id"))
+                ),
+            )
+        else:
+            where = Booking.resource_id == param("scope_id")
+        return (
+            Booking.start_at,
+            Booking.end_at,
+            NO_NUMBER,
+            [
+                Booking.company_id == param("company_id"),
+                Booking.start_at >= param("first"),
+                Booking.start_at < param("after"),
+                Booking.status.in_(statuses),
+                where,
+            ],
+        )
+
+    return build
+
+
 class PeriodQuotas(SlotPolicy):
     """The quotas per period, as the engine asks: after its own company quota,
     before the conflict check."""
@@ -228,7 +274,7 @@ class PeriodQuotas(SlotPolicy):
             exclude_id=slot.exclude_id,
         )
 
-    def joins(self, resource: Resource, lab_id: int) -> list[Join]:
+    def joins(self) -> list[Join]:
         row = Resource.__table__.c
         return [
             (
@@ -237,7 +283,9 @@ class PeriodQuotas(SlotPolicy):
                     BookingQuota.institute_id == row.institute_id,
                     or_(
                         BookingQuota.resource_id.is_(None),
-                        BookingQuota.resource_id.in_({resource.id, lab_id}),
+                        BookingQuota.resource_id.in_(
+                            [bindparam("resource_id"), bindparam("lab_id")]
+                        ),
                     ),
                 ),
             )
@@ -258,41 +306,26 @@ class PeriodQuotas(SlotPolicy):
             )
         return applicable
 
-    def reads(self, slot: Slot, loaded: Any) -> list[Read]:
+    def reads(self, slot: Slot, loaded: Any) -> list[Arm]:
         """Per quota: the company's bookings it counts in the slot's period."""
-        out: list[Read] = []
+        out: list[Arm] = []
         lab_id = lab_id_of(slot.resource)
         for quota in loaded:
             first, after = period_bounds(quota.period, slot.start, slot.tz)
-            statuses = [BookingStatus.PENDING, BookingStatus.APPROVED]
-            if quota.count_completed:
-                statuses.append(BookingStatus.COMPLETED)
-            where: ColumnElement[bool]
             if quota.resource_id is None:
-                where = Booking.institute_id == quota.institute_id
+                scope = "institute"
             elif quota.resource_id == lab_id:  # a lab's quota: the lab and its instruments
-                where = or_(
-                    Booking.resource_id == quota.resource_id,
-                    Booking.resource_id.in_(
-                        select(Instrument.id).where(Instrument.lab_id == quota.resource_id)
-                    ),
-                )
+                scope = "lab"
             else:
-                where = Booking.resource_id == quota.resource_id
-            out.append(
-                (
-                    Booking.start_at,
-                    Booking.end_at,
-                    NO_NUMBER,
-                    [
-                        Booking.company_id == slot.company_id,
-                        Booking.start_at >= first,
-                        Booking.start_at < after,
-                        Booking.status.in_(statuses),
-                        where,
-                    ],
-                )
-            )
+                scope = "resource"
+            values = {
+                "company_id": slot.company_id,
+                "first": first,
+                "after": after,
+                "scope_id": quota.institute_id if quota.resource_id is None else quota.resource_id,
+            }
+            shape = (scope, bool(quota.count_completed))
+            out.append(Arm(shape, _usage_read(scope, bool(quota.count_completed)), values))
         return out
 
     def judge(self, slot: Slot, gathered: Gathered) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from labshare.booking import windows
 from labshare.booking.availability import capacity_of, holding_spans, saturated
 from labshare.booking.checks import check_slot
-from labshare.booking.hooks import Gathered, Read, Slot, SlotPolicy, Stage
+from labshare.booking.hooks import Arm, Gathered, Param, Read, Slot, SlotPolicy, Stage
 from labshare.booking.permissions import is_member_of_company
 from labshare.booking.rules import Rules, Span, effective_rules, institute_zone, on_grid
 from labshare.errors import NotAllowed, RuleViolation, SlotTaken
@@ -125,6 +125,21 @@ def check_offers(
     raise SlotTaken(offered_message(), details=details)
 
 
+def _offers_read(param: Param) -> Read:
+    return (
+        WaitlistEntry.start_at,
+        WaitlistEntry.end_at,
+        WaitlistEntry.company_id,
+        [
+            WaitlistEntry.resource_id == param("resource_id"),
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at > param("now"),
+            WaitlistEntry.start_at < param("before"),
+            WaitlistEntry.end_at > param("after"),
+        ],
+    )
+
+
 class OpenOffers(SlotPolicy):
     """An open offer holds its slot for the offeree: judged after the engine's
     conflict check, as another claim on the time."""
@@ -143,25 +158,18 @@ class OpenOffers(SlotPolicy):
             exclude_id=slot.exclude_id,
         )
 
-    def reads(self, slot: Slot, loaded: Any) -> list[Read]:
+    def reads(self, slot: Slot, loaded: Any) -> list[Arm]:
         """The open offers around the slot (within the buffer), with their company."""
         buffer = dt.timedelta(0)
         if capacity_of(slot.resource) <= 1:
             buffer = dt.timedelta(minutes=max(slot.rules.buffer_minutes, 0))
-        return [
-            (
-                WaitlistEntry.start_at,
-                WaitlistEntry.end_at,
-                WaitlistEntry.company_id,
-                [
-                    WaitlistEntry.resource_id == slot.resource.id,
-                    WaitlistEntry.status == WaitlistStatus.OFFERED,
-                    WaitlistEntry.offer_expires_at > slot.now,
-                    WaitlistEntry.start_at < slot.end + buffer,
-                    WaitlistEntry.end_at > slot.start - buffer,
-                ],
-            )
-        ]
+        values = {
+            "resource_id": slot.resource.id,
+            "now": slot.now,
+            "before": slot.end + buffer,
+            "after": slot.start - buffer,
+        }
+        return [Arm("offers", _offers_read, values)]
 
     def judge(self, slot: Slot, gathered: Gathered) -> None:
         """``check_offers`` on the rows read (``slot.busy``: the holding bookings)."""
