@@ -254,6 +254,8 @@ MATRIX: dict[str, tuple[int, int, int, int, int, int]] = {
     # before the resource is looked up, so other staff see 422 there), booking on behalf --
     "api.add_closure POST": (401, 403, 403, 422, 422, 403),
     "api.book_on_behalf POST": (401, 403, 403, 422, 422, 403),
+    "api.book_group_on_behalf POST": (401, 403, 403, 422, 422, 403),
+    "api.book_series_on_behalf POST": (401, 403, 403, 422, 422, 403),
     "api.clear_rules POST": (401, 403, 403, 200, 404, 403),
     "api.create_instrument POST": (401, 403, 403, 422, 422, 403),
     "api.create_lab POST": (401, 403, 403, 422, 422, 403),

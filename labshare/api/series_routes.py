@@ -167,7 +167,7 @@ def series_json(series: BookingSeries, viewer: User | None = None) -> dict[str, 
     }
 
 
-def _spec(body: SeriesBody) -> recurrence.RecurrenceSpec:
+def spec_of(body: SeriesBody) -> recurrence.RecurrenceSpec:
     r = body.recurrence
     return recurrence.validate_spec(
         r.freq, interval=r.interval, weekdays=r.weekdays, until=r.until, count=r.count
@@ -195,7 +195,7 @@ def preview_series(user: User, body: SeriesBody) -> dict[str, Any]:
         user,
         body.start,
         body.end,
-        _spec(body),
+        spec_of(body),
         purpose=body.purpose,
         samples=body.samples,
     )
@@ -236,7 +236,7 @@ def create_series(user: User, body: SeriesCreate) -> dict[str, Any]:
         user,
         body.start,
         body.end,
-        _spec(body),
+        spec_of(body),
         purpose=body.purpose,
         samples=body.samples,
         skip_conflicting=body.skip_conflicting,
@@ -244,8 +244,12 @@ def create_series(user: User, body: SeriesCreate) -> dict[str, Any]:
     db.session.commit()
     assert plan.series is not None
     out = series_json(plan.series, user)
-    out["occurrences"] = [_occurrence_json(o, plan.timezone) for o in plan.occurrences]
+    out["occurrences"] = occurrences_json(plan)
     return out
+
+
+def occurrences_json(plan: SeriesPlan) -> list[dict[str, Any]]:
+    return [_occurrence_json(o, plan.timezone) for o in plan.occurrences]
 
 
 @endpoint(

@@ -40,7 +40,9 @@ def create_booking(
     company (checked by ``policies/on_behalf``); every rule still applies to the booker."""
     group = together()
     if group.books_together(resource):  # e.g. "booked together" instruments: the bundle
-        return group.book_together(resource, booker, start, end, purpose, samples)
+        return group.book_together(
+            resource, booker, start, end, purpose, samples, on_behalf_by=on_behalf_by
+        )
     if on_behalf_by is not None:  # the full path records who booked for the company
         request = validate_request(booker, start, end, purpose=purpose, samples=samples)
         lock_resources([resource.id])

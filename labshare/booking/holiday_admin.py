@@ -403,6 +403,15 @@ def uncovered_years(today: dt.date | None = None) -> list[int]:
     return [y for y, n in sorted(counts.items()) if n == 0]
 
 
+def gaps_for(*years: int) -> list[int]:
+    """:func:`uncovered_years` and any of ``years`` (e.g. the month a page shows) that
+    has no national holiday, for a page to tell the reader in words."""
+    missing = set(uncovered_years())
+    counts = holidays_per_year(sorted(set(years))) if years else {}
+    missing.update(y for y, n in counts.items() if n == 0)
+    return sorted(missing)
+
+
 def list_days(year: int, region: str | None = None) -> list[CalendarDay]:
     """The year's national days and, with ``region``, that province's."""
     year = check_year(year)

@@ -166,8 +166,11 @@ class Together(Protocol):
         end: dt.datetime,
         purpose: str,
         samples: str | None,
+        *,
+        on_behalf_by: User | None = None,
     ) -> Booking:
-        """Book the group ``resource`` belongs to; ``resource``'s booking."""
+        """Book the group ``resource`` belongs to; ``resource``'s booking.
+        ``on_behalf_by``: the staff member booking for ``booker``'s company."""
         ...
 
     def moves_together(self, booking: Booking) -> bool:
@@ -195,6 +198,8 @@ class _Nobody:
         end: dt.datetime,
         purpose: str,
         samples: str | None,
+        *,
+        on_behalf_by: User | None = None,
     ) -> Booking:
         raise AssertionError("no group policy registered")
 

@@ -212,10 +212,13 @@ def _flush_or_conflict(booking: Booking) -> None:
 
 
 def _forget_reminders(booking: Booking) -> None:
-    """Reminders follow the new time: the job's markers of this booking go, and the
-    reminders already queued keep their rows under a key of their own, so the job
-    sends again before the new start."""
+    """Reminders follow the new time: the job's markers of this booking go, the
+    reminders not yet taken for sending are deleted (they were for the old time), and
+    those taken or sent keep their rows under a key of their own (which the sender
+    reads as "for the old time", ``notify.reminder_applies``), so the job sends once
+    more, relative to the new start."""
     prefix = f"reminder:{booking.id}:"
+    notify.drop_unsent_reminders(booking)
     db.session.execute(
         delete(JobMarker)
         .where(JobMarker.key.startswith(prefix, autoescape=True))
@@ -227,8 +230,8 @@ def _forget_reminders(booking: Booking) -> None:
             Notification.dedupe_key.startswith(prefix, autoescape=True),
             # renamed by an earlier move already: renaming again would grow the key
             # with every move, past its column
-            ~Notification.dedupe_key.contains(":moved", autoescape=True),
+            ~Notification.dedupe_key.contains(notify.MOVED_MARK, autoescape=True),
         )
-        .values(dedupe_key=Notification.dedupe_key + f":moved{booking.moves}")
+        .values(dedupe_key=Notification.dedupe_key + f"{notify.MOVED_MARK}{booking.moves}")
         .execution_options(synchronize_session=False)
     )

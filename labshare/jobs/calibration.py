@@ -11,7 +11,7 @@ from sqlalchemy import select
 from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.markers import claim
-from labshare.messaging import notify
+from labshare.messaging import staff_notices
 from labshare.models import Instrument, ResourceStatus
 from labshare.timeutil import to_local, utcnow
 
@@ -71,6 +71,6 @@ def send_calibration_notices() -> dict[str, Any]:
             continue
         key = f"calibration:{state}:{instrument.id}:{until}:{instrument.certificate_number or '-'}"
         if claim(key, "calibration-notices"):
-            notify.calibration_notice(instrument, expired=state == "expired")
+            staff_notices.calibration_notice(instrument, expired=state == "expired")
             bucket.append(instrument.id)
     return {"expiring": expiring, "expired": expired}

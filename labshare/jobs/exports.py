@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 from labshare.database import begin_write
 from labshare.extensions import db
 from labshare.jobs.markers import claim
-from labshare.messaging import notify
+from labshare.messaging import staff_notices
 from labshare.models import Booking, Role, User
 from labshare.safety import spreadsheet_text
 from labshare.timeutil import to_local, utcnow
@@ -146,5 +146,7 @@ def monthly_export() -> dict[str, Any]:
     admins = db.session.scalars(
         select(User).where(User.role == Role.ADMIN, User.active.is_(True)).order_by(User.id)
     )
-    sent = sum(1 for admin in admins if notify.monthly_export_ready(admin, month, path.name, count))
+    sent = sum(
+        1 for admin in admins if staff_notices.monthly_export_ready(admin, month, path.name, count)
+    )
     return {"month": month, "exported": True, "rows": count, "file": str(path), "messages": sent}

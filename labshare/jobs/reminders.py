@@ -13,7 +13,7 @@ from labshare.booking.staff_days import StaffDays
 from labshare.database import begin_write, is_sqlite
 from labshare.extensions import db
 from labshare.jobs.markers import claim, is_claimed
-from labshare.messaging import notify
+from labshare.messaging import notify, staff_notices
 from labshare.models import Booking, BookingStatus, Role, User
 from labshare.timeutil import utcnow
 
@@ -107,7 +107,7 @@ def send_pending_nudges() -> dict[str, Any]:
             )
         )
         for member in staff:
-            if notify.pending_nudge(member, items) is not None:
+            if staff_notices.pending_nudge(member, items) is not None:
                 messages += 1
     out: dict[str, Any] = {
         "bookings": sum(len(v) for v in fresh.values()),

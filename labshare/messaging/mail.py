@@ -35,13 +35,13 @@ from typing import Any, Protocol
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from labshare.accounts import invitations
 from labshare.database import begin_write
 from labshare.errors import InvalidTransition, NotAllowed
 from labshare.extensions import db
-from labshare.messaging import notify
+from labshare.messaging import notify, staff_notices
 from labshare.models import Booking, Notification, NotificationStatus, Role, User
 from labshare.ops import audit
 from labshare.timeutil import utcnow
@@ -75,7 +75,7 @@ def _attachments(note: Notification) -> list[tuple[bytes, str, str, str]]:
         booking = db.session.get(Booking, note.booking_id)
         if booking is not None:
             return [(notify.booking_ics(booking), "text", "calendar", f"booking-{booking.id}.ics")]
-    if note.kind == notify.MONTHLY_EXPORT_KIND:
+    if note.kind == staff_notices.MONTHLY_EXPORT_KIND:
         month = note.dedupe_key.split(":")[1]
         path = Path(current_app.config["INSTANCE_DIR"]) / "exports" / f"usage-{month}.csv"
         if path.exists():
@@ -309,6 +309,16 @@ def _mark(note_id: int, **values: Any) -> None:
     db.session.commit()
 
 
+def _drop(note_id: int) -> None:
+    begin_write()
+    db.session.execute(
+        delete(Notification)
+        .where(Notification.id == note_id, Notification.status == NotificationStatus.SENDING)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
 def _mark_retry(note_id: int, attempts: int, reason: str) -> str:
     if attempts >= int(_setting("MAIL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)):
         _mark(note_id, status=NotificationStatus.FAILED, last_error=reason[:500])
@@ -328,15 +338,19 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     uncertain: int = 0
+    dropped: int = 0  # reminders that no longer applied
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        out = {
             "sent": self.sent,
             "retried": self.retried,
             "failed": self.failed,
             "uncertain": self.uncertain,
         }
+        if self.dropped:
+            out["dropped"] = self.dropped
+        return out
 
 
 def _count(report: DeliveryReport, outcome: str) -> None:
@@ -368,6 +382,11 @@ def _deliver_claimed(ids: list[int], report: DeliveryReport) -> None:
             if user is None or not user.active:
                 _mark(note_id, status=NotificationStatus.FAILED, last_error="account inactive")
                 report.failed += 1
+                continue
+            if note.kind == notify.REMINDER_KIND and not notify.reminder_applies(note, utcnow()):
+                # queued before its booking moved, was cancelled or began: not sent
+                _drop(note_id)
+                report.dropped += 1
                 continue
             attempts = note.attempts
             try:

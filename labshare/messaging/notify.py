@@ -27,21 +27,24 @@ from babel.dates import format_date
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from labshare.extensions import db
+from labshare.labels import label
 from labshare.models import (
     Booking,
     BookingSeries,
+    BookingStatus,
     Instrument,
     Lab,
     Notification,
+    NotificationStatus,
     Resource,
     Role,
     User,
 )
 from labshare.models import notification as notification_model
-from labshare.timeutil import to_local
+from labshare.timeutil import to_local, utcnow
 
 
 def enqueue(
@@ -219,6 +222,10 @@ def enqueue_event(user: User, booking: Booking, event: str) -> Notification | No
     dedupe_key = f"booking:{booking.id}:{event}:{user.id}"
     if booking.moves:
         dedupe_key = f"booking:{booking.id}:m{booking.moves}:{event}:{user.id}"
+    return _event_row(user, booking, f"booking_{event}", dedupe_key)
+
+
+def _event_row(user: User, booking: Booking, kind: str, dedupe_key: str) -> Notification | None:
     for pending in db.session.new:
         if isinstance(pending, Notification) and pending.dedupe_key == dedupe_key:
             return None
@@ -227,7 +234,7 @@ def enqueue_event(user: User, booking: Booking, event: str) -> Notification | No
         return None
     note = Notification(
         user_id=user.id,
-        kind=f"booking_{event}",
+        kind=kind,
         booking_id=booking.id,
         locale=_locale_of(user),
         dedupe_key=dedupe_key,
@@ -236,8 +243,9 @@ def enqueue_event(user: User, booking: Booking, event: str) -> Notification | No
     return note
 
 
-#: The booking's status when each event happened (shown in the message, which may
-#: be rendered after the booking has moved on).
+#: The booking's status when each event happened. The message is rendered when it is
+#: sent or read, so it shows the booking as it is then (time, resource, status) and,
+#: where the status has changed since, says that the event is a record of the past.
 EVENT_STATUS = {
     "requested": "pending",
     "received": "pending",
@@ -252,26 +260,54 @@ EVENT_STATUS = {
 
 
 def render_event(note: Notification) -> tuple[str, str, str | None]:
-    """Subject, text and HTML of an event row, in the locale it was queued with."""
+    """Subject, text and HTML of an event row (a booking event or a reminder), in the
+    locale it was queued with, showing the booking as it is now."""
     event = note.kind.removeprefix("booking_")
     user = db.session.get(User, note.user_id)
     booking = db.session.get(Booking, note.booking_id) if note.booking_id is not None else None
-    if user is None or booking is None or event not in EVENT_STATUS:
+    if user is None or booking is None or (event not in EVENT_STATUS and event != REMINDER_KIND):
         raise LookupError(f"notification {note.id}: {note.kind} cannot be rendered")
     languages = current_app.config.get("LANGUAGES", ["zh_CN", "en"])
     locale = note.locale if note.locale and note.locale in languages else _locale_of(user)
     with force_locale(locale):
         context = _booking_context(booking, locale)
+        if event == REMINDER_KIND:
+            subject = _(
+                "Reminder: %(name)s, %(when)s",
+                name=context["resource_name"],
+                when=format_local(booking.start_at, context["timezone"], locale),
+            )
+            text, html = _render(
+                "reminder", user, status=label(BookingStatus(booking.status)), **context
+            )
+            return subject[:300], text, html
         subject = _event_subject(event, booking.id, context["resource_name"])
+        now_status = str(booking.status)
         text, html = _render(
             "booking_event",
             user,
             event=event,
             for_staff=user.role == Role.STAFF,
-            status=_(EVENT_STATUS[event]),
+            status=label(BookingStatus(now_status)),
+            changed_since=now_status != EVENT_STATUS[event],
+            event_on=format_local(note.created_at or utcnow(), context["timezone"], locale),
+            together=[resource_name(b.resource, locale) for b in _others_of_group(booking)],
             **context,
         )
     return subject[:300], text, html
+
+
+def _others_of_group(booking: Booking) -> list[Booking]:
+    """The other bookings made together with ``booking`` (a booking group)."""
+    if booking.group_id is None:
+        return []
+    return list(
+        db.session.scalars(
+            select(Booking)
+            .where(Booking.group_id == booking.group_id, Booking.id != booking.id)
+            .order_by(Booking.resource_id)
+        )
+    )
 
 
 notification_model.renderer[:] = [render_event]
@@ -368,106 +404,56 @@ REMINDER_KIND = "reminder"
 
 
 def reminder(booking: Booking, hours: int) -> Notification | None:
-    """The reminder ``hours`` before the start, to the booker, with an .ics attachment
-    (added at delivery, see ``booking_ics``)."""
+    """Queue the reminder ``hours`` before the start, to the booker, as an event row:
+    rendered when sent or read, it shows the booking's time and resource as they are
+    then (an .ics is attached at delivery, see ``booking_ics``). One queued before a
+    move or a cancellation is not sent (``reminder_applies``)."""
     user = booking.user
-    locale = _locale_of(user)
-    with force_locale(locale):
-        context = _booking_context(booking, locale)
-        subject = _(
-            "Reminder: %(name)s, %(when)s",
-            name=context["resource_name"],
-            when=format_local(booking.start_at, context["timezone"], locale),
-        )
-        text, html = _render("reminder", user, **context)
-    return enqueue(
-        user,
-        REMINDER_KIND,
-        subject=subject,
-        body_text=text,
-        body_html=html,
-        booking=booking,
-        dedupe_key=f"reminder:{booking.id}:{hours}h:{user.id}",
+    return _event_row(user, booking, REMINDER_KIND, f"reminder:{booking.id}:{hours}h:{user.id}")
+
+
+#: The mark a reminder's key gets when its booking moves after it was queued
+#: (``booking/move.py``): it was for the old time.
+MOVED_MARK = ":moved"
+
+
+def reminder_applies(note: Notification, now: dt.datetime) -> bool:
+    """Whether the reminder ``note`` may still be sent: its booking is approved and
+    ahead, and has not moved since the reminder was queued."""
+    booking = db.session.get(Booking, note.booking_id) if note.booking_id is not None else None
+    return (
+        booking is not None
+        and booking.status == BookingStatus.APPROVED
+        and booking.start_at > now
+        and MOVED_MARK not in note.dedupe_key
     )
+
+
+def drop_unsent_reminders(booking: Booking) -> int:
+    """Delete the reminders of ``booking`` not yet taken for sending: they no longer
+    apply (it moved, or stopped holding its time). The reminder job's markers decide
+    whether a new one is queued."""
+    result = db.session.execute(
+        delete(Notification)
+        .where(
+            Notification.booking_id == booking.id,
+            Notification.kind == REMINDER_KIND,
+            Notification.status == NotificationStatus.PENDING,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def reminders_follow_status(booking: Booking, *, before: str, after: str, **_kw: Any) -> None:
+    """``signals.status_changed``: a booking that is no longer approved loses its
+    unsent reminders."""
+    if after != BookingStatus.APPROVED:
+        drop_unsent_reminders(booking)
 
 
 def _digest(ids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(str(i) for i in ids).encode()).hexdigest()[:24]
-
-
-def pending_nudge(staff: User, bookings: Sequence[Booking]) -> Notification | None:
-    """Tell one staff member about requests waiting too long for a decision."""
-    locale = _locale_of(staff)
-    with force_locale(locale):
-        items = [_booking_context(b, locale) for b in bookings]
-        subject = _("%(count)s booking requests are waiting for your decision", count=len(bookings))
-        text, html = _render("pending_nudge", staff, items=items)
-    return enqueue(
-        staff,
-        "pending_nudge",
-        subject=subject,
-        body_text=text,
-        body_html=html,
-        dedupe_key=f"nudge:{staff.id}:{_digest([b.id for b in bookings])}",
-    )
-
-
-def calibration_notice(instrument: Instrument, *, expired: bool) -> list[Notification]:
-    """Warn the instrument's institute that its calibration expires soon (or has)."""
-    queued: list[Notification] = []
-    state = "expired" if expired else "expiring"
-    valid_until = instrument.calibration_valid_until
-    for staff in _staff_of(instrument.institute_id):
-        locale = _locale_of(staff)
-        name = resource_name(instrument, locale)
-        with force_locale(locale):
-            until = format_date(valid_until, "long", locale=locale) if valid_until else ""
-            if expired:
-                subject = _("Calibration expired on %(date)s: %(name)s", date=until, name=name)
-            else:
-                subject = _("Calibration expires on %(date)s: %(name)s", date=until, name=name)
-            text, html = _render(
-                "calibration_notice",
-                staff,
-                instrument=instrument,
-                name=name,
-                until=until,
-                expired=expired,
-            )
-        note = enqueue(
-            staff,
-            f"calibration_{state}",
-            subject=subject,
-            body_text=text,
-            body_html=html,
-            dedupe_key=(
-                f"calibration:{state}:{instrument.id}:{valid_until}:"
-                f"{instrument.certificate_number or '-'}:{staff.id}"
-            )[:200],
-        )
-        if note is not None:
-            queued.append(note)
-    return queued
-
-
-MONTHLY_EXPORT_KIND = "monthly_export"
-
-
-def monthly_export_ready(admin: User, month: str, filename: str, rows: int) -> Notification | None:
-    """Tell a platform admin that last month's export is ready (the CSV is attached
-    at delivery, see ``labshare.messaging.mail``)."""
-    locale = _locale_of(admin)
-    with force_locale(locale):
-        subject = _("LabShare usage export for %(month)s", month=month)
-        text, html = _render("monthly_export", admin, month=month, filename=filename, rows=rows)
-    return enqueue(
-        admin,
-        MONTHLY_EXPORT_KIND,
-        subject=subject,
-        body_text=text,
-        body_html=html,
-        dedupe_key=f"monthly-export:{month}:{admin.id}",
-    )
 
 
 def booking_ics(booking: Booking) -> bytes:

@@ -18,13 +18,18 @@ def register() -> None:
     - open waitlist offers (``waitlist_offers.OpenOffers``): checked after the
       conflict check; freed time goes to the waitlist (``signals.time_freed``);
     - booking groups and bundles (``groups.Together``): take over a booking of a
-      bundle instrument and the transitions of a group's members.
+      bundle instrument and the transitions of a group's members;
+    - unsent reminders of a booking that stops being approved are dropped
+      (``notify.reminders_follow_status``).
     """
     from labshare.booking import hooks, signals
     from labshare.booking.policies import groups, no_shows, quotas, waitlist_offers
+    from labshare.messaging import notify
 
     hooks.install(
         [quotas.PeriodQuotas(), waitlist_offers.OpenOffers(), no_shows.NoShowRecord()],
         together=groups.Together(),
     )
     signals.time_freed.connect(waitlist_offers.time_freed)
+    # a booking no longer approved has nothing to be reminded of
+    signals.status_changed.connect(notify.reminders_follow_status)

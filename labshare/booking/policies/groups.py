@@ -30,6 +30,7 @@ from labshare.booking import bookings
 from labshare.booking.permissions import can_view_booking
 from labshare.errors import DomainError, NotFound, ValidationFailed
 from labshare.extensions import db
+from labshare.messaging import notify
 from labshare.models import (
     HOLDING_STATUSES,
     Booking,
@@ -145,6 +146,7 @@ def _insert(
     now: dt.datetime,
     *,
     pending: bool,
+    on_behalf_by: User | None,
 ) -> BookingGroup:
     """Insert the group and its members (the caller holds their locks and a
     savepoint); a member's refusal is raised naming its resource."""
@@ -163,15 +165,22 @@ def _insert(
     for resource in resources:
         try:
             bookings.book_locked(
-                resource, booker, request, now=now, group_id=group.id, pending=pending
+                resource,
+                booker,
+                request,
+                now=now,
+                group_id=group.id,
+                pending=pending,
+                on_behalf_by=on_behalf_by,
             )
         except DomainError as exc:
             raise _named(exc, resource) from exc
+    on_behalf = {"on_behalf_of": company_id, "booker": booker.id} if on_behalf_by else {}
     audit.record(
         "booking_group.create",
         group,
-        actor=booker,
-        data={"resource_ids": [r.id for r in resources]},
+        actor=on_behalf_by or booker,
+        data={"resource_ids": [r.id for r in resources], **on_behalf},
     )
     db.session.flush()
     return group
@@ -186,23 +195,35 @@ def _create(
     *,
     purpose: str,
     samples: str | None,
+    lead: Resource,
+    on_behalf_by: User | None,
 ) -> BookingGroup:
     """Lock every resource, then book them all inside a savepoint: any refusal
     rolls it back (nothing written). When the rules approve some members and not
     others, the savepoint is rolled back and all are booked pending instead (under
-    the same locks), so a group never waits half approved."""
+    the same locks), so a group never waits half approved.
+
+    Each recipient hears of the group once: the members' events are collected and
+    only ``lead``'s booking (the one asked for) is told, its message listing the
+    other members."""
     request = bookings.validate_request(booker, start, end, purpose=purpose, samples=samples)
     bookings.lock_resources([r.id for r in resources])
     now = utcnow()
     for pending in (False, True):
         savepoint = db.session.begin_nested()
         try:
-            group = _insert(lab, resources, booker, request, now, pending=pending)
+            with notify.collect_booking_events() as events:
+                group = _insert(
+                    lab, resources, booker, request, now, pending=pending, on_behalf_by=on_behalf_by
+                )
         except BaseException:
             savepoint.rollback()
             raise
         if pending or len({BookingStatus(m.status) for m in members_of(group.id)}) == 1:
             savepoint.commit()
+            for booking, event in events:
+                if booking.resource_id == lead.id:
+                    notify.booking_event(booking, event)
             return group
         savepoint.rollback()
     raise AssertionError("unreachable")
@@ -217,15 +238,28 @@ def create_group(
     *,
     purpose: str,
     samples: str | None = None,
+    on_behalf_by: User | None = None,
 ) -> BookingGroup:
     """Book ``lab`` and ``instruments`` (all of that lab; their bundles come along)
     for [start, end), all or nothing. Pending throughout when any member needs
     approval, else approved. Raises ValidationFailed (``lab_id``,
-    ``instrument_ids``), or the first member's refusal naming its resource."""
+    ``instrument_ids``), or the first member's refusal naming its resource.
+    ``on_behalf_by``: the staff member booking for ``booker``'s company (checked by
+    ``policies/on_behalf``), recorded on every member and the group's audit row."""
     bookings.validate_request(booker, start, end, purpose=purpose, samples=samples)
     members = _check_members(lab, instruments)
     assert isinstance(lab, Lab)
-    return _create(lab, [lab, *members], booker, start, end, purpose=purpose, samples=samples)
+    return _create(
+        lab,
+        [lab, *members],
+        booker,
+        start,
+        end,
+        purpose=purpose,
+        samples=samples,
+        lead=lab,
+        on_behalf_by=on_behalf_by,
+    )
 
 
 def book_bundle(
@@ -236,6 +270,7 @@ def book_bundle(
     *,
     purpose: str,
     samples: str | None = None,
+    on_behalf_by: User | None = None,
 ) -> Booking:
     """A single request for an instrument of a bundle books the whole bundle as a
     group (its lab is not booked). Returns the requested instrument's booking."""
@@ -244,9 +279,19 @@ def book_bundle(
     if len(members) < 2:  # a bundle of one: an ordinary booking
         request = bookings.validate_request(booker, start, end, purpose=purpose, samples=samples)
         bookings.lock_resources([instrument.id])
-        return bookings.book_locked(instrument, booker, request)
+        return bookings.book_locked(instrument, booker, request, on_behalf_by=on_behalf_by)
     bookings.validate_request(booker, start, end, purpose=purpose, samples=samples)
-    group = _create(instrument.lab, members, booker, start, end, purpose=purpose, samples=samples)
+    group = _create(
+        instrument.lab,
+        members,
+        booker,
+        start,
+        end,
+        purpose=purpose,
+        samples=samples,
+        lead=instrument,
+        on_behalf_by=on_behalf_by,
+    )
     return next(m for m in members_of(group.id) if m.resource_id == instrument.id)
 
 
@@ -328,8 +373,18 @@ class Together:
         end: dt.datetime,
         purpose: str,
         samples: str | None,
+        *,
+        on_behalf_by: User | None = None,
     ) -> Booking:
-        return book_bundle(resource, booker, start, end, purpose=purpose, samples=samples)
+        return book_bundle(
+            resource,
+            booker,
+            start,
+            end,
+            purpose=purpose,
+            samples=samples,
+            on_behalf_by=on_behalf_by,
+        )
 
     def moves_together(self, booking: Booking) -> bool:
         return acts_on_group(booking)

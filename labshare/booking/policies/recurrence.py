@@ -245,12 +245,15 @@ def create_series(
     samples: str | None = None,
     skip_conflicting: bool,
     now: dt.datetime | None = None,
+    on_behalf_by: User | None = None,
 ) -> SeriesPlan:
     """Book every occurrence, under one lock. ``skip_conflicting`` false: all or
     nothing (any failure writes nothing and raises, listing the failures); true:
     the rest are booked, and it is an error only when none can be. Messages: one
     per series event and recipient (``notify.series_event``), not one per
-    occurrence."""
+    occurrence. ``on_behalf_by``: the staff member booking for ``booker``'s company
+    (checked by ``policies/on_behalf``), recorded on every occurrence and as the
+    actor of the series' audit row."""
     now = now or utcnow()
     request, plan = _plan(resource, booker, start, end, spec, purpose, samples, now)
     company_id = booker.company_id
@@ -282,7 +285,9 @@ def create_series(
                 one = BookingRequest(occ.start, occ.end, request.purpose, request.samples)
                 try:
                     with db.session.begin_nested():
-                        booking = book_locked(resource, booker, one, now=now)
+                        booking = book_locked(
+                            resource, booker, one, now=now, on_behalf_by=on_behalf_by
+                        )
                         booking.series_id = series.id
                         db.session.flush()
                 except (RuleViolation, SlotTaken) as exc:
@@ -292,14 +297,16 @@ def create_series(
         failed = plan.failed
         if failed and (not skip_conflicting or len(failed) == len(plan.occurrences)):
             raise _refusal(failed, len(plan.occurrences), nothing_booked=not skip_conflicting)
+        on_behalf = {"on_behalf_of": company_id, "booker": booker.id} if on_behalf_by else {}
         audit.record(
             "series.create",
             series,
-            actor=booker,
+            actor=on_behalf_by or booker,
             data={
                 "booked": [o.booking_id for o in plan.occurrences if o.ok],
                 "skipped": [o.index for o in failed],
                 "cut_at_horizon": plan.cut_at_horizon,
+                **on_behalf,
             },
         )
     notify.series_event(series, events)

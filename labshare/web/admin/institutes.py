@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from labshare.booking import holiday_admin
 from labshare.catalogue import institutes as service
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
@@ -44,7 +45,12 @@ def institutes() -> Any:
     for institute_id, n in staff:
         if institute_id in counts:
             counts[institute_id]["staff"] = n
-    return render_template("admin/institutes.html", institutes=rows, counts=counts)
+    return render_template(
+        "admin/institutes.html",
+        institutes=rows,
+        counts=counts,
+        holiday_gaps=holiday_admin.gaps_for(),
+    )
 
 
 def _values(form: InstituteForm) -> dict[str, Any]:

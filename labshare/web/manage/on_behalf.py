@@ -1,5 +1,6 @@
 """Staff book for a company that phones in (``booking/policies/on_behalf``): the company is
-found by its credit code, optionally a member by e-mail."""
+found by its credit code, optionally a member by e-mail. The same form books one
+booking, a lab with instruments ticked (a group), or, with "Repeat", a series."""
 
 from __future__ import annotations
 
@@ -11,16 +12,28 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import DateTimeLocalField, EmailField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    EmailField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from labshare.booking.policies import on_behalf
+from labshare.booking.policies import groups, on_behalf, recurrence
 from labshare.booking.rules import institute_zone
 from labshare.errors import DomainError, ValidationFailed
 from labshare.extensions import db
-from labshare.models import Company, User
+from labshare.labels import WEEKDAY_LABELS
+from labshare.models import Booking, Company, User
 from labshare.web.bookings.forms import LOCAL_FORMATS
+from labshare.web.bookings.group_views import chosen_ids, group_choices
 from labshare.web.bookings.helpers import aware, show_error
+from labshare.web.bookings.series import ALIASES, END_CHOICES, FREQ_CHOICES, MultiCheckboxField
 from labshare.web.manage.views import bp, own_resource
 
 
@@ -43,6 +56,43 @@ class OnBehalfForm(FlaskForm):
     purpose = TextAreaField(
         _l("Purpose"), validators=[InputRequired(_l("This field is required.")), Length(max=500)]
     )
+    # "Repeat": empty books once; else a series with the rule below (the service
+    # checks it, as on the company's series form).
+    freq = SelectField(
+        _l("Repeat"), choices=[("", _l("Does not repeat")), *FREQ_CHOICES], default=""
+    )
+    interval = IntegerField(
+        _l("Every"),
+        default=1,
+        validators=[Optional(), NumberRange(min=1, max=recurrence.MAX_INTERVAL)],
+        description=_l("days, weeks or months between occurrences"),
+    )
+    weekdays = MultiCheckboxField(
+        _l("On"),
+        choices=[(str(d), label) for d, label in enumerate(WEEKDAY_LABELS)],
+        validators=[Optional()],
+        description=_l("weekly only; none: the start's weekday"),
+    )
+    ends = SelectField(_l("Ends"), choices=END_CHOICES, default="count")
+    count = IntegerField(
+        _l("Number of times"),
+        default=4,
+        validators=[Optional(), NumberRange(min=1, max=recurrence.MAX_OCCURRENCES)],
+    )
+    until = DateField(_l("Last day"), validators=[Optional()])
+    skip_conflicting = BooleanField(_l("Book the occurrences that can be, skip the rest"))
+
+    def spec(self) -> recurrence.RecurrenceSpec:
+        by_count = self.ends.data == "count"
+        return recurrence.validate_spec(
+            self.freq.data or "",
+            interval=self.interval.data or 1,
+            weekdays=[int(d) for d in self.weekdays.data or []]
+            if self.freq.data == "weekly"
+            else None,
+            count=self.count.data if by_count else None,
+            until=None if by_count else self.until.data,
+        )
 
 
 def _company_and_member(form: OnBehalfForm) -> tuple[int, int | None]:
@@ -70,25 +120,69 @@ def book_for(resource_id: int) -> Any:
     if form.validate_on_submit():
         try:
             company_id, user_id = _company_and_member(form)
-            booking = on_behalf.book_for_company(
-                current_user,
-                resource,
-                company_id,
-                aware(form.start.data, tz, "start"),
-                aware(form.end.data, tz, "end"),
-                purpose=form.purpose.data or "",
-                user_id=user_id,
-            )
+            target = _book(form, resource, tz, company_id, user_id)
         except DomainError as exc:
             db.session.rollback()
-            show_error(form, exc, aliases={"user_id": "email", "company_id": "credit_code"})
+            aliases = {"user_id": "email", "company_id": "credit_code", **ALIASES}
+            show_error(form, exc, aliases=aliases)
             status = exc.status
         else:
             db.session.commit()
             flash(_("Booked for the company; it has been told."), "success")
-            return redirect(url_for("bookings.detail", booking_id=booking.id))
+            return redirect(target)
     elif form.is_submitted():
         status = 422
+    resource = own_resource(resource_id)
     return render_template(
-        "manage/book_for.html", resource=own_resource(resource_id), form=form, timezone=tz
+        "manage/book_for.html",
+        resource=resource,
+        form=form,
+        timezone=tz,
+        choices=group_choices(resource),
+        chosen=_chosen(),
     ), status
+
+
+def _chosen() -> set[int]:
+    try:
+        return set(chosen_ids())
+    except ValidationFailed:
+        return set()
+
+
+def _book(form: OnBehalfForm, resource: Any, tz: str, company_id: int, user_id: int | None) -> str:
+    """Book what the form asks (a series, a group or one booking); the page to go to."""
+    start = aware(form.start.data, tz, "start")
+    end = aware(form.end.data, tz, "end")
+    purpose = form.purpose.data or ""
+    ids = chosen_ids()
+    if form.freq.data:
+        if ids:
+            raise ValidationFailed(
+                _l("A series books one resource: untick the instruments, or book once."),
+                field="instrument_ids",
+            )
+        plan = on_behalf.book_series_for_company(
+            current_user,
+            resource,
+            company_id,
+            start,
+            end,
+            form.spec(),
+            purpose=purpose,
+            user_id=user_id,
+            skip_conflicting=bool(form.skip_conflicting.data),
+        )
+        assert plan.series is not None
+        return url_for("bookings.series_detail", series_id=plan.series.id)
+    booking: Booking
+    if ids:
+        group = on_behalf.book_group_for_company(
+            current_user, resource, ids, company_id, start, end, purpose=purpose, user_id=user_id
+        )
+        booking = next(b for b in groups.members_of(group.id) if b.resource_id == resource.id)
+    else:
+        booking = on_behalf.book_for_company(
+            current_user, resource, company_id, start, end, purpose=purpose, user_id=user_id
+        )
+    return url_for("bookings.detail", booking_id=booking.id)

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from labshare.booking import holiday_admin
 from labshare.campaign import export
 from labshare.campaign.counters import Counters
 from labshare.campaign.periods import NATIONAL_ZONE, Period, Scope
@@ -107,6 +108,7 @@ def index() -> str:
         weekdays=[_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")],
         orders=order_figures(period, scope),  # service orders: their own figures
         institute_names={i.id: i.name for i in db.session.scalars(select(Institute))},
+        holiday_gaps=holiday_admin.gaps_for(period.start.year),
     )
 
 
