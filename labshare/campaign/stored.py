@@ -183,38 +183,6 @@ def _aggregate_stored(
     _aggregate(windows, into, key_of=key_of)
 
 
-def _decided_count(period: Period, scope: Scope, groups: list[ZoneGroup]) -> int | None:
-    """How many of the scope's bookings in the period have a decision: the stored
-    days' counts and, for the dirty ones, a live count (None when too many are dirty:
-    then the median counts them itself)."""
-    n = 0
-    for group in groups:
-        dirty = _dirty_local_days(group, period.start, period.end)
-        if len(dirty) > MAX_DIRTY_DAYS:
-            return None
-        stmt = select(func.sum(StatsDaily.decided)).where(
-            StatsDaily.day >= period.start,
-            StatsDaily.day < period.end,
-            _stored_institute_filter(StatsDaily.institute_id, group),
-        )
-        if dirty:
-            stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
-        n += int(db.session.scalar(stmt) or 0)
-        for iid, local in sorted(dirty):
-            n += int(
-                db.session.scalar(
-                    select(func.count()).where(
-                        Booking.institute_id == iid,
-                        Booking.start_at >= _midnight(local, group.timezone),
-                        Booking.start_at < _midnight(local + dt.timedelta(days=1), group.timezone),
-                        Booking.decided_at.is_not(None),
-                    )
-                )
-                or 0
-            )
-    return n
-
-
 def counters_by(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:
     """Counters per ``key``: "resource", "institute", "day" or "month" (YYYY-MM),
     counted in the database at the time of asking."""
