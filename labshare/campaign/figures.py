@@ -30,7 +30,7 @@ from labshare.campaign.periods import (
     booking_window,
     zone_groups,
 )
-from labshare.campaign.stored import _total_into
+from labshare.campaign.stored import _total_into, one_reading
 from labshare.campaign.utilisation import open_lab_count
 from labshare.extensions import db
 from labshare.models import (
@@ -256,22 +256,23 @@ def _median_decision_hours(period: Period, groups: list[ZoneGroup], scope: Scope
 
 def statistics_for(period: Period, scope: Scope) -> Statistics:
     """The campaign's figures for a period and scope (see the section comment)."""
-    groups = zone_groups(period, scope)
-    stored = used.served_and_shared(period, scope, groups)
-    served, shared = stored if stored is not None else _served_and_shared(groups, scope)
-    new = _new_smes(groups, scope, period)
-    counters: dict[Any, Counters] = {}
-    _total_into(period, scope, groups, counters)
-    return Statistics(
-        period=period,
-        scope=scope,
-        counters=counters.get(None, Counters()),
-        open_labs=open_lab_count(period, scope),
-        shared_instruments=shared,
-        distinct_smes=served,
-        new_smes=new,
-        median_decision_hours=_median_decision_hours(period, groups, scope),
-    )
+    with one_reading():
+        groups = zone_groups(period, scope)
+        stored = used.served_and_shared(period, scope, groups)
+        served, shared = stored if stored is not None else _served_and_shared(groups, scope)
+        new = _new_smes(groups, scope, period)
+        counters: dict[Any, Counters] = {}
+        _total_into(period, scope, groups, counters)
+        return Statistics(
+            period=period,
+            scope=scope,
+            counters=counters.get(None, Counters()),
+            open_labs=open_lab_count(period, scope),
+            shared_instruments=shared,
+            distinct_smes=served,
+            new_smes=new,
+            median_decision_hours=_median_decision_hours(period, groups, scope),
+        )
 
 
 def distinct_smes_by_institute(period: Period, scope: Scope) -> dict[int, int]:

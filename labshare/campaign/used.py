@@ -97,19 +97,28 @@ def _dirty_months(groups: list[ZoneGroup], period: Period) -> dict[tuple[int, dt
     return out
 
 
-def _national(kind: int, months: list[dt.date], dirty: dict[tuple[int, dt.date], str]) -> int:
-    distinct = func.count(func.distinct(StatsUsed.item_id))
-    base_q = select(distinct if len(months) > 1 else func.count())
-    base = int(
-        db.session.scalar(
-            base_q.where(
-                StatsUsed.kind == kind,
-                StatsUsed.institute_id == ANY_INSTITUTE,
-                StatsUsed.month.in_(months),
-            )
+def _counts(institute_ids: list[int], months: list[dt.date]) -> dict[int, int]:
+    """Distinct ids per kind among the rows of these institutes and months, in one
+    statement (a plain count of index entries for one institute and month)."""
+    one = len(months) == 1 and len(institute_ids) == 1
+    counted = func.count() if one else func.count(func.distinct(StatsUsed.item_id))
+    out = dict.fromkeys(KINDS, 0)
+    for kind, n in db.session.execute(
+        select(StatsUsed.kind, counted)
+        .where(
+            StatsUsed.kind.in_(KINDS),
+            StatsUsed.institute_id.in_(institute_ids),
+            StatsUsed.month.in_(months),
         )
-        or 0
-    )
+        .group_by(StatsUsed.kind)
+    ):
+        out[int(kind)] = int(n)
+    return out
+
+
+def _national(
+    kind: int, months: list[dt.date], dirty: dict[tuple[int, dt.date], str], base: int
+) -> int:
     if not dirty:
         return base
     # Each touched key's national rows, less the dirty institutes' stored rows, plus
@@ -147,9 +156,6 @@ def _among(kind: int, ids: list[int], months: list[dt.date], dirty: dict[Any, st
     where = and_(
         StatsUsed.kind == kind, StatsUsed.institute_id.in_(ids), StatsUsed.month.in_(months)
     )
-    if not dirty:
-        distinct = func.count(func.distinct(StatsUsed.item_id))
-        return int(db.session.scalar(select(distinct).where(where)) or 0)
     keys = set(
         db.session.scalars(
             select(StatsUsed.item_id)
@@ -175,8 +181,15 @@ def served_and_shared(
     if len(dirty) > MAX_DIRTY_PAIRS:
         return None
     if scope.kind == "all":
-        return _national(COMPANY, months, dirty), _national(INSTRUMENT, months, dirty)
+        base = _counts([ANY_INSTITUTE], months)
+        return (
+            _national(COMPANY, months, dirty, base[COMPANY]),
+            _national(INSTRUMENT, months, dirty, base[INSTRUMENT]),
+        )
     ids = [i for g in groups for i in g.institute_ids]
+    if not dirty:
+        base = _counts(ids, months)
+        return base[COMPANY], base[INSTRUMENT]
     return _among(COMPANY, ids, months, dirty), _among(INSTRUMENT, ids, months, dirty)
 
 

@@ -58,9 +58,14 @@ def upgrade():
         ),
         sqlite_with_rowid=False,
     )
+    # The open labs of a period: the available labs without a scan of every resource.
+    op.create_index(
+        'ix_resource_kind_status', 'resource', ['kind', 'status', 'institute_id'], unique=False
+    )
     op.execute(_mark_all(op.get_bind().dialect.name))
 
 
 def downgrade():
+    op.drop_index('ix_resource_kind_status', table_name='resource')
     op.drop_table('stats_used')
     op.drop_table('stats_wait')
