@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from labshare.campaign import stats, stats_store, waits
 from labshare.campaign.periods import zone_groups
@@ -176,8 +176,50 @@ def test_check_reports_a_wrong_stored_wait(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["stats", "check"])
     assert result.exit_code == 1
     assert "9 min: stored 2, bookings 1" in result.output
-    assert "national waits on 2030-01-10, 9 min: stored 1, institutes 2" in result.output
+    assert "national waits on 2030-01-10, 9 min: stored 1, summed 2" in result.output
     result = app.test_cli_runner().invoke(args=["stats", "rebuild"])
     assert result.exit_code == 0, result.output
     result = app.test_cli_runner().invoke(args=["stats", "check"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "minutes",
+    [
+        [5, 70, 130],  # odd: the middle alone, in the second hour
+        [5, 59, 60, 200],  # even: the two middles in different hours
+        [-61, -1, 0, 3000, 3001],  # decisions stamped before the request
+        [45] * 4 + [46, 47, 180],
+    ],
+)
+def test_the_national_median_from_hour_rows_equals_the_naive_count(
+    app: Flask, minutes: list[int]
+) -> None:
+    instruments = [factories.make_instrument() for _ in range(2)]
+    for n, m in enumerate(minutes):
+        _book(instruments[n % 2], n, dt.timedelta(minutes=m, seconds=30 if m >= 0 else -30))
+    db.session.commit()
+    expected = _naive(lambda b: True)
+    assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
+    run_job("rollup")
+    hours = dict(
+        db.session.execute(
+            select(StatsWait.minutes, func.sum(StatsWait.n))
+            .where(StatsWait.institute_id == waits.NATIONAL_HOURS)
+            .group_by(StatsWait.minutes)
+        ).all()
+    )
+    assert sum(hours.values()) == len(minutes)
+    assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
+    assert waits.differences(MONTH) == []
+    # An old booking's decision moved by hours, no job: the hour rows' share of its
+    # day is taken out and the live minutes put in.
+    first = db.session.scalars(select(Booking).order_by(Booking.id)).first()
+    assert first is not None
+    first.decided_at = CREATED + dt.timedelta(hours=9, minutes=1)
+    db.session.commit()
+    expected = _naive(lambda b: True)
+    assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
+    run_job("rollup")
+    assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
+    assert waits.differences(MONTH) == []
