@@ -324,6 +324,9 @@ def open_lab_count(period: Period, scope: Scope) -> int:
             # any period has hours: closes <= opens runs past midnight (00:00 is 24:00)
             OpeningPeriod.weekday.in_(weekdays),
         )
+        # OFFSET 0 keeps PostgreSQL from turning this into a join that reads every
+        # opening period (~10 a lab) and sorts them: one index probe per lab instead.
+        .offset(0)
         .exists(),
     )
     count = int(db.session.scalar(select(func.count()).select_from(candidates.subquery())) or 0)
