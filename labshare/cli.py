@@ -220,8 +220,10 @@ def stats_check_command(start: str | None, end: str | None) -> None:
 @click.option("--from", "start", default=None, help="first day, YYYY-MM-DD (default: all)")
 @click.option("--to", "end", default=None, help="day after the last, YYYY-MM-DD")
 def stats_rebuild_command(start: str | None, end: str | None) -> None:
-    """Recompute the stored daily counters (stats_daily) from the bookings, month by
-    month, and every company's first day of use (stats_first_use), in one transaction,
+    """Recompute the stored daily counters (stats_daily), decision waits (stats_wait)
+    and companies served and instruments used (stats_used, whole months) from the
+    bookings, month by month, and every company's first day of use (stats_first_use),
+    in one transaction,
     then refresh the planner statistics. Never needed for right figures (days
     the triggers marked are counted live until the rollup job cleans them); for a
     bulk load that bypassed the triggers."""

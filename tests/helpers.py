@@ -5,6 +5,8 @@ are in tests/factories.py, fixtures in the conftest.py files)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
+import statistics
 import weakref
 from typing import Any
 
@@ -90,3 +92,16 @@ def flask_db(app: Flask, *args: str) -> None:
     """``flask db <args>`` (Flask-Migrate) on ``app``; fails the test on an error."""
     result = app.test_cli_runner().invoke(args=["db", *args])
     assert result.exit_code == 0, f"flask db {' '.join(args)}: {result.output}\n{result.exception}"
+
+
+def naive_wait_minutes(created: dt.datetime, decided: dt.datetime) -> int:
+    """A decision wait as the statistics count it, written out independently: the
+    wait in milliseconds rounded half away from zero, then whole minutes towards zero."""
+    ms = (decided - created) / dt.timedelta(milliseconds=1)
+    rounded = math.floor(abs(ms) + 0.5) * (1 if ms >= 0 else -1)
+    return math.trunc(rounded / 60000)
+
+
+def naive_median_hours(minutes: list[int]) -> float | None:
+    """The median decision time of these waits (whole minutes), in hours to 0.01."""
+    return round(statistics.median(minutes) / 60, 2) if minutes else None

@@ -10,6 +10,7 @@ from sqlalchemy import (
     select,
 )
 
+from labshare.campaign import used, waits
 from labshare.campaign.counters import COUNTER_FIELDS, Counters
 from labshare.campaign.periods import Period, Scope
 from labshare.campaign.stored import counters_by, direct_counters
@@ -52,4 +53,8 @@ def differences(period: Period) -> list[str]:
                     out.append(
                         f"{period.label()} {key} {k} {name}: figures {a[name]}, bookings {b[name]}"
                     )
+    # The stored distribution of decision waits (the median).
+    out += [f"{period.label()} {line}" for line in waits.differences(period)]
+    # Who and what was served per month (distinct SMEs, shared instruments).
+    out += [f"{period.label()} {line}" for line in used.differences(period)]
     return out

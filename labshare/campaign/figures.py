@@ -5,7 +5,6 @@ totals (``campaign_totals``): the additive counters, and those that cannot be su
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
-from labshare.campaign import first_use
+from labshare.campaign import first_use, used, waits
 from labshare.campaign.counters import Counters, _aggregate
 from labshare.campaign.periods import (
     Period,
@@ -31,9 +30,8 @@ from labshare.campaign.periods import (
     booking_window,
     zone_groups,
 )
-from labshare.campaign.stored import _decided_count, _stored_usable, _total_into
+from labshare.campaign.stored import _total_into, one_reading
 from labshare.campaign.utilisation import open_lab_count
-from labshare.database import is_sqlite
 from labshare.extensions import db
 from labshare.models import (
     Booking,
@@ -250,68 +248,31 @@ def _live_sme_counts(
     return int(total or 0), int(total or 0) - int(old or 0)
 
 
-def _median_decision_hours(
-    groups: list[ZoneGroup], scope: Scope, n: int | None = None
-) -> float | None:
-    """The median of (decided - created) in hours, as ``statistics.median`` gives it:
-    the database sorts, Python reads the one or two middle rows. ``n``: how many
-    rows there are, when known (saves a counting pass)."""
-    if not groups:
-        return None
-    sqlite = is_sqlite()
-    if sqlite:
-        # SQLite sorts the float wait with the booking's id only (a narrow sort
-        # record), then reads the exact times of the one or two middle bookings.
-        wait: Any = func.julianday(Booking.decided_at) - func.julianday(Booking.created_at)
-        columns = [Booking.id.label("id")]
-    else:
-        # The interval alone: an exact duration, and half the width to sort.
-        wait = Booking.decided_at - Booking.created_at
-        columns = []
-    rows = _per_group(
-        groups, scope, *columns, wait.label("wait"), where=Booking.decided_at.is_not(None)
-    ).subquery()
-    if n is None:
-        n = int(db.session.scalar(select(func.count()).select_from(rows)) or 0)
-    if n == 0:
-        return None
-    pick = (select(rows.c.id) if sqlite else select(rows.c.wait)).order_by(rows.c.wait)
-    found = list(db.session.scalars(pick.offset((n - 1) // 2).limit(1 if n % 2 else 2)))
-    if sqlite:
-        times = {
-            i: (decided - created)
-            for i, created, decided in db.session.execute(
-                select(Booking.id, Booking.created_at, Booking.decided_at).where(
-                    Booking.id.in_(found)
-                )
-            )
-        }
-        found = [times[i] for i in found]
-    middle = [w.total_seconds() / 3600 for w in found]
-    return round(statistics.median(middle), 2)
+def _median_decision_hours(period: Period, groups: list[ZoneGroup], scope: Scope) -> float | None:
+    """The median of the decision waits in whole minutes, in hours: from the stored
+    distribution of waits (``waits``), dirty days counted live."""
+    return waits.median_hours(waits.minute_counts(period, scope, groups))
 
 
 def statistics_for(period: Period, scope: Scope) -> Statistics:
     """The campaign's figures for a period and scope (see the section comment)."""
-    groups = zone_groups(period, scope)
-    served, shared = _served_and_shared(groups, scope)
-    new = _new_smes(groups, scope, period)
-    counters: dict[Any, Counters] = {}
-    _total_into(period, scope, groups, counters)
-    return Statistics(
-        period=period,
-        scope=scope,
-        counters=counters.get(None, Counters()),
-        open_labs=open_lab_count(period, scope),
-        shared_instruments=shared,
-        distinct_smes=served,
-        new_smes=new,
-        median_decision_hours=_median_decision_hours(
-            groups,
-            scope,
-            _decided_count(period, scope, groups) if _stored_usable(scope) and groups else None,
-        ),
-    )
+    with one_reading():
+        groups = zone_groups(period, scope)
+        stored = used.served_and_shared(period, scope, groups)
+        served, shared = stored if stored is not None else _served_and_shared(groups, scope)
+        new = _new_smes(groups, scope, period)
+        counters: dict[Any, Counters] = {}
+        _total_into(period, scope, groups, counters)
+        return Statistics(
+            period=period,
+            scope=scope,
+            counters=counters.get(None, Counters()),
+            open_labs=open_lab_count(period, scope),
+            shared_instruments=shared,
+            distinct_smes=served,
+            new_smes=new,
+            median_decision_hours=_median_decision_hours(period, groups, scope),
+        )
 
 
 def distinct_smes_by_institute(period: Period, scope: Scope) -> dict[int, int]:

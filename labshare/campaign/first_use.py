@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal_column, or_, select, text
+from sqlalchemy.orm import aliased
 
 from labshare.extensions import db
 from labshare.models import (
@@ -221,12 +222,25 @@ def stored_new(
         return None
     untrusted = affected(pairs)
     if kind == "province":
-        least = func.min(StatsFirstUse.day)
+        # First in the period at one of the institutes and at none of them before: the
+        # period's slice of (institute, day) and a probe per company found, not a
+        # GROUP BY over the institutes' whole history.
+        earlier = aliased(StatsFirstUse)
         stmt: Any = (
             select(StatsFirstUse.company_id)
-            .where(StatsFirstUse.institute_id.in_(institute_ids))
-            .group_by(StatsFirstUse.company_id)
-            .having(least >= start, least < end)
+            .where(
+                StatsFirstUse.institute_id.in_(institute_ids),
+                StatsFirstUse.day >= start,
+                StatsFirstUse.day < end,
+                ~select(earlier.company_id)
+                .where(
+                    earlier.company_id == StatsFirstUse.company_id,
+                    earlier.institute_id.in_(institute_ids),
+                    earlier.day < start,
+                )
+                .exists(),
+            )
+            .distinct()
         )
     else:
         iid = ANY_INSTITUTE if kind == "all" else institute_ids[0]

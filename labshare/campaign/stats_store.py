@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from labshare.campaign import first_use
+from labshare.campaign import first_use, used, waits
 from labshare.campaign.local_days import (
     _day_literal,
     _day_param,
@@ -143,6 +143,10 @@ def clean_pair(institute_id: int, day: dt.date) -> None:
             ),
             {**p, "lo": _midnight(local, tz), "hi": _midnight(local + ONE_DAY, tz)},
         )
+    # The distribution of decision waits of those days (the median).
+    waits.refresh(institute_id, [day - ONE_DAY, day, day + ONE_DAY], tz)
+    # The companies served and instruments used in the months of those days.
+    used.refresh(institute_id, [day - ONE_DAY, day, day + ONE_DAY], tz)
     # The companies of this marker: their first day of use (new SMEs).
     first_use.refresh(institute_id, day, tz)
 
@@ -195,6 +199,8 @@ def rebuild(
                 {"lo": s, "hi": e},
             )
             counted += int(getattr(result, "rowcount", 0) or 0)
+    waits.rebuild(first_day, last_day)
+    used.rebuild(first_day, last_day)
     # Whole, whatever the range: a first day of use depends on every earlier day, and
     # the markers of the range are gone. ``first_days`` False: the caller does it
     # before its commit.

@@ -12,6 +12,9 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, cast
 
@@ -79,16 +82,43 @@ def _stored_institute_filter(column: Any, group: ZoneGroup) -> ColumnElement[boo
     return cast(ColumnElement[bool], column.in_(group.institute_ids))
 
 
+#: The markers read once per ``one_reading`` (a read of several figures), by window.
+_MARKERS: ContextVar[dict[tuple[dt.date, dt.date], list[tuple[int, dt.date]]] | None] = ContextVar(
+    "stats_markers", default=None
+)
+
+
+@contextmanager
+def one_reading() -> Iterator[None]:
+    """Within it, the markers of a window are read once: the figures of one
+    ``statistics_for`` come from one look at ``stats_dirty``, which nothing writes
+    meanwhile (a read writes nothing)."""
+    token = _MARKERS.set({})
+    try:
+        yield
+    finally:
+        _MARKERS.reset(token)
+
+
 def _dirty_local_days(group: ZoneGroup, first: dt.date, end: dt.date) -> set[tuple[int, dt.date]]:
     """The (institute, local day) pairs in [first, end) that must be counted live: a
     marker of the institute names the UTC day before, on or after the local day."""
     out: set[tuple[int, dt.date]] = set()
     one = dt.timedelta(days=1)
-    for iid, day in db.session.execute(
-        select(StatsDirty.institute_id, StatsDirty.day)
-        .where(StatsDirty.day >= first - one, StatsDirty.day <= end)
-        .distinct()
-    ):
+    memo = _MARKERS.get()
+    markers = None if memo is None else memo.get((first, end))
+    if markers is None:
+        markers = [
+            (int(iid), day)
+            for iid, day in db.session.execute(
+                select(StatsDirty.institute_id, StatsDirty.day)
+                .where(StatsDirty.day >= first - one, StatsDirty.day <= end)
+                .distinct()
+            )
+        ]
+        if memo is not None:
+            memo[(first, end)] = markers
+    for iid, day in markers:
         if not _group_has(group, iid):
             continue
         for local in (day - one, day, day + one):
@@ -181,38 +211,6 @@ def _aggregate_stored(
         for local, iids in sorted(by_day.items())
     ]
     _aggregate(windows, into, key_of=key_of)
-
-
-def _decided_count(period: Period, scope: Scope, groups: list[ZoneGroup]) -> int | None:
-    """How many of the scope's bookings in the period have a decision: the stored
-    days' counts and, for the dirty ones, a live count (None when too many are dirty:
-    then the median counts them itself)."""
-    n = 0
-    for group in groups:
-        dirty = _dirty_local_days(group, period.start, period.end)
-        if len(dirty) > MAX_DIRTY_DAYS:
-            return None
-        stmt = select(func.sum(StatsDaily.decided)).where(
-            StatsDaily.day >= period.start,
-            StatsDaily.day < period.end,
-            _stored_institute_filter(StatsDaily.institute_id, group),
-        )
-        if dirty:
-            stmt = stmt.where(tuple_(StatsDaily.institute_id, StatsDaily.day).not_in(sorted(dirty)))
-        n += int(db.session.scalar(stmt) or 0)
-        for iid, local in sorted(dirty):
-            n += int(
-                db.session.scalar(
-                    select(func.count()).where(
-                        Booking.institute_id == iid,
-                        Booking.start_at >= _midnight(local, group.timezone),
-                        Booking.start_at < _midnight(local + dt.timedelta(days=1), group.timezone),
-                        Booking.decided_at.is_not(None),
-                    )
-                )
-                or 0
-            )
-    return n
 
 
 def counters_by(period: Period, scope: Scope, key: str) -> dict[Any, Counters]:

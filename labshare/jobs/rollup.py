@@ -19,7 +19,15 @@ from labshare.database import is_sqlite
 from labshare.extensions import db
 
 #: The tables the statistics read.
-STATS_TABLES = ("booking", "usage_record", "stats_daily", "stats_dirty", "stats_first_use")
+STATS_TABLES = (
+    "booking",
+    "usage_record",
+    "stats_daily",
+    "stats_dirty",
+    "stats_first_use",
+    "stats_wait",
+    "stats_used",
+)
 
 
 def rollup() -> dict[str, Any]:

@@ -49,6 +49,8 @@ from labshare.models.stats_daily import (
     StatsDaily,
     StatsDirty,
     StatsFirstUse,
+    StatsUsed,
+    StatsWait,
 )
 from labshare.models.usage_record import UsageRecord
 from labshare.models.user import User
@@ -106,6 +108,8 @@ __all__ = [
     "StatsDaily",
     "StatsDirty",
     "StatsFirstUse",
+    "StatsUsed",
+    "StatsWait",
     "UTCDateTime",
     "UsageRecord",
     "User",

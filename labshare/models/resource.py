@@ -32,6 +32,9 @@ class Resource(Base):
         ),
         # A LIMS finds its instruments again by its own id, unique within the institute.
         Index("uq_resource_institute_external", "institute_id", "external_id", unique=True),
+        # The statistics' open labs: the available labs, without a scan of every
+        # resource.
+        Index("ix_resource_kind_status", "kind", "status", "institute_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -99,3 +99,35 @@ class StatsFirstUse(Base):
     company_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     institute_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     day: Mapped[dt.date] = mapped_column(Date)
+
+
+class StatsWait(Base):
+    """How many bookings of an institute starting on a local day (its zone) were
+    decided after each whole number of minutes (``campaign/waits.py``); institute
+    ``ANY_INSTITUTE`` holds the sum over every institute. Trusted, like
+    ``stats_daily``, only for days no ``stats_dirty`` marker makes dirty."""
+
+    __tablename__ = "stats_wait"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    institute_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    minutes: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(default=0)
+
+
+class StatsUsed(Base):
+    """A company served (``kind`` 1) or an instrument used (``kind`` 2) by a completed
+    booking of an institute starting in a local month (its zone, ``month`` its first
+    day); ``n`` such bookings. Institute ``ANY_INSTITUTE``: ``n`` institutes have the
+    row. Trusted, like ``stats_daily``, only for months holding no day a
+    ``stats_dirty`` marker makes dirty (``campaign/used.py``)."""
+
+    __tablename__ = "stats_used"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    kind: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    institute_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    item_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(default=0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import statistics as pystats
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -31,6 +30,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock
 from tests import factories
+from tests.helpers import naive_median_hours, naive_wait_minutes
 
 MONTH = Period.month("2030-01")
 NOW = dt.datetime(2030, 1, 16, 3, 0, tzinfo=dt.UTC)  # the 16th, 11:00 in Shanghai
@@ -111,7 +111,7 @@ def _reference(period: Period, keep: Any) -> dict[str, Any]:
     counters = stats.Counters()
     served: set[int] = set()
     earlier: set[int] = set()
-    waits: list[float] = []
+    waits: list[int] = []
     per_resource: dict[int, stats.Counters] = defaultdict(stats.Counters)
     for b in db.session.scalars(select(Booking)):
         if not keep(b.resource):
@@ -135,7 +135,7 @@ def _reference(period: Period, keep: Any) -> dict[str, Any]:
         if b.status == BookingStatus.COMPLETED:
             served.add(b.company_id)
         if b.decided_at is not None:
-            waits.append((b.decided_at - b.created_at).total_seconds() / 3600)
+            waits.append(naive_wait_minutes(b.created_at, b.decided_at))
     shared = {
         rid
         for rid, c in per_resource.items()
@@ -145,7 +145,7 @@ def _reference(period: Period, keep: Any) -> dict[str, Any]:
         "counters": counters.values,
         "served": len(served),
         "new": len(served - earlier),
-        "median": round(pystats.median(waits), 2) if waits else None,
+        "median": naive_median_hours(waits),
         "shared": len(shared),
     }
 
