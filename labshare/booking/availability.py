@@ -254,6 +254,30 @@ def _busy_spans(
     return held, closed
 
 
+@dataclass(frozen=True)
+class WeekShape:
+    """What a window looks like before any booking: closed (outside the opening
+    hours, holidays included) and the holidays. The same for every resource whose
+    lab has the same opening periods, zone and calendar."""
+
+    closed: tuple[Span, ...]
+    holidays: tuple[Span, ...]
+
+
+def week_shape(
+    periods: OpeningPeriods,
+    tz: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    days: workdays.Days | None,
+) -> WeekShape:
+    opening = workdays.open_spans(periods, tz, start, end, days)
+    return WeekShape(
+        closed=tuple(subtract([(start, end)], opening)),
+        holidays=tuple(s for _d, s in workdays.holidays_between(days, tz, start, end)),
+    )
+
+
 def availability(resource: Resource, start: dt.datetime, end: dt.datetime) -> Availability:
     subject = subject_of(resource)
     periods = load_opening_periods(resource) if resource.status == ResourceStatus.AVAILABLE else []
@@ -267,10 +291,15 @@ def availability_of(
     *,
     opening_periods: OpeningPeriods | None = None,
     reader: Reader | None = None,
+    busy: tuple[list[Span], list[Span], list[Span]] | None = None,
+    week: WeekShape | None = None,
 ) -> Availability:
     """``availability`` of the resource ``subject`` describes. ``opening_periods``
     of its lab, when the caller has them (else they are loaded); the queries run on
-    ``reader`` (default: the session)."""
+    ``reader`` (default: the session). ``busy``: the holding bookings, closures and
+    open offers over the window widened by the buffer, when the caller has read
+    them (else they are read); ``week``: the open time and holidays of the
+    window, when the caller has them (``week_shape``)."""
     run: Reader = reader if reader is not None else db.session()
     start, end = _check_window(start, end)
     tz = subject.timezone
@@ -289,19 +318,23 @@ def availability_of(
             else dt.timedelta(0)
         )
         offers: list[Span] = []  # waitlist (issue 8): open offers, from the same query
-        held, raw["closure"] = _busy_spans(
-            subject, start - buffer, end + buffer, run, offers=offers
-        )
+        if busy is not None:
+            held, raw["closure"], offers = busy
+        else:
+            held, raw["closure"] = _busy_spans(
+                subject, start - buffer, end + buffer, run, offers=offers
+            )
         if buffer:  # around bookings, and around open offers (they hold time too)
             raw["buffer"] = [(s - buffer, s) for s, _e in [*held, *offers]] + [
                 (e, e + buffer) for _s, e in [*held, *offers]
             ]
         # -- end booking policies --
-        if opening_periods is None:
-            opening_periods = opening_periods_of_lab(subject.lab_id, run)
-        opening = workdays.open_spans(opening_periods, tz, start, end, subject.days)
-        raw["holiday"] = [s for _d, s in workdays.holidays_between(subject.days, tz, start, end)]
-        raw["closed"] = subtract([(start, end)], opening)
+        if week is None:
+            if opening_periods is None:
+                opening_periods = opening_periods_of_lab(subject.lab_id, run)
+            week = week_shape(opening_periods, tz, start, end, subject.days)
+        raw["holiday"] = list(week.holidays)
+        raw["closed"] = list(week.closed)
         raw["booked"] = saturated(held, subject.capacity)
         # -- waitlist (issue 8): an open offer holds its slot (one unit of a lab) --
         if offers:
