@@ -316,16 +316,16 @@ def document_of(
     unknown resource. Needs no app context."""
     key = (resource_id, start, end)
     if store.has(key):
-        row = reader.execute(calendar_read.SUBJECT, {"rid": resource_id}).one_or_none()
-        if row is None:
+        found = calendar_read.execute(reader, calendar_read.SUBJECT, {"rid": resource_id})
+        if not found:
             return None
-        doc = store.document(key, _versions_of(row))
+        doc = store.document(key, _versions_of(found[0]))
         if doc is not None:
             return doc
     # a first render (or a stale entry): everything in one statement
-    rows = reader.execute(
-        calendar_read.CALENDAR, calendar_read.params(resource_id, start, end, utcnow())
-    ).all()
+    rows = calendar_read.execute(
+        reader, calendar_read.CALENDAR, calendar_read.params(resource_id, start, end, utcnow())
+    )
     row = next((r for r in rows if r.k == calendar_read.SUBJECT_ROW), None)
     if row is None:
         return None

@@ -18,11 +18,23 @@ document is the same. A buffer longer than ``MARGIN`` (none in practice) makes
 from __future__ import annotations
 
 import datetime as dt
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Time, bindparam, cast, func, literal_column, null, select, text
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Time,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    text,
+)
 
 from labshare.booking import workdays
 from labshare.booking.availability import OpeningPeriods
@@ -208,3 +220,92 @@ def split(
     closed = [(s, e) for s, e in spans[1] if s < hi and e > lo]
     offers = [(s, e) for s, e in spans[2] if s < hi and e > lo]
     return Read(subject, periods, held, closed, offers)
+
+
+# -- sent through the driver -----------------------------------------------------------
+
+
+class _Prepared:
+    """A statement compiled once for one dialect, with the bind and result
+    processing SQLAlchemy would apply, so that it can be sent through the driver
+    directly: SQLAlchemy's execution (context, result object, rows) costs several
+    times what these statements cost to run."""
+
+    def __init__(self, stmt: Any, dialect: Any) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.defaults = dict(compiled.params)
+        self.binds = {
+            name: proc
+            for name, bind in compiled.binds.items()
+            if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        self.order: list[str] | None = (
+            list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        )
+        columns = list(stmt.selected_columns)
+        self.row = namedtuple("CalendarRow", [c.name for c in columns])  # type: ignore[misc]
+        self.results = [
+            (i, proc)
+            for i, c in enumerate(columns)
+            if (proc := c.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
+        ]
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        merged = {**self.defaults, **values}
+        for name, proc in self.binds.items():
+            merged[name] = proc(merged[name])
+        if self.order is not None:
+            return [merged[name] for name in self.order]
+        return merged
+
+    def rows(self, raw: Iterable[Any]) -> list[Any]:
+        out = []
+        make = self.row._make
+        results = self.results
+        for values in raw:
+            if results:
+                values = list(values)
+                for i, proc in results:
+                    values[i] = proc(values[i])
+            out.append(make(values))
+        return out
+
+
+_PREPARED: dict[tuple[int, str], _Prepared] = {}
+
+
+def execute(reader: Any, stmt: Any, values: dict[str, Any]) -> list[Any]:
+    """The rows of ``stmt`` (``SUBJECT`` or ``CALENDAR``) with ``values``, typed as
+    SQLAlchemy types them. On a Connection (the calendar's own: the fast path, or a
+    request outside a transaction) sent through the driver, the engine's
+    ``before_cursor_execute`` listeners told as for any statement (the write guard
+    and the statement counters see it); on a Session, through SQLAlchemy."""
+    if not isinstance(reader, Connection):
+        return list(reader.execute(stmt, values))
+    dialect = reader.dialect
+    key = (id(stmt), dialect.name)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        prepared = _PREPARED[key] = _Prepared(stmt, dialect)
+    params = prepared.parameters(values)
+    driver = reader.connection.driver_connection
+    try:
+        cursor = driver.cursor()
+        try:
+            if reader._has_events or reader.engine._has_events:
+                reader.dispatch.before_cursor_execute(
+                    reader, cursor, prepared.sql, params, None, False
+                )
+            if dialect.name == "postgresql":
+                cursor.execute(prepared.sql, params, prepare=True)
+            else:
+                cursor.execute(prepared.sql, params)
+            return prepared.rows(cursor.fetchall())
+        finally:
+            cursor.close()
+    except Exception:
+        # what SQLAlchemy would do on a lost connection, whatever went wrong: the
+        # driver's connection is not trusted again
+        reader.invalidate()
+        raise
