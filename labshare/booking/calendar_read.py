@@ -267,7 +267,9 @@ class _Prepared:
             if results:
                 values = list(values)
                 for i, proc in results:
-                    values[i] = proc(values[i])
+                    value = values[i]
+                    if value is not None:  # each processor gives None for None
+                        values[i] = proc(value)
             out.append(make(values))
         return out
 
