@@ -291,12 +291,12 @@ def availability_of(
     *,
     opening_periods: OpeningPeriods | None = None,
     reader: Reader | None = None,
-    busy: tuple[list[Span], list[Span], list[Span]] | None = None,
+    busy_read: tuple[list[Span], list[Span], list[Span]] | None = None,
     week: WeekShape | None = None,
 ) -> Availability:
     """``availability`` of the resource ``subject`` describes. ``opening_periods``
     of its lab, when the caller has them (else they are loaded); the queries run on
-    ``reader`` (default: the session). ``busy``: the holding bookings, closures and
+    ``reader`` (default: the session). ``busy_read``: the holding bookings, closures and
     open offers over the window widened by the buffer, when the caller has read
     them (else they are read); ``week``: the open time and holidays of the
     window, when the caller has them (``week_shape``)."""
@@ -318,8 +318,8 @@ def availability_of(
             else dt.timedelta(0)
         )
         offers: list[Span] = []  # waitlist (issue 8): open offers, from the same query
-        if busy is not None:
-            held, raw["closure"], offers = busy
+        if busy_read is not None:
+            held, raw["closure"], offers = busy_read
         else:
             held, raw["closure"] = _busy_spans(
                 subject, start - buffer, end + buffer, run, offers=offers

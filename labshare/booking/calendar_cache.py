@@ -361,9 +361,8 @@ def document_of(
     )
     read = calendar_read.split(rows, start, end, buffer)
     assert read is not None  # the subject row is there
-    busy = (
-        (read.held, read.closed, read.offers) if buffer <= calendar_read.MARGIN else None
-    )  # else availability_of reads them again over the exact window
+    # a buffer beyond the widened read: availability_of reads them over the exact window
+    busy = (read.held, read.closed, read.offers) if buffer <= calendar_read.MARGIN else None
     week = None
     if row.status == ResourceStatus.AVAILABLE:
         periods = tuple(sorted(read.periods))
@@ -372,7 +371,7 @@ def document_of(
             lambda: week_shape(list(periods), versions.timezone, start, end, subject.days),
         )
     result = availability_of(
-        subject, start, end, opening_periods=[], reader=reader, busy=busy, week=week
+        subject, start, end, opening_periods=[], reader=reader, busy_read=busy, week=week
     )
     body = dumps(render(result)).encode() + b"\n"
     doc = CalendarDocument(etag=_etag(key, versions), body=body)

@@ -244,7 +244,7 @@ class _Prepared:
             list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
         )
         columns = list(stmt.selected_columns)
-        self.row = namedtuple("CalendarRow", [c.name for c in columns])  # type: ignore[misc]
+        self.row: Any = namedtuple("CalendarRow", [c.name for c in columns])  # type: ignore[misc]
         self.results = [
             (i, proc)
             for i, c in enumerate(columns)
@@ -292,6 +292,7 @@ def execute(reader: Any, stmt: Any, values: dict[str, Any]) -> list[Any]:
         prepared = _PREPARED[key] = _Prepared(stmt, dialect)
     params = prepared.parameters(values)
     driver = reader.connection.driver_connection
+    assert driver is not None  # a live connection: checked out for this reader
     try:
         cursor = driver.cursor()
         try:
