@@ -148,7 +148,7 @@ def cache_of(app: Flask) -> CalendarCache:
     return found
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)  # about 4 MiB at most
 def _local_iso(value: dt.datetime, tz: str) -> str:
     """``value`` in ``tz``, ISO 8601: the same instants (opening and closing times,
     the hours of the grid) recur in calendar after calendar."""
