@@ -1344,24 +1344,61 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="only the search: in-process with plans, and over HTTP against hello world",
     )
+    p.add_argument(
+        "--only-calendar",
+        action="store_true",
+        help="only the calendar: in-process (first render, cache hit) and over HTTP",
+    )
+    p.add_argument(
+        "--small-bookings",
+        type=int,
+        default=10_000,
+        help="also measure a demo-scale database with this many bookings and print the "
+        "two side by side (0: skip)",
+    )
+    p.add_argument(
+        "--small-db",
+        default=None,
+        help="the demo-scale database (default: $BENCH_PG_SMALL_URL / $BENCH_SQLITE_SMALL_URL "
+        "for the default databases; none for another --db URL)",
+    )
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    summaries = {}
-    for label, url in resolve(args.db):
-        if args.only_stats:
-            summaries[label] = stats_bench.run_stats_only(label, url, args)
-            continue
-        if args.only_search:
+    from bench import calendar_bench
+
+    def measure(label: str, url: str, scale_args: argparse.Namespace) -> dict[str, Any]:
+        if scale_args.only_stats:
+            return stats_bench.run_stats_only(label, url, scale_args)
+        if scale_args.only_search:
             from bench import search_bench
 
-            summaries[label] = search_bench.run_search_only(label, url, args)
-            continue
-        summaries[label] = run_one(label, url, args)
+            return search_bench.run_search_only(label, url, scale_args)
+        if scale_args.only_calendar:
+            return calendar_bench.run_calendar_only(label, url, scale_args)
+        return run_one(label, url, scale_args)
+
+    summaries = {}
+    scales: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    for label, url in resolve(args.db):
+        small = calendar_bench.small_url(label, url, args) if args.small_bookings else None
+        small_summary = None
+        if small is not None:
+            small_args = argparse.Namespace(**{**vars(args), "bookings": args.small_bookings})
+            small_label = f"{label}, {args.small_bookings:,} bookings"
+            small_summary = measure(small_label, small, small_args)
+            summaries[small_label] = small_summary
+        summaries[label] = measure(label, url, args)
+        if small_summary is not None:
+            scales.append((label, small_summary, summaries[label]))
     log("\n=== summary")
     for label, s in summaries.items():
         log(f"  {label}:")
         for k, v in s.items():
             log(f"    {k:<42} {v:.2f}" if isinstance(v, float) else f"    {k:<42} {v}")
+    if scales:
+        log("\n=== demo scale vs full scale (target: figures at 1M within 20 % of those at 10k)")
+        for label, small_summary, large in scales:
+            calendar_bench.scale_table(label, small_summary, large, args.small_bookings)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ there as before:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
@@ -62,9 +63,11 @@ _PATH = re.compile(r"/api/v1/resources/([1-9][0-9]{0,9})/availability")
 _SEARCH = "/api/v1/resources"
 
 
+@functools.lru_cache(maxsize=4096)
 def _window(query: str) -> tuple[Any, Any] | None:
     """The checked window of a query that is exactly ``from=...&to=...`` (in either
-    order), or None when Flask should look at the query."""
+    order), or None when Flask should look at the query. Kept per query string: it
+    depends on nothing else, and a popular calendar's query recurs."""
     if not query.isascii():
         return None
     pairs = parse_qsl(query, keep_blank_values=True)

@@ -254,6 +254,30 @@ def _busy_spans(
     return held, closed
 
 
+@dataclass(frozen=True)
+class WeekShape:
+    """What a window looks like before any booking: closed (outside the opening
+    hours, holidays included) and the holidays. The same for every resource whose
+    lab has the same opening periods, zone and calendar."""
+
+    closed: tuple[Span, ...]
+    holidays: tuple[Span, ...]
+
+
+def week_shape(
+    periods: OpeningPeriods,
+    tz: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    days: workdays.Days | None,
+) -> WeekShape:
+    opening = workdays.open_spans(periods, tz, start, end, days)
+    return WeekShape(
+        closed=tuple(subtract([(start, end)], opening)),
+        holidays=tuple(s for _d, s in workdays.holidays_between(days, tz, start, end)),
+    )
+
+
 def availability(resource: Resource, start: dt.datetime, end: dt.datetime) -> Availability:
     subject = subject_of(resource)
     periods = load_opening_periods(resource) if resource.status == ResourceStatus.AVAILABLE else []
@@ -267,28 +291,30 @@ def availability_of(
     *,
     opening_periods: OpeningPeriods | None = None,
     reader: Reader | None = None,
+    busy_read: tuple[list[Span], list[Span], list[Span]] | None = None,
+    week: WeekShape | None = None,
 ) -> Availability:
     """``availability`` of the resource ``subject`` describes. ``opening_periods``
     of its lab, when the caller has them (else they are loaded); the queries run on
-    ``reader`` (default: the session)."""
+    ``reader`` (default: the session). ``busy_read``: the holding bookings, closures and
+    open offers over the window widened by the buffer, when the caller has read
+    them (else they are read); ``week``: the open time and holidays of the
+    window, when the caller has them (``week_shape``)."""
     run: Reader = reader if reader is not None else db.session()
     start, end = _check_window(start, end)
     if subject.status != ResourceStatus.AVAILABLE:
         return paint(subject, start, end)
-    buffer = buffer_of(subject)
-    offers: list[Span] = []  # waitlist: open offers, from the same query
-    held, closures = _busy_spans(subject, start - buffer, end + buffer, run, offers=offers)
-    if opening_periods is None:
-        opening_periods = opening_periods_of_lab(subject.lab_id, run)
-    return paint(
-        subject,
-        start,
-        end,
-        held=held,
-        closures=closures,
-        offers=offers,
-        opening_periods=opening_periods,
-    )
+    if busy_read is not None:
+        held, closures, offers = busy_read
+    else:
+        buffer = buffer_of(subject)
+        offers = []  # waitlist: open offers, from the same query
+        held, closures = _busy_spans(subject, start - buffer, end + buffer, run, offers=offers)
+    if week is None:
+        if opening_periods is None:
+            opening_periods = opening_periods_of_lab(subject.lab_id, run)
+        week = week_shape(opening_periods, subject.timezone, start, end, subject.days)
+    return paint(subject, start, end, held=held, closures=closures, offers=offers, week=week)
 
 
 def buffer_of(subject: CalendarSubject) -> dt.timedelta:
@@ -309,13 +335,14 @@ def paint(
     offers: Sequence[Span] = (),
     opening_periods: Sequence[tuple[int, dt.time, dt.time]] = (),
     opening: Sequence[Span] | None = None,
+    week: WeekShape | None = None,
 ) -> Availability:
     """The calendar of [start, end) (UTC, checked) from rows already read: the holding
     bookings, closures (of the resource or its lab) and open offers overlapping the
     window widened by ``buffer_of(subject)``, and the lab's opening periods (or
-    ``opening``: ``workdays.open_spans`` of them over [start, end), where the caller
-    has it). No statement: the search's free-time filter paints many resources from
-    one read."""
+    ``opening``: ``workdays.open_spans`` of them over [start, end), or ``week``: the
+    window's ``week_shape``, where the caller has it). No statement: the search's
+    free-time filter paints many resources from one read."""
     tz = subject.timezone
     raw: dict[str, list[Span]] = {}
     if subject.status != ResourceStatus.AVAILABLE:
@@ -333,10 +360,17 @@ def paint(
                 (e, e + buffer) for _s, e in [*held, *offers]
             ]
         # -- end booking policies --
-        if opening is None:
-            opening = workdays.open_spans(opening_periods, tz, start, end, subject.days)
-        raw["holiday"] = [s for _d, s in workdays.holidays_between(subject.days, tz, start, end)]
-        raw["closed"] = subtract([(start, end)], opening)
+        if week is None:
+            if opening is None:
+                opening = workdays.open_spans(opening_periods, tz, start, end, subject.days)
+            week = WeekShape(
+                closed=tuple(subtract([(start, end)], opening)),
+                holidays=tuple(
+                    s for _d, s in workdays.holidays_between(subject.days, tz, start, end)
+                ),
+            )
+        raw["holiday"] = list(week.holidays)
+        raw["closed"] = list(week.closed)
         raw["booked"] = saturated(held, subject.capacity)
         # -- waitlist: an open offer holds its slot (one unit of a lab) --
         if offers:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import threading
 import time
@@ -27,80 +28,28 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine
 
-from labshare.booking import workdays
+from labshare.booking import calendar_read, workdays
 from labshare.booking.availability import (
     Availability,
     CalendarSubject,
-    OpeningPeriods,
     Reader,
+    WeekShape,
     _check_window,
     availability_of,
-    opening_periods_of_lab,
+    week_shape,
 )
 from labshare.database import AUTOCOMMIT_READS
 from labshare.errors import NotFound
 from labshare.extensions import db
-from labshare.models import (
-    BookingRules,
-    Institute,
-    Instrument,
-    Lab,
-    Resource,
-    ResourceKind,
-    ResourceStatus,
-)
-from labshare.timeutil import isoformat_local
+from labshare.models import ResourceKind, ResourceStatus
+from labshare.timeutil import utcnow, zone
 
 #: Bump when the document's shape changes, so that old ETags stop matching.
 FORMAT = "1"
 DEFAULT_SIZE = 4096
 EXTENSION = "labshare_calendar_cache"
-
-_resource = Resource.__table__
-_lab_row = Resource.__table__.alias("lab_resource")
-_instrument = Instrument.__table__
-_lab = Lab.__table__
-_institute = Institute.__table__
-_own_rules = BookingRules.__table__.alias("own_rules")  # booking policies: the buffer
-_lab_rules = BookingRules.__table__.alias("lab_rules")
-_holiday_lab = Lab.__table__.alias("holiday_lab")  # workdays: the lab's opt-out
-
-_SUBJECT = (
-    select(
-        _resource.c.kind,
-        _resource.c.status,
-        _resource.c.calendar_version,
-        _instrument.c.lab_id,
-        _instrument.c.calibration_valid_until,
-        _lab.c.capacity,
-        _lab_row.c.calendar_version.label("lab_version"),
-        _institute.c.timezone,
-        _own_rules.c.id.label("own_rules_id"),
-        _own_rules.c.buffer_minutes.label("own_buffer"),
-        _lab_rules.c.buffer_minutes.label("lab_buffer"),
-        # workdays: what the holidays and make-up workdays of the document depend on
-        _institute.c.follows_holidays.label("institute_follows"),
-        _institute.c.province_code,
-        _holiday_lab.c.follows_holidays.label("lab_follows"),
-        workdays.token_column().label("calendar_token"),
-    )
-    .select_from(
-        _resource.join(_institute, _institute.c.id == _resource.c.institute_id)
-        .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
-        .outerjoin(_lab, _lab.c.id == _resource.c.id)
-        .outerjoin(_lab_row, _lab_row.c.id == _instrument.c.lab_id)
-        # booking_rules rows change the resource's calendar_version (migration 0006)
-        .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
-        .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
-        .outerjoin(
-            _holiday_lab,
-            _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
-        )
-    )
-    .where(_resource.c.id == bindparam("rid"))
-)
 
 
 @dataclass(frozen=True)
@@ -118,15 +67,19 @@ class _Versions:
     calendar: tuple[str | None, bool, bool | None, str] = (None, True, None, "")
 
 
+#: (opening periods, zone, window start, window end, the calendar's versions)
+_WeekKey = tuple[tuple[tuple[int, dt.time, dt.time], ...], str, dt.datetime, dt.datetime, Any]
+
+
 class CalendarCache:
-    """A thread-safe LRU of rendered documents, and of opening periods by lab."""
+    """A thread-safe LRU of rendered documents, and of week shapes (``week``)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._docs: OrderedDict[
             tuple[int, dt.datetime, dt.datetime], tuple[_Versions, CalendarDocument]
         ] = OrderedDict()
-        self._periods: OrderedDict[tuple[int, int], OpeningPeriods] = OrderedDict()
+        self._weeks: OrderedDict[_WeekKey, WeekShape] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -155,24 +108,30 @@ class CalendarCache:
             while len(self._docs) > self.size:
                 self._docs.popitem(last=False)
 
-    def opening_periods(self, lab_id: int, lab_version: int, reader: Reader) -> OpeningPeriods:
-        key = (lab_id, lab_version)
+    def has(self, key: tuple[int, dt.datetime, dt.datetime]) -> bool:
+        """Whether some version of ``key``'s document is kept (then the versions are
+        worth reading on their own first: most likely a hit)."""
+        return key in self._docs
+
+    def week(self, key: _WeekKey, make: Callable[[], WeekShape]) -> WeekShape:
+        """The shape of a window for a lab's opening periods, zone and calendar (the
+        key holds them all, so an entry never goes stale: it just ages out)."""
         with self._lock:
-            found = self._periods.get(key)
+            found = self._weeks.get(key)
         if found is not None:
             return found
-        periods = opening_periods_of_lab(lab_id, reader)
+        shape = make()
         if self.size > 0:
             with self._lock:
-                self._periods[key] = periods
-                while len(self._periods) > self.size:
-                    self._periods.popitem(last=False)
-        return periods
+                self._weeks[key] = shape
+                while len(self._weeks) > self.size:
+                    self._weeks.popitem(last=False)
+        return shape
 
     def clear(self) -> None:
         with self._lock:
             self._docs.clear()
-            self._periods.clear()
+            self._weeks.clear()
 
 
 def cache() -> CalendarCache:
@@ -189,23 +148,24 @@ def cache_of(app: Flask) -> CalendarCache:
     return found
 
 
+@functools.lru_cache(maxsize=1 << 14)  # about 4 MiB at most
+def _local_iso(value: dt.datetime, tz: str) -> str:
+    """``value`` in ``tz``, ISO 8601: the same instants (opening and closing times,
+    the hours of the grid) recur in calendar after calendar."""
+    return value.astimezone(zone(tz)).isoformat()
+
+
 def render(result: Availability) -> dict[str, Any]:
     tz = result.timezone
+    iso = _local_iso
     return {
         "resource_id": result.resource_id,
         "timezone": tz,
         "busy": [
-            {
-                "start": isoformat_local(i.start, tz),
-                "end": isoformat_local(i.end, tz),
-                "reason": i.reason,
-            }
+            {"start": iso(i.start, tz), "end": iso(i.end, tz), "reason": i.reason}
             for i in result.busy
         ],
-        "free": [
-            {"start": isoformat_local(i.start, tz), "end": isoformat_local(i.end, tz)}
-            for i in result.free
-        ],
+        "free": [{"start": iso(i.start, tz), "end": iso(i.end, tz)} for i in result.free],
     }
 
 
@@ -354,16 +314,28 @@ def document_of(
     """The document of ``resource_id`` over the checked window [start, end): from
     ``store`` when current (one query), else rendered and stored. None for an
     unknown resource. Needs no app context."""
-    row = reader.execute(_SUBJECT, {"rid": resource_id}).one_or_none()
+    key = (resource_id, start, end)
+    if store.has(key):
+        found = calendar_read.execute(reader, calendar_read.SUBJECT, {"rid": resource_id})
+        if not found:
+            return None
+        doc = store.document(key, _versions_of(found[0]))
+        if doc is not None:
+            return doc
+    # a first render (or a stale entry): everything in one statement
+    rows = calendar_read.execute(
+        reader, calendar_read.CALENDAR, calendar_read.params(resource_id, start, end, utcnow())
+    )
+    row = next((r for r in rows if r.k == calendar_read.SUBJECT_ROW), None)
     if row is None:
         return None
     is_lab = row.kind == ResourceKind.LAB
     lab_id = resource_id if is_lab else int(row.lab_id)
     versions = _versions_of(row)
-    key = (resource_id, start, end)
-    doc = store.document(key, versions)
-    if doc is not None:
-        return doc
+    if store.has(key):  # another thread may have rendered it meanwhile
+        doc = store.document(key, versions)
+        if doc is not None:
+            return doc
     subject = CalendarSubject(
         id=resource_id,
         lab_id=lab_id,
@@ -382,12 +354,25 @@ def document_of(
             reader=reader,
         ),
     )
-    periods = (
-        store.opening_periods(lab_id, versions.lab, reader)
-        if row.status == ResourceStatus.AVAILABLE
-        else []
+    buffer = (
+        dt.timedelta(minutes=subject.buffer_minutes)
+        if subject.buffer_minutes > 0 and subject.capacity <= 1
+        else dt.timedelta(0)
     )
-    result = availability_of(subject, start, end, opening_periods=periods, reader=reader)
+    read = calendar_read.split(rows, start, end, buffer)
+    assert read is not None  # the subject row is there
+    # a buffer beyond the widened read: availability_of reads them over the exact window
+    busy = (read.held, read.closed, read.offers) if buffer <= calendar_read.MARGIN else None
+    week = None
+    if row.status == ResourceStatus.AVAILABLE:
+        periods = tuple(sorted(read.periods))
+        week = store.week(
+            (periods, versions.timezone, start, end, versions.calendar),
+            lambda: week_shape(list(periods), versions.timezone, start, end, subject.days),
+        )
+    result = availability_of(
+        subject, start, end, opening_periods=[], reader=reader, busy_read=busy, week=week
+    )
     body = dumps(render(result)).encode() + b"\n"
     doc = CalendarDocument(etag=_etag(key, versions), body=body)
     store.store(key, versions, doc)
