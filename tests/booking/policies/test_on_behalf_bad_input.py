@@ -113,3 +113,57 @@ def test_web_bad_field_is_named(
     assert response.status_code == 422, response.get_data(as_text=True)[:300]
     _db.session.expire_all()
     assert _writes() == before
+
+
+# -- tenancy: a lab of the staff's institute with an instrument of another one --------------
+
+
+def test_api_group_with_another_institutes_instrument_writes_nothing(
+    client: Any, world: Any, make_instrument: Any
+) -> None:
+    foreign = make_instrument()
+    assert foreign.institute_id != world.lab.institute_id
+    _db.session.commit()
+    body = {**_group_body(world, world.member), "instrument_ids": [world.single.id, foreign.id]}
+    before = _writes()
+    response = client.post(
+        "/api/v1/booking-groups/on-behalf",
+        json={"company_id": world.member.company_id, **body},
+        headers=bearer(world.staff),
+    )
+    assert response.status_code in (404, 422), response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"].get("field") in (None, "instrument_ids")
+    _db.session.expire_all()
+    assert _writes() == before
+
+
+def test_web_group_with_a_forged_instrument_of_another_institute_writes_nothing(
+    app: Any, world: Any, make_instrument: Any
+) -> None:
+    foreign = make_instrument()
+    _db.session.commit()
+    data = {
+        "credit_code": world.member.company.credit_code,
+        "start": WEB_START,
+        "end": WEB_END,
+        "purpose": "电话预约",
+        "instrument_ids": [str(world.single.id), str(foreign.id)],
+    }
+    before = _writes()
+    url = f"/manage/resources/{world.lab.id}/book-for"
+    response = signed_in(app, world.staff).post(url, data=data)
+    assert response.status_code in (404, 422), response.status_code
+    _db.session.expire_all()
+    assert _writes() == before
+
+
+def test_an_admin_cannot_book_on_behalf(client: Any, world: Any, make_user: Any) -> None:
+    admin = make_user(Role.ADMIN)
+    _db.session.commit()
+    before = _writes()
+    for url, body in BODIES.items():
+        payload = {"company_id": world.member.company_id, **body(world, world.member)}
+        response = client.post(f"/api/v1{url}", json=payload, headers=bearer(admin))
+        assert response.status_code in (403, 404), (url, response.status_code)
+    _db.session.expire_all()
+    assert _writes() == before
