@@ -13,7 +13,7 @@ from labshare.booking import move as moving
 from labshare.extensions import db
 from labshare.jobs import run_job
 from labshare.messaging import mail, notify
-from labshare.models import Booking, User
+from labshare.models import Booking, BookingStatus, Role, User
 from tests.jobs import test_reminders_after_change as after_change
 from tests.jobs.test_reminders_after_change import _reminder_mails, _text
 from tests.jobsutil import T0, SmtpServer, freeze
@@ -68,3 +68,40 @@ def test_a_move_committed_while_the_sender_checks_its_reminder(
     reminders = _reminder_mails(smtp)
     assert len(reminders) == 1, [m["Subject"] for m in reminders]
     assert "09:30–11:30" in _text(reminders[0])
+
+
+def test_a_reminder_follows_a_move_across_midnight_in_urumqi(app: Any, smtp: SmtpServer) -> None:
+    """Asia/Urumqi is UTC+6: a booking at 00:30 on Tuesday moved to 23:30 on Monday is
+    reminded once, 24 h before the new time, in the institute's zone and date."""
+    from labshare.jobs import run_job as run
+    from tests import factories
+    from tests.factories import OPEN_RULES
+
+    app.config["REMINDER_HOURS"] = [24]
+    institute = factories.make_institute(timezone="Asia/Urumqi")
+    instrument = factories.make_instrument(rules=dict(OPEN_RULES), institute=institute)
+    sme = factories.make_user(Role.SME, email="ma@example.com")
+    staff = factories.make_user(Role.STAFF, institute=institute)
+    old_start = dt.datetime(2030, 1, 7, 18, 30, tzinfo=dt.UTC)  # Tue 8 Jan 00:30 local
+    booking = factories.make_booking(
+        status=BookingStatus.APPROVED,
+        start=old_start,
+        end=old_start + dt.timedelta(hours=1),
+        resource=instrument,
+        user=sme,
+    )
+    db.session.commit()
+    freeze(old_start - dt.timedelta(hours=23))
+    run("reminders")
+    new_start = old_start - dt.timedelta(hours=1)  # Mon 7 Jan 23:30 local
+    moving.move_booking(booking, staff, new_start, new_start + dt.timedelta(hours=1))
+    db.session.commit()
+    for _ in range(2):
+        run("reminders")
+        run("deliver")
+    [msg] = _reminder_mails(smtp)
+    text = _text(msg)
+    span = "Monday, January 7, 2030 23:30 – Tuesday, January 8, 2030 00:30"
+    assert f"{span} (Asia/Urumqi, UTC+06:00)" in text
+    assert "01:30" not in text  # the old end
+    assert "January 7" in msg["Subject"]
