@@ -105,3 +105,24 @@ def test_a_reminder_follows_a_move_across_midnight_in_urumqi(app: Any, smtp: Smt
     assert f"{span} (Asia/Urumqi, UTC+06:00)" in text
     assert "01:30" not in text  # the old end
     assert "January 7" in msg["Subject"]
+
+
+def test_a_booking_cannot_be_moved_into_the_past_and_keeps_its_reminder(
+    env: Any, smtp: SmtpServer
+) -> None:
+    from labshare.errors import DomainError
+
+    freeze(T0 - dt.timedelta(hours=23))
+    run_job("reminders")
+    past = T0 - dt.timedelta(hours=25)
+    booking = db.session.get(Booking, env.booking.id)
+    assert booking is not None
+    try:
+        moving.move_booking(booking, env.staff, past, past + dt.timedelta(hours=2))
+    except DomainError:
+        db.session.rollback()
+    else:  # pragma: no cover - the failure this test is for
+        raise AssertionError("moved into the past")
+    run_job("deliver")
+    [msg] = _reminder_mails(smtp)
+    assert "09:00–11:00" in _text(msg)
