@@ -383,11 +383,16 @@ def _deliver_claimed(ids: list[int], report: DeliveryReport) -> None:
                 _mark(note_id, status=NotificationStatus.FAILED, last_error="account inactive")
                 report.failed += 1
                 continue
-            if note.kind == notify.REMINDER_KIND and not notify.reminder_applies(note, utcnow()):
-                # queued before its booking moved, was cancelled or began: not sent
-                _drop(note_id)
-                report.dropped += 1
-                continue
+            if note.kind == notify.REMINDER_KIND:
+                # a fresh snapshot (SQLite keeps one per transaction): the check and
+                # the message read the booking as it is now, not as it was when the
+                # row was read above
+                db.session.rollback()
+                if not notify.reminder_applies(note_id, utcnow()):
+                    # queued before its booking moved, was cancelled or began: not sent
+                    _drop(note_id)
+                    report.dropped += 1
+                    continue
             attempts = note.attempts
             try:
                 msg = build_message(note, user)

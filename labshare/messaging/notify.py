@@ -417,15 +417,25 @@ def reminder(booking: Booking, hours: int) -> Notification | None:
 MOVED_MARK = ":moved"
 
 
-def reminder_applies(note: Notification, now: dt.datetime) -> bool:
-    """Whether the reminder ``note`` may still be sent: its booking is approved and
+def reminder_applies(note_id: int, now: dt.datetime) -> bool:
+    """Whether the reminder row ``note_id`` may still be sent: its booking is approved and
     ahead, and has not moved since the reminder was queued."""
-    booking = db.session.get(Booking, note.booking_id) if note.booking_id is not None else None
+    # One statement reads the booking and the row's key: a move updates both in one
+    # transaction, so on PostgreSQL (a fresh snapshot per statement) two reads could
+    # see the booking moved and the key not yet marked, and send a second reminder.
+    row = db.session.execute(
+        select(Booking, Notification.dedupe_key)
+        .join(Notification, Notification.booking_id == Booking.id)
+        .where(Notification.id == note_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        return False
+    booking, dedupe_key = row
     return (
-        booking is not None
-        and booking.status == BookingStatus.APPROVED
+        booking.status == BookingStatus.APPROVED
         and booking.start_at > now
-        and MOVED_MARK not in note.dedupe_key
+        and MOVED_MARK not in dedupe_key
     )
 
 
