@@ -65,14 +65,28 @@ def wait_minutes(created: dt.datetime, decided: dt.datetime) -> int:
 def minutes_sql(prefix: str = "b.") -> str:
     """``wait_minutes`` in SQL over ``{prefix}created_at`` and ``{prefix}decided_at``."""
     if is_sqlite():
+        # Whole microseconds from the stored text: julianday() rounds each stamp to
+        # the millisecond on its own, which moves a wait within a millisecond of a
+        # whole minute into the other minute (PostgreSQL and Python round the wait).
+        micro = f"({_micro_sql(prefix + 'decided_at')} - {_micro_sql(prefix + 'created_at')})"
         return (
-            f"(CAST(ROUND((julianday({prefix}decided_at) - julianday({prefix}created_at)) "
-            "* 86400000) AS INTEGER) / 60000)"
+            f"((CASE WHEN {micro} >= 0 THEN ({micro} + 500) / 1000 "
+            f"ELSE -((500 - {micro}) / 1000) END) / 60000)"
         )
     return (
         f"(CAST(round(extract(epoch from ({prefix}decided_at - {prefix}created_at)) * 1000) "
         "AS bigint) / 60000)"
     )
+
+
+def _micro_sql(column: str) -> str:
+    """Microseconds since the epoch of a SQLite timestamp stored as text
+    (``YYYY-MM-DD HH:MM:SS[.ffffff]``), in integer arithmetic."""
+    fraction = (
+        f"(CASE WHEN substr({column}, 20, 1) = '.' "
+        f"THEN CAST(substr(substr({column}, 21, 6) || '000000', 1, 6) AS INTEGER) ELSE 0 END)"
+    )
+    return f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 + {fraction})"
 
 
 def _hour_sql(column: str) -> str:

@@ -223,3 +223,31 @@ def test_the_national_median_from_hour_rows_equals_the_naive_count(
     run_job("rollup")
     assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
     assert waits.differences(MONTH) == []
+
+
+@pytest.mark.parametrize(
+    ("created_us", "wait", "minutes"),
+    [
+        # Both stamps off the millisecond: the wait is 59.9998 s, 60.000 s to the
+        # millisecond, whatever each stamp rounds to on its own.
+        (600, dt.timedelta(seconds=59, microseconds=999_800), 1),
+        (400, dt.timedelta(seconds=59, microseconds=999_400), 0),
+        (999, dt.timedelta(minutes=-1, microseconds=-499), -1),
+    ],
+)
+def test_whole_minutes_of_stamps_off_the_millisecond_agree_on_both_databases(
+    app: Flask, created_us: int, wait: dt.timedelta, minutes: int
+) -> None:
+    created = CREATED.replace(microsecond=created_us)
+    instrument = factories.make_instrument()
+    factories.make_booking(
+        resource=instrument, start=START, created_at=created, decided_at=created + wait
+    )
+    db.session.commit()
+    assert naive_wait_minutes(created, created + wait) == minutes
+    scope = Scope.institute(instrument.institute_id)
+    live = waits.minute_counts(MONTH, scope, zone_groups(MONTH, scope))
+    assert dict(live) == {minutes: 1}
+    run_job("rollup")
+    assert dict(waits.minute_counts(MONTH, scope, zone_groups(MONTH, scope))) == {minutes: 1}
+    assert waits.differences(MONTH) == []
