@@ -5,6 +5,7 @@ old bookings, rebuilds, and with the national rows always the sum of the institu
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
@@ -251,3 +252,38 @@ def test_whole_minutes_of_stamps_off_the_millisecond_agree_on_both_databases(
     run_job("rollup")
     assert dict(waits.minute_counts(MONTH, scope, zone_groups(MONTH, scope))) == {minutes: 1}
     assert waits.differences(MONTH) == []
+
+
+def test_a_rollup_committing_in_the_middle_of_a_national_read_changes_nothing(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = factories.make_instrument(), factories.make_instrument()
+    moved = _book(a, 0, dt.timedelta(minutes=61))
+    _book(b, 1, dt.timedelta(minutes=180))
+    db.session.commit()
+    run_job("rollup")
+    moved.decided_at = CREATED + dt.timedelta(minutes=125)  # an old booking edited
+    db.session.commit()
+    db.session.remove()
+
+    def rollup_elsewhere() -> None:
+        with app.app_context():
+            run_job("rollup")
+            db.session.commit()
+            db.session.remove()
+
+    stored, calls = waits._stored, []
+
+    def stored_then_a_rollup(where: Any) -> Any:
+        out = stored(where)
+        calls.append(where)
+        if len(calls) == 2:  # the national hour rows read, their minutes not yet
+            thread = threading.Thread(target=rollup_elsewhere)
+            thread.start()
+            thread.join(30)
+        return out
+
+    monkeypatch.setattr(waits, "_stored", stored_then_a_rollup)
+    # The waits are 125 and 180 minutes: the median is 152.5 minutes.
+    assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == 2.54
+    assert len(calls) >= 3
