@@ -124,7 +124,7 @@ def _one_snapshot() -> Iterator[None]:
     with db.engine.connect() as conn:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         reader = Session(bind=conn, autoflush=False, expire_on_commit=False)
-        session.registry.set(reader)
+        session.registry.set(cast(Any, reader))
         try:
             yield
         finally:

@@ -203,13 +203,14 @@ def test_the_national_median_from_hour_rows_equals_the_naive_count(
     expected = _naive(lambda b: True)
     assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
     run_job("rollup")
-    hours = dict(
-        db.session.execute(
+    hours: dict[int, int] = {
+        int(h): int(n)
+        for h, n in db.session.execute(
             select(StatsWait.minutes, func.sum(StatsWait.n))
             .where(StatsWait.institute_id == waits.NATIONAL_HOURS)
             .group_by(StatsWait.minutes)
-        ).all()
-    )
+        )
+    }
     assert sum(hours.values()) == len(minutes)
     assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
     assert waits.differences(MONTH) == []
