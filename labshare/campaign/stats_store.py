@@ -115,6 +115,10 @@ def clean_pair(institute_id: int, day: dt.date) -> None:
     inserted meanwhile by a writer not yet committed survives, so its days stay live;
     so do the neighbouring UTC days' markers, which keep their local days live."""
     params: dict[str, Any] = {"iid": institute_id, "day": _day_param(day)}
+    # The national rows' lock first, before any resource, marker or stored row: a
+    # rebuild holding it (from an earlier month of its transaction) may next delete
+    # this day's marker, so waiting for the lock while holding the marker deadlocks.
+    waits.lock_national()
     if not is_sqlite():
         db.session.execute(
             text(
@@ -173,6 +177,8 @@ def rebuild(
     transaction: after a bulk load that bypassed the triggers, or ``flask stats
     rebuild``. Markers whose three local days all lie in
     the range go. How many rows were written."""
+    # Before any marker or stored row, as ``clean_pair`` (no lock cycle with it).
+    waits.lock_national()
     bounds = db.session.execute(
         select(func.min(Booking.start_at), func.max(Booking.start_at))
     ).one()

@@ -25,10 +25,12 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     true,
     tuple_,
     type_coerce,
 )
+from sqlalchemy.orm import Session
 
 from labshare.campaign.counters import (
     _MONEY_FIELDS,
@@ -49,6 +51,7 @@ from labshare.campaign.periods import (
     booking_window,
     zone_groups,
 )
+from labshare.database import is_sqlite
 from labshare.extensions import db
 from labshare.models import (
     Booking,
@@ -90,14 +93,51 @@ _MARKERS: ContextVar[dict[tuple[dt.date, dt.date], list[tuple[int, dt.date]]] | 
 
 @contextmanager
 def one_reading() -> Iterator[None]:
-    """Within it, the markers of a window are read once: the figures of one
-    ``statistics_for`` come from one look at ``stats_dirty``, which nothing writes
-    meanwhile (a read writes nothing)."""
+    """Within it, the markers of a window are read once, and every statement reads one
+    snapshot: the figures of one ``statistics_for`` come from one look at
+    ``stats_dirty`` and the stored rows as they were then. A stored national figure is
+    the national rows less the dirty institutes' stored rows plus their bookings, read
+    in several statements; a ``rollup`` committing between them (PostgreSQL's READ
+    COMMITTED takes a snapshot per statement) counted a cleaned day twice. SQLite's
+    read transaction is one snapshot already."""
+    if _MARKERS.get() is not None:
+        yield
+        return
     token = _MARKERS.set({})
     try:
-        yield
+        with _one_snapshot():
+            yield
     finally:
         _MARKERS.reset(token)
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """On PostgreSQL, the session is a REPEATABLE READ, read-only one on a connection
+    of its own for the duration, unless the caller's session holds changes a separate
+    connection would not see."""
+    session = db.session
+    current = session.registry()
+    if is_sqlite() or current.new or current.dirty or current.deleted or _wrote(current):
+        yield
+        return
+    with db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        reader = Session(bind=conn, autoflush=False, expire_on_commit=False)
+        session.registry.set(cast(Any, reader))
+        try:
+            yield
+        finally:
+            session.registry.set(current)
+            reader.close()
+
+
+def _wrote(session: Session) -> bool:
+    """Whether the session's open transaction wrote anything (PostgreSQL gives a
+    transaction an id at its first write, whatever wrote it)."""
+    if not session.in_transaction():
+        return False
+    return session.scalar(text("SELECT pg_current_xact_id_if_assigned()")) is not None
 
 
 def _dirty_local_days(group: ZoneGroup, first: dt.date, end: dt.date) -> set[tuple[int, dt.date]]:

@@ -175,3 +175,22 @@ def test_rebuild_and_check_cover_the_store(app: Flask) -> None:
     assert used.differences(MONTH) == []
     result = app.test_cli_runner().invoke(args=["stats", "check"])
     assert result.exit_code == 0, result.output
+
+
+def test_an_old_bookings_company_changed_by_any_writer_counts_at_once(app: Flask) -> None:
+    """No code path moves a booking to another company today; the figures must not
+    rest on that: a change of ``company_id`` (a data fix, a future merge of
+    companies) marks the booking's day like any other edit."""
+    east = _world()["east"].id
+    run_job("rollup")
+    db.session.remove()
+    newcomer = factories.make_company()
+    db.session.commit()
+    first = db.session.scalars(select(Booking).order_by(Booking.id)).first()
+    assert first is not None
+    db.session.execute(update(Booking).where(Booking.id == first.id).values(company_id=newcomer.id))
+    db.session.commit()
+    for scope in (Scope.everything(), Scope.institute(east)):
+        got = stats.statistics_for(MONTH, scope)
+        keep = (lambda b: True) if scope.kind == "all" else (lambda b: b.institute_id == east)
+        assert (got.distinct_smes, got.shared_instruments) == _naive(MONTH, keep)

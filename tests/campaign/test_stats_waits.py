@@ -5,6 +5,7 @@ old bookings, rebuilds, and with the national rows always the sum of the institu
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
@@ -202,13 +203,14 @@ def test_the_national_median_from_hour_rows_equals_the_naive_count(
     expected = _naive(lambda b: True)
     assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
     run_job("rollup")
-    hours = dict(
-        db.session.execute(
+    hours: dict[int, int] = {
+        int(h): int(n)
+        for h, n in db.session.execute(
             select(StatsWait.minutes, func.sum(StatsWait.n))
             .where(StatsWait.institute_id == waits.NATIONAL_HOURS)
             .group_by(StatsWait.minutes)
-        ).all()
-    )
+        )
+    }
     assert sum(hours.values()) == len(minutes)
     assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
     assert waits.differences(MONTH) == []
@@ -223,3 +225,66 @@ def test_the_national_median_from_hour_rows_equals_the_naive_count(
     run_job("rollup")
     assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == expected
     assert waits.differences(MONTH) == []
+
+
+@pytest.mark.parametrize(
+    ("created_us", "wait", "minutes"),
+    [
+        # Both stamps off the millisecond: the wait is 59.9998 s, 60.000 s to the
+        # millisecond, whatever each stamp rounds to on its own.
+        (600, dt.timedelta(seconds=59, microseconds=999_800), 1),
+        (400, dt.timedelta(seconds=59, microseconds=999_400), 0),
+        (999, dt.timedelta(minutes=-1, microseconds=-499), -1),
+    ],
+)
+def test_whole_minutes_of_stamps_off_the_millisecond_agree_on_both_databases(
+    app: Flask, created_us: int, wait: dt.timedelta, minutes: int
+) -> None:
+    created = CREATED.replace(microsecond=created_us)
+    instrument = factories.make_instrument()
+    factories.make_booking(
+        resource=instrument, start=START, created_at=created, decided_at=created + wait
+    )
+    db.session.commit()
+    assert naive_wait_minutes(created, created + wait) == minutes
+    scope = Scope.institute(instrument.institute_id)
+    live = waits.minute_counts(MONTH, scope, zone_groups(MONTH, scope))
+    assert dict(live) == {minutes: 1}
+    run_job("rollup")
+    assert dict(waits.minute_counts(MONTH, scope, zone_groups(MONTH, scope))) == {minutes: 1}
+    assert waits.differences(MONTH) == []
+
+
+def test_a_rollup_committing_in_the_middle_of_a_national_read_changes_nothing(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = factories.make_instrument(), factories.make_instrument()
+    moved = _book(a, 0, dt.timedelta(minutes=61))
+    _book(b, 1, dt.timedelta(minutes=180))
+    db.session.commit()
+    run_job("rollup")
+    moved.decided_at = CREATED + dt.timedelta(minutes=125)  # an old booking edited
+    db.session.commit()
+    db.session.remove()
+
+    def rollup_elsewhere() -> None:
+        with app.app_context():
+            run_job("rollup")
+            db.session.commit()
+            db.session.remove()
+
+    stored, calls = waits._stored, []
+
+    def stored_then_a_rollup(where: Any) -> Any:
+        out = stored(where)
+        calls.append(where)
+        if len(calls) == 2:  # the national hour rows read, their minutes not yet
+            thread = threading.Thread(target=rollup_elsewhere)
+            thread.start()
+            thread.join(30)
+        return out
+
+    monkeypatch.setattr(waits, "_stored", stored_then_a_rollup)
+    # The waits are 125 and 180 minutes: the median is 152.5 minutes.
+    assert stats.statistics_for(MONTH, Scope.everything()).median_decision_hours == 2.54
+    assert len(calls) >= 3
