@@ -1,6 +1,6 @@
 """statistics: a change of a booking's company or resource kind marks its day
 
-Revision ID: 0024_rev13_stats_mark_company
+Revision ID: 0025_stats_mark_company
 Revises: 0024_stats_waits_used
 Create Date: 2026-12-05 07:15:00
 
@@ -14,7 +14,7 @@ trigger now watches them too. Only the trigger is recreated: no table is rebuilt
 from alembic import op
 
 
-revision = '0024_rev13_stats_mark_company'
+revision = '0025_stats_mark_company'
 down_revision = '0024_stats_waits_used'
 branch_labels = None
 depends_on = None
