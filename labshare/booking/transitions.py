@@ -166,6 +166,18 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
     staff = is_staff_of(actor, booking.institute_id)
     if not staff and not is_member_of_company(actor, booking.company_id):
         raise NotAllowed(_l("Only the booking's company or its institute's staff can cancel it."))
+    return _cancel(booking, actor, reason, staff=staff)
+
+
+def cancel_displaced(booking: Booking, actor: User | None, reason: str | None) -> Booking:
+    """Cancel a booking that a closure or a newly added public holiday displaces, as
+    its institute's staff would (before it begins, no deadline, no late cancellation),
+    for whoever closed the time: the institute's staff, an admin, or the command line
+    (``actor`` None). The caller has checked that ``actor`` may close that time."""
+    return _cancel(booking, actor, reason, staff=True)
+
+
+def _cancel(booking: Booking, actor: User | None, reason: str | None, *, staff: bool) -> Booking:
     reason_text = _text(reason, "reason", REASON_MAX, required=False)
     _lock_booking(booking)
     current = BookingStatus(booking.status)
@@ -200,7 +212,7 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
     _transition(
         booking, actor, BookingStatus.CANCELLED, action="booking.cancel", reason=reason_text
     )
-    booking.cancelled_by_id = actor.id
+    booking.cancelled_by_id = actor.id if actor is not None else None
     booking.cancelled_at = now
     # -- booking policies: the company's late cancellation counts as a no-show --
     if not staff:
