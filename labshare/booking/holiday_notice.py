@@ -1,11 +1,11 @@
 """Telling an institute's staff about bookings that a newly added holiday covers.
 
 The bookings were made before the holiday was known; the engine refuses new ones on
-it but does not touch these. Each institute's active staff get one message (in-app and
-mail through the outbox) naming the bookings, each linked to its page where staff
-cancel it or tell the company. Each booking is told once (an audit row per booking and
-move, ``booking.holiday_notice``), so loading the same year again, or adding the day
-again, tells nobody twice. Two admins changing the calendar at once are serialised by
+it, and adding it cancels these or puts them back to pending (``holiday_bookings``).
+Each institute's active staff get one message (in-app and mail through the outbox)
+naming the bookings, each linked to its page. Each booking is told once (an audit row
+per booking and move, ``booking.holiday_notice``), so loading the same year again, or
+adding the day again, tells nobody twice. Two admins changing the calendar at once are serialised by
 its token row (``holiday_admin._touch`` writes it before this runs), so the second sees
 the first's audit rows.
 """
@@ -30,13 +30,8 @@ KIND = "holiday_bookings"
 ACTION = "booking.holiday_notice"
 
 
-def tell_staff(booking_ids: Sequence[int]) -> int:
-    """Queue the messages for ``booking_ids`` not told yet; the number queued."""
-    if not booking_ids:
-        return 0
-    ids = sorted(set(booking_ids))
-    rows = list(db.session.scalars(select(Booking).where(Booking.id.in_(ids)).order_by(Booking.id)))
-    told = {
+def _told(ids: Sequence[int]) -> set[tuple[int, int]]:
+    return {
         (object_id, (data or {}).get("moves", 0))
         for object_id, data in db.session.execute(
             select(AuditLog.object_id, AuditLog.data).where(
@@ -46,13 +41,28 @@ def tell_staff(booking_ids: Sequence[int]) -> int:
             )
         ).tuples()
     }
+
+
+def untold(bookings: Sequence[Booking]) -> list[Booking]:
+    """Those of ``bookings`` (at their current move) whose staff were not told yet."""
+    if not bookings:
+        return []
+    told = _told(sorted({b.id for b in bookings}))
+    return [b for b in bookings if (b.id, b.moves or 0) not in told]
+
+
+def tell_staff(booking_ids: Sequence[int], *, cancelled: bool = False) -> int:
+    """Queue the messages for ``booking_ids`` not told yet; the number queued.
+    ``cancelled``: the holiday cancelled them (else they wait for approval again)."""
+    if not booking_ids:
+        return 0
+    ids = sorted(set(booking_ids))
+    rows = list(db.session.scalars(select(Booking).where(Booking.id.in_(ids)).order_by(Booking.id)))
     fresh: dict[int, list[Booking]] = defaultdict(list)
-    for booking in rows:
-        moves = booking.moves or 0
-        if (booking.id, moves) not in told:
-            # the booking's history shows that its staff were told (data: not a state)
-            audit.record(ACTION, booking, actor=None, data={"moves": moves})
-            fresh[booking.institute_id].append(booking)
+    for booking in untold(rows):
+        # the booking's history shows that its staff were told (data: not a state)
+        audit.record(ACTION, booking, actor=None, data={"moves": booking.moves or 0})
+        fresh[booking.institute_id].append(booking)
     queued = 0
     for institute_id, items in fresh.items():
         digest = hashlib.sha256(
@@ -84,7 +94,7 @@ def tell_staff(booking_ids: Sequence[int]) -> int:
                     "%(count)s bookings fall on a newly added public holiday",
                     count=len(items),
                 )
-                text, html = notify.render_for(KIND, member, items=context)
+                text, html = notify.render_for(KIND, member, items=context, cancelled=cancelled)
             if (
                 notify.enqueue(
                     member,
