@@ -163,6 +163,10 @@ def holiday_coverage() -> Any:
     "/holidays",
     "POST",
     summary="Add or replace one day of the calendar (admins)",
+    description="A holiday over bookings made before it was known closes them as a closure "
+    "does: approved ones go back to pending (on_bookings ask_move, the default) or all are "
+    "cancelled (cancel); each booker is told once, with alternatives and the message, and "
+    "the institutes' staff too. A province's day touches only that province's institutes.",
     tag="holidays",
     roles=(Role.ADMIN,),
     body=HolidayBody,
@@ -210,7 +214,7 @@ def delete_holiday(user: User, day_id: int) -> Any:
     summary="Load a year of the national calendar (admins)",
     description="From labshare/data/holidays_cn.json when it lists the year, else from the "
     "chinese-calendar package. Days an admin entered stay; the same year again changes "
-    "nothing.",
+    "nothing and tells nobody. Bookings on a new holiday: as for adding a day (on_bookings).",
     tag="holidays",
     roles=(Role.ADMIN,),
     body=LoadBody,

@@ -324,3 +324,10 @@ def test_the_bookings_on_a_day_are_found_in_bounded_statements(world: SimpleName
     assert len(few) == 3 and len(many) == 9
     # the bookings, the token, the calendar (when this process has no copy yet)
     assert len(one_day) <= 3 and len(two_days) <= 3, "\n".join(one_day + two_days)
+
+
+def test_the_openapi_document_names_the_new_fields(client: Any, app: Any) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    for body in ("HolidayBody", "LoadBody"):
+        assert {"on_bookings", "message"} <= set(schemas[body]["properties"]), body
