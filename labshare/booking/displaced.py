@@ -30,7 +30,14 @@ from sqlalchemy import case, select
 
 from labshare.booking import availability
 from labshare.booking.permissions import is_staff_of
-from labshare.booking.rules import Span, effective_rules, institute_zone, merge, subtract
+from labshare.booking.rules import (
+    Span,
+    clip,
+    effective_rules,
+    institute_zone,
+    merge,
+    subtract,
+)
 from labshare.booking.transitions import cancel_booking, cancel_displaced
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
@@ -186,25 +193,51 @@ def _grid_start(value: dt.datetime, slot_minutes: int, tz: str) -> dt.datetime:
     return (midnight + dt.timedelta(minutes=steps * slot_minutes)).astimezone(dt.UTC)
 
 
-def _first_fit(
-    resource: Resource, after: dt.datetime, length: dt.timedelta, closed_on: ClosedOn
-) -> Alternative | None:
-    """The first free slot of ``length`` on ``resource``'s grid at or after ``after``,
-    within its lead time and horizon, outside what ``closed_on`` names."""
-    rules = effective_rules(resource)
-    now = utcnow()
-    start = max(after, now + dt.timedelta(hours=rules.lead_time_hours))
-    end = min(start + dt.timedelta(days=SEARCH_DAYS), now + dt.timedelta(days=rules.horizon_days))
-    if start >= end:
+class Search:
+    """The free time and the equivalents of each resource, read once per message run
+    (a holiday may displace thousands of bookings on the same resources): free time is
+    read per resource over whole UTC days around the asked start, then cut to the
+    asked window, so bookings of one day share one read."""
+
+    def __init__(self, closed_on: ClosedOn = no_closed) -> None:
+        self.closed_on = closed_on
+        self._free: dict[tuple[int, dt.datetime, dt.datetime], list[Span]] = {}
+        self._equivalents: dict[int, list[Instrument]] = {}
+
+    def free(self, resource: Resource, start: dt.datetime, end: dt.datetime) -> list[Span]:
+        day = start.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        window = (day, max(end, day + dt.timedelta(days=SEARCH_DAYS + 1)))
+        key = (resource.id, *window)
+        if key not in self._free:
+            spans = [(f.start, f.end) for f in availability.availability(resource, *window).free]
+            closed = merge(self.closed_on(resource, *window))
+            self._free[key] = subtract(spans, closed) if closed else spans
+        return clip(self._free[key], start, end)
+
+    def equivalents(self, resource: Resource) -> list[Instrument]:
+        if resource.id not in self._equivalents:
+            self._equivalents[resource.id] = equivalents(resource)
+        return self._equivalents[resource.id]
+
+    def first_fit(
+        self, resource: Resource, after: dt.datetime, length: dt.timedelta
+    ) -> Alternative | None:
+        """The first free slot of ``length`` on ``resource``'s grid at or after
+        ``after``, within its lead time and horizon, outside what ``closed_on`` names."""
+        rules = effective_rules(resource)
+        now = utcnow()
+        start = max(after, now + dt.timedelta(hours=rules.lead_time_hours))
+        end = min(
+            start + dt.timedelta(days=SEARCH_DAYS), now + dt.timedelta(days=rules.horizon_days)
+        )
+        if start >= end:
+            return None
+        tz = institute_zone(resource)
+        for span_start, span_end in self.free(resource, start, end):
+            begin = _grid_start(span_start, rules.slot_minutes, tz)
+            if begin + length <= span_end:
+                return Alternative(resource, begin, begin + length)
         return None
-    tz = institute_zone(resource)
-    free = [(f.start, f.end) for f in availability.availability(resource, start, end).free]
-    closed = merge(closed_on(resource, start, end))
-    for span_start, span_end in subtract(free, closed) if closed else free:
-        begin = _grid_start(span_start, rules.slot_minutes, tz)
-        if begin + length <= span_end:
-            return Alternative(resource, begin, begin + length)
-    return None
 
 
 def equivalents(resource: Resource, limit: int = 5) -> list[Instrument]:
@@ -229,19 +262,20 @@ def equivalents(resource: Resource, limit: int = 5) -> list[Instrument]:
     )
 
 
-def alternatives(item: Displaced, closed_on: ClosedOn = no_closed) -> list[Alternative]:
+def alternatives(item: Displaced, search: Search | None = None) -> list[Alternative]:
     """The nearest free alternatives to a displaced booking: its own resource after the
     closed window, then equivalent instruments from the booking's own time on."""
+    search = search or Search()
     booking = item.booking
     length = booking.end_at - booking.start_at
     found: list[Alternative] = []
-    own = _first_fit(booking.resource, item.closed[1], length, closed_on)
+    own = search.first_fit(booking.resource, item.closed[1], length)
     if own is not None:
         found.append(own)
-    for other in equivalents(booking.resource):
+    for other in search.equivalents(booking.resource):
         if len(found) >= ALTERNATIVES:
             break
-        alt = _first_fit(other, booking.start_at, length, closed_on)
+        alt = search.first_fit(other, booking.start_at, length)
         if alt is not None:
             found.append(alt)
     return found
@@ -258,6 +292,7 @@ def tell(
     by_booker: dict[int, list[Displaced]] = defaultdict(list)
     for item in displaced:
         by_booker[item.booking.user_id].append(item)
+    search = Search(notice.closed_on)
     queued = 0
     for items in by_booker.values():
         user = items[0].booking.user
@@ -282,7 +317,7 @@ def tell(
                                 a.start, a.end, institute_zone(a.resource), locale
                             ),
                         }
-                        for a in alternatives(i, notice.closed_on)
+                        for a in alternatives(i, search)
                     ],
                 }
                 for i in items

@@ -160,7 +160,7 @@ def test_alternatives_avoid_every_holiday(world: SimpleNamespace) -> None:
     for item in inside:
         booking = db.session.get(Booking, item.booking_id)
         alts = displaced.alternatives(
-            displaced.Displaced(booking, item.span), holiday_bookings._closed_on
+            displaced.Displaced(booking, item.span), displaced.Search(holiday_bookings._closed_on)
         )
         by_resource = {a.resource.id: a for a in alts}
         assert by_resource[world.inst.id].start >= closed_until
