@@ -31,6 +31,7 @@ from sqlalchemy import case, select
 from labshare.booking import availability
 from labshare.booking.permissions import is_staff_of
 from labshare.booking.rules import (
+    Rules,
     Span,
     clip,
     effective_rules,
@@ -203,6 +204,12 @@ class Search:
         self.closed_on = closed_on
         self._free: dict[tuple[int, dt.datetime, dt.datetime], list[Span]] = {}
         self._equivalents: dict[int, list[Instrument]] = {}
+        self._rules: dict[int, Rules] = {}
+
+    def rules(self, resource: Resource) -> Rules:
+        if resource.id not in self._rules:
+            self._rules[resource.id] = effective_rules(resource)
+        return self._rules[resource.id]
 
     def free(self, resource: Resource, start: dt.datetime, end: dt.datetime) -> list[Span]:
         day = start.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -224,7 +231,7 @@ class Search:
     ) -> Alternative | None:
         """The first free slot of ``length`` on ``resource``'s grid at or after
         ``after``, within its lead time and horizon, outside what ``closed_on`` names."""
-        rules = effective_rules(resource)
+        rules = self.rules(resource)
         now = utcnow()
         start = max(after, now + dt.timedelta(hours=rules.lead_time_hours))
         end = min(
