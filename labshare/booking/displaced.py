@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask_babel import force_locale
+from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, select
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from labshare.booking import availability
 from labshare.booking.permissions import is_staff_of
@@ -47,6 +48,7 @@ from labshare.models import (
     Booking,
     BookingStatus,
     Instrument,
+    Notification,
     Resource,
     ResourceStatus,
     User,
@@ -113,16 +115,20 @@ def no_closed(_resource: Resource, _start: dt.datetime, _end: dt.datetime) -> li
     return []
 
 
+def _no_facts(_booking: Booking) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Notice:
-    """How one caller words its message: ``headline(bookings, locale)`` and
-    ``subject(bookings, locale)`` (called in the reader's language, for the bookings of
-    one booker); ``dedupe(user)`` is the outbox key."""
+    """What one caller's message is about, stored with it and worded when it is read
+    or sent (``displaced_notice``): ``source`` (JSON: what closed the time),
+    ``about(booking)`` (JSON facts of one booking, e.g. the holiday it falls on);
+    ``dedupe(user_id)`` is the outbox key."""
 
-    headline: Callable[[Sequence[Booking], str], str]
-    subject: Callable[[Sequence[Booking], str], str]
-    dedupe: Callable[[User], str]
-    closed_on: ClosedOn = field(default=no_closed)
+    source: dict[str, Any]
+    dedupe: Callable[[int], str]
+    about: Callable[[Booking], dict[str, Any]] = field(default=_no_facts)
 
 
 def booking_brief(booking: Booking) -> dict[str, Any]:
@@ -154,33 +160,64 @@ def settle(
     """Cancel the bookings, or put the approved ones back to pending (``hold_action``
     audited with ``hold_data``). Returns the bookings whose state changed. A booking
     that has already begun cannot be cancelled (``windows``): the whole change fails."""
+    if action is OnBookings.CANCEL:
+        return _cancel_all(actor, displaced, text or cancel_reason)
+    return _hold_all(actor, displaced, text, hold_action, hold_data)
+
+
+def _cancel_all(actor: User | None, displaced: Sequence[Displaced], reason: str) -> list[Booking]:
     changed: list[Booking] = []
     for item in displaced:
         booking = item.booking
-        if action is OnBookings.CANCEL:
-            if booking.status not in (BookingStatus.PENDING, BookingStatus.APPROVED):
-                continue
-            with notify.collect_booking_events():  # this service's own message replaces it
-                if actor is not None and is_staff_of(actor, booking.institute_id):
-                    cancel_booking(booking, actor, text or cancel_reason)
-                else:  # an admin or the command line closing time for everyone
-                    cancel_displaced(booking, actor, text or cancel_reason)
-            changed.append(booking)
-        elif booking.status == BookingStatus.APPROVED:
-            booking.status = BookingStatus.PENDING
-            booking.decision_reason = text
-            audit.record(
-                hold_action,
-                booking,
-                actor=actor,
-                from_state=BookingStatus.APPROVED,
-                to_state=BookingStatus.PENDING,
-                reason=text,
-                data=dict(hold_data),
-            )
-            changed.append(booking)
+        if booking.status not in (BookingStatus.PENDING, BookingStatus.APPROVED):
+            continue
+        with notify.collect_booking_events():  # this service's own message replaces it
+            if actor is not None and is_staff_of(actor, booking.institute_id):
+                cancel_booking(booking, actor, reason)
+            else:  # an admin or the command line closing time for everyone
+                cancel_displaced(booking, actor, reason)
+        changed.append(booking)
     db.session.flush()
     return changed
+
+
+def _hold_all(
+    actor: User | None,
+    displaced: Sequence[Displaced],
+    text: str | None,
+    hold_action: str,
+    hold_data: Mapping[str, Any],
+) -> list[Booking]:
+    """approved -> pending in one UPDATE and one audit INSERT, whatever their number:
+    the caller holds the bookings' rows (or their resources), so none changes under it."""
+    held = sorted(
+        {
+            i.booking.id: i.booking for i in displaced if i.booking.status == BookingStatus.APPROVED
+        }.values(),
+        key=lambda b: b.id,
+    )
+    if not held:
+        return []
+    db.session.flush()
+    db.session.execute(
+        update(Booking)
+        .where(Booking.id.in_([b.id for b in held]), Booking.status == BookingStatus.APPROVED)
+        .values(status=BookingStatus.PENDING, decision_reason=text),
+        execution_options={"synchronize_session": False},
+    )
+    for booking in held:  # the loaded rows say what the UPDATE wrote, without a re-read
+        set_committed_value(booking, "status", BookingStatus.PENDING)
+        set_committed_value(booking, "decision_reason", text)
+    audit.record_many(
+        hold_action,
+        held,
+        actor=actor,
+        from_state=BookingStatus.APPROVED,
+        to_state=BookingStatus.PENDING,
+        reason=text,
+        data=dict(hold_data),
+    )
+    return held
 
 
 # -- alternatives -------------------------------------------------------------------------
@@ -294,61 +331,51 @@ def alternatives(item: Displaced, search: Search | None = None) -> list[Alternat
 def tell(
     displaced: Iterable[Displaced], notice: Notice, *, cancelled: bool, text: str | None
 ) -> int:
-    """One message per booker listing their displaced bookings with alternatives; the
-    number queued (a message already queued under its dedupe key is not queued again)."""
+    """One message per booker listing their displaced bookings, queued as its facts
+    (rendered with its alternatives when read or sent: ``displaced_notice``); the
+    number queued (a message already queued under its dedupe key is not queued again).
+    Three statements whatever the number of bookings and bookers."""
     by_booker: dict[int, list[Displaced]] = defaultdict(list)
     for item in displaced:
         by_booker[item.booking.user_id].append(item)
-    search = Search(notice.closed_on)
-    queued = 0
-    for items in by_booker.values():
-        user = items[0].booking.user
-        booked = [i.booking for i in items]
-        locale = notify.locale_of(user)
-        with force_locale(locale):
-            context = [
-                {
-                    "booking": i.booking,
-                    "resource_name": notify.resource_name(i.booking.resource, locale),
-                    "when": notify.format_span(
-                        i.booking.start_at,
-                        i.booking.end_at,
-                        institute_zone(i.booking.resource),
-                        locale,
-                    ),
-                    "alternatives": [
-                        {
-                            "name": notify.resource_name(a.resource, locale),
-                            "resource_id": a.resource.id,
-                            "when": notify.format_span(
-                                a.start, a.end, institute_zone(a.resource), locale
-                            ),
-                        }
-                        for a in alternatives(i, search)
-                    ],
-                }
-                for i in items
-            ]
-            subject = notice.subject(booked, locale)
-            body_text, body_html = notify.render_for(
-                KIND,
-                user,
-                headline=notice.headline(booked, locale),
-                cancelled=cancelled,
-                message=text,
-                items=context,
-            )
-        if (
-            notify.enqueue(
-                user,
-                KIND,
-                subject=subject,
-                body_text=body_text,
-                body_html=body_html,
-                booking=booked[0],
-                dedupe_key=notice.dedupe(user),
-            )
-            is not None
-        ):
-            queued += 1
-    return queued
+    if not by_booker:
+        return 0
+    keys = {user_id: notice.dedupe(user_id) for user_id in by_booker}
+    taken = set(
+        db.session.scalars(
+            select(Notification.dedupe_key).where(Notification.dedupe_key.in_(keys.values()))
+        )
+    )
+    taken |= {n.dedupe_key for n in db.session.new if isinstance(n, Notification)}
+    languages = current_app.config.get("LANGUAGES", ["zh_CN", "en"])
+    wanted = [user_id for user_id, key in keys.items() if key not in taken]
+    locales = dict(
+        db.session.execute(select(User.id, User.locale).where(User.id.in_(wanted))).tuples().all()
+    )
+    rows = [
+        {
+            "user_id": user_id,
+            "kind": KIND,
+            "booking_id": by_booker[user_id][0].booking.id,
+            "locale": locales.get(user_id) if locales.get(user_id) in languages else languages[0],
+            "dedupe_key": keys[user_id],
+            "data": {
+                "source": notice.source,
+                "cancelled": cancelled,
+                "message": text,
+                "items": [
+                    {
+                        "id": i.booking.id,
+                        "closed": [i.closed[0].isoformat(), i.closed[1].isoformat()],
+                        **notice.about(i.booking),
+                    }
+                    for i in by_booker[user_id]
+                ],
+            },
+        }
+        for user_id in wanted
+        if user_id in locales
+    ]
+    if rows:
+        db.session.execute(insert(Notification), rows)
+    return len(rows)

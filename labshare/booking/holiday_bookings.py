@@ -137,23 +137,17 @@ def _closed_on(resource: Resource, start: dt.datetime, end: dt.datetime) -> list
 
 
 def _notice(token: str, names: dict[int, workdays.Day]) -> displaced.Notice:
-    def headline(booked: Sequence[Booking], _locale: str) -> str:
-        days = sorted({names[b.id] for b in booked}, key=lambda d: d.day)
-        listed = ", ".join(f"{d.day.isoformat()} {d.label()}" for d in days)
-        return _(
-            "A public holiday was added to the calendar (%(days)s): the labs that follow "
-            "it are closed that day.",
-            days=listed,
-        )
+    """The holiday each booking falls on (its names in both languages: the message is
+    worded when read or sent, ``displaced_notice``)."""
 
-    def subject(_booked: Sequence[Booking], _locale: str) -> str:
-        return _("A public holiday closes the lab: your bookings need attention")
+    def about(booking: Booking) -> dict[str, object]:
+        day = names[booking.id]
+        return {"day": {"day": day.day.isoformat(), "name": day.name, "name_en": day.name_en}}
 
     return displaced.Notice(
-        headline=headline,
-        subject=subject,
-        dedupe=lambda user: f"holiday:{token}:{user.id}",
-        closed_on=_closed_on,
+        source={"type": "holiday", "token": token},
+        dedupe=lambda user_id: f"holiday:{token}:{user_id}",
+        about=about,
     )
 
 

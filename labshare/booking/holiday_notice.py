@@ -59,9 +59,11 @@ def tell_staff(booking_ids: Sequence[int], *, cancelled: bool = False) -> int:
     ids = sorted(set(booking_ids))
     rows = list(db.session.scalars(select(Booking).where(Booking.id.in_(ids)).order_by(Booking.id)))
     fresh: dict[int, list[Booking]] = defaultdict(list)
-    for booking in untold(rows):
-        # the booking's history shows that its staff were told (data: not a state)
-        audit.record(ACTION, booking, actor=None, data={"moves": booking.moves or 0})
+    told = untold(rows)
+    # the booking's history shows that its staff were told (data: not a state); one
+    # INSERT for them all
+    audit.record_many(ACTION, told, actor=None, data_of=lambda b: {"moves": b.moves or 0})
+    for booking in told:
         fresh[booking.institute_id].append(booking)
     queued = 0
     for institute_id, items in fresh.items():

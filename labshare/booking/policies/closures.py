@@ -9,7 +9,6 @@ with the nearest free alternatives. What happens to the bookings and the message
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -18,12 +17,10 @@ from sqlalchemy import select
 from labshare.booking import bookings, displaced
 from labshare.booking.displaced import OnBookings, booking_brief
 from labshare.booking.permissions import is_staff_of
-from labshare.booking.rules import Span, institute_zone
 from labshare.catalogue import catalogue_admin
 from labshare.database import begin_write
 from labshare.errors import DomainError, NotAllowed
 from labshare.extensions import db
-from labshare.messaging import notify
 from labshare.models import (
     HOLDING_STATUSES,
     Booking,
@@ -135,31 +132,17 @@ def close(
 
 
 def notice(closure: Closure, resource: Resource, closed_ids: set[int]) -> displaced.Notice:
-    """How a closure's message reads: the resource is closed over the closure's time;
-    alternatives avoid the closure on every resource it closes (the calendar may not
-    show it yet)."""
-    window: Span = (closure.start_at, closure.end_at)
-    tz = institute_zone(resource)
-
-    def headline(_booked: Sequence[Booking], locale: str) -> str:
-        return _(
-            "%(resource)s is closed %(when)s.",
-            resource=notify.resource_name(resource, locale),
-            when=notify.format_span(closure.start_at, closure.end_at, tz, locale),
-        )
-
-    def subject(_booked: Sequence[Booking], locale: str) -> str:
-        return _(
-            "%(name)s is closed: your bookings need attention",
-            name=notify.resource_name(resource, locale),
-        )
-
-    def closed_on(other: Resource, _start: dt.datetime, _end: dt.datetime) -> list[Span]:
-        return [window] if other.id in closed_ids else []
-
+    """What a closure's message is about: ``resource`` is closed over the closure's
+    time; alternatives avoid the closure on every resource it closes (the calendar may
+    not show it yet). Worded when read or sent (``displaced_notice``)."""
     return displaced.Notice(
-        headline=headline,
-        subject=subject,
-        dedupe=lambda user: f"closure:{closure.id}:{user.id}",
-        closed_on=closed_on,
+        source={
+            "type": "closure",
+            "closure_id": closure.id,
+            "resource_id": resource.id,
+            "start": closure.start_at.isoformat(),
+            "end": closure.end_at.isoformat(),
+            "closed_ids": sorted(closed_ids),
+        },
+        dedupe=lambda user_id: f"closure:{closure.id}:{user_id}",
     )
