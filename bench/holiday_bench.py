@@ -1,6 +1,8 @@
 """Adding a public holiday over the bookings of one busy day, nationally: how long the
 one transaction takes and how many statements it sends, for ``ask_move`` and
-``cancel``. Everything is rolled back, so the data can be reused.
+``cancel``; then how long rendering the bookers' messages takes (what the ``deliver``
+job does later, outside the admin's transaction: the alternatives are computed then).
+Everything is rolled back, so the data can be reused.
 
     .venv/bin/python -m bench.holiday_bench --db postgresql+psycopg://.../labshare_bench_me
 """
@@ -18,7 +20,7 @@ from sqlalchemy import event, func, select, text
 from bench.run import bench_app
 from labshare.booking import holiday_admin
 from labshare.extensions import db
-from labshare.models import HOLDING_STATUSES, Booking
+from labshare.models import HOLDING_STATUSES, Booking, Notification
 
 
 def busiest_day() -> dt.date:
@@ -57,13 +59,28 @@ def run(url: str, choices: list[str], region: str | None) -> None:
             db.session.flush()
             took = time.perf_counter() - began
             event.remove(db.engine, "before_cursor_execute", listener)
+            count = sum(sent.values())
+            top = sent.most_common(8)
+            sent.clear()
+            event.listen(db.engine, "before_cursor_execute", listener)
+            began = time.perf_counter()
+            notes = db.session.scalars(
+                select(Notification).where(
+                    Notification.kind == "closure_notice", Notification.stored_body_text.is_(None)
+                )
+            ).all()
+            for note in notes:
+                note.rendered()
+            rendered = time.perf_counter() - began
+            event.remove(db.engine, "before_cursor_execute", listener)
             db.session.rollback()
             print(
                 f"{choice}: {day} {len(added.bookings_inside)} bookings, "
-                f"{took:.1f} s, {sum(sent.values())} statements",
+                f"{took:.1f} s, {count} statements; rendering {len(notes)} messages "
+                f"later (deliver job): {rendered:.1f} s, {sum(sent.values())} statements",
                 flush=True,
             )
-            for head, n in sent.most_common(8):
+            for head, n in top:
                 print(f"   {n:6d}  {head}")
         db.session.execute(text("SELECT 1"))
 

@@ -40,7 +40,7 @@ from labshare.booking.rules import (
     merge,
     subtract,
 )
-from labshare.booking.transitions import cancel_booking, cancel_displaced
+from labshare.booking.transitions import cancel_booking, cancel_displaced, cancel_displaced_many
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.messaging import notify
@@ -166,17 +166,25 @@ def settle(
 
 
 def _cancel_all(actor: User | None, displaced: Sequence[Displaced], reason: str) -> list[Booking]:
-    changed: list[Booking] = []
-    for item in displaced:
-        booking = item.booking
-        if booking.status not in (BookingStatus.PENDING, BookingStatus.APPROVED):
-            continue
-        with notify.collect_booking_events():  # this service's own message replaces it
+    """Cancelled as the institute's staff would (the caller checked that ``actor`` may
+    close the time), this service's own message replacing the standard notice: in bulk,
+    but a group's booking (its staff cancel the whole group) and one already begun
+    (refused) one by one."""
+    now = utcnow()
+    holding = [
+        b
+        for b in {i.booking.id: i.booking for i in displaced}.values()
+        if b.status in (BookingStatus.PENDING, BookingStatus.APPROVED)
+    ]
+    special = [b for b in holding if b.group_id is not None or b.start_at <= now]
+    with notify.collect_booking_events():
+        for booking in special:
             if actor is not None and is_staff_of(actor, booking.institute_id):
                 cancel_booking(booking, actor, reason)
             else:  # an admin or the command line closing time for everyone
                 cancel_displaced(booking, actor, reason)
-        changed.append(booking)
+        rest = [b for b in holding if b not in special]
+        changed = special + cancel_displaced_many(rest, actor, reason)
     db.session.flush()
     return changed
 

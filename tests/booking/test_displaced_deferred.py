@@ -65,10 +65,10 @@ def world(db: Any) -> SimpleNamespace:
     )
 
 
-def _add_holiday(day: dt.date) -> list[str]:
+def _add_holiday(day: dt.date, choice: str = "ask_move") -> list[str]:
     with statements() as sent:
         added = holiday_admin.add_day(
-            None, day=day.isoformat(), kind="holiday", name="测试", on_bookings="ask_move"
+            None, day=day.isoformat(), kind="holiday", name="测试", on_bookings=choice
         )
         db.session.flush()
     db.session.commit()
@@ -76,7 +76,7 @@ def _add_holiday(day: dt.date) -> list[str]:
     return list(sent)
 
 
-def _close(world: SimpleNamespace, day: dt.date) -> list[str]:
+def _close(world: SimpleNamespace, day: dt.date, choice: str) -> list[str]:
     with statements() as sent:
         closures.close(
             db.session.get(User, world.staff_id),
@@ -84,18 +84,22 @@ def _close(world: SimpleNamespace, day: dt.date) -> list[str]:
             local(day, 0),
             local(day + dt.timedelta(days=1), 0),
             kind="maintenance",
-            on_bookings="ask_move",
+            on_bookings=choice,
         )
         db.session.flush()
     db.session.commit()
     return list(sent)
 
 
+@pytest.mark.parametrize("choice", ["ask_move", "cancel"])
 @pytest.mark.parametrize("closing", ["holiday", "closure"])
 def test_the_transaction_sends_as_many_statements_for_30_bookings_as_for_3(
-    world: SimpleNamespace, closing: str
+    world: SimpleNamespace, closing: str, choice: str
 ) -> None:
-    run = _add_holiday if closing == "holiday" else lambda day: _close(world, day)
+    if closing == "holiday":
+        run = lambda day: _add_holiday(day, choice)  # noqa: E731
+    else:
+        run = lambda day: _close(world, day, choice)  # noqa: E731
     db.session.remove()
     few = run(FEW_DAY)
     db.session.remove()
@@ -103,11 +107,15 @@ def test_the_transaction_sends_as_many_statements_for_30_bookings_as_for_3(
     # the same statements but for a constant few (a cache warm or cold)
     assert abs(len(many) - len(few)) <= 3, "\n".join(many)
     assert len(many) <= 40, "\n".join(many)
-    # and all 33 were held, audited, and their bookers get one row of facts each
-    assert not db.session.scalars(
-        select(Booking).where(Booking.status == BookingStatus.APPROVED)
-    ).all()
-    action = "booking.holiday_hold" if closing == "holiday" else "booking.closure_hold"
+    # and all 33 were held or cancelled, audited, and each booker gets one row of facts
+    statuses = set(db.session.scalars(select(Booking.status)))
+    if choice == "cancel":
+        assert statuses == {BookingStatus.CANCELLED}
+        action = "booking.cancel"
+        assert all(b.cancelled_at is not None for b in db.session.scalars(select(Booking)))
+    else:
+        assert statuses == {BookingStatus.PENDING}
+        action = "booking.holiday_hold" if closing == "holiday" else "booking.closure_hold"
     assert len(db.session.scalars(select(AuditLog).where(AuditLog.action == action)).all()) == 33
     notes = db.session.scalars(select(Notification).where(Notification.kind == NOTICE)).all()
     assert len(notes) == 33 and len({n.user_id for n in notes}) == 33
@@ -156,11 +164,22 @@ def test_delivery_renders_alternatives_free_then_and_off_the_holiday(
     assert note is not None and note.status == "sent" and note.stored_body_text is None
 
 
-def test_the_inbox_renders_the_same_row(world: SimpleNamespace) -> None:
+def test_the_inbox_renders_the_row_with_its_alternatives(
+    world: SimpleNamespace, client: Any, login: Any
+) -> None:
     _add_holiday(FEW_DAY)
-    db.session.remove()
     note = db.session.scalars(select(Notification).where(Notification.kind == NOTICE)).first()
-    assert note is not None
-    assert "public holiday" in note.subject
+    assert note is not None and note.stored_body_text is None
+    booker = db.session.get(User, note.user_id)
+    assert booker is not None
+    login(booker)
+    page = client.get("/notifications")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "public holiday" in html
+    assert "2030-10-08 测试" in html  # the headline, worded when the page is shown
+    # the same row's text (the page shows its first 400 characters) lists them
     assert "Nearest free alternatives" in note.body_text
-    assert note.body_html is not None and "/resources/" in note.body_html
+    db.session.expire_all()
+    note = db.session.get(Notification, note.id)
+    assert note is not None and note.stored_body_text is None  # never written back
