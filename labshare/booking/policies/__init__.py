@@ -20,7 +20,7 @@ def register() -> None:
     - booking groups and bundles (``groups.Together``): take over a booking of a
       bundle instrument and the transitions of a group's members.
     """
-    from labshare.booking import displaced_notice, hooks, signals
+    from labshare.booking import displaced_notice, holiday_notice, hooks, signals
     from labshare.booking.policies import groups, no_shows, quotas, waitlist_offers
 
     hooks.install(
@@ -29,3 +29,4 @@ def register() -> None:
     )
     signals.time_freed.connect(waitlist_offers.time_freed)
     displaced_notice.register()  # closures' and holidays' messages, rendered when read
+    holiday_notice.register()
