@@ -295,13 +295,25 @@ def holidays_group() -> None:
 
 @holidays_group.command("load")
 @click.argument("year", type=int)
-def holidays_load(year: int) -> None:
+@click.option(
+    "--on-bookings",
+    type=click.Choice(["ask_move", "cancel"]),
+    default="ask_move",
+    show_default=True,
+    help="bookings on a new holiday: wait for approval again and their companies asked to "
+    "move them, or cancelled; either way each booker is told once, with alternatives",
+)
+@click.option("--message", default=None, help="to the companies whose bookings it covers")
+def holidays_load(year: int, on_bookings: str, message: str | None) -> None:
     """Load YEAR of the national calendar: labshare/data/holidays_cn.json when it lists
     the year, else the chinese-calendar package. Days an admin entered stay."""
     from labshare.booking import holiday_admin
+    from labshare.database import retrying
 
-    loaded = holiday_admin.load_year(year, None)
-    db.session.commit()
+    loaded = retrying(
+        lambda: holiday_admin.load_year(year, None, on_bookings=on_bookings, message=message),
+        what="holidays load",
+    )
     state = "loaded" if loaded.changed else "unchanged"
     click.echo(
         f"{year} from {loaded.source}: {loaded.holidays} holidays, "
@@ -309,7 +321,8 @@ def holidays_load(year: int) -> None:
     )
     if loaded.bookings_inside:
         ids = ", ".join(str(i) for i in loaded.bookings_inside)
-        click.echo(f"Bookings made before these holidays were known, to cancel or move: {ids}")
+        done = "cancelled" if on_bookings == "cancel" else "waiting for approval again"
+        click.echo(f"Bookings made before these holidays were known, now {done}: {ids}")
 
 
 @holidays_group.command("list")
@@ -357,6 +370,15 @@ def holidays_check() -> None:
 @click.option("--name-en", default=None)
 @click.option("--works-as", default=None, type=int, help="workday: 0 (Monday) to 6 (Sunday)")
 @click.option("--region", default=None, help="a 6-digit province code; absent: national")
+@click.option(
+    "--on-bookings",
+    type=click.Choice(["ask_move", "cancel"]),
+    default="ask_move",
+    show_default=True,
+    help="bookings on a new holiday: wait for approval again and their companies asked to "
+    "move them, or cancelled; either way each booker is told once, with alternatives",
+)
+@click.option("--message", default=None, help="to the companies whose bookings it covers")
 def holidays_add(
     day: str,
     kind: str,
@@ -364,20 +386,34 @@ def holidays_add(
     name_en: str | None,
     works_as: int | None,
     region: str | None,
+    on_bookings: str,
+    message: str | None,
 ) -> None:
     """Add DAY (YYYY-MM-DD) to the calendar, or replace it."""
     from labshare.booking import holiday_admin
+    from labshare.database import retrying
 
-    row = holiday_admin.put_day(
-        None, day=day, kind=kind, name=name, name_en=name_en, works_as=works_as, region=region
-    )
-    inside = holiday_admin.bookings_inside([row.day]) if row.kind == "holiday" else []
-    line = f"{row.id}\t{row.day.isoformat()}\t{row.kind}\t{row.name}"
-    db.session.commit()
+    def add() -> tuple[str, list[int]]:
+        added = holiday_admin.add_day(
+            None,
+            day=day,
+            kind=kind,
+            name=name,
+            name_en=name_en,
+            works_as=works_as,
+            region=region,
+            on_bookings=on_bookings,
+            message=message,
+        )
+        row = added.row
+        return f"{row.id}\t{row.day.isoformat()}\t{row.kind}\t{row.name}", added.bookings_inside
+
+    line, inside = retrying(add, what="holidays add")
     click.echo(line)
     if inside:
         ids = ", ".join(str(i) for i in inside)
-        click.echo(f"Bookings made before this holiday was known, to cancel or move: {ids}")
+        done = "cancelled" if on_bookings == "cancel" else "waiting for approval again"
+        click.echo(f"Bookings made before this holiday was known, now {done}: {ids}")
 
 
 @holidays_group.command("remove")

@@ -54,9 +54,10 @@ _GUARDED: set[int] = set()  # id() of engines where a write outside begin_write(
 #: Execution option (SQLite): a connection that only reads, each statement on its own
 #: (no BEGIN, so no snapshot held between statements and no ROLLBACK to send).
 AUTOCOMMIT_READS = "labshare_autocommit_reads"
-#: PostgreSQL's serialization_failure and deadlock_detected: the transaction lost a
+#: PostgreSQL's serialization_failure, deadlock_detected and lock_not_available (a
+#: row asked for with NOWAIT that another transaction holds): the transaction lost a
 #: race and may simply be run again.
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 #: How many times a unit of work runs at most before the caller gives up (a 503).
 DEFAULT_ATTEMPTS = 4
 

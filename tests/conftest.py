@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from config import TestingConfig
 from labshare import create_app
 from labshare.booking.calendar_cache import cache_of
+from labshare.booking.workdays import EMPTY_TOKEN, STATE_ID
 from labshare.extensions import db as _db
 from labshare.extensions import limiter
 from labshare.timeutil import set_clock
@@ -217,6 +218,11 @@ def _table_emptier(engine: Engine) -> Callable[[], None]:
             f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables
         )
     )
+    # the rows a migrated database starts with (the calendar's token: migration 0024)
+    seed = text(
+        "INSERT INTO calendar_state (id, token) SELECT :id, :token "
+        "WHERE NOT EXISTS (SELECT 1 FROM calendar_state)"
+    ).bindparams(id=STATE_ID, token=EMPTY_TOKEN)
     restart = None
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -240,6 +246,7 @@ def _table_emptier(engine: Engine) -> Callable[[], None]:
                     conn.execute(table.delete())
             if restart is not None:
                 conn.execute(restart)
+            conn.execute(seed)
 
     return empty
 

@@ -38,8 +38,8 @@ class HolidayOut(ResponseModel):
     source: Literal["library", "file", "admin"]
     bookings_inside: list[int] | None = Field(
         None,
-        description="after adding a holiday: ids of the pending and approved bookings not "
-        "yet over that touch it (made before it was known); cancel them or ask to move",
+        description="after adding a holiday: ids of the bookings not yet over that touched "
+        "it (made before it was known), now cancelled or pending as on_bookings said",
     )
 
 
@@ -50,10 +50,26 @@ class HolidayBody(BodyModel):
     name_en: str | None = None
     works_as: int | None = Field(None, description="workday: 0 (Monday) to 6 (Sunday)")
     region: str | None = Field(None, description="a 6-digit province code; absent: national")
+    on_bookings: str | None = Field(
+        None,
+        description="a holiday over bookings: cancel them, or ask_move (the default: approved "
+        "ones wait for approval again); either way each booker is told once with alternatives",
+    )
+    message: str | None = Field(
+        None, description="to the companies whose bookings the holiday covers (500 characters)"
+    )
 
 
 class LoadBody(BodyModel):
     year: int
+    on_bookings: str | None = Field(
+        None,
+        description="a holiday over bookings: cancel them, or ask_move (the default: approved "
+        "ones wait for approval again); either way each booker is told once with alternatives",
+    )
+    message: str | None = Field(
+        None, description="to the companies whose bookings the holiday covers (500 characters)"
+    )
 
 
 class LoadOut(ResponseModel):
@@ -63,7 +79,9 @@ class LoadOut(ResponseModel):
     workdays: int
     changed: bool
     bookings_inside: list[int] = Field(
-        ..., description="pending and approved bookings not yet over that touch a new holiday"
+        ...,
+        description="bookings not yet over that touched a new holiday, now cancelled or "
+        "pending as on_bookings said",
     )
 
 
@@ -145,6 +163,10 @@ def holiday_coverage() -> Any:
     "/holidays",
     "POST",
     summary="Add or replace one day of the calendar (admins)",
+    description="A holiday over bookings made before it was known closes them as a closure "
+    "does: approved ones go back to pending (on_bookings ask_move, the default) or all are "
+    "cancelled (cancel); each booker is told once, with alternatives and the message, and "
+    "the institutes' staff too. A province's day touches only that province's institutes.",
     tag="holidays",
     roles=(Role.ADMIN,),
     body=HolidayBody,
@@ -153,7 +175,7 @@ def holiday_coverage() -> Any:
     errors=ERRORS,
 )
 def put_holiday(user: User, body: HolidayBody) -> Any:
-    row = holiday_admin.put_day(
+    added = holiday_admin.add_day(
         user,
         day=body.date,
         kind=body.kind,
@@ -161,11 +183,12 @@ def put_holiday(user: User, body: HolidayBody) -> Any:
         name_en=body.name_en,
         works_as=body.works_as,
         region=body.region,
+        on_bookings=body.on_bookings,
+        message=body.message,
     )
-    inside = holiday_admin.bookings_inside([row.day]) if row.kind == "holiday" else []
-    out = day_json(row)
+    out = day_json(added.row)
     db.session.commit()
-    return {**out, "bookings_inside": inside}
+    return {**out, "bookings_inside": added.bookings_inside}
 
 
 @endpoint(
@@ -191,7 +214,7 @@ def delete_holiday(user: User, day_id: int) -> Any:
     summary="Load a year of the national calendar (admins)",
     description="From labshare/data/holidays_cn.json when it lists the year, else from the "
     "chinese-calendar package. Days an admin entered stay; the same year again changes "
-    "nothing.",
+    "nothing and tells nobody. Bookings on a new holiday: as for adding a day (on_bookings).",
     tag="holidays",
     roles=(Role.ADMIN,),
     body=LoadBody,
@@ -199,7 +222,9 @@ def delete_holiday(user: User, day_id: int) -> Any:
     errors=ERRORS,
 )
 def load_holidays(user: User, body: LoadBody) -> Any:
-    loaded = holiday_admin.load_year(body.year, user)
+    loaded = holiday_admin.load_year(
+        body.year, user, on_bookings=body.on_bookings, message=body.message
+    )
     db.session.commit()
     return {
         "year": loaded.year,

@@ -27,15 +27,14 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import extract, select
 
-from labshare.booking import holiday_notice, workdays
+from labshare.booking import displaced, holiday_bookings, workdays
+from labshare.booking.displaced import OnBookings
 from labshare.booking.permissions import is_staff_of
 from labshare.booking.workdays import HOLIDAY, KINDS, NATIONAL, STATE_ID, WORKDAY
 from labshare.database import begin_write, is_sqlite
 from labshare.errors import NotAllowed, NotFound, ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
-    HOLDING_STATUSES,
-    Booking,
     CalendarDay,
     CalendarState,
     Institute,
@@ -69,7 +68,15 @@ class Loaded:
     holidays: int
     workdays: int
     changed: bool
-    #: Holding bookings not yet over that now touch a holiday (made before it was known).
+    #: Bookings not yet over that touched a new holiday (made before it was known): now
+    #: cancelled, or pending (``on_bookings``).
+    bookings_inside: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Added:
+    row: CalendarDay
+    #: As ``Loaded.bookings_inside``, for a holiday.
     bookings_inside: list[int] = field(default_factory=list)
 
 
@@ -211,8 +218,10 @@ def _require_admin(actor: User) -> None:
         raise NotAllowed(_l("Only an administrator may change the holiday calendar."))
 
 
-def _touch() -> None:
-    """A new token: every process reads the calendar again at its next use."""
+def _touch() -> str:
+    """A new token: every process reads the calendar again at its next use. The
+    row exists from the start (migration 0024), so a booking being written always
+    has it to share-lock; the upsert keeps a database without it working."""
     workdays.token_changed(db.session())
     # One statement that inserts or updates: two first changes at once must not both
     # insert the row (the second would fail on its primary key).
@@ -223,18 +232,31 @@ def _touch() -> None:
     token = secrets.token_hex(16)
     stmt = upsert(CalendarState).values(id=STATE_ID, token=token)
     db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"token": token}))
+    return token
+
+
+def _choice(on_bookings: Any, message: Any) -> tuple[OnBookings, str | None]:
+    """What happens to the bookings on a new holiday: ask_move unless cancel is asked
+    (never nothing: a holiday leaves no booking approved on it)."""
+    return displaced.parse_choice(on_bookings) or OnBookings.ASK_MOVE, displaced.parse_message(
+        message
+    )
 
 
 # -- changes ----------------------------------------------------------------------------
 
 
-def load_year(year: int, actor: User | None) -> Loaded:
+def load_year(
+    year: int, actor: User | None, *, on_bookings: Any = None, message: Any = None
+) -> Loaded:
     """Replace the year's national days from the file or the library (``actor`` None:
     the command line). Days an admin entered stay. Writes nothing when nothing
-    changed. The staff of bookings a new holiday covers are told (``holiday_notice``)."""
+    changed. Bookings a new holiday covers are dealt with as ``on_bookings`` says
+    (``holiday_bookings``), their bookers and staff told once."""
     year = check_year(year)
     if actor is not None:
         _require_admin(actor)
+    action, text = _choice(on_bookings, message)
     begin_write()
     specs = file_days(year)
     source = "file"
@@ -270,7 +292,10 @@ def load_year(year: int, actor: User | None) -> Loaded:
         if r.source != "admin"
     }
     changed = wanted != have
+    holidays = sorted({w[0] for w in wanted if w[1] == HOLIDAY})
+    inside: list[int] = []
     if changed:
+        locked = holiday_bookings.lock_candidates(holidays, NATIONAL)  # resources first
         for row in rows:
             if row.source != "admin":
                 db.session.delete(row)
@@ -287,16 +312,16 @@ def load_year(year: int, actor: User | None) -> Loaded:
                     source=src,
                 )
             )
-        _touch()
+        token = _touch()
         audit.record(
             "calendar.load",
             "calendar_day",
             actor=actor,
             data={"year": year, "source": source, "days": len(wanted)},
         )
-    holidays = sorted({w[0] for w in wanted if w[1] == HOLIDAY})
-    inside = bookings_inside(holidays) if changed else []
-    holiday_notice.tell_staff(inside)
+        inside = holiday_bookings.settle_days(
+            actor, holidays, NATIONAL, locked=locked, token=token, action=action, text=text
+        )
     return Loaded(
         year,
         source,
@@ -307,7 +332,12 @@ def load_year(year: int, actor: User | None) -> Loaded:
     )
 
 
-def put_day(
+def put_day(actor: User | None, **fields: Any) -> CalendarDay:
+    """``add_day``'s row."""
+    return add_day(actor, **fields).row
+
+
+def add_day(
     actor: User | None,
     *,
     day: Any,
@@ -316,14 +346,21 @@ def put_day(
     name_en: Any = None,
     works_as: Any = None,
     region: Any = None,
-) -> CalendarDay:
-    """Add a day, or replace the one of the same region and date (admins). The staff of
-    the bookings a new holiday covers are told (``holiday_notice``)."""
+    on_bookings: Any = None,
+    message: Any = None,
+) -> Added:
+    """Add a day, or replace the one of the same region and date (admins). Bookings a
+    new holiday covers (of that region's institutes) are cancelled or put back to
+    pending as ``on_bookings`` says (default ``ask_move``), with ``message`` to their
+    companies; each booker and the institutes' staff are told once."""
     if actor is not None:
         _require_admin(actor)
     spec = check_day(day, kind, name, name_en, works_as)
     region = check_region(region)
+    action, text = _choice(on_bookings, message)
     begin_write()
+    holiday = [spec.day] if spec.kind == HOLIDAY else []
+    locked = holiday_bookings.lock_candidates(holiday, region)  # resources first
     old = db.session.scalars(
         select(CalendarDay).where(CalendarDay.region == region, CalendarDay.day == spec.day)
     ).first()
@@ -341,16 +378,17 @@ def put_day(
     )
     db.session.add(row)
     db.session.flush()
-    _touch()
-    if spec.kind == HOLIDAY:
-        holiday_notice.tell_staff(bookings_inside([spec.day]))
+    token = _touch()
+    inside = holiday_bookings.settle_days(
+        actor, holiday, region, locked=locked, token=token, action=action, text=text
+    )
     audit.record(
         "calendar.put",
         row,
         actor=actor,
         data={"day": spec.day.isoformat(), "kind": spec.kind, "region": region},
     )
-    return row
+    return Added(row, inside)
 
 
 def remove_day(actor: User | None, day_id: int) -> None:
@@ -451,36 +489,3 @@ def set_lab_follows(actor: User | None, lab: Lab, follows: Any) -> None:
     if lab.follows_holidays != follows:
         lab.follows_holidays = follows
         audit.record("resource.holidays", lab, actor=actor, to_state=str(follows).lower())
-
-
-def bookings_inside(days: Sequence[dt.date]) -> list[int]:
-    """Ids of the pending and approved bookings, not yet over, that touch one of the
-    holidays ``days`` for a lab that follows the calendar (as it stands in this
-    transaction): they were made before the holiday was known. Staff deal with them
-    as with a closure's (cancel, or ask the company to move)."""
-    if not days:
-        return []
-    now = utcnow()
-    lo = dt.datetime.combine(min(days), dt.time(0), dt.UTC) - dt.timedelta(days=1)
-    hi = dt.datetime.combine(max(days), dt.time(0), dt.UTC) + dt.timedelta(days=2)
-    wanted = set(days)
-    found: list[int] = []
-    seen: dict[int, workdays.Days | None] = {}
-    rows = db.session.scalars(
-        select(Booking)
-        .where(
-            Booking.status.in_(HOLDING_STATUSES),
-            Booking.end_at > max(now, lo),
-            Booking.start_at < hi,
-        )
-        .order_by(Booking.start_at, Booking.id)
-    )
-    for booking in rows:
-        resource = booking.resource
-        if resource.id not in seen:
-            seen[resource.id] = workdays.days_of_resource(resource)
-        tz = resource.institute.timezone or "Asia/Shanghai"
-        touched = workdays.holidays_between(seen[resource.id], tz, booking.start_at, booking.end_at)
-        if any(day.day in wanted for day, _span in touched):
-            found.append(booking.id)
-    return found

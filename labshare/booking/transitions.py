@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from labshare.booking import signals
 from labshare.booking.checks import NOTES_MAX, REASON_MAX, _aware, _text, check_slot
@@ -34,11 +35,14 @@ from labshare.errors import (
 from labshare.extensions import db
 from labshare.messaging import notify
 from labshare.models import (
+    HOLDING_STATUSES,
     Booking,
     BookingStatus,
     ServiceType,
     UsageRecord,
     User,
+    WaitlistEntry,
+    WaitlistStatus,
 )
 from labshare.ops import audit
 from labshare.timeutil import utcnow
@@ -166,6 +170,77 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
     staff = is_staff_of(actor, booking.institute_id)
     if not staff and not is_member_of_company(actor, booking.company_id):
         raise NotAllowed(_l("Only the booking's company or its institute's staff can cancel it."))
+    return _cancel(booking, actor, reason, staff=staff)
+
+
+def cancel_displaced(booking: Booking, actor: User | None, reason: str | None) -> Booking:
+    """Cancel a booking that a closure or a newly added public holiday displaces, as
+    its institute's staff would (before it begins, no deadline, no late cancellation),
+    for whoever closed the time: the institute's staff, an admin, or the command line
+    (``actor`` None). The caller has checked that ``actor`` may close that time."""
+    return _cancel(booking, actor, reason, staff=True)
+
+
+def cancel_displaced_many(
+    bookings: list[Booking], actor: User | None, reason: str | None
+) -> list[Booking]:
+    """``cancel_displaced`` of many bookings in one UPDATE and an audit INSERT per
+    former state, whatever their number. The caller holds their resources' locks (the
+    one lock order), so the loaded rows are current. A booking of a group moves its
+    group, and one already begun is refused (``windows``): those take the one-by-one
+    path. The freed time is offered to a waitlist only on the resources that have one
+    (one read for all). Returns the bookings cancelled."""
+    reason_text = _text(reason, "reason", REASON_MAX, required=False)
+    now = utcnow()
+    holding = [b for b in bookings if b.status in HOLDING_STATUSES]
+    one_by_one = [b for b in holding if b.group_id is not None or b.start_at <= now]
+    for booking in one_by_one:
+        cancel_displaced(booking, actor, reason)
+    alone = [b for b in holding if b.group_id is None and b.start_at > now]
+    if not alone:
+        return one_by_one
+    db.session.flush()
+    values: dict[str, object] = {
+        "status": BookingStatus.CANCELLED,
+        "cancelled_by_id": actor.id if actor is not None else None,
+        "cancelled_at": now,
+    }
+    if reason_text is not None:
+        values["decision_reason"] = reason_text
+    db.session.execute(
+        update(Booking).where(Booking.id.in_([b.id for b in alone])).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    before = {b.id: BookingStatus(b.status) for b in alone}
+    for booking in alone:  # the loaded rows say what the UPDATE wrote, without a re-read
+        for key, value in values.items():
+            set_committed_value(booking, key, value)
+    for state in sorted(set(before.values())):
+        audit.record_many(
+            "booking.cancel",
+            [b for b in alone if before[b.id] == state],
+            actor=actor,
+            from_state=state,
+            to_state=BookingStatus.CANCELLED,
+            reason=reason_text,
+        )
+    waiting = set(
+        db.session.scalars(
+            select(WaitlistEntry.resource_id).where(
+                WaitlistEntry.resource_id.in_(sorted({b.resource_id for b in alone})),
+                WaitlistEntry.status == WaitlistStatus.WAITING,
+                WaitlistEntry.end_at > now,
+            )
+        )
+    )
+    for booking in alone:
+        signals.status_changed.send(booking, before=before[booking.id], after=booking.status)
+        if booking.resource_id in waiting:
+            signals.time_freed.send(booking)
+    return one_by_one + alone
+
+
+def _cancel(booking: Booking, actor: User | None, reason: str | None, *, staff: bool) -> Booking:
     reason_text = _text(reason, "reason", REASON_MAX, required=False)
     _lock_booking(booking)
     current = BookingStatus(booking.status)
@@ -200,7 +275,7 @@ def cancel_booking(booking: Booking, actor: User, reason: str | None = None) -> 
     _transition(
         booking, actor, BookingStatus.CANCELLED, action="booking.cancel", reason=reason_text
     )
-    booking.cancelled_by_id = actor.id
+    booking.cancelled_by_id = actor.id if actor is not None else None
     booking.cancelled_at = now
     # -- booking policies: the company's late cancellation counts as a no-show --
     if not staff:

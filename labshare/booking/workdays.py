@@ -20,7 +20,9 @@ process keeps a copy keyed by ``calendar_state.token``, a random value every cha
 ``calendar_day`` writes in the same transaction (``holiday_admin``). The token is read
 inside statements the engine sends anyway (the lean path's policy read, the calendar's
 subject query), so a current copy costs no statement; a stale one is read again
-once. No state row means the calendar was never written: empty, nothing to read.
+once. The state row exists from the start (migration 0024) with ``EMPTY_TOKEN``: the
+calendar was never written, empty, nothing to read (a missing row, as in a database
+emptied by hand, means the same).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ WORKDAY = "workday"
 KINDS = (HOLIDAY, WORKDAY)
 NATIONAL = ""
 STATE_ID = 1
+#: The token of a calendar never changed (no row to read): every change writes a
+#: random one, so this value never names a calendar with days.
+EMPTY_TOKEN = "0" * 32
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def calendar(token: str | None, reader: Any = None) -> Calendar:
     """Every row of the calendar, by region and day, as of ``token``: the process's copy
     when it was read at that token, else read now (one statement) and kept."""
     global _copy
-    if token is None:
+    if token is None or token == EMPTY_TOKEN:
         return _EMPTY
     with _lock:
         if _copy is not None and _copy[0] == token:
@@ -200,7 +205,7 @@ def days_for(
     reader: Any = None,
 ) -> Days | None:
     """The calendar a lab follows, or None (opted out, or no calendar at all)."""
-    if not institute_follows or lab_follows is False or token is None:
+    if not institute_follows or lab_follows is False or token in (None, EMPTY_TOKEN):
         return None
     cal = calendar(token, reader)
     if not cal:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, synonym
 
 from labshare.models.base import Base, UTCDateTime
@@ -14,6 +15,9 @@ from labshare.timeutil import utcnow
 #: so that the model does not import the templates and the services.
 Renderer = Callable[["Notification"], tuple[str, str, str | None]]
 renderer: list[Renderer] = []
+#: Renderers of the event rows of other kinds than booking events, by ``kind`` (set by
+#: the module that queues them).
+kind_renderers: dict[str, Renderer] = {}
 
 
 class Notification(Base):
@@ -46,6 +50,9 @@ class Notification(Base):
     stored_body_html: Mapped[str | None] = mapped_column("body_html", Text)
     # The recipient's language when the event was queued (event rows).
     locale: Mapped[str | None] = mapped_column(String(10))
+    # An event row's facts beyond its booking (e.g. the bookings a closure displaced
+    # and the closed windows), for the renderer of its ``kind``.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[NotificationStatus] = mapped_column(
         str_enum(NotificationStatus, "notification_status"), default=NotificationStatus.PENDING
     )
@@ -69,7 +76,7 @@ class Notification(Base):
             return self.stored_subject or "", self.stored_body_text or "", self.stored_body_html
         cached: tuple[str, str, str | None] | None = self.__dict__.get("_rendered_cache")
         if cached is None:
-            cached = renderer[0](self)
+            cached = kind_renderers.get(self.kind, renderer[0])(self)
             self.__dict__["_rendered_cache"] = cached
         return cached
 

@@ -171,7 +171,7 @@ def test_a_new_holiday_lists_the_bookings_already_on_it(client: Any, app: Any) -
     response = client.post("/api/v1/holidays", json=body, headers=bearer(admin))
     assert response.status_code == 201
     assert response.get_json()["bookings_inside"] == [on_it.id]
-    assert db.session.get(Booking, on_it.id).status == "approved"  # staff decide
+    assert db.session.get(Booking, on_it.id).status == "pending"  # never approved on it
 
 
 def test_staff_set_a_labs_opt_out_on_its_hours_page(client: Any, login: Any, app: Any) -> None:

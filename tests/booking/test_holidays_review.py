@@ -132,8 +132,8 @@ def test_a_booking_racing_a_new_holiday_is_refused_or_reported(app: Any, db: Any
     def admin_step() -> Any:
         def act() -> list[int]:
             time.sleep(0.2)  # the booking has read the calendar by now
-            holiday_admin.put_day(None, day=NATIONAL_DAY, kind="holiday", name="国庆节")
-            return holiday_admin.bookings_inside([NATIONAL_DAY])
+            added = holiday_admin.add_day(None, day=NATIONAL_DAY, kind="holiday", name="国庆节")
+            return added.bookings_inside
 
         return act
 
@@ -180,8 +180,8 @@ def test_a_move_racing_a_new_holiday_is_refused_or_reported(app: Any, db: Any) -
     def admin_step() -> Any:
         def act() -> list[int]:
             time.sleep(0.2)
-            holiday_admin.put_day(None, day=NATIONAL_DAY, kind="holiday", name="国庆节")
-            return holiday_admin.bookings_inside([NATIONAL_DAY])
+            added = holiday_admin.add_day(None, day=NATIONAL_DAY, kind="holiday", name="国庆节")
+            return added.bookings_inside
 
         return act
 

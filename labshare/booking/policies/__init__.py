@@ -22,7 +22,7 @@ def register() -> None:
     - unsent reminders of a booking that stops being approved are dropped
       (``notify.reminders_follow_status``).
     """
-    from labshare.booking import hooks, signals
+    from labshare.booking import displaced_notice, holiday_notice, hooks, signals
     from labshare.booking.policies import groups, no_shows, quotas, waitlist_offers
     from labshare.messaging import notify
 
@@ -33,3 +33,5 @@ def register() -> None:
     signals.time_freed.connect(waitlist_offers.time_freed)
     # a booking no longer approved has nothing to be reminded of
     signals.status_changed.connect(notify.reminders_follow_status)
+    displaced_notice.register()  # closures' and holidays' messages, rendered when read
+    holiday_notice.register()

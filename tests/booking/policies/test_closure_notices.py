@@ -110,13 +110,18 @@ def test_closure_over_three_bookings(
 
 
 def test_notice_sent_once_even_when_run_twice(client: Any, world: SimpleNamespace) -> None:
+    from labshare.booking import displaced
     from labshare.booking.policies import closures
 
     body = {**CLOSURE, "on_bookings": "ask_move"}
     assert client.post(_url(world), json=body, headers=world.headers).status_code == 201
     closure = _db.session.scalar(select(Closure))
-    inside = list(_db.session.scalars(select(Booking)))
-    closures._tell(closure, world.inst, inside, closures.OnBookings.ASK_MOVE, None, {world.inst.id})
+    inside = [
+        displaced.Displaced(b, (closure.start_at, closure.end_at))
+        for b in _db.session.scalars(select(Booking))
+    ]
+    notice = closures.notice(closure, world.inst, {world.inst.id})
+    assert displaced.tell(inside, notice, cancelled=False, text=None) == 0
     _db.session.commit()
     assert len(_notices()) == 3
 
