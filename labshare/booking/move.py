@@ -218,7 +218,7 @@ def _forget_reminders(booking: Booking) -> None:
     reads as "for the old time", ``notify.reminder_applies``), so the job sends once
     more, relative to the new start."""
     prefix = f"reminder:{booking.id}:"
-    notify.drop_unsent_reminders(booking)
+    notify.drop_unsent_reminders([booking.id])
     db.session.execute(
         delete(JobMarker)
         .where(JobMarker.key.startswith(prefix, autoescape=True))

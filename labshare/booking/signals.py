@@ -11,6 +11,11 @@ rolls back. The booking policies connect theirs at app start
 - ``status_changed``: sender the booking, ``before`` and ``after`` its statuses
   (approved, rejected, cancelled, completed, no-show), after the move is audited
   and its notifications queued.
+- ``statuses_changed``: sender the list of bookings one bulk move changed at once
+  (the bookings a closure or a new holiday cancels), ``before`` a dict of their
+  former statuses by id, ``after`` the one new status. Sent instead of
+  ``status_changed`` for each, so that a receiver can do its work for all in one
+  statement: a receiver of ``status_changed`` connects to this one too.
 - ``time_freed``: sender the booking that just stopped holding time (rejected,
   cancelled; completed or marked a no-show while its end is still ahead),
   flushed; the waitlist offers the time to the next in line. With ``start`` and
@@ -26,4 +31,5 @@ _signals = Namespace()
 
 booking_created = _signals.signal("booking-created")
 status_changed = _signals.signal("booking-status-changed")
+statuses_changed = _signals.signal("booking-statuses-changed")
 time_freed = _signals.signal("booking-time-freed")

@@ -233,8 +233,8 @@ def cancel_displaced_many(
             )
         )
     )
+    signals.statuses_changed.send(alone, before=before, after=BookingStatus.CANCELLED)
     for booking in alone:
-        signals.status_changed.send(booking, before=before[booking.id], after=booking.status)
         if booking.resource_id in waiting:
             signals.time_freed.send(booking)
     return one_by_one + alone

@@ -439,14 +439,14 @@ def reminder_applies(note_id: int, now: dt.datetime) -> bool:
     )
 
 
-def drop_unsent_reminders(booking: Booking) -> int:
-    """Delete the reminders of ``booking`` not yet taken for sending: they no longer
-    apply (it moved, or stopped holding its time). The reminder job's markers decide
-    whether a new one is queued."""
+def drop_unsent_reminders(booking_ids: Sequence[int]) -> int:
+    """Delete the reminders of these bookings not yet taken for sending, in one
+    statement: they no longer apply (it moved, or stopped holding its time). The
+    reminder job's markers decide whether a new one is queued."""
     result = db.session.execute(
         delete(Notification)
         .where(
-            Notification.booking_id == booking.id,
+            Notification.booking_id.in_(list(booking_ids)),
             Notification.kind == REMINDER_KIND,
             Notification.status == NotificationStatus.PENDING,
         )
@@ -459,7 +459,13 @@ def reminders_follow_status(booking: Booking, *, before: str, after: str, **_kw:
     """``signals.status_changed``: a booking that is no longer approved loses its
     unsent reminders."""
     if after != BookingStatus.APPROVED:
-        drop_unsent_reminders(booking)
+        drop_unsent_reminders([booking.id])
+
+
+def reminders_follow_statuses(bookings: Sequence[Booking], *, after: str, **_kw: Any) -> None:
+    """``signals.statuses_changed``: ``reminders_follow_status`` of a bulk move."""
+    if after != BookingStatus.APPROVED and bookings:
+        drop_unsent_reminders([b.id for b in bookings])
 
 
 def _digest(ids: Sequence[int]) -> str:

@@ -183,3 +183,34 @@ def test_the_inbox_renders_the_row_with_its_alternatives(
     db.session.expire_all()
     note = db.session.get(Notification, note.id)
     assert note is not None and note.stored_body_text is None  # never written back
+
+
+@pytest.mark.parametrize("closing", ["holiday", "closure"])
+def test_bookings_cancelled_in_bulk_lose_their_unsent_reminders(
+    world: SimpleNamespace, closing: str
+) -> None:
+    from labshare.messaging import notify
+
+    ids = db.session.scalars(
+        select(Booking.id).where(Booking.start_at < local(FEW_DAY + dt.timedelta(days=1), 0))
+    ).all()
+    for booking in db.session.scalars(select(Booking).where(Booking.id.in_(ids))):
+        assert notify.reminder(booking, 24) is not None
+    db.session.commit()
+
+    def reminders() -> int:
+        return len(
+            db.session.scalars(
+                select(Notification.id).where(
+                    Notification.kind == notify.REMINDER_KIND, Notification.booking_id.in_(ids)
+                )
+            ).all()
+        )
+
+    assert reminders() == 3
+    if closing == "holiday":
+        _add_holiday(FEW_DAY, "cancel")
+    else:
+        _close(world, FEW_DAY, "cancel")
+    assert {db.session.get(Booking, i).status for i in ids} == {BookingStatus.CANCELLED}
+    assert reminders() == 0

@@ -33,5 +33,6 @@ def register() -> None:
     signals.time_freed.connect(waitlist_offers.time_freed)
     # a booking no longer approved has nothing to be reminded of
     signals.status_changed.connect(notify.reminders_follow_status)
+    signals.statuses_changed.connect(notify.reminders_follow_statuses)
     displaced_notice.register()  # closures' and holidays' messages, rendered when read
     holiday_notice.register()
