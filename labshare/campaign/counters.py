@@ -28,6 +28,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from labshare.campaign.local_days import whole_minutes_sql
 from labshare.campaign.periods import ZoneGroup, _hinted, _midnight
 from labshare.database import is_sqlite
 from labshare.extensions import db
@@ -155,8 +156,7 @@ def _minutes_column() -> Any:
     """Whole minutes of a usage record, in SQL (interval arithmetic differs)."""
     if is_sqlite():
         return literal_column(
-            "CAST(ROUND((julianday(usage_record.checked_out_at) - "
-            "julianday(usage_record.checked_in_at)) * 86400000) AS INTEGER) / 60000"
+            whole_minutes_sql("usage_record.checked_out_at", "usage_record.checked_in_at")
         )
     return literal_column(
         "floor(extract(epoch from (usage_record.checked_out_at - usage_record.checked_in_at)) / 60)"

@@ -67,3 +67,28 @@ def _zones() -> dict[str, list[int]]:
     for iid, tz in db.session.execute(text("SELECT id, timezone FROM institute ORDER BY id")):
         out[str(tz)].append(int(iid))
     return out
+
+
+def micro_sql(column: str) -> str:
+    """Microseconds since the epoch of a SQLite timestamp stored as text
+    (``YYYY-MM-DD HH:MM:SS[.ffffff]``), in integer arithmetic: julianday() would round
+    each stamp to the millisecond on its own."""
+    fraction = (
+        f"(CASE WHEN substr({column}, 20, 1) = '.' "
+        f"THEN CAST(substr(substr({column}, 21, 6) || '000000', 1, 6) AS INTEGER) ELSE 0 END)"
+    )
+    return f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 + {fraction})"
+
+
+def whole_minutes_sql(later: str, earlier: str) -> str:
+    """floor((later - earlier) / 1 minute), exact to the microsecond as Python's and
+    PostgreSQL's, in SQLite SQL: julianday() where both stamps are on the millisecond
+    (exact there, and 4x faster), the stamps' text otherwise."""
+    fast = f"CAST(ROUND((julianday({later}) - julianday({earlier})) * 86400000) AS INTEGER)"
+    micro = f"({micro_sql(later)} - {micro_sql(earlier)})"
+    return (
+        f"(CASE WHEN substr({later}, 24, 3) = '000' AND substr({earlier}, 24, 3) = '000' "
+        f"THEN (CASE WHEN {fast} >= 0 THEN {fast} / 60000 ELSE -((59999 - {fast}) / 60000) END) "
+        f"ELSE (CASE WHEN {micro} >= 0 THEN {micro} / 60000000 "
+        f"ELSE -((59999999 - {micro}) / 60000000) END) END)"
+    )

@@ -26,6 +26,7 @@ from labshare.campaign.local_days import (
     _offset_spans,
     _shifted_day,
     _zones,
+    whole_minutes_sql,
 )
 from labshare.database import is_sqlite
 from labshare.extensions import db
@@ -43,10 +44,7 @@ def _counts_sql() -> str:
     """stats_daily's counter columns over ``booking b LEFT JOIN usage_record u``,
     counted as ``campaign/counters.py`` counts."""
     if is_sqlite():
-        minutes = (
-            "CAST(ROUND((julianday(u.checked_out_at) - julianday(u.checked_in_at)) "
-            "* 86400000) AS INTEGER) / 60000"
-        )
+        minutes = whole_minutes_sql("u.checked_out_at", "u.checked_in_at")
     else:
         minutes = "floor(extract(epoch from (u.checked_out_at - u.checked_in_at)) / 60)"
 

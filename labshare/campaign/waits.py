@@ -28,7 +28,14 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, literal_column, select, text, tuple_
 
-from labshare.campaign.local_days import _day_param, _midnight, _offset_spans, _shifted_day, _zones
+from labshare.campaign.local_days import (
+    _day_param,
+    _midnight,
+    _offset_spans,
+    _shifted_day,
+    _zones,
+    micro_sql,
+)
 from labshare.campaign.periods import (
     Period,
     Scope,
@@ -72,7 +79,7 @@ def minutes_sql(prefix: str = "b.") -> str:
         # whole microseconds from the text (4x slower, so only then).
         d, c = prefix + "decided_at", prefix + "created_at"
         fast = f"CAST(ROUND((julianday({d}) - julianday({c})) * 86400000) AS INTEGER) / 60000"
-        micro = f"({_micro_sql(d)} - {_micro_sql(c)})"
+        micro = f"({micro_sql(d)} - {micro_sql(c)})"
         return (
             f"(CASE WHEN substr({d}, 24, 3) = '000' AND substr({c}, 24, 3) = '000' "
             f"THEN {fast} ELSE (CASE WHEN {micro} >= 0 THEN ({micro} + 500) / 1000 "
@@ -82,16 +89,6 @@ def minutes_sql(prefix: str = "b.") -> str:
         f"(CAST(round(extract(epoch from ({prefix}decided_at - {prefix}created_at)) * 1000) "
         "AS bigint) / 60000)"
     )
-
-
-def _micro_sql(column: str) -> str:
-    """Microseconds since the epoch of a SQLite timestamp stored as text
-    (``YYYY-MM-DD HH:MM:SS[.ffffff]``), in integer arithmetic."""
-    fraction = (
-        f"(CASE WHEN substr({column}, 20, 1) = '.' "
-        f"THEN CAST(substr(substr({column}, 21, 6) || '000000', 1, 6) AS INTEGER) ELSE 0 END)"
-    )
-    return f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 + {fraction})"
 
 
 def _hour_sql(column: str) -> str:

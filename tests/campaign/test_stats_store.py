@@ -8,10 +8,12 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import delete, func, select, text, update
 
-from labshare.campaign import stats, stats_store
+from labshare.campaign import check, stats, stats_store
+from labshare.campaign.counters import usage_minutes_of
 from labshare.campaign.stats import Period, Scope
 from labshare.extensions import db
 from labshare.jobs import run_job
@@ -220,3 +222,38 @@ def test_the_median_decision_time_before_and_after_the_rollup(app: Flask) -> Non
     run_job("rollup")
     assert _stored(instrument.institute_id, dt.date(2030, 1, 10)) is not None
     assert stats.statistics_for(period, scope).median_decision_hours == expected
+
+
+@pytest.mark.parametrize(
+    ("in_us", "length", "minutes"),
+    [
+        # 59.9998 s: not a whole minute, though each stamp rounded to the millisecond
+        # on its own (as SQLite's julianday() does) makes it 60.000 s
+        (600, dt.timedelta(seconds=59, microseconds=999_800), 0),
+        (400, dt.timedelta(minutes=30, microseconds=100), 30),
+        (999, dt.timedelta(minutes=44, seconds=59, microseconds=999_999), 44),
+    ],
+)
+def test_usage_minutes_of_stamps_off_the_millisecond_agree_with_the_records(
+    app: Flask, in_us: int, length: dt.timedelta, minutes: int
+) -> None:
+    instrument = factories.make_instrument()
+    booking = factories.make_booking(
+        resource=instrument, start=START, status=BookingStatus.COMPLETED
+    )
+    checked_in = START.replace(microsecond=in_us)
+    db.session.add(
+        UsageRecord(
+            booking_id=booking.id,
+            checked_in_at=checked_in,
+            checked_out_at=checked_in + length,
+            service_type=ServiceType.TRAINING,
+            recorded_by_id=factories.make_user().id,
+        )
+    )
+    db.session.commit()
+    assert usage_minutes_of(checked_in, checked_in + length) == minutes
+    assert _figures(instrument.institute_id)["usage_minutes"] == minutes  # live
+    run_job("rollup")
+    assert _figures(instrument.institute_id)["usage_minutes"] == minutes  # stored
+    assert check.differences(MONTH) == []
