@@ -4,18 +4,27 @@ write nothing. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labshare.booking import transitions
 from labshare.errors import RuleViolation
 from labshare.extensions import db
-from labshare.models import Booking, BookingStatus, Notification
+from labshare.models import Booking, BookingStatus, CalendarDay, Notification
+from labshare.timeutil import set_clock
 from tests import factories
-from tests.booking.test_holiday_closes_bookings import _add, _approved_on_day, world  # noqa: F401
+from tests.booking.test_holiday_closes_bookings import (  # noqa: F401
+    DAY,
+    _add,
+    _approved_on_day,
+    local,
+    world,
+)
 
 
 def test_a_held_booking_on_a_new_holiday_cannot_be_approved_again(
@@ -64,3 +73,18 @@ def test_a_notice_read_after_its_reader_left_shows_no_booking_of_the_old_tenant(
         for booking_id in booking_ids:
             assert f"/bookings/{booking_id}" not in note.body_text
             assert db.session.get(Booking, booking_id).company.name not in note.body_text
+
+
+def test_cancelling_on_a_holiday_added_while_a_booking_runs_is_refused_whole(
+    client: Any, world: SimpleNamespace  # noqa: F811
+) -> None:
+    """A booking already begun cannot be cancelled: adding the day with cancel is
+    refused (not a 500) and writes nothing."""
+    set_clock(lambda: local(DAY, 9) + dt.timedelta(minutes=30))
+    response = _add(client, world, on_bookings="cancel")
+    assert 400 <= response.status_code < 500, response.get_json()
+    db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Booking, world.bookings[0].id).status == BookingStatus.APPROVED
+    assert db.session.scalar(select(func.count(CalendarDay.id))) == 1
+    assert db.session.scalar(select(func.count(Notification.id))) == 0
