@@ -5,7 +5,6 @@ write nothing. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,7 +27,8 @@ from tests.booking.test_holiday_closes_bookings import (  # noqa: F401
 
 
 def test_a_held_booking_on_a_new_holiday_cannot_be_approved_again(
-    client: Any, world: SimpleNamespace  # noqa: F811
+    client: Any,
+    world: SimpleNamespace,  # noqa: F811
 ) -> None:
     response = _add(client, world, on_bookings="ask_move")
     assert response.status_code == 201, response.get_json()
@@ -44,7 +44,8 @@ def test_a_held_booking_on_a_new_holiday_cannot_be_approved_again(
 
 
 def test_a_notice_read_after_its_reader_left_shows_no_booking_of_the_old_tenant(
-    client: Any, world: SimpleNamespace  # noqa: F811
+    client: Any,
+    world: SimpleNamespace,  # noqa: F811
 ) -> None:
     """The messages are worded when read: a booker who left the company, or staff
     moved to another institute, see none of the old one's bookings then."""
@@ -76,7 +77,8 @@ def test_a_notice_read_after_its_reader_left_shows_no_booking_of_the_old_tenant(
 
 
 def test_cancelling_on_a_holiday_added_while_a_booking_runs_is_refused_whole(
-    client: Any, world: SimpleNamespace  # noqa: F811
+    client: Any,
+    world: SimpleNamespace,  # noqa: F811
 ) -> None:
     """A booking already begun cannot be cancelled: adding the day with cancel is
     refused (not a 500) and writes nothing."""

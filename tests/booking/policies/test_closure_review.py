@@ -19,9 +19,12 @@ from tests.helpers import bearer
 
 
 def test_a_held_booking_cannot_be_approved_inside_the_closure(
-    client: Any, world: SimpleNamespace  # noqa: F811
+    client: Any,
+    world: SimpleNamespace,  # noqa: F811
 ) -> None:
-    made = client.post(_url(world), json={**CLOSURE, "on_bookings": "ask_move"}, headers=world.headers)
+    made = client.post(
+        _url(world), json={**CLOSURE, "on_bookings": "ask_move"}, headers=world.headers
+    )
     assert made.status_code == 201, made.get_json()
     held = world.bookings[0]
     approve = client.post(f"/api/v1/bookings/{held.id}/approve", headers=world.headers)
@@ -31,7 +34,8 @@ def test_a_held_booking_cannot_be_approved_inside_the_closure(
 
 
 def test_a_lab_closure_cancels_a_group_booking_inside_it(
-    client: Any, group_env: SimpleNamespace
+    client: Any,
+    group_env: SimpleNamespace,  # noqa: F811
 ) -> None:
     """Closing the lab covers the group's lab and instrument members: cancelling the
     first moves the group, and the second (already cancelled with it) is not refused."""
@@ -49,7 +53,5 @@ def test_a_lab_closure_cancels_a_group_booking_inside_it(
     )
     assert made.status_code == 201, made.get_json()
     _db.session.expire_all()
-    statuses = set(
-        _db.session.scalars(select(Booking.status).where(Booking.group_id == group.id))
-    )
+    statuses = set(_db.session.scalars(select(Booking.status).where(Booking.group_id == group.id)))
     assert statuses == {BookingStatus.CANCELLED}
