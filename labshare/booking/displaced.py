@@ -179,6 +179,8 @@ def _cancel_all(actor: User | None, displaced: Sequence[Displaced], reason: str)
     special = [b for b in holding if b.group_id is not None or b.start_at <= now]
     with notify.collect_booking_events():
         for booking in special:
+            if booking.status not in (BookingStatus.PENDING, BookingStatus.APPROVED):
+                continue  # cancelled with a member of its group just before
             if actor is not None and is_staff_of(actor, booking.institute_id):
                 cancel_booking(booking, actor, reason)
             else:  # an admin or the command line closing time for everyone

@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from labshare.booking import displaced, workdays
+from labshare.booking.permissions import can_view_booking
 from labshare.booking.rules import Span, institute_zone
 from labshare.extensions import db
 from labshare.messaging import notify
@@ -106,7 +107,8 @@ def render(note: Notification) -> tuple[str, str, str | None]:
         context = []
         for item in items:
             booking = loaded.get(int(item["id"]))
-            if booking is None:
+            # deleted, or no longer the reader's to see (they left the company)
+            if booking is None or not can_view_booking(user, booking):
                 continue
             closed = (_when(item["closed"][0]), _when(item["closed"][1]))
             found = displaced.alternatives(displaced.Displaced(booking, closed), search)

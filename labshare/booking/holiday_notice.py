@@ -21,6 +21,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
 
+from labshare.booking.permissions import can_view_booking
 from labshare.booking.rules import institute_zone
 from labshare.extensions import db
 from labshare.messaging import notify
@@ -114,11 +115,15 @@ def render(note: Notification) -> tuple[str, str, str | None]:
     member = db.session.get(User, note.user_id)
     if member is None or not data.get("bookings"):
         raise LookupError(f"notification {note.id}: {note.kind} cannot be rendered")
-    items = list(
-        db.session.scalars(
+    # worded when read: a member moved to another institute meanwhile sees none of
+    # the old one's bookings
+    items = [
+        b
+        for b in db.session.scalars(
             select(Booking).where(Booking.id.in_(data["bookings"])).order_by(Booking.id)
         )
-    )
+        if can_view_booking(member, b)
+    ]
     languages = current_app.config.get("LANGUAGES", ["zh_CN", "en"])
     locale = note.locale if note.locale and note.locale in languages else notify.locale_of(member)
     with force_locale(locale):
