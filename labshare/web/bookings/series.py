@@ -48,16 +48,12 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class SeriesForm(BookingForm):
-    """The booking form plus the repeat rule (shape only; the service checks it)."""
+class RepeatRule(FlaskForm):
+    """The repeat rule's fields after "how often" and "every", which each form words
+    itself (shape only; the service checks the rule)."""
 
-    freq = SelectField(_l("How often"), choices=FREQ_CHOICES, default="weekly")
-    interval = IntegerField(
-        _l("Every"),
-        default=1,
-        validators=[InputRequired(), NumberRange(min=1, max=recurrence.MAX_INTERVAL)],
-        description=_l("days, weeks or months between occurrences"),
-    )
+    freq: SelectField
+    interval: IntegerField
     weekdays = MultiCheckboxField(
         _l("On"),
         choices=[(str(d), label) for d, label in enumerate(WEEKDAY_LABELS)],
@@ -76,12 +72,24 @@ class SeriesForm(BookingForm):
         weekdays = [int(d) for d in (self.weekdays.data or [])]
         by_count = self.ends.data == "count"
         return recurrence.validate_spec(
-            self.freq.data,
-            interval=self.interval.data,
+            self.freq.data or "",
+            interval=self.interval.data or 1,
             weekdays=weekdays if self.freq.data == "weekly" else None,
             count=self.count.data if by_count else None,
             until=None if by_count else self.until.data,
         )
+
+
+class SeriesForm(BookingForm, RepeatRule):
+    """The booking form plus the repeat rule."""
+
+    freq = SelectField(_l("How often"), choices=FREQ_CHOICES, default="weekly")
+    interval = IntegerField(
+        _l("Every"),
+        default=1,
+        validators=[InputRequired(), NumberRange(min=1, max=recurrence.MAX_INTERVAL)],
+        description=_l("days, weeks or months between occurrences"),
+    )
 
 
 #: Service field names -> form field names.

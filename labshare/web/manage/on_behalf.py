@@ -10,11 +10,9 @@ from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import (
     BooleanField,
-    DateField,
     DateTimeLocalField,
     EmailField,
     IntegerField,
@@ -28,16 +26,15 @@ from labshare.booking.policies import groups, on_behalf, recurrence
 from labshare.booking.rules import institute_zone
 from labshare.errors import DomainError, ValidationFailed
 from labshare.extensions import db
-from labshare.labels import WEEKDAY_LABELS
 from labshare.models import Booking, Company, User
 from labshare.web.bookings.forms import LOCAL_FORMATS
 from labshare.web.bookings.group_views import chosen_ids, group_choices
 from labshare.web.bookings.helpers import aware, show_error
-from labshare.web.bookings.series import ALIASES, END_CHOICES, FREQ_CHOICES, MultiCheckboxField
+from labshare.web.bookings.series import ALIASES, FREQ_CHOICES, RepeatRule
 from labshare.web.manage.views import bp, own_resource
 
 
-class OnBehalfForm(FlaskForm):
+class OnBehalfForm(RepeatRule):
     credit_code = StringField(
         _l("The company's credit code"),
         validators=[InputRequired(_l("This field is required.")), Length(max=18)],
@@ -67,32 +64,7 @@ class OnBehalfForm(FlaskForm):
         validators=[Optional(), NumberRange(min=1, max=recurrence.MAX_INTERVAL)],
         description=_l("days, weeks or months between occurrences"),
     )
-    weekdays = MultiCheckboxField(
-        _l("On"),
-        choices=[(str(d), label) for d, label in enumerate(WEEKDAY_LABELS)],
-        validators=[Optional()],
-        description=_l("weekly only; none: the start's weekday"),
-    )
-    ends = SelectField(_l("Ends"), choices=END_CHOICES, default="count")
-    count = IntegerField(
-        _l("Number of times"),
-        default=4,
-        validators=[Optional(), NumberRange(min=1, max=recurrence.MAX_OCCURRENCES)],
-    )
-    until = DateField(_l("Last day"), validators=[Optional()])
     skip_conflicting = BooleanField(_l("Book the occurrences that can be, skip the rest"))
-
-    def spec(self) -> recurrence.RecurrenceSpec:
-        by_count = self.ends.data == "count"
-        return recurrence.validate_spec(
-            self.freq.data or "",
-            interval=self.interval.data or 1,
-            weekdays=[int(d) for d in self.weekdays.data or []]
-            if self.freq.data == "weekly"
-            else None,
-            count=self.count.data if by_count else None,
-            until=None if by_count else self.until.data,
-        )
 
 
 def _company_and_member(form: OnBehalfForm) -> tuple[int, int | None]:
