@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -288,6 +289,21 @@ class _HolidayGroup(click.Group):
             raise click.ClickException(f"{field}{exc.message}") from exc
 
 
+def _on_bookings_options(command: Any) -> Any:
+    """``--on-bookings`` and ``--message``: what a new holiday does to the bookings on it."""
+    command = click.option(
+        "--message", default=None, help="to the companies whose bookings it covers"
+    )(command)
+    return click.option(
+        "--on-bookings",
+        type=click.Choice(["ask_move", "cancel"]),
+        default="ask_move",
+        show_default=True,
+        help="bookings on a new holiday: wait for approval again and their companies asked "
+        "to move them, or cancelled; either way each booker is told once, with alternatives",
+    )(command)
+
+
 @click.group("holidays", cls=_HolidayGroup)
 def holidays_group() -> None:
     """Public holidays and make-up workdays (调休)."""
@@ -295,15 +311,7 @@ def holidays_group() -> None:
 
 @holidays_group.command("load")
 @click.argument("year", type=int)
-@click.option(
-    "--on-bookings",
-    type=click.Choice(["ask_move", "cancel"]),
-    default="ask_move",
-    show_default=True,
-    help="bookings on a new holiday: wait for approval again and their companies asked to "
-    "move them, or cancelled; either way each booker is told once, with alternatives",
-)
-@click.option("--message", default=None, help="to the companies whose bookings it covers")
+@_on_bookings_options
 def holidays_load(year: int, on_bookings: str, message: str | None) -> None:
     """Load YEAR of the national calendar: labshare/data/holidays_cn.json when it lists
     the year, else the chinese-calendar package. Days an admin entered stay."""
@@ -370,15 +378,7 @@ def holidays_check() -> None:
 @click.option("--name-en", default=None)
 @click.option("--works-as", default=None, type=int, help="workday: 0 (Monday) to 6 (Sunday)")
 @click.option("--region", default=None, help="a 6-digit province code; absent: national")
-@click.option(
-    "--on-bookings",
-    type=click.Choice(["ask_move", "cancel"]),
-    default="ask_move",
-    show_default=True,
-    help="bookings on a new holiday: wait for approval again and their companies asked to "
-    "move them, or cancelled; either way each booker is told once, with alternatives",
-)
-@click.option("--message", default=None, help="to the companies whose bookings it covers")
+@_on_bookings_options
 def holidays_add(
     day: str,
     kind: str,
