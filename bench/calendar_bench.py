@@ -135,21 +135,7 @@ def run_calendar_only(label: str, url: str, args: argparse.Namespace) -> dict[st
             f"\n  -- over HTTP: gunicorn, {run.server_shape(args, url)}, RATELIMIT_ENABLED=false"
         )
         reads = http_rounds(url, sample, args)
-        for what in reads.rounds[0]:
-            r = reads.merged(what)
-            ratios = reads.ratios(what)
-            share = (
-                f"{statistics.median(ratios):5.0%} [{min(ratios):.0%}-{max(ratios):.0%}]"
-                if what != run.HELLO
-                else "  (the ceiling)"
-            )
-            run.log(
-                f"  {what:<26} {r.rps:8.0f} req/s  {share:<16} "
-                f"{run.latency(r.latencies)}  {dict(r.statuses)}"
-            )
-            summary[f"http {what} req/s"] = r.rps
-            if what != run.HELLO:
-                summary[f"http {what} / hello"] = statistics.median(ratios)
+        reads.report(summary)
         for what, wanted in run.TARGET_RATIOS.items():
             ratio = summary[f"http {what} / hello"]
             run.log(

@@ -792,6 +792,25 @@ class Reads:
             statuses,
         )
 
+    def report(self, summary: dict[str, Any], width: int = 26) -> None:
+        """A line per endpoint (req/s over all rounds, its share of hello: median
+        [min-max], latency, statuses), each figure also into ``summary``."""
+        for what in self.rounds[0]:
+            r = self.merged(what)
+            ratios = self.ratios(what)
+            spread = (
+                f"{statistics.median(ratios):5.0%} [{min(ratios):.0%}-{max(ratios):.0%}]"
+                if what != HELLO
+                else "  (the ceiling)"
+            )
+            log(
+                f"  {what:<{width}} {r.rps:18.0f}  {spread:<30} "
+                f"{latency(r.latencies)}   {dict(r.statuses)}"
+            )
+            summary[f"http {what} req/s"] = r.rps
+            if what != HELLO:
+                summary[f"http {what} / hello"] = statistics.median(ratios)
+
 
 HELLO = "hello world (ceiling)"
 
@@ -1174,21 +1193,7 @@ def run_one(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
             log(f"  RSS of LabShare {worker} after the read rounds: {mib:.0f} MiB")
             summary[f"RSS after reads {worker} MiB"] = mib
         log(f"  {'':<26} {'req/s (all rounds)':>18}  {'% of hello: median [min-max]':<30}")
-        for what in reads.rounds[0]:
-            r = reads.merged(what)
-            ratios = reads.ratios(what)
-            spread = (
-                f"{statistics.median(ratios):5.0%} [{min(ratios):.0%}-{max(ratios):.0%}]"
-                if what != HELLO
-                else "  (the ceiling)"
-            )
-            log(
-                f"  {what:<26} {r.rps:18.0f}  {spread:<30} "
-                f"{latency(r.latencies)}   {dict(r.statuses)}"
-            )
-            summary[f"http {what} req/s"] = r.rps
-            if what != HELLO:
-                summary[f"http {what} / hello"] = statistics.median(ratios)
+        reads.report(summary)
         for what, wanted in TARGET_RATIOS.items():
             ratios = reads.ratios(what)
             ratio = statistics.median(ratios)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 import urllib.parse
 from collections import Counter
@@ -216,19 +215,5 @@ def run_search_only(label: str, url: str, args: argparse.Namespace) -> dict[str,
             line = " | ".join(f"{k} {v.rps:.0f}" for k, v in results.items())
             run.log(f"  round {n + 1} req/s: {line}")
     reads = run.Reads(rounds)
-    for what in rounds[0]:
-        r = reads.merged(what)
-        ratios = reads.ratios(what)
-        share = (
-            f"{statistics.median(ratios):5.0%} [{min(ratios):.0%}-{max(ratios):.0%}]"
-            if what != run.HELLO
-            else "  (the ceiling)"
-        )
-        run.log(
-            f"  {what:<34} {r.rps:8.0f} req/s  {share:<16} "
-            f"{run.latency(r.latencies)}  {dict(r.statuses)}"
-        )
-        summary[f"http {what} req/s"] = r.rps
-        if what != run.HELLO:
-            summary[f"http {what} / hello"] = statistics.median(ratios)
+    reads.report(summary, width=34)
     return summary
