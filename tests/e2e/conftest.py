@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from config import TestingConfig
 from labshare import create_app
 from labshare.extensions import db
+from tests import factories
 from tests.jobsutil import SmtpServer
 from tests.serverutil import free_port
 
@@ -102,3 +103,16 @@ def screenshot(page: Any, name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}x{height}.png"), full_page=True)
     if original:
         page.set_viewport_size(original)
+
+
+def login_page(browser: Any, base: str, email: str, viewport: tuple[int, int] = (1280, 800)) -> Any:
+    """A fresh browser context signed in as ``email`` (factories.PASSWORD), in English."""
+    width, height = viewport
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+    page = context.new_page()
+    page.goto(base + "/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", factories.PASSWORD)
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_load_state()
+    return page

@@ -15,7 +15,7 @@ from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, Notification, Role
 from labshare.timeutil import to_local
 from tests import factories
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import login_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -57,14 +57,7 @@ def ops_world(live_app: tuple[Flask, str]) -> dict[str, Any]:
 
 
 def _login(browser: Any, base: str, email: str) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-    page = context.new_page()
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_load_state()
-    return page
+    return login_page(browser, base, email, (1280, 800))
 
 
 def test_closure_confirmation_audit_and_unread_count(

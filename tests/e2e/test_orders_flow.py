@@ -15,7 +15,7 @@ from flask import Flask
 from labshare.extensions import db
 from labshare.models import Field, OrderServiceType, Role, ServiceOffering
 from tests import factories
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import login_page, screenshot
 from tests.factories import make_pdf
 
 pytestmark = pytest.mark.browser
@@ -60,14 +60,7 @@ def seeded(live_app: tuple[Flask, str]) -> dict[str, Any]:
 
 
 def _login(browser: Any, base: str, email: str) -> Any:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
-    page = context.new_page()
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_load_state()
-    return page
+    return login_page(browser, base, email, (390, 844))
 
 
 def _submit(page: Any, selector: str) -> None:
