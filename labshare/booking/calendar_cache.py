@@ -4,9 +4,10 @@ and served again while nothing it depends on has changed.
 Correct across processes: ``resource.calendar_version`` is changed by database
 triggers (migration 0004) in the same transaction as every change that affects a
 resource's availability, and an instrument's calendar also depends on its lab's
-row. Each request reads those versions (one indexed query, which also returns
-every column the computation needs); an entry is served only when they are
-exactly the versions it was rendered at. The versions are read before the
+row. Each request reads those versions (one indexed query, ``calendar_read.STAMP``:
+they come as one string, the stamp; a first render reads them with everything else
+it needs); an entry is served only when they are exactly the versions it was
+rendered at. The versions are read before the
 bookings and closures, so an entry is never labelled newer than its data.
 The ETag is derived from the same versions. The rules' buffer (booking policies)
 is part of the document: ``booking_rules`` rows change their resource's version too
@@ -77,20 +78,21 @@ class CalendarCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self._docs: OrderedDict[
-            tuple[int, dt.datetime, dt.datetime], tuple[_Versions, CalendarDocument]
+            tuple[int, dt.datetime, dt.datetime], tuple[str, CalendarDocument]
         ] = OrderedDict()
         self._weeks: OrderedDict[_WeekKey, WeekShape] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-        self.kept = _KeptConnection()
+        self.kept = _KeptConnections()
 
     def document(
-        self, key: tuple[int, dt.datetime, dt.datetime], versions: _Versions
+        self, key: tuple[int, dt.datetime, dt.datetime], stamp: str
     ) -> CalendarDocument | None:
+        """The document kept for ``key`` if it was rendered at ``stamp``'s versions."""
         with self._lock:
             entry = self._docs.get(key)
-            if entry is None or entry[0] != versions:
+            if entry is None or entry[0] != stamp:
                 self.misses += 1
                 return None
             self._docs.move_to_end(key)
@@ -98,12 +100,12 @@ class CalendarCache:
             return entry[1]
 
     def store(
-        self, key: tuple[int, dt.datetime, dt.datetime], versions: _Versions, doc: CalendarDocument
+        self, key: tuple[int, dt.datetime, dt.datetime], stamp: str, doc: CalendarDocument
     ) -> None:
         if self.size <= 0:
             return
         with self._lock:
-            self._docs[key] = (versions, doc)
+            self._docs[key] = (stamp, doc)
             self._docs.move_to_end(key)
             while len(self._docs) > self.size:
                 self._docs.popitem(last=False)
@@ -174,68 +176,131 @@ def _etag(key: tuple[int, dt.datetime, dt.datetime], versions: _Versions) -> str
     return f"av{key[0]}-{hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()}"
 
 
-class _KeptConnection:
-    """PostgreSQL: one pooled connection that the process keeps checked out, in
+class _Kept:
+    """One kept connection, and when it was opened and last used."""
+
+    __slots__ = ("born", "conn", "used")
+
+    def __init__(self, conn: Connection, now: float) -> None:
+        self.conn = conn
+        self.born = now
+        self.used = now
+
+
+class _KeptConnections:
+    """PostgreSQL: pooled connections that the process keeps checked out, in
     autocommit mode, for the calendar reads: a cache hit then costs the one query
     and nothing else (no checkout, no switch to autocommit and back, no BEGIN, no
-    ROLLBACK). A second thread that finds it busy uses a connection of its own
-    from the pool. It goes back to the pool after sitting idle, so that the pool's
-    idle ping (labshare/database.py) sees it, and now and then so that
-    ``pool_recycle`` applies; after an error it is dropped."""
+    ROLLBACK). One per calendar read in flight, up to the pool's size: a threaded
+    worker serves several requests at once, and with a single kept connection the
+    other threads' reads each took a pool checkout of their own (most of them, at 4
+    threads), which cost more CPU than the query. Beyond the limit a read still
+    takes a connection of its own from the pool. The idle ones form a stack (the
+    last used is the next used), so a burst's extra connections sit at its bottom:
+    one idle for ``IDLE_SECONDS`` goes back to the pool, so that the pool's idle
+    ping (labshare/database.py) sees it before its next use, and each goes back
+    after ``MAX_AGE_SECONDS`` so that ``pool_recycle`` applies; after an error a
+    connection is dropped. They count against the pool like the checkouts they
+    replace: at most the pool's size, besides the connections the requests' own
+    sessions hold (the pool's overflow covers both)."""
 
     IDLE_SECONDS = 10.0
     MAX_AGE_SECONDS = 300.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._conn: Connection | None = None
-        self._born = 0.0
-        self._used = 0.0
+        self._idle: list[_Kept] = []  # the least recently used first
+        self._open = 0  # idle or in use
+
+    @property
+    def open(self) -> int:
+        """How many connections are kept (idle or in use)."""
+        return self._open
 
     @contextlib.contextmanager
     def reader(self, engine: Engine) -> Iterator[Connection]:
-        if not self._lock.acquire(blocking=False):
+        kept = self._take(engine)
+        if kept is None:  # as many in use as the pool holds
             with engine.connect() as own:
                 yield own.execution_options(isolation_level="AUTOCOMMIT")
             return
         try:
-            now = time.monotonic()
-            conn: Connection | None = self._conn
-            if conn is not None and (
-                conn.closed
-                or conn.invalidated
-                or now - self._used > self.IDLE_SECONDS
-                or now - self._born > self.MAX_AGE_SECONDS
-                or conn.engine.pool is not engine.pool  # disposed meanwhile
-            ):
-                self._drop()
-                conn = None
-            if conn is None:
-                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                self._conn, self._born = conn, now
-            try:
-                yield conn
-            except BaseException:
-                self._drop()
-                raise
-            self._used = time.monotonic()
-        finally:
-            self._lock.release()
+            yield kept.conn
+        except BaseException:
+            self._drop([kept])
+            raise
+        kept.used = time.monotonic()
+        with self._lock:
+            self._idle.append(kept)
 
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+    def _take(self, engine: Engine) -> _Kept | None:
+        """An idle kept connection fit for use, else a new one when under the limit,
+        else None. The ones found unfit are closed (back to the pool)."""
+        now = time.monotonic()
+        unfit: list[_Kept] = []
+        found: _Kept | None = None
+        with self._lock:
+            idle = self._idle
+            while idle and now - idle[0].used > self.IDLE_SECONDS:
+                unfit.append(idle.pop(0))
+            while idle:
+                candidate = idle.pop()
+                if self._fit(candidate, engine, now):
+                    found = candidate
+                    break
+                unfit.append(candidate)
+            self._open -= len(unfit)
+            opening = found is None and self._open < _pool_size(engine)
+            if opening:
+                self._open += 1
+        self._close(unfit)
+        if not opening:
+            return found
+        try:
+            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except BaseException:
+            with self._lock:
+                self._open -= 1
+            raise
+        return _Kept(conn, now)
+
+    def _fit(self, kept: _Kept, engine: Engine, now: float) -> bool:
+        conn = kept.conn
+        return not (
+            conn.closed
+            or conn.invalidated
+            or now - kept.used > self.IDLE_SECONDS
+            or now - kept.born > self.MAX_AGE_SECONDS
+            or conn.engine.pool is not engine.pool  # disposed meanwhile
+        )
+
+    def _drop(self, kept: list[_Kept]) -> None:
+        with self._lock:
+            self._open -= len(kept)
+        self._close(kept)
+
+    @staticmethod
+    def _close(kept: list[_Kept]) -> None:
+        for one in kept:
             with contextlib.suppress(Exception):
-                conn.close()
+                one.conn.close()
 
     def close(self) -> None:
+        """Give every idle kept connection back to the pool."""
         with self._lock:
-            self._drop()
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        self._close(idle)
+
+
+def _pool_size(engine: Engine) -> int:
+    size = getattr(engine.pool, "size", None)
+    return max(1, int(size())) if callable(size) else 1
 
 
 @contextlib.contextmanager
 def _reader() -> Iterator[Reader]:
-    """PostgreSQL: the kept connection (above), in autocommit mode, so that a cache
+    """PostgreSQL: a kept connection (above), in autocommit mode, so that a cache
     hit costs one round trip. Each statement then sees everything committed before
     it began; as the versions are read first, the data read after them is at least
     as new. SQLite: the same reasoning with a pooled connection whose statements
@@ -266,7 +331,7 @@ def _sqlite_reader(engine: Engine) -> Iterator[Connection]:
 @contextlib.contextmanager
 def plain_reader(store: CalendarCache, engine: Engine) -> Iterator[Connection]:
     """A reader outside any request's session (the fast path, labshare/fastpath.py).
-    PostgreSQL: the kept autocommit connection, as ``_reader``; SQLite: a pooled
+    PostgreSQL: a kept autocommit connection, as ``_reader``; SQLite: a pooled
     connection whose statements each run on their own, as ``_reader``."""
     if engine.dialect.name == "postgresql":
         with store.kept.reader(engine) as conn:
@@ -312,14 +377,14 @@ def document_of(
     dumps: Callable[[Any], str],
 ) -> CalendarDocument | None:
     """The document of ``resource_id`` over the checked window [start, end): from
-    ``store`` when current (one query), else rendered and stored. None for an
-    unknown resource. Needs no app context."""
+    ``store`` when current (one query: its stamp), else rendered and stored. None
+    for an unknown resource. Needs no app context."""
     key = (resource_id, start, end)
     if store.has(key):
-        found = calendar_read.execute(reader, calendar_read.SUBJECT, {"rid": resource_id})
-        if not found:
+        stamp = calendar_read.stamp(reader, resource_id)
+        if stamp is None:
             return None
-        doc = store.document(key, _versions_of(found[0]))
+        doc = store.document(key, stamp)
         if doc is not None:
             return doc
     # a first render (or a stale entry): everything in one statement
@@ -332,8 +397,9 @@ def document_of(
     is_lab = row.kind == ResourceKind.LAB
     lab_id = resource_id if is_lab else int(row.lab_id)
     versions = _versions_of(row)
+    stamp = str(row.stamp)
     if store.has(key):  # another thread may have rendered it meanwhile
-        doc = store.document(key, versions)
+        doc = store.document(key, stamp)
         if doc is not None:
             return doc
     subject = CalendarSubject(
@@ -375,5 +441,5 @@ def document_of(
     )
     body = dumps(render(result)).encode() + b"\n"
     doc = CalendarDocument(etag=_etag(key, versions), body=body)
-    store.store(key, versions, doc)
+    store.store(key, stamp, doc)
     return doc

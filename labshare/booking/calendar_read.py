@@ -1,6 +1,8 @@
 """What a calendar's first render reads, in one statement.
 
-A cache hit needs the versions alone (``SUBJECT``: one indexed query). A first
+A cache hit needs the versions alone (``STAMP``: one indexed query, which on
+PostgreSQL goes to the driver's libpq connection as a prepared statement of its
+own, see ``stamp``). A first
 render needs those and, besides, the holding bookings, the closures of the resource
 and of its lab, the open offers to the waitlist and the lab's opening periods:
 ``CALENDAR`` returns them all, one UNION ALL whose first branch is the ``SUBJECT``
@@ -18,6 +20,9 @@ document is the same. A buffer longer than ``MARGIN`` (none in practice) makes
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
+import weakref
 from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Integer,
+    String,
     Time,
     bindparam,
     cast,
@@ -66,6 +72,30 @@ _own_rules = BookingRules.__table__.alias("own_rules")  # booking policies: the 
 _lab_rules = BookingRules.__table__.alias("lab_rules")
 _holiday_lab = Lab.__table__.alias("holiday_lab")  # workdays: the lab's opt-out
 
+
+def _part(column: Any) -> Any:
+    return func.coalesce(cast(column, String), literal_column("''", String))
+
+
+#: Every version a cached document depends on, as one string: the resource's and its
+#: lab's ``calendar_version`` (triggers change them with everything else the document
+#: shows), the zone, and what its holidays depend on (``_Versions`` in
+#: calendar_cache.py has them apart, for the ETag). A cached document is served only
+#: while this is exactly the string it was rendered with (the same expression on the
+#: same database, so the same string for the same versions).
+_STAMP = functools.reduce(
+    lambda a, b: a + literal_column("'|'", String) + b,
+    [
+        _part(_resource.c.calendar_version),
+        _part(_lab_row.c.calendar_version),
+        _part(_institute.c.timezone),
+        _part(_institute.c.follows_holidays),
+        _part(_institute.c.province_code),
+        _part(_holiday_lab.c.follows_holidays),
+        _part(workdays.token_column()),
+    ],
+)
+
 #: The versions a cached document must match, and every column a render needs.
 SUBJECT = (
     select(
@@ -85,6 +115,7 @@ SUBJECT = (
         _institute.c.province_code,
         _holiday_lab.c.follows_holidays.label("lab_follows"),
         workdays.token_column().label("calendar_token"),
+        _STAMP.label("stamp"),
     )
     .select_from(
         _resource.join(_institute, _institute.c.id == _resource.c.institute_id)
@@ -94,6 +125,21 @@ SUBJECT = (
         # booking_rules rows change the resource's calendar_version (migration 0006)
         .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
         .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
+        .outerjoin(
+            _holiday_lab,
+            _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
+        )
+    )
+    .where(_resource.c.id == bindparam("rid", type_=Integer))
+)
+
+#: A cache hit's one query: the stamp alone, with only the joins it needs.
+STAMP = (
+    select(_STAMP.label("stamp"))
+    .select_from(
+        _resource.join(_institute, _institute.c.id == _resource.c.institute_id)
+        .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
+        .outerjoin(_lab_row, _lab_row.c.id == _instrument.c.lab_id)
         .outerjoin(
             _holiday_lab,
             _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
@@ -277,8 +323,16 @@ class _Prepared:
 _PREPARED: dict[tuple[int, str], _Prepared] = {}
 
 
+def _prepared(stmt: Any, dialect: Any) -> _Prepared:
+    key = (id(stmt), dialect.name)
+    found = _PREPARED.get(key)
+    if found is None:
+        found = _PREPARED[key] = _Prepared(stmt, dialect)
+    return found
+
+
 def execute(reader: Any, stmt: Any, values: dict[str, Any]) -> list[Any]:
-    """The rows of ``stmt`` (``SUBJECT`` or ``CALENDAR``) with ``values``, typed as
+    """The rows of ``stmt`` (``SUBJECT``, ``STAMP`` or ``CALENDAR``) with ``values``, typed as
     SQLAlchemy types them. On a Connection (the calendar's own: the fast path, or a
     request outside a transaction) sent through the driver, the engine's
     ``before_cursor_execute`` listeners told as for any statement (the write guard
@@ -286,10 +340,7 @@ def execute(reader: Any, stmt: Any, values: dict[str, Any]) -> list[Any]:
     if not isinstance(reader, Connection):
         return list(reader.execute(stmt, values))
     dialect = reader.dialect
-    key = (id(stmt), dialect.name)
-    prepared = _PREPARED.get(key)
-    if prepared is None:
-        prepared = _PREPARED[key] = _Prepared(stmt, dialect)
+    prepared = _prepared(stmt, dialect)
     params = prepared.parameters(values)
     driver = reader.connection.driver_connection
     assert driver is not None  # a live connection: checked out for this reader
@@ -310,5 +361,91 @@ def execute(reader: Any, stmt: Any, values: dict[str, Any]) -> list[Any]:
     except Exception:
         # what SQLAlchemy would do on a lost connection, whatever went wrong: the
         # driver's connection is not trusted again
+        reader.invalidate()
+        raise
+
+
+# -- a cache hit's query, through libpq ------------------------------------------------
+
+#: The name of ``STAMP``'s prepared statement on a PostgreSQL connection.
+_STAMP_NAME = b"labshare_calendar_stamp"
+#: The driver connections ``STAMP`` has been prepared on (a new connection is a new
+#: object: it prepares it again).
+_STAMP_READY: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+#: invalid_sql_statement_name: no prepared statement of that name.
+_NO_SUCH_STATEMENT = b"26000"
+#: duplicate_prepared_statement: prepared already.
+_PREPARED_ALREADY = b"42P05"
+
+
+def _prepare_stamp(pgconn: Any, numbered: bytes) -> None:
+    from psycopg import pq
+
+    made = pgconn.prepare(_STAMP_NAME, numbered)
+    if made.status != pq.ExecStatus.COMMAND_OK and (
+        made.error_field(pq.DiagnosticField.SQLSTATE) != _PREPARED_ALREADY
+    ):
+        raise RuntimeError(made.get_error_message())
+
+
+@functools.lru_cache(maxsize=4)
+def _stamp_sql(dialect: Any) -> tuple[str, bytes, tuple[str, ...]]:
+    """``STAMP`` for libpq: the SQL as SQLAlchemy compiles it (for the listeners) and
+    with numbered parameters, and the names of the parameters in their order."""
+    compiled = STAMP.compile(dialect=dialect)
+    sql = str(compiled)
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    numbered = re.sub(r"%\(([a-z_0-9]+)\)s", number, sql).replace("%%", "%")
+    return sql, numbered.encode(), tuple(names)
+
+
+def stamp(reader: Any, resource_id: int) -> str | None:
+    """``STAMP`` of ``resource_id``; None for an unknown resource. On a PostgreSQL
+    Connection (the calendar's own, in autocommit mode) sent through the driver's
+    libpq connection as a prepared statement of its own: a cache hit is this one
+    query, and psycopg's cursor (adapters, the prepared-statement cache, the result
+    object, rows) cost the worker more CPU than the query costs the server. The
+    engine's ``before_cursor_execute`` listeners are told as for any statement (the
+    statement counters see it)."""
+    if not isinstance(reader, Connection) or reader.dialect.name != "postgresql":
+        rows = execute(reader, STAMP, {"rid": resource_id})
+        return str(rows[0].stamp) if rows else None
+    from psycopg import pq
+
+    sql, numbered, names = _stamp_sql(reader.dialect)
+    values = {**_prepared(STAMP, reader.dialect).defaults, "rid": resource_id}
+    params = [str(int(values[name])).encode() for name in names]
+    driver = reader.connection.driver_connection
+    assert driver is not None  # a live connection: checked out for this reader
+    try:
+        if reader._has_events or reader.engine._has_events:
+            reader.dispatch.before_cursor_execute(reader, None, sql, values, None, False)
+        pgconn = driver.pgconn
+        if driver not in _STAMP_READY:
+            _prepare_stamp(pgconn, numbered)
+            _STAMP_READY.add(driver)
+        result = pgconn.exec_prepared(_STAMP_NAME, params)
+        if (
+            result.status == pq.ExecStatus.FATAL_ERROR
+            and result.error_field(pq.DiagnosticField.SQLSTATE) == _NO_SUCH_STATEMENT
+        ):  # dropped meanwhile (DISCARD ALL, DEALLOCATE): prepared again
+            _prepare_stamp(pgconn, numbered)
+            result = pgconn.exec_prepared(_STAMP_NAME, params)
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise RuntimeError(result.get_error_message())
+        if not result.ntuples:
+            return None
+        raw = result.get_value(0, 0)
+        assert raw is not None  # every part is coalesced
+        return bytes(raw).decode(driver.info.encoding)
+    except Exception:
+        # as ``execute``: the driver's connection is not trusted again
         reader.invalidate()
         raise

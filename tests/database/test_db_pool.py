@@ -90,7 +90,7 @@ def test_a_recently_used_connection_is_not_pinged(
 def test_availability_survives_a_dropped_idle_connection(
     app: Flask, client: Any, make_instrument: Any, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The calendar cache keeps one connection checked out; after it sat idle it goes
+    """The calendar cache keeps connections checked out; one that sat idle goes
     back through the pool (and its ping) before the next read."""
     inst = make_instrument()
     db.session.commit()
@@ -102,7 +102,7 @@ def test_availability_survives_a_dropped_idle_connection(
     _terminate(app)  # every connection of the app's pool, the kept one included
     from labshare.booking import calendar_cache
 
-    monkeypatch.setattr(calendar_cache._KeptConnection, "IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(calendar_cache._KeptConnections, "IDLE_SECONDS", 0.0)
     monkeypatch.setattr(database, "IDLE_PING_SECONDS", 0.0)
     again = client.get(url, query_string=week)
     assert again.status_code == 200, again.get_data(as_text=True)
