@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import pq
 from sqlalchemy import (
     Connection,
     Integer,
@@ -369,9 +370,9 @@ def execute(reader: Any, stmt: Any, values: dict[str, Any]) -> list[Any]:
 
 #: The name of ``STAMP``'s prepared statement on a PostgreSQL connection.
 _STAMP_NAME = b"labshare_calendar_stamp"
-#: The driver connections ``STAMP`` has been prepared on (a new connection is a new
-#: object: it prepares it again).
-_STAMP_READY: weakref.WeakSet[Any] = weakref.WeakSet()
+#: The driver connections ``STAMP`` has been prepared on, each with the Python name of
+#: its encoding (a new connection is a new object: it prepares it again).
+_STAMP_READY: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 #: invalid_sql_statement_name: no prepared statement of that name.
@@ -381,8 +382,6 @@ _PREPARED_ALREADY = b"42P05"
 
 
 def _prepare_stamp(pgconn: Any, numbered: bytes) -> None:
-    from psycopg import pq
-
     made = pgconn.prepare(_STAMP_NAME, numbered)
     if made.status != pq.ExecStatus.COMMAND_OK and (
         made.error_field(pq.DiagnosticField.SQLSTATE) != _PREPARED_ALREADY
@@ -417,20 +416,21 @@ def stamp(reader: Any, resource_id: int) -> str | None:
     if not isinstance(reader, Connection) or reader.dialect.name != "postgresql":
         rows = execute(reader, STAMP, {"rid": resource_id})
         return str(rows[0].stamp) if rows else None
-    from psycopg import pq
-
     sql, numbered, names = _stamp_sql(reader.dialect)
     values = {**_prepared(STAMP, reader.dialect).defaults, "rid": resource_id}
     params = [str(int(values[name])).encode() for name in names]
     driver = reader.connection.driver_connection
     assert driver is not None  # a live connection: checked out for this reader
     try:
-        if reader._has_events or reader.engine._has_events:
+        if (reader._has_events or reader.engine._has_events) and (
+            reader.dispatch.before_cursor_execute
+        ):
             reader.dispatch.before_cursor_execute(reader, None, sql, values, None, False)
         pgconn = driver.pgconn
-        if driver not in _STAMP_READY:
+        encoding = _STAMP_READY.get(driver)
+        if encoding is None:
             _prepare_stamp(pgconn, numbered)
-            _STAMP_READY.add(driver)
+            encoding = _STAMP_READY[driver] = driver.info.encoding
         result = pgconn.exec_prepared(_STAMP_NAME, params)
         if (
             result.status == pq.ExecStatus.FATAL_ERROR
@@ -444,7 +444,7 @@ def stamp(reader: Any, resource_id: int) -> str | None:
             return None
         raw = result.get_value(0, 0)
         assert raw is not None  # every part is coalesced
-        return bytes(raw).decode(driver.info.encoding)
+        return bytes(raw).decode(encoding)
     except Exception:
         # as ``execute``: the driver's connection is not trusted again
         reader.invalidate()
