@@ -33,8 +33,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # concurrent commits in one flush (group commit), so throughput rises without
 # giving up durability. The GIL is released while a thread waits on the database.
 # Each thread takes its own pooled connection (SQLAlchemy's default pool: 5, plus
-# 10 overflow), so a host opens at most about workers x (threads + 1) connections
-# to PostgreSQL: keep that under max_connections (or put PgBouncer in front).
+# 10 overflow), and the calendar keeps one per calendar read in flight (at most the
+# pool's size: booking/calendar_cache.py), so a host opens at most about
+# workers x 2 x threads connections to PostgreSQL: keep that under max_connections
+# (or put PgBouncer in front).
 # SQLite has one writer: more threads only add writers waiting for its lock in
 # SQLite's busy handler, which sleeps up to 100 ms between tries (measured: fewer
 # bookings/s than sync workers and a p99 of seconds), so sync workers there.
