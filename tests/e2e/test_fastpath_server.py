@@ -171,3 +171,54 @@ def test_a_change_from_another_process_is_seen_by_both(pair: Pair) -> None:
         engine.dispose()
     again = compare(pair, "GET", path)
     assert again.body == before.body
+
+
+def test_a_booking_committed_elsewhere_is_in_every_next_answer(pair: Pair, tmp_path: Path) -> None:
+    """Requests at once make each worker keep several calendar connections (on
+    PostgreSQL): whichever of them, and whichever worker and path, answers next,
+    the booking another process has committed is there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from labshare import create_app
+    from labshare.extensions import db
+    from labshare.models import Booking, BookingStatus, Instrument
+    from tests import factories
+
+    path = availability(pair.instrument)
+    servers = (pair.fast.base, pair.flask.base)
+
+    def burst() -> list[Answer]:
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda i: fetch(servers[i % 2], "GET", path), range(48)))
+
+    assert {a.status for a in burst()} == {200}
+    start = (MONDAY + dt.timedelta(days=1, hours=9)).astimezone(dt.UTC)
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=pair.url, INSTANCE_DIR=str(tmp_path))
+    with app.app_context():
+        resource = db.session.get(Instrument, pair.instrument)
+        booking = factories.make_booking(
+            resource=resource,
+            start=start,
+            end=start + dt.timedelta(hours=2),
+            status=BookingStatus.APPROVED,
+        )
+        db.session.commit()
+        booking_id = booking.id
+        try:
+            expected = [
+                (
+                    (MONDAY + dt.timedelta(days=1, hours=9)).isoformat(),
+                    (MONDAY + dt.timedelta(days=1, hours=11)).isoformat(),
+                )
+            ]
+            for answer in burst():
+                assert answer.status == 200
+                body: dict[str, Any] = json.loads(answer.body)
+                booked = [(b["start"], b["end"]) for b in body["busy"] if b["reason"] == "booked"]
+                assert booked == expected
+        finally:
+            db.session.execute(
+                Booking.__table__.delete().where(Booking.__table__.c.id == booking_id)
+            )
+            db.session.commit()
+            db.engine.dispose()
