@@ -30,9 +30,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import TextClause
 
 from labshare.booking import checks, signals, workdays
-from labshare.booking.booking_row import compute_fee, new_booking
+from labshare.booking.booking_row import booking_values, compute_fee, insert_booking
 from labshare.booking.hooks import Stage, together
-from labshare.booking.locking import _insert_or_conflict
 from labshare.booking.path_reads import Around, Policy, load_policy, lock_and_load, read_around
 from labshare.booking.rules import calibration_cutoff, institute_zone
 from labshare.errors import NotFound, RuleViolation, SlotTaken
@@ -164,25 +163,29 @@ def create(
             if held_reason is not None:
                 status = BookingStatus.PENDING
                 break
-    booking = new_booking(resource, booker, request, company_id, status, fee, waived)
-    booking.group_id = None
+    values = booking_values(resource, booker, request, company_id, status, fee, waived)
     if status == BookingStatus.APPROVED:
-        booking.decided_at = now
-    if savepoint:
-        _insert_or_conflict(booking)
-    else:
-        db.session.add(booking)
-        try:
-            db.session.flush()
-        except IntegrityError as exc:
-            # PostgreSQL's exclusion constraint: the same conflict as the check's.
-            if getattr(exc.orig, "sqlstate", None) == "23P01":
-                taken = SlotTaken(_l("This time has just been booked by someone else."))
+        values["decided_at"] = now
+    try:
+        booking = insert_booking(values, savepoint=savepoint)
+    except IntegrityError as exc:
+        # PostgreSQL's exclusion constraint: the same conflict as the check's.
+        if getattr(exc.orig, "sqlstate", None) == "23P01":
+            taken = SlotTaken(_l("This time has just been booked by someone else."))
+            if not savepoint:  # the API's caller: whether the waitlist can be joined
                 taken.details["waitlist_available"] = bool(rules.waitlist_enabled)
-                raise taken from exc
-            raise
+            raise taken from exc
+        raise
     set_committed_value(booking, "resource", resource)
-    audit.record("booking.create", booking, actor=booker, to_state=status, reason=held_reason)
+    audit.insert_one(
+        "booking.create",
+        "booking",
+        booking.id,
+        institute_id=booking.institute_id,
+        actor_id=booker.id,
+        to_state=status,
+        reason=held_reason,
+    )
     if status == BookingStatus.PENDING:
         queue_new_booking_events(booking, booker, ["requested", "received"])
     else:
