@@ -109,9 +109,9 @@ def insert_booking(values: dict[str, Any], *, savepoint: bool) -> Booking:
     else:
         result = db.session.connection().execute(_INSERT, row)
     booking = Booking(**row)
-    key = result.inserted_primary_key
-    assert key is not None  # one row inserted
-    booking.id = key[0]
+    inserted = result.inserted_primary_key
+    assert inserted is not None  # one row inserted
+    booking.id = inserted[0]
     make_transient_to_detached(booking)  # what it holds is what the row holds
     db.session.add(booking)
     return booking
