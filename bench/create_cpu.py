@@ -40,7 +40,9 @@ def _wrap_phases() -> dict[str, list[float]]:
         ("labshare.booking.booking_path", "queue_new_booking_events"),
         ("labshare.booking.booking_path", "new_booking"),
         ("labshare.booking.booking_path.checks", "validate_request"),
-        ("labshare.booking.booking_path.audit", "record"),
+        ("labshare.booking.booking_path.audit", "insert_one"),
+        ("labshare.booking.booking_path", "insert_booking"),
+        ("labshare.database.db.Session", "connection"),
         ("labshare.booking.booking_path.signals.booking_created", "send"),
         ("flask.app.Flask", "full_dispatch_request"),
         ("flask.app.Flask", "wsgi_app"),
@@ -65,7 +67,7 @@ def _wrap_phases() -> dict[str, list[float]]:
             except ImportError:
                 continue
             for attr in parts[i:]:
-                obj = getattr(obj, attr)
+                obj = getattr(obj, attr, None)
             break
         if obj is None or not hasattr(obj, name):
             continue

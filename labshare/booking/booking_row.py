@@ -89,6 +89,27 @@ _DEFAULTS = _column_defaults()
 _INSERT = insert(cast(Table, Booking.__table__))
 
 
+def booking_row(values: dict[str, Any]) -> dict[str, Any]:
+    """Every column of a new row: ``values``, else the model's default."""
+    row = {}
+    for key, default, call in _DEFAULTS:
+        if key in values:
+            row[key] = values[key]
+        else:
+            row[key] = default(None) if call else default
+    return row
+
+
+def booking_from_row(row: dict[str, Any], booking_id: int) -> Booking:
+    """The persistent instance of the row just inserted (``booking_row``) with id
+    ``booking_id``: what it holds is what the row holds, as after a flush."""
+    booking = Booking(**row)
+    booking.id = booking_id
+    make_transient_to_detached(booking)
+    db.session.add(booking)
+    return booking
+
+
 def insert_booking(values: dict[str, Any], *, savepoint: bool) -> Booking:
     """Insert a booking of ``values`` (the columns ``new_booking`` sets, and any
     others) with one Core INSERT, and return it as a persistent instance holding
@@ -97,21 +118,12 @@ def insert_booking(values: dict[str, Any], *, savepoint: bool) -> Booking:
     PostgreSQL insert in a savepoint (the caller's transaction stays usable after
     a conflict). The exclusion constraint's refusal (SQLSTATE 23P01) is raised as
     the IntegrityError; the caller turns it into SlotTaken."""
-    row = {}
-    for key, default, call in _DEFAULTS:
-        if key in values:
-            row[key] = values[key]
-        else:
-            row[key] = default(None) if call else default
+    row = booking_row(values)
     if savepoint and not is_sqlite():
         with db.session.begin_nested():
             result = db.session.connection().execute(_INSERT, row)
     else:
         result = db.session.connection().execute(_INSERT, row)
-    booking = Booking(**row)
     inserted = result.inserted_primary_key
     assert inserted is not None  # one row inserted
-    booking.id = inserted[0]
-    make_transient_to_detached(booking)  # what it holds is what the row holds
-    db.session.add(booking)
-    return booking
+    return booking_from_row(row, inserted[0])

@@ -91,19 +91,45 @@ def insert_one(
     instance), by a caller that knows the object's table, id and institute."""
     db.session.connection().execute(
         _INSERT,
-        {
-            "at": utcnow(),
-            "actor_id": actor_id,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "from_state": str(from_state) if from_state is not None else None,
-            "to_state": str(to_state) if to_state is not None else None,
-            "reason": reason,
-            "data": data,
-            "institute_id": institute_id,
-        },
+        row_values(
+            action,
+            object_type,
+            object_id,
+            institute_id=institute_id,
+            actor_id=actor_id,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            data=data,
+        ),
     )
+
+
+def row_values(
+    action: str,
+    object_type: str,
+    object_id: int | None,
+    *,
+    institute_id: int | None,
+    actor_id: int | None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The columns of ``insert_one``'s row (for a caller that inserts it itself)."""
+    return {
+        "at": utcnow(),
+        "actor_id": actor_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "from_state": str(from_state) if from_state is not None else None,
+        "to_state": str(to_state) if to_state is not None else None,
+        "reason": reason,
+        "data": data,
+        "institute_id": institute_id,
+    }
 
 
 def record_many(
