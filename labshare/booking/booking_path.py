@@ -22,28 +22,29 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.elements import TextClause
 
 from labshare.booking import checks, signals, workdays
-from labshare.booking.booking_row import compute_fee, new_booking
+from labshare.booking.booking_row import booking_values, compute_fee
 from labshare.booking.hooks import Stage, together
-from labshare.booking.locking import _insert_or_conflict
 from labshare.booking.path_reads import Around, Policy, load_policy, lock_and_load, read_around
+from labshare.booking.path_writes import queue_new_booking_events, write_booking
 from labshare.booking.rules import calibration_cutoff, institute_zone
 from labshare.errors import NotFound, RuleViolation, SlotTaken
-from labshare.extensions import db
-from labshare.messaging import notify
-from labshare.models import Booking, BookingStatus, Resource, Role, User
-from labshare.models.base import UTCDateTime
-from labshare.ops import audit
+from labshare.models import Booking, BookingStatus, Resource, User
 from labshare.timeutil import utcnow, zone
 
-__all__ = ["Around", "Policy", "create", "load_policy", "lock_and_load", "read_around"]
+__all__ = [
+    "Around",
+    "Policy",
+    "create",
+    "load_policy",
+    "lock_and_load",
+    "queue_new_booking_events",
+    "read_around",
+]
 
 
 def _judge(
@@ -164,96 +165,20 @@ def create(
             if held_reason is not None:
                 status = BookingStatus.PENDING
                 break
-    booking = new_booking(resource, booker, request, company_id, status, fee, waived)
-    booking.group_id = None
+    values = booking_values(resource, booker, request, company_id, status, fee, waived)
     if status == BookingStatus.APPROVED:
-        booking.decided_at = now
-    if savepoint:
-        _insert_or_conflict(booking)
-    else:
-        db.session.add(booking)
-        try:
-            db.session.flush()
-        except IntegrityError as exc:
-            # PostgreSQL's exclusion constraint: the same conflict as the check's.
-            if getattr(exc.orig, "sqlstate", None) == "23P01":
-                taken = SlotTaken(_l("This time has just been booked by someone else."))
+        values["decided_at"] = now
+    events = ["requested", "received"] if status == BookingStatus.PENDING else ["confirmed"]
+    try:
+        booking = write_booking(values, booker, events, reason=held_reason, savepoint=savepoint)
+    except IntegrityError as exc:
+        # PostgreSQL's exclusion constraint: the same conflict as the check's.
+        if getattr(exc.orig, "sqlstate", None) == "23P01":
+            taken = SlotTaken(_l("This time has just been booked by someone else."))
+            if not savepoint:  # the API's caller: whether the waitlist can be joined
                 taken.details["waitlist_available"] = bool(rules.waitlist_enabled)
-                raise taken from exc
-            raise
+            raise taken from exc
+        raise
     set_committed_value(booking, "resource", resource)
-    audit.record("booking.create", booking, actor=booker, to_state=status, reason=held_reason)
-    if status == BookingStatus.PENDING:
-        queue_new_booking_events(booking, booker, ["requested", "received"])
-    else:
-        queue_new_booking_events(booking, booker, ["confirmed"])
     signals.booking_created.send(booking)
     return booking
-
-
-_EVENTS_INSERT = (
-    "INSERT INTO notification (dedupe_key, user_id, booking_id, kind, locale, status,"
-    " attempts, next_attempt_at, created_at)"
-    " SELECT CAST(:prefix AS VARCHAR(100)) || CASE WHEN u.id = :booker"
-    " THEN CAST(:booker_event AS VARCHAR(50)) ELSE CAST(:staff_event AS VARCHAR(50)) END"
-    " || ':' || CAST(u.id AS VARCHAR(20)), u.id, :booking_id,"
-    " CASE WHEN u.id = :booker THEN CAST(:booker_kind AS VARCHAR(50))"
-    " ELSE CAST(:staff_kind AS VARCHAR(50)) END,"
-    " CASE WHEN u.locale IN :languages THEN u.locale ELSE CAST(:default_locale AS VARCHAR(10))"
-    " END, 'pending', 0, :now, :now"
-    " FROM user_account u WHERE "
-)
-_EVENTS_TAIL = " ORDER BY u.id ON CONFLICT (dedupe_key) DO NOTHING"
-_EVENT_INSERTS: dict[tuple[str, ...], TextClause] = {}
-
-
-def queue_new_booking_events(booking: Booking, booker: User, events: list[str]) -> None:
-    """The booking's event rows for every recipient in one INSERT ... SELECT (the
-    staff read in the same statement); a row already queued is left alone."""
-    if notify._series_collector.get() is not None:  # a series sends its own message
-        for event in events:
-            notify.booking_event(booking, event)
-        return
-    booker_event = next((e for e in events if notify.BOOKING_EVENTS[e] in ("booker", "both")), None)
-    staff_event = next((e for e in events if notify.BOOKING_EVENTS[e] in ("staff", "both")), None)
-    languages = [str(x) for x in current_app.config.get("LANGUAGES", ["zh_CN", "en"])]
-    who = []
-    if booker_event is not None:
-        who.append("u.id = :booker")
-    if staff_event is not None:
-        who.append(
-            "(u.institute_id = :institute_id AND u.role = :staff_role AND u.active = :yes"
-            " AND u.id <> :booker)"
-        )
-    if not who:
-        return
-    # Plain SQL of fixed pieces, values bound: the staff are read by the insert itself.
-    # One statement per set of recipients, built once (text() parses its SQL).
-    stmt = _EVENT_INSERTS.get(tuple(who))
-    if stmt is None:
-        stmt = _EVENT_INSERTS[tuple(who)] = text(
-            _EVENTS_INSERT + " OR ".join(who) + _EVENTS_TAIL
-        ).bindparams(
-            bindparam("languages", expanding=True),
-            bindparam("now", type_=UTCDateTime()),
-        )
-    booker_event = booker_event or staff_event
-    staff_event = staff_event or booker_event
-    db.session.execute(
-        stmt,
-        {
-            "prefix": f"booking:{booking.id}:",
-            "booker": booker.id,
-            "booker_event": booker_event,
-            "staff_event": staff_event,
-            "booker_kind": f"booking_{booker_event}",
-            "staff_kind": f"booking_{staff_event}",
-            "booking_id": booking.id,
-            "languages": languages,
-            "default_locale": languages[0],
-            "now": utcnow(),
-            "institute_id": booking.institute_id,
-            "staff_role": str(Role.STAFF),
-            "yes": True,
-        },
-    )

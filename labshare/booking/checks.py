@@ -284,16 +284,19 @@ def _check_free(
     ``around``: those holding bookings, already read (booking_path.py)."""
     capacity = capacity_of(resource)
     if capacity <= 1:
-        buffer = dt.timedelta(minutes=max(buffer_minutes, 0))
-        stmt = select(Booking.start_at, Booking.end_at).where(
-            Booking.resource_id == resource.id,
-            Booking.start_at < end + buffer,
-            Booking.end_at > start - buffer,
-            Booking.status.in_(HOLDING_STATUSES),
-        )
-        if exclude_id is not None:
-            stmt = stmt.where(Booking.id != exclude_id)
-        rows = list(around) if around is not None else db.session.execute(stmt).all()
+        if around is not None:  # built only when sent: building it costs more than judging
+            rows = list(around)
+        else:
+            buffer = dt.timedelta(minutes=max(buffer_minutes, 0))
+            stmt = select(Booking.start_at, Booking.end_at).where(
+                Booking.resource_id == resource.id,
+                Booking.start_at < end + buffer,
+                Booking.end_at > start - buffer,
+                Booking.status.in_(HOLDING_STATUSES),
+            )
+            if exclude_id is not None:
+                stmt = stmt.where(Booking.id != exclude_id)
+            rows = [(s, e) for s, e in db.session.execute(stmt)]
         if any(s < end and e > start for s, e in rows):
             raise SlotTaken(_l("This time is already booked."))
         if rows:

@@ -30,7 +30,9 @@ from tests.helpers import END, NOW, START, bearer
 MAX_STATEMENTS = 8
 
 #: What the path may send: the write lock, the token, the resource, its policy,
-#: what is around the slot, the quota lock, and the three inserts.
+#: what is around the slot, the quota lock, and the three inserts (on PostgreSQL
+#: one statement: the booking's INSERT in a WITH, the audit row's and the events'
+#: in the same statement).
 EXPECTED = (
     "BEGIN IMMEDIATE",
     "SELECT api_token.",
@@ -41,6 +43,7 @@ EXPECTED = (
     "INSERT INTO booking ",
     "INSERT INTO audit_log ",
     "INSERT INTO notification ",
+    "WITH new_booking AS (INSERT INTO booking ",
 )
 
 
@@ -197,3 +200,74 @@ def test_an_unknown_resource_is_404(client: Any, db: Any) -> None:
     db.session.commit()
     response, _ = _create(client, 999_999, sme)
     assert response.status_code == 404
+
+
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize("approval", [True, False])
+def test_postgresql_writes_booking_audit_and_events_in_one_statement(
+    client: Any, db: Any, approval: bool
+) -> None:
+    from labshare.models import AuditLog
+    from tests.factories import make_instrument, make_user
+
+    env = _env(db, make_instrument, make_user, requires_approval=approval)
+    institute_id = env.inst.institute_id
+    response, sent = _create(client, env.inst.id, env.sme)
+    assert response.status_code == 201, response.get_json()
+    _lean(sent)
+    writes = [s for s in sent if "INSERT INTO" in s]
+    assert len(writes) == 1 and writes[0].startswith("WITH new_booking AS (INSERT INTO booking ")
+    booking_id = response.get_json()["id"]
+    entry = db.session.scalars(select(AuditLog).where(AuditLog.object_id == booking_id)).one()
+    assert (entry.action, entry.object_type, entry.actor_id, entry.institute_id) == (
+        "booking.create",
+        "booking",
+        env.sme_id,
+        institute_id,
+    )
+    assert entry.to_state == ("pending" if approval else "approved")
+    kinds = sorted(
+        (r.user_id, r.kind, r.dedupe_key)
+        for r in db.session.scalars(
+            select(Notification).where(Notification.booking_id == booking_id)
+        )
+    )
+    if approval:
+        assert kinds == sorted(
+            [(env.sme_id, "booking_received", f"booking:{booking_id}:received:{env.sme_id}")]
+            + [
+                (s, "booking_requested", f"booking:{booking_id}:requested:{s}")
+                for s in env.staff_ids
+            ]
+        )
+    else:
+        assert kinds == [
+            (env.sme_id, "booking_confirmed", f"booking:{booking_id}:confirmed:{env.sme_id}")
+        ]
+
+
+@pytest.mark.postgresql_only
+def test_an_overlap_the_constraint_refuses_writes_nothing(
+    client: Any, db: Any, monkeypatch: Any
+) -> None:
+    """Were the check ever skipped, the exclusion constraint refuses the one
+    statement whole: a 409 that says whether the waitlist can be joined, and no
+    booking, audit row or event of the refused one."""
+    from labshare.booking import checks
+    from labshare.models import AuditLog
+    from tests.factories import make_instrument, make_user
+
+    env = _env(db, make_instrument, make_user)
+    other = bearer(make_user(Role.SME))
+    db.session.commit()
+    inst_id = env.inst.id
+    first, _ = _create(client, inst_id, env.sme)
+    assert first.status_code == 201
+    monkeypatch.setattr(checks, "_check_free", lambda *args, **kw: None)
+    second, _ = _create(client, inst_id, other)
+    assert second.status_code == 409, second.get_json()
+    assert second.get_json()["error"]["waitlist_available"] is True
+    assert int(db.session.scalar(select(func.count(Booking.id))) or 0) == 1
+    assert int(db.session.scalar(select(func.count(AuditLog.id))) or 0) == 1
+    booking_ids = set(db.session.scalars(select(Notification.booking_id)))
+    assert booking_ids == {first.get_json()["id"]}
