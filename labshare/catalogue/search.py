@@ -32,10 +32,8 @@ from sqlalchemy import (
     cast,
     false,
     func,
-    literal,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
@@ -222,37 +220,44 @@ def _count(where: Sequence[ColumnElement[bool]]) -> int:
     return int(db.session.scalar(select(func.count()).select_from(matching)) or 0)
 
 
+#: Each facet's (value, label) among the columns of ``_facets``' one GROUP BY.
+_FACET_COLUMNS = {
+    "field": (0, 0),
+    "kind": (1, 1),
+    "province": (2, 3),
+    "institute": (4, 5),
+}
+
+
 def _facets(where: Sequence[ColumnElement[bool]]) -> dict[str, list[dict[str, Any]]]:
     """Counts of the matches by field, kind, province and institute: one statement
-    (a UNION ALL of four GROUP BYs over the same filters)."""
-
-    def grouped(facet: str, value: Any, label: Any) -> Any:
-        return (
-            select(
-                literal(facet).label("facet"),
-                cast(value, String).label("value"),
-                cast(label, String).label("label"),
-                func.count().label("n"),
-            )
-            .select_from(Resource)
-            .join(Institute, Institute.id == Resource.institute_id)
-            .where(and_(*where))
-            .group_by(value, label)
-        )
-
-    rows = db.session.execute(
-        union_all(
-            grouped("field", Resource.field, Resource.field),
-            grouped("kind", Resource.kind, Resource.kind),
-            grouped("province", Institute.province_code, Institute.province),
-            grouped("institute", Institute.code, Institute.name),
-        )
+    that finds the matches ONCE and counts them by all four at the same time (one
+    row per combination that occurs, at most one per match), summed here per facet.
+    Four GROUP BYs each re-ran the match (a text search: 80 of its 150 ms)."""
+    columns = (
+        cast(Resource.field, String),
+        cast(Resource.kind, String),
+        cast(Institute.province_code, String),
+        cast(Institute.province, String),
+        cast(Institute.code, String),
+        cast(Institute.name, String),
     )
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in FACETS}
-    for facet, value, label, n in rows:
-        out[facet].append({"value": value, "label": label, "count": int(n)})
-    for values in out.values():
+    rows = db.session.execute(
+        select(*columns, func.count())
+        .select_from(Resource)
+        .join(Institute, Institute.id == Resource.institute_id)
+        .where(and_(*where))
+        .group_by(*columns)
+    ).all()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, (value_at, label_at) in _FACET_COLUMNS.items():
+        counts: dict[tuple[Any, Any], int] = {}
+        for row in rows:
+            key = (row[value_at], row[label_at])
+            counts[key] = counts.get(key, 0) + int(row[-1])
+        values = [{"value": v, "label": label, "count": n} for (v, label), n in counts.items()]
         values.sort(key=lambda v: (-v["count"], v["value"]))
+        out[name] = values
     return out
 
 
