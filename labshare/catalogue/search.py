@@ -39,7 +39,13 @@ from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
 from labshare.booking.availability import MAX_WINDOW
 from labshare.booking.rules import DEFAULT, Rules, scope_ids
-from labshare.catalogue import capability, free_candidates, free_time, search_index
+from labshare.catalogue import (
+    capability,
+    capability_index,
+    free_candidates,
+    free_time,
+    search_index,
+)
 from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
@@ -103,6 +109,9 @@ class SearchResult:
 
 
 _poly = with_polymorphic(Resource, [Lab, Instrument])
+#: Built once: a fresh alias adapts its columns again on every search (~1 ms).
+_own_rules = aliased(BookingRules, name="own_rules")
+_lab_rules = aliased(BookingRules, name="lab_rules")
 #: The instrument table alone: its filters need no join to resource.
 _instrument = Instrument.__table__
 
@@ -333,7 +342,7 @@ def _page(
         .limit(per_page)
         .subquery("page_ids")
     )
-    own, of_lab = aliased(BookingRules), aliased(BookingRules)
+    own, of_lab = _own_rules, _lab_rules
     rows = db.session.execute(
         select(_poly, ids.c.matches, own, of_lab)
         .join(ids, ids.c.id == _poly.id)
@@ -393,6 +402,9 @@ def search_resources(
     where = _where(f)
     window = _window(f, facets)
     facet_counts = _facets(where) if facets else None
+    in_memory = _capability_in_memory(f)
+    if in_memory is not None:
+        return _search_in_memory(in_memory, f, window, facet_counts, page, per_page)
     ranked, keys = _ranked(f)
 
     def load(ids: Any) -> list[Resource]:
@@ -447,6 +459,109 @@ def search_resources(
         total_exact=total <= COUNT_LIMIT,
         facets=facet_counts,
     )
+
+
+def _capability_in_memory(f: ResourceFilters) -> list[capability_index.Entry] | None:
+    """The matches of a capability search, ranked from the per-version capability
+    index (labshare/catalogue/capability_index.py); None when the search has a filter
+    the index cannot check (words, a province prefix) or the index is off."""
+    if f.measurand is None or f.value is None or f.q is not None or f.province:
+        return None
+    store = capability_index.index()
+    if store is None:
+        return None
+    match = _capability_match(f)  # validates, as the SQL path does
+    if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
+        return []
+    assert match is not None and f.unit is not None
+    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
+    low, high = capability.search_bounds(f.value, f.unit, name)
+    return capability_index.ranked(
+        store.entries(name),
+        low,
+        high,
+        field=f.field,
+        institute=f.institute or None,
+        near=f.near_province or None,
+    )
+
+
+def _search_in_memory(
+    matches: Sequence[capability_index.Entry],
+    f: ResourceFilters,
+    window: tuple[dt.datetime, dt.datetime] | None,
+    facet_counts: dict[str, list[dict[str, Any]]] | None,
+    page: int,
+    per_page: int,
+) -> SearchResult:
+    """``search_resources`` over matches ranked in memory: only the page's rows (and,
+    for the free-time checks, the candidates' calendar columns, by id) are read."""
+    offset = (page - 1) * per_page
+    if window is not None or facet_counts is not None:
+        available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
+        candidates = free_candidates.Candidates(
+            lambda start, limit: free_candidates.of_ids(available[start : start + limit])
+        )
+        if facet_counts is not None:
+            facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    if window is not None:
+        asked = window
+        found = free_time.scan(
+            candidates,
+            lambda _s: asked,
+            f.duration,
+            limit=AVAILABILITY_SCAN_LIMIT,
+            wanted=offset + per_page + 1,
+        )
+        items = _load_ids(found.found[offset : offset + per_page])
+        return SearchResult(
+            items=items,
+            total=len(found.found),
+            rules={r.id: found.rules[r.id] for r in items},
+            truncated=found.complete and found.beyond,
+            total_exact=found.complete,
+            facets=facet_counts,
+        )
+    items, rules = _load_page([e.id for e in matches[offset : offset + per_page]])
+    return SearchResult(
+        items=items,
+        total=min(len(matches), COUNT_LIMIT),
+        rules=rules,
+        total_exact=len(matches) <= COUNT_LIMIT,
+        facets=facet_counts,
+    )
+
+
+def _load_page(ids: Sequence[int]) -> tuple[list[Resource], dict[int, Rules]]:
+    """The resources of ``ids`` in that order with their institute and booking rules
+    (own, else the lab's, else the defaults): one statement."""
+    if not ids:
+        return [], {}
+    rows = db.session.execute(
+        select(_poly, _own_rules, _lab_rules)
+        .join(Institute, _poly.institute)
+        .outerjoin(_own_rules, _own_rules.resource_id == _poly.id)
+        .outerjoin(_lab_rules, _lab_rules.resource_id == _poly.Instrument.lab_id)
+        .where(_poly.id.in_(ids))
+        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
+    ).all()
+    by_id = {row[0].id: row for row in rows}
+    items: list[Resource] = []
+    rules: dict[int, Rules] = {}
+    for i in ids:
+        row = by_id.get(i)
+        if row is None:
+            continue
+        items.append(row[0])
+        own, of_lab = row[1], row[2]
+        rules[i] = (
+            Rules.from_row(own)
+            if own is not None
+            else Rules.from_row(of_lab)
+            if of_lab is not None
+            else DEFAULT
+        )
+    return items, rules
 
 
 def _load_ids(ids: Sequence[int]) -> list[Resource]:
