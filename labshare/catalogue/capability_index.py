@@ -82,6 +82,10 @@ class CapabilityIndex:
             self.lists[measurand] = found
         return found
 
+    def clear(self) -> None:
+        with self.lock:
+            self.version, self.lists, self.reads = None, {}, 0
+
 
 def _read(measurand: str) -> list[Entry]:
     rows = db.session.execute(
