@@ -418,6 +418,8 @@ def search_resources(
             ).unique()
         )
 
+    if window is None and facet_counts is not None:
+        return _page_with_week(ranked, keys, f, facet_counts, page, per_page)
     if window is not None or facets:
         # The best-ranked available candidates, as calendar columns only (no ORM),
         # read in rank order as far as the free-time checks need.
@@ -452,6 +454,50 @@ def search_resources(
             facets=facet_counts,
         )
     items, total, rules = _page(ranked, keys, where, page, per_page)
+    return SearchResult(
+        items=items,
+        total=min(total, COUNT_LIMIT),
+        rules=rules,
+        total_exact=total <= COUNT_LIMIT,
+        facets=facet_counts,
+    )
+
+
+def _page_with_week(
+    ranked: Select[Any],
+    keys: list[Any],
+    f: ResourceFilters,
+    facet_counts: dict[str, list[dict[str, Any]]],
+    page: int,
+    per_page: int,
+) -> SearchResult:
+    """A page with the facets but no window: the page and the "free this week"
+    candidates (its best-ranked available matches) come from ONE ranked read of the
+    first matches' ids and statuses (ranking a text search is most of its cost, and
+    the page and the week each ranked it); then the page's rows and the candidates'
+    calendar columns are read by id. Only when that prefix holds too few available
+    matches are the candidates ranked again, as far as needed."""
+    offset = (page - 1) * per_page
+    wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
+    asked = offset + per_page + 2 * wanted
+    prefix = db.session.execute(
+        ranked.add_columns(
+            Resource.status.label("status"), func.count().over().label("matches")
+        ).limit(asked)
+    ).all()
+    available = [row.id for row in prefix if row.status == ResourceStatus.AVAILABLE]
+    if len(available) >= wanted or len(prefix) < asked:  # else: more matches, unread
+        candidates = free_candidates.Candidates.of(free_candidates.of_ids(available[:wanted]))
+    else:
+        free = ranked.where(Resource.status == ResourceStatus.AVAILABLE)
+        candidates = free_candidates.Candidates(
+            lambda start, limit: free_candidates.ranked(
+                free.offset(start).limit(limit).subquery("candidates"), [k.name for k in keys]
+            )
+        )
+    facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    items, rules = _load_page([row.id for row in prefix[offset : offset + per_page]])
+    total = int(prefix[0].matches) if prefix else 0  # the prefix starts at the first match
     return SearchResult(
         items=items,
         total=min(total, COUNT_LIMIT),

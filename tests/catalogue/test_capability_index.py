@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from labshare.catalogue import capability_index
+from labshare.catalogue import capability_index, search_cache
 from labshare.catalogue.search import ResourceFilters, search_resources
 from labshare.extensions import db as _db
 from labshare.models import (
@@ -168,6 +168,15 @@ def test_an_institute_filter_and_the_other_measurands(app: Any, db: Any, clock: 
         assert answers[0] == answers[1], f
 
 
+@pytest.fixture
+def no_answer_cache(app: Any) -> Any:
+    """The answer cache off (it would serve the second of two equal searches)."""
+    app.config["SEARCH_CACHE_BYTES"] = 0
+    app.extensions.pop(search_cache.EXTENSION, None)
+    yield
+    app.extensions.pop(search_cache.EXTENSION, None)
+
+
 def _ids(client: Any, **params: Any) -> list[int]:
     _db.session.remove()  # each request has a session of its own
     response = client.get(
@@ -187,9 +196,8 @@ def _ids(client: Any, **params: Any) -> list[int]:
     ],
 )
 def test_a_change_by_another_connection_is_seen_at_once(
-    app: Any, client: Any, db: Any, change: str
+    app: Any, client: Any, db: Any, no_answer_cache: Any, change: str
 ) -> None:
-    app.config["SEARCH_CACHE_BYTES"] = 0  # the answer cache would hide the index
     lab = factories.make_lab()
     first = factories.make_instrument(lab=lab)
     other = factories.make_instrument(
@@ -211,8 +219,7 @@ def test_a_change_by_another_connection_is_seen_at_once(
     assert store.reads == 2
 
 
-def test_a_booking_keeps_the_list(app: Any, client: Any, db: Any) -> None:
-    app.config["SEARCH_CACHE_BYTES"] = 0
+def test_a_booking_keeps_the_list(app: Any, client: Any, db: Any, no_answer_cache: Any) -> None:
     iid = factories.make_instrument().id
     _db.session.commit()
     store = capability_index.index_of(app)
@@ -228,8 +235,9 @@ def test_a_booking_keeps_the_list(app: Any, client: Any, db: Any) -> None:
     assert store.reads == 1
 
 
-def test_without_the_version_row_nothing_is_kept(app: Any, client: Any, db: Any) -> None:
-    app.config["SEARCH_CACHE_BYTES"] = 0
+def test_without_the_version_row_nothing_is_kept(
+    app: Any, client: Any, db: Any, no_answer_cache: Any
+) -> None:
     instrument = factories.make_instrument()
     iid = instrument.id
     _db.session.commit()
