@@ -24,8 +24,9 @@ without words and without a province prefix); the others rank in SQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from flask import Flask, current_app
@@ -154,22 +155,31 @@ def ranked(
     field: Any = None,
     institute: str | None = None,
     near: str | None = None,
+    available_only: bool = False,
+    limit: int | None = None,
 ) -> list[Entry]:
     """The entries whose range reaches [low, high] (``range_min_base <= high AND
     range_max_base >= low``), in the SQL ranking's order: narrowest range first,
-    then (with ``near``) the searcher's province, then the id."""
-    out = [
+    then (with ``near``) the searcher's province, then the id; with
+    ``available_only`` only the available ones, and at most ``limit`` (without
+    ``near`` the list is in order already, so it stops there)."""
+    found: Iterator[Entry] = (
         e
         for e in entries
         if e.low <= high
         and e.high >= low
         and (field is None or e.field == field)
         and (institute is None or e.institute == institute)
-    ]
+    )
     if near:
         # stable: ties of (width, nearness) keep their id order
-        out.sort(key=lambda e: (e.width, 0 if near in (e.province_code, e.province) else 1))
-    return out
+        def key(e: Entry) -> tuple[float, int]:
+            return (e.width, 0 if near in (e.province_code, e.province) else 1)
+
+        found = iter(sorted(found, key=key))
+    if available_only:
+        found = (e for e in found if e.status == ResourceStatus.AVAILABLE)
+    return list(found if limit is None else islice(found, limit))
 
 
 __all__ = ["CapabilityIndex", "Entry", "index", "index_of", "ranked"]

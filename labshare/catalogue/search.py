@@ -402,7 +402,13 @@ def search_resources(
     where = _where(f)
     window = _window(f, facets)
     facet_counts = _facets(where) if facets else None
-    in_memory = _capability_in_memory(f)
+    # With a window, the page comes from the free-time scan, which examines at most
+    # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
+    in_memory = (
+        _capability_in_memory(f)
+        if window is None
+        else _capability_in_memory(f, available_only=True, limit=AVAILABILITY_SCAN_LIMIT + 1)
+    )
     if in_memory is not None:
         return _search_in_memory(in_memory, f, window, facet_counts, page, per_page)
     ranked, keys = _ranked(f)
@@ -507,10 +513,13 @@ def _page_with_week(
     )
 
 
-def _capability_in_memory(f: ResourceFilters) -> list[capability_index.Entry] | None:
+def _capability_in_memory(
+    f: ResourceFilters, *, available_only: bool = False, limit: int | None = None
+) -> list[capability_index.Entry] | None:
     """The matches of a capability search, ranked from the per-version capability
-    index (labshare/catalogue/capability_index.py); None when the search has a filter
-    the index cannot check (words, a province prefix) or the index is off."""
+    index (labshare/catalogue/capability_index.py), as ``capability_index.ranked``
+    cuts them; None when the search has a filter the index cannot check (words, a
+    province prefix) or the index is off."""
     if f.measurand is None or f.value is None or f.q is not None or f.province:
         return None
     store = capability_index.index()
@@ -529,6 +538,8 @@ def _capability_in_memory(f: ResourceFilters) -> list[capability_index.Entry] | 
         field=f.field,
         institute=f.institute or None,
         near=f.near_province or None,
+        available_only=available_only,
+        limit=limit,
     )
 
 
@@ -544,6 +555,7 @@ def _search_in_memory(
     for the free-time checks, the candidates' calendar columns, by id) are read."""
     offset = (page - 1) * per_page
     if window is not None or facet_counts is not None:
+        # with a window, ``matches`` are the available ones already
         available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
         candidates = free_candidates.Candidates(
             lambda start, limit: free_candidates.of_ids(available[start : start + limit])
