@@ -25,6 +25,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     and_,
@@ -32,8 +33,11 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    literal,
+    null,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
@@ -243,14 +247,7 @@ def _facets(where: Sequence[ColumnElement[bool]]) -> dict[str, list[dict[str, An
     that finds the matches ONCE and counts them by all four at the same time (one
     row per combination that occurs, at most one per match), summed here per facet.
     Four GROUP BYs each re-ran the match (a text search: 80 of its 150 ms)."""
-    columns = (
-        cast(Resource.field, String),
-        cast(Resource.kind, String),
-        cast(Institute.province_code, String),
-        cast(Institute.province, String),
-        cast(Institute.code, String),
-        cast(Institute.name, String),
-    )
+    columns = _facet_columns()
     rows = db.session.execute(
         select(*columns, func.count())
         .select_from(Resource)
@@ -258,6 +255,23 @@ def _facets(where: Sequence[ColumnElement[bool]]) -> dict[str, list[dict[str, An
         .where(and_(*where))
         .group_by(*columns)
     ).all()
+    return _facet_lists(rows)
+
+
+def _facet_columns() -> tuple[Any, ...]:
+    """What the matches are counted by (``_FACET_COLUMNS`` indexes them), as text."""
+    return (
+        cast(Resource.field, String),
+        cast(Resource.kind, String),
+        cast(Institute.province_code, String),
+        cast(Institute.province, String),
+        cast(Institute.code, String),
+        cast(Institute.name, String),
+    )
+
+
+def _facet_lists(rows: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Rows of the six facet columns and a count, summed per facet."""
     out: dict[str, list[dict[str, Any]]] = {}
     for name, (value_at, label_at) in _FACET_COLUMNS.items():
         counts: dict[tuple[Any, Any], int] = {}
@@ -401,7 +415,6 @@ def search_resources(
         )
     where = _where(f)
     window = _window(f, facets)
-    facet_counts = _facets(where) if facets else None
     # With a window, the page comes from the free-time scan, which examines at most
     # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
     in_memory = (
@@ -410,8 +423,12 @@ def search_resources(
         else _capability_in_memory(f, available_only=True, limit=AVAILABILITY_SCAN_LIMIT + 1)
     )
     if in_memory is not None:
-        return _search_in_memory(in_memory, f, window, facet_counts, page, per_page)
+        counts = _facets(where) if facets else None
+        return _search_in_memory(in_memory, f, window, counts, page, per_page)
     ranked, keys = _ranked(f)
+    if window is None and facets:
+        return _page_with_week(ranked, keys, f, page, per_page)
+    facet_counts = _facets(where) if facets else None
 
     def load(ids: Any) -> list[Resource]:
         return list(
@@ -424,8 +441,6 @@ def search_resources(
             ).unique()
         )
 
-    if window is None and facet_counts is not None:
-        return _page_with_week(ranked, keys, f, facet_counts, page, per_page)
     if window is not None or facets:
         # The best-ranked available candidates, as calendar columns only (no ORM),
         # read in rank order as far as the free-time checks need.
@@ -473,25 +488,21 @@ def _page_with_week(
     ranked: Select[Any],
     keys: list[Any],
     f: ResourceFilters,
-    facet_counts: dict[str, list[dict[str, Any]]],
     page: int,
     per_page: int,
 ) -> SearchResult:
-    """A page with the facets but no window: the page and the "free this week"
-    candidates (its best-ranked available matches) come from ONE ranked read of the
-    first matches' ids and statuses (ranking a text search is most of its cost, and
-    the page and the week each ranked it); then the page's rows and the candidates'
-    calendar columns are read by id. Only when that prefix holds too few available
-    matches are the candidates ranked again, as far as needed."""
+    """A page with the facets but no window: the page, the "free this week"
+    candidates (its best-ranked available matches) and the facet counts come from
+    ONE statement that finds the matches once (ranking a text search is most of its
+    cost, and the page, the week and the facets each ran it): the first matches'
+    ids and statuses in rank order, and the counts. Then the page's rows and the
+    candidates' calendar columns are read by id. Only when that prefix holds too few
+    available matches are the candidates ranked again, as far as needed."""
     offset = (page - 1) * per_page
     wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
     asked = offset + per_page + 2 * wanted
-    prefix = db.session.execute(
-        ranked.add_columns(
-            Resource.status.label("status"), func.count().over().label("matches")
-        ).limit(asked)
-    ).all()
-    available = [row.id for row in prefix if row.status == ResourceStatus.AVAILABLE]
+    prefix, total, facet_counts = _prefix_and_facets(ranked, keys, asked)
+    available = [rid for rid, status in prefix if status == ResourceStatus.AVAILABLE]
     if len(available) >= wanted or len(prefix) < asked:  # else: more matches, unread
         candidates = free_candidates.Candidates.of(free_candidates.of_ids(available[:wanted]))
     else:
@@ -502,8 +513,7 @@ def _page_with_week(
             )
         )
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    items, rules = _load_page([row.id for row in prefix[offset : offset + per_page]])
-    total = int(prefix[0].matches) if prefix else 0  # the prefix starts at the first match
+    items, rules = _load_page([rid for rid, _status in prefix[offset : offset + per_page]])
     return SearchResult(
         items=items,
         total=min(total, COUNT_LIMIT),
@@ -511,6 +521,48 @@ def _page_with_week(
         total_exact=total <= COUNT_LIMIT,
         facets=facet_counts,
     )
+
+
+def _prefix_and_facets(
+    ranked: Select[Any], keys: list[Any], asked: int
+) -> tuple[list[tuple[int, ResourceStatus]], int, dict[str, list[dict[str, Any]]]]:
+    """(the first ``asked`` matches' (id, status) in rank order, the number of
+    matches, the facet counts): one statement over the matches found once (a CTE,
+    which both databases materialise when it is read twice), a UNION ALL of the
+    ranked prefix and one GROUP BY by the four facets' columns."""
+    facet_columns = [c.label(f"f{n}") for n, c in enumerate(_facet_columns())]
+    matches = (
+        ranked.add_columns(cast(Resource.status, String).label("status"), *facet_columns)
+        .order_by(None)
+        .cte("matched")
+    )
+    order = [matches.c[k.name] for k in keys]
+    no_text = cast(null(), String)
+    no_int = cast(null(), Integer)
+    top = (
+        select(
+            literal(0, Integer).label("part"),
+            matches.c.id.label("rid"),
+            func.row_number().over(order_by=order).label("n"),
+            matches.c.status.label("status"),
+            *(no_text.label(f"f{n}") for n in range(len(facet_columns))),
+        )
+        .order_by(*order)
+        .limit(asked)
+        .subquery("top")
+    )
+    counted = select(
+        literal(1, Integer),
+        no_int,
+        func.count(),
+        no_text,
+        *(matches.c[f"f{n}"] for n in range(len(facet_columns))),
+    ).group_by(*(matches.c[f"f{n}"] for n in range(len(facet_columns))))
+    rows = db.session.execute(union_all(select(*top.c), counted)).all()
+    prefix = sorted((int(r[2]), int(r[1]), ResourceStatus(r[3])) for r in rows if r[0] == 0)
+    groups = [(*r[4:], int(r[2])) for r in rows if r[0] == 1]
+    total = sum(g[-1] for g in groups)
+    return [(rid, status) for _n, rid, status in prefix], total, _facet_lists(groups)
 
 
 def _capability_in_memory(
