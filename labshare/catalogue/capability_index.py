@@ -27,14 +27,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from labshare.catalogue import search_cache
+from labshare.catalogue import capability, search_cache, search_index
 from labshare.extensions import db
-from labshare.models import Institute, Instrument, Resource, ResourceStatus
+from labshare.models import Institute, Instrument, Resource, ResourceKind, ResourceStatus
+
+if TYPE_CHECKING:
+    from labshare.catalogue.search import ResourceFilters
 
 EXTENSION = "labshare_capability_index"
 
@@ -147,6 +150,33 @@ def index() -> CapabilityIndex | None:
     return index_of(app)
 
 
+def search_matches(
+    f: ResourceFilters, *, available_only: bool = False, limit: int | None = None
+) -> list[Entry] | None:
+    """The matches of a capability search ``f`` (already validated), ranked from the
+    index as ``ranked`` cuts them; None when the search has a filter the index cannot
+    check (words, a province prefix) or the index is off."""
+    if f.measurand is None or f.value is None or f.unit is None or f.q is not None:
+        return None
+    store = index() if not f.province else None
+    if store is None:
+        return None
+    if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
+        return []
+    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
+    low, high = capability.search_bounds(f.value, f.unit, name)
+    return ranked(
+        store.entries(name),
+        low,
+        high,
+        field=f.field,
+        institute=f.institute or None,
+        near=f.near_province or None,
+        available_only=available_only,
+        limit=limit,
+    )
+
+
 def ranked(
     entries: Sequence[Entry],
     low: float,
@@ -182,4 +212,4 @@ def ranked(
     return list(found if limit is None else islice(found, limit))
 
 
-__all__ = ["CapabilityIndex", "Entry", "index", "index_of", "ranked"]
+__all__ = ["CapabilityIndex", "Entry", "index", "index_of", "ranked", "search_matches"]

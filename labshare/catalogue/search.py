@@ -25,21 +25,15 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     Select,
-    String,
     and_,
     case,
-    cast,
     false,
     func,
-    literal,
-    null,
     or_,
     select,
-    union_all,
 )
-from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
+from sqlalchemy.orm import contains_eager, noload
 
 from labshare.booking.availability import MAX_WINDOW
 from labshare.booking.rules import DEFAULT, Rules, scope_ids
@@ -49,6 +43,7 @@ from labshare.catalogue import (
     free_candidates,
     free_time,
     search_index,
+    search_pages,
 )
 from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
 from labshare.errors import ValidationFailed
@@ -58,7 +53,6 @@ from labshare.models import (
     Field,
     Institute,
     Instrument,
-    Lab,
     Resource,
     ResourceKind,
     ResourceStatus,
@@ -112,10 +106,7 @@ class SearchResult:
     facets: dict[str, list[dict[str, Any]]] | None = None
 
 
-_poly = with_polymorphic(Resource, [Lab, Instrument])
-#: Built once: a fresh alias adapts its columns again on every search (~1 ms).
-_own_rules = aliased(BookingRules, name="own_rules")
-_lab_rules = aliased(BookingRules, name="lab_rules")
+_poly = search_pages.poly
 #: The instrument table alone: its filters need no join to resource.
 _instrument = Instrument.__table__
 
@@ -233,57 +224,6 @@ def _count(where: Sequence[ColumnElement[bool]]) -> int:
     return int(db.session.scalar(select(func.count()).select_from(matching)) or 0)
 
 
-#: Each facet's (value, label) among the columns of ``_facets``' one GROUP BY.
-_FACET_COLUMNS = {
-    "field": (0, 0),
-    "kind": (1, 1),
-    "province": (2, 3),
-    "institute": (4, 5),
-}
-
-
-def _facets(where: Sequence[ColumnElement[bool]]) -> dict[str, list[dict[str, Any]]]:
-    """Counts of the matches by field, kind, province and institute: one statement
-    that finds the matches ONCE and counts them by all four at the same time (one
-    row per combination that occurs, at most one per match), summed here per facet.
-    Four GROUP BYs each re-ran the match (a text search: 80 of its 150 ms)."""
-    columns = _facet_columns()
-    rows = db.session.execute(
-        select(*columns, func.count())
-        .select_from(Resource)
-        .join(Institute, Institute.id == Resource.institute_id)
-        .where(and_(*where))
-        .group_by(*columns)
-    ).all()
-    return _facet_lists(rows)
-
-
-def _facet_columns() -> tuple[Any, ...]:
-    """What the matches are counted by (``_FACET_COLUMNS`` indexes them), as text."""
-    return (
-        cast(Resource.field, String),
-        cast(Resource.kind, String),
-        cast(Institute.province_code, String),
-        cast(Institute.province, String),
-        cast(Institute.code, String),
-        cast(Institute.name, String),
-    )
-
-
-def _facet_lists(rows: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
-    """Rows of the six facet columns and a count, summed per facet."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, (value_at, label_at) in _FACET_COLUMNS.items():
-        counts: dict[tuple[Any, Any], int] = {}
-        for row in rows:
-            key = (row[value_at], row[label_at])
-            counts[key] = counts.get(key, 0) + int(row[-1])
-        values = [{"value": v, "label": label, "count": n} for (v, label), n in counts.items()]
-        values.sort(key=lambda v: (-v["count"], v["value"]))
-        out[name] = values
-    return out
-
-
 def _order(f: ResourceFilters, matches: Any) -> list[Any]:
     """The ORDER BY of the page (over the joins of ``_ranked``): for a text search, the
     exact name, then name or model tokens, then measurand tokens, then the rest
@@ -356,7 +296,7 @@ def _page(
         .limit(per_page)
         .subquery("page_ids")
     )
-    own, of_lab = _own_rules, _lab_rules
+    own, of_lab = search_pages.own_rules, search_pages.lab_rules
     rows = db.session.execute(
         select(_poly, ids.c.matches, own, of_lab)
         .join(ids, ids.c.id == _poly.id)
@@ -413,35 +353,19 @@ def search_resources(
             _l("The search may be at most %(n)s characters.", n=search_index.MAX_QUERY),
             field="q",
         )
-    where = _where(f)
+    where = _where(f)  # validates the capability too
     window = _window(f, facets)
     # With a window, the page comes from the free-time scan, which examines at most
     # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
-    in_memory = (
-        _capability_in_memory(f)
-        if window is None
-        else _capability_in_memory(f, available_only=True, limit=AVAILABILITY_SCAN_LIMIT + 1)
-    )
+    limit = None if window is None else AVAILABILITY_SCAN_LIMIT + 1
+    in_memory = capability_index.search_matches(f, available_only=limit is not None, limit=limit)
     if in_memory is not None:
-        counts = _facets(where) if facets else None
+        counts = search_pages.facets(where) if facets else None
         return _search_in_memory(in_memory, f, window, counts, page, per_page)
     ranked, keys = _ranked(f)
     if window is None and facets:
         return _page_with_week(ranked, keys, f, page, per_page)
-    facet_counts = _facets(where) if facets else None
-
-    def load(ids: Any) -> list[Resource]:
-        return list(
-            db.session.scalars(
-                select(_poly)
-                .join(ids, ids.c.id == _poly.id)
-                .join(Institute, _poly.institute)
-                .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-                .order_by(*(ids.c[k.name] for k in keys))
-            ).unique()
-        )
-
-    if window is not None or facets:
+    if window is not None:
         # The best-ranked available candidates, as calendar columns only (no ORM),
         # read in rank order as far as the free-time checks need.
         available = ranked.where(Resource.status == ResourceStatus.AVAILABLE)
@@ -451,148 +375,79 @@ def search_resources(
                 [k.name for k in keys],
             )
         )
-        if facet_counts is not None:
-            facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    if window is not None:
-        offset = (page - 1) * per_page
-        asked = window
-        # Stops at one more than this page needs: a scan that stopped promises a
-        # next page, and its total is a lower bound.
-        found = free_time.scan(
-            candidates,
-            lambda _s: asked,
-            f.duration,
-            limit=AVAILABILITY_SCAN_LIMIT,
-            wanted=offset + per_page + 1,
-        )
-        items = _load_ids(found.found[offset : offset + per_page])
-        return SearchResult(
-            items=items,
-            total=len(found.found),
-            rules={r.id: found.rules[r.id] for r in items},
-            truncated=found.complete and found.beyond,
-            total_exact=found.complete,
-            facets=facet_counts,
-        )
+        counts = search_pages.facets(where) if facets else None
+        return _window_page(candidates, window, f, counts, page, per_page)
     items, total, rules = _page(ranked, keys, where, page, per_page)
+    return _counted(items, rules, total=total, facets=None)
+
+
+def _counted(
+    items: list[Resource],
+    rules: dict[int, Rules],
+    *,
+    total: int,
+    facets: dict[str, list[dict[str, Any]]] | None,
+) -> SearchResult:
+    """The answer of a page of ``total`` matches (the count stops at COUNT_LIMIT)."""
     return SearchResult(
         items=items,
         total=min(total, COUNT_LIMIT),
         rules=rules,
         total_exact=total <= COUNT_LIMIT,
+        facets=facets,
+    )
+
+
+def _window_page(
+    candidates: free_candidates.Candidates,
+    window: tuple[dt.datetime, dt.datetime],
+    f: ResourceFilters,
+    facet_counts: dict[str, list[dict[str, Any]]] | None,
+    page: int,
+    per_page: int,
+) -> SearchResult:
+    """The page of the candidates free in ``window`` (and the "free this week" facet
+    over the same candidates when ``facet_counts`` are asked)."""
+    if facet_counts is not None:
+        facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    offset = (page - 1) * per_page
+    # Stops at one more than this page needs: a scan that stopped promises a
+    # next page, and its total is a lower bound.
+    found = free_time.scan(
+        candidates,
+        lambda _s: window,
+        f.duration,
+        limit=AVAILABILITY_SCAN_LIMIT,
+        wanted=offset + per_page + 1,
+    )
+    items = search_pages.load_ids(found.found[offset : offset + per_page])
+    return SearchResult(
+        items=items,
+        total=len(found.found),
+        rules={r.id: found.rules[r.id] for r in items},
+        truncated=found.complete and found.beyond,
+        total_exact=found.complete,
         facets=facet_counts,
     )
 
 
 def _page_with_week(
-    ranked: Select[Any],
-    keys: list[Any],
-    f: ResourceFilters,
-    page: int,
-    per_page: int,
+    ranked: Select[Any], keys: list[Any], f: ResourceFilters, page: int, per_page: int
 ) -> SearchResult:
     """A page with the facets but no window: the page, the "free this week"
     candidates (its best-ranked available matches) and the facet counts come from
-    ONE statement that finds the matches once (ranking a text search is most of its
-    cost, and the page, the week and the facets each ran it): the first matches'
-    ids and statuses in rank order, and the counts. Then the page's rows and the
-    candidates' calendar columns are read by id. Only when that prefix holds too few
-    available matches are the candidates ranked again, as far as needed."""
+    ONE statement that finds the matches once (``search_pages.prefix_and_facets``:
+    ranking a text search is most of its cost, and the page, the week and the
+    facets each ran it); then the page's rows and the candidates' calendar columns
+    are read by id."""
     offset = (page - 1) * per_page
     wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
     asked = offset + per_page + 2 * wanted
-    prefix, total, facet_counts = _prefix_and_facets(ranked, keys, asked)
-    available = [rid for rid, status in prefix if status == ResourceStatus.AVAILABLE]
-    if len(available) >= wanted or len(prefix) < asked:  # else: more matches, unread
-        candidates = free_candidates.Candidates.of(free_candidates.of_ids(available[:wanted]))
-    else:
-        free = ranked.where(Resource.status == ResourceStatus.AVAILABLE)
-        candidates = free_candidates.Candidates(
-            lambda start, limit: free_candidates.ranked(
-                free.offset(start).limit(limit).subquery("candidates"), [k.name for k in keys]
-            )
-        )
+    prefix, total, facet_counts = search_pages.prefix_and_facets(ranked, keys, asked)
+    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked)
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    items, rules = _load_page([rid for rid, _status in prefix[offset : offset + per_page]])
-    return SearchResult(
-        items=items,
-        total=min(total, COUNT_LIMIT),
-        rules=rules,
-        total_exact=total <= COUNT_LIMIT,
-        facets=facet_counts,
-    )
-
-
-def _prefix_and_facets(
-    ranked: Select[Any], keys: list[Any], asked: int
-) -> tuple[list[tuple[int, ResourceStatus]], int, dict[str, list[dict[str, Any]]]]:
-    """(the first ``asked`` matches' (id, status) in rank order, the number of
-    matches, the facet counts): one statement over the matches found once (a CTE,
-    which both databases materialise when it is read twice), a UNION ALL of the
-    ranked prefix and one GROUP BY by the four facets' columns."""
-    facet_columns = [c.label(f"f{n}") for n, c in enumerate(_facet_columns())]
-    matches = (
-        ranked.add_columns(cast(Resource.status, String).label("status"), *facet_columns)
-        .order_by(None)
-        .cte("matched")
-    )
-    order = [matches.c[k.name] for k in keys]
-    no_text = cast(null(), String)
-    no_int = cast(null(), Integer)
-    top = (
-        select(
-            literal(0, Integer).label("part"),
-            matches.c.id.label("rid"),
-            func.row_number().over(order_by=order).label("n"),
-            matches.c.status.label("status"),
-            *(no_text.label(f"f{n}") for n in range(len(facet_columns))),
-        )
-        .order_by(*order)
-        .limit(asked)
-        .subquery("top")
-    )
-    counted = select(
-        literal(1, Integer),
-        no_int,
-        func.count(),
-        no_text,
-        *(matches.c[f"f{n}"] for n in range(len(facet_columns))),
-    ).group_by(*(matches.c[f"f{n}"] for n in range(len(facet_columns))))
-    rows = db.session.execute(union_all(select(*top.c), counted)).all()
-    prefix = sorted((int(r[2]), int(r[1]), ResourceStatus(r[3])) for r in rows if r[0] == 0)
-    groups = [(*r[4:], int(r[2])) for r in rows if r[0] == 1]
-    total = sum(g[-1] for g in groups)
-    return [(rid, status) for _n, rid, status in prefix], total, _facet_lists(groups)
-
-
-def _capability_in_memory(
-    f: ResourceFilters, *, available_only: bool = False, limit: int | None = None
-) -> list[capability_index.Entry] | None:
-    """The matches of a capability search, ranked from the per-version capability
-    index (labshare/catalogue/capability_index.py), as ``capability_index.ranked``
-    cuts them; None when the search has a filter the index cannot check (words, a
-    province prefix) or the index is off."""
-    if f.measurand is None or f.value is None or f.q is not None or f.province:
-        return None
-    store = capability_index.index()
-    if store is None:
-        return None
-    match = _capability_match(f)  # validates, as the SQL path does
-    if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
-        return []
-    assert match is not None and f.unit is not None
-    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
-    low, high = capability.search_bounds(f.value, f.unit, name)
-    return capability_index.ranked(
-        store.entries(name),
-        low,
-        high,
-        field=f.field,
-        institute=f.institute or None,
-        near=f.near_province or None,
-        available_only=available_only,
-        limit=limit,
-    )
+    ids = [rid for rid, _status in prefix[offset : offset + per_page]]
+    return _counted(*search_pages.load_page(ids), total=total, facets=facet_counts)
 
 
 def _search_in_memory(
@@ -606,86 +461,20 @@ def _search_in_memory(
     """``search_resources`` over matches ranked in memory: only the page's rows (and,
     for the free-time checks, the candidates' calendar columns, by id) are read."""
     offset = (page - 1) * per_page
-    if window is not None or facet_counts is not None:
-        # with a window, ``matches`` are the available ones already
-        available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
-        candidates = free_candidates.Candidates(
-            lambda start, limit: free_candidates.of_ids(available[start : start + limit])
-        )
-        if facet_counts is not None:
-            facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    if window is not None:
-        asked = window
-        found = free_time.scan(
-            candidates,
-            lambda _s: asked,
-            f.duration,
-            limit=AVAILABILITY_SCAN_LIMIT,
-            wanted=offset + per_page + 1,
-        )
-        items = _load_ids(found.found[offset : offset + per_page])
-        return SearchResult(
-            items=items,
-            total=len(found.found),
-            rules={r.id: found.rules[r.id] for r in items},
-            truncated=found.complete and found.beyond,
-            total_exact=found.complete,
-            facets=facet_counts,
-        )
-    items, rules = _load_page([e.id for e in matches[offset : offset + per_page]])
-    return SearchResult(
-        items=items,
-        total=min(len(matches), COUNT_LIMIT),
-        rules=rules,
-        total_exact=len(matches) <= COUNT_LIMIT,
-        facets=facet_counts,
+    if window is None and facet_counts is None:
+        ids = [e.id for e in matches[offset : offset + per_page]]
+        return _counted(*search_pages.load_page(ids), total=len(matches), facets=None)
+    # with a window, ``matches`` are the available ones already
+    available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
+    candidates = free_candidates.Candidates(
+        lambda start, limit: free_candidates.of_ids(available[start : start + limit])
     )
-
-
-def _load_page(ids: Sequence[int]) -> tuple[list[Resource], dict[int, Rules]]:
-    """The resources of ``ids`` in that order with their institute and booking rules
-    (own, else the lab's, else the defaults): one statement."""
-    if not ids:
-        return [], {}
-    rows = db.session.execute(
-        select(_poly, _own_rules, _lab_rules)
-        .join(Institute, _poly.institute)
-        .outerjoin(_own_rules, _own_rules.resource_id == _poly.id)
-        .outerjoin(_lab_rules, _lab_rules.resource_id == _poly.Instrument.lab_id)
-        .where(_poly.id.in_(ids))
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-    ).all()
-    by_id = {row[0].id: row for row in rows}
-    items: list[Resource] = []
-    rules: dict[int, Rules] = {}
-    for i in ids:
-        row = by_id.get(i)
-        if row is None:
-            continue
-        items.append(row[0])
-        own, of_lab = row[1], row[2]
-        rules[i] = (
-            Rules.from_row(own)
-            if own is not None
-            else Rules.from_row(of_lab)
-            if of_lab is not None
-            else DEFAULT
-        )
-    return items, rules
-
-
-def _load_ids(ids: Sequence[int]) -> list[Resource]:
-    """The resources of ``ids`` with their institute, in that order: one statement."""
-    if not ids:
-        return []
-    rows = db.session.scalars(
-        select(_poly)
-        .join(Institute, _poly.institute)
-        .where(_poly.id.in_(ids))
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-    ).unique()
-    by_id = {r.id: r for r in rows}
-    return [by_id[i] for i in ids if i in by_id]
+    if window is not None:
+        return _window_page(candidates, window, f, facet_counts, page, per_page)
+    assert facet_counts is not None
+    facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    ids = [e.id for e in matches[offset : offset + per_page]]
+    return _counted(*search_pages.load_page(ids), total=len(matches), facets=facet_counts)
 
 
 def _free_week_facet(
