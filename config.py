@@ -66,6 +66,9 @@ class Config:
     CALENDAR_CACHE_SIZE = _int("CALENDAR_CACHE_SIZE", 4096)
     # Search answers kept per process (labshare/catalogue/search_cache.py); 0: none
     SEARCH_CACHE_BYTES = _int("SEARCH_CACHE_BYTES", 16 * 1024 * 1024)
+    # Capability matches ranked from a per-version list per measurand
+    # (labshare/catalogue/capability_index.py); off: ranked in SQL
+    CAPABILITY_INDEX = _bool("CAPABILITY_INDEX", True)
     API_TOKEN_TTL_HOURS = _int("API_TOKEN_TTL_HOURS", 24)
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 

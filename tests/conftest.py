@@ -33,6 +33,7 @@ from config import TestingConfig
 from labshare import create_app
 from labshare.booking.calendar_cache import cache_of
 from labshare.booking.workdays import EMPTY_TOKEN, STATE_ID
+from labshare.catalogue import capability_index
 from labshare.extensions import db as _db
 from labshare.extensions import limiter
 from labshare.timeutil import set_clock
@@ -278,6 +279,7 @@ def app(_app: Flask, _apps: _Apps, database_url: str) -> Iterator[Flask]:
         _db.session.remove()
         _apps.emptiers[database_url]()
         cache_of(_app).clear()
+        capability_index.index_of(_app).clear()
         _app.config.clear()
         _app.config.update(config)
         ctx.pop()

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, cast, literal, null, select, union_all
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from labshare.booking import workdays
 from labshare.booking.availability import (
@@ -172,7 +174,7 @@ def busy_rows(
                 Booking.start_at < end,
                 Booking.start_at > start - MAX_BOOKING_SPAN,
                 Booking.end_at > start,
-                Booking.status.in_(HOLDING_STATUSES),
+                _unindexed(Booking.status).in_(HOLDING_STATUSES),
             ),
             select(
                 literal(1, Integer),
@@ -215,6 +217,18 @@ def busy_rows(
         else:
             (out.held, out.closed, out.offers)[k].setdefault(rid, []).append((_utc(s), _utc(e)))
     return out
+
+
+def _unindexed(column: Any) -> Any:
+    """``column`` in a form SQLite's planner cannot use an index for (``+column``).
+
+    Without statistics SQLite reads the booking branch of ``busy_rows`` through
+    ix_booking_status_start (every holding booking of the month) rather than
+    ix_booking_resource_start (the batch's own): 30 ms instead of 1 on the bench data.
+    PostgreSQL has no unary plus on text, and picks the resource index by itself."""
+    if db.engine.dialect.name != "sqlite":
+        return column
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
 
 def _own(

@@ -26,22 +26,25 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
     Select,
-    String,
     and_,
     case,
-    cast,
     false,
     func,
-    literal,
     or_,
     select,
-    union_all,
 )
-from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
+from sqlalchemy.orm import contains_eager, noload
 
 from labshare.booking.availability import MAX_WINDOW
 from labshare.booking.rules import DEFAULT, Rules, scope_ids
-from labshare.catalogue import capability, free_candidates, free_time, search_index
+from labshare.catalogue import (
+    capability,
+    capability_index,
+    free_candidates,
+    free_time,
+    search_index,
+    search_pages,
+)
 from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
@@ -50,7 +53,6 @@ from labshare.models import (
     Field,
     Institute,
     Instrument,
-    Lab,
     Resource,
     ResourceKind,
     ResourceStatus,
@@ -104,7 +106,7 @@ class SearchResult:
     facets: dict[str, list[dict[str, Any]]] | None = None
 
 
-_poly = with_polymorphic(Resource, [Lab, Instrument])
+_poly = search_pages.poly
 #: The instrument table alone: its filters need no join to resource.
 _instrument = Instrument.__table__
 
@@ -222,40 +224,6 @@ def _count(where: Sequence[ColumnElement[bool]]) -> int:
     return int(db.session.scalar(select(func.count()).select_from(matching)) or 0)
 
 
-def _facets(where: Sequence[ColumnElement[bool]]) -> dict[str, list[dict[str, Any]]]:
-    """Counts of the matches by field, kind, province and institute: one statement
-    (a UNION ALL of four GROUP BYs over the same filters)."""
-
-    def grouped(facet: str, value: Any, label: Any) -> Any:
-        return (
-            select(
-                literal(facet).label("facet"),
-                cast(value, String).label("value"),
-                cast(label, String).label("label"),
-                func.count().label("n"),
-            )
-            .select_from(Resource)
-            .join(Institute, Institute.id == Resource.institute_id)
-            .where(and_(*where))
-            .group_by(value, label)
-        )
-
-    rows = db.session.execute(
-        union_all(
-            grouped("field", Resource.field, Resource.field),
-            grouped("kind", Resource.kind, Resource.kind),
-            grouped("province", Institute.province_code, Institute.province),
-            grouped("institute", Institute.code, Institute.name),
-        )
-    )
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in FACETS}
-    for facet, value, label, n in rows:
-        out[facet].append({"value": value, "label": label, "count": int(n)})
-    for values in out.values():
-        values.sort(key=lambda v: (-v["count"], v["value"]))
-    return out
-
-
 def _order(f: ResourceFilters, matches: Any) -> list[Any]:
     """The ORDER BY of the page (over the joins of ``_ranked``): for a text search, the
     exact name, then name or model tokens, then measurand tokens, then the rest
@@ -328,7 +296,7 @@ def _page(
         .limit(per_page)
         .subquery("page_ids")
     )
-    own, of_lab = aliased(BookingRules), aliased(BookingRules)
+    own, of_lab = search_pages.own_rules, search_pages.lab_rules
     rows = db.session.execute(
         select(_poly, ids.c.matches, own, of_lab)
         .join(ids, ids.c.id == _poly.id)
@@ -385,23 +353,19 @@ def search_resources(
             _l("The search may be at most %(n)s characters.", n=search_index.MAX_QUERY),
             field="q",
         )
-    where = _where(f)
+    where = _where(f)  # validates the capability too
     window = _window(f, facets)
-    facet_counts = _facets(where) if facets else None
+    # With a window, the page comes from the free-time scan, which examines at most
+    # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
+    limit = None if window is None else AVAILABILITY_SCAN_LIMIT + 1
+    in_memory = capability_index.search_matches(f, available_only=limit is not None, limit=limit)
+    if in_memory is not None:
+        counts = search_pages.facets(where) if facets else None
+        return _search_in_memory(in_memory, f, window, counts, page, per_page)
     ranked, keys = _ranked(f)
-
-    def load(ids: Any) -> list[Resource]:
-        return list(
-            db.session.scalars(
-                select(_poly)
-                .join(ids, ids.c.id == _poly.id)
-                .join(Institute, _poly.institute)
-                .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-                .order_by(*(ids.c[k.name] for k in keys))
-            ).unique()
-        )
-
-    if window is not None or facets:
+    if window is None and facets:
+        return _page_with_week(ranked, keys, f, page, per_page)
+    if window is not None:
         # The best-ranked available candidates, as calendar columns only (no ORM),
         # read in rank order as far as the free-time checks need.
         available = ranked.where(Resource.status == ResourceStatus.AVAILABLE)
@@ -411,51 +375,106 @@ def search_resources(
                 [k.name for k in keys],
             )
         )
-        if facet_counts is not None:
-            facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    if window is not None:
-        offset = (page - 1) * per_page
-        asked = window
-        # Stops at one more than this page needs: a scan that stopped promises a
-        # next page, and its total is a lower bound.
-        found = free_time.scan(
-            candidates,
-            lambda _s: asked,
-            f.duration,
-            limit=AVAILABILITY_SCAN_LIMIT,
-            wanted=offset + per_page + 1,
-        )
-        items = _load_ids(found.found[offset : offset + per_page])
-        return SearchResult(
-            items=items,
-            total=len(found.found),
-            rules={r.id: found.rules[r.id] for r in items},
-            truncated=found.complete and found.beyond,
-            total_exact=found.complete,
-            facets=facet_counts,
-        )
+        counts = search_pages.facets(where) if facets else None
+        return _window_page(candidates, window, f, counts, page, per_page)
     items, total, rules = _page(ranked, keys, where, page, per_page)
+    return _counted(items, rules, total=total, facets=None)
+
+
+def _counted(
+    items: list[Resource],
+    rules: dict[int, Rules],
+    *,
+    total: int,
+    facets: dict[str, list[dict[str, Any]]] | None,
+) -> SearchResult:
+    """The answer of a page of ``total`` matches (the count stops at COUNT_LIMIT)."""
     return SearchResult(
         items=items,
         total=min(total, COUNT_LIMIT),
         rules=rules,
         total_exact=total <= COUNT_LIMIT,
+        facets=facets,
+    )
+
+
+def _window_page(
+    candidates: free_candidates.Candidates,
+    window: tuple[dt.datetime, dt.datetime],
+    f: ResourceFilters,
+    facet_counts: dict[str, list[dict[str, Any]]] | None,
+    page: int,
+    per_page: int,
+) -> SearchResult:
+    """The page of the candidates free in ``window`` (and the "free this week" facet
+    over the same candidates when ``facet_counts`` are asked)."""
+    if facet_counts is not None:
+        facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    offset = (page - 1) * per_page
+    # Stops at one more than this page needs: a scan that stopped promises a
+    # next page, and its total is a lower bound.
+    found = free_time.scan(
+        candidates,
+        lambda _s: window,
+        f.duration,
+        limit=AVAILABILITY_SCAN_LIMIT,
+        wanted=offset + per_page + 1,
+    )
+    items = search_pages.load_ids(found.found[offset : offset + per_page])
+    return SearchResult(
+        items=items,
+        total=len(found.found),
+        rules={r.id: found.rules[r.id] for r in items},
+        truncated=found.complete and found.beyond,
+        total_exact=found.complete,
         facets=facet_counts,
     )
 
 
-def _load_ids(ids: Sequence[int]) -> list[Resource]:
-    """The resources of ``ids`` with their institute, in that order: one statement."""
-    if not ids:
-        return []
-    rows = db.session.scalars(
-        select(_poly)
-        .join(Institute, _poly.institute)
-        .where(_poly.id.in_(ids))
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-    ).unique()
-    by_id = {r.id: r for r in rows}
-    return [by_id[i] for i in ids if i in by_id]
+def _page_with_week(
+    ranked: Select[Any], keys: list[Any], f: ResourceFilters, page: int, per_page: int
+) -> SearchResult:
+    """A page with the facets but no window: the page, the "free this week"
+    candidates (its best-ranked available matches) and the facet counts come from
+    ONE statement that finds the matches once (``search_pages.prefix_and_facets``:
+    ranking a text search is most of its cost, and the page, the week and the
+    facets each ran it); then the page's rows and the candidates' calendar columns
+    are read by id."""
+    offset = (page - 1) * per_page
+    wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
+    asked = offset + per_page + 2 * wanted
+    prefix, total, facet_counts = search_pages.prefix_and_facets(ranked, keys, asked)
+    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked)
+    facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    ids = [rid for rid, _status in prefix[offset : offset + per_page]]
+    return _counted(*search_pages.load_page(ids), total=total, facets=facet_counts)
+
+
+def _search_in_memory(
+    matches: Sequence[capability_index.Entry],
+    f: ResourceFilters,
+    window: tuple[dt.datetime, dt.datetime] | None,
+    facet_counts: dict[str, list[dict[str, Any]]] | None,
+    page: int,
+    per_page: int,
+) -> SearchResult:
+    """``search_resources`` over matches ranked in memory: only the page's rows (and,
+    for the free-time checks, the candidates' calendar columns, by id) are read."""
+    offset = (page - 1) * per_page
+    if window is None and facet_counts is None:
+        ids = [e.id for e in matches[offset : offset + per_page]]
+        return _counted(*search_pages.load_page(ids), total=len(matches), facets=None)
+    # with a window, ``matches`` are the available ones already
+    available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
+    candidates = free_candidates.Candidates(
+        lambda start, limit: free_candidates.of_ids(available[start : start + limit])
+    )
+    if window is not None:
+        return _window_page(candidates, window, f, facet_counts, page, per_page)
+    assert facet_counts is not None
+    facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
+    ids = [e.id for e in matches[offset : offset + per_page]]
+    return _counted(*search_pages.load_page(ids), total=len(matches), facets=facet_counts)
 
 
 def _free_week_facet(

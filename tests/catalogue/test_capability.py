@@ -276,3 +276,17 @@ def test_search_examples(db: Any, client: Any, make_instrument: Any) -> None:
     response = client.get("/api/v1/resources?measurand=pressure&value=eight&unit=MPa")
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == "value"
+
+
+def test_search_bounds_are_kept_but_refusals_are_not() -> None:
+    from labshare.catalogue import capability
+
+    low, high = capability.search_bounds(800, "kPa", "pressure")
+    assert low < 800_000 < high
+    hits = capability._bounds.cache_info().hits
+    assert capability.search_bounds(800.0, "kPa", "pressure") == (low, high)
+    assert capability._bounds.cache_info().hits == hits + 1
+    for _ in range(2):  # refused every time, not once
+        with pytest.raises(ValidationFailed) as refused:
+            capability.search_bounds(1, "pH", "pressure")
+        assert refused.value.field == "unit"

@@ -1,0 +1,215 @@
+"""Capability matches ranked in memory, kept per catalogue version.
+
+Which instruments can measure a value, and in which order, depends only on the
+catalogue (their measurand, range in base units, status, field, institute), never
+on bookings or the clock. Found by SQL, a capability search reads every instrument
+of the measurand whose range reaches the value, with its resource and institute,
+to count and sort them: a scan of the resource table on PostgreSQL (20 ms for
+2,000 matches of 37,000 instruments), and again for every value asked.
+
+So each process keeps, per measurand, the instruments that may match any value
+(not retired, institute active, range known) as plain tuples sorted by the
+ranking's keys (range width, then id), read in one statement the first time the
+measurand is asked at a catalogue version. A search filters that list by the
+value (two float comparisons each, as the SQL compared them) and cuts its page;
+only the page's rows are then read from the database. ``catalogue_version`` is
+read first in the request's transaction, as the answer cache does
+(labshare/catalogue/search_cache.py): a list is served only at exactly the
+version it was read at, never newer than its data, so never stale.
+
+Only searches whose every filter can be checked here come this way (a value
+without words and without a province prefix); the others rank in SQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from labshare.catalogue import capability, search_cache, search_index
+from labshare.extensions import db
+from labshare.models import Institute, Instrument, Resource, ResourceKind, ResourceStatus
+
+if TYPE_CHECKING:
+    from labshare.catalogue.search import ResourceFilters
+
+EXTENSION = "labshare_capability_index"
+
+_instrument = Instrument.__table__
+_resource = Resource.__table__
+_institute = Institute.__table__
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    low: float
+    high: float
+    width: float
+    status: ResourceStatus
+    field: Any
+    institute: str
+    province_code: str | None
+    province: str | None
+
+
+class CapabilityIndex:
+    """Per measurand, its instruments' entries sorted by (width, id), all read at
+    one catalogue version (a different version empties it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.version: int | None = None
+        self.lists: dict[str, list[Entry]] = {}
+        self.reads = 0  # statements that (re)read a measurand: for tests
+
+    def entries(self, measurand: str) -> list[Entry]:
+        version = search_cache.version()  # first: a list is never newer than its label
+        with self.lock:
+            if version is not None and version == self.version:
+                found = self.lists.get(measurand)
+                if found is not None:
+                    return found
+        found = _read(measurand)
+        self.reads += 1
+        if version is None:
+            return found  # no version row: nothing may be kept
+        with self.lock:
+            if version != self.version:
+                self.version, self.lists = version, {}
+            self.lists[measurand] = found
+        return found
+
+    def clear(self) -> None:
+        with self.lock:
+            self.version, self.lists, self.reads = None, {}, 0
+
+
+def _read(measurand: str) -> list[Entry]:
+    rows = db.session.execute(
+        select(
+            _instrument.c.id,
+            _instrument.c.range_min_base,
+            _instrument.c.range_max_base,
+            _resource.c.status,
+            _resource.c.field,
+            _institute.c.code,
+            _institute.c.province_code,
+            _institute.c.province,
+        )
+        .select_from(
+            _instrument.join(_resource, _resource.c.id == _instrument.c.id).join(
+                _institute, _institute.c.id == _resource.c.institute_id
+            )
+        )
+        .where(
+            _instrument.c.measurand == measurand,
+            _instrument.c.range_min_base.is_not(None),
+            _instrument.c.range_max_base.is_not(None),
+            _resource.c.status != ResourceStatus.RETIRED,
+            _institute.c.active.is_(True),
+        )
+    )
+    out = [
+        Entry(
+            id=int(i),
+            low=float(low),
+            high=float(high),
+            # the SQL ranking's key, computed as the database computes it (doubles)
+            width=float(high) - float(low),
+            status=ResourceStatus(status),
+            field=field,
+            institute=code,
+            province_code=province_code,
+            province=province,
+        )
+        for i, low, high, status, field, code, province_code, province in rows
+    ]
+    out.sort(key=lambda e: (e.width, e.id))
+    return out
+
+
+def index_of(app: Flask) -> CapabilityIndex:
+    found = app.extensions.get(EXTENSION)
+    if not isinstance(found, CapabilityIndex):
+        found = app.extensions[EXTENSION] = CapabilityIndex()
+    return found
+
+
+def index() -> CapabilityIndex | None:
+    """The app's index, None when CAPABILITY_INDEX is off."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("CAPABILITY_INDEX", True):
+        return None
+    return index_of(app)
+
+
+def search_matches(
+    f: ResourceFilters, *, available_only: bool = False, limit: int | None = None
+) -> list[Entry] | None:
+    """The matches of a capability search ``f`` (already validated), ranked from the
+    index as ``ranked`` cuts them; None when the search has a filter the index cannot
+    check (words, a province prefix) or the index is off."""
+    if f.measurand is None or f.value is None or f.unit is None or f.q is not None:
+        return None
+    store = index() if not f.province else None
+    if store is None:
+        return None
+    if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
+        return []
+    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
+    low, high = capability.search_bounds(f.value, f.unit, name)
+    return ranked(
+        store.entries(name),
+        low,
+        high,
+        field=f.field,
+        institute=f.institute or None,
+        near=f.near_province or None,
+        available_only=available_only,
+        limit=limit,
+    )
+
+
+def ranked(
+    entries: Sequence[Entry],
+    low: float,
+    high: float,
+    *,
+    field: Any = None,
+    institute: str | None = None,
+    near: str | None = None,
+    available_only: bool = False,
+    limit: int | None = None,
+) -> list[Entry]:
+    """The entries whose range reaches [low, high] (``range_min_base <= high AND
+    range_max_base >= low``), in the SQL ranking's order: narrowest range first,
+    then (with ``near``) the searcher's province, then the id; with
+    ``available_only`` only the available ones, and at most ``limit`` (without
+    ``near`` the list is in order already, so it stops there)."""
+    found: Iterator[Entry] = (
+        e
+        for e in entries
+        if e.low <= high
+        and e.high >= low
+        and (field is None or e.field == field)
+        and (institute is None or e.institute == institute)
+    )
+    if near:
+        # stable: ties of (width, nearness) keep their id order
+        def key(e: Entry) -> tuple[float, int]:
+            return (e.width, 0 if near in (e.province_code, e.province) else 1)
+
+        found = iter(sorted(found, key=key))
+    if available_only:
+        found = (e for e in found if e.status == ResourceStatus.AVAILABLE)
+    return list(found if limit is None else islice(found, limit))
+
+
+__all__ = ["CapabilityIndex", "Entry", "index", "index_of", "ranked", "search_matches"]
