@@ -62,6 +62,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: How long a writer waits for ``SQLiteWriteLock`` before it gives up as SQLite
 #: would after ``busy_timeout`` ("database is locked": a 503).
 SQLITE_WRITE_LOCK_TIMEOUT = SQLITE_BUSY_TIMEOUT_MS / 1000
+#: With the writers' lock, WAL pages between the checkpoints run after a commit
+#: (SQLite's own default for ``wal_autocheckpoint``), and SQLite's automatic
+#: checkpoint kept only as a backstop for writers that do not queue, at ten times that.
+SQLITE_CHECKPOINT_PAGES = 1000
+SQLITE_AUTOCHECKPOINT_BACKSTOP = 10 * SQLITE_CHECKPOINT_PAGES
 IDLE_PING_SECONDS = 30.0
 _IDLE_SINCE = "labshare_idle_since"  # ConnectionRecord.info key (cleared on reconnect)
 _IMMEDIATE = "labshare_immediate_txn"  # Connection.info key: begun with BEGIN IMMEDIATE
@@ -114,6 +119,8 @@ class SQLiteWriteLock:
         self._held_fd: int | None = None
         self._holder: Any = None  # the DBAPI connection whose transaction holds it
         self._thread: int | None = None
+        self._commits = 0  # queued writers' commits since the last checkpoint
+        self._every = 8  # commits between checkpoints (adjusted)
 
     def _open(self) -> int:
         return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -172,11 +179,11 @@ class SQLiteWriteLock:
             state["abandoned"] = True
         raise _locked()
 
-    def release(self, holder: Any) -> None:
-        """Release it if ``holder``'s transaction holds it (otherwise nothing)."""
+    def release(self, holder: Any) -> bool:
+        """Release it if ``holder``'s transaction holds it; whether it did."""
         with self._guard:
             if holder is None or self._holder is not holder or self._pid != os.getpid():
-                return
+                return False
             fd, self._held_fd, self._holder, self._thread = self._held_fd, None, None, None
         try:
             if fd is not None:
@@ -185,6 +192,27 @@ class SQLiteWriteLock:
                     os.close(fd)
         finally:
             self._mutex.release()
+        return True
+
+    def checkpoint_after_commit(self, connection: Any) -> None:
+        """Checkpoint the WAL now and then, after a queued writer's COMMIT and the
+        lock's release (``wal_autocheckpoint`` would run it inside the COMMIT, so
+        inside the lock, the next writer waiting for its copying and fsyncs). About
+        every ``SQLITE_CHECKPOINT_PAGES`` pages: the commits between checkpoints are
+        adjusted from the pages the last one found. Never fails the commit."""
+        self._commits += 1
+        if self._commits < self._every:
+            return
+        self._commits = 0
+        try:
+            row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            log.warning("WAL checkpoint failed", exc_info=True)
+            return
+        pages = int(row[1]) if row and row[1] and row[1] > 0 else 0
+        if pages:
+            every = round(self._every * SQLITE_CHECKPOINT_PAGES / pages)
+            self._every = max(1, min(every, 1000))
 
     def held(self) -> bool:
         """Whether a transaction of this process holds it."""
@@ -234,8 +262,22 @@ def _install_write_lock(engine: Engine, lock: SQLiteWriteLock) -> None:
 
         setattr(dialect, name, run)
 
-    for name in ("do_commit", "do_rollback", "do_close", "do_terminate"):
+    for name in ("do_rollback", "do_close", "do_terminate"):
         releasing(name)
+
+    original_commit = dialect.do_commit
+
+    def commit(connection: Any) -> None:
+        raw = getattr(connection, "dbapi_connection", connection)
+        try:
+            original_commit(connection)
+        except BaseException:
+            lock.release(raw)
+            raise
+        if lock.release(raw):
+            lock.checkpoint_after_commit(raw)
+
+    setattr(dialect, "do_commit", commit)  # noqa: B010 - on this engine's dialect only
 
 
 def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
@@ -255,6 +297,8 @@ def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA journal_mode = WAL")  # an in-memory database just says "memory"
+        if lock is not None:  # checkpoints run after the lock's release instead
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_AUTOCHECKPOINT_BACKSTOP}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

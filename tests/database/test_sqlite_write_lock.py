@@ -295,3 +295,39 @@ def test_a_lock_of_its_own_path(tmp_path: Path) -> None:
     assert not lock.held()
     assert lock.acquire(holder) is True
     lock.release(holder)
+
+
+def test_checkpoints_run_after_the_release_and_bound_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's automatic checkpoint would copy the WAL into the database inside a
+    COMMIT, so inside the lock; LabShare's runs right after the release instead,
+    about every ``SQLITE_CHECKPOINT_PAGES`` pages."""
+    monkeypatch.setattr(database_module, "SQLITE_CHECKPOINT_PAGES", 8)
+    monkeypatch.setattr(database_module, "SQLITE_AUTOCHECKPOINT_BACKSTOP", 100_000)
+    path = tmp_path / "wal.db"
+    app = create_app(
+        TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}", INSTANCE_DIR=str(tmp_path)
+    )
+    with app.app_context():
+        _db.session.execute(text(TABLE))
+        _db.session.commit()
+        assert _db.session.scalar(text("PRAGMA wal_autocheckpoint")) == 100_000
+        lock = write_lock_of(_db.engine)
+        assert lock is not None
+        free_when_run: list[bool] = []
+        checkpoint = lock.checkpoint_after_commit
+
+        def spy(connection: Any) -> None:
+            free_when_run.append(not lock.held())
+            checkpoint(connection)
+
+        monkeypatch.setattr(lock, "checkpoint_after_commit", spy)
+        for n in range(200):
+            _write("x" * 3000 + str(n))  # a page or more of WAL each
+            _db.session.commit()
+        _db.session.remove()
+        assert len(free_when_run) == 200 and all(free_when_run)
+        # Without them the WAL would hold every page of the 200 commits (> 0.8 MB).
+        assert (tmp_path / "wal.db-wal").stat().st_size < 60 * 4120
+        _db.engine.dispose()
