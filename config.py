@@ -79,6 +79,9 @@ class Config:
     NO_SHOW_GRACE_MINUTES = _int("NO_SHOW_GRACE_MINUTES", 30)
     # A request or job that loses a race (deadlock, serialization failure) runs again.
     DB_RETRY_ATTEMPTS = _int("DB_RETRY_ATTEMPTS", 4)
+    # SQLite: writers queue on a flock next to the database file (labshare/database.py)
+    # rather than polling in SQLite's busy handler.
+    SQLITE_WRITE_LOCK = _bool("SQLITE_WRITE_LOCK", True)
     SCHEDULER_LEADER_RETRY_SECONDS = _int("SCHEDULER_LEADER_RETRY_SECONDS", 15)
 
     # Mail (the embedded default, MAIL_SERVER unset, logs messages and keeps them in-app)

@@ -37,8 +37,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # pool's size: booking/calendar_cache.py), so a host opens at most about
 # workers x 2 x threads connections to PostgreSQL: keep that under max_connections
 # (or put PgBouncer in front).
-# SQLite has one writer: more threads only add writers waiting for its lock in
-# SQLite's busy handler, which sleeps up to 100 ms between tries (measured: fewer
+# SQLite has one writer, and a booking's CPU is nearly all inside its lock: more
+# threads add no throughput (measured when waiting writers still polled in SQLite's
+# busy handler, before they queued on labshare.database.SQLiteWriteLock: fewer
 # bookings/s than sync workers and a p99 of seconds), so sync workers there.
 _SQLITE = os.environ.get("DATABASE_URL", "").startswith("sqlite")
 threads = int(os.environ.get("GUNICORN_THREADS", "1" if _SQLITE else "4"))

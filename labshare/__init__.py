@@ -86,7 +86,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     limiter.init_app(app)
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, write_lock=bool(app.config.get("SQLITE_WRITE_LOCK", True)))
     from labshare.catalogue import search_index
 
     search_index.install()

@@ -7,6 +7,16 @@ two writers could both pass a check-then-insert. We take over BEGIN ourselves
 readers go on meanwhile, and ``busy_timeout`` makes a second writer wait instead
 of failing with "database is locked".
 
+Writers also queue on a lock of their own before ``BEGIN IMMEDIATE``
+(``SQLiteWriteLock``: ``flock`` on ``<database>-writer.lock`` across processes, a
+mutex across threads), released right after COMMIT or ROLLBACK. SQLite's busy
+handler polls with sleeps of up to 100 ms, so a waiting writer slept on well after
+the lock was free, and a worker that took the lock again at once kept the other
+one waiting (two sync workers booked no faster than one). A writer blocked in
+``flock`` wakes the moment the lock is released. ``busy_timeout`` stays, for
+writers that do not queue (a transaction that writes without ``begin_write``,
+another program).
+
 PostgreSQL: a write transaction locks the row it is about to change
 (``SELECT ... FOR UPDATE``), see ``lock_resource``.
 
@@ -26,7 +36,9 @@ a trigger of an admin change touching many resources) is retried whole by
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -47,6 +59,14 @@ _state = threading.local()
 _WRITER = "labshare_write_txn"  # Connection.info key: this transaction holds the write lock
 _READS = {"SELECT", "PRAGMA", "BEGIN", "COMMIT", "ROLLBA", "SAVEPO", "RELEAS", "WITH", "EXPLAI"}
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long a writer waits for ``SQLiteWriteLock`` before it gives up as SQLite
+#: would after ``busy_timeout`` ("database is locked": a 503).
+SQLITE_WRITE_LOCK_TIMEOUT = SQLITE_BUSY_TIMEOUT_MS / 1000
+#: With the writers' lock, WAL pages between the checkpoints run after a commit
+#: (SQLite's own default for ``wal_autocheckpoint``), and SQLite's automatic
+#: checkpoint kept only as a backstop for writers that do not queue, at ten times that.
+SQLITE_CHECKPOINT_PAGES = 1000
+SQLITE_AUTOCHECKPOINT_BACKSTOP = 10 * SQLITE_CHECKPOINT_PAGES
 IDLE_PING_SECONDS = 30.0
 _IDLE_SINCE = "labshare_idle_since"  # ConnectionRecord.info key (cleared on reconnect)
 _IMMEDIATE = "labshare_immediate_txn"  # Connection.info key: begun with BEGIN IMMEDIATE
@@ -66,10 +86,208 @@ class WriteOutsideLock(RuntimeError):
     """A statement that writes ran in a SQLite transaction not begun by begin_write()."""
 
 
-def configure_engine(engine: Engine) -> None:
+class SQLiteWriteLock:
+    """The writers' queue of one SQLite database file: taken before ``BEGIN
+    IMMEDIATE``, released after the transaction's COMMIT or ROLLBACK (or when its
+    connection is closed), whatever ended it.
+
+    Across processes an exclusive ``flock`` on ``path`` (freed by the kernel when
+    a process dies); within a process a mutex first, since ``flock`` on one open
+    file lets every thread of the process through. A waiter wakes as soon as the
+    holder releases, instead of sleeping in SQLite's busy handler. Waiting is
+    bounded by ``timeout``, after which ``acquire`` raises SQLite's own "database
+    is locked" (``is_busy``: a 503).
+
+    A thread that already holds it and begins a second write transaction on
+    another connection is not made to wait for itself: that transaction goes on
+    to ``BEGIN IMMEDIATE`` and SQLite's busy timeout, as it did without the lock.
+    """
+
+    def __init__(self, path: str, timeout: float = SQLITE_WRITE_LOCK_TIMEOUT) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._pid = -1
+        self._fresh_process()
+
+    def _fresh_process(self) -> None:
+        # After a fork the child starts empty: the parent's descriptor is shared with
+        # the parent (unlocking it would free the parent's lock), its mutex may be held.
+        self._pid = os.getpid()
+        self._mutex = threading.Lock()
+        self._guard = threading.Lock()  # the holder fields below
+        self._fd: int | None = None  # this process's descriptor of ``path``
+        self._held_fd: int | None = None
+        self._holder: Any = None  # the DBAPI connection whose transaction holds it
+        self._thread: int | None = None
+        self._commits = 0  # queued writers' commits since the last checkpoint
+        self._every = 8  # commits between checkpoints (adjusted)
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def acquire(self, holder: Any) -> bool:
+        """Take the lock for ``holder``'s transaction; False when this thread holds
+        it already (for another connection) and it was not taken."""
+        if self._pid != os.getpid():
+            self._fresh_process()
+        if self._thread == threading.get_ident():
+            return False
+        deadline = time.monotonic() + self.timeout
+        if not self._mutex.acquire(timeout=self.timeout):
+            raise _locked()
+        try:
+            if self._fd is None:
+                self._fd = self._open()
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fd = self._fd
+            except BlockingIOError:
+                fd = self._wait(deadline - time.monotonic())
+        except BaseException:
+            self._mutex.release()
+            raise
+        with self._guard:
+            self._held_fd, self._holder, self._thread = fd, holder, threading.get_ident()
+        return True
+
+    def _wait(self, seconds: float) -> int:
+        """Block in ``flock`` (on a descriptor of its own, in a helper thread, so that
+        the wait can end at ``seconds``); the descriptor that holds the lock."""
+        fd = self._open()
+        got = threading.Event()
+        state = {"abandoned": False}
+        done = threading.Lock()
+
+        def wait() -> None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                os.close(fd)
+                return
+            with done:
+                if not state["abandoned"]:
+                    got.set()
+                    return
+            os.close(fd)  # the waiter gave up meanwhile: closing frees it
+
+        threading.Thread(target=wait, name="sqlite-write-lock", daemon=True).start()
+        if got.wait(max(seconds, 0.0)):
+            return fd
+        with done:
+            if got.is_set():
+                return fd
+            state["abandoned"] = True
+        raise _locked()
+
+    def release(self, holder: Any) -> bool:
+        """Release it if ``holder``'s transaction holds it; whether it did."""
+        with self._guard:
+            if holder is None or self._holder is not holder or self._pid != os.getpid():
+                return False
+            fd, self._held_fd, self._holder, self._thread = self._held_fd, None, None, None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                if fd != self._fd:
+                    os.close(fd)
+        finally:
+            self._mutex.release()
+        return True
+
+    def checkpoint_after_commit(self, connection: Any) -> None:
+        """Checkpoint the WAL now and then, after a queued writer's COMMIT and the
+        lock's release (``wal_autocheckpoint`` would run it inside the COMMIT, so
+        inside the lock, the next writer waiting for its copying and fsyncs). About
+        every ``SQLITE_CHECKPOINT_PAGES`` pages: the commits between checkpoints are
+        adjusted from the pages the last one found. Never fails the commit."""
+        self._commits += 1
+        if self._commits < self._every:
+            return
+        self._commits = 0
+        try:
+            row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            log.warning("WAL checkpoint failed", exc_info=True)
+            return
+        pages = int(row[1]) if row and row[1] and row[1] > 0 else 0
+        if pages:
+            every = round(self._every * SQLITE_CHECKPOINT_PAGES / pages)
+            self._every = max(1, min(every, 1000))
+
+    def held(self) -> bool:
+        """Whether a transaction of this process holds it."""
+        return self._holder is not None and self._pid == os.getpid()
+
+
+def _locked() -> sqlite3.OperationalError:
+    return sqlite3.OperationalError("database is locked (waited for the writers' lock)")
+
+
+def write_lock_path(engine: Engine) -> str | None:
+    """``<database file>-writer.lock``, or None for an in-memory database (nothing
+    to share with other processes) or a dialect other than SQLite."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in database:
+        return None
+    if database.startswith("file:"):
+        database = database[5:].split("?", 1)[0]
+    return f"{database}-writer.lock"
+
+
+#: Engine attribute: its ``SQLiteWriteLock`` (absent: writers do not queue).
+WRITE_LOCK_ATTR = "labshare_write_lock"
+
+
+def write_lock_of(engine: Engine) -> SQLiteWriteLock | None:
+    return getattr(engine, WRITE_LOCK_ATTR, None)
+
+
+def _install_write_lock(engine: Engine, lock: SQLiteWriteLock) -> None:
+    """Release ``lock`` right after the DBAPI's COMMIT or ROLLBACK (also the pool's
+    rollback of a connection returned with its transaction open) and when the
+    connection is closed or invalidated, whatever raised."""
+    setattr(engine, WRITE_LOCK_ATTR, lock)
+    dialect = engine.dialect
+
+    def releasing(name: str) -> None:
+        original = getattr(dialect, name)
+
+        def run(connection: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(connection, *args, **kwargs)
+            finally:
+                lock.release(getattr(connection, "dbapi_connection", connection))
+
+        setattr(dialect, name, run)
+
+    for name in ("do_rollback", "do_close", "do_terminate"):
+        releasing(name)
+
+    original_commit = dialect.do_commit
+
+    def commit(connection: Any) -> None:
+        raw = getattr(connection, "dbapi_connection", connection)
+        try:
+            original_commit(connection)
+        except BaseException:
+            lock.release(raw)
+            raise
+        if lock.release(raw):
+            lock.checkpoint_after_commit(raw)
+
+    setattr(dialect, "do_commit", commit)  # noqa: B010 - on this engine's dialect only
+
+
+def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
     if engine.dialect.name != "sqlite":
         _ping_after_idle(engine)
         return
+    lock_path = write_lock_path(engine) if write_lock else None
+    lock = SQLiteWriteLock(lock_path) if lock_path else None
+    if lock is not None:
+        _install_write_lock(engine, lock)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -79,6 +297,8 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA journal_mode = WAL")  # an in-memory database just says "memory"
+        if lock is not None:  # checkpoints run after the lock's release instead
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_AUTOCHECKPOINT_BACKSTOP}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -90,7 +310,18 @@ def configure_engine(engine: Engine) -> None:
             conn.info[_WRITER] = conn.info[_IMMEDIATE] = False
             return
         immediate = bool(getattr(_state, "immediate", False))
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not immediate:
+            conn.exec_driver_sql("BEGIN")
+        elif lock is None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            raw = conn.connection.dbapi_connection
+            lock.acquire(raw)
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                lock.release(raw)
+                raise
         conn.info[_WRITER] = immediate
         conn.info[_IMMEDIATE] = immediate
 

@@ -95,9 +95,10 @@ def _kept(key: Hashable, build: Callable[[], Any]) -> Any:
 
 
 def _resource_statement(lock: bool) -> Any:
-    # An instrument's lab (and the lab's institute) is not joined: the path reads
-    # only the lab's id (its opening hours, closures and holiday opt-out come with
-    # the policy statement), and those two entities were a third of its CPU.
+    # Not the instrument's lab (``lazy="joined"`` on the model): the path reads only
+    # the lab's id (opening hours, closures and the holiday opt-out come with the
+    # policy statement), and SQLite materialises that nested LEFT JOIN (every lab and
+    # its resource row, ~4 ms on 5,000 labs) for each booking, inside its write lock.
     stmt = (
         select(_ANY_RESOURCE)
         .options(lazyload(_ANY_RESOURCE.Instrument.lab))
