@@ -13,11 +13,7 @@ its busy timeout, without a retry (it waited already).
 On SQLite a request that may write (POST, PUT, PATCH, DELETE) takes the write lock
 (``begin_write``) before its view reads anything, so no write path of a request
 can meet "database is locked" by upgrading a read transaction late; services
-called from jobs and the CLI take it themselves. A view marked ``LOCKS_ITSELF``
-(the API's) takes it by ``write_lock_now()`` once it has authenticated the caller
-and parsed the request, reads that decide nothing the write depends on (the
-services re-check the caller under the lock), so they run outside the lock that
-every other writer waits for.
+called from jobs and the CLI take it themselves.
 """
 
 from __future__ import annotations
@@ -49,13 +45,7 @@ _installed = False
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-#: Attribute of a view function: it calls ``write_lock_now()`` itself.
-LOCKS_ITSELF = "labshare_locks_itself"
-
-
-def write_lock_now() -> None:
-    """SQLite: take the write lock for a request that may write (a no-op for reads,
-    on PostgreSQL, or with changes pending)."""
+def _write_lock_first() -> None:
     if request.method in WRITE_METHODS and is_sqlite():
         session = db.session()
         if not (session.new or session.dirty or session.deleted):
@@ -68,16 +58,13 @@ def _count_commit(_conn: Any) -> None:
 
 
 def retrying_view(view: Callable[..., Any]) -> Callable[..., Any]:
-    locks_itself = bool(getattr(view, LOCKS_ITSELF, False))
-
     @functools.wraps(view)
     def run(*args: Any, **kwargs: Any) -> Any:
         attempts = int(current_app.config.get("DB_RETRY_ATTEMPTS", DEFAULT_ATTEMPTS))
         for attempt in range(max(attempts, 1)):
             commits = g.get(_COMMITS, 0)
             try:
-                if not locks_itself:
-                    write_lock_now()
+                _write_lock_first()
                 return view(*args, **kwargs)
             except Exception as exc:
                 if not is_retryable(exc):

@@ -30,7 +30,6 @@ from pydantic_core import PydanticCustomError
 
 from labshare.errors import BadRequest, NotAllowed, ValidationFailed
 from labshare.models import Role, User
-from labshare.retry import LOCKS_ITSELF, write_lock_now
 from labshare.timeutil import NaiveTime, NonexistentLocalTime, parse_aware
 
 # -- field types shared by the request models ------------------------------------------
@@ -243,8 +242,6 @@ def endpoint(
                 kwargs["query"] = parse_query(spec.query)
             if spec.body is not None:
                 kwargs["body"] = parse_body(spec.body)
-            # SQLite: the write lock after authentication and parsing, not around them
-            write_lock_now()
             result = handler(**kwargs)
             if isinstance(result, Response):
                 return result
@@ -252,7 +249,6 @@ def endpoint(
 
         view.__name__ = handler.__name__
         view.__doc__ = handler.__doc__
-        setattr(view, LOCKS_ITSELF, True)
         if limit is not None:
             from labshare.extensions import limiter
 
