@@ -308,6 +308,49 @@ def match_tiers(query: Query, dialect: str) -> Select[Any]:
     return stmt.offset(0)
 
 
+@dataclass(frozen=True)
+class Source:
+    """What a tier's probe joins to find its matches: ``table`` (joined on
+    ``resource_id`` = resource.id), and the ``match`` condition; ``doc``: whether
+    ``table`` is search_doc itself (else it must be joined for its columns)."""
+
+    table: Any
+    resource_id: ColumnElement[int]
+    match: ColumnElement[bool]
+    doc: bool
+
+
+def tier_source(query: Query, dialect: str, *, names: bool) -> Source:
+    """The index lookup of the matches of ``query`` (not empty): of its name tokens
+    (name, English name, model: the name tier) with ``names``, else of all its
+    tokens. Same query as ``_has(search_doc.name_tokens)`` resp. ``match_ids``:
+    the same tokens, looked up in an index (migration 0028) instead of tested."""
+    if dialect == "postgresql":
+        vector = "search_doc.name_tsv" if names else PG_VECTOR
+        return Source(
+            _DOC,
+            _DOC.c.resource_id,
+            literal_column(vector).op("@@")(
+                bindparam("search_tsquery", _tsquery(query), type_=_TsQuery())
+            ),
+            True,
+        )
+    name = "search_fts_name" if names else "search_fts"
+    fts = table(name, sa_column("rowid"))
+    return Source(
+        fts,
+        fts.c.rowid,
+        text(f"{name} MATCH :search_fts").bindparams(search_fts=_fts5(query)),
+        False,
+    )
+
+
+def measurand_tier(query: Query) -> ColumnElement[bool]:
+    """Whether the measurand's names have the words (the measurand tier), over
+    search_doc's row (as ``match_tiers``)."""
+    return _has(_DOC.c.measurand_tokens, query)
+
+
 def _has(column: Any, query: Query) -> ColumnElement[bool]:
     """Whether the space-separated tokens in ``column`` satisfy ``query`` (to rank the
     few matching rows; the same SQL on both databases)."""
