@@ -381,7 +381,7 @@ def _tiered(
     order = ([near] if near is not None else []) + [Resource.id]
 
     def probe(
-        source: search_index.Source, *cond: ColumnElement[bool] | None, limit: int
+        source: search_index.Source, *cond: ColumnElement[bool] | None, limit: int | None
     ) -> list[int]:
         stmt = (
             select(Resource.id)
@@ -392,13 +392,16 @@ def _tiered(
             doc = SearchDoc.__table__
             stmt = stmt.join(doc, doc.c.resource_id == Resource.id)
         stmt = stmt.where(source.match, *where, *(c for c in cond if c is not None))
-        return list(db.session.scalars(stmt.order_by(*order).limit(limit)))
+        stmt = stmt.order_by(*order)
+        return list(db.session.scalars(stmt.limit(limit) if limit is not None else stmt))
 
     measurand = search_index.measurand_tier(query)
     names = search_index.tier_source(query, dialect, names=True)
     wanted_name = f.q.strip().lower() if f.q else ""
     exact = or_(func.lower(Resource.name) == wanted_name, func.lower(Resource.name_en) == wanted_name)
-    found = probe(names, exact, limit=wanted)
+    # Few rows have the very name: all of them, found through the lower-cased names'
+    # indexes (a LIMIT made PostgreSQL walk every resource in id order for them).
+    found = probe(names, exact, limit=None)[:wanted]
     seen = set(found)
     found += [i for i in probe(names, limit=wanted + len(found)) if i not in seen][
         : wanted - len(found)
@@ -414,6 +417,22 @@ def _tiered(
         if len(found) >= wanted:
             return found, False
     return found, True
+
+
+def _count_text(f: ResourceFilters, query: search_index.Query) -> int:
+    """The matches of a text search, counted up to COUNT_LIMIT + 1 (as ``_count``),
+    joined to the token index: the lookup as a subquery of its own made PostgreSQL
+    fetch all 42,000 matches of 计 before counting 1,001 of them (138 ms against 2)."""
+    every = search_index.tier_source(query, db.engine.dialect.name, names=False)
+    matching = (
+        select(Resource.id)
+        .join(every.table, every.resource_id == Resource.id)
+        .join(Institute, Institute.id == Resource.institute_id)
+        .where(every.match, *_where(f, joined=True))
+        .limit(COUNT_LIMIT + 1)
+        .subquery("counted")
+    )
+    return int(db.session.scalar(select(func.count()).select_from(matching)) or 0)
 
 
 def _load_page(ids: Sequence[int]) -> tuple[list[Resource], dict[int, Rules]]:
@@ -491,7 +510,7 @@ def search_resources(
         offset = (page - 1) * per_page
         found, complete = _tiered(f, query, offset + per_page)
         items, rules = _load_page(found[offset:])
-        total = len(found) if complete else _count(where)
+        total = len(found) if complete else _count_text(f, query)
         return SearchResult(
             items=items,
             total=min(total, COUNT_LIMIT),
