@@ -12,17 +12,27 @@ from sqlalchemy import event, select
 from labshare.catalogue import search
 from labshare.catalogue.search import COUNT_LIMIT, ResourceFilters, search_resources
 from labshare.extensions import db
-from labshare.models import ResourceKind
+from labshare.models import ResourceKind, ResourceStatus
 
 
 @pytest.fixture
 def catalogue(db: Any, make_institute: Any, make_lab: Any, make_instrument: Any) -> None:
-    """Matches of 压力 in every tier, in both provinces, ids interleaved across tiers."""
+    """Matches of 压力 in every tier, in both provinces, ids interleaved across tiers,
+    and some that are never listed (retired, an inactive institute)."""
     js = make_institute(name="江苏计量院", name_en="Jiangsu", province_code="320000")
     gd = make_institute(
         name="广东压力院", name_en="Guangdong", province_code="440000", province="广东省"
     )
     labs = [make_lab(institute=js, name="力学实验室"), make_lab(institute=gd, name="热学实验室")]
+    # Never listed: among the first name matches by id, so that a probe must look
+    # past them to fill its page.
+    closed = make_institute(name="关闭的压力院", province_code="320000", active=False)
+    closed_lab = make_lab(institute=closed, name="压力实验室")
+    for n in range(4):
+        make_instrument(lab=closed_lab, name="压力计", model=None, manufacturer=None)
+        make_instrument(
+            lab=labs[0], name="压力计", model=None, manufacturer=None, status=ResourceStatus.RETIRED
+        )
     for n in range(3):
         for lab in labs:
             kw: dict[str, Any] = {"name_en": None, "manufacturer": None, "lab": lab}
