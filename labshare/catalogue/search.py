@@ -360,9 +360,7 @@ def _near(f: ResourceFilters) -> ColumnElement[Any] | None:
     return case((near, 0), else_=1)
 
 
-def _tiered(
-    f: ResourceFilters, query: search_index.Query, wanted: int
-) -> tuple[list[int], bool]:
+def _tiered(f: ResourceFilters, query: search_index.Query, wanted: int) -> tuple[list[int], bool]:
     """The first ``wanted`` matches of a text search in rank order (as ``_order``
     ranks them), and whether they are all the matches.
 
@@ -641,9 +639,9 @@ def search_resources(
         if answer is not None:
             return answer
         offset = (page - 1) * per_page
-        found, complete = _tiered(f, query, offset + per_page)
-        items, rules = _load_page(found[offset:])
-        total = len(found) if complete else _count_text(f, query)
+        ranked_ids, complete = _tiered(f, query, offset + per_page)
+        items, rules = _load_page(ranked_ids[offset:])
+        total = len(ranked_ids) if complete else _count_text(f, query)
         return SearchResult(
             items=items,
             total=min(total, COUNT_LIMIT),

@@ -316,7 +316,7 @@ class Source:
 
     table: Any
     resource_id: ColumnElement[int]
-    match: ColumnElement[bool]
+    match: Any  # a condition (SQLite's MATCH is a text clause)
     doc: bool
 
 

@@ -28,7 +28,7 @@ def catalogue(db: Any, make_institute: Any, make_lab: Any, make_instrument: Any)
     # past them to fill its page.
     closed = make_institute(name="关闭的压力院", province_code="320000", active=False)
     closed_lab = make_lab(institute=closed, name="压力实验室")
-    for n in range(4):
+    for _ in range(4):
         make_instrument(lab=closed_lab, name="压力计", model=None, manufacturer=None)
         make_instrument(
             lab=labs[0], name="压力计", model=None, manufacturer=None, status=ResourceStatus.RETIRED
