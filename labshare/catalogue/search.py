@@ -20,14 +20,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     false,
@@ -354,10 +357,14 @@ def _page(
 
 
 def _near(f: ResourceFilters) -> ColumnElement[Any] | None:
-    if not f.near_province:
-        return None
-    near = or_(Institute.province_code == f.near_province, Institute.province == f.near_province)
-    return case((near, 0), else_=1)
+    return _near_of(f.near_province) if f.near_province else None
+
+
+def _near_of(province: Any) -> ColumnElement[Any]:
+    """0 for a resource in the searcher's province (code or name), else 1."""
+    return case(
+        (or_(Institute.province_code == province, Institute.province == province), 0), else_=1
+    )
 
 
 def _tiered(f: ResourceFilters, query: search_index.Query, wanted: int) -> tuple[list[int], bool]:
@@ -433,38 +440,88 @@ def _name_page(
 ) -> SearchResult | None:
     """The page of a text search whose exact and name tiers fill it, with its
     rows, booking rules and count, in one statement (a round trip is a wait for the
-    database on a loaded machine); None when they do not fill it (``_tiered``).
+    database on a loaded machine); None when they do not fill it (``_tiered``)."""
+    dialect = db.engine.dialect.name
+    plain = f.kind is None and f.field is None and not f.province and not f.institute
+    # A search by words alone (and the searcher's province) sends one of two
+    # statements built once: building and keying it cost more than running it.
+    stmt = (
+        _name_page_stmt(dialect, bool(f.near_province)) if plain else _build_name_page(dialect, f)
+    )
+    params: dict[str, Any] = {
+        "exact_name": f.q.strip().lower() if f.q else "",
+        "near": f.near_province or "",
+        "wanted": page * per_page,
+        "first_limit": page * per_page * 2 + 10,
+        "page_offset": (page - 1) * per_page,
+        "page_limit": per_page,
+    }
+    if dialect == "postgresql":
+        params["search_tsquery"] = search_index.tsquery_text(query)
+    else:
+        params["search_fts"] = search_index.fts_text(query)
+    rows = db.session.execute(stmt, params).all()
+    if len(rows) < per_page:
+        return None
+    total = int(rows[0][1])
+    return SearchResult(
+        items=[row[0] for row in rows],
+        total=min(total, COUNT_LIMIT),
+        rules={
+            row[0].id: Rules.from_row(row[2])
+            if row[2] is not None
+            else Rules.from_row(row[3])
+            if row[3] is not None
+            else DEFAULT
+            for row in rows
+        },
+        total_exact=total <= COUNT_LIMIT,
+    )
+
+
+@cache
+def _name_page_stmt(dialect: str, near: bool) -> Any:
+    return _build_name_page(dialect, ResourceFilters(q="x", near_province="x" if near else None))
+
+
+def _build_name_page(dialect: str, f: ResourceFilters) -> Any:
+    """The statement of ``_name_page`` for the filters of ``f`` (its words, and the
+    searcher's province, as the parameters ``search_tsquery`` or ``search_fts``,
+    ``exact_name``, ``near``; the page as ``wanted``, ``first_limit``,
+    ``page_offset``, ``page_limit``).
 
     The exact names (few: no LIMIT, which made PostgreSQL walk every resource in id
-    order for them) and the first ``page * per_page`` other name matches in
-    (province, id) order, an index probe that stops there; sorted together by tier
-    they are the full ranking's first rows as soon as they are that many, for
-    every other match ranks after them."""
-    dialect = db.engine.dialect.name
+    order for them) and the first ``wanted`` name matches in (province, id) order,
+    an index probe that stops there; sorted together by tier they are the full
+    ranking's first rows as soon as they are that many, for every other match ranks
+    after them."""
+    query = search_index.parse(f.q or "x")
     names = search_index.tier_source(query, dialect, names=True)
     where = _where(f, joined=True)
-    near = _near(f)
-    exact, _not_exact = _exact(f)
-    wanted = page * per_page
+    near = _near_of(bindparam("near", type_=String)) if f.near_province else None
+    wanted_name = bindparam("exact_name", type_=String)
+    exact = or_(
+        func.lower(Resource.name) == wanted_name, func.lower(Resource.name_en) == wanted_name
+    )
 
-    def branch(tier: int, cond: ColumnElement[bool], limit: int | None) -> Select[Any]:
+    def branch(tier: int, cond: ColumnElement[bool], limited: bool) -> Select[Any]:
         keys = [near.label("n")] if near is not None else []
         source: Any = names.table
         source_id: Any = names.resource_id
         match: Any = names.match
-        if limit is not None and near is None:
+        if limited and near is None:
             # In id order: the first name matches from the token index alone (twice
             # the page and some: a retired resource or a filter drops a few), then
             # joined and filtered. Those that pass are the first that pass (any
             # other has a larger id), and when fewer than the page pass, ``_tiered``
-            # answers. Joined before the LIMIT, PostgreSQL walked
-            # resource from its first id alongside (计: 5,300 rows for 20).
+            # answers. Joined before the LIMIT, PostgreSQL walked resource from its
+            # first id alongside (计: 5,300 rows for 20).
             first = (
                 select(names.resource_id.label("id"))
                 .select_from(names.table)
                 .where(names.match)
                 .order_by(names.resource_id)
-                .limit(limit * 2 + 10)
+                .limit(bindparam("first_limit", type_=Integer))
                 .subquery("first")
             )
             source, source_id, match = first, first.c.id, true()
@@ -474,7 +531,7 @@ def _name_page(
             .join(Institute, Institute.id == Resource.institute_id)
             .where(match, *where, cond)
         )
-        if limit is None:
+        if not limited:
             # The exact names: found through the lower-cased names' indexes, each
             # tested against the name tokens (joined, SQLite tested every name
             # match's name instead: 计, 9,000 of them).
@@ -491,7 +548,7 @@ def _name_page(
             )
         else:
             stmt = stmt.order_by(*(k for k in (near, Resource.id) if k is not None))
-            stmt = stmt.limit(limit)
+            stmt = stmt.limit(bindparam("wanted", type_=Integer))
         # A subquery: SQLite allows no LIMIT in a member of a UNION.
         inner = stmt.subquery()
         return select(*inner.c)
@@ -500,7 +557,7 @@ def _name_page(
     # out costs a lower() of every row it walks): each id once, at its best tier.
     # Of E exact names, k among the name probe's first N rows, there are
     # E + N - k >= N distinct rows, the first N of the ranking among them.
-    both = union_all(branch(0, exact, None), branch(1, true(), wanted)).subquery("both")
+    both = union_all(branch(0, exact, False), branch(1, true(), True)).subquery("both")
     tiers = (
         select(both.c.id, func.min(both.c.t).label("t"), *([both.c.n] if near is not None else []))
         .group_by(both.c.id, *([both.c.n] if near is not None else []))
@@ -510,12 +567,12 @@ def _name_page(
     ids = (
         select(tiers.c.id, *order[:-1], _count_text_stmt(f, query).label("matches"))
         .order_by(*order)
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+        .offset(bindparam("page_offset", type_=Integer))
+        .limit(bindparam("page_limit", type_=Integer))
         .subquery("page_ids")
     )
     own, of_lab = aliased(BookingRules), aliased(BookingRules)
-    rows = db.session.execute(
+    return (
         select(_poly, ids.c.matches, own, of_lab)
         .join(ids, ids.c.id == _poly.id)
         .join(Institute, _poly.institute)
@@ -523,22 +580,6 @@ def _name_page(
         .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
         .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
         .order_by(*(ids.c[c.name] for c in order))
-    ).all()
-    if len(rows) < per_page:
-        return None
-    total = int(rows[0][1])
-    return SearchResult(
-        items=[row[0] for row in rows],
-        total=min(total, COUNT_LIMIT),
-        rules={
-            row[0].id: Rules.from_row(row[2])
-            if row[2] is not None
-            else Rules.from_row(row[3])
-            if row[3] is not None
-            else DEFAULT
-            for row in rows
-        },
-        total_exact=total <= COUNT_LIMIT,
     )
 
 

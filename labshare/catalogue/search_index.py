@@ -242,6 +242,16 @@ def _tsquery(query: Query) -> str:
     )
 
 
+def tsquery_text(query: Query) -> str:
+    """The ``search_tsquery`` parameter of ``query`` (PostgreSQL)."""
+    return _tsquery(query)
+
+
+def fts_text(query: Query) -> str:
+    """The ``search_fts`` parameter of ``query`` (SQLite's FTS5)."""
+    return _fts5(query)
+
+
 class _TsQuery(UserDefinedType[str]):
     cache_ok = True
 
