@@ -670,11 +670,16 @@ def search_resources(
             _l("The search may be at most %(n)s characters.", n=search_index.MAX_QUERY),
             field="q",
         )
-    where = _where(f)
+    text_only = f.measurand is None and not facets
+    if text_only:
+        # What _where would refuse (a value or unit without a measurand), refused
+        # first as there: a text search builds no _where of its own.
+        _capability_match(f)
+    else:
+        where = _where(f)
     window = _window(f, facets)
-    facet_counts = _facets(where) if facets else None
     query = search_index.parse(f.q) if f.q else None
-    if query and f.measurand is None and window is None and not facets:
+    if text_only and query and window is None:
         # A text search: its tiers one after the other, as far as the page needs.
         answer = _name_page(f, query, page, per_page)
         if answer is not None:
@@ -689,6 +694,9 @@ def search_resources(
             rules=rules,
             total_exact=total <= COUNT_LIMIT,
         )
+    if text_only:
+        where = _where(f)
+    facet_counts = _facets(where) if facets else None
     ranked, keys = _ranked(f)
 
     def load(ids: Any) -> list[Resource]:
