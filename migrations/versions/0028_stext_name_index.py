@@ -9,7 +9,7 @@ name or model has the words, then the measurand's, then the rest. Told apart by
 testing every match's name tokens, a one-character query (计: every metrology
 institute, 42,000 matches) ranked every match to show 20. With the name tokens
 and the lower-cased names indexed, the first tiers are index probes that stop at
-the page (labshare/catalogue/search.py, ``_tiered``), and the rest is only read
+the page (labshare/catalogue/search_tiers.py), and the rest is only read
 when they do not fill it.
 """
 

@@ -1,5 +1,5 @@
 """A text search reads its rank tiers one after the other, only as far as the page
-needs (labshare/catalogue/search.py, ``_tiered``): every page it shows is the page of
+needs (labshare/catalogue/search_tiers.py): every page it shows is the page of
 the full ranking (``_ranked``, which ranks every match), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
