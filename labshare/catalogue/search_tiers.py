@@ -239,12 +239,18 @@ def _build_name_page(dialect: str, where: list[Any], near_given: bool) -> Any:
         if not limited:
             # The exact names: found through the lower-cased names' indexes, each
             # tested against the name tokens (joined, SQLite tested every name
-            # match's name instead: 计, 9,000 of them).
-            has = (
+            # match's name instead: 计, 9,000 of them). PostgreSQL probes each one's
+            # row; SQLite's FTS5 evaluated the whole MATCH once per exact name (666
+            # named 恒温油槽: 90 ms), so it looks the name matches up once.
+            has: Any = (
                 select(literal(1))
                 .select_from(names.table)
                 .where(names.match, names.resource_id == Resource.id)
                 .exists()
+                if dialect == "postgresql"
+                else Resource.id.in_(
+                    select(names.resource_id).select_from(names.table).where(names.match)
+                )
             )
             stmt = (
                 select(Resource.id.label("id"), literal(tier).label("t"), *keys)
