@@ -233,3 +233,23 @@ def calibration_cutoff(resource: Resource, tz: str) -> dt.datetime | None:
     if not isinstance(resource, Instrument) or resource.calibration_valid_until is None:
         return None
     return local_midnight_after(resource.calibration_valid_until, tz)
+
+
+def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
+    """``effective_rules`` of many resources in one query: own rules, else the lab's,
+    else the defaults."""
+    wanted = {rid for r in resources for rid in scope_ids(r)}
+    rows = (
+        {
+            row.resource_id: Rules.from_row(row)
+            for row in db.session.scalars(
+                select(BookingRules).where(BookingRules.resource_id.in_(wanted))
+            )
+        }
+        if wanted
+        else {}
+    )
+    out: dict[int, Rules] = {}
+    for r in resources:
+        out[r.id] = next((rows[i] for i in scope_ids(r) if i in rows), DEFAULT)
+    return out

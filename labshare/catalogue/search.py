@@ -6,8 +6,9 @@ booking rules, however many resources match.
 
 Text: the resources whose search tokens match, looked up in the index of
 labshare/catalogue/search_index.py (GIN on PostgreSQL, FTS5 on SQLite) and joined
-with their rank tier (``_ranked``, ``_order``); the count the API shows stops at
-``COUNT_LIMIT``, and the facet counts are one more statement when asked for.
+with their rank tier (``_ranked``, ``_order``); without window, facets or capability
+its tiers are read only as far as the page needs (search_tiers.py). The count the
+API shows stops at ``COUNT_LIMIT``; the facet counts are one more statement.
 
 The free-time filter and the "free this week" facet (labshare/catalogue/free_time.py)
 check the candidates in rank order, as far as needed: the window filter stops at one
@@ -36,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import contains_eager, noload
 
 from labshare.booking.availability import MAX_WINDOW
-from labshare.booking.rules import DEFAULT, Rules, scope_ids
+from labshare.booking.rules import DEFAULT, Rules
 from labshare.catalogue import (
     capability,
     capability_index,
@@ -44,12 +45,13 @@ from labshare.catalogue import (
     free_time,
     search_index,
     search_pages,
+    search_tiers,
 )
 from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
+from labshare.catalogue.search_tiers import COUNT_LIMIT
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
-    BookingRules,
     Field,
     Institute,
     Instrument,
@@ -81,8 +83,6 @@ class ResourceFilters:
     near_province: str | None = None
 
 
-#: Beyond this many matches the count stops and says "more than".
-COUNT_LIMIT = 1000
 #: The facets of a search: name → (column, label column).
 FACETS = ("field", "kind", "province", "institute")
 #: The "free this week" count is exact over this many best-ranked available matches (a
@@ -238,10 +238,7 @@ def _order(f: ResourceFilters, matches: Any) -> list[Any]:
     if f.measurand is not None and f.value is not None:
         order.append(_instrument.c.range_max_base - _instrument.c.range_min_base)
     if f.near_province:
-        near = or_(
-            Institute.province_code == f.near_province, Institute.province == f.near_province
-        )
-        order.append(case((near, 0), else_=1))
+        order.append(search_tiers.near_of(f.near_province))
     order.append(Resource.id)
     return order
 
@@ -281,7 +278,7 @@ def _page(
     per_page: int,
 ) -> tuple[list[Resource], int, dict[int, Rules]]:
     """The page's resources in rank order, the number of matches and the page's
-    booking rules (as ``rules_for``): one statement.
+    booking rules (as ``rules.rules_for``): one statement.
 
     Its inner part ranks the matches, cuts the page and counts them (``count(*)
     OVER ()``: the ranking reads every match anyway, so the count costs nothing
@@ -319,26 +316,6 @@ def _page(
     return [row[0] for row in rows], int(rows[0][1]), rules
 
 
-def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
-    """``effective_rules`` of many resources in one query: own rules, else the lab's,
-    else the defaults."""
-    wanted = {rid for r in resources for rid in scope_ids(r)}
-    rows = (
-        {
-            row.resource_id: Rules.from_row(row)
-            for row in db.session.scalars(
-                select(BookingRules).where(BookingRules.resource_id.in_(wanted))
-            )
-        }
-        if wanted
-        else {}
-    )
-    out: dict[int, Rules] = {}
-    for r in resources:
-        out[r.id] = next((rows[i] for i in scope_ids(r) if i in rows), DEFAULT)
-    return out
-
-
 def search_resources(
     f: ResourceFilters, *, page: int, per_page: int, facets: bool = False
 ) -> SearchResult:
@@ -353,8 +330,23 @@ def search_resources(
             _l("The search may be at most %(n)s characters.", n=search_index.MAX_QUERY),
             field="q",
         )
-    where = _where(f)  # validates the capability too
+    text_only = f.measurand is None and not facets
+    if text_only:
+        # What _where would refuse (a value or unit without a measurand), refused
+        # first as there: a text search builds no _where of its own.
+        _capability_match(f)
+    else:
+        where = _where(f)  # validates the capability too
     window = _window(f, facets)
+    query = search_index.parse(f.q) if f.q else None
+    if text_only and query and window is None:
+        # A text search: its tiers one after the other, as far as the page needs.
+        items, total, rules = search_tiers.text_page(
+            f, query, page, per_page, _where(f, joined=True)
+        )
+        return _counted(items, rules, total=total, facets=None)
+    if text_only:
+        where = _where(f)
     # With a window, the page comes from the free-time scan, which examines at most
     # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
     limit = None if window is None else AVAILABILITY_SCAN_LIMIT + 1

@@ -242,6 +242,16 @@ def _tsquery(query: Query) -> str:
     )
 
 
+def tsquery_text(query: Query) -> str:
+    """The ``search_tsquery`` parameter of ``query`` (PostgreSQL)."""
+    return _tsquery(query)
+
+
+def fts_text(query: Query) -> str:
+    """The ``search_fts`` parameter of ``query`` (SQLite's FTS5)."""
+    return _fts5(query)
+
+
 class _TsQuery(UserDefinedType[str]):
     cache_ok = True
 
@@ -306,6 +316,49 @@ def match_tiers(query: Query, dialect: str) -> Select[Any]:
             .where(text("search_fts MATCH :search_fts").bindparams(search_fts=_fts5(query)))
         )
     return stmt.offset(0)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a tier's probe joins to find its matches: ``table`` (joined on
+    ``resource_id`` = resource.id), and the ``match`` condition; ``doc``: whether
+    ``table`` is search_doc itself (else it must be joined for its columns)."""
+
+    table: Any
+    resource_id: ColumnElement[int]
+    match: Any  # a condition (SQLite's MATCH is a text clause)
+    doc: bool
+
+
+def tier_source(query: Query, dialect: str, *, names: bool) -> Source:
+    """The index lookup of the matches of ``query`` (not empty): of its name tokens
+    (name, English name, model: the name tier) with ``names``, else of all its
+    tokens. Same query as ``_has(search_doc.name_tokens)`` resp. ``match_ids``:
+    the same tokens, looked up in an index (migration 0028) instead of tested."""
+    if dialect == "postgresql":
+        vector = "search_doc.name_tsv" if names else PG_VECTOR
+        return Source(
+            _DOC,
+            _DOC.c.resource_id,
+            literal_column(vector).op("@@")(
+                bindparam("search_tsquery", _tsquery(query), type_=_TsQuery())
+            ),
+            True,
+        )
+    name = "search_fts_name" if names else "search_fts"
+    fts = table(name, sa_column("rowid"))
+    return Source(
+        fts,
+        fts.c.rowid,
+        text(f"{name} MATCH :search_fts").bindparams(search_fts=_fts5(query)),
+        False,
+    )
+
+
+def measurand_tier(query: Query) -> ColumnElement[bool]:
+    """Whether the measurand's names have the words (the measurand tier), over
+    search_doc's row (as ``match_tiers``)."""
+    return _has(_DOC.c.measurand_tokens, query)
 
 
 def _has(column: Any, query: Query) -> ColumnElement[bool]:

@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import event, select
 
+from labshare.booking.rules import rules_for
 from labshare.catalogue.free_time import has_free_slot, with_free_slot
-from labshare.catalogue.search import ResourceFilters, rules_for, search_resources
+from labshare.catalogue.search import ResourceFilters, search_resources
 from labshare.extensions import db as _db
 from labshare.models import BookingStatus, Closure, Resource, ResourceStatus
 from labshare.timeutil import set_clock

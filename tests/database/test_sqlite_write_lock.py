@@ -331,4 +331,3 @@ def test_checkpoints_run_after_the_release_and_bound_the_wal(
         # Without them the WAL would hold every page of the 200 commits (> 0.8 MB).
         assert (tmp_path / "wal.db-wal").stat().st_size < 60 * 4120
         _db.engine.dispose()
-

@@ -1,0 +1,347 @@
+"""A text search's page, read tier by tier as far as the page needs.
+
+The ranking (labshare/catalogue/search.py, ``_order``) is the tier (exact name,
+then name or model, then measurand, then the rest), the searcher's province, the
+id. Ranking every match to show 20 read all 42,000 matches of 计; here each tier is
+an index probe in that order that stops at the page (migration 0028 indexes the
+name tokens and the lower-cased names), and the next tier is read only when the
+page is not full (tests/catalogue/test_search_tiers.py: every page is the full
+ranking's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
+
+from labshare.booking.rules import DEFAULT, Rules
+from labshare.catalogue import search_index
+from labshare.extensions import db
+from labshare.models import BookingRules, Institute, Instrument, Lab, Resource, SearchDoc
+
+if TYPE_CHECKING:
+    from labshare.catalogue.search import ResourceFilters
+
+#: Beyond this many matches the count stops and says "more than".
+COUNT_LIMIT = 1000
+
+_poly = with_polymorphic(Resource, [Lab, Instrument])
+
+#: A page: its resources in rank order, the matches counted up to COUNT_LIMIT + 1,
+#: the page's booking rules.
+Page = tuple[list[Resource], int, dict[int, Rules]]
+
+
+def text_page(
+    f: ResourceFilters, query: search_index.Query, page: int, per_page: int, where: list[Any]
+) -> Page:
+    """The page of a text search with the filters ``where`` (``_where(f,
+    joined=True)``: without the token lookup)."""
+    answer = _name_page(f, query, page, per_page, where)
+    if answer is not None:
+        return answer
+    offset = (page - 1) * per_page
+    ranked_ids, complete = _tiered(f, query, offset + per_page, where)
+    items, rules = _load_page(ranked_ids[offset:])
+    return items, len(ranked_ids) if complete else _count_text(query, where), rules
+
+
+def _near(f: ResourceFilters) -> ColumnElement[Any] | None:
+    return near_of(f.near_province) if f.near_province else None
+
+
+def near_of(province: Any) -> ColumnElement[Any]:
+    """0 for a resource in the searcher's province (code or name), else 1."""
+    return case(
+        (or_(Institute.province_code == province, Institute.province == province), 0), else_=1
+    )
+
+
+def _tiered(
+    f: ResourceFilters, query: search_index.Query, wanted: int, where: list[Any]
+) -> tuple[list[int], bool]:
+    """The first ``wanted`` matches of a text search in rank order (as ``_order``
+    ranks them), and whether they are all the matches.
+
+    The order is the tier (exact name 0, name or model 1, measurand 2, the rest 3),
+    the searcher's province, the id. Each tier is one probe in that order that stops
+    at what the page still needs, and the next tier is asked only when the page is
+    not full; so a one-character query (计: 42,000 matches, 9,000 of them by name)
+    reads about 20 name matches instead of ranking every match. Ranked in full,
+    the same rows come first: the probes are the tiers' conditions themselves (the
+    indexed name tokens are the tokens ``_has`` tests; an exact name's tokens are
+    its name tokens, so the exact tier is part of the name tier), and a later
+    tier is asked only after the earlier ones were read to their end, so it
+    leaves their rows out by id (tests/catalogue/test_search_tiers.py)."""
+    dialect = db.engine.dialect.name
+    near = _near(f)
+    order = ([near] if near is not None else []) + [Resource.id]
+
+    def probe(
+        source: search_index.Source, *cond: ColumnElement[bool] | None, limit: int | None
+    ) -> list[int]:
+        stmt = (
+            select(Resource.id)
+            .join(source.table, source.resource_id == Resource.id)
+            .join(Institute, Institute.id == Resource.institute_id)
+        )
+        if not source.doc and any(c is measurand for c in cond):
+            doc = SearchDoc.__table__
+            stmt = stmt.join(doc, doc.c.resource_id == Resource.id)
+        stmt = stmt.where(source.match, *where, *(c for c in cond if c is not None))
+        stmt = stmt.order_by(*order)
+        return list(db.session.scalars(stmt.limit(limit) if limit is not None else stmt))
+
+    measurand = search_index.measurand_tier(query)
+    names = search_index.tier_source(query, dialect, names=True)
+    exact, _not_exact = _exact(f)
+    # Few rows have the very name: all of them, found through the lower-cased names'
+    # indexes (a LIMIT made PostgreSQL walk every resource in id order for them).
+    found = probe(names, exact, limit=None)[:wanted]
+    seen = set(found)
+    found += [i for i in probe(names, limit=wanted + len(found)) if i not in seen][
+        : wanted - len(found)
+    ]
+    if len(found) >= wanted:
+        return found, False
+    # The name tier was read to its end: the measurand tier, then the rest.
+    every = search_index.tier_source(query, dialect, names=False)
+    for tier in (measurand, None):
+        before = Resource.id.notin_(found) if found else None
+        more = probe(every, before, tier, limit=wanted - len(found))
+        found += more
+        if len(found) >= wanted:
+            return found, False
+    return found, True
+
+
+def _exact(f: ResourceFilters) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The exact-name condition of ``_order`` and its negation (a missing English
+    name is not the query: NOT of NULL would drop the row)."""
+    wanted = f.q.strip().lower() if f.q else ""
+    name, name_en = func.lower(Resource.name), func.lower(Resource.name_en)
+    return (
+        or_(name == wanted, name_en == wanted),
+        and_(name != wanted, or_(Resource.name_en.is_(None), name_en != wanted)),
+    )
+
+
+def _name_page(
+    f: ResourceFilters, query: search_index.Query, page: int, per_page: int, where: list[Any]
+) -> Page | None:
+    """The page of a text search whose exact and name tiers fill it, with its
+    rows, booking rules and count, in one statement (a round trip is a wait for the
+    database on a loaded machine); None when they do not fill it (``_tiered``)."""
+    dialect = db.engine.dialect.name
+    plain = f.kind is None and f.field is None and not f.province and not f.institute
+    # A search by words alone (and the searcher's province) sends one of two
+    # statements built once: building and keying it cost more than running it.
+    near = bool(f.near_province)
+    stmt = _STATEMENTS.get((dialect, near)) if plain else None
+    if stmt is None:
+        stmt = _build_name_page(dialect, where, near)
+        if plain:
+            _STATEMENTS[(dialect, near)] = stmt
+    params: dict[str, Any] = {
+        "exact_name": f.q.strip().lower() if f.q else "",
+        "near": f.near_province or "",
+        "wanted": page * per_page,
+        "first_limit": page * per_page * 2 + 10,
+        "page_offset": (page - 1) * per_page,
+        "page_limit": per_page,
+    }
+    if dialect == "postgresql":
+        params["search_tsquery"] = search_index.tsquery_text(query)
+    else:
+        params["search_fts"] = search_index.fts_text(query)
+    rows = db.session.execute(stmt, params).all()
+    if len(rows) < per_page:
+        return None
+    rules = {
+        row[0].id: Rules.from_row(row[2])
+        if row[2] is not None
+        else Rules.from_row(row[3])
+        if row[3] is not None
+        else DEFAULT
+        for row in rows
+    }
+    return [row[0] for row in rows], int(rows[0][1]), rules
+
+
+#: The statements of a search by words alone (and the searcher's province):
+#: (database, province given) → statement.
+_STATEMENTS: dict[tuple[str, bool], Any] = {}
+
+
+def _build_name_page(dialect: str, where: list[Any], near_given: bool) -> Any:
+    """The statement of ``_name_page`` for the filters ``where`` (its words, and the
+    searcher's province, as the parameters ``search_tsquery`` or ``search_fts``,
+    ``exact_name``, ``near``; the page as ``wanted``, ``first_limit``,
+    ``page_offset``, ``page_limit``).
+
+    The exact names (few: no LIMIT, which made PostgreSQL walk every resource in id
+    order for them) and the first ``wanted`` name matches in (province, id) order,
+    an index probe that stops there; sorted together by tier they are the full
+    ranking's first rows as soon as they are that many, for every other match ranks
+    after them."""
+    query = search_index.parse("x")  # its words are the parameter
+    names = search_index.tier_source(query, dialect, names=True)
+    near = near_of(bindparam("near", type_=String)) if near_given else None
+    wanted_name = bindparam("exact_name", type_=String)
+    exact = or_(
+        func.lower(Resource.name) == wanted_name, func.lower(Resource.name_en) == wanted_name
+    )
+
+    def branch(tier: int, cond: ColumnElement[bool], limited: bool) -> Select[Any]:
+        keys = [near.label("n")] if near is not None else []
+        source: Any = names.table
+        source_id: Any = names.resource_id
+        match: Any = names.match
+        if limited and near is None:
+            # In id order: the first name matches from the token index alone (twice
+            # the page and some: a retired resource or a filter drops a few), then
+            # joined and filtered. Those that pass are the first that pass (any
+            # other has a larger id), and when fewer than the page pass, ``_tiered``
+            # answers. Joined before the LIMIT, PostgreSQL walked resource from its
+            # first id alongside (计: 5,300 rows for 20).
+            first = (
+                select(names.resource_id.label("id"))
+                .select_from(names.table)
+                .where(names.match)
+                .order_by(names.resource_id)
+                .limit(bindparam("first_limit", type_=Integer))
+                .subquery("first")
+            )
+            source, source_id, match = first, first.c.id, true()
+        stmt = (
+            select(Resource.id.label("id"), literal(tier).label("t"), *keys)
+            .join(source, source_id == Resource.id)
+            .join(Institute, Institute.id == Resource.institute_id)
+            .where(match, *where, cond)
+        )
+        if not limited:
+            # The exact names: found through the lower-cased names' indexes, each
+            # tested against the name tokens (joined, SQLite tested every name
+            # match's name instead: 计, 9,000 of them). PostgreSQL probes each one's
+            # row; SQLite's FTS5 evaluated the whole MATCH once per exact name (666
+            # named 恒温油槽: 90 ms), so it looks the name matches up once.
+            has: Any = (
+                select(literal(1))
+                .select_from(names.table)
+                .where(names.match, names.resource_id == Resource.id)
+                .exists()
+                if dialect == "postgresql"
+                else Resource.id.in_(
+                    select(names.resource_id).select_from(names.table).where(names.match)
+                )
+            )
+            stmt = (
+                select(Resource.id.label("id"), literal(tier).label("t"), *keys)
+                .join(Institute, Institute.id == Resource.institute_id)
+                .where(*where, cond, has)
+            )
+        else:
+            stmt = stmt.order_by(*(k for k in (near, Resource.id) if k is not None))
+            stmt = stmt.limit(bindparam("wanted", type_=Integer))
+        # A subquery: SQLite allows no LIMIT in a member of a UNION.
+        inner = stmt.subquery()
+        return select(*inner.c)
+
+    # The name probe also finds the exact names among its first rows (leaving them
+    # out costs a lower() of every row it walks): each id once, at its best tier.
+    # Of E exact names, k among the name probe's first N rows, there are
+    # E + N - k >= N distinct rows, the first N of the ranking among them.
+    both = union_all(branch(0, exact, False), branch(1, true(), True)).subquery("both")
+    tiers = (
+        select(both.c.id, func.min(both.c.t).label("t"), *([both.c.n] if near is not None else []))
+        .group_by(both.c.id, *([both.c.n] if near is not None else []))
+        .subquery("tiers")
+    )
+    order = [tiers.c.t, *([tiers.c.n] if near is not None else []), tiers.c.id]
+    ids = (
+        select(tiers.c.id, *order[:-1], _count_text_stmt(query, where).label("matches"))
+        .order_by(*order)
+        .offset(bindparam("page_offset", type_=Integer))
+        .limit(bindparam("page_limit", type_=Integer))
+        .subquery("page_ids")
+    )
+    own, of_lab = aliased(BookingRules), aliased(BookingRules)
+    return (
+        select(_poly, ids.c.matches, own, of_lab)
+        .join(ids, ids.c.id == _poly.id)
+        .join(Institute, _poly.institute)
+        .outerjoin(own, own.resource_id == _poly.id)
+        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
+        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
+        .order_by(*(ids.c[c.name] for c in order))
+    )
+
+
+def _count_text_stmt(query: search_index.Query, where: list[Any]) -> Any:
+    """The count of ``_count_text`` as a scalar subquery."""
+    every = search_index.tier_source(query, db.engine.dialect.name, names=False)
+    matching = (
+        select(Resource.id)
+        .join(every.table, every.resource_id == Resource.id)
+        .join(Institute, Institute.id == Resource.institute_id)
+        .where(every.match, *where)
+        .limit(COUNT_LIMIT + 1)
+        .subquery("counted")
+    )
+    return select(func.count()).select_from(matching).scalar_subquery()
+
+
+def _count_text(query: search_index.Query, where: list[Any]) -> int:
+    """The matches of a text search, counted up to COUNT_LIMIT + 1 (as ``_count``),
+    joined to the token index: the lookup as a subquery of its own made PostgreSQL
+    fetch all 42,000 matches of 计 before counting 1,001 of them (138 ms against 2)."""
+    return int(db.session.scalar(select(_count_text_stmt(query, where))) or 0)
+
+
+def _load_page(ids: Sequence[int]) -> tuple[list[Resource], dict[int, Rules]]:
+    """The resources of ``ids`` in that order with their institute, and their
+    booking rules (as ``rules.rules_for``): one statement."""
+    if not ids:
+        return [], {}
+    own, of_lab = aliased(BookingRules), aliased(BookingRules)
+    rows = db.session.execute(
+        select(_poly, own, of_lab)
+        .join(Institute, _poly.institute)
+        .outerjoin(own, own.resource_id == _poly.id)
+        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
+        .where(_poly.id.in_(ids))
+        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
+    ).all()
+    by_id = {row[0].id: row for row in rows}
+    items: list[Resource] = []
+    rules: dict[int, Rules] = {}
+    for i in ids:
+        row = by_id.get(i)
+        if row is None:
+            continue
+        items.append(row[0])
+        rules[i] = (
+            Rules.from_row(row[1])
+            if row[1] is not None
+            else Rules.from_row(row[2])
+            if row[2] is not None
+            else DEFAULT
+        )
+    return items, rules
