@@ -36,13 +36,16 @@ a trigger of an admin change touching many resources) is retried whole by
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import random
 import sqlite3
+import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -107,6 +110,18 @@ class SQLiteWriteLock:
         self.path = path
         self.timeout = timeout
         self._pid = -1
+        self._warned = False  # the lock file could not be used (logged once)
+        self._fresh_process()
+        _LOCKS.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The child closes its copies of the parent's descriptors (never unlocking
+        # them: that would free the parent's lock). A copy kept open would keep a lock
+        # the parent holds alive after the parent's death, for as long as the child lives.
+        for fd in {self._fd, self._held_fd}:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._fresh_process()
 
     def _fresh_process(self) -> None:
@@ -123,7 +138,51 @@ class SQLiteWriteLock:
         self._every = 8  # commits between checkpoints (adjusted)
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """A descriptor of ``path``. Created with the database file's permission bits
+        (and, by root, its owner), so that whoever writes first (a CLI run as root,
+        say) does not lock the web server's user out of it."""
+        while True:
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                continue  # another process created it meanwhile
+            try:
+                database = os.stat(self.path.removesuffix("-writer.lock"))
+            except OSError:
+                return fd
+            try:
+                if os.geteuid() == 0:
+                    os.fchown(fd, database.st_uid, database.st_gid)
+                os.fchmod(fd, stat.S_IMODE(database.st_mode) & 0o666)  # not the umask's
+            except OSError:
+                log.warning("could not give %s the database file's owner/mode", self.path)
+            return fd
+
+    def _lock_file(self, deadline: float) -> int | None:
+        """Take the ``flock``: the descriptor that holds it, or None when the lock file
+        cannot be used (writers of this process still queue on the mutex; across
+        processes BEGIN IMMEDIATE and ``busy_timeout`` order them, as without it)."""
+        try:
+            if self._fd is None:
+                self._fd = self._open()
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return self._fd
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "SQLite writers' lock file %s unusable (%s): writers do not queue on it",
+                    self.path,
+                    exc,
+                )
+            return None
+        return self._wait(deadline - time.monotonic())
 
     def acquire(self, holder: Any) -> bool:
         """Take the lock for ``holder``'s transaction; False when this thread holds
@@ -136,13 +195,7 @@ class SQLiteWriteLock:
         if not self._mutex.acquire(timeout=self.timeout):
             raise _locked()
         try:
-            if self._fd is None:
-                self._fd = self._open()
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fd = self._fd
-            except BlockingIOError:
-                fd = self._wait(deadline - time.monotonic())
+            fd = self._lock_file(deadline)
         except BaseException:
             self._mutex.release()
             raise
@@ -168,15 +221,24 @@ class SQLiteWriteLock:
                 if not state["abandoned"]:
                     got.set()
                     return
-            os.close(fd)  # the waiter gave up meanwhile: closing frees it
+            _unlock_and_close(fd)  # the waiter gave up meanwhile
+
+        def give_up() -> bool:
+            """Whether the helper got the lock; if not, it frees what it gets later."""
+            with done:
+                if not got.is_set():
+                    state["abandoned"] = True
+                return got.is_set()
 
         threading.Thread(target=wait, name="sqlite-write-lock", daemon=True).start()
-        if got.wait(max(seconds, 0.0)):
+        try:
+            got.wait(max(seconds, 0.0))
+        except BaseException:  # interrupted (KeyboardInterrupt, a timeout's signal)
+            if give_up():
+                _unlock_and_close(fd)
+            raise
+        if give_up():
             return fd
-        with done:
-            if got.is_set():
-                return fd
-            state["abandoned"] = True
         raise _locked()
 
     def release(self, holder: Any) -> bool:
@@ -217,6 +279,26 @@ class SQLiteWriteLock:
     def held(self) -> bool:
         """Whether a transaction of this process holds it."""
         return self._holder is not None and self._pid == os.getpid()
+
+
+#: Every SQLiteWriteLock of this process, for the fork handler below.
+_LOCKS: weakref.WeakSet[SQLiteWriteLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_LOCKS):
+        lock._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _unlock_and_close(fd: int) -> None:
+    # Unlocked explicitly: a copy of the descriptor in a forked child would keep it.
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _locked() -> sqlite3.OperationalError:
@@ -272,12 +354,23 @@ def _install_write_lock(engine: Engine, lock: SQLiteWriteLock) -> None:
         try:
             original_commit(connection)
         except BaseException:
-            lock.release(raw)
+            # A COMMIT that failed may leave the transaction open (a deferred foreign
+            # key, an I/O error): SQLite's write lock is still held, so is ours, until
+            # the ROLLBACK (do_rollback releases it).
+            if not _in_transaction(raw):
+                lock.release(raw)
             raise
         if lock.release(raw):
             lock.checkpoint_after_commit(raw)
 
     setattr(dialect, "do_commit", commit)  # noqa: B010 - on this engine's dialect only
+
+
+def _in_transaction(raw: Any) -> bool:
+    try:
+        return bool(raw.in_transaction)
+    except (sqlite3.Error, AttributeError):  # closed: no transaction left
+        return False
 
 
 def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:

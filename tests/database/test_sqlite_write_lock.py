@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -331,3 +332,137 @@ def test_checkpoints_run_after_the_release_and_bound_the_wal(
         # Without them the WAL would hold every page of the 200 commits (> 0.8 MB).
         assert (tmp_path / "wal.db-wal").stat().st_size < 60 * 4120
         _db.engine.dispose()
+
+
+def test_the_lock_file_takes_the_database_files_mode_and_owner(
+    sqlite_app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever writes first creates it (a CLI run as root, say): the web server's user
+    must still be able to open it."""
+    lock = write_lock_of(_db.engine)
+    assert lock is not None
+    database = tmp_path / "lock.db"
+    database.chmod(0o660)  # not what the umask (022) leaves of the old 0600
+    chowned: list[tuple[int, int]] = []
+    monkeypatch.setattr(database_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(database_module.os, "fchown", lambda _fd, u, g: chowned.append((u, g)))
+    fresh = SQLiteWriteLock(str(tmp_path / "lock.db-writer.lock"), timeout=1)
+    Path(fresh.path).unlink(missing_ok=True)
+    holder: Any = object()
+    assert fresh.acquire(holder) is True
+    fresh.release(holder)
+    assert (os.stat(fresh.path).st_mode & 0o777) == 0o660
+    owner = database.stat()
+    assert chowned == [(owner.st_uid, owner.st_gid)]
+    assert lock.path == fresh.path
+
+
+def test_an_unusable_lock_file_does_not_fail_writes(
+    sqlite_app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Opening the lock file fails (another user's file, mode 0600): writes go on
+    without queueing on it, and the operator is told once."""
+    lock = write_lock_of(_db.engine)
+    assert lock is not None
+    if lock._fd is not None:
+        os.close(lock._fd)
+        lock._fd = None
+
+    def refused() -> int:
+        raise PermissionError(13, "Permission denied", lock.path)
+
+    monkeypatch.setattr(lock, "_open", refused)
+    with caplog.at_level("WARNING", logger="labshare.database"):
+        for n in range(3):
+            _write(f"unqueued {n}")
+            _db.session.commit()
+    assert _db.session.scalar(text("SELECT count(*) FROM lock_probe")) == 3
+    assert not lock.held()
+    warnings = [r for r in caplog.records if "lock file" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+DEFERRED = (
+    "CREATE TABLE IF NOT EXISTS lock_child (id INTEGER PRIMARY KEY, probe_id INTEGER"
+    " REFERENCES lock_probe (id) DEFERRABLE INITIALLY DEFERRED)"
+)
+
+
+def test_a_failed_commit_keeps_the_lock_until_the_rollback(sqlite_app: Flask) -> None:
+    """A deferred foreign key fails the COMMIT and leaves SQLite's transaction (and
+    its write lock) open: another writer must not be let in before the ROLLBACK."""
+    _db.session.execute(text(DEFERRED))
+    _db.session.commit()
+    begin_write()
+    _db.session.execute(text("INSERT INTO lock_child (probe_id) VALUES (999)"))
+    raw = _db.session.connection().connection.dbapi_connection
+    with pytest.raises(IntegrityError):
+        _db.session.commit()
+    assert raw.in_transaction
+    assert not _free(sqlite_app)
+    _db.session.rollback()
+    assert not raw.in_transaction
+    assert _free(sqlite_app)
+    _write("after")
+    _db.session.commit()
+
+
+class _Interrupt(BaseException):
+    """What a signal handler raises (KeyboardInterrupt, a request timeout's)."""
+
+
+def test_a_waiter_interrupted_leaves_the_lock_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper thread blocked in ``flock`` for an interrupted waiter must free
+    the lock when it gets it later, not keep it for good."""
+    path = str(tmp_path / "x-writer.lock")
+    lock = SQLiteWriteLock(path, timeout=5)
+    other = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+
+    class Interrupted(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            raise _Interrupt
+
+    threads = types.SimpleNamespace(**vars(threading))
+    threads.Event = Interrupted
+    monkeypatch.setattr(database_module, "threading", threads)
+    holder: Any = object()
+    before = set(threading.enumerate())
+    try:
+        with pytest.raises(_Interrupt):
+            lock.acquire(holder)
+    finally:
+        monkeypatch.undo()
+        os.close(other)  # the helper now gets the lock, and must let it go
+    (helper,) = [t for t in set(threading.enumerate()) - before if t.name == "sqlite-write-lock"]
+    helper.join(5)
+    assert not helper.is_alive()
+    assert not lock.held()
+    fd = os.open(path, os.O_RDWR)  # another process, in effect
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: kept for good
+    finally:
+        os.close(fd)
+    assert lock.acquire(holder) is True
+    lock.release(holder)
+
+
+def test_a_forked_child_closes_the_parents_descriptors(tmp_path: Path) -> None:
+    lock = SQLiteWriteLock(str(tmp_path / "x-writer.lock"), timeout=1)
+    holder: Any = object()
+    assert lock.acquire(holder) is True
+    fd = lock._fd
+    assert fd is not None
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 when the descriptor is gone
+        try:
+            os.fstat(fd)
+        except OSError:
+            os._exit(0 if lock._fd is None and not lock.held() else 2)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert lock.held()  # the parent's lock is untouched
+    lock.release(holder)
