@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 
 #: Beyond this many matches the count stops and says "more than".
 COUNT_LIMIT = 1000
+#: The tiers answer a page that ends within this many matches (50 pages of 20, 5 of
+#: 200); a deeper page is ranked in full (``text_page`` answers None). The later
+#: tiers leave out by id every match already found, up to the page's end: a bound
+#: parameter each (1,000,000 pages of 200 went past PostgreSQL's 65,535), and
+#: the reads of the earlier tiers grow with the page until ranking every match
+#: costs no more.
+TIERED_LIMIT = 1000
 
 _poly = with_polymorphic(Resource, [Lab, Instrument])
 
@@ -51,9 +58,12 @@ Page = tuple[list[Resource], int, dict[int, Rules]]
 
 def text_page(
     f: ResourceFilters, query: search_index.Query, page: int, per_page: int, where: list[Any]
-) -> Page:
+) -> Page | None:
     """The page of a text search with the filters ``where`` (``_where(f,
-    joined=True)``: without the token lookup)."""
+    joined=True)``: without the token lookup); None for a page that ends past
+    TIERED_LIMIT matches (the full ranking answers it)."""
+    if page * per_page > TIERED_LIMIT:
+        return None
     answer = _name_page(f, query, page, per_page, where)
     if answer is not None:
         return answer
