@@ -340,11 +340,11 @@ def search_resources(
     window = _window(f, facets)
     query = search_index.parse(f.q) if f.q else None
     if text_only and query and window is None:
-        # A text search: its tiers one after the other, as far as the page needs.
-        items, total, rules = search_tiers.text_page(
-            f, query, page, per_page, _where(f, joined=True)
-        )
-        return _counted(items, rules, total=total, facets=None)
+        # A text search: its tiers one after the other, as far as the page needs
+        # (None: a deep page, ranked in full below).
+        tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True))
+        if tiered is not None:
+            return _counted(tiered[0], tiered[2], total=tiered[1], facets=None)
     if text_only:
         where = _where(f)
     # With a window, the page comes from the free-time scan, which examines at most

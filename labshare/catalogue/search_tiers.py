@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 
 #: Beyond this many matches the count stops and says "more than".
 COUNT_LIMIT = 1000
+#: The later tiers leave out by id the matches of the tiers read before, a bound
+#: parameter each, up to the page's end: a page that the exact and name tiers do
+#: not fill and that ends past this many matches is ranked in full (``text_page``
+#: answers None). Page 1,000,000 of 计 sent 9,000 (past 65,535, PostgreSQL refuses
+#: the statement); so deep, the earlier tiers are most of the matches anyway.
+TIERED_LIMIT = 1000
 
 _poly = with_polymorphic(Resource, [Lab, Instrument])
 
@@ -51,13 +57,17 @@ Page = tuple[list[Resource], int, dict[int, Rules]]
 
 def text_page(
     f: ResourceFilters, query: search_index.Query, page: int, per_page: int, where: list[Any]
-) -> Page:
+) -> Page | None:
     """The page of a text search with the filters ``where`` (``_where(f,
-    joined=True)``: without the token lookup)."""
+    joined=True)``: without the token lookup); None for a page that the exact and
+    name tiers do not fill and that ends past TIERED_LIMIT matches (the full
+    ranking answers it: the later tiers would leave out too many ids)."""
     answer = _name_page(f, query, page, per_page, where)
     if answer is not None:
         return answer
     offset = (page - 1) * per_page
+    if offset + per_page > TIERED_LIMIT:
+        return None
     ranked_ids, complete = _tiered(f, query, offset + per_page, where)
     items, rules = _load_page(ranked_ids[offset:])
     return items, len(ranked_ids) if complete else _count_text(query, where), rules

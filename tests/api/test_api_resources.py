@@ -262,6 +262,23 @@ def test_per_page_200_is_allowed_and_pages_add_up(
     assert client.get("/api/v1/resources?per_page=3&page=9").get_json()["items"] == []
 
 
+def test_the_deepest_page_of_a_text_search_is_empty(
+    db: Any, client: Any, make_lab: Any, make_institute: Any
+) -> None:
+    """The last page the API allows, past the matches: an empty page with the count
+    (the tiers left every match before the page out by id, one bound parameter each:
+    past 65,535 PostgreSQL refused the statement, a 500)."""
+    institute = make_institute()
+    for _ in range(3):
+        make_lab(institute=institute, name="压力实验室")
+    db.session.commit()
+    response = client.get("/api/v1/resources?q=压力&page=1000000&per_page=200")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["items"] == [] and body["total"] == 3 and "total_exact" not in body
+    assert body["page"] == 1000000 and body["per_page"] == 200
+
+
 def test_search_runs_a_fixed_number_of_queries(
     db: Any, client: Any, make_institute: Any, make_lab: Any, make_instrument: Any
 ) -> None:

@@ -4,12 +4,13 @@ the full ranking (``_ranked``, which ranks every match), on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from sqlalchemy import event, select
 
-from labshare.catalogue import search
+from labshare.catalogue import search, search_tiers
 from labshare.catalogue.search import COUNT_LIMIT, ResourceFilters, search_resources
 from labshare.extensions import db
 from labshare.models import ResourceKind, ResourceStatus
@@ -114,3 +115,64 @@ def test_a_page_full_of_name_matches_reads_no_other_tier(catalogue: None) -> Non
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert [s for s in sent if "measurand_tokens" in s]
+
+
+class _Sent:
+    """The statements sent, and how many bound parameters each had."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.parameters: list[int] = []
+
+    def __enter__(self) -> _Sent:
+        event.listen(db.engine, "before_cursor_execute", self.record)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        event.remove(db.engine, "before_cursor_execute", self.record)
+
+    def record(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_a: Any) -> None:
+        self.statements.append(statement)
+        self.parameters.append(len(parameters or ()))
+
+    def left_out(self) -> list[int]:
+        """How many ids each NOT IN list of the statements leaves out."""
+        return [
+            len(ids.split(","))
+            for s in self.statements
+            for ids in re.findall(r"NOT IN \(([^()]*)\)", s, re.IGNORECASE)
+        ]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_a_deep_page_is_ranked_in_full(
+    catalogue: None, case: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page whose later tiers would leave out more than TIERED_LIMIT matches by id
+    (a parameter each: a deep page of 计 went past PostgreSQL's 65,535 and failed)
+    is the full ranking's page too, and no statement sends more parameters than
+    the limit allows."""
+    limit = 3
+    monkeypatch.setattr(search_tiers, "TIERED_LIMIT", limit)
+    f = ResourceFilters(**case)
+    full = _full(f)
+    # What the full ranking and the first page of the tiers send (no id left out).
+    with _Sent() as base:
+        ranked, keys = search._ranked(f)
+        search._page(ranked, keys, search._where(f), 1, 1)
+        search._page(ranked, keys, search._where(f), len(full) + 1, 1)
+        search_resources(f, page=1, per_page=1)
+    for per_page in (1, 2, 5):
+        for page in range(1, len(full) // per_page + 3):
+            with _Sent() as sent:
+                result = search_resources(f, page=page, per_page=per_page)
+            start = (page - 1) * per_page
+            assert [r.id for r in result.items] == full[start : start + per_page], (
+                per_page,
+                page,
+            )
+            assert result.total == min(len(full), COUNT_LIMIT)
+            assert result.total_exact
+            assert set(result.rules) == {r.id for r in result.items}
+            assert max(sent.left_out(), default=0) <= limit, (per_page, page)
+            assert max(sent.parameters) <= max(base.parameters) + limit, (per_page, page)
