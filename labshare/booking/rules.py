@@ -253,3 +253,10 @@ def rules_for(resources: Sequence[Resource]) -> dict[int, Rules]:
     for r in resources:
         out[r.id] = next((rows[i] for i in scope_ids(r) if i in rows), DEFAULT)
     return out
+
+
+def own_or_lab(own: BookingRules | None, of_lab: BookingRules | None) -> Rules:
+    """A resource's rules from its own row, else its lab's, else the defaults."""
+    if own is not None:
+        return Rules.from_row(own)
+    return Rules.from_row(of_lab) if of_lab is not None else DEFAULT

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import contains_eager, noload
 
 from labshare.booking.availability import MAX_WINDOW
-from labshare.booking.rules import DEFAULT, Rules
+from labshare.booking.rules import Rules, own_or_lab
 from labshare.catalogue import (
     capability,
     capability_index,
@@ -305,14 +305,7 @@ def _page(
     ).all()
     if not rows:
         return [], _count(where) if page > 1 else 0, {}
-    rules = {
-        row[0].id: Rules.from_row(row[2])
-        if row[2] is not None
-        else Rules.from_row(row[3])
-        if row[3] is not None
-        else DEFAULT
-        for row in rows
-    }
+    rules = {row[0].id: own_or_lab(row[2], row[3]) for row in rows}
     return [row[0] for row in rows], int(rows[0][1]), rules
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
-from labshare.booking.rules import DEFAULT, Rules
+from labshare.booking.rules import Rules, own_or_lab
 from labshare.catalogue import free_candidates
 from labshare.extensions import db
 from labshare.models import (
@@ -61,14 +61,7 @@ def load_page(ids: Sequence[int]) -> tuple[list[Resource], dict[int, Rules]]:
         if row is None:
             continue
         items.append(row[0])
-        own, of_lab = row[1], row[2]
-        rules[i] = (
-            Rules.from_row(own)
-            if own is not None
-            else Rules.from_row(of_lab)
-            if of_lab is not None
-            else DEFAULT
-        )
+        rules[i] = own_or_lab(row[1], row[2])
     return items, rules
 
 

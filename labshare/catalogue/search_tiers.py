@@ -11,7 +11,6 @@ ranking's).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -31,8 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
-from labshare.booking.rules import DEFAULT, Rules
-from labshare.catalogue import search_index
+from labshare.booking.rules import Rules, own_or_lab
+from labshare.catalogue import search_index, search_pages
 from labshare.extensions import db
 from labshare.models import BookingRules, Institute, Instrument, Lab, Resource, SearchDoc
 
@@ -69,7 +68,7 @@ def text_page(
     if offset + per_page > TIERED_LIMIT:
         return None
     ranked_ids, complete = _tiered(f, query, offset + per_page, where)
-    items, rules = _load_page(ranked_ids[offset:])
+    items, rules = search_pages.load_page(ranked_ids[offset:])
     return items, len(ranked_ids) if complete else _count_text(query, where), rules
 
 
@@ -184,14 +183,7 @@ def _name_page(
     rows = db.session.execute(stmt, params).all()
     if len(rows) < per_page:
         return None
-    rules = {
-        row[0].id: Rules.from_row(row[2])
-        if row[2] is not None
-        else Rules.from_row(row[3])
-        if row[3] is not None
-        else DEFAULT
-        for row in rows
-    }
+    rules = {row[0].id: own_or_lab(row[2], row[3]) for row in rows}
     return [row[0] for row in rows], int(rows[0][1]), rules
 
 
@@ -323,35 +315,3 @@ def _count_text(query: search_index.Query, where: list[Any]) -> int:
     joined to the token index: the lookup as a subquery of its own made PostgreSQL
     fetch all 42,000 matches of 计 before counting 1,001 of them (138 ms against 2)."""
     return int(db.session.scalar(select(_count_text_stmt(query, where))) or 0)
-
-
-def _load_page(ids: Sequence[int]) -> tuple[list[Resource], dict[int, Rules]]:
-    """The resources of ``ids`` in that order with their institute, and their
-    booking rules (as ``rules.rules_for``): one statement."""
-    if not ids:
-        return [], {}
-    own, of_lab = aliased(BookingRules), aliased(BookingRules)
-    rows = db.session.execute(
-        select(_poly, own, of_lab)
-        .join(Institute, _poly.institute)
-        .outerjoin(own, own.resource_id == _poly.id)
-        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
-        .where(_poly.id.in_(ids))
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-    ).all()
-    by_id = {row[0].id: row for row in rows}
-    items: list[Resource] = []
-    rules: dict[int, Rules] = {}
-    for i in ids:
-        row = by_id.get(i)
-        if row is None:
-            continue
-        items.append(row[0])
-        rules[i] = (
-            Rules.from_row(row[1])
-            if row[1] is not None
-            else Rules.from_row(row[2])
-            if row[2] is not None
-            else DEFAULT
-        )
-    return items, rules
