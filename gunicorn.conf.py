@@ -39,7 +39,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # (or put PgBouncer in front).
 # SQLite has one writer, and a booking's CPU is nearly all inside its lock: more
 # threads add no throughput (measured when waiting writers still polled in SQLite's
-# busy handler, before they queued on labshare.database.SQLiteWriteLock: fewer
+# busy handler, before they queued on labshare.sqlite_lock.SQLiteWriteLock: fewer
 # bookings/s than sync workers and a p99 of seconds), so sync workers there.
 _SQLITE = os.environ.get("DATABASE_URL", "").startswith("sqlite")
 threads = int(os.environ.get("GUNICORN_THREADS", "1" if _SQLITE else "4"))

@@ -28,14 +28,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from config import TestingConfig
 from labshare import create_app
 from labshare import database as database_module
-from labshare.database import (
-    SQLiteWriteLock,
-    begin_write,
-    is_busy,
-    write_lock_of,
-    write_lock_path,
-)
+from labshare import sqlite_lock as lock_module
+from labshare.database import begin_write, is_busy
 from labshare.extensions import db as _db
+from labshare.sqlite_lock import SQLiteWriteLock, write_lock_of, write_lock_path
 from tests.serverutil import ROOT
 
 TABLE = "CREATE TABLE IF NOT EXISTS lock_probe (id INTEGER PRIMARY KEY, who TEXT NOT NULL)"
@@ -304,7 +300,7 @@ def test_checkpoints_run_after_the_release_and_bound_the_wal(
     """SQLite's automatic checkpoint would copy the WAL into the database inside a
     COMMIT, so inside the lock; LabShare's runs right after the release instead,
     about every ``SQLITE_CHECKPOINT_PAGES`` pages."""
-    monkeypatch.setattr(database_module, "SQLITE_CHECKPOINT_PAGES", 8)
+    monkeypatch.setattr(lock_module, "SQLITE_CHECKPOINT_PAGES", 8)
     monkeypatch.setattr(database_module, "SQLITE_AUTOCHECKPOINT_BACKSTOP", 100_000)
     path = tmp_path / "wal.db"
     app = create_app(
@@ -344,8 +340,8 @@ def test_the_lock_file_takes_the_database_files_mode_and_owner(
     database = tmp_path / "lock.db"
     database.chmod(0o660)  # not what the umask (022) leaves of the old 0600
     chowned: list[tuple[int, int]] = []
-    monkeypatch.setattr(database_module.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(database_module.os, "fchown", lambda _fd, u, g: chowned.append((u, g)))
+    monkeypatch.setattr(lock_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lock_module.os, "fchown", lambda _fd, u, g: chowned.append((u, g)))
     fresh = SQLiteWriteLock(str(tmp_path / "lock.db-writer.lock"), timeout=1)
     Path(fresh.path).unlink(missing_ok=True)
     holder: Any = object()
@@ -372,7 +368,7 @@ def test_an_unusable_lock_file_does_not_fail_writes(
         raise PermissionError(13, "Permission denied", lock.path)
 
     monkeypatch.setattr(lock, "_open", refused)
-    with caplog.at_level("WARNING", logger="labshare.database"):
+    with caplog.at_level("WARNING", logger="labshare.sqlite_lock"):
         for n in range(3):
             _write(f"unqueued {n}")
             _db.session.commit()
@@ -427,7 +423,7 @@ def test_a_waiter_interrupted_leaves_the_lock_usable(
 
     threads = types.SimpleNamespace(**vars(threading))
     threads.Event = Interrupted
-    monkeypatch.setattr(database_module, "threading", threads)
+    monkeypatch.setattr(lock_module, "threading", threads)
     holder: Any = object()
     before = set(threading.enumerate())
     try:
