@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import defer, joinedload, load_only
+from sqlalchemy.orm import defer, joinedload
 
 from labshare.accounts.accounts import check_one_line
 from labshare.database import begin_write
