@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import lazyload, with_polymorphic
+from sqlalchemy.orm import joinedload, lazyload, load_only, with_polymorphic
 from sqlalchemy.sql.expression import ColumnClause
 
 from labshare.booking import workdays
@@ -99,9 +99,29 @@ def _resource_statement(lock: bool) -> Any:
     # the lab's id (opening hours, closures and the holiday opt-out come with the
     # policy statement), and SQLite materialises that nested LEFT JOIN (every lab and
     # its resource row, ~4 ms on 5,000 labs) for each booking, inside its write lock.
+    # Only the columns the path reads (the rules, the fee, the response's name): each
+    # column of a result costs a creation CPU to describe and load, and the resource,
+    # its subclass and its institute have ~50. Another column read later loads itself.
+    any_ = _ANY_RESOURCE
     stmt = (
-        select(_ANY_RESOURCE)
-        .options(lazyload(_ANY_RESOURCE.Instrument.lab))
+        select(any_)
+        .options(
+            lazyload(any_.Instrument.lab),
+            load_only(
+                any_.kind,
+                any_.institute_id,
+                any_.name,
+                any_.status,
+                any_.requires_qualification,
+                any_.fee_per_hour,
+                any_.fee_waiver_percent,
+                any_.Lab.capacity,
+                any_.Instrument.lab_id,
+                any_.Instrument.calibration_valid_until,
+                any_.Instrument.bundle,
+            ),
+            joinedload(any_.institute).load_only(Institute.active, Institute.timezone),
+        )
         .where(_ANY_RESOURCE.id == bindparam("resource_id"))
         .execution_options(populate_existing=True)
     )
