@@ -34,10 +34,9 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import contains_eager, noload
 
 from labshare.booking.availability import MAX_WINDOW
-from labshare.booking.rules import Rules, own_or_lab
+from labshare.booking.rules import Rules
 from labshare.catalogue import (
     capability,
     capability_index,
@@ -108,7 +107,6 @@ class SearchResult:
     facets: dict[str, list[dict[str, Any]]] | None = None
 
 
-_poly = search_pages.poly
 #: The instrument table alone: its filters need no join to resource.
 _instrument = Instrument.__table__
 
@@ -278,7 +276,7 @@ def _page(
     where: Sequence[ColumnElement[bool]],
     page: int,
     per_page: int,
-    plain: bool,
+    plain: bool = False,
 ) -> tuple[list[Any], int, dict[int, Rules]]:
     """The page's resources in rank order, the number of matches and the page's
     booking rules (as ``rules.rules_for``): one statement.
@@ -296,28 +294,11 @@ def _page(
         .limit(per_page)
         .subquery("page_ids")
     )
-    if plain:
-        rows = db.session.execute(
-            search_pages.row_select(ids, ids.c.matches).order_by(*(ids.c[k.name] for k in keys))
-        ).all()
-        if not rows:
-            return [], _count(where) if page > 1 else 0, {}
-        rules = {row[0]: search_pages.row_rules(row) for row in rows}
-        return list(rows), int(rows[0][search_pages.ROW_COLUMNS_AND_RULES]), rules
-    own, of_lab = search_pages.own_rules, search_pages.lab_rules
-    rows = db.session.execute(
-        select(_poly, ids.c.matches, own, of_lab)
-        .join(ids, ids.c.id == _poly.id)
-        .join(Institute, _poly.institute)
-        .outerjoin(own, own.resource_id == _poly.id)
-        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-        .order_by(*(ids.c[k.name] for k in keys))
-    ).all()
+    order = [ids.c[k.name] for k in keys]
+    rows = db.session.execute(search_pages.page_select(ids, order, plain)).all()
     if not rows:
         return [], _count(where) if page > 1 else 0, {}
-    rules = {row[0].id: own_or_lab(row[2], row[3]) for row in rows}
-    return [row[0] for row in rows], int(rows[0][1]), rules
+    return search_pages.page_rows(rows, plain)
 
 
 def search_resources(

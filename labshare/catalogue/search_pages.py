@@ -147,6 +147,33 @@ def load_any(ids: Sequence[int], plain: bool) -> tuple[list[Any], dict[int, Rule
     return load_rows(ids) if plain else load_page(ids)
 
 
+def page_select(ids: FromClause, order: Sequence[Any], plain: bool) -> Select[Any]:
+    """The rows of the page subquery ``ids`` (its ``id`` and ``matches`` columns) in
+    ``order``: plain rows (``row_select``) when ``plain``, else each resource's
+    instance with its institute, the count and the own and lab rules' instances."""
+    if plain:
+        return row_select(ids, ids.c.matches).order_by(*order)
+    return (
+        select(poly, ids.c.matches, own_rules, lab_rules)
+        .join(ids, ids.c.id == poly.id)
+        .join(Institute, poly.institute)
+        .outerjoin(own_rules, own_rules.resource_id == poly.id)
+        .outerjoin(lab_rules, lab_rules.resource_id == poly.Instrument.lab_id)
+        .options(contains_eager(poly.institute), noload(poly.Instrument.lab))
+        .order_by(*order)
+    )
+
+
+def page_rows(rows: Sequence[Any], plain: bool) -> tuple[list[Any], int, dict[int, Rules]]:
+    """(the page's resources, the count its first row carries, their rules) from the
+    rows of ``page_select`` (at least one)."""
+    if plain:
+        rules = {row[0]: row_rules(row) for row in rows}
+        return list(rows), int(rows[0][ROW_COLUMNS_AND_RULES]), rules
+    rules = {row[0].id: own_or_lab(row[2], row[3]) for row in rows}
+    return [row[0] for row in rows], int(rows[0][1]), rules
+
+
 def load_ids(ids: Sequence[int]) -> list[Resource]:
     """The resources of ``ids`` with their institute, in that order: one statement."""
     if not ids:

@@ -28,12 +28,11 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
-from labshare.booking.rules import Rules, own_or_lab
+from labshare.booking.rules import Rules
 from labshare.catalogue import search_index, search_pages
 from labshare.extensions import db
-from labshare.models import BookingRules, Institute, Instrument, Lab, Resource, SearchDoc
+from labshare.models import Institute, Resource, SearchDoc
 
 if TYPE_CHECKING:
     from labshare.catalogue.search import ResourceFilters
@@ -46,8 +45,6 @@ COUNT_LIMIT = 1000
 #: answers None). Page 1,000,000 of 计 sent 9,000 (past 65,535, PostgreSQL refuses
 #: the statement); so deep, the earlier tiers are most of the matches anyway.
 TIERED_LIMIT = 1000
-
-_poly = with_polymorphic(Resource, [Lab, Instrument])
 
 #: A page: its resources in rank order (plain rows of ``search_pages.row_select`` when
 #: asked so), the matches counted up to COUNT_LIMIT + 1, the page's booking rules.
@@ -194,12 +191,7 @@ def _name_page(
     rows = db.session.execute(stmt, params).all()
     if len(rows) < per_page:
         return None
-    if plain:
-        count_at = search_pages.ROW_COLUMNS_AND_RULES
-        rules = {row[0]: search_pages.row_rules(row) for row in rows}
-        return list(rows), int(rows[0][count_at]), rules
-    rules = {row[0].id: own_or_lab(row[2], row[3]) for row in rows}
-    return [row[0] for row in rows], int(rows[0][1]), rules
+    return search_pages.page_rows(rows, plain)
 
 
 #: The statements of a search by words alone (and the searcher's province):
@@ -299,18 +291,7 @@ def _build_name_page(dialect: str, where: list[Any], near_given: bool, plain: bo
         .limit(bindparam("page_limit", type_=Integer))
         .subquery("page_ids")
     )
-    if plain:
-        return search_pages.row_select(ids, ids.c.matches).order_by(*(ids.c[c.name] for c in order))
-    own, of_lab = aliased(BookingRules), aliased(BookingRules)
-    return (
-        select(_poly, ids.c.matches, own, of_lab)
-        .join(ids, ids.c.id == _poly.id)
-        .join(Institute, _poly.institute)
-        .outerjoin(own, own.resource_id == _poly.id)
-        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-        .order_by(*(ids.c[c.name] for c in order))
-    )
+    return search_pages.page_select(ids, [ids.c[c.name] for c in order], plain)
 
 
 def _count_text_stmt(query: search_index.Query, where: list[Any]) -> Any:
