@@ -4,6 +4,7 @@ resource's (its institute's) zone, with the offset."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,16 @@ from labshare.booking.permissions import is_staff_of
 from labshare.booking.policies.groups import bundle_members  # booking groups
 from labshare.booking.policies.no_shows import no_show_count
 from labshare.booking.rules import Rules, institute_zone
-from labshare.models import Booking, BookingGroup, Institute, Instrument, Resource, User
+from labshare.catalogue import search_pages
+from labshare.models import (
+    Booking,
+    BookingGroup,
+    Institute,
+    Instrument,
+    Resource,
+    ResourceKind,
+    User,
+)
 from labshare.timeutil import isoformat_local
 
 
@@ -79,6 +89,65 @@ def resource_json(resource: Resource, rules: Rules) -> dict[str, Any]:
         "fee_per_hour": money(resource.fee_per_hour),
         "fee_waiver_percent": resource.fee_waiver_percent,
         "timezone": institute_zone(resource),
+        "rules": rules_json(rules),
+    }
+
+
+def resource_row_json(row: Sequence[Any], rules: Rules) -> dict[str, Any]:
+    """``resource_json`` of a plain row of ``search_pages.row_select`` (a search's
+    page, read without ORM instances): the same keys, values and order."""
+    (
+        rid,
+        kind,
+        name,
+        name_en,
+        institute_id,
+        institute_code,
+        institute_name,
+        lab_id,
+        field,
+        province,
+        measurand,
+        unit,
+        range_min,
+        range_max,
+        accuracy,
+        calibration,
+        requires_qualification,
+        status,
+        fee_per_hour,
+        fee_waiver_percent,
+        timezone,
+    ) = row[: search_pages.ROW_WIDTH]
+    instrument = kind == ResourceKind.INSTRUMENT
+    return {
+        "id": rid,
+        "kind": str(kind),
+        "name": name,
+        "name_en": name_en,
+        "institute": {"id": institute_id, "code": institute_code, "name": institute_name},
+        "lab_id": lab_id if instrument else None,
+        "field": str(field),
+        "province": province,
+        "capability": (
+            {
+                "measurand": measurand,
+                "unit": unit,
+                "range_min": range_min,
+                "range_max": range_max,
+                "accuracy": accuracy,
+            }
+            if instrument
+            else None
+        ),
+        "calibration_valid_until": (
+            calibration.isoformat() if instrument and calibration else None
+        ),
+        "requires_qualification": requires_qualification,
+        "status": str(status),
+        "fee_per_hour": money(fee_per_hour),
+        "fee_waiver_percent": fee_waiver_percent,
+        "timezone": timezone or "Asia/Shanghai",
         "rules": rules_json(rules),
     }
 

@@ -34,10 +34,9 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import contains_eager, noload
 
 from labshare.booking.availability import MAX_WINDOW
-from labshare.booking.rules import Rules, own_or_lab
+from labshare.booking.rules import Rules
 from labshare.catalogue import (
     capability,
     capability_index,
@@ -93,7 +92,9 @@ FREE_WEEK_LIMIT = 20
 
 @dataclass(frozen=True)
 class SearchResult:
-    items: list[Resource]
+    #: The page's resources; plain rows of ``search_pages.row_select`` when the search
+    #: was asked for ``plain`` rows.
+    items: list[Any]
     total: int
     rules: dict[int, Rules]
     #: True when the free-time filter examined AVAILABILITY_SCAN_LIMIT candidates and
@@ -106,7 +107,6 @@ class SearchResult:
     facets: dict[str, list[dict[str, Any]]] | None = None
 
 
-_poly = search_pages.poly
 #: The instrument table alone: its filters need no join to resource.
 _instrument = Instrument.__table__
 
@@ -276,7 +276,8 @@ def _page(
     where: Sequence[ColumnElement[bool]],
     page: int,
     per_page: int,
-) -> tuple[list[Resource], int, dict[int, Rules]]:
+    plain: bool = False,
+) -> tuple[list[Any], int, dict[int, Rules]]:
     """The page's resources in rank order, the number of matches and the page's
     booking rules (as ``rules.rules_for``): one statement.
 
@@ -293,25 +294,18 @@ def _page(
         .limit(per_page)
         .subquery("page_ids")
     )
-    own, of_lab = search_pages.own_rules, search_pages.lab_rules
-    rows = db.session.execute(
-        select(_poly, ids.c.matches, own, of_lab)
-        .join(ids, ids.c.id == _poly.id)
-        .join(Institute, _poly.institute)
-        .outerjoin(own, own.resource_id == _poly.id)
-        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-        .order_by(*(ids.c[k.name] for k in keys))
-    ).all()
+    order = [ids.c[k.name] for k in keys]
+    rows = db.session.execute(search_pages.page_select(ids, order, plain)).all()
     if not rows:
         return [], _count(where) if page > 1 else 0, {}
-    rules = {row[0].id: own_or_lab(row[2], row[3]) for row in rows}
-    return [row[0] for row in rows], int(rows[0][1]), rules
+    return search_pages.page_rows(rows, plain)
 
 
 def search_resources(
-    f: ResourceFilters, *, page: int, per_page: int, facets: bool = False
+    f: ResourceFilters, *, page: int, per_page: int, facets: bool = False, plain: bool = False
 ) -> SearchResult:
+    """The page of the matches of ``f``; ``plain``: its resources as plain rows
+    (``search_pages.row_select``), not ORM instances (the API's answer)."""
     for name in ("q", "province", "institute", "measurand", "unit", "near_province"):
         if "\x00" in (getattr(f, name) or ""):  # PostgreSQL refuses a NUL in any text
             raise ValidationFailed(
@@ -335,7 +329,7 @@ def search_resources(
     if text_only and query and window is None:
         # A text search: its tiers one after the other, as far as the page needs
         # (None: a deep page, ranked in full below).
-        tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True))
+        tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True), plain)
         if tiered is not None:
             return _counted(tiered[0], tiered[2], total=tiered[1], facets=None)
     if text_only:
@@ -346,10 +340,10 @@ def search_resources(
     in_memory = capability_index.search_matches(f, available_only=limit is not None, limit=limit)
     if in_memory is not None:
         counts = search_pages.facets(where) if facets else None
-        return _search_in_memory(in_memory, f, window, counts, page, per_page)
+        return _search_in_memory(in_memory, f, window, counts, page, per_page, plain)
     ranked, keys = _ranked(f)
     if window is None and facets:
-        return _page_with_week(ranked, keys, f, page, per_page)
+        return _page_with_week(ranked, keys, f, page, per_page, plain)
     if window is not None:
         # The best-ranked available candidates, as calendar columns only (no ORM),
         # read in rank order as far as the free-time checks need.
@@ -361,13 +355,13 @@ def search_resources(
             )
         )
         counts = search_pages.facets(where) if facets else None
-        return _window_page(candidates, window, f, counts, page, per_page)
-    items, total, rules = _page(ranked, keys, where, page, per_page)
+        return _window_page(candidates, window, f, counts, page, per_page, plain)
+    items, total, rules = _page(ranked, keys, where, page, per_page, plain)
     return _counted(items, rules, total=total, facets=None)
 
 
 def _counted(
-    items: list[Resource],
+    items: list[Any],
     rules: dict[int, Rules],
     *,
     total: int,
@@ -390,6 +384,7 @@ def _window_page(
     facet_counts: dict[str, list[dict[str, Any]]] | None,
     page: int,
     per_page: int,
+    plain: bool,
 ) -> SearchResult:
     """The page of the candidates free in ``window`` (and the "free this week" facet
     over the same candidates when ``facet_counts`` are asked)."""
@@ -405,11 +400,13 @@ def _window_page(
         limit=AVAILABILITY_SCAN_LIMIT,
         wanted=offset + per_page + 1,
     )
-    items = search_pages.load_ids(found.found[offset : offset + per_page])
+    ids = found.found[offset : offset + per_page]
+    items: list[Any] = search_pages.load_rows(ids)[0] if plain else search_pages.load_ids(ids)
+    got = [r[0] for r in items] if plain else [r.id for r in items]
     return SearchResult(
         items=items,
         total=len(found.found),
-        rules={r.id: found.rules[r.id] for r in items},
+        rules={rid: found.rules[rid] for rid in got},
         truncated=found.complete and found.beyond,
         total_exact=found.complete,
         facets=facet_counts,
@@ -417,7 +414,12 @@ def _window_page(
 
 
 def _page_with_week(
-    ranked: Select[Any], keys: list[Any], f: ResourceFilters, page: int, per_page: int
+    ranked: Select[Any],
+    keys: list[Any],
+    f: ResourceFilters,
+    page: int,
+    per_page: int,
+    plain: bool,
 ) -> SearchResult:
     """A page with the facets but no window: the page, the "free this week"
     candidates (its best-ranked available matches) and the facet counts come from
@@ -432,7 +434,7 @@ def _page_with_week(
     candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked)
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
     ids = [rid for rid, _status in prefix[offset : offset + per_page]]
-    return _counted(*search_pages.load_page(ids), total=total, facets=facet_counts)
+    return _counted(*search_pages.load_any(ids, plain), total=total, facets=facet_counts)
 
 
 def _search_in_memory(
@@ -442,24 +444,25 @@ def _search_in_memory(
     facet_counts: dict[str, list[dict[str, Any]]] | None,
     page: int,
     per_page: int,
+    plain: bool,
 ) -> SearchResult:
     """``search_resources`` over matches ranked in memory: only the page's rows (and,
     for the free-time checks, the candidates' calendar columns, by id) are read."""
     offset = (page - 1) * per_page
     if window is None and facet_counts is None:
         ids = [e.id for e in matches[offset : offset + per_page]]
-        return _counted(*search_pages.load_page(ids), total=len(matches), facets=None)
+        return _counted(*search_pages.load_any(ids, plain), total=len(matches), facets=None)
     # with a window, ``matches`` are the available ones already
     available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
     candidates = free_candidates.Candidates(
         lambda start, limit: free_candidates.of_ids(available[start : start + limit])
     )
     if window is not None:
-        return _window_page(candidates, window, f, facet_counts, page, per_page)
+        return _window_page(candidates, window, f, facet_counts, page, per_page, plain)
     assert facet_counts is not None
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
     ids = [e.id for e in matches[offset : offset + per_page]]
-    return _counted(*search_pages.load_page(ids), total=len(matches), facets=facet_counts)
+    return _counted(*search_pages.load_any(ids, plain), total=len(matches), facets=facet_counts)
 
 
 def _free_week_facet(

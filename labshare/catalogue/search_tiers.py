@@ -28,12 +28,11 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
-from labshare.booking.rules import Rules, own_or_lab
+from labshare.booking.rules import Rules
 from labshare.catalogue import search_index, search_pages
 from labshare.extensions import db
-from labshare.models import BookingRules, Institute, Instrument, Lab, Resource, SearchDoc
+from labshare.models import Institute, Resource, SearchDoc
 
 if TYPE_CHECKING:
     from labshare.catalogue.search import ResourceFilters
@@ -47,28 +46,32 @@ COUNT_LIMIT = 1000
 #: the statement); so deep, the earlier tiers are most of the matches anyway.
 TIERED_LIMIT = 1000
 
-_poly = with_polymorphic(Resource, [Lab, Instrument])
-
-#: A page: its resources in rank order, the matches counted up to COUNT_LIMIT + 1,
-#: the page's booking rules.
-Page = tuple[list[Resource], int, dict[int, Rules]]
+#: A page: its resources in rank order (plain rows of ``search_pages.row_select`` when
+#: asked so), the matches counted up to COUNT_LIMIT + 1, the page's booking rules.
+Page = tuple[list[Any], int, dict[int, Rules]]
 
 
 def text_page(
-    f: ResourceFilters, query: search_index.Query, page: int, per_page: int, where: list[Any]
+    f: ResourceFilters,
+    query: search_index.Query,
+    page: int,
+    per_page: int,
+    where: list[Any],
+    plain: bool = False,
 ) -> Page | None:
     """The page of a text search with the filters ``where`` (``_where(f,
-    joined=True)``: without the token lookup); None for a page that the exact and
-    name tiers do not fill and that ends past TIERED_LIMIT matches (the full
-    ranking answers it: the later tiers would leave out too many ids)."""
-    answer = _name_page(f, query, page, per_page, where)
+    joined=True)``: without the token lookup), as plain rows when ``plain``; None
+    for a page that the exact and name tiers do not fill and that ends past
+    TIERED_LIMIT matches (the full ranking answers it: the later tiers would leave
+    out too many ids)."""
+    answer = _name_page(f, query, page, per_page, where, plain)
     if answer is not None:
         return answer
     offset = (page - 1) * per_page
     if offset + per_page > TIERED_LIMIT:
         return None
     ranked_ids, complete = _tiered(f, query, offset + per_page, where)
-    items, rules = search_pages.load_page(ranked_ids[offset:])
+    items, rules = search_pages.load_any(ranked_ids[offset:], plain)
     return items, len(ranked_ids) if complete else _count_text(query, where), rules
 
 
@@ -153,21 +156,26 @@ def _exact(f: ResourceFilters) -> tuple[ColumnElement[bool], ColumnElement[bool]
 
 
 def _name_page(
-    f: ResourceFilters, query: search_index.Query, page: int, per_page: int, where: list[Any]
+    f: ResourceFilters,
+    query: search_index.Query,
+    page: int,
+    per_page: int,
+    where: list[Any],
+    plain: bool,
 ) -> Page | None:
     """The page of a text search whose exact and name tiers fill it, with its
     rows, booking rules and count, in one statement (a round trip is a wait for the
     database on a loaded machine); None when they do not fill it (``_tiered``)."""
     dialect = db.engine.dialect.name
-    plain = f.kind is None and f.field is None and not f.province and not f.institute
+    simple = f.kind is None and f.field is None and not f.province and not f.institute
     # A search by words alone (and the searcher's province) sends one of two
     # statements built once: building and keying it cost more than running it.
     near = bool(f.near_province)
-    stmt = _STATEMENTS.get((dialect, near)) if plain else None
+    stmt = _STATEMENTS.get((dialect, near, plain)) if simple else None
     if stmt is None:
-        stmt = _build_name_page(dialect, where, near)
-        if plain:
-            _STATEMENTS[(dialect, near)] = stmt
+        stmt = _build_name_page(dialect, where, near, plain)
+        if simple:
+            _STATEMENTS[(dialect, near, plain)] = stmt
     params: dict[str, Any] = {
         "exact_name": f.q.strip().lower() if f.q else "",
         "near": f.near_province or "",
@@ -183,16 +191,15 @@ def _name_page(
     rows = db.session.execute(stmt, params).all()
     if len(rows) < per_page:
         return None
-    rules = {row[0].id: own_or_lab(row[2], row[3]) for row in rows}
-    return [row[0] for row in rows], int(rows[0][1]), rules
+    return search_pages.page_rows(rows, plain)
 
 
 #: The statements of a search by words alone (and the searcher's province):
-#: (database, province given) → statement.
-_STATEMENTS: dict[tuple[str, bool], Any] = {}
+#: (database, province given, plain rows) → statement.
+_STATEMENTS: dict[tuple[str, bool, bool], Any] = {}
 
 
-def _build_name_page(dialect: str, where: list[Any], near_given: bool) -> Any:
+def _build_name_page(dialect: str, where: list[Any], near_given: bool, plain: bool) -> Any:
     """The statement of ``_name_page`` for the filters ``where`` (its words, and the
     searcher's province, as the parameters ``search_tsquery`` or ``search_fts``,
     ``exact_name``, ``near``; the page as ``wanted``, ``first_limit``,
@@ -284,16 +291,7 @@ def _build_name_page(dialect: str, where: list[Any], near_given: bool) -> Any:
         .limit(bindparam("page_limit", type_=Integer))
         .subquery("page_ids")
     )
-    own, of_lab = aliased(BookingRules), aliased(BookingRules)
-    return (
-        select(_poly, ids.c.matches, own, of_lab)
-        .join(ids, ids.c.id == _poly.id)
-        .join(Institute, _poly.institute)
-        .outerjoin(own, own.resource_id == _poly.id)
-        .outerjoin(of_lab, of_lab.resource_id == _poly.Instrument.lab_id)
-        .options(contains_eager(_poly.institute), noload(_poly.Instrument.lab))
-        .order_by(*(ids.c[c.name] for c in order))
-    )
+    return search_pages.page_select(ids, [ids.c[c.name] for c in order], plain)
 
 
 def _count_text_stmt(query: search_index.Query, where: list[Any]) -> Any:
