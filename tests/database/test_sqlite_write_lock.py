@@ -429,10 +429,14 @@ def test_a_waiter_interrupted_leaves_the_lock_usable(
     try:
         with pytest.raises(_Interrupt):
             lock.acquire(holder)
+        # Found while ``other`` still holds the lock, so it is still blocked in flock
+        # (once the lock is free it may finish before it could be looked up).
+        (helper,) = [
+            t for t in set(threading.enumerate()) - before if t.name == "sqlite-write-lock"
+        ]
     finally:
         monkeypatch.undo()
         os.close(other)  # the helper now gets the lock, and must let it go
-    (helper,) = [t for t in set(threading.enumerate()) - before if t.name == "sqlite-write-lock"]
     helper.join(5)
     assert not helper.is_alive()
     assert not lock.held()
