@@ -76,6 +76,15 @@ CASES = [
 ]
 
 
+def _assert_is_page(result: Any, full: list[int], page: int, per_page: int) -> None:
+    """``result`` is page ``page`` of the full ranking ``full`` (ids), counted exactly."""
+    start = (page - 1) * per_page
+    assert [r.id for r in result.items] == full[start : start + per_page], (per_page, page)
+    assert result.total == min(len(full), COUNT_LIMIT)
+    assert result.total_exact
+    assert set(result.rules) == {r.id for r in result.items}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_every_page_is_the_full_rankings(catalogue: None, case: dict[str, Any]) -> None:
     f = ResourceFilters(**case)
@@ -83,14 +92,7 @@ def test_every_page_is_the_full_rankings(catalogue: None, case: dict[str, Any]) 
     for per_page in (1, 2, 3, 5, 7, 50):
         for page in range(1, len(full) // per_page + 3):
             result = search_resources(f, page=page, per_page=per_page)
-            start = (page - 1) * per_page
-            assert [r.id for r in result.items] == full[start : start + per_page], (
-                per_page,
-                page,
-            )
-            assert result.total == min(len(full), COUNT_LIMIT)
-            assert result.total_exact
-            assert set(result.rules) == {r.id for r in result.items}
+            _assert_is_page(result, full, page, per_page)
 
 
 def test_a_page_full_of_name_matches_reads_no_other_tier(catalogue: None) -> None:
@@ -166,13 +168,6 @@ def test_a_deep_page_is_ranked_in_full(
         for page in range(1, len(full) // per_page + 3):
             with _Sent() as sent:
                 result = search_resources(f, page=page, per_page=per_page)
-            start = (page - 1) * per_page
-            assert [r.id for r in result.items] == full[start : start + per_page], (
-                per_page,
-                page,
-            )
-            assert result.total == min(len(full), COUNT_LIMIT)
-            assert result.total_exact
-            assert set(result.rules) == {r.id for r in result.items}
+            _assert_is_page(result, full, page, per_page)
             assert max(sent.left_out(), default=0) <= limit, (per_page, page)
             assert max(sent.parameters) <= max(base.parameters) + limit, (per_page, page)
