@@ -12,23 +12,50 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("LABSHARE_INSTANCE_DIR", BASE_DIR / "instance"))
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value its setting cannot take. Raised while
+    this module is imported, so a server with a mistyped setting does not start
+    (``SQLITE_WRITE_LOCK=ture`` must not quietly turn the lock off)."""
+
+
 def _bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise SettingError(
+        f"{name}={value!r} is not a yes/no value: use one of " + ", ".join(sorted(_TRUE | _FALSE))
+    )
 
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value else default
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingError(f"{name}={value!r} is not a whole number") from None
 
 
 def _list_int(name: str, default: list[int]) -> list[int]:
     value = os.environ.get(name)
-    if not value:
+    if value is None or value.strip() == "":
         return default
-    return [int(v) for v in value.split(",") if v.strip()]
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise SettingError(
+            f"{name}={value!r} is not a comma-separated list of whole numbers"
+        ) from None
 
 
 class Config:
@@ -190,4 +217,10 @@ CONFIGS: dict[str, type[Config]] = {
 
 
 def config_from_env() -> type[Config]:
-    return CONFIGS[os.environ.get("LABSHARE_CONFIG", "development")]
+    name = os.environ.get("LABSHARE_CONFIG", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise SettingError(
+            f"LABSHARE_CONFIG={name!r} is not a configuration: use one of " + ", ".join(CONFIGS)
+        ) from None
