@@ -41,6 +41,8 @@ from labshare.booking.rules import (
     subtract,
 )
 from labshare.booking.transitions import cancel_booking, cancel_displaced, cancel_displaced_many
+from labshare.booking.windows import Move
+from labshare.booking.windows import check as check_window
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.messaging import notify
@@ -159,7 +161,8 @@ def settle(
 ) -> list[Booking]:
     """Cancel the bookings, or put the approved ones back to pending (``hold_action``
     audited with ``hold_data``). Returns the bookings whose state changed. A booking
-    that has already begun cannot be cancelled (``windows``): the whole change fails."""
+    that has already begun can be neither cancelled nor asked to move (``windows``):
+    the whole change fails."""
     if action is OnBookings.CANCEL:
         return _cancel_all(actor, displaced, text or cancel_reason)
     return _hold_all(actor, displaced, text, hold_action, hold_data)
@@ -208,6 +211,19 @@ def _hold_all(
     )
     if not held:
         return []
+    now = utcnow()
+    for booking in held:
+        if booking.start_at <= now:
+            # Asking the company to move a visit in progress would put it back to
+            # pending, where it expires undecided: like a cancel, refused whole.
+            check_window(
+                Move.MOVE_BY_STAFF,
+                booking.start_at,
+                booking.end_at,
+                effective_rules(booking.resource),
+                now,
+                institute_zone(booking.resource),
+            )
     db.session.flush()
     db.session.execute(
         update(Booking)

@@ -90,3 +90,20 @@ def test_cancelling_on_a_holiday_added_while_a_booking_runs_is_refused_whole(
     assert db.session.get(Booking, world.bookings[0].id).status == BookingStatus.APPROVED
     assert db.session.scalar(select(func.count(CalendarDay.id))) == 1
     assert db.session.scalar(select(func.count(Notification.id))) == 0
+
+
+def test_asking_to_move_on_a_holiday_added_while_a_booking_runs_is_refused_whole(
+    client: Any,
+    world: SimpleNamespace,  # noqa: F811
+) -> None:
+    """Put back to pending, a visit in progress would expire undecided: asking the
+    companies to move is refused like a cancel (409, not a 500) and writes nothing."""
+    set_clock(lambda: local(DAY, 9) + dt.timedelta(minutes=30))
+    response = _add(client, world, on_bookings="ask_move")
+    assert response.status_code == 409, response.get_json()
+    assert "cannot be moved" in response.get_json()["error"]["message"]
+    db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Booking, world.bookings[0].id).status == BookingStatus.APPROVED
+    assert db.session.scalar(select(func.count(CalendarDay.id))) == 1
+    assert db.session.scalar(select(func.count(Notification.id))) == 0
