@@ -80,7 +80,13 @@ def text_page(
     items, rules = search_pages.load_any(ranked_ids[offset:], plain)
     if complete:
         return items, len(ranked_ids), rules
-    return items, _count_text(query, where, count_limit(page, per_page)), rules
+    return items, _count_text(query, where, count_limit(page, per_page), _simple(f)), rules
+
+
+def _simple(f: ResourceFilters) -> bool:
+    """Whether ``f`` is a search by words alone (and the searcher's province, which
+    only orders): its statements are built once."""
+    return f.kind is None and f.field is None and not f.province and not f.institute
 
 
 def count_limit(page: int, per_page: int) -> int:
@@ -182,7 +188,7 @@ def _name_page(
     rows, booking rules and count, in one statement (a round trip is a wait for the
     database on a loaded machine); None when they do not fill it (``_tiered``)."""
     dialect = db.engine.dialect.name
-    simple = f.kind is None and f.field is None and not f.province and not f.institute
+    simple = _simple(f)
     # A search by words alone (and the searcher's province) sends one of two
     # statements built once: building and keying it cost more than running it.
     near = bool(f.near_province)
@@ -199,15 +205,20 @@ def _name_page(
         "page_offset": (page - 1) * per_page,
         "page_limit": per_page,
         "count_limit": count_limit(page, per_page) + 1,
+        **_match_params(query, dialect),
     }
-    if dialect == "postgresql":
-        params["search_tsquery"] = search_index.tsquery_text(query)
-    else:
-        params["search_fts"] = search_index.fts_text(query)
     rows = db.session.execute(stmt, params).all()
-    if len(rows) < per_page:
-        return None
-    return search_pages.page_rows(rows, plain)
+    if len(rows) >= per_page:
+        return search_pages.page_rows(rows, plain)
+    if rows:
+        # The last rows of the exact and name tiers: when they are all the matches
+        # (the count says so), they are the page, and no other tier has a row.
+        answer = search_pages.page_rows(rows, plain)
+        return answer if answer[1] == params["page_offset"] + len(rows) else None
+    if page == 1 and not _count_text(query, where, 0, simple):
+        # Nothing matches (硬度 at the bench): one lookup, not the four probes.
+        return [], 0, {}
+    return None
 
 
 #: The statements of a search by words alone (and the searcher's province):
@@ -343,6 +354,31 @@ def _count_text_stmt(query: search_index.Query, where: list[Any], limit: Any) ->
     return select(func.count()).select_from(matching).scalar_subquery()
 
 
-def _count_text(query: search_index.Query, where: list[Any], limit: int) -> int:
-    """The matches of a text search, counted up to ``limit`` + 1 (``count_limit``)."""
-    return int(db.session.scalar(select(_count_text_stmt(query, where, limit + 1))) or 0)
+def _count_text(
+    query: search_index.Query, where: list[Any], limit: int, simple: bool = False
+) -> int:
+    """The matches of a text search, counted up to ``limit`` + 1 (``count_limit``);
+    ``simple``: ``where`` are the filters of a search by words alone (the statement
+    is built once, as ``_name_page``'s)."""
+    dialect = db.engine.dialect.name
+    stmt = _COUNTS.get(dialect) if simple else None
+    if stmt is None:
+        words = search_index.parse("x")  # its words are the parameter
+        limited = bindparam("count_limit", type_=Integer)
+        stmt = select(_count_text_stmt(words, where, limited))
+        if simple:
+            _COUNTS[dialect] = stmt
+    params = {**_match_params(query, dialect), "count_limit": limit + 1}
+    return int(db.session.scalar(stmt, params) or 0)
+
+
+#: The count statement of a search by words alone, per database.
+_COUNTS: dict[str, Any] = {}
+
+
+def _match_params(query: search_index.Query, dialect: str) -> dict[str, str]:
+    """The parameter that carries the words of ``query`` in the statements built
+    with ``search_index.parse("x")``."""
+    if dialect == "postgresql":
+        return {"search_tsquery": search_index.tsquery_text(query)}
+    return {"search_fts": search_index.fts_text(query)}

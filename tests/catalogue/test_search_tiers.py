@@ -195,3 +195,21 @@ def test_a_text_count_stops_at_its_limit_or_the_next_page(
             assert result.total_exact is (len(full) <= limit), (per_page, page)
             if result.items and not result.total_exact:
                 assert result.total >= start + per_page + 1  # the next page is promised
+
+
+def test_a_short_or_empty_text_search_sends_no_tier_probe(catalogue: None) -> None:
+    """A page that holds the last of the exact and name tiers' rows, when the
+    count says they are all the matches, is one statement; a search that matches
+    nothing is two (the page, then the count), not the four probes of the tiers."""
+    with _Sent() as sent:
+        result = search_resources(ResourceFilters(q="万用表"), page=1, per_page=50)
+    assert len(result.items) == 6 and result.total == 6 and result.total_exact
+    assert _selects(sent) == 1
+    with _Sent() as sent:
+        result = search_resources(ResourceFilters(q="nothing"), page=1, per_page=20)
+    assert result.items == [] and result.total == 0 and result.total_exact
+    assert _selects(sent) == 2
+
+
+def _selects(sent: _Sent) -> int:
+    return sum(s.lstrip().upper().startswith("SELECT") for s in sent.statements)
