@@ -232,18 +232,26 @@ def _build_name_page(dialect: str, where: list[Any], near_given: bool, plain: bo
     ``exact_name``, ``near``; the page as ``wanted``, ``first_limit``,
     ``page_offset``, ``page_limit``).
 
-    The exact names (few: no LIMIT, which made PostgreSQL walk every resource in id
-    order for them) and the first ``wanted`` name matches in (province, id) order,
-    an index probe that stops there; sorted together by tier they are the full
-    ranking's first rows as soon as they are that many, for every other match ranks
-    after them."""
+    The first ``wanted`` exact names (by name, and by English name) and the first
+    ``wanted`` name matches in (province, id) order, each an index probe that stops
+    there; sorted together by tier they are the full ranking's first rows as soon as
+    they are that many, for every other match ranks after them. (An exact name left
+    out of its probe is found again by the name probe at tier 1 only when the exact
+    probe filled the page with rows that rank before it.)"""
     query = search_index.parse("x")  # its words are the parameter
     names = search_index.tier_source(query, dialect, names=True)
     near = near_of(bindparam("near", type_=String)) if near_given else None
     wanted_name = bindparam("exact_name", type_=String)
-    exact = or_(
-        func.lower(Resource.name) == wanted_name, func.lower(Resource.name_en) == wanted_name
-    )
+    by_name = [
+        func.lower(Resource.name) == wanted_name,
+        func.lower(Resource.name_en) == wanted_name,
+    ]
+    # On PostgreSQL each through its index of (lower-cased name, id), migration 0029:
+    # in id order, so that the probe stops at the page (666 named 恒温油槽 were all
+    # read and sorted: 5,600 buffers for a page of 20; as one OR, the two indexes'
+    # rows came as one bitmap, in no order). SQLite looks the name matches up once
+    # per branch (below): one branch there, unordered, as before.
+    exact_names = by_name if dialect == "postgresql" else [or_(*by_name)]
 
     def branch(tier: int, cond: ColumnElement[bool], limited: bool) -> Select[Any]:
         keys = [near.label("n")] if near is not None else []
@@ -277,11 +285,14 @@ def _build_name_page(dialect: str, where: list[Any], near_given: bool, plain: bo
             # tested against the name tokens (joined, SQLite tested every name
             # match's name instead: 计, 9,000 of them). PostgreSQL probes each one's
             # row; SQLite's FTS5 evaluated the whole MATCH once per exact name (666
-            # named 恒温油槽: 90 ms), so it looks the name matches up once.
+            # named 恒温油槽: 90 ms), so it looks the name matches up once. (``OFFSET
+            # 0``: made a semi-join, PostgreSQL drove it from the tokens' index, which
+            # it believed few, and read and sorted all 666 rows of 恒温油槽.)
             has: Any = (
                 select(literal(1))
                 .select_from(names.table)
                 .where(names.match, names.resource_id == Resource.id)
+                .offset(0)
                 .exists()
                 if dialect == "postgresql"
                 else Resource.id.in_(
@@ -293,7 +304,9 @@ def _build_name_page(dialect: str, where: list[Any], near_given: bool, plain: bo
                 .join(Institute, Institute.id == Resource.institute_id)
                 .where(*where, cond, has)
             )
-        else:
+        if limited or dialect == "postgresql":
+            # (SQLite, asked for the exact names in id order, walked the ids of
+            # every name match instead of the names' index: 计, 9,000 of them.)
             stmt = stmt.order_by(*(k for k in (near, Resource.id) if k is not None))
             stmt = stmt.limit(bindparam("wanted", type_=Integer))
         # A subquery: SQLite allows no LIMIT in a member of a UNION.
@@ -304,7 +317,9 @@ def _build_name_page(dialect: str, where: list[Any], near_given: bool, plain: bo
     # out costs a lower() of every row it walks): each id once, at its best tier.
     # Of E exact names, k among the name probe's first N rows, there are
     # E + N - k >= N distinct rows, the first N of the ranking among them.
-    both = union_all(branch(0, exact, False), branch(1, true(), True)).subquery("both")
+    both = union_all(
+        *(branch(0, exact, False) for exact in exact_names), branch(1, true(), True)
+    ).subquery("both")
     tiers = (
         select(both.c.id, func.min(both.c.t).label("t"), *([both.c.n] if near is not None else []))
         .group_by(both.c.id, *([both.c.n] if near is not None else []))
@@ -331,18 +346,16 @@ def _count_text_stmt(query: search_index.Query, where: list[Any], limit: Any) ->
     """The count of ``_count_text`` as a scalar subquery (``limit``: a number or a
     bound parameter).
 
-    The index lookup is a subquery of its own (``OFFSET 0``): one bitmap scan of
-    the GIN index, then only the rows it found are joined. Joined in the same
-    query, PostgreSQL walked search_doc in id order to meet resource's, testing
-    every row's tokens (压: 12,000 rows, 25,000 buffers, 80 ms for 1,001)."""
-    every = search_index.tier_source(query, db.engine.dialect.name, names=False)
-    found = (
-        select(every.resource_id.label("id"))
-        .select_from(every.table)
-        .where(every.match)
-        .offset(0)
-        .subquery("found")
-    )
+    On PostgreSQL the index lookup is a subquery of its own (``OFFSET 0``): one
+    bitmap scan of the GIN index, then only the rows it found are joined. Joined in
+    the same query, PostgreSQL walked search_doc in id order to meet resource's,
+    testing every row's tokens (压: 12,000 rows, 25,000 buffers, 80 ms for 1,001).
+    SQLite would materialize such a subquery whole (计: 42,000 rows for 101), and
+    reads FTS5's matches as they come when joined."""
+    dialect = db.engine.dialect.name
+    every = search_index.tier_source(query, dialect, names=False)
+    lookup = select(every.resource_id.label("id")).select_from(every.table).where(every.match)
+    found = (lookup.offset(0) if dialect == "postgresql" else lookup).subquery("found")
     matching = (
         select(Resource.id)
         .join(found, found.c.id == Resource.id)
