@@ -331,8 +331,8 @@ def search_resources(
         # (None: a deep page, ranked in full below).
         tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True), plain)
         if tiered is not None:
-            limit = min(COUNT_LIMIT, search_tiers.count_limit(page, per_page))
-            return _counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=limit)
+            counted = min(COUNT_LIMIT, search_tiers.count_limit(page, per_page))
+            return _counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=counted)
     if text_only:
         where = _where(f)
     # With a window, the page comes from the free-time scan, which examines at most
