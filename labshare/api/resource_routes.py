@@ -23,6 +23,7 @@ from labshare.catalogue.search import (
     ResourceFilters,
     search_resources,
 )
+from labshare.catalogue.search_tiers import TEXT_COUNT_LIMIT
 from labshare.errors import NotFound
 from labshare.extensions import db
 from labshare.models import Resource
@@ -54,7 +55,9 @@ def load_resource(resource_id: int) -> Resource:
         "the rest; a capability search puts the narrowest covering range first. q finds "
         "Chinese by characters, English words by prefix, pinyin (yali, yl) and any name "
         f"of a measurand (压强 = 压力 = pressure). total counts at most {COUNT_LIMIT} "
-        "matches; beyond, total is that limit and total_exact: false is added."
+        f"matches, a text search without facets or window at most {TEXT_COUNT_LIMIT} or "
+        "to the end of the next page; beyond, total is that limit (a lower bound) and "
+        "total_exact: false is added."
     ),
     tag="resources",
     query=ResourceQuery,
@@ -63,7 +66,8 @@ def load_resource(resource_id: int) -> Resource:
     page_extra={
         "total_exact": {
             "type": "boolean",
-            "description": f"present (false) when the count stopped at {COUNT_LIMIT}, or "
+            "description": f"present (false) when the count stopped at {COUNT_LIMIT} (a "
+            f"text search's at {TEXT_COUNT_LIMIT} or the end of the next page), or "
             "when the free-window filter stopped after the page and one more",
         },
         "facets": {

@@ -331,7 +331,8 @@ def search_resources(
         # (None: a deep page, ranked in full below).
         tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True), plain)
         if tiered is not None:
-            return _counted(tiered[0], tiered[2], total=tiered[1], facets=None)
+            counted = min(COUNT_LIMIT, search_tiers.count_limit(page, per_page))
+            return _counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=counted)
     if text_only:
         where = _where(f)
     # With a window, the page comes from the free-time scan, which examines at most
@@ -366,13 +367,16 @@ def _counted(
     *,
     total: int,
     facets: dict[str, list[dict[str, Any]]] | None,
+    limit: int | None = None,
 ) -> SearchResult:
-    """The answer of a page of ``total`` matches (the count stops at COUNT_LIMIT)."""
+    """The answer of a page of ``total`` matches (the count stops at ``limit``,
+    by default COUNT_LIMIT)."""
+    limit = COUNT_LIMIT if limit is None else limit
     return SearchResult(
         items=items,
-        total=min(total, COUNT_LIMIT),
+        total=min(total, limit),
         rules=rules,
-        total_exact=total <= COUNT_LIMIT,
+        total_exact=total <= limit,
         facets=facets,
     )
 

@@ -171,3 +171,45 @@ def test_a_deep_page_is_ranked_in_full(
             _assert_is_page(result, full, page, per_page)
             assert max(sent.left_out(), default=0) <= limit, (per_page, page)
             assert max(sent.parameters) <= max(base.parameters) + limit, (per_page, page)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_a_text_count_stops_at_its_limit_or_the_next_page(
+    catalogue: None, case: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text search counts its matches only up to TEXT_COUNT_LIMIT, or to the end
+    of the page after the one asked when that is further: beyond, ``total`` is that
+    lower bound with ``total_exact`` false, so a client paging on is always
+    promised its next page; the retired resources and the inactive institute's
+    among the matches (the fixture's) are never counted."""
+    monkeypatch.setattr(search_tiers, "TEXT_COUNT_LIMIT", 3)
+    f = ResourceFilters(**case)
+    full = _full(f)
+    for per_page in (1, 2, 5):
+        for page in range(1, len(full) // per_page + 3):
+            result = search_resources(f, page=page, per_page=per_page)
+            start = (page - 1) * per_page
+            assert [r.id for r in result.items] == full[start : start + per_page]
+            limit = max(3, (page + 1) * per_page)
+            assert result.total == min(len(full), limit), (per_page, page)
+            assert result.total_exact is (len(full) <= limit), (per_page, page)
+            if result.items and not result.total_exact:
+                assert result.total >= start + per_page + 1  # the next page is promised
+
+
+def test_a_short_or_empty_text_search_sends_no_tier_probe(catalogue: None) -> None:
+    """A page that holds the last of the exact and name tiers' rows, when the
+    count says they are all the matches, is one statement; a search that matches
+    nothing is two (the page, then the count), not the four probes of the tiers."""
+    with _Sent() as sent:
+        result = search_resources(ResourceFilters(q="万用表"), page=1, per_page=50)
+    assert len(result.items) == 6 and result.total == 6 and result.total_exact
+    assert _selects(sent) == 1
+    with _Sent() as sent:
+        result = search_resources(ResourceFilters(q="nothing"), page=1, per_page=20)
+    assert result.items == [] and result.total == 0 and result.total_exact
+    assert _selects(sent) == 2
+
+
+def _selects(sent: _Sent) -> int:
+    return sum(s.lstrip().upper().startswith("SELECT") for s in sent.statements)
