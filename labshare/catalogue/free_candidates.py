@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, func, select
+from sqlalchemy import ColumnElement, FromClause, Select, func, select
 
 from labshare.booking import workdays
 from labshare.booking.availability import CalendarSubject
 from labshare.booking.rules import DEFAULT, Rules
+from labshare.catalogue import id_lists
 from labshare.extensions import db
 from labshare.models import BookingRules, Institute, Instrument, Lab, Resource, ResourceKind
 
@@ -39,40 +40,47 @@ class Candidate:
     rules: Rules
 
 
-def _rows(source: FromClause, on: ColumnElement[bool], order: Sequence[Any]) -> Any:
-    stmt = (
-        select(
-            _resource.c.id,
-            _resource.c.kind,
-            _resource.c.status,
-            _instrument.c.lab_id,
-            _instrument.c.calibration_valid_until,
-            _lab.c.capacity,
-            _institute.c.timezone,
-            _institute.c.follows_holidays.label("institute_follows"),
-            _institute.c.province_code,
-            _holiday_lab.c.follows_holidays.label("lab_follows"),
-            workdays.token_column().label("calendar_token"),
-            _own_rules.c.id.label("own_rules_id"),
-            _lab_rules.c.id.label("lab_rules_id"),
-            *(_own_rules.c[name].label(f"own_{name}") for name in _RULES),
-            *(_lab_rules.c[name].label(f"lab_{name}") for name in _RULES),
+def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select[Any]:
+    """The candidates' columns, from resources joined to ``source`` by ``on`` (from
+    every resource when None)."""
+    first: Any = _resource if source is None else source.join(_resource, on)
+    return select(
+        _resource.c.id,
+        _resource.c.kind,
+        _resource.c.status,
+        _instrument.c.lab_id,
+        _instrument.c.calibration_valid_until,
+        _lab.c.capacity,
+        _institute.c.timezone,
+        _institute.c.follows_holidays.label("institute_follows"),
+        _institute.c.province_code,
+        _holiday_lab.c.follows_holidays.label("lab_follows"),
+        workdays.token_column().label("calendar_token"),
+        _own_rules.c.id.label("own_rules_id"),
+        _lab_rules.c.id.label("lab_rules_id"),
+        *(_own_rules.c[name].label(f"own_{name}") for name in _RULES),
+        *(_lab_rules.c[name].label(f"lab_{name}") for name in _RULES),
+    ).select_from(
+        first.join(_institute, _institute.c.id == _resource.c.institute_id)
+        .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
+        .outerjoin(_lab, _lab.c.id == _resource.c.id)
+        .outerjoin(
+            _holiday_lab,
+            _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
         )
-        .select_from(
-            source.join(_resource, on)
-            .join(_institute, _institute.c.id == _resource.c.institute_id)
-            .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
-            .outerjoin(_lab, _lab.c.id == _resource.c.id)
-            .outerjoin(
-                _holiday_lab,
-                _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
-            )
-            .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
-            .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
-        )
-        .order_by(*order)
+        .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
+        .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
     )
-    return db.session.execute(stmt)
+
+
+def _rows(source: FromClause, on: ColumnElement[bool], order: Sequence[Any]) -> Any:
+    return db.session.execute(_select(source, on).order_by(*order))
+
+
+#: ``of_ids``' statement: built once, the ids one parameter (id_lists.py).
+_by_ids = id_lists.per_dialect(
+    lambda dialect: _select(None, None).where(id_lists.among(_resource.c.id, "ids", dialect))
+)
 
 
 def _candidate(row: Any) -> Candidate:
@@ -113,8 +121,7 @@ def of_ids(ids: Sequence[int]) -> list[Candidate]:
     """The candidates of ``ids``, in that order: one statement."""
     if not ids:
         return []
-    wanted = select(_resource.c.id.label("wanted_id")).where(_resource.c.id.in_(ids)).subquery()
-    rows = _rows(wanted, wanted.c.wanted_id == _resource.c.id, [wanted.c.wanted_id])
+    rows = db.session.execute(_by_ids(), {"ids": ids})
     by_id = {c.subject.id: c for c in map(_candidate, rows)}
     return [by_id[i] for i in ids if i in by_id]
 

@@ -33,9 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, cast, literal, null, select, union_all
-from sqlalchemy.sql.elements import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
+from sqlalchemy import Integer, TextClause, Time, bindparam, text
 
 from labshare.booking import workdays
 from labshare.booking.availability import (
@@ -52,18 +50,10 @@ from labshare.booking.rules import (
     institute_zone,
     local_midnight_after,
 )
-from labshare.catalogue import free_candidates
+from labshare.catalogue import free_candidates, id_lists
 from labshare.catalogue.free_candidates import Candidate, Candidates
 from labshare.extensions import db
-from labshare.models import (
-    HOLDING_STATUSES,
-    Booking,
-    Closure,
-    OpeningPeriod,
-    Resource,
-    WaitlistEntry,
-    WaitlistStatus,
-)
+from labshare.models import HOLDING_STATUSES, Resource, UTCDateTime, WaitlistStatus
 from labshare.timeutil import utcnow, zone
 
 #: The free-time filter and facet examine at most this many candidates.
@@ -154,62 +144,17 @@ def busy_rows(
     if not ids:
         return out
     scope = sorted({*ids, *(s.lab_id for s in subjects)})
-    # Typed NULLs: PostgreSQL will not guess a UNION column's type from a bare NULL;
-    # SQLite's CAST(NULL AS …) is NULL whatever the type.
-    no_time = cast(null(), OpeningPeriod.opens.type)
-    no_instant = cast(null(), Booking.start_at.type)
-    no_day = cast(null(), OpeningPeriod.weekday.type)
     rows = db.session.execute(
-        union_all(
-            select(
-                literal(0, Integer).label("k"),
-                Booking.resource_id.label("rid"),
-                Booking.start_at.label("s"),
-                Booking.end_at.label("e"),
-                no_day.label("wd"),
-                no_time.label("opens"),
-                no_time.label("closes"),
-            ).where(
-                Booking.resource_id.in_(ids),
-                Booking.start_at < end,
-                Booking.start_at > start - MAX_BOOKING_SPAN,
-                Booking.end_at > start,
-                _unindexed(Booking.status).in_(HOLDING_STATUSES),
-            ),
-            select(
-                literal(1, Integer),
-                Closure.resource_id,
-                Closure.start_at,
-                Closure.end_at,
-                no_day,
-                no_time,
-                no_time,
-            ).where(Closure.resource_id.in_(scope), Closure.start_at < end, Closure.end_at > start),
-            select(
-                literal(2, Integer),
-                WaitlistEntry.resource_id,
-                WaitlistEntry.start_at,
-                WaitlistEntry.end_at,
-                no_day,
-                no_time,
-                no_time,
-            ).where(
-                WaitlistEntry.resource_id.in_(ids),
-                WaitlistEntry.status == WaitlistStatus.OFFERED,
-                WaitlistEntry.offer_expires_at > utcnow(),
-                WaitlistEntry.start_at < end,
-                WaitlistEntry.end_at > start,
-            ),
-            select(
-                literal(3, Integer),
-                OpeningPeriod.lab_id,
-                no_instant,
-                no_instant,
-                OpeningPeriod.weekday,
-                OpeningPeriod.opens,
-                OpeningPeriod.closes,
-            ).where(OpeningPeriod.lab_id.in_(sorted(set(lab_ids)))),
-        )
+        _busy_statement(),
+        {
+            "ids": ids,
+            "scope": scope,
+            "labs": sorted(set(lab_ids)),
+            "start": start,
+            "end": end,
+            "span_start": start - MAX_BOOKING_SPAN,
+            "now": utcnow(),
+        },
     )
     for k, rid, s, e, weekday, opens, closes in rows:
         if k == 3:
@@ -219,16 +164,61 @@ def busy_rows(
     return out
 
 
-def _unindexed(column: Any) -> Any:
-    """``column`` in a form SQLite's planner cannot use an index for (``+column``).
+def _build_busy(dialect: str) -> TextClause:
+    """``busy_rows``' statement: fixed text, each list of ids one parameter
+    (labshare/catalogue/id_lists.py). The typed NULLs: PostgreSQL will not guess a
+    UNION column's type from a bare NULL.
 
-    Without statistics SQLite reads the booking branch of ``busy_rows`` through
-    ix_booking_status_start (every holding booking of the month) rather than
-    ix_booking_resource_start (the batch's own): 30 ms instead of 1 on the bench data.
-    PostgreSQL has no unary plus on text, and picks the resource index by itself."""
-    if db.engine.dialect.name != "sqlite":
-        return column
-    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+    On SQLite the booking branch tests ``+status``, which its planner cannot use an
+    index for: without statistics it read that branch through ix_booking_status_start
+    (every holding booking of the month) rather than ix_booking_resource_start (the
+    batch's own): 30 ms instead of 1 on the bench data."""
+    pg = dialect == "postgresql"
+    no_int, no_time = ("NULL::integer", "NULL::time") if pg else ("NULL", "NULL")
+    no_instant = "NULL::timestamptz" if pg else "NULL"
+    status = "status" if pg else "+status"
+    ids, scope, labs = (
+        id_lists.sql_among(c, n, dialect)
+        for c, n in (("resource_id", "ids"), ("resource_id", "scope"), ("lab_id", "labs"))
+    )
+    return (
+        text(
+            f"SELECT 0 AS k, resource_id AS rid, start_at AS s, end_at AS e, {no_int} AS wd,"  # noqa: S608 - constants; values bound
+            f" {no_time} AS opens, {no_time} AS closes FROM booking WHERE {ids}"
+            " AND start_at < :end AND start_at > :span_start AND end_at > :start"
+            f" AND {status} IN ('pending', 'approved')"
+            " UNION ALL"
+            f" SELECT 1, resource_id, start_at, end_at, {no_int}, {no_time}, {no_time}"
+            f" FROM closure WHERE {scope} AND start_at < :end AND end_at > :start"
+            " UNION ALL"
+            f" SELECT 2, resource_id, start_at, end_at, {no_int}, {no_time}, {no_time}"
+            f" FROM waitlist_entry WHERE {ids} AND status = 'offered'"
+            " AND offer_expires_at > :now AND start_at < :end AND end_at > :start"
+            " UNION ALL"
+            f" SELECT 3, lab_id, {no_instant}, {no_instant}, weekday, opens, closes"
+            f" FROM opening_period WHERE {labs}"
+        )
+        .bindparams(
+            *(bindparam(n, type_=id_lists.IdList()) for n in ("ids", "scope", "labs")),
+            *(bindparam(n, type_=UTCDateTime()) for n in ("start", "end", "span_start", "now")),
+        )
+        .columns(
+            k=Integer,
+            rid=Integer,
+            s=UTCDateTime(),
+            e=UTCDateTime(),
+            wd=Integer,
+            opens=Time,
+            closes=Time,
+        )
+    )
+
+
+if {str(s) for s in HOLDING_STATUSES} != {"pending", "approved"}:  # spelled out above
+    raise RuntimeError("HOLDING_STATUSES changed: update _build_busy")
+if str(WaitlistStatus.OFFERED) != "offered":
+    raise RuntimeError("WaitlistStatus changed: update _build_busy")
+_busy_statement = id_lists.per_dialect(_build_busy)
 
 
 def _own(

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
 from labshare.booking.rules import DEFAULT, Rules, own_or_lab
-from labshare.catalogue import free_candidates
+from labshare.catalogue import free_candidates, id_lists
 from labshare.extensions import db
 from labshare.models import (
     BookingRules,
@@ -132,11 +132,17 @@ def row_rules(row: Sequence[Any]) -> Rules:
     return Rules(*row[ROW_WIDTH + 1 : ROW_COLUMNS_AND_RULES])
 
 
+#: ``load_rows``' statement: built once, the ids one parameter (id_lists.py).
+_rows_by_ids = id_lists.per_dialect(
+    lambda dialect: row_select(None).where(id_lists.among(_resource.c.id, "ids", dialect))
+)
+
+
 def load_rows(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
     """``load_page`` as plain rows (``row_select``): one statement."""
     if not ids:
         return [], {}
-    rows = db.session.execute(row_select(None).where(_resource.c.id.in_(ids))).all()
+    rows = db.session.execute(_rows_by_ids(), {"ids": ids}).all()
     by_id = {row[0]: row for row in rows}
     items = [by_id[i] for i in ids if i in by_id]
     return items, {row[0]: row_rules(row) for row in items}
