@@ -49,9 +49,9 @@ def among(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
     """``column`` is one of the ids bound as ``name`` (an ``IdList``)."""
     param = bindparam(name, type_=IdList())
     if dialect == "postgresql":
-        return column == any_(param)  # type: ignore[no-any-return]
-    each = select(literal_column("value")).select_from(func.json_each(param))
-    return column.in_(each)  # type: ignore[no-any-return]
+        return column == any_(param)
+    each: Any = select(literal_column("value")).select_from(func.json_each(param))
+    return column.in_(each)
 
 
 def sql_among(column: str, name: str, dialect: str) -> str:
