@@ -38,6 +38,8 @@ class Candidate:
     #: without ``buffer_minutes``: ``subject_with_buffer`` adds the rules' one
     subject: CalendarSubject
     rules: Rules
+    #: its row of ``search_pages.row_select``, when read with it (free_page.py)
+    page_row: Any = None
 
 
 def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select[Any]:
@@ -84,7 +86,6 @@ _by_ids = id_lists.per_dialect(
 
 
 def _candidate(row: Any) -> Candidate:
-    is_lab = row.kind == ResourceKind.LAB
     values = row._mapping
     if row.own_rules_id is not None:
         rules = Rules(**{name: values[f"own_{name}"] for name in _RULES})
@@ -92,6 +93,14 @@ def _candidate(row: Any) -> Candidate:
         rules = Rules(**{name: values[f"lab_{name}"] for name in _RULES})
     else:
         rules = DEFAULT
+    return candidate_of(row, rules)
+
+
+def candidate_of(row: Any, rules: Rules, page_row: Any = None) -> Candidate:
+    """The candidate of a row with the calendar columns by name (id, kind, status,
+    lab_id, capacity, calibration_valid_until, timezone, institute_follows,
+    province_code, lab_follows, calendar_token) and its ``rules``."""
+    is_lab = row.kind == ResourceKind.LAB
     subject = CalendarSubject(
         id=int(row.id),
         lab_id=int(row.id) if is_lab else int(row.lab_id),
@@ -107,7 +116,7 @@ def _candidate(row: Any) -> Candidate:
             region=row.province_code,
         ),
     )
-    return Candidate(subject, rules)
+    return Candidate(subject, rules, page_row)
 
 
 def ranked(source: Any, keys: Sequence[str]) -> list[Candidate]:

@@ -41,6 +41,7 @@ from labshare.catalogue import (
     capability,
     capability_index,
     free_candidates,
+    free_page,
     free_time,
     search_index,
     search_pages,
@@ -401,7 +402,10 @@ def _window_page(
         wanted=offset + per_page + 1,
     )
     ids = found.found[offset : offset + per_page]
-    items: list[Any] = search_pages.load_rows(ids)[0] if plain else search_pages.load_ids(ids)
+    if plain:  # the page's rows: read with the candidates where they were (free_page.py)
+        items: list[Any] = free_page.rows_of(candidates, ids) or search_pages.load_rows(ids)[0]
+    else:
+        items = search_pages.load_ids(ids)
     got = [r[0] for r in items] if plain else [r.id for r in items]
     return SearchResult(
         items=items,
@@ -455,7 +459,7 @@ def _search_in_memory(
     # with a window, ``matches`` are the available ones already
     available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
     candidates = free_candidates.Candidates(
-        lambda start, limit: free_candidates.of_ids(available[start : start + limit])
+        lambda start, limit: free_page.of_ids(available[start : start + limit])
     )
     if window is not None:
         return _window_page(candidates, window, f, facet_counts, page, per_page, plain)

@@ -157,7 +157,11 @@ def _compare(resources: list[Resource], start: dt.datetime, end: dt.datetime) ->
         assert got == expected, (start, end, duration)
         if duration and dt.timedelta(minutes=duration) > end - start:
             continue
-        window = {"available_from": start, "available_to": end, "duration": duration}
+        window: dict[str, Any] = {
+            "available_from": start,
+            "available_to": end,
+            "duration": duration,
+        }
         every = search_resources(ResourceFilters(**window), page=1, per_page=200, plain=True)
         assert [row[0] for row in every.items] == sorted(expected), (start, end, duration)
         # by capability: the in-memory ranking, candidates read by id
@@ -210,10 +214,13 @@ def test_a_lab_closure_closes_its_instruments_everywhere(db: Any, clock: Any) ->
     # 23:00-24:00 is left of a 25-hour day; the lab itself is not searched, so
     # only its instrument's closure scope says the lab is closed
     tz = institute.timezone
-    window = {"available_from": local(day, 0, tz), "available_to": local(day, 23, tz)}
-    only = {"kind": ResourceKind.INSTRUMENT}
+    window: dict[str, Any] = {
+        "available_from": local(day, 0, tz),
+        "available_to": local(day, 23, tz),
+    }
+    only: dict[str, Any] = {"kind": ResourceKind.INSTRUMENT}
     assert search_resources(ResourceFilters(**window, **only), page=1, per_page=9).items == []
-    fit = {"measurand": "pressure", "value": 5, "unit": "MPa"}
+    fit: dict[str, Any] = {"measurand": "pressure", "value": 5, "unit": "MPa"}
     assert search_resources(ResourceFilters(**window, **fit), page=1, per_page=9).items == []
     window["available_to"] = local(day + dt.timedelta(days=1), 0, tz)
     found = search_resources(ResourceFilters(**window, **fit, duration=60), page=1, per_page=9)
