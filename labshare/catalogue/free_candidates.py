@@ -25,9 +25,8 @@ from labshare.models import BookingRules, Institute, Instrument, Lab, Resource, 
 
 _resource = Resource.__table__
 _instrument = Instrument.__table__
-_lab = Lab.__table__
+_its_lab = Lab.__table__.alias("its_lab")
 _institute = Institute.__table__
-_holiday_lab = Lab.__table__.alias("holiday_lab")  # the lab whose opt-out applies
 _own_rules = BookingRules.__table__.alias("own_rules")
 _lab_rules = BookingRules.__table__.alias("lab_rules")
 _RULES = [f.name for f in fields(Rules)]
@@ -42,6 +41,18 @@ class Candidate:
     page_row: Any = None
 
 
+def of_its_lab(name: str) -> Any:
+    """The column ``name`` of the resource's lab (itself for a lab): its capacity, whether it
+    follows the holidays. A correlated subquery, one index probe a row: as outer joins
+    (one for the lab's own row, one for the instrument's lab) PostgreSQL hashed the
+    whole lab table twice for 34 candidates (1.5 of the statement's 1.6 ms)."""
+    return (
+        select(_its_lab.c[name])
+        .where(_its_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id))
+        .scalar_subquery()
+    )
+
+
 def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select[Any]:
     """The candidates' columns, from resources joined to ``source`` by ``on`` (from
     every resource when None)."""
@@ -52,11 +63,11 @@ def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select
         _resource.c.status,
         _instrument.c.lab_id,
         _instrument.c.calibration_valid_until,
-        _lab.c.capacity,
+        of_its_lab("capacity").label("capacity"),
         _institute.c.timezone,
         _institute.c.follows_holidays.label("institute_follows"),
         _institute.c.province_code,
-        _holiday_lab.c.follows_holidays.label("lab_follows"),
+        of_its_lab("follows_holidays").label("lab_follows"),
         workdays.token_column().label("calendar_token"),
         _own_rules.c.id.label("own_rules_id"),
         _lab_rules.c.id.label("lab_rules_id"),
@@ -65,11 +76,6 @@ def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select
     ).select_from(
         first.join(_institute, _institute.c.id == _resource.c.institute_id)
         .outerjoin(_instrument, _instrument.c.id == _resource.c.id)
-        .outerjoin(_lab, _lab.c.id == _resource.c.id)
-        .outerjoin(
-            _holiday_lab,
-            _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
-        )
         .outerjoin(_own_rules, _own_rules.c.resource_id == _resource.c.id)
         .outerjoin(_lab_rules, _lab_rules.c.resource_id == _instrument.c.lab_id)
     )

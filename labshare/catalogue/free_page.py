@@ -15,38 +15,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func
+from sqlalchemy import Select
 
 from labshare.booking import workdays
 from labshare.catalogue import free_candidates, id_lists, search_pages
 from labshare.catalogue.free_candidates import Candidate, Candidates
 from labshare.extensions import db
-from labshare.models import Institute, Instrument, Lab, Resource
+from labshare.models import Institute, Instrument, Resource
 
 _resource = Resource.__table__
 _instrument = Instrument.__table__
 _institute = Institute.__table__
-_lab = Lab.__table__.alias("capacity_lab")  # the resource's own lab row (a lab's capacity)
-_holiday_lab = Lab.__table__.alias("holiday_lab")  # the lab whose opt-out applies
 
 
 def _build(dialect: str) -> Select[Any]:
-    return (
-        search_pages.row_select(
-            None,
-            _lab.c.capacity.label("capacity"),
-            _institute.c.follows_holidays.label("institute_follows"),
-            _institute.c.province_code.label("province_code"),
-            _holiday_lab.c.follows_holidays.label("lab_follows"),
-            workdays.token_column().label("calendar_token"),
-        )
-        .outerjoin(_lab, _lab.c.id == _resource.c.id)
-        .outerjoin(
-            _holiday_lab,
-            _holiday_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id),
-        )
-        .where(id_lists.among(_resource.c.id, "ids", dialect))
-    )
+    return search_pages.row_select(
+        None,
+        free_candidates.of_its_lab("capacity").label("capacity"),
+        _institute.c.follows_holidays.label("institute_follows"),
+        _institute.c.province_code.label("province_code"),
+        free_candidates.of_its_lab("follows_holidays").label("lab_follows"),
+        workdays.token_column().label("calendar_token"),
+    ).where(id_lists.among(_resource.c.id, "ids", dialect))
 
 
 _statement = id_lists.per_dialect(_build)
