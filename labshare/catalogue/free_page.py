@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select
 
 from labshare.booking import workdays
+from labshare.booking.rules import Rules
 from labshare.catalogue import free_candidates, id_lists, search_pages
 from labshare.catalogue.free_candidates import Candidate, Candidates
 from labshare.extensions import db
@@ -59,3 +60,16 @@ def rows_of(candidates: Candidates, ids: Sequence[int]) -> list[Any] | None:
     by_id = {c.subject.id: c.page_row for c in candidates.rows}
     rows = [by_id.get(i) for i in ids]
     return None if any(r is None for r in rows) else rows
+
+
+def load(
+    candidates: Candidates, ids: Sequence[int], plain: bool
+) -> tuple[list[Any], dict[int, Rules]]:
+    """``search_pages.load_any``: the page of ``ids`` and their rules, cut from the
+    candidates' rows where all of them were read with their rows (a page of the
+    best-ranked matches, all available: the week's candidates), else read."""
+    read = rows_of(candidates, ids) if plain else None
+    if read is None:
+        return search_pages.load_any(ids, plain)
+    rules = {c.subject.id: c.rules for c in candidates.rows}
+    return read, {i: rules[i] for i in ids}

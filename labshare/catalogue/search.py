@@ -435,10 +435,10 @@ def _page_with_week(
     wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
     asked = offset + per_page + 2 * wanted
     prefix, total, facet_counts = search_pages.prefix_and_facets(ranked, keys, asked)
-    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked)
+    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked, free_page.of_ids)
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
     ids = [rid for rid, _status in prefix[offset : offset + per_page]]
-    return _counted(*search_pages.load_any(ids, plain), total=total, facets=facet_counts)
+    return _counted(*free_page.load(candidates, ids, plain), total=total, facets=facet_counts)
 
 
 def _search_in_memory(

@@ -55,6 +55,29 @@ def test_the_window_page_from_the_candidates_is_the_orm_answer(
 
 
 @pytest.mark.usefixtures("catalogue")
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_facet_page_from_the_week_candidates_is_the_orm_answer(
+    app: Any, client: Any, lang: str
+) -> None:
+    """With facets, the "free this week" candidates are the page's available matches
+    read with their rows: a page of available matches is cut from them."""
+    set_clock(lambda: NOW)
+    app.extensions.pop(search_cache.EXTENSION, None)
+    app.config["SEARCH_CACHE_BYTES"] = 0
+    try:
+        for q, page, per_page in (("压力表", 1, 20), ("压力表", 2, 2), ("校准", 1, 20)):
+            query = {"q": q, "facets": "true", "page": page, "per_page": per_page}
+            response = client.get(
+                "/api/v1/resources", query_string=query, headers={"Accept-Language": lang}
+            )
+            assert response.status_code == 200, response.get_json()
+            expected = _orm_answer(app, lang, {"q": q}, page, per_page, True)
+            assert response.get_data() == expected, query
+    finally:
+        app.extensions.pop(search_cache.EXTENSION, None)
+
+
+@pytest.mark.usefixtures("catalogue")
 def test_the_window_page_needs_no_read_of_its_own(
     app: Any,
     client: Any,
