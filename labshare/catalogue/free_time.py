@@ -33,14 +33,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, cast, literal, null, select, union_all
-from sqlalchemy.sql.elements import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
+from sqlalchemy import Integer, String, TextualSelect, bindparam, text
 
 from labshare.booking import workdays
 from labshare.booking.availability import (
     CalendarSubject,
-    OpeningPeriods,
     availability,
     buffer_of,
     paint,
@@ -52,20 +49,14 @@ from labshare.booking.rules import (
     institute_zone,
     local_midnight_after,
 )
-from labshare.catalogue import free_candidates
+from labshare.catalogue import free_candidates, id_lists
 from labshare.catalogue.free_candidates import Candidate, Candidates
 from labshare.extensions import db
-from labshare.models import (
-    HOLDING_STATUSES,
-    Booking,
-    Closure,
-    OpeningPeriod,
-    Resource,
-    WaitlistEntry,
-    WaitlistStatus,
-)
+from labshare.models import HOLDING_STATUSES, Resource, UTCDateTime, WaitlistStatus
 from labshare.timeutil import utcnow, zone
 
+#: A lab's opening periods, sorted: (weekday, opens, closes).
+Periods = tuple[tuple[int, dt.time, dt.time], ...]
 #: The free-time filter and facet examine at most this many candidates.
 AVAILABILITY_SCAN_LIMIT = 200
 
@@ -136,7 +127,7 @@ class Busy:
     held: dict[int, list[Span]]
     closed: dict[int, list[Span]]
     offers: dict[int, list[Span]]
-    periods: dict[int, OpeningPeriods]
+    periods: dict[int, Periods]
 
 
 def busy_rows(
@@ -154,81 +145,97 @@ def busy_rows(
     if not ids:
         return out
     scope = sorted({*ids, *(s.lab_id for s in subjects)})
-    # Typed NULLs: PostgreSQL will not guess a UNION column's type from a bare NULL;
-    # SQLite's CAST(NULL AS …) is NULL whatever the type.
-    no_time = cast(null(), OpeningPeriod.opens.type)
-    no_instant = cast(null(), Booking.start_at.type)
-    no_day = cast(null(), OpeningPeriod.weekday.type)
     rows = db.session.execute(
-        union_all(
-            select(
-                literal(0, Integer).label("k"),
-                Booking.resource_id.label("rid"),
-                Booking.start_at.label("s"),
-                Booking.end_at.label("e"),
-                no_day.label("wd"),
-                no_time.label("opens"),
-                no_time.label("closes"),
-            ).where(
-                Booking.resource_id.in_(ids),
-                Booking.start_at < end,
-                Booking.start_at > start - MAX_BOOKING_SPAN,
-                Booking.end_at > start,
-                _unindexed(Booking.status).in_(HOLDING_STATUSES),
-            ),
-            select(
-                literal(1, Integer),
-                Closure.resource_id,
-                Closure.start_at,
-                Closure.end_at,
-                no_day,
-                no_time,
-                no_time,
-            ).where(Closure.resource_id.in_(scope), Closure.start_at < end, Closure.end_at > start),
-            select(
-                literal(2, Integer),
-                WaitlistEntry.resource_id,
-                WaitlistEntry.start_at,
-                WaitlistEntry.end_at,
-                no_day,
-                no_time,
-                no_time,
-            ).where(
-                WaitlistEntry.resource_id.in_(ids),
-                WaitlistEntry.status == WaitlistStatus.OFFERED,
-                WaitlistEntry.offer_expires_at > utcnow(),
-                WaitlistEntry.start_at < end,
-                WaitlistEntry.end_at > start,
-            ),
-            select(
-                literal(3, Integer),
-                OpeningPeriod.lab_id,
-                no_instant,
-                no_instant,
-                OpeningPeriod.weekday,
-                OpeningPeriod.opens,
-                OpeningPeriod.closes,
-            ).where(OpeningPeriod.lab_id.in_(sorted(set(lab_ids)))),
-        )
+        _busy_statement(),
+        {
+            "ids": ids,
+            "scope": scope,
+            "labs": sorted(set(lab_ids)),
+            "start": start,
+            "end": end,
+            "span_start": start - MAX_BOOKING_SPAN,
+            "now": utcnow(),
+        },
     )
-    for k, rid, s, e, weekday, opens, closes in rows:
+    for k, rid, s, e, hours in rows:
         if k == 3:
-            out.periods.setdefault(rid, []).append((int(weekday), _time(opens), _time(closes)))
+            out.periods[rid] = _hours(hours)
         else:
             (out.held, out.closed, out.offers)[k].setdefault(rid, []).append((_utc(s), _utc(e)))
     return out
 
 
-def _unindexed(column: Any) -> Any:
-    """``column`` in a form SQLite's planner cannot use an index for (``+column``).
+#: Opening hours as the statement spells them → parsed (sorted): labs share a few.
+_HOURS: dict[str, Periods] = {}
 
-    Without statistics SQLite reads the booking branch of ``busy_rows`` through
-    ix_booking_status_start (every holding booking of the month) rather than
-    ix_booking_resource_start (the batch's own): 30 ms instead of 1 on the bench data.
-    PostgreSQL has no unary plus on text, and picks the resource index by itself."""
-    if db.engine.dialect.name != "sqlite":
-        return column
-    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+def _hours(spelled: str) -> Periods:
+    """A lab's opening periods from ``busy_rows``' text ("weekday opens closes", comma
+    separated), parsed once per spelling per process."""
+    found = _HOURS.get(spelled)
+    if found is None:
+        if len(_HOURS) > 4096:  # bounded: a pathological catalogue only costs parsing
+            _HOURS.clear()
+        parsed = []
+        for period in spelled.split(","):
+            weekday, opens, closes = period.split(" ")
+            parsed.append((int(weekday), _time(opens), _time(closes)))
+        found = _HOURS[spelled] = tuple(sorted(parsed))
+    return found
+
+
+def _build_busy(dialect: str) -> TextualSelect:
+    """``busy_rows``' statement: fixed text, each list of ids one parameter
+    (labshare/catalogue/id_lists.py). The typed NULLs: PostgreSQL will not guess a
+    UNION column's type from a bare NULL.
+
+    On SQLite the booking branch tests ``+status``, which its planner cannot use an
+    index for: without statistics it read that branch through ix_booking_status_start
+    (every holding booking of the month) rather than ix_booking_resource_start (the
+    batch's own): 30 ms instead of 1 on the bench data."""
+    pg = dialect == "postgresql"
+    no_instant, no_text = ("NULL::timestamptz", "NULL::text") if pg else ("NULL", "NULL")
+    status = "status" if pg else "+status"
+    ids, scope, labs = (
+        id_lists.sql_among(c, n, dialect)
+        for c, n in (("resource_id", "ids"), ("resource_id", "scope"), ("lab_id", "labs"))
+    )
+    # a lab's periods as one text (ten rows a lab were most of the statement's rows)
+    if pg:
+        period = "weekday::text || ' ' || opens::text || ' ' || closes::text"
+        hours = f"string_agg({period}, ',' ORDER BY weekday, opens, closes)"
+    else:
+        hours = "group_concat(weekday || ' ' || opens || ' ' || closes, ',')"
+    return (
+        text(
+            f"SELECT 0 AS k, resource_id AS rid, start_at AS s, end_at AS e, {no_text} AS hours"  # noqa: S608 - constants; values bound
+            f" FROM booking WHERE {ids}"
+            " AND start_at < :end AND start_at > :span_start AND end_at > :start"
+            f" AND {status} IN ('pending', 'approved')"
+            " UNION ALL"
+            f" SELECT 1, resource_id, start_at, end_at, {no_text}"
+            f" FROM closure WHERE {scope} AND start_at < :end AND end_at > :start"
+            " UNION ALL"
+            f" SELECT 2, resource_id, start_at, end_at, {no_text}"
+            f" FROM waitlist_entry WHERE {ids} AND status = 'offered'"
+            " AND offer_expires_at > :now AND start_at < :end AND end_at > :start"
+            " UNION ALL"
+            f" SELECT 3, lab_id, {no_instant}, {no_instant}, {hours}"
+            f" FROM opening_period WHERE {labs} GROUP BY lab_id"
+        )
+        .bindparams(
+            *(bindparam(n, type_=id_lists.IdList()) for n in ("ids", "scope", "labs")),
+            *(bindparam(n, type_=UTCDateTime()) for n in ("start", "end", "span_start", "now")),
+        )
+        .columns(k=Integer, rid=Integer, s=UTCDateTime(), e=UTCDateTime(), hours=String)
+    )
+
+
+if {str(s) for s in HOLDING_STATUSES} != {"pending", "approved"}:  # spelled out above
+    raise RuntimeError("HOLDING_STATUSES changed: update _build_busy")
+if str(WaitlistStatus.OFFERED) != "offered":
+    raise RuntimeError("WaitlistStatus changed: update _build_busy")
+_busy_statement = id_lists.per_dialect(_build_busy)
 
 
 def _own(
@@ -323,20 +330,20 @@ class _Memo:
     def __init__(self) -> None:
         #: one instant for the whole scan, so that equal windows share their spans
         self.now = utcnow()
-        self.periods: dict[int, OpeningPeriods] = {}
+        self.periods: dict[int, Periods] = {}
         self.opened: dict[tuple[Any, ...], list[Span]] = {}
         self.static: dict[tuple[Any, ...], bool] = {}
 
     def key(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> tuple[Any, ...]:
         """What the lab's open time over [start, end) depends on."""
         days_key = None if s.days is None else (id(s.days.calendar), s.days.region)
-        return (s.timezone, start, end, days_key, *sorted(self.periods.get(s.lab_id, [])))
+        return (s.timezone, start, end, days_key, self.periods.get(s.lab_id, ()))
 
     def opening(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> list[Span]:
         key = self.key(s, start, end)
         found = self.opened.get(key)
         if found is None:
-            periods = self.periods.get(s.lab_id, [])
+            periods = self.periods.get(s.lab_id, ())
             found = workdays.open_spans(periods, s.timezone, start, end, s.days)
             self.opened[key] = found
         return found
@@ -380,7 +387,7 @@ def _check(
         [s.lab_id for s, _span, _n in asked.values() if s.lab_id not in memo.periods],
     )
     for s, _span, _n in asked.values():
-        memo.periods.setdefault(s.lab_id, busy.periods.get(s.lab_id, []))
+        memo.periods.setdefault(s.lab_id, busy.periods.get(s.lab_id, ()))
     out: dict[int, bool] = {}
     for c in batch:
         if c.subject.id not in asked:

@@ -41,6 +41,7 @@ from labshare.catalogue import (
     capability,
     capability_index,
     free_candidates,
+    free_page,
     free_time,
     search_index,
     search_pages,
@@ -405,7 +406,10 @@ def _window_page(
         wanted=offset + per_page + 1,
     )
     ids = found.found[offset : offset + per_page]
-    items: list[Any] = search_pages.load_rows(ids)[0] if plain else search_pages.load_ids(ids)
+    if plain:  # the page's rows: read with the candidates where they were (free_page.py)
+        items: list[Any] = free_page.rows_of(candidates, ids) or search_pages.load_rows(ids)[0]
+    else:
+        items = search_pages.load_ids(ids)
     got = [r[0] for r in items] if plain else [r.id for r in items]
     return SearchResult(
         items=items,
@@ -435,10 +439,10 @@ def _page_with_week(
     wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
     asked = offset + per_page + 2 * wanted
     prefix, total, facet_counts = search_pages.prefix_and_facets(ranked, keys, asked)
-    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked)
+    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked, free_page.of_ids)
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
     ids = [rid for rid, _status in prefix[offset : offset + per_page]]
-    return _counted(*search_pages.load_any(ids, plain), total=total, facets=facet_counts)
+    return _counted(*free_page.load(candidates, ids, plain), total=total, facets=facet_counts)
 
 
 def _search_in_memory(
@@ -459,7 +463,7 @@ def _search_in_memory(
     # with a window, ``matches`` are the available ones already
     available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
     candidates = free_candidates.Candidates(
-        lambda start, limit: free_candidates.of_ids(available[start : start + limit])
+        lambda start, limit: free_page.of_ids(available[start : start + limit])
     )
     if window is not None:
         return _window_page(candidates, window, f, facet_counts, page, per_page, plain)

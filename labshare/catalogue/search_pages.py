@@ -4,7 +4,7 @@ the ranked prefix and the counts in one statement (labshare/catalogue/search.py)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -26,7 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
 from labshare.booking.rules import DEFAULT, Rules, own_or_lab
-from labshare.catalogue import free_candidates
+from labshare.catalogue import free_candidates, id_lists
+from labshare.catalogue.free_candidates import Candidate
 from labshare.extensions import db
 from labshare.models import (
     BookingRules,
@@ -132,11 +133,17 @@ def row_rules(row: Sequence[Any]) -> Rules:
     return Rules(*row[ROW_WIDTH + 1 : ROW_COLUMNS_AND_RULES])
 
 
+#: ``load_rows``' statement: built once, the ids one parameter (id_lists.py).
+_rows_by_ids = id_lists.per_dialect(
+    lambda dialect: row_select(None).where(id_lists.among(_resource.c.id, "ids", dialect))
+)
+
+
 def load_rows(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
     """``load_page`` as plain rows (``row_select``): one statement."""
     if not ids:
         return [], {}
-    rows = db.session.execute(row_select(None).where(_resource.c.id.in_(ids))).all()
+    rows = db.session.execute(_rows_by_ids(), {"ids": ids}).all()
     by_id = {row[0]: row for row in rows}
     items = [by_id[i] for i in ids if i in by_id]
     return items, {row[0]: row_rules(row) for row in items}
@@ -283,13 +290,14 @@ def week_candidates(
     keys: list[Any],
     wanted: int,
     asked: int,
+    of_ids: Callable[[Sequence[int]], list[Candidate]] = free_candidates.of_ids,
 ) -> free_candidates.Candidates:
     """The "free this week" candidates: the available matches of the ranked prefix
     (``asked`` long), read by id; only when it holds fewer than ``wanted`` and there
     are more matches are they ranked again, as far as the scan needs."""
     available = [rid for rid, status in prefix if status == ResourceStatus.AVAILABLE]
     if len(available) >= wanted or len(prefix) < asked:  # else: more matches, unread
-        return free_candidates.Candidates.of(free_candidates.of_ids(available[:wanted]))
+        return free_candidates.Candidates.of(of_ids(available[:wanted]))
     free = ranked.where(Resource.status == ResourceStatus.AVAILABLE)
     return free_candidates.Candidates(
         lambda start, limit: free_candidates.ranked(
