@@ -23,6 +23,7 @@ from labshare.catalogue.search import (
     ResourceFilters,
     search_resources,
 )
+from labshare.catalogue.search_reads import autocommit_reads
 from labshare.catalogue.search_tiers import TEXT_COUNT_LIMIT
 from labshare.errors import NotFound
 from labshare.extensions import db
@@ -116,6 +117,11 @@ def load_resource(resource_id: int) -> Resource:
     },
 )
 def list_resources(query: ResourceQuery) -> Any:
+    with autocommit_reads():  # a search only reads: no BEGIN/ROLLBACK round trips
+        return _search(query)
+
+
+def _search(query: ResourceQuery) -> Response:
     # Without a window or facets the answer depends on the catalogue alone: kept per
     # process while catalogue_version stays (labshare/catalogue/search_cache.py).
     store = None
@@ -145,9 +151,10 @@ def list_resources(query: ResourceQuery) -> Any:
         near_province=query.near,
     )
     # The page as plain rows: no ORM instance built (most of an uncached search's CPU).
-    result = search_resources(
-        filters, page=query.page, per_page=query.per_page, facets=query.facets, plain=True
-    )
+    with search_cache.known_version(version):  # read once per request
+        result = search_resources(
+            filters, page=query.page, per_page=query.per_page, facets=query.facets, plain=True
+        )
     items = [resource_row_json(r, result.rules[r[0]]) for r in result.items]
     body = page_json(items, result.total, query.page, query.per_page)
     if not result.total_exact:

@@ -33,6 +33,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 
 from labshare.catalogue import capability, search_cache, search_index
+from labshare.catalogue.capability_matches import Listing, plain
 from labshare.extensions import db
 from labshare.models import Institute, Instrument, Resource, ResourceKind, ResourceStatus
 
@@ -66,10 +67,10 @@ class CapabilityIndex:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.version: int | None = None
-        self.lists: dict[str, list[Entry]] = {}
+        self.lists: dict[str, Listing] = {}
         self.reads = 0  # statements that (re)read a measurand: for tests
 
-    def entries(self, measurand: str) -> list[Entry]:
+    def entries(self, measurand: str) -> Listing:
         version = search_cache.version()  # first: a list is never newer than its label
         with self.lock:
             if version is not None and version == self.version:
@@ -91,7 +92,7 @@ class CapabilityIndex:
             self.version, self.lists, self.reads = None, {}, 0
 
 
-def _read(measurand: str) -> list[Entry]:
+def _read(measurand: str) -> Listing:
     rows = db.session.execute(
         select(
             _instrument.c.id,
@@ -132,7 +133,7 @@ def _read(measurand: str) -> list[Entry]:
         for i, low, high, status, field, code, province_code, province in rows
     ]
     out.sort(key=lambda e: (e.width, e.id))
-    return out
+    return Listing(out)
 
 
 def index_of(app: Flask) -> CapabilityIndex:
@@ -150,17 +151,39 @@ def index() -> CapabilityIndex | None:
     return index_of(app)
 
 
+def _answers(f: ResourceFilters) -> bool:
+    """Whether the index ranks ``f`` (every filter checked here), when it is on."""
+    return (
+        f.measurand is not None
+        and f.value is not None
+        and f.unit is not None
+        and f.q is None
+        and not f.province
+    )
+
+
+def validated(f: ResourceFilters, facets: bool) -> bool:
+    """True when the index will answer ``f`` without facets, after refusing what
+    ``search._where`` would refuse of it (its measurand, its unit): the search then
+    builds none of its SQL filters, which only the SQL ranking and the facets use."""
+    if facets or not _answers(f) or index() is None:
+        return False
+    assert f.measurand is not None and f.value is not None and f.unit is not None
+    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
+    capability.search_bounds(f.value, f.unit, name)
+    return True
+
+
 def search_matches(
     f: ResourceFilters, *, available_only: bool = False, limit: int | None = None
-) -> list[Entry] | None:
+) -> Sequence[Entry] | None:
     """The matches of a capability search ``f`` (already validated), ranked from the
     index as ``ranked`` cuts them; None when the search has a filter the index cannot
     check (words, a province prefix) or the index is off."""
-    if f.measurand is None or f.value is None or f.unit is None or f.q is not None:
-        return None
-    store = index() if not f.province else None
+    store = index() if _answers(f) else None
     if store is None:
         return None
+    assert f.measurand is not None and f.value is not None and f.unit is not None
     if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
         return []
     name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
@@ -187,12 +210,24 @@ def ranked(
     near: str | None = None,
     available_only: bool = False,
     limit: int | None = None,
-) -> list[Entry]:
+) -> Sequence[Entry]:
     """The entries whose range reaches [low, high] (``range_min_base <= high AND
     range_max_base >= low``), in the SQL ranking's order: narrowest range first,
     then (with ``near``) the searcher's province, then the id; with
     ``available_only`` only the available ones, and at most ``limit`` (without
     ``near`` the list is in order already, so it stops there)."""
+    fast = plain(
+        entries,
+        low,
+        high,
+        field=field is not None,
+        institute=institute is not None,
+        near=near,
+        available_only=available_only,
+        limit=limit is not None,
+    )
+    if fast is not None:  # counted by bisection, walked only as far as it is read
+        return fast
     found: Iterator[Entry] = (
         e
         for e in entries
@@ -212,4 +247,13 @@ def ranked(
     return list(found if limit is None else islice(found, limit))
 
 
-__all__ = ["CapabilityIndex", "Entry", "index", "index_of", "ranked", "search_matches"]
+__all__ = [
+    "CapabilityIndex",
+    "Entry",
+    "Listing",
+    "index",
+    "index_of",
+    "ranked",
+    "search_matches",
+    "validated",
+]

@@ -323,7 +323,7 @@ def search_resources(
         # What _where would refuse (a value or unit without a measurand), refused
         # first as there: a text search builds no _where of its own.
         _capability_match(f)
-    else:
+    elif not capability_index.validated(f, facets):  # else no SQL filter is needed
         where = _where(f)  # validates the capability too
     window = _window(f, facets)
     query = search_index.parse(f.q) if f.q else None

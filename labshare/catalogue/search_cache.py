@@ -17,9 +17,11 @@ and on the time, and are always computed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from flask import Flask, current_app
@@ -120,9 +122,30 @@ def cache() -> SearchCache | None:
     return found if found.budget > 0 else None
 
 
+#: The version a search's request has read already (``known_version``).
+_KNOWN: ContextVar[int | None] = ContextVar("labshare_catalogue_version", default=None)
+
+
 def version() -> int | None:
-    """The catalogue's version now, read first in the request's transaction."""
-    return db.session.scalar(_VERSION)
+    """The catalogue's version now, read first in the request's transaction (on
+    its connection, without the ORM's execution: a plain column); inside
+    ``known_version``, the version given there."""
+    known = _KNOWN.get()
+    if known is not None:
+        return known
+    return db.session.connection().execute(_VERSION).scalar()
+
+
+@contextlib.contextmanager
+def known_version(value: int | None) -> Iterator[None]:
+    """Within, ``version()`` answers ``value`` (the version a request read before
+    its search's reads, which only read: the capability index reuses it instead of
+    reading it again). None changes nothing."""
+    token = _KNOWN.set(value)
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
 
 
 def version_on(conn: Connection) -> int | None:
@@ -130,4 +153,12 @@ def version_on(conn: Connection) -> int | None:
     return conn.execute(_VERSION).scalar()
 
 
-__all__ = ["Entry", "SearchCache", "cache", "cache_of", "version", "version_on"]
+__all__ = [
+    "Entry",
+    "SearchCache",
+    "cache",
+    "cache_of",
+    "known_version",
+    "version",
+    "version_on",
+]

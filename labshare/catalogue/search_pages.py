@@ -133,17 +133,19 @@ def row_rules(row: Sequence[Any]) -> Rules:
     return Rules(*row[ROW_WIDTH + 1 : ROW_COLUMNS_AND_RULES])
 
 
-#: ``load_rows``' statement: built once, the ids one parameter (id_lists.py).
+#: ``load_rows``' statement: built once, the ids one parameter (id_lists.py), so a
+#: search neither renders it nor computes its cache key again.
 _rows_by_ids = id_lists.per_dialect(
     lambda dialect: row_select(None).where(id_lists.among(_resource.c.id, "ids", dialect))
 )
 
 
 def load_rows(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
-    """``load_page`` as plain rows (``row_select``): one statement."""
+    """``load_page`` as plain rows (``row_select``): one statement, sent on the
+    session's connection without the ORM's execution (plain columns only)."""
     if not ids:
         return [], {}
-    rows = db.session.execute(_rows_by_ids(), {"ids": ids}).all()
+    rows = db.session.connection().execute(_rows_by_ids(), {"ids": list(ids)}).all()
     by_id = {row[0]: row for row in rows}
     items = [by_id[i] for i in ids if i in by_id]
     return items, {row[0]: row_rules(row) for row in items}

@@ -1,0 +1,233 @@
+"""CPU per uncached search in-process: ``GET /api/v1/resources`` through the test
+client (production config, answer cache off, as the bench's "no cache" server),
+against the search function alone, with the statements each request sends.
+
+    python -m bench.search_cpu --db <url> [--kind capability|text|page] [-n 300]
+        [--profile out.prof] [--sql]
+
+``time.process_time()`` is this process's CPU (the database's is not in it);
+compare before and after back to back: the machine is shared."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import time
+import urllib.parse
+from typing import Any
+
+from bench.run import OUT, SECRET_KEY, TEXT_QUERIES, search_params
+from bench.search_bench import _db_cpu
+
+
+def _paths(kind: str) -> list[str]:
+    params = search_params()
+    if kind == "capability":
+        chosen = params["capability"]
+    elif kind == "text":
+        chosen = [p for label in TEXT_QUERIES for p in params[label]]
+    else:
+        chosen = [{"q": q} for q in ("压力", "pressure", "yali")]
+    prefix = "/catalogue?" if kind == "page" else "/api/v1/resources?"
+    return [prefix + urllib.parse.urlencode(p) for p in chosen]
+
+
+#: Functions whose CPU --phases sums (inclusive: nested phases count in both).
+PHASES = [
+    ("labshare.fastpath.CalendarFastPath", "__call__"),
+    ("flask.app.Flask", "wsgi_app"),
+    ("flask.app.Flask", "full_dispatch_request"),
+    ("flask.app.Flask", "preprocess_request"),
+    ("flask.app.Flask", "process_response"),
+    ("flask.app.Flask", "do_teardown_appcontext"),
+    ("flask.app.Flask", "do_teardown_request"),
+    ("flask.ctx.RequestContext", "push"),
+    ("flask.ctx.RequestContext", "pop"),
+    ("labshare.api.registry", "parse_query"),
+    ("labshare.api.registry", "jsonify"),
+    ("labshare.api.resource_routes", "jsonify"),
+    ("labshare.api.resource_routes", "search_resources"),
+    ("labshare.api.resource_routes", "resource_row_json"),
+    ("labshare.catalogue.search", "_where"),
+    ("labshare.catalogue.search", "_window"),
+    ("labshare.catalogue.search", "_ranked"),
+    ("labshare.catalogue.search", "_page"),
+    ("labshare.catalogue.search_tiers", "text_page"),
+    ("labshare.catalogue.search_index", "parse"),
+    ("labshare.catalogue.search_pages", "load_rows"),
+    ("labshare.catalogue.search_pages", "row_select"),
+    ("labshare.catalogue.capability_index", "search_matches"),
+    ("labshare.catalogue.capability_index", "ranked"),
+    ("labshare.catalogue.search_cache", "version"),
+    ("labshare.web.catalogue", "render_template"),
+    ("sqlalchemy.orm.session.Session", "execute"),
+    ("sqlalchemy.engine.base.Connection", "_execute_context"),
+    ("sqlalchemy.orm.session.Session", "close"),
+    ("psycopg.cursor.Cursor", "execute"),
+    ("psycopg.cursor.Cursor", "fetchall"),
+]
+
+
+def _wrap(targets: list[tuple[str, str]]) -> dict[str, list[float]]:
+    """Wrap each function where it is looked up, summing its CPU time and calls."""
+    import functools
+    import importlib
+
+    spent: dict[str, list[float]] = {}
+    for where, name in targets:
+        parts = where.split(".")
+        obj: Any = None
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for attr in parts[i:]:
+                obj = getattr(obj, attr, None)
+            break
+        if obj is None or not hasattr(obj, name):
+            print(f"  (no {where}.{name})")
+            continue
+        fn = getattr(obj, name)
+        cell = spent.setdefault(f"{where.rsplit('.', 1)[-1]}.{name}", [0, 0.0])
+
+        def wrapped(*a: Any, _fn: Any = fn, _cell: list[float] = cell, **k: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return _fn(*a, **k)
+            finally:
+                _cell[0] += 1
+                _cell[1] += time.process_time() - t0
+
+        setattr(obj, name, functools.wraps(fn)(wrapped))
+    return spent
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--db", required=True)
+    p.add_argument("--kind", default="capability", choices=("capability", "text", "page"))
+    p.add_argument("-n", type=int, default=300)
+    p.add_argument("--warm", type=int, default=30)
+    p.add_argument("--profile", default=None)
+    p.add_argument("--sql", action="store_true", help="print the SQL of one request")
+    p.add_argument("--calls", action="store_true", help="Python calls per request")
+    p.add_argument("--phases", action="store_true", help="CPU per phase (wrapped functions)")
+    args = p.parse_args()
+    os.environ.update(
+        {
+            "LABSHARE_CONFIG": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "DATABASE_URL": args.db,
+            "RATELIMIT_ENABLED": "false",
+            "SCHEDULER_ENABLED": "false",
+            "SESSION_COOKIE_SECURE": "false",
+            "LOG_LEVEL": "WARNING",
+            "LABSHARE_INSTANCE_DIR": str(OUT / "instance"),
+            "SEARCH_CACHE_BYTES": "0",
+        }
+    )
+    from sqlalchemy import event
+
+    from labshare import create_app
+    from labshare.extensions import db
+
+    app = create_app()
+    phases = _wrap(PHASES) if args.phases else None
+    paths = _paths(args.kind)
+    client = app.test_client()
+    seen: list[str] = []
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda c, cur, st, *a: seen.append(st))
+    for k in range(args.warm):
+        r = client.get(paths[k % len(paths)])
+        assert r.status_code == 200, (r.status_code, r.data[:300])
+    seen.clear()
+    if phases is not None:
+        for cell in phases.values():
+            cell[0], cell[1] = 0, 0.0
+    statements: list[int] = []
+    prof = cProfile.Profile(time.process_time) if args.profile else None
+    times: list[float] = []
+    db0 = _db_cpu(args.db)
+    for k in range(args.n):
+        path = paths[k % len(paths)]
+        before = len(seen)
+        if prof:
+            prof.enable()
+        t0 = time.process_time()
+        r = client.get(path)
+        t1 = time.process_time()
+        if prof:
+            prof.disable()
+        statements.append(len(seen) - before)
+        times.append(t1 - t0)
+    db_cpu = (_db_cpu(args.db) - db0) / args.n
+    print(
+        f"{args.kind}: CPU per request mean {statistics.mean(times) * 1000:.3f} ms, "
+        f"median {statistics.median(times) * 1000:.3f} ms (n={len(times)}); "
+        f"database CPU {db_cpu * 1000:.2f} ms; "
+        f"statements per request {statistics.mean(statements):.2f}"
+    )
+    if phases is not None:
+        n = len(times)
+        for name, (count, spent) in sorted(phases.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {name:<45} {spent / n * 1000:6.3f} ms per request ({count / n:.1f} calls)")
+    if args.kind != "page":
+        _search_alone(app, args, paths)
+    if args.sql:
+        seen.clear()
+        client.get(paths[0])
+        for st in seen:
+            print("---", " ".join(st.split())[:1500])
+    if args.calls:
+        counter = cProfile.Profile()
+        counter.enable()
+        for path in paths:
+            client.get(path)
+        counter.disable()
+        total = pstats.Stats(counter).total_calls  # type: ignore[attr-defined]
+        print(f"Python calls per request: {total / len(paths):.0f}")
+    if prof:
+        prof.dump_stats(args.profile)
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(70)
+
+
+def _search_alone(app: Any, args: argparse.Namespace, paths: list[str]) -> None:
+    """``search_resources`` alone, in a request context of the same URL (its session
+    closed after each, as the request's teardown does)."""
+    from labshare.api.schemas import ResourceQuery
+    from labshare.catalogue.search import ResourceFilters, search_resources
+    from labshare.extensions import db
+
+    def filters_of(path: str) -> tuple[ResourceFilters, ResourceQuery]:
+        query = ResourceQuery.model_validate(dict(urllib.parse.parse_qsl(path.split("?", 1)[1])))
+        return (
+            ResourceFilters(
+                q=query.q, measurand=query.measurand, value=query.value, unit=query.unit
+            ),
+            query,
+        )
+
+    prepared = [filters_of(p) for p in paths]
+    times: list[float] = []
+    for k in range(args.n + args.warm):
+        f, query = prepared[k % len(prepared)]
+        with app.test_request_context(paths[k % len(paths)]):
+            t0 = time.process_time()
+            search_resources(f, page=query.page, per_page=query.per_page, plain=True)
+            db.session.remove()
+            t1 = time.process_time()
+        if k >= args.warm:
+            times.append(t1 - t0)
+    print(
+        f"  search_resources alone: mean {statistics.mean(times) * 1000:.3f} ms, "
+        f"median {statistics.median(times) * 1000:.3f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

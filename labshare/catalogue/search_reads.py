@@ -1,0 +1,50 @@
+"""The search's reads without a transaction of their own.
+
+A search only reads, and every statement it sends reads the latest committed state
+anyway: PostgreSQL's READ COMMITTED takes a snapshot per statement, and the
+catalogue's version is read first (labshare/catalogue/search_cache.py), so the
+data read after it is at least as new, with or without a transaction around them.
+The transaction cost PostgreSQL two more round trips per search (BEGIN before the
+first statement, ROLLBACK when the request's session closed), each a wake-up of
+the server and of the worker (most of the database's CPU of a capability search).
+So on PostgreSQL the search's session reads on a connection in the driver's
+autocommit (given back to the pool as it was: SQLAlchemy resets the isolation
+level on release). SQLite's BEGIN and ROLLBACK cost no round trip, and its
+read-only mode (``AUTOCOMMIT_READS``, labshare/database.py) takes a statement
+beginning with WITH for a write: the search keeps its transaction there.
+
+The session's transaction is ended at the end (its connection back to the pool,
+in its usual mode; nothing to roll back), so that whatever the same session does
+next (a test, a view that goes on) begins a transaction as usual. A session
+already in a transaction (a browser's session cookie loaded its user) or holding
+changes not yet flushed (which the search's first query would flush) is left as
+it is: its search then reads inside its transaction, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from labshare.extensions import db
+
+
+@contextlib.contextmanager
+def autocommit_reads() -> Iterator[None]:
+    """Within, on PostgreSQL, the session reads on an autocommit connection, released
+    at the end (see the module docstring); unchanged when in a transaction already."""
+    session = db.session()
+    if db.engine.dialect.name != "postgresql":
+        yield
+        return
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
+        yield
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        yield
+    finally:
+        session.rollback()  # no transaction to undo: gives the connection back
+
+
+__all__ = ["autocommit_reads"]

@@ -1,0 +1,82 @@
+"""The capability matches counted by bisection and walked lazily
+(labshare/catalogue/capability_matches.py) are exactly the entries a test of every
+one finds, in the same order, whatever part of them is read: ranges out of order
+or not a number, bounds equal to the value's, values outside every range."""
+
+from __future__ import annotations
+
+import random
+
+from labshare.catalogue.capability_index import Entry, ranked
+from labshare.catalogue.capability_matches import Listing, Matches, plain
+from labshare.models import Field, ResourceStatus
+
+
+def _entry(i: int, low: float, high: float) -> Entry:
+    return Entry(
+        id=i,
+        low=low,
+        high=high,
+        width=high - low,
+        status=ResourceStatus.AVAILABLE,
+        field=Field.MECHANICAL,
+        institute="X",
+        province_code=None,
+        province=None,
+    )
+
+
+def _listing(rnd: random.Random, n: int) -> Listing:
+    grid = [float(x) for x in range(-5, 30)]
+    out = []
+    for i in range(n):
+        low, high = sorted(rnd.sample(grid, 2))
+        if i % 17 == 0:
+            low, high = high, low  # out of order
+        if i % 41 == 0:
+            low = float("nan")
+        out.append(_entry(i, low, high))
+    out.sort(key=lambda e: (e.width, e.id))
+    return Listing(out)
+
+
+def _naive(entries: list[Entry], low: float, high: float) -> list[Entry]:
+    return [e for e in entries if e.low <= high and e.high >= low]
+
+
+def test_the_count_and_every_read_agree_with_testing_each_entry() -> None:
+    rnd = random.Random(11)
+    for n in (0, 1, 5, 300):
+        listing = _listing(rnd, n)
+        for _ in range(60):
+            point = rnd.choice([float(x) for x in range(-7, 32)] + [rnd.uniform(-6, 31)])
+            low, high = point - rnd.choice((0.0, 1e-9, 2.5)), point
+            expected = _naive(listing, low, high)
+            found = Matches(listing, low, high)
+            assert len(found) == len(expected)
+            start = rnd.randint(0, max(len(expected), 1))
+            size = rnd.choice((1, 3, 20))
+            assert found[start : start + size] == expected[start : start + size]
+            if expected:
+                k = rnd.randrange(len(expected))
+                assert found[k] == expected[k] and found[-1] == expected[-1]
+            assert list(found) == expected
+            assert found[::2] == expected[::2]
+
+
+def test_ranked_is_lazy_only_without_other_filters() -> None:
+    listing = _listing(random.Random(5), 50)
+    assert isinstance(ranked(listing, 3.0, 3.0), Matches)
+    for extra in (
+        {"field": Field.MECHANICAL},
+        {"institute": "X"},
+        {"near": "江苏省"},
+        {"available_only": True},
+        {"limit": 5},
+    ):
+        got = ranked(listing, 3.0, 3.0, **extra)  # type: ignore[arg-type]
+        assert not isinstance(got, Matches), extra
+    assert plain(listing, float("nan"), 3.0) is None
+    assert plain(listing, 3.0, float("inf")) is None
+    assert plain(list(listing), 3.0, 3.0) is None  # not a Listing: tested one by one
+    assert list(ranked(listing, 3.0, 3.0)) == _naive(listing, 3.0, 3.0)
