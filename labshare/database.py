@@ -85,6 +85,8 @@ class WriteOutsideLock(RuntimeError):
 def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
     if engine.dialect.name != "sqlite":
         _ping_after_idle(engine)
+        if engine.dialect.driver == "psycopg":
+            _lazy_descriptions(engine)
         return
     lock_path = write_lock_path(engine) if write_lock else None
     lock = SQLiteWriteLock(lock_path) if lock_path else None
@@ -165,6 +167,19 @@ def guard_writes(engine: Engine, on: bool = True) -> None:
         _GUARDED.add(id(engine))
     else:
         _GUARDED.discard(id(engine))
+
+
+def _lazy_descriptions(engine: Engine) -> None:
+    """Its connections' cursors build ``description`` only when it is read
+    (labshare/pg_cursor.py): SQLAlchemy reads it only for a statement's first run."""
+    import psycopg
+
+    from labshare.pg_cursor import LazyDescriptionCursor
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection.cursor_factory is psycopg.Cursor:  # not one a URL asked for
+            dbapi_connection.cursor_factory = LazyDescriptionCursor
 
 
 def _ping_after_idle(engine: Engine) -> None:
