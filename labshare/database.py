@@ -54,6 +54,7 @@ from labshare.sqlite_lock import (
     SQLITE_BUSY_TIMEOUT_MS,
     SQLiteWriteLock,
     install_write_lock,
+    write_lock_of,
     write_lock_path,
 )
 
@@ -66,6 +67,8 @@ _READS = {"SELECT", "PRAGMA", "BEGIN", "COMMIT", "ROLLBA", "SAVEPO", "RELEAS", "
 IDLE_PING_SECONDS = 30.0
 _IDLE_SINCE = "labshare_idle_since"  # ConnectionRecord.info key (cleared on reconnect)
 _IMMEDIATE = "labshare_immediate_txn"  # Connection.info key: begun with BEGIN IMMEDIATE
+#: Connection.info key: begun by begin_read_first, no SQLite transaction open yet.
+_NOT_BEGUN = "labshare_not_begun"
 _GUARDED: set[int] = set()  # id() of engines where a write outside begin_write() raises
 #: Execution option (SQLite): a connection that only reads, each statement on its own
 #: (no BEGIN, so no snapshot held between statements and no ROLLBACK to send).
@@ -85,6 +88,8 @@ class WriteOutsideLock(RuntimeError):
 def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
     if engine.dialect.name != "sqlite":
         _ping_after_idle(engine)
+        if engine.dialect.driver == "psycopg":
+            _lazy_descriptions(engine)
         return
     lock_path = write_lock_path(engine) if write_lock else None
     lock = SQLiteWriteLock(lock_path) if lock_path else None
@@ -105,25 +110,20 @@ def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(AUTOCOMMIT_READS):
+        conn.info[_NOT_BEGUN] = False
+        if conn.get_execution_options().get(AUTOCOMMIT_READS) or getattr(_state, "late", False):
             # The driver is in autocommit mode (isolation_level None): each
             # statement reads the latest committed state, as one of PostgreSQL's
             # autocommit connections does; _on_execute refuses any write on it.
+            # A late writer's (begin_read_first) becomes a writer's in begin_write.
             conn.info[_WRITER] = conn.info[_IMMEDIATE] = False
+            conn.info[_NOT_BEGUN] = not conn.get_execution_options().get(AUTOCOMMIT_READS)
             return
         immediate = bool(getattr(_state, "immediate", False))
         if not immediate:
             conn.exec_driver_sql("BEGIN")
-        elif lock is None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
-            raw = conn.connection.dbapi_connection
-            lock.acquire(raw)
-            try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            except BaseException:
-                lock.release(raw)
-                raise
+            _begin_immediate(conn, lock)
         conn.info[_WRITER] = immediate
         conn.info[_IMMEDIATE] = immediate
 
@@ -132,7 +132,7 @@ def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
         # A transaction that has written holds SQLite's write lock until it ends:
         # it is a writer already, and must not be rolled back by begin_write().
         if not conn.info.get(_WRITER) and statement.lstrip()[:6].upper() not in _READS:
-            if conn.get_execution_options().get(AUTOCOMMIT_READS):
+            if conn.get_execution_options().get(AUTOCOMMIT_READS) or conn.info.get(_NOT_BEGUN):
                 raise WriteOutsideLock(f"write on a read-only connection: {statement[:60]}")
             conn.info[_WRITER] = True
         if (
@@ -142,6 +142,20 @@ def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
             and statement.lstrip()[:6].upper() in {"INSERT", "UPDATE", "DELETE"}
         ):
             raise WriteOutsideLock(f"write outside begin_write(): {statement[:60]} {_caller()}")
+
+
+def _begin_immediate(conn: Any, lock: SQLiteWriteLock | None) -> None:
+    """BEGIN IMMEDIATE on ``conn``, after taking the writers' lock (if any)."""
+    if lock is None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    raw = conn.connection.dbapi_connection
+    lock.acquire(raw)
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        lock.release(raw)
+        raise
 
 
 def _caller() -> str:
@@ -165,6 +179,19 @@ def guard_writes(engine: Engine, on: bool = True) -> None:
         _GUARDED.add(id(engine))
     else:
         _GUARDED.discard(id(engine))
+
+
+def _lazy_descriptions(engine: Engine) -> None:
+    """Its connections' cursors build ``description`` only when it is read
+    (labshare/pg_cursor.py): SQLAlchemy reads it only for a statement's first run."""
+    import psycopg
+
+    from labshare.pg_cursor import LazyDescriptionCursor
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection.cursor_factory is psycopg.Cursor:  # not one a URL asked for
+            dbapi_connection.cursor_factory = LazyDescriptionCursor
 
 
 def _ping_after_idle(engine: Engine) -> None:
@@ -199,7 +226,20 @@ def begin_write() -> None:
     if not is_sqlite():
         return
     if session.in_transaction():
-        if session.connection().info.get(_WRITER):
+        conn = session.connection()
+        if conn.info.get(_WRITER):
+            return
+        raw: Any = conn.connection.dbapi_connection
+        if conn.info.get(_NOT_BEGUN) and not raw.in_transaction:
+            # begin_read_first: only autocommit reads so far (a SAVEPOINT would have
+            # opened a transaction: that one is rolled back below, as any reader's)
+            conn.info[_NOT_BEGUN] = False  # BEGIN IMMEDIATE may go through _on_execute
+            try:
+                _begin_immediate(conn, write_lock_of(conn.engine))
+            except BaseException:
+                conn.info[_NOT_BEGUN] = True
+                raise
+            conn.info[_WRITER] = conn.info[_IMMEDIATE] = True
             return
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("begin_write() called with unflushed changes pending")
@@ -209,6 +249,29 @@ def begin_write() -> None:
         session.connection()  # begins now, with BEGIN IMMEDIATE
     finally:
         _state.immediate = False
+
+
+def begin_read_first() -> None:
+    """On SQLite, begin the session's transaction as a late writer's: no BEGIN, its
+    reads run each on their own (autocommit, the latest committed state, as a
+    PostgreSQL transaction's statements read) and outside the write lock, until
+    ``begin_write()`` takes the lock and begins the write transaction with BEGIN
+    IMMEDIATE on the same connection, keeping what was loaded (no rollback: there
+    was no snapshot to go stale). Only for a unit of work whose reads before
+    ``begin_write()`` may be a moment old, as on PostgreSQL (a request's token and
+    user); everything a write depends on is read after it. A write before it
+    raises ``WriteOutsideLock``. Nothing to do on PostgreSQL or when the session's
+    transaction has begun already."""
+    if not is_sqlite():
+        return
+    session = db.session()
+    if session.in_transaction():
+        return
+    _state.late = True
+    try:
+        session.connection()  # begins now, without BEGIN
+    finally:
+        _state.late = False
 
 
 # -- lost races: retry, then give up cleanly ----------------------------------------------

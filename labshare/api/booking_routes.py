@@ -106,6 +106,7 @@ def get_booking(user: User, booking_id: int) -> dict[str, Any]:
     errors=(404, 409, 422),
     limit=booking_limit,
     limit_key=caller_key,
+    locks_late=True,  # booking_path.create takes it before reading the resource
 )
 def create_booking(user: User, body: BookingCreate) -> dict[str, Any]:
     try:

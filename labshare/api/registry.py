@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from labshare.errors import BadRequest, NotAllowed, ValidationFailed
 from labshare.models import Role, User
+from labshare.retry import LOCKS_LATE
 from labshare.timeutil import NaiveTime, NonexistentLocalTime, parse_aware
 
 # -- field types shared by the request models ------------------------------------------
@@ -204,8 +205,11 @@ def endpoint(
     limit_key: Callable[[], str] | None = None,
     raw_body: dict[str, Any] | None = None,
     page_extra: dict[str, Any] | None = None,
+    locks_late: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register an API handler (see the module docstring)."""
+    """Register an API handler (see the module docstring). ``locks_late``: on
+    SQLite the handler takes the write lock itself (``begin_write``) before the
+    reads its writes depend on; the token is read outside it (labshare/retry.py)."""
 
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
         spec = Endpoint(
@@ -249,6 +253,8 @@ def endpoint(
 
         view.__name__ = handler.__name__
         view.__doc__ = handler.__doc__
+        if locks_late:  # before the limiter's wrapper, which copies it
+            setattr(view, LOCKS_LATE, True)
         if limit is not None:
             from labshare.extensions import limiter
 

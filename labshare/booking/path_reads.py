@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     Integer,
+    String,
     and_,
     bindparam,
     case,
@@ -145,7 +146,7 @@ def lock_and_load(resource_id: int) -> Resource | None:
 #: The rules' columns, in ``Rules``' order.
 _RULE_FIELDS = tuple(f.name for f in fields(Rules))
 #: Columns of the policy statement before the policies' joined entities.
-_POLICY_COLUMNS = 2 + len(_RULE_FIELDS) + 5 + 4
+_POLICY_COLUMNS = 2 + len(_RULE_FIELDS) + 3 + 4
 
 
 def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
@@ -167,9 +168,21 @@ def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
             of_lab.c.resource_id,
             # the resource's own rules where it has some, else its lab's
             *(case((has_own, own.c[name]), else_=of_lab.c[name]) for name in _RULE_FIELDS),
-            period_t.c.weekday,
-            period_t.c.opens,
-            period_t.c.closes,
+            # the lab's opening periods in one value ("weekday opens closes,..."):
+            # joined, they multiplied the statement's rows (ten a lab, each with
+            # every other column) and the quotas' rows with them
+            select(
+                func.aggregate_strings(
+                    cast(period_t.c.weekday, String())
+                    + " "
+                    + cast(period_t.c.opens, String())
+                    + " "
+                    + cast(period_t.c.closes, String()),
+                    ",",
+                )
+            )
+            .where(period_t.c.lab_id == lab_id)
+            .scalar_subquery(),
             qualification_t.c.id,
             qualification_t.c.valid_until,
             # the lab's holiday opt-out and the calendar's token (workdays)
@@ -183,7 +196,6 @@ def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
         .outerjoin(
             of_lab, and_(of_lab.c.resource_id == lab_id, of_lab.c.resource_id != resource_id)
         )
-        .outerjoin(period_t, period_t.c.lab_id == lab_id)
         .outerjoin(
             qualification_t,
             and_(
@@ -198,6 +210,16 @@ def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
         for entity, on in policy.joins():
             stmt = stmt.add_columns(entity).outerjoin(entity, on)
     return stmt.where(resource_t.c.id == resource_id)
+
+
+def _periods(listed: str) -> set[tuple[int, dt.time, dt.time]]:
+    """The opening periods of the policy statement's "weekday opens closes,..."
+    (times as the database writes them: ``08:30:00``, SQLite's ``08:30:00.000000``)."""
+    out = set()
+    for period in listed.split(","):
+        weekday, opens, closes = period.split(" ")
+        out.add((int(weekday), dt.time.fromisoformat(opens), dt.time.fromisoformat(closes)))
+    return out
 
 
 def load_policy(resource: Resource, user_id: int) -> Policy:
@@ -230,10 +252,10 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
     for row in db.session.execute(stmt, params):
         if rules is None and (row[0] is not None or row[1] is not None):
             rules = Rules(*row[rules_at])
-        weekday, opens, closes, qual_id, qual_until = row[rest : rest + 5]
-        lab_follows, institute_follows, region, token = row[rest + 5 : _POLICY_COLUMNS]
-        if weekday is not None:
-            periods.add((int(weekday), opens, closes))
+        listed, qual_id, qual_until = row[rest : rest + 3]
+        lab_follows, institute_follows, region, token = row[rest + 3 : _POLICY_COLUMNS]
+        if listed and not periods:
+            periods = _periods(listed)
         if qual_id is not None:
             qualified, qualified_until = True, qual_until
         for i, item in enumerate(row[_POLICY_COLUMNS:]):
