@@ -162,6 +162,11 @@ def raise_for(exc: ValidationError, *, json_body: bool = True) -> None:
 
 def parse_query(model: type[QueryModel]) -> QueryModel:
     data = {key: value for key, value in request.args.items() if value.strip() != ""}
+    for key, value in data.items():
+        if "\x00" in value:  # PostgreSQL refuses a NUL in any text: never sent there
+            raise ValidationFailed(
+                _("%(field)s must not contain a NUL character.", field=key), field=key
+            )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
