@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -63,7 +64,10 @@ T = TypeVar("T")
 
 _state = threading.local()
 _WRITER = "labshare_write_txn"  # Connection.info key: this transaction holds the write lock
-_READS = {"SELECT", "PRAGMA", "BEGIN", "COMMIT", "ROLLBA", "SAVEPO", "RELEAS", "WITH", "EXPLAI"}
+_READS = {"SELECT", "PRAGMA", "BEGIN", "COMMIT", "ROLLBA", "SAVEPO", "RELEAS", "EXPLAI"}
+#: A statement that changes rows, wherever it stands in a ``WITH`` (a column such as
+#: ``updated_at`` is not one: the word must end there).
+_CHANGES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 IDLE_PING_SECONDS = 30.0
 _IDLE_SINCE = "labshare_idle_since"  # ConnectionRecord.info key (cleared on reconnect)
 _IMMEDIATE = "labshare_immediate_txn"  # Connection.info key: begun with BEGIN IMMEDIATE
@@ -79,6 +83,14 @@ AUTOCOMMIT_READS = "labshare_autocommit_reads"
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 #: How many times a unit of work runs at most before the caller gives up (a 503).
 DEFAULT_ATTEMPTS = 4
+
+
+def _reads_only(statement: str) -> bool:
+    """Whether ``statement`` only reads (a ``WITH`` that changes nothing reads)."""
+    head = statement.lstrip()[:6].upper()
+    if head.startswith("WITH"):
+        return _CHANGES.search(statement) is None
+    return head in _READS
 
 
 class WriteOutsideLock(RuntimeError):
@@ -131,7 +143,7 @@ def configure_engine(engine: Engine, *, write_lock: bool = True) -> None:
     def _on_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         # A transaction that has written holds SQLite's write lock until it ends:
         # it is a writer already, and must not be rolled back by begin_write().
-        if not conn.info.get(_WRITER) and statement.lstrip()[:6].upper() not in _READS:
+        if not conn.info.get(_WRITER) and not _reads_only(statement):
             if conn.get_execution_options().get(AUTOCOMMIT_READS) or conn.info.get(_NOT_BEGUN):
                 raise WriteOutsideLock(f"write on a read-only connection: {statement[:60]}")
             conn.info[_WRITER] = True

@@ -21,6 +21,7 @@ waitlist offers, approvals) keep using ``check_slot``. Nothing here commits.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
@@ -29,10 +30,18 @@ from sqlalchemy.orm.attributes import set_committed_value
 from labshare.booking import checks, signals, workdays
 from labshare.booking.booking_row import booking_values, compute_fee
 from labshare.booking.hooks import Stage, together
-from labshare.booking.path_reads import Around, Policy, load_policy, lock_and_load, read_around
+from labshare.booking.path_reads import (
+    Around,
+    Policy,
+    booker_state,
+    load_policy,
+    lock_and_load,
+    read_around,
+)
 from labshare.booking.path_writes import queue_new_booking_events, write_booking
 from labshare.booking.rules import calibration_cutoff, institute_zone
 from labshare.errors import NotFound, RuleViolation, SlotTaken
+from labshare.extensions import db
 from labshare.models import Booking, BookingStatus, Resource, User
 from labshare.timeutil import utcnow, zone
 
@@ -118,6 +127,17 @@ def _judge(
     return around
 
 
+def _state_of(booker: User) -> tuple[Any, ...]:
+    company = booker.company
+    return booker_state(
+        booker.active,
+        booker.role,
+        booker.company_id,
+        booker.email_verified_at,
+        company.status if company is not None else None,
+    )
+
+
 def create(
     resource_id: int,
     booker: User,
@@ -143,10 +163,15 @@ def create(
         raise NotFound(_l("No resource %(id)s.", id=resource_id))
     if together().books_together(resource):
         return None
-    checks._check_booker(booker)  # again under the lock
     now = utcnow()
     tz = institute_zone(resource)
     policy = load_policy(resource, booker.id)
+    if policy.booker != _state_of(booker):
+        # changed while this request waited for the lock (its token was read before)
+        db.session.refresh(booker)
+        if booker.company is not None:
+            db.session.refresh(booker.company)
+    checks._check_booker(booker)  # again under the lock, as the database holds it now
     rules = policy.rules
     try:
         around = _judge(resource, booker, request.start, request.end, now, tz, policy)

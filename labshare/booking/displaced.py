@@ -43,7 +43,7 @@ from labshare.booking.rules import (
 from labshare.booking.transitions import cancel_booking, cancel_displaced, cancel_displaced_many
 from labshare.booking.windows import Move
 from labshare.booking.windows import check as check_window
-from labshare.errors import ValidationFailed
+from labshare.errors import InvalidTransition, ValidationFailed
 from labshare.extensions import db
 from labshare.messaging import notify
 from labshare.models import (
@@ -216,14 +216,18 @@ def _hold_all(
         if booking.start_at <= now:
             # Asking the company to move a visit in progress would put it back to
             # pending, where it expires undecided: like a cancel, refused whole.
-            check_window(
-                Move.MOVE_BY_STAFF,
-                booking.start_at,
-                booking.end_at,
-                effective_rules(booking.resource),
-                now,
-                institute_zone(booking.resource),
-            )
+            try:
+                check_window(
+                    Move.MOVE_BY_STAFF,
+                    booking.start_at,
+                    booking.end_at,
+                    effective_rules(booking.resource),
+                    now,
+                    institute_zone(booking.resource),
+                )
+            except InvalidTransition as refused:  # which visit: staff settle it first
+                refused.details.update(booking_id=booking.id, resource_id=booking.resource_id)
+                raise
     db.session.flush()
     db.session.execute(
         update(Booking)

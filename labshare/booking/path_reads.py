@@ -43,6 +43,7 @@ from labshare.models import (
     Booking,
     BookingRules,
     Closure,
+    Company,
     Institute,
     Instrument,
     Lab,
@@ -70,6 +71,22 @@ class Policy:
     policies: tuple[SlotPolicy, ...] = ()
     #: The holidays and make-up workdays its lab follows (None: none).
     days: workdays.Days | None = None
+    #: The booker as the database holds it under the lock (``booker_state``).
+    booker: tuple[Any, ...] | None = None
+
+
+def booker_state(
+    active: Any, role: Any, company_id: Any, verified: Any, status: Any
+) -> tuple[Any, ...]:
+    """What judging a booker reads (``checks._check_booker``), comparable between a
+    loaded user and the policy statement's row (SQLite answers booleans as 0/1)."""
+    return (
+        bool(active),
+        str(role),
+        company_id,
+        verified is not None,
+        None if status is None else str(status),
+    )
 
 
 @dataclass
@@ -146,7 +163,7 @@ def lock_and_load(resource_id: int) -> Resource | None:
 #: The rules' columns, in ``Rules``' order.
 _RULE_FIELDS = tuple(f.name for f in fields(Rules))
 #: Columns of the policy statement before the policies' joined entities.
-_POLICY_COLUMNS = 2 + len(_RULE_FIELDS) + 3 + 4
+_POLICY_COLUMNS = 2 + len(_RULE_FIELDS) + 3 + 4 + 5
 
 
 def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
@@ -159,6 +176,8 @@ def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
     period_t = OpeningPeriod.__table__
     holiday_lab = Lab.__table__.alias("holiday_lab")
     institute_t = Institute.__table__
+    user_t = User.__table__
+    company_t = Company.__table__
     resource_id: BindParameter[int] = bindparam("resource_id")
     lab_id: BindParameter[int] = bindparam("lab_id")
     has_own = own.c.resource_id.is_not(None)
@@ -190,6 +209,12 @@ def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
             institute_t.c.follows_holidays,
             institute_t.c.province_code,
             workdays.token_column(lock=lock),
+            # the booker, read again under the lock: its token was read before it
+            user_t.c.active,
+            user_t.c.role,
+            user_t.c.company_id,
+            user_t.c.email_verified_at,
+            company_t.c.status,
         )
         .select_from(resource_t)
         .outerjoin(own, own.c.resource_id == resource_t.c.id)
@@ -205,6 +230,8 @@ def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
         )
         .outerjoin(holiday_lab, holiday_lab.c.id == lab_id)
         .outerjoin(institute_t, institute_t.c.id == resource_t.c.institute_id)
+        .outerjoin(user_t, user_t.c.id == bindparam("user_id"))
+        .outerjoin(company_t, company_t.c.id == user_t.c.company_id)
     )
     for policy in policies:
         for entity, on in policy.joins():
@@ -245,6 +272,7 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
     periods: set[tuple[int, dt.time, dt.time]] = set()
     qualified = False
     qualified_until: dt.date | None = None
+    booker: tuple[Any, ...] | None = None
     found: list[dict[Any, Any]] = [{} for _ in joined_by]
     rules_at = slice(2, 2 + len(_RULE_FIELDS))
     rest = 2 + len(_RULE_FIELDS)
@@ -253,7 +281,8 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
         if rules is None and (row[0] is not None or row[1] is not None):
             rules = Rules(*row[rules_at])
         listed, qual_id, qual_until = row[rest : rest + 3]
-        lab_follows, institute_follows, region, token = row[rest + 3 : _POLICY_COLUMNS]
+        lab_follows, institute_follows, region, token = row[rest + 3 : rest + 7]
+        booker = booker_state(*row[rest + 7 : _POLICY_COLUMNS])
         if listed and not periods:
             periods = _periods(listed)
         if qual_id is not None:
@@ -281,6 +310,7 @@ def load_policy(resource: Resource, user_id: int) -> Policy:
         parts,
         policies,
         days,
+        booker,
     )
 
 

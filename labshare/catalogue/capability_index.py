@@ -82,6 +82,10 @@ class CapabilityIndex:
         if version is None:
             return found  # no version row: nothing may be kept
         with self.lock:
+            if self.version is not None and version < self.version:
+                # a request that read an older version than another's: its list is
+                # right for it, but must not replace the newer ones
+                return found
             if version != self.version:
                 self.version, self.lists = version, {}
             self.lists[measurand] = found

@@ -101,7 +101,10 @@ def test_asking_to_move_on_a_holiday_added_while_a_booking_runs_is_refused_whole
     set_clock(lambda: local(DAY, 9) + dt.timedelta(minutes=30))
     response = _add(client, world, on_bookings="ask_move")
     assert response.status_code == 409, response.get_json()
-    assert "cannot be moved" in response.get_json()["error"]["message"]
+    error = response.get_json()["error"]
+    assert "cannot be moved" in error["message"]
+    assert error["booking_id"] == world.bookings[0].id
+    assert error["resource_id"] == world.bookings[0].resource_id
     db.session.rollback()
     db.session.expire_all()
     assert db.session.get(Booking, world.bookings[0].id).status == BookingStatus.APPROVED

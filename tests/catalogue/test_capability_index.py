@@ -252,3 +252,19 @@ def test_without_the_version_row_nothing_is_kept(
         conn.execute(text("UPDATE instrument SET range_max_base = 1 WHERE id = :id"), {"id": iid})
         conn.execute(text("DELETE FROM catalogue_version"))
     assert _ids(client, unit="MPa") == []
+
+
+def test_an_older_request_does_not_replace_the_newer_lists(app: Any, db: Any) -> None:
+    """Requests read the version at their start: one that began before an edit and
+    reads after a newer one keeps its own list, and the newer lists stay."""
+    factories.make_instrument()
+    db.session.commit()
+    index = capability_index.index_of(app)
+    index.clear()
+    with search_cache.known_version(7):  # a request after the edit
+        newer = index.entries("pressure")
+    with search_cache.known_version(6):  # one that began before it
+        index.entries("pressure")
+    with search_cache.known_version(7):
+        assert index.entries("pressure") is newer
+    assert index.reads == 2 and index.version == 7

@@ -130,3 +130,24 @@ def test_only_booking_creation_locks_late(app: Flask) -> None:
     late = [name for name, view in app.view_functions.items() if getattr(view, LOCKS_LATE, False)]
     assert late == ["api.create_booking"]
     assert create_booking.__name__ == "create_booking"
+
+
+def test_a_with_statement_that_only_reads_is_a_read(sqlite: bool) -> None:
+    """A common table expression that reads is allowed where only reads are (it
+    counted as a write by its first six characters), and one that changes rows is
+    still refused."""
+    if not sqlite:
+        return
+    begin_read_first()
+    read = "WITH x AS (SELECT 1 AS updated_at) SELECT updated_at FROM x"
+    assert db.session.scalar(text(read)) == 1
+    assert not _held()
+    for change in (
+        "WITH x AS (SELECT 1) DELETE FROM audit_log",
+        "with x as (select 1) insert into audit_log (action) select 'a' from x",
+    ):
+        with pytest.raises(WriteOutsideLock):
+            db.session.execute(text(change))
+        db.session.rollback()
+        begin_read_first()
+    db.session.rollback()
