@@ -19,45 +19,47 @@ from typing import Any
 
 from bench.run import OUT, SECRET_KEY, free_slots, issue_tokens, some_smes
 
+#: What ``--phases`` times.
+PHASES = [
+    ("labshare.api.auth", "user_for_token"),
+    ("labshare.api.registry", "parse_body"),
+    ("labshare.api.registry", "jsonify"),
+    ("labshare.api.booking_routes", "booking_json"),
+    ("labshare.booking.booking_path", "create"),
+    ("labshare.booking.booking_path", "lock_and_load"),
+    ("labshare.booking.booking_path", "load_policy"),
+    ("labshare.booking.booking_path", "_judge"),
+    ("labshare.booking.booking_path", "read_around"),
+    ("labshare.booking.booking_path", "queue_new_booking_events"),
+    ("labshare.booking.booking_path", "new_booking"),
+    ("labshare.booking.booking_path.checks", "validate_request"),
+    ("labshare.booking.booking_path.audit", "insert_one"),
+    ("labshare.booking.booking_path", "insert_booking"),
+    ("labshare.database.db.Session", "connection"),
+    ("labshare.booking.booking_path.signals.booking_created", "send"),
+    ("flask.app.Flask", "full_dispatch_request"),
+    ("flask.app.Flask", "wsgi_app"),
+    ("flask.app.Flask", "preprocess_request"),
+    ("flask.app.Flask", "process_response"),
+    ("flask.app.Flask", "do_teardown_request"),
+    ("flask.app.Flask", "do_teardown_appcontext"),
+    ("sqlalchemy.orm.session.Session", "flush"),
+    ("sqlalchemy.orm.session.Session", "commit"),
+    ("sqlalchemy.orm.session.Session", "execute"),
+    ("sqlalchemy.orm.session.Session", "close"),
+    ("sqlalchemy.engine.base.Connection", "_execute_context"),
+    ("psycopg.cursor.Cursor", "execute"),
+    ("sqlite3.Cursor", "execute"),
+]
 
-def _wrap_phases() -> dict[str, list[float]]:
-    """Wrap some functions where they are looked up, summing their CPU time
+
+def wrap_cpu(targets: list[tuple[str, str]]) -> dict[str, list[float]]:
+    """Wrap each function where it is looked up, summing its CPU time and calls
     (inclusive; nested phases count in both)."""
     import functools
     import importlib
 
     spent: dict[str, list[float]] = {}
-    targets = [
-        ("labshare.api.auth", "user_for_token"),
-        ("labshare.api.registry", "parse_body"),
-        ("labshare.api.registry", "jsonify"),
-        ("labshare.api.booking_routes", "booking_json"),
-        ("labshare.booking.booking_path", "create"),
-        ("labshare.booking.booking_path", "lock_and_load"),
-        ("labshare.booking.booking_path", "load_policy"),
-        ("labshare.booking.booking_path", "_judge"),
-        ("labshare.booking.booking_path", "read_around"),
-        ("labshare.booking.booking_path", "queue_new_booking_events"),
-        ("labshare.booking.booking_path", "new_booking"),
-        ("labshare.booking.booking_path.checks", "validate_request"),
-        ("labshare.booking.booking_path.audit", "insert_one"),
-        ("labshare.booking.booking_path", "insert_booking"),
-        ("labshare.database.db.Session", "connection"),
-        ("labshare.booking.booking_path.signals.booking_created", "send"),
-        ("flask.app.Flask", "full_dispatch_request"),
-        ("flask.app.Flask", "wsgi_app"),
-        ("flask.app.Flask", "preprocess_request"),
-        ("flask.app.Flask", "process_response"),
-        ("flask.app.Flask", "do_teardown_request"),
-        ("flask.app.Flask", "do_teardown_appcontext"),
-        ("sqlalchemy.orm.session.Session", "flush"),
-        ("sqlalchemy.orm.session.Session", "commit"),
-        ("sqlalchemy.orm.session.Session", "execute"),
-        ("sqlalchemy.orm.session.Session", "close"),
-        ("sqlalchemy.engine.base.Connection", "_execute_context"),
-        ("psycopg.cursor.Cursor", "execute"),
-        ("sqlite3.Cursor", "execute"),
-    ]
     for where, name in targets:
         parts = where.split(".")
         obj: Any = None
@@ -118,7 +120,7 @@ def main() -> None:
     from labshare import create_app
 
     app = create_app()
-    phases = _wrap_phases() if args.phases else None
+    phases = wrap_cpu(PHASES) if args.phases else None
     seed = args.seed if args.seed is not None else time.time_ns()
     slots = free_slots(app, args.n + args.warm, seed=seed)
     tokens = issue_tokens(app, some_smes(app, 40))

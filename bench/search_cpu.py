@@ -19,6 +19,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from bench.create_cpu import wrap_cpu
 from bench.run import OUT, SECRET_KEY, TEXT_QUERIES, search_params
 from bench.search_bench import _db_cpu
 
@@ -71,41 +72,6 @@ PHASES = [
 ]
 
 
-def _wrap(targets: list[tuple[str, str]]) -> dict[str, list[float]]:
-    """Wrap each function where it is looked up, summing its CPU time and calls."""
-    import functools
-    import importlib
-
-    spent: dict[str, list[float]] = {}
-    for where, name in targets:
-        parts = where.split(".")
-        obj: Any = None
-        for i in range(len(parts), 0, -1):
-            try:
-                obj = importlib.import_module(".".join(parts[:i]))
-            except ImportError:
-                continue
-            for attr in parts[i:]:
-                obj = getattr(obj, attr, None)
-            break
-        if obj is None or not hasattr(obj, name):
-            print(f"  (no {where}.{name})")
-            continue
-        fn = getattr(obj, name)
-        cell = spent.setdefault(f"{where.rsplit('.', 1)[-1]}.{name}", [0, 0.0])
-
-        def wrapped(*a: Any, _fn: Any = fn, _cell: list[float] = cell, **k: Any) -> Any:
-            t0 = time.process_time()
-            try:
-                return _fn(*a, **k)
-            finally:
-                _cell[0] += 1
-                _cell[1] += time.process_time() - t0
-
-        setattr(obj, name, functools.wraps(fn)(wrapped))
-    return spent
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--db", required=True)
@@ -136,7 +102,7 @@ def main() -> None:
     from labshare.extensions import db
 
     app = create_app()
-    phases = _wrap(PHASES) if args.phases else None
+    phases = wrap_cpu(PHASES) if args.phases else None
     paths = _paths(args.kind)
     client = app.test_client()
     seen: list[str] = []
