@@ -24,12 +24,39 @@ CHANGES = {
 }
 
 
+def _book_after(
+    client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    ids: dict[str, Any],
+    resource_id: int,
+    headers: dict[str, str],
+) -> Any:
+    """POST a booking whose token lookup is followed by ``change`` committed by
+    another connection (another worker), before the resource's lock is taken."""
+    from labshare.api import auth
+
+    other = create_engine(db.engine.url)
+    lookup = auth.user_for_token
+
+    def then_changed(secret: str) -> Any:
+        user = lookup(secret)
+        with other.begin() as conn:
+            conn.execute(text(change), ids)
+        return user
+
+    monkeypatch.setattr(auth, "user_for_token", then_changed)
+    body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p"}
+    try:
+        return client.post("/api/v1/bookings", json=body, headers=headers)
+    finally:
+        other.dispose()
+
+
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_a_booker_changed_while_waiting_for_the_lock_does_not_book(
     client: Any, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
-    from labshare.api import auth
-
     set_clock(lambda: NOW)
     inst = factories.make_instrument()
     sme = factories.make_user(Role.SME)
@@ -38,21 +65,7 @@ def test_a_booker_changed_while_waiting_for_the_lock_does_not_book(
     resource_id = inst.id
     headers = bearer(sme)
     db.session.remove()
-    other = create_engine(db.engine.url)  # another worker, committing meanwhile
-    lookup = auth.user_for_token
-
-    def then_changed(secret: str) -> Any:
-        user = lookup(secret)
-        with other.begin() as conn:
-            conn.execute(text(CHANGES[change]), ids)
-        return user
-
-    monkeypatch.setattr(auth, "user_for_token", then_changed)
-    body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p"}
-    try:
-        response = client.post("/api/v1/bookings", json=body, headers=headers)
-    finally:
-        other.dispose()
+    response = _book_after(client, monkeypatch, CHANGES[change], ids, resource_id, headers)
     assert response.status_code == 403, response.get_json()
     db.session.rollback()
     assert db.session.scalar(select(func.count(Booking.id))) == 0
@@ -85,8 +98,6 @@ def test_an_unchanged_booker_is_not_read_again(client: Any) -> None:
 def test_a_booker_moved_to_another_company_meanwhile_books_for_that_one(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labshare.api import auth
-
     set_clock(lambda: NOW)
     inst = factories.make_instrument()
     sme = factories.make_user(Role.SME)
@@ -96,22 +107,7 @@ def test_a_booker_moved_to_another_company_meanwhile_books_for_that_one(
     resource_id = inst.id
     headers = bearer(sme)
     db.session.remove()
-    other = create_engine(db.engine.url)
-    lookup = auth.user_for_token
-
-    def then_moved(secret: str) -> Any:
-        user = lookup(secret)
-        with other.begin() as conn:
-            conn.execute(
-                text("UPDATE user_account SET company_id = :company WHERE id = :user"), ids
-            )
-        return user
-
-    monkeypatch.setattr(auth, "user_for_token", then_moved)
-    body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p"}
-    try:
-        response = client.post("/api/v1/bookings", json=body, headers=headers)
-    finally:
-        other.dispose()
+    move = "UPDATE user_account SET company_id = :company WHERE id = :user"
+    response = _book_after(client, monkeypatch, move, ids, resource_id, headers)
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["company_id"] == ids["company"]
