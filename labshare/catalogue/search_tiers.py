@@ -43,7 +43,7 @@ COUNT_LIMIT = 1000
 #: one asked when that is further (``count_limit``), and says "more than" beyond:
 #: each match counted is a visit of its search, resource and institute rows, so
 #: counting 1,001 of 压 cost 8 ms of a 10 ms search; 101 cost 1 ms. A client paging
-#: on is always promised the next page (the "more" link of issue 20).
+#: on is always promised the next page: a "more" link, not a count of every match.
 TEXT_COUNT_LIMIT = 100
 #: The later tiers leave out by id the matches of the tiers read before, a bound
 #: parameter each, up to the page's end: a page that the exact and name tiers do
