@@ -110,6 +110,8 @@ class OrderOut(ResponseModel):
 
 
 class VerifyQuery(QueryModel):
+    # Any number and code is answered "not genuine", a NUL too: nothing else is said.
+    refuses_nul = False
     number: str = Field(min_length=1, max_length=100, description="certificate number")
     code: str = Field(min_length=1, max_length=32, description="verification code")
 

@@ -4,7 +4,6 @@ a server error). Every documented operation, its string parameters and body memb
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -46,8 +45,9 @@ def test_a_nul_in_any_query_parameter_is_a_422_naming_it(
             url = "/api/v1" + path if not path.startswith("/api/") else path
             r = client.get(url, query_string={name: "a\x00b"}, headers=headers)
             assert r.status_code < 500, (url, name, r.get_data(as_text=True)[:300])
-            if r.status_code == 422:
-                assert error_of(r)["field"] == name, (url, name)
+            if r.status_code == 422:  # on it, or on a required one not sent
+                required = {p["name"] for p in operation.get("parameters", []) if p.get("required")}
+                assert error_of(r)["field"] in {name} | required, (url, name)
             tried += 1
     assert tried >= 10  # the walk found the operations
 
@@ -67,4 +67,4 @@ def test_a_nul_in_a_query_parameter_is_refused_before_any_handler(
     )
     assert r.status_code == 422, r.get_data(as_text=True)[:300]
     assert error_of(r)["field"] == "institute"
-    assert re.search("NUL|空字符", error_of(r)["message"])
+    assert "NUL" in error_of(r)["message"]
