@@ -9,9 +9,8 @@ first statement, ROLLBACK when the request's session closed), each a wake-up of
 the server and of the worker (most of the database's CPU of a capability search).
 So on PostgreSQL the search's session reads on a connection in the driver's
 autocommit (given back to the pool as it was: SQLAlchemy resets the isolation
-level on release). SQLite's BEGIN and ROLLBACK cost no round trip, and its
-read-only mode (``AUTOCOMMIT_READS``, labshare/database.py) takes a statement
-beginning with WITH for a write: the search keeps its transaction there.
+level on release). SQLite's BEGIN and ROLLBACK cost no round trip: the search
+keeps its transaction there.
 
 The session's transaction is ended at the end (its connection back to the pool,
 in its usual mode; nothing to roll back), so that whatever the same session does
