@@ -17,7 +17,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.run import OUT, SECRET_KEY, free_slots, issue_tokens, some_smes
+from bench.run import free_slots, issue_tokens, server_env, some_smes
 
 #: What ``--phases`` times.
 PHASES = [
@@ -105,18 +105,7 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=0, help="count calls over this many more")
     p.add_argument("--sql", action="store_true", help="print the SQL of the last creation")
     args = p.parse_args()
-    os.environ.update(
-        {
-            "LABSHARE_CONFIG": "production",
-            "SECRET_KEY": SECRET_KEY,
-            "DATABASE_URL": args.db,
-            "RATELIMIT_ENABLED": "false",
-            "SCHEDULER_ENABLED": "false",
-            "SESSION_COOKIE_SECURE": "false",
-            "LOG_LEVEL": "WARNING",
-            "LABSHARE_INSTANCE_DIR": str(OUT / "instance"),
-        }
-    )
+    os.environ.update(server_env(args.db))  # the server's (bench.run)
     from labshare import create_app
 
     app = create_app()

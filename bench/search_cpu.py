@@ -20,7 +20,7 @@ import urllib.parse
 from typing import Any
 
 from bench.create_cpu import wrap_cpu
-from bench.run import OUT, SECRET_KEY, TEXT_QUERIES, search_params
+from bench.run import TEXT_QUERIES, search_params, server_env
 from bench.search_bench import _db_cpu
 
 
@@ -83,19 +83,8 @@ def main() -> None:
     p.add_argument("--calls", action="store_true", help="Python calls per request")
     p.add_argument("--phases", action="store_true", help="CPU per phase (wrapped functions)")
     args = p.parse_args()
-    os.environ.update(
-        {
-            "LABSHARE_CONFIG": "production",
-            "SECRET_KEY": SECRET_KEY,
-            "DATABASE_URL": args.db,
-            "RATELIMIT_ENABLED": "false",
-            "SCHEDULER_ENABLED": "false",
-            "SESSION_COOKIE_SECURE": "false",
-            "LOG_LEVEL": "WARNING",
-            "LABSHARE_INSTANCE_DIR": str(OUT / "instance"),
-            "SEARCH_CACHE_BYTES": "0",
-        }
-    )
+    # the server's environment (bench.run), every answer computed
+    os.environ.update({**server_env(args.db), "SEARCH_CACHE_BYTES": "0"})
     from sqlalchemy import event
 
     from labshare import create_app
