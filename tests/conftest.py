@@ -33,7 +33,7 @@ from config import TestingConfig
 from labshare import create_app
 from labshare.booking.calendar_cache import cache_of
 from labshare.booking.workdays import EMPTY_TOKEN, STATE_ID
-from labshare.catalogue import capability_index
+from labshare.catalogue import capability_index, search_cache
 from labshare.extensions import db as _db
 from labshare.extensions import limiter
 from labshare.timeutil import set_clock
@@ -283,6 +283,16 @@ def app(_app: Flask, _apps: _Apps, database_url: str) -> Iterator[Flask]:
         _app.config.clear()
         _app.config.update(config)
         ctx.pop()
+
+
+@pytest.fixture
+def no_answer_cache(app: Flask) -> Iterator[None]:
+    """The search's answer cache off for this test: every answer computed (the cache
+    would serve the second of two equal searches)."""
+    app.config["SEARCH_CACHE_BYTES"] = 0
+    app.extensions.pop(search_cache.EXTENSION, None)
+    yield
+    app.extensions.pop(search_cache.EXTENSION, None)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 from flask import jsonify
 
 from labshare.api.serialize import page_json, resource_json
-from labshare.catalogue import search_cache
 from labshare.catalogue.search import ResourceFilters, search_resources
 from labshare.extensions import db as _db
 from labshare.models import Field, ResourceKind, ResourceStatus
@@ -129,26 +128,22 @@ def _orm_answer(
     return data
 
 
+@pytest.mark.usefixtures("no_answer_cache")
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_the_api_answer_is_the_orm_answer(
     app: Any, client: Any, catalogue: None, lang: str
 ) -> None:
     set_clock(lambda: NOW)
-    app.extensions.pop(search_cache.EXTENSION, None)
-    app.config["SEARCH_CACHE_BYTES"] = 0  # every answer computed
-    try:
-        seen = 0
-        for query, filters, page, per_page, facets in CASES:
-            response = client.get(
-                "/api/v1/resources", query_string=query, headers={"Accept-Language": lang}
-            )
-            assert response.status_code == 200, response.get_json()
-            expected = _orm_answer(app, lang, filters, page, per_page, facets)
-            assert response.get_data() == expected, query
-            seen += len(response.get_json()["items"])
-        assert seen > 30
-    finally:
-        app.extensions.pop(search_cache.EXTENSION, None)
+    seen = 0
+    for query, filters, page, per_page, facets in CASES:
+        response = client.get(
+            "/api/v1/resources", query_string=query, headers={"Accept-Language": lang}
+        )
+        assert response.status_code == 200, response.get_json()
+        expected = _orm_answer(app, lang, filters, page, per_page, facets)
+        assert response.get_data() == expected, query
+        seen += len(response.get_json()["items"])
+    assert seen > 30
 
 
 def test_every_kind_of_resource_is_compared(app: Any, client: Any, catalogue: None) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from labshare.catalogue import search_cache
 from labshare.extensions import db as _db
 from labshare.timeutil import set_clock
 from tests.api.test_search_rows import (
@@ -23,7 +22,7 @@ from tests.helpers import NOW
 FIT = {"measurand": "pressure", "value": 5.0, "unit": "MPa"}
 
 
-@pytest.mark.usefixtures("catalogue")
+@pytest.mark.usefixtures("catalogue", "no_answer_cache")
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_the_window_page_from_the_candidates_is_the_orm_answer(
     app: Any,
@@ -31,30 +30,25 @@ def test_the_window_page_from_the_candidates_is_the_orm_answer(
     lang: str,
 ) -> None:
     set_clock(lambda: NOW)
-    app.extensions.pop(search_cache.EXTENSION, None)
-    app.config["SEARCH_CACHE_BYTES"] = 0
-    try:
-        seen = 0
-        for page, per_page in ((1, 20), (1, 2), (2, 2), (3, 2)):
-            query = {
-                **FIT,
-                **{k: v.isoformat() for k, v in WINDOW.items()},
-                "page": page,
-                "per_page": per_page,
-            }
-            response = client.get(
-                "/api/v1/resources", query_string=query, headers={"Accept-Language": lang}
-            )
-            assert response.status_code == 200, response.get_json()
-            expected = _orm_answer(app, lang, {**FIT, **WINDOW}, page, per_page, False)
-            assert response.get_data() == expected, query
-            seen += len(response.get_json()["items"])
-        assert seen >= 6
-    finally:
-        app.extensions.pop(search_cache.EXTENSION, None)
+    seen = 0
+    for page, per_page in ((1, 20), (1, 2), (2, 2), (3, 2)):
+        query = {
+            **FIT,
+            **{k: v.isoformat() for k, v in WINDOW.items()},
+            "page": page,
+            "per_page": per_page,
+        }
+        response = client.get(
+            "/api/v1/resources", query_string=query, headers={"Accept-Language": lang}
+        )
+        assert response.status_code == 200, response.get_json()
+        expected = _orm_answer(app, lang, {**FIT, **WINDOW}, page, per_page, False)
+        assert response.get_data() == expected, query
+        seen += len(response.get_json()["items"])
+    assert seen >= 6
 
 
-@pytest.mark.usefixtures("catalogue")
+@pytest.mark.usefixtures("catalogue", "no_answer_cache")
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_a_facet_page_from_the_week_candidates_is_the_orm_answer(
     app: Any, client: Any, lang: str
@@ -62,29 +56,22 @@ def test_a_facet_page_from_the_week_candidates_is_the_orm_answer(
     """With facets, the "free this week" candidates are the page's available matches
     read with their rows: a page of available matches is cut from them."""
     set_clock(lambda: NOW)
-    app.extensions.pop(search_cache.EXTENSION, None)
-    app.config["SEARCH_CACHE_BYTES"] = 0
-    try:
-        for q, page, per_page in (("压力表", 1, 20), ("压力表", 2, 2), ("校准", 1, 20)):
-            query = {"q": q, "facets": "true", "page": page, "per_page": per_page}
-            response = client.get(
-                "/api/v1/resources", query_string=query, headers={"Accept-Language": lang}
-            )
-            assert response.status_code == 200, response.get_json()
-            expected = _orm_answer(app, lang, {"q": q}, page, per_page, True)
-            assert response.get_data() == expected, query
-    finally:
-        app.extensions.pop(search_cache.EXTENSION, None)
+    for q, page, per_page in (("压力表", 1, 20), ("压力表", 2, 2), ("校准", 1, 20)):
+        query = {"q": q, "facets": "true", "page": page, "per_page": per_page}
+        response = client.get(
+            "/api/v1/resources", query_string=query, headers={"Accept-Language": lang}
+        )
+        assert response.status_code == 200, response.get_json()
+        expected = _orm_answer(app, lang, {"q": q}, page, per_page, True)
+        assert response.get_data() == expected, query
 
 
-@pytest.mark.usefixtures("catalogue")
+@pytest.mark.usefixtures("catalogue", "no_answer_cache")
 def test_the_window_page_needs_no_read_of_its_own(
     app: Any,
     client: Any,
 ) -> None:
     set_clock(lambda: NOW)
-    app.extensions.pop(search_cache.EXTENSION, None)
-    app.config["SEARCH_CACHE_BYTES"] = 0
     statements: list[str] = []
 
     def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -99,7 +86,6 @@ def test_the_window_page_needs_no_read_of_its_own(
         response = client.get("/api/v1/resources", query_string=query)
     finally:
         event.remove(engine, "before_cursor_execute", before)
-        app.extensions.pop(search_cache.EXTENSION, None)
     assert len(response.get_json()["items"]) >= 3
     # the catalogue's version, the candidates with their rows, their calendars
     assert len([s for s in statements if s != "BEGIN"]) == 3, statements

@@ -168,15 +168,6 @@ def test_an_institute_filter_and_the_other_measurands(app: Any, db: Any, clock: 
         assert answers[0] == answers[1], f
 
 
-@pytest.fixture
-def no_answer_cache(app: Any) -> Any:
-    """The answer cache off (it would serve the second of two equal searches)."""
-    app.config["SEARCH_CACHE_BYTES"] = 0
-    app.extensions.pop(search_cache.EXTENSION, None)
-    yield
-    app.extensions.pop(search_cache.EXTENSION, None)
-
-
 def _ids(client: Any, **params: Any) -> list[int]:
     _db.session.remove()  # each request has a session of its own
     response = client.get(
