@@ -4,16 +4,18 @@ are in tests/factories.py, fixtures in the conftest.py files)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import statistics
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from labshare.accounts.tokens import issue_login_token
 from labshare.extensions import db
@@ -105,3 +107,19 @@ def naive_wait_minutes(created: dt.datetime, decided: dt.datetime) -> int:
 def naive_median_hours(minutes: list[int]) -> float | None:
     """The median decision time of these waits (whole minutes), in hours to 0.01."""
     return round(statistics.median(minutes) / 60, 2) if minutes else None
+
+
+@contextlib.contextmanager
+def sent_statements() -> Iterator[list[str]]:
+    """Every statement sent to the database within, whitespace collapsed."""
+    sent: list[str] = []
+
+    def listener(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)

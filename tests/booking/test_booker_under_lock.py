@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from labshare.extensions import db
 from labshare.models import Booking, Role
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.helpers import END, NOW, START, bearer
+from tests.helpers import END, NOW, START, bearer, sent_statements
 
 CHANGES = {
     "deactivated": "UPDATE user_account SET active = false WHERE id = :user",
@@ -79,19 +79,11 @@ def test_an_unchanged_booker_is_not_read_again(client: Any) -> None:
     headers = bearer(sme)
     resource_id = inst.id
     db.session.remove()
-    sent: list[str] = []
-
-    def listener(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        sent.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p"}
+    body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p"}
+    with sent_statements() as sent:
         response = client.post("/api/v1/bookings", json=body, headers=headers)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     assert response.status_code == 201, response.get_json()
-    reads_of_the_user = [s for s in sent if s.lstrip().startswith("SELECT user_account.")]
+    reads_of_the_user = [s for s in sent if s.startswith("SELECT user_account.")]
     assert reads_of_the_user == []
 
 

@@ -5,13 +5,11 @@ what was loaded. Booking creation reads its token that way (``LOCKS_LATE``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, inspect, text
+from sqlalchemy import inspect, text
 
 from labshare.api.booking_routes import create_booking
 from labshare.database import WriteOutsideLock, begin_read_first, begin_write, is_sqlite
@@ -21,7 +19,7 @@ from labshare.retry import LOCKS_LATE
 from labshare.sqlite_lock import write_lock_of
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.helpers import END, NOW, START, bearer
+from tests.helpers import END, NOW, START, bearer, sent_statements
 
 
 @pytest.fixture
@@ -33,20 +31,6 @@ def sqlite(app: Flask) -> bool:
     begin_read_first()
     assert not db.session().in_transaction()
     return False
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def listener(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        sent.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        yield sent
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 def _held() -> bool:
@@ -62,7 +46,7 @@ def test_reads_before_begin_write_hold_no_lock_and_stay_loaded(sqlite: bool) -> 
     db.session.commit()
     institute_id = institute.id
     db.session.remove()
-    with statements() as sent:
+    with sent_statements() as sent:
         begin_read_first()
         found = db.session.get(Institute, institute_id)
         assert found is not None
@@ -90,7 +74,7 @@ def test_a_write_before_begin_write_is_refused(sqlite: bool) -> None:
     begin_write()
     db.session.add(AuditLog(action="probe", object_type="x", object_id=1))
     db.session.commit()
-    with statements() as sent:
+    with sent_statements() as sent:
         assert db.session.scalar(text("SELECT count(*) FROM audit_log")) == 1
     assert sent[0] == "BEGIN"  # a reader's transaction again
     db.session.rollback()
@@ -117,7 +101,7 @@ def test_booking_creation_reads_its_token_outside_the_lock(
 
     monkeypatch.setattr(auth, "user_for_token", spying)
     body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p"}
-    with statements() as sent:
+    with sent_statements() as sent:
         response = client.post("/api/v1/bookings", json=body, headers=headers)
     assert response.status_code == 201, response.get_json()
     assert seen == [False]

@@ -6,13 +6,11 @@ rows it queues are event rows for the booker and the institute's staff."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from labshare.booking.policies import quotas
 from labshare.extensions import db as _db
@@ -25,7 +23,7 @@ from labshare.models import (
     Role,
 )
 from labshare.timeutil import set_clock
-from tests.helpers import END, NOW, START, bearer
+from tests.helpers import END, NOW, START, bearer, sent_statements
 
 MAX_STATEMENTS = 8
 
@@ -47,21 +45,6 @@ EXPECTED = (
 )
 
 
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def listener(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        sent.append(" ".join(statement.split()))
-
-    engine = _db.engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-
-
 def _env(db: Any, make_instrument: Any, make_user: Any, **rules: Any) -> SimpleNamespace:
     set_clock(lambda: NOW)
     inst = make_instrument(rules={**DEFAULT_RULES, **rules} if rules else None)
@@ -78,7 +61,7 @@ def _create(client: Any, resource_id: int, user: Any, **payload: Any) -> tuple[A
     body = {"resource_id": resource_id, "start": START, "end": END, "purpose": "p", **payload}
     headers = user if isinstance(user, dict) else bearer(user)
     _db.session.remove()  # a request starts with nothing loaded
-    with statements() as sent:
+    with sent_statements() as sent:
         response = client.post("/api/v1/bookings", json=body, headers=headers)
     return response, sent
 
