@@ -22,8 +22,8 @@ from labshare.jobs import run_job
 from labshare.models import AuditLog, Booking, BookingStatus, Lab, Notification, Role, User
 from labshare.timeutil import set_clock
 from tests import factories
+from tests.helpers import sent_statements
 from tests.jobsutil import SmtpServer
-from tests.perf.test_perf_booking_path import statements
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 9, 1, 0, 0, tzinfo=dt.UTC)
@@ -66,7 +66,7 @@ def world(db: Any) -> SimpleNamespace:
 
 
 def _add_holiday(day: dt.date, choice: str = "ask_move") -> list[str]:
-    with statements() as sent:
+    with sent_statements() as sent:
         added = holiday_admin.add_day(
             None, day=day.isoformat(), kind="holiday", name="测试", on_bookings=choice
         )
@@ -77,7 +77,7 @@ def _add_holiday(day: dt.date, choice: str = "ask_move") -> list[str]:
 
 
 def _close(world: SimpleNamespace, day: dt.date, choice: str) -> list[str]:
-    with statements() as sent:
+    with sent_statements() as sent:
         closures.close(
             db.session.get(User, world.staff_id),
             db.session.get(Lab, world.lab_id),

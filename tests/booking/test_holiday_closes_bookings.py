@@ -22,8 +22,7 @@ from labshare.extensions import db
 from labshare.models import AuditLog, Booking, BookingStatus, CalendarDay, Notification, Role
 from labshare.timeutil import set_clock
 from tests import factories
-from tests.helpers import bearer, error_of
-from tests.perf.test_perf_booking_path import statements
+from tests.helpers import bearer, error_of, sent_statements
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 9, 1, 0, 0, tzinfo=dt.UTC)
@@ -313,11 +312,11 @@ def test_the_bookings_on_a_day_are_found_in_bounded_statements(world: SimpleName
         )
     db.session.commit()
     db.session.remove()
-    with statements() as sent:
+    with sent_statements() as sent:
         few = holiday_bookings.bookings_inside([DAY])
     db.session.rollback()
     one_day = [s for s in sent if s.startswith("SELECT")]
-    with statements() as sent:
+    with sent_statements() as sent:
         many = holiday_bookings.bookings_inside([DAY, dt.date(2030, 10, 3)])
     db.session.rollback()
     two_days = [s for s in sent if s.startswith("SELECT")]

@@ -23,8 +23,8 @@ from labshare.models import AuditLog, Booking, OpeningPeriod, Role
 from labshare.timeutil import set_clock
 from labshare.web.bookings.calendar import build_week
 from tests import factories
-from tests.helpers import bearer, error_of
-from tests.perf.test_perf_booking_path import EXPECTED, MAX_STATEMENTS, statements
+from tests.helpers import bearer, error_of, sent_statements
+from tests.perf.test_perf_booking_path import EXPECTED, MAX_STATEMENTS
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 9, 1, 0, 0, tzinfo=dt.UTC)
@@ -402,7 +402,7 @@ def test_the_lean_path_reads_the_calendar_once_per_change(client: Any, app: Any)
             "purpose": "p",
         }
         db.session.remove()
-        with statements() as sent:
+        with sent_statements() as sent:
             response = client.post("/api/v1/bookings", json=body, headers=headers)
         return response, sent
 
@@ -459,7 +459,7 @@ def test_check_slot_reads_the_token_once_per_transaction(app: Any) -> None:
     sme = factories.make_user(Role.SME)
     db.session.commit()
     lock_resources([inst.id])
-    with statements() as sent:
+    with sent_statements() as sent:
         for hour in (9, 10, 11):  # as a series books its occurrences
             start = local(MAKE_UP, hour).astimezone(dt.UTC)
             check_slot(inst, sme, start, start + dt.timedelta(hours=1), NOW)

@@ -11,8 +11,8 @@ from labshare.booking.rules import MAX_BOOKING_SPAN
 from labshare.extensions import db as _db
 from labshare.models import BookingStatus, Role
 from labshare.timeutil import set_clock
-from tests.helpers import NOW, START, bearer
-from tests.perf.test_perf_booking_path import _create, statements
+from tests.helpers import NOW, START, bearer, sent_statements
+from tests.perf.test_perf_booking_path import _create
 
 
 def test_a_booking_that_began_a_max_span_before_still_blocks(client: Any, db: Any) -> None:
@@ -44,7 +44,7 @@ def test_the_busy_read_is_bounded_below(client: Any, db: Any) -> None:
     db.session.commit()
     resource_id, headers = inst.id, bearer(sme)
     _db.session.remove()
-    with statements() as sent:
+    with sent_statements() as sent:
         response = client.post(
             "/api/v1/bookings",
             json={
