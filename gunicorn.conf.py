@@ -5,7 +5,7 @@
 
 Settings come from the environment, with defaults sized for a small host:
 - ``WEB_CONCURRENCY``: worker processes (default 2 x CPU cores + 1, at most 8);
-- ``GUNICORN_THREADS``: request threads per worker (default 4, on SQLite 1; 1 = a
+- ``GUNICORN_THREADS``: request threads per worker (default 2, on SQLite 1; 1 = a
   sync worker);
 - ``GUNICORN_BIND``: address to listen on (default ``127.0.0.1:8000``: put a reverse
   proxy such as nginx in front for TLS and static files);
@@ -32,6 +32,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # Threads keep several commits in flight, and PostgreSQL writes the WAL of
 # concurrent commits in one flush (group commit), so throughput rises without
 # giving up durability. The GIL is released while a thread waits on the database.
+# Two threads, not more: a request's Python holds the GIL for most of its time, and
+# with 4 threads a worker spent more CPU per booking on handing the GIL around
+# (3.9 ms against 3.6) and created 10-25 % fewer bookings a second, while calendars
+# answered the same share of hello world (bench/run.py, PostgreSQL, 2 workers).
 # Each thread takes its own pooled connection (SQLAlchemy's default pool: 5, plus
 # 10 overflow), and the calendar keeps one per calendar read in flight (at most the
 # pool's size: booking/calendar_cache.py), so a host opens at most about
@@ -42,7 +46,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # busy handler, before they queued on labshare.sqlite_lock.SQLiteWriteLock: fewer
 # bookings/s than sync workers and a p99 of seconds), so sync workers there.
 _SQLITE = os.environ.get("DATABASE_URL", "").startswith("sqlite")
-threads = int(os.environ.get("GUNICORN_THREADS", "1" if _SQLITE else "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1" if _SQLITE else "2"))
 worker_class = "gthread" if threads > 1 else "sync"  # no long polling: no async workers
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from labshare.catalogue import search_cache
 from labshare.extensions import db as _db
-from labshare.models import BookingStatus, Instrument
+from labshare.models import BookingStatus, Instrument, Resource
 
 PARAMS = {"q": "压力"}
 
@@ -170,3 +170,76 @@ def test_a_zero_budget_turns_it_off(app: Any, client: Any, make_instrument: Any)
         assert search_cache.cache_of(app).hits == 0
     finally:
         app.extensions.pop(search_cache.EXTENSION, None)
+
+
+#: An UPDATE of each column of ``resource`` but its id and ``calendar_version``, by
+#: SQL from another connection (valid on both databases). A column added to the
+#: table fails the test below until it is listed here and in the PostgreSQL
+#: trigger's ``UPDATE OF`` list (migration 0030), which this test then checks too.
+RESOURCE_CHANGES = {
+    "kind": "kind = 'lab'",
+    "institute_id": "institute_id = :other_institute",
+    "name": "name = 'changed'",
+    "name_en": "name_en = 'changed'",
+    "description": "description = 'changed'",
+    "field": "field = 'optical'",
+    "status": "status = 'retired'",
+    "requires_qualification": "requires_qualification = NOT requires_qualification",
+    "fee_per_hour": "fee_per_hour = fee_per_hour + 1",
+    "fee_waiver_percent": "fee_waiver_percent = fee_waiver_percent + 1",
+    "created_at": "created_at = :when",
+    "external_id": "external_id = 'changed'",
+}
+
+
+def test_every_resource_column_is_listed() -> None:
+    columns = {c.name for c in Resource.__table__.c} - {"id", "calendar_version"}
+    assert set(RESOURCE_CHANGES) == columns
+
+
+@pytest.mark.parametrize("column", sorted(RESOURCE_CHANGES))
+def test_an_update_of_any_resource_column_changes_the_version(
+    make_instrument: Any, make_institute: Any, column: str
+) -> None:
+    instrument = make_instrument(name="压力表", name_en="gauge", fee_per_hour=100)
+    other = make_institute()
+    _db.session.commit()
+    params = {
+        "id": instrument.id,
+        "other_institute": other.id,
+        "when": dt.datetime(2031, 1, 2, 3, 4, tzinfo=dt.UTC),
+    }
+    version = _version()
+    with _db.engine.begin() as conn:
+        conn.execute(
+            text(f"UPDATE resource SET {RESOURCE_CHANGES[column]} WHERE id = :id"),
+            {k: v for k, v in params.items() if f":{k}" in RESOURCE_CHANGES[column] or k == "id"},
+        )
+    assert _version() != version
+
+
+def test_a_calendar_bump_alone_keeps_the_version(make_instrument: Any) -> None:
+    instrument = make_instrument()
+    _db.session.commit()
+    version = _version()
+    with _db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE resource SET calendar_version = calendar_version + 1 WHERE id = :id"),
+            {"id": instrument.id},
+        )
+    assert _version() == version
+
+
+@pytest.mark.postgresql_only
+def test_the_catalogue_trigger_fires_on_every_resource_column_but_the_calendar_version(
+    app: Any,
+) -> None:
+    listed = _db.session.scalars(
+        text(
+            "SELECT a.attname FROM pg_trigger t JOIN pg_attribute a"
+            " ON a.attrelid = t.tgrelid AND a.attnum = ANY(t.tgattr)"
+            " WHERE t.tgname = 'catalogue_resource_upd'"
+        )
+    ).all()
+    columns = {c.name for c in Resource.__table__.c}
+    assert set(listed) == columns - {"calendar_version"}
