@@ -40,7 +40,7 @@ def _warm() -> None:
     from sqlalchemy.orm import configure_mappers
 
     from labshare.accounts.tokens import user_for_token
-    from labshare.booking import booking_path, path_reads
+    from labshare.booking import booking_path
     from labshare.booking.calendar_cache import calendar_document
     from labshare.booking.rules import DEFAULT
     from labshare.errors import DomainError
@@ -53,9 +53,9 @@ def _warm() -> None:
     try:
         with contextlib.suppress(DomainError):
             user_for_token("warm-up")
-        booking_path.lock_and_load_policy(-1, -1)
+        booking_path.lock_and_load(-1)
         probe = Instrument(id=-1, lab_id=-1, institute_id=-1)
-        policy = path_reads.empty_policy()
+        policy = booking_path.load_policy(probe, -1)
         policy.rules = DEFAULT
         start = dt.datetime(2030, 1, 7, 1, tzinfo=dt.UTC)
         booking_path.read_around(

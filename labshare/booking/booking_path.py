@@ -1,9 +1,9 @@
 """The lean write path of one booking (``POST /api/v1/bookings``).
 
 It does only what must be atomic, in a bounded number of statements whatever the
-rules: lock the resource and read it with its rules, opening hours, the booker's
-qualification and state and the quotas that apply (one statement; a second on
-PostgreSQL to lock the quotas, when there are any), read what the slot
+rules: lock the resource and read it (one statement), read its rules, opening
+hours, the booker's qualification and the quotas that apply (one statement; a
+second on PostgreSQL to lock the quotas, when there are any), read what the slot
 is judged against (the bookings around it, closures, open waitlist offers, the
 company's active bookings, its quota usage and no-show record: one UNION ALL),
 then insert the booking, its audit row and its outbox events (event rows,
@@ -34,7 +34,8 @@ from labshare.booking.path_reads import (
     Around,
     Policy,
     booker_state,
-    lock_and_load_policy,
+    load_policy,
+    lock_and_load,
     read_around,
 )
 from labshare.booking.path_writes import queue_new_booking_events, write_booking
@@ -48,7 +49,8 @@ __all__ = [
     "Around",
     "Policy",
     "create",
-    "lock_and_load_policy",
+    "load_policy",
+    "lock_and_load",
     "queue_new_booking_events",
     "read_around",
 ]
@@ -156,13 +158,14 @@ def create(
     ``visible_only``: a resource of an inactive institute is NotFound (as the API
     answers); the service's callers hand over a resource they already hold."""
     request = checks.validate_request(booker, start, end, purpose=purpose, samples=samples)
-    resource, policy = lock_and_load_policy(resource_id, booker.id)
-    if resource is None or policy is None or (visible_only and not resource.institute.active):
+    resource = lock_and_load(resource_id)
+    if resource is None or (visible_only and not resource.institute.active):
         raise NotFound(_l("No resource %(id)s.", id=resource_id))
     if together().books_together(resource):
         return None
     now = utcnow()
     tz = institute_zone(resource)
+    policy = load_policy(resource, booker.id)
     if policy.booker != _state_of(booker):
         # changed while this request waited for the lock (its token was read before)
         db.session.refresh(booker)

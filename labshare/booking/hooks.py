@@ -131,8 +131,7 @@ class SlotPolicy:
     def joins(self) -> Sequence[Join]:
         """Entities to outer-join to the resource's row in the policy statement,
         the same for every resource (the values are ``:resource_id`` and
-        ``:lab_id``; the path puts the row's lab id in place of ``:lab_id``): the
-        statement is built once and kept."""
+        ``:lab_id``): the statement is built once and kept."""
         return ()
 
     def loaded(self, found: list[list[Any]]) -> Any:

@@ -1,5 +1,5 @@
 """The reads of the lean write path (``booking_path``): the resource under its
-write lock with its policy, and what is around the slot, one statement each.
+write lock, its policy, and what is around the slot, one statement each.
 
 Every statement is built once per shape with its values bound and kept in
 ``_BUILT``: building one (ORM expressions, aliases and their column collections)
@@ -30,8 +30,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import joinedload, lazyload, load_only, with_polymorphic
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.expression import ColumnClause, ColumnElement
+from sqlalchemy.sql.expression import ColumnClause
 
 from labshare.booking import workdays
 from labshare.booking.availability import capacity_of
@@ -149,44 +148,41 @@ def _resource_statement(lock: bool) -> Any:
     return stmt
 
 
+def lock_and_load(resource_id: int) -> Resource | None:
+    """The resource, its subclass columns and its institute, read under its write
+    lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE of its row). One statement."""
+    begin_write()
+    lock = not is_sqlite()
+    stmt = _kept(("resource", lock), lambda: _resource_statement(lock))
+    found: Resource | None = (
+        db.session.scalars(stmt, {"resource_id": resource_id}).unique().one_or_none()
+    )
+    return found
+
+
 #: The rules' columns, in ``Rules``' order.
 _RULE_FIELDS = tuple(f.name for f in fields(Rules))
-#: Columns of the statement before the policy's: the resource.
-_AT = 1
-#: Columns of the policy before the policies' joined entities.
+#: Columns of the policy statement before the policies' joined entities.
 _POLICY_COLUMNS = 2 + len(_RULE_FIELDS) + 3 + 4 + 5
 
 
-def _lab_instead(clause: ColumnElement[Any], lab_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    """``clause`` with the value ``:lab_id`` (a policy's join names the lab so,
-    ``hooks.SlotPolicy.joins``) replaced by ``lab_id``."""
-
-    def swap(element: Any, **_kw: Any) -> Any:
-        named = isinstance(element, BindParameter) and element.key == "lab_id"
-        return lab_id if named else None
-
-    return visitors.replacement_traverse(clause, {}, swap)
-
-
-def _locked_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
-    """``_resource_statement`` with the resource's policy for ``policies``' joins:
-    outer joins from the resource's row, the lab's id read from that row (an
-    instrument's ``lab_id``, a lab's own id). Values ``:resource_id`` and ``:user_id``."""
-    any_ = _ANY_RESOURCE
+def _policy_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
+    """The policy statement for ``policies``' joins; values ``:resource_id``,
+    ``:lab_id`` and ``:user_id``."""
     resource_t = Resource.__table__
-    lab_id = func.coalesce(any_.Instrument.lab_id, any_.id)
     own = BookingRules.__table__.alias("own_rules")
     of_lab = BookingRules.__table__.alias("lab_rules")
     qualification_t = Qualification.__table__
     period_t = OpeningPeriod.__table__
     holiday_lab = Lab.__table__.alias("holiday_lab")
-    institute_t = Institute.__table__.alias("policy_institute")
+    institute_t = Institute.__table__
     user_t = User.__table__
     company_t = Company.__table__
+    resource_id: BindParameter[int] = bindparam("resource_id")
+    lab_id: BindParameter[int] = bindparam("lab_id")
     has_own = own.c.resource_id.is_not(None)
     stmt = (
-        _resource_statement(lock)
-        .add_columns(
+        select(
             own.c.resource_id,
             of_lab.c.resource_id,
             # the resource's own rules where it has some, else its lab's
@@ -220,9 +216,10 @@ def _locked_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
             user_t.c.email_verified_at,
             company_t.c.status,
         )
+        .select_from(resource_t)
         .outerjoin(own, own.c.resource_id == resource_t.c.id)
         .outerjoin(
-            of_lab, and_(of_lab.c.resource_id == lab_id, of_lab.c.resource_id != resource_t.c.id)
+            of_lab, and_(of_lab.c.resource_id == lab_id, of_lab.c.resource_id != resource_id)
         )
         .outerjoin(
             qualification_t,
@@ -238,8 +235,8 @@ def _locked_statement(policies: tuple[SlotPolicy, ...], lock: bool) -> Any:
     )
     for policy in policies:
         for entity, on in policy.joins():
-            stmt = stmt.add_columns(entity).outerjoin(entity, _lab_instead(on, lab_id))
-    return stmt
+            stmt = stmt.add_columns(entity).outerjoin(entity, on)
+    return stmt.where(resource_t.c.id == resource_id)
 
 
 def _periods(listed: str) -> set[tuple[int, dt.time, dt.time]]:
@@ -252,45 +249,21 @@ def _periods(listed: str) -> set[tuple[int, dt.time, dt.time]]:
     return out
 
 
-def lock_and_load_policy(resource_id: int, user_id: int) -> tuple[Resource | None, Policy | None]:
-    """The resource, its subclass columns and its institute, read under its write
-    lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE of its row), with its
-    policy: rules (the resource's, else its lab's, else the defaults), the lab's
-    opening periods, ``user_id``'s qualification and state, and what the policies
-    join (the quotas that apply), in one statement; a policy may lock its rows by a
-    second one (the quotas, in id order, on PostgreSQL). (None, None): no such
-    resource."""
-    begin_write()
+def load_policy(resource: Resource, user_id: int) -> Policy:
+    """Rules (the resource's, else its lab's, else the defaults), the lab's opening
+    periods, ``user_id``'s qualification and what the policies join (the quotas
+    that apply), in one statement (outer joins from the resource's row); a policy
+    may lock its rows by a second one (the quotas, in id order, on PostgreSQL)."""
+    lab_id = lab_id_of(resource)
     policies = slot_policies()
     lock = not is_sqlite()
     stmt, joined_by = _kept(
-        ("locked", lock, tuple(type(p) for p in policies)),
+        ("policy", lock, tuple(type(p) for p in policies)),
         lambda: (
-            _locked_statement(policies, lock),
-            _joined_by(policies),
+            _policy_statement(policies, lock),
+            [n for n, policy in enumerate(policies) for _j in policy.joins()],
         ),
     )
-    rows = list(db.session.execute(stmt, {"resource_id": resource_id, "user_id": user_id}))
-    if not rows:
-        return None, None
-    resource: Resource = rows[0][0]
-    return resource, _policy_of(rows, policies, joined_by)
-
-
-def empty_policy() -> Policy:
-    """The policy of a resource with no rules, hours, qualifications or quotas of
-    its own, as the locked statement's rows would give it (the warm-up's)."""
-    policies = slot_policies()
-    return _policy_of([], policies, _joined_by(policies))
-
-
-def _joined_by(policies: tuple[SlotPolicy, ...]) -> list[int]:
-    """The policy each joined entity of the locked statement belongs to, in order."""
-    return [n for n, policy in enumerate(policies) for _j in policy.joins()]
-
-
-def _policy_of(rows: list[Any], policies: tuple[SlotPolicy, ...], joined_by: list[int]) -> Policy:
-    """The Policy in the locked statement's ``rows`` (one per joined policy row)."""
     lab_follows: bool | None = None
     institute_follows = False
     region: str | None = None
@@ -301,20 +274,20 @@ def _policy_of(rows: list[Any], policies: tuple[SlotPolicy, ...], joined_by: lis
     qualified_until: dt.date | None = None
     booker: tuple[Any, ...] | None = None
     found: list[dict[Any, Any]] = [{} for _ in joined_by]
-    at = _AT
-    rules_at = slice(at + 2, at + 2 + len(_RULE_FIELDS))
-    rest = at + 2 + len(_RULE_FIELDS)
-    for row in rows:
-        if rules is None and (row[at] is not None or row[at + 1] is not None):
+    rules_at = slice(2, 2 + len(_RULE_FIELDS))
+    rest = 2 + len(_RULE_FIELDS)
+    params = {"resource_id": resource.id, "lab_id": lab_id, "user_id": user_id}
+    for row in db.session.execute(stmt, params):
+        if rules is None and (row[0] is not None or row[1] is not None):
             rules = Rules(*row[rules_at])
         listed, qual_id, qual_until = row[rest : rest + 3]
         lab_follows, institute_follows, region, token = row[rest + 3 : rest + 7]
-        booker = booker_state(*row[rest + 7 : at + _POLICY_COLUMNS])
+        booker = booker_state(*row[rest + 7 : _POLICY_COLUMNS])
         if listed and not periods:
             periods = _periods(listed)
         if qual_id is not None:
             qualified, qualified_until = True, qual_until
-        for i, item in enumerate(row[at + _POLICY_COLUMNS :]):
+        for i, item in enumerate(row[_POLICY_COLUMNS:]):
             if item is not None:
                 found[i][item.id] = item
     parts = [

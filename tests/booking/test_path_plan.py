@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import text
 
 from labshare.booking import path_reads
-from labshare.booking.hooks import slot_policies
 from labshare.extensions import db as _db
 from tests.factories import make_instrument
 
@@ -20,20 +20,16 @@ def test_the_resource_under_the_lock_is_read_by_key(app: Flask, db: Any) -> None
     for _ in range(3):
         make_instrument()
     _db.session.commit()
-    stmt = path_reads._locked_statement(slot_policies(), lock=_db.engine.dialect.name != "sqlite")
+    stmt = path_reads._resource_statement(lock=_db.engine.dialect.name != "sqlite")
     compiled = stmt.compile(_db.engine)
     assert " lab_1" not in str(compiled)  # the instrument's lab is not joined
-    found, _policy = path_reads.lock_and_load_policy(instrument.id, user_id=0)
+    found = path_reads.lock_and_load(instrument.id)
     assert found is not None and found.id == instrument.id
     assert found.lab.id == instrument.lab_id  # loaded when asked for
     _db.session.rollback()
     if _db.engine.dialect.name == "sqlite":
-        values = compiled.construct_params({"resource_id": instrument.id, "user_id": 0})
-        positional = tuple(values[name] for name in compiled.positiontup or ())
-        explain = _db.session.connection().exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + str(compiled), positional
-        )
-        plan = [row[-1] for row in explain]
+        sql = str(compiled).replace("?", str(instrument.id))
+        plan = [row[-1] for row in _db.session.execute(text("EXPLAIN QUERY PLAN " + sql))]
         # (a tiny table may be scanned where statistics say it is cheaper; the labs'
         # nested join was materialised whatever the statistics)
         assert not [s for s in plan if s.startswith(("MATERIALIZE", "SCAN lab"))], plan
@@ -55,12 +51,11 @@ def test_the_policy_is_one_row_whatever_the_opening_periods(app: Flask, db: Any)
     lab = make_lab(hours=[OpeningPeriod(weekday=w, opens=o, closes=c) for w, o, c in hours])
     instrument = make_instrument(lab=lab)
     _db.session.commit()
-    found, policy = path_reads.lock_and_load_policy(instrument.id, user_id=0)
-    assert found is instrument and policy is not None
+    policy = path_reads.load_policy(instrument, user_id=0)
     assert policy.periods == sorted(hours)
     lock = _db.engine.dialect.name != "sqlite"
-    key = ("locked", lock, tuple(type(p) for p in slot_policies()))
+    key = ("policy", lock, tuple(type(p) for p in slot_policies()))
     stmt = path_reads._BUILT[key][0]
-    params = {"resource_id": instrument.id, "user_id": 0}
+    params = {"resource_id": instrument.id, "lab_id": lab.id, "user_id": 0}
     assert len(_db.session.execute(stmt, params).all()) == 1  # not a row per period
     _db.session.rollback()
