@@ -36,6 +36,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # with 4 threads a worker spent more CPU per booking on handing the GIL around
 # (3.9 ms against 3.6) and created 10-25 % fewer bookings a second, while calendars
 # answered the same share of hello world (bench/run.py, PostgreSQL, 2 workers).
+# That bench books distinct instruments: where many requests wait on one lock (a
+# popular instrument, a holiday edit locking many), a thread waiting holds its
+# worker's slot; raise GUNICORN_THREADS or WEB_CONCURRENCY for such a load.
 # Each thread takes its own pooled connection (SQLAlchemy's default pool: 5, plus
 # 10 overflow), and the calendar keeps one per calendar read in flight (at most the
 # pool's size: booking/calendar_cache.py), so a host opens at most about
