@@ -180,6 +180,7 @@ def test_a_booking_committed_elsewhere_is_in_every_next_answer(pair: Pair, tmp_p
     from concurrent.futures import ThreadPoolExecutor
 
     from labshare import create_app
+    from labshare.database import begin_write
     from labshare.extensions import db
     from labshare.models import Booking, BookingStatus, Instrument
     from tests import factories
@@ -195,6 +196,12 @@ def test_a_booking_committed_elsewhere_is_in_every_next_answer(pair: Pair, tmp_p
     start = (MONDAY + dt.timedelta(days=1, hours=9)).astimezone(dt.UTC)
     app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=pair.url, INSTANCE_DIR=str(tmp_path))
     with app.app_context():
+        # Written as the servers write (SQLite): queued on the writers' lock, with BEGIN
+        # IMMEDIATE before the first read. A transaction that has read cannot wait for
+        # SQLite's write lock when it comes to write: "database is locked" at once,
+        # whenever a server holds it, as a worker still warming up does for a moment
+        # (labshare/warmup.py), which may be after the fixture saw its server answer.
+        begin_write()
         resource = db.session.get(Instrument, pair.instrument)
         booking = factories.make_booking(
             resource=resource,
@@ -202,8 +209,8 @@ def test_a_booking_committed_elsewhere_is_in_every_next_answer(pair: Pair, tmp_p
             end=start + dt.timedelta(hours=2),
             status=BookingStatus.APPROVED,
         )
+        booking_id = booking.id  # read after the commit, it would begin a read transaction
         db.session.commit()
-        booking_id = booking.id
         try:
             expected = [
                 (
@@ -217,6 +224,7 @@ def test_a_booking_committed_elsewhere_is_in_every_next_answer(pair: Pair, tmp_p
                 booked = [(b["start"], b["end"]) for b in body["busy"] if b["reason"] == "booked"]
                 assert booked == expected
         finally:
+            begin_write()
             db.session.execute(
                 Booking.__table__.delete().where(Booking.__table__.c.id == booking_id)
             )
