@@ -336,7 +336,9 @@ def _around_statement(shapes: list[tuple[int, Arm]]) -> Any:
     11, ... in order); values bound (see ``read_around``)."""
     booking = Booking.__table__.c
     closure = Closure.__table__.c
-    holding = booking.status.in_(HOLDING_STATUSES)
+    # the statuses as SQL constants: an IN of a bound list is rendered again on
+    # every execution (SQLAlchemy's "expanding" parameter)
+    holding = booking.status.in_([literal_column(f"'{s}'") for s in HOLDING_STATUSES])
     resource_id: BindParameter[int] = bindparam("resource_id")
     arms = [
         # start_at bounded below too (no booking is longer than MAX_BOOKING_SPAN), so

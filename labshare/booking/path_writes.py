@@ -33,9 +33,19 @@ _BOOKING = cast(Table, Booking.__table__)
 _AUDIT = cast(Table, AuditLog.__table__)
 
 
-def _events_sql(prefix: str, booking_id: str, source: str, who: Sequence[str]) -> str:
+def _languages() -> list[str]:
+    return [str(x) for x in current_app.config.get("LANGUAGES", ["zh_CN", "en"])]
+
+
+def _events_sql(
+    prefix: str, booking_id: str, source: str, who: Sequence[str], languages: int
+) -> str:
     """The events' INSERT ... SELECT; ``prefix`` and ``booking_id`` are SQL (bound
-    values, or the new booking's id inside the WITH), ``source`` its FROM."""
+    values, or the new booking's id inside the WITH), ``source`` its FROM. The
+    ``languages`` offered are bound one by one (``:language_0`` ...), not as an
+    expanding list: SQLAlchemy would render the statement's text again on every
+    execution, and the driver look the new string up again."""
+    offered = ", ".join(f":language_{i}" for i in range(languages))
     return (
         "INSERT INTO notification (dedupe_key, user_id, booking_id, kind, locale, status,"  # noqa: S608
         " attempts, next_attempt_at, created_at)"
@@ -44,8 +54,8 @@ def _events_sql(prefix: str, booking_id: str, source: str, who: Sequence[str]) -
         f" || ':' || CAST(u.id AS VARCHAR(20)), u.id, {booking_id},"
         " CASE WHEN u.id = :booker THEN CAST(:booker_kind AS VARCHAR(50))"
         " ELSE CAST(:staff_kind AS VARCHAR(50)) END,"
-        " CASE WHEN u.locale IN :languages THEN u.locale ELSE CAST(:default_locale AS VARCHAR(10))"
-        " END, 'pending', 0, :now, :now"
+        f" CASE WHEN u.locale IN ({offered}) THEN u.locale"
+        " ELSE CAST(:default_locale AS VARCHAR(10)) END, 'pending', 0, :now, :now"
         f" FROM {source} WHERE " + " OR ".join(who) + " ORDER BY u.id"
         " ON CONFLICT (dedupe_key) DO NOTHING"
     )
@@ -69,16 +79,16 @@ def _recipients(events: Sequence[str]) -> tuple[str | None, str | None, tuple[st
 def _event_values(
     booker_event: str | None, staff_event: str | None, booker: User, institute_id: int
 ) -> dict[str, Any]:
-    languages = [str(x) for x in current_app.config.get("LANGUAGES", ["zh_CN", "en"])]
+    languages = _languages()
     booker_event = booker_event or staff_event
     staff_event = staff_event or booker_event
     return {
+        **{f"language_{i}": language for i, language in enumerate(languages)},
         "booker": booker.id,
         "booker_event": booker_event,
         "staff_event": staff_event,
         "booker_kind": f"booking_{booker_event}",
         "staff_kind": f"booking_{staff_event}",
-        "languages": languages,
         "default_locale": languages[0],
         "now": utcnow(),
         "institute_id": institute_id,
@@ -87,7 +97,7 @@ def _event_values(
     }
 
 
-_EVENT_INSERTS: dict[tuple[str, ...], TextClause] = {}
+_EVENT_INSERTS: dict[tuple[tuple[str, ...], int], TextClause] = {}
 
 
 def queue_new_booking_events(booking: Booking, booker: User, events: list[str]) -> None:
@@ -100,24 +110,24 @@ def queue_new_booking_events(booking: Booking, booker: User, events: list[str]) 
     booker_event, staff_event, who = _recipients(events)
     if not who:
         return
-    stmt = _EVENT_INSERTS.get(who)
+    key = (who, len(_languages()))
+    stmt = _EVENT_INSERTS.get(key)
     if stmt is None:
-        stmt = _EVENT_INSERTS[who] = text(
-            _events_sql("CAST(:prefix AS VARCHAR(100))", ":booking_id", "user_account u", who)
-        ).bindparams(
-            bindparam("languages", expanding=True),
-            bindparam("now", type_=UTCDateTime()),
-        )
+        stmt = _EVENT_INSERTS[key] = text(
+            _events_sql(
+                "CAST(:prefix AS VARCHAR(100))", ":booking_id", "user_account u", who, key[1]
+            )
+        ).bindparams(bindparam("now", type_=UTCDateTime()))
     values = _event_values(booker_event, staff_event, booker, booking.institute_id)
     values["prefix"] = f"booking:{booking.id}:"
     values["booking_id"] = booking.id
     db.session.execute(stmt, values)
 
 
-_COMBINED: dict[tuple[str, ...], TextClause] = {}
+_COMBINED: dict[tuple[tuple[str, ...], int], TextClause] = {}
 
 
-def _combined_statement(who: tuple[str, ...]) -> TextClause:
+def _combined_statement(who: tuple[str, ...], languages: int) -> TextClause:
     """The booking's INSERT, its audit row's and its events' in one statement
     (PostgreSQL): the booking's columns bound as ``:b_<column>``, the audit row's
     as ``:a_<column>`` (its object id is the booking's), the events' as in
@@ -143,6 +153,7 @@ def _combined_statement(who: tuple[str, ...]) -> TextClause:
         "new_booking.id",
         "new_booking CROSS JOIN user_account u",
         who,
+        languages,
     )
     sql = (
         f"WITH new_booking AS ({booking_sql}), new_audit AS ({audit_sql}),"  # noqa: S608
@@ -151,7 +162,6 @@ def _combined_statement(who: tuple[str, ...]) -> TextClause:
     return text(sql).bindparams(
         *(bindparam(f"b_{c.key}", type_=c.type) for c in columns),
         *(bindparam(f"a_{c.key}", type_=c.type) for c in audited if c.key != "object_id"),
-        bindparam("languages", expanding=True),
         bindparam("now", type_=UTCDateTime()),
     )
 
@@ -183,9 +193,10 @@ def write_booking(
         )
         queue_new_booking_events(booking, booker, events)
         return booking
-    stmt = _COMBINED.get(who)
+    key = (who, len(_languages()))
+    stmt = _COMBINED.get(key)
     if stmt is None:
-        stmt = _COMBINED[who] = _combined_statement(who)
+        stmt = _COMBINED[key] = _combined_statement(*key)
     row = booking_row(values)
     params = _event_values(booker_event, staff_event, booker, row["institute_id"])
     params.update({f"b_{key}": value for key, value in row.items()})
