@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import BindParameter, ColumnElement, Integer, cast, null
+from sqlalchemy import BindParameter, ColumnElement, Integer, cast, literal_column, null
 
 from labshare.models.base import UTCDateTime
 
@@ -43,6 +44,20 @@ if TYPE_CHECKING:
 #: the same columns: start, end, number).
 NO_TIME: ColumnElement[Any] = cast(null(), UTCDateTime())
 NO_NUMBER: ColumnElement[Any] = cast(null(), Integer())
+
+
+def status_constants(statuses: Sequence[enum.Enum]) -> list[ColumnElement[Any]]:
+    """``statuses`` as SQL constants for ``Booking.status.in_(…)``. A list of values
+    would be one "expanding" parameter, whose statement SQLAlchemy renders again on
+    every execution; the path's statements keep one text. The values are the
+    code's own enum members, checked to be plain words."""
+    out: list[ColumnElement[Any]] = []
+    for status in statuses:
+        value = str(status.value)
+        if not re.fullmatch(r"[a-z_]+", value):  # never quote anything else into SQL
+            raise ValueError(f"not a status: {value!r}")
+        out.append(literal_column(f"'{value}'"))
+    return out
 
 
 class Stage(enum.Enum):

@@ -34,7 +34,15 @@ from sqlalchemy.sql.expression import ColumnClause
 
 from labshare.booking import workdays
 from labshare.booking.availability import capacity_of
-from labshare.booking.hooks import Arm, Gathered, Param, Slot, SlotPolicy, slot_policies
+from labshare.booking.hooks import (
+    Arm,
+    Gathered,
+    Param,
+    Slot,
+    SlotPolicy,
+    slot_policies,
+    status_constants,
+)
 from labshare.booking.rules import DEFAULT, MAX_BOOKING_SPAN, Rules, lab_id_of
 from labshare.database import begin_write, is_sqlite
 from labshare.extensions import db
@@ -336,9 +344,7 @@ def _around_statement(shapes: list[tuple[int, Arm]]) -> Any:
     11, ... in order); values bound (see ``read_around``)."""
     booking = Booking.__table__.c
     closure = Closure.__table__.c
-    # the statuses as SQL constants: an IN of a bound list is rendered again on
-    # every execution (SQLAlchemy's "expanding" parameter)
-    holding = booking.status.in_([literal_column(f"'{s}'") for s in HOLDING_STATUSES])
+    holding = booking.status.in_(status_constants(HOLDING_STATUSES))
     resource_id: BindParameter[int] = bindparam("resource_id")
     arms = [
         # start_at bounded below too (no booking is longer than MAX_BOOKING_SPAN), so

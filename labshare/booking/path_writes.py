@@ -77,9 +77,12 @@ def _recipients(events: Sequence[str]) -> tuple[str | None, str | None, tuple[st
 
 
 def _event_values(
-    booker_event: str | None, staff_event: str | None, booker: User, institute_id: int
+    booker_event: str | None,
+    staff_event: str | None,
+    booker: User,
+    institute_id: int,
+    languages: list[str],
 ) -> dict[str, Any]:
-    languages = _languages()
     booker_event = booker_event or staff_event
     staff_event = staff_event or booker_event
     return {
@@ -110,15 +113,14 @@ def queue_new_booking_events(booking: Booking, booker: User, events: list[str]) 
     booker_event, staff_event, who = _recipients(events)
     if not who:
         return
-    key = (who, len(_languages()))
-    stmt = _EVENT_INSERTS.get(key)
+    languages = _languages()
+    shape = (who, len(languages))
+    stmt = _EVENT_INSERTS.get(shape)
     if stmt is None:
-        stmt = _EVENT_INSERTS[key] = text(
-            _events_sql(
-                "CAST(:prefix AS VARCHAR(100))", ":booking_id", "user_account u", who, key[1]
-            )
+        stmt = _EVENT_INSERTS[shape] = text(
+            _events_sql("CAST(:prefix AS VARCHAR(100))", ":booking_id", "user_account u", *shape)
         ).bindparams(bindparam("now", type_=UTCDateTime()))
-    values = _event_values(booker_event, staff_event, booker, booking.institute_id)
+    values = _event_values(booker_event, staff_event, booker, booking.institute_id, languages)
     values["prefix"] = f"booking:{booking.id}:"
     values["booking_id"] = booking.id
     db.session.execute(stmt, values)
@@ -193,12 +195,13 @@ def write_booking(
         )
         queue_new_booking_events(booking, booker, events)
         return booking
-    key = (who, len(_languages()))
-    stmt = _COMBINED.get(key)
+    languages = _languages()
+    shape = (who, len(languages))
+    stmt = _COMBINED.get(shape)
     if stmt is None:
-        stmt = _COMBINED[key] = _combined_statement(*key)
+        stmt = _COMBINED[shape] = _combined_statement(*shape)
     row = booking_row(values)
-    params = _event_values(booker_event, staff_event, booker, row["institute_id"])
+    params = _event_values(booker_event, staff_event, booker, row["institute_id"], languages)
     params.update({f"b_{key}": value for key, value in row.items()})
     params.update(
         {

@@ -5,12 +5,14 @@ rows it queues are event rows for the booker and the institute's staff."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from labshare.booking.policies import quotas
 from labshare.extensions import db as _db
@@ -155,6 +157,76 @@ def test_quotas_and_qualification_stay_lean(client: Any, db: Any) -> None:
     response, sent = _create(client, env.inst.id, env.sme)
     assert response.status_code == 201, response.get_json()
     _lean(sent)
+
+
+@contextlib.contextmanager
+def _rendered_again() -> Iterator[list[str]]:
+    """The statements sent within whose SQL SQLAlchemy renders again per execution
+    (an "expanding" or literal-execute parameter): a new text each time, which the
+    driver looks up again."""
+    found: list[str] = []
+
+    def listener(_c: Any, _cur: Any, statement: str, _p: Any, context: Any, _m: Any) -> None:
+        compiled = getattr(context, "compiled", None)
+        if compiled is not None and (
+            compiled.post_compile_params or compiled.literal_execute_params
+        ):
+            found.append(" ".join(statement.split())[:120])
+
+    event.listen(_db.engine, "before_cursor_execute", listener)
+    try:
+        yield found
+    finally:
+        event.remove(_db.engine, "before_cursor_execute", listener)
+
+
+@pytest.mark.parametrize("with_quotas", [False, True])
+def test_no_statement_is_rendered_again_per_booking(
+    client: Any, db: Any, with_quotas: bool
+) -> None:
+    from tests.factories import make_instrument, make_user
+
+    env = _env(db, make_instrument, make_user)
+    if with_quotas:
+        institute_id = env.inst.institute_id
+        quotas.create_quota(None, institute_id, env.inst.id, period="day", max_bookings=3)
+        quotas.create_quota(
+            None, institute_id, None, period="month", max_bookings=30, count_completed=True
+        )
+        db.session.commit()
+    with _rendered_again() as again:
+        response, _sent = _create(client, env.inst.id, env.sme)
+    assert response.status_code == 201, response.get_json()
+    assert again == []
+
+
+@pytest.mark.parametrize("languages", [["en"], ["en", "zh_CN", "fr"], ["zh_CN", "en"]])
+def test_any_number_of_offered_languages(
+    app: Any, client: Any, db: Any, languages: list[str]
+) -> None:
+    """The languages are bound one by one, the statement kept per their number: lists
+    of several lengths in one process each give every recipient its own language or
+    the first offered."""
+    from tests.factories import make_instrument, make_user
+
+    app.config["LANGUAGES"] = languages
+    try:
+        env = _env(db, make_instrument, make_user)
+        env.sme.locale = "fr"
+        env.staff[0].locale = "zh_CN"
+        env.staff[1].locale = "xx"
+        db.session.commit()
+        response, _sent = _create(client, env.inst.id, env.sme)
+        assert response.status_code == 201, response.get_json()
+    finally:
+        del app.config["LANGUAGES"]
+    rows = db.session.scalars(
+        select(Notification).where(Notification.booking_id == response.get_json()["id"])
+    ).all()
+    wanted = {env.sme_id: "fr", env.staff_ids[0]: "zh_CN", env.staff_ids[1]: "xx"}
+    assert {r.user_id: r.locale for r in rows} == {
+        user: (locale if locale in languages else languages[0]) for user, locale in wanted.items()
+    }
 
 
 def test_a_refusal_is_as_before(client: Any, db: Any) -> None:

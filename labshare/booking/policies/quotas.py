@@ -32,9 +32,11 @@ from labshare.booking.hooks import (
     Slot,
     SlotPolicy,
     Stage,
+    status_constants,
 )
 from labshare.booking.permissions import is_staff_of
 from labshare.booking.rules import lab_id_of, local_instant, scope_ids
+from labshare.catalogue.id_lists import among
 from labshare.database import begin_write, is_sqlite
 from labshare.errors import NotAllowed, NotFound, RuleViolation, ValidationFailed
 from labshare.extensions import db
@@ -249,7 +251,7 @@ def _usage_read(scope: str, count_completed: bool) -> Callable[[Param], Read]:
                 Booking.company_id == param("company_id"),
                 Booking.start_at >= param("first"),
                 Booking.start_at < param("after"),
-                Booking.status.in_(statuses),
+                Booking.status.in_(status_constants(statuses)),
                 where,
             ],
         )
@@ -298,10 +300,11 @@ class PeriodQuotas(SlotPolicy):
             applicable = list(
                 db.session.scalars(
                     select(BookingQuota)
-                    .where(BookingQuota.id.in_([q.id for q in applicable]))
+                    .where(among(BookingQuota.id, "quota_ids", "postgresql"))
                     .order_by(BookingQuota.id)
                     .with_for_update()
-                    .execution_options(populate_existing=True)
+                    .execution_options(populate_existing=True),
+                    {"quota_ids": [q.id for q in applicable]},
                 )
             )
         return applicable
