@@ -53,7 +53,7 @@ def _warm() -> None:
     try:
         with contextlib.suppress(DomainError):
             user_for_token("warm-up")
-        booking_path.lock_and_load(-1)
+        booking_path.lock_and_load(-1, queue=False)  # no row: locks nothing, writes nothing
         probe = Instrument(id=-1, lab_id=-1, institute_id=-1)
         policy = booking_path.load_policy(probe, -1)
         policy.rules = DEFAULT

@@ -115,8 +115,9 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
     """A test marked ``postgresql_only`` checks something only PostgreSQL has (an index
     plan, a constraint): its SQLite variant is deselected, not skipped, so CI's
-    no-skip rule still holds. Under ``--db``, the other database's variants (and the
-    tests marked ``postgresql`` under ``--db sqlite``) are deselected too."""
+    no-skip rule still holds; ``sqlite_only`` likewise (SQLite's write lock). Under
+    ``--db``, the other database's variants (and the tests marked ``postgresql``
+    under ``--db sqlite``) are deselected too."""
     only = config.getoption("--db")
     keep, drop = [], []
     for item in items:
@@ -124,6 +125,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> No
         kinds = {v for v in params.values() if isinstance(v, str) and v in DATABASES}
         if (
             (item.get_closest_marker("postgresql_only") and params.get("database_url") == "sqlite")
+            or (
+                item.get_closest_marker("sqlite_only")
+                and params.get("database_url") == "postgresql"
+            )
             or (only != "both" and kinds and only not in kinds)
             or (only == "sqlite" and item.get_closest_marker("postgresql"))
         ):

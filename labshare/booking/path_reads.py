@@ -156,10 +156,14 @@ def _resource_statement(lock: bool) -> Any:
     return stmt
 
 
-def lock_and_load(resource_id: int) -> Resource | None:
+def lock_and_load(resource_id: int, *, queue: bool = True) -> Resource | None:
     """The resource, its subclass columns and its institute, read under its write
-    lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE of its row). One statement."""
-    begin_write()
+    lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE of its row). One statement.
+    ``queue=False``: the warm-up's read of the same statement, which writes nothing
+    and so does not queue for SQLite's write lock (each worker's start held up every
+    writer of the database for 30-100 ms)."""
+    if queue:
+        begin_write()
     lock = not is_sqlite()
     stmt = _kept(("resource", lock), lambda: _resource_statement(lock))
     found: Resource | None = (
