@@ -202,24 +202,21 @@ def test_no_statement_is_rendered_again_per_booking(
 
 @pytest.mark.parametrize("languages", [["en"], ["en", "zh_CN", "fr"], ["zh_CN", "en"]])
 def test_any_number_of_offered_languages(
-    app: Any, client: Any, db: Any, languages: list[str]
+    app: Any, client: Any, db: Any, monkeypatch: pytest.MonkeyPatch, languages: list[str]
 ) -> None:
-    """The languages are bound one by one, the statement kept per their number: lists
-    of several lengths in one process each give every recipient its own language or
-    the first offered."""
+    """The languages are bound one by one, the statement kept per their number (a
+    guard of that cache): lists of several lengths in one process each give every
+    recipient its own language or the first offered."""
     from tests.factories import make_instrument, make_user
 
-    app.config["LANGUAGES"] = languages
-    try:
-        env = _env(db, make_instrument, make_user)
-        env.sme.locale = "fr"
-        env.staff[0].locale = "zh_CN"
-        env.staff[1].locale = "xx"
-        db.session.commit()
-        response, _sent = _create(client, env.inst.id, env.sme)
-        assert response.status_code == 201, response.get_json()
-    finally:
-        del app.config["LANGUAGES"]
+    monkeypatch.setitem(app.config, "LANGUAGES", languages)
+    env = _env(db, make_instrument, make_user)
+    env.sme.locale = "fr"
+    env.staff[0].locale = "zh_CN"
+    env.staff[1].locale = "xx"
+    db.session.commit()
+    response, _sent = _create(client, env.inst.id, env.sme)
+    assert response.status_code == 201, response.get_json()
     rows = db.session.scalars(
         select(Notification).where(Notification.booking_id == response.get_json()["id"])
     ).all()
