@@ -160,9 +160,8 @@ def lock_and_load(resource_id: int, *, queue: bool = True) -> Resource | None:
     """The resource, its subclass columns and its institute, read under its write
     lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE of its row). One statement.
     ``queue=False``: the warm-up's read only (never a booking's): the same statement,
-    which writes nothing
-    and so does not queue for SQLite's write lock (each worker's start held up every
-    writer of the database for 30-100 ms)."""
+    which writes nothing and so does not queue for SQLite's write lock (each
+    worker's start held up every writer of the database for 30-100 ms)."""
     if queue:
         begin_write()
     lock = not is_sqlite()
