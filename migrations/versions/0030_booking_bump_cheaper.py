@@ -22,7 +22,8 @@ A later migration that adds a column to ``resource`` must recreate
 a column must recreate it without (PostgreSQL refuses to drop a column a trigger
 names; ``CASCADE`` would silently drop the whole trigger).
 
-Together about 0.2 ms of the database's CPU per booking (bench/run.py --only-create).
+Together about 0.2 ms of the database's CPU per booking (its backends' CPU over 400
+creations in-process: 1.43 -> 1.21 ms).
 SQLite's triggers already read the column and already skip the bumps.
 """
 
