@@ -156,8 +156,10 @@ def test_1_sme_registers_finds_by_capability_and_books(
             page.select_option("select[name=unit]", "MPa")
         else:
             unit.fill("MPa")
-        page.locator("select[name=measurand]").evaluate("e => e.form.requestSubmit()")
-        page.wait_for_load_state()
+        # the results' page, not the form's: requestSubmit() only starts the navigation,
+        # and the form's page is loaded already (under load the old page was read)
+        with page.expect_navigation():
+            page.locator("select[name=measurand]").evaluate("e => e.form.requestSubmit()")
         results = page.locator("main").inner_text()
         assert "Digital pressure calibrator" in results or "数字压力校验仪" in results
         assert "Low-range manometer" not in results and "小量程压力计" not in results
