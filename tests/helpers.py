@@ -110,6 +110,17 @@ def naive_median_hours(minutes: list[int]) -> float | None:
 
 
 @contextlib.contextmanager
+def listening(listener: Any, name: str = "before_cursor_execute") -> Iterator[None]:
+    """``listener`` on the app's engine's event ``name`` within, removed after."""
+    engine = db.engine
+    event.listen(engine, name, listener)
+    try:
+        yield
+    finally:
+        event.remove(engine, name, listener)
+
+
+@contextlib.contextmanager
 def sent_statements() -> Iterator[list[str]]:
     """Every statement sent to the database within, whitespace collapsed."""
     sent: list[str] = []
@@ -117,9 +128,5 @@ def sent_statements() -> Iterator[list[str]]:
     def listener(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
         sent.append(" ".join(statement.split()))
 
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with listening(listener):
         yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from labshare.catalogue.capability import refresh_base_range
 from labshare.catalogue.search import AVAILABILITY_SCAN_LIMIT
@@ -17,7 +16,7 @@ from labshare.extensions import db as _db
 from labshare.models import BookingStatus, Closure, Field, ResourceStatus, Role
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
-from tests.helpers import NOW, check_schema, error_of
+from tests.helpers import NOW, check_schema, error_of, listening
 
 RESOURCE_KEYS = {
     "id",
@@ -54,12 +53,8 @@ def count_queries() -> Iterator[list[str]]:
     def _record(*args: Any) -> None:
         statements.append(args[2])
 
-    engine = _db.engine
-    event.listen(engine, "before_cursor_execute", _record)
-    try:
+    with listening(_record):
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _record)
 
 
 @pytest.fixture

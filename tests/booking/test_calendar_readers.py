@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, text
 
 from labshare.booking import calendar_cache, calendar_read
 from labshare.extensions import db as _db
+from tests.helpers import listening
 
 MONDAY = dt.datetime(2030, 1, 7, tzinfo=dt.UTC)
 WEEK = {"from": MONDAY.isoformat(), "to": (MONDAY + dt.timedelta(days=7)).isoformat()}
@@ -30,12 +31,8 @@ def checkouts() -> Iterator[list[int]]:
     def listener(*_args: Any) -> None:
         seen.append(1)
 
-    engine = _db.engine
-    event.listen(engine, "checkout", listener)
-    try:
+    with listening(listener, "checkout"):
         yield seen
-    finally:
-        event.remove(engine, "checkout", listener)
 
 
 @pytest.fixture
@@ -136,11 +133,8 @@ def test_a_hit_reads_the_stamp_alone(
     def listener(*args: Any) -> None:
         seen.append(args[2])
 
-    event.listen(_db.engine, "before_cursor_execute", listener)
-    try:
+    with listening(listener):
         again = _get(client, rid)
-    finally:
-        event.remove(_db.engine, "before_cursor_execute", listener)
     assert again.get_data() == first.get_data()
     assert again.headers["ETag"] == first.headers["ETag"]
     assert len(seen) == 1, seen

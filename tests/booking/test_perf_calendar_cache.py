@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from config import TestingConfig
 from labshare import create_app
@@ -38,6 +38,7 @@ from labshare.models import (
 )
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
+from tests.helpers import listening
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -147,12 +148,8 @@ def count_selects(app: Flask) -> Iterator[list[str]]:
         if args[2].lstrip().upper().startswith(("SELECT", "WITH")):
             seen.append(args[2])
 
-    engine = _db.engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with listening(listener):
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 # -- the cache is used --------------------------------------------------------------

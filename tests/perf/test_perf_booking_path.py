@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from labshare.booking.policies import quotas
 from labshare.extensions import db as _db
@@ -25,7 +25,7 @@ from labshare.models import (
     Role,
 )
 from labshare.timeutil import set_clock
-from tests.helpers import END, NOW, START, bearer, sent_statements
+from tests.helpers import END, NOW, START, bearer, listening, sent_statements
 
 MAX_STATEMENTS = 8
 
@@ -150,11 +150,8 @@ def _rendered_again() -> Iterator[list[str]]:
         ):
             found.append(" ".join(statement.split())[:120])
 
-    event.listen(_db.engine, "before_cursor_execute", listener)
-    try:
+    with listening(listener):
         yield found
-    finally:
-        event.remove(_db.engine, "before_cursor_execute", listener)
 
 
 @pytest.mark.parametrize("with_quotas", [False, True])

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from labshare.booking import calendar_cache
 from labshare.database import AUTOCOMMIT_READS, WriteOutsideLock
@@ -24,6 +24,7 @@ from labshare.extensions import db as _db
 from labshare.models import Role
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
+from tests.helpers import listening
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -58,12 +59,8 @@ def every_statement() -> Iterator[list[str]]:
     def listener(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
         sent.append(" ".join(statement.split())[:80])
 
-    engine = _db.engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with listening(listener):
         yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def get(client: FlaskClient, rid: int) -> Any:

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from labshare.catalogue import capability_index, search_cache
 from labshare.extensions import db as _db
+from tests.helpers import listening
 
 PATH = "/api/v1/resources"
 CAPABILITY = {"measurand": "pressure", "value": "5", "unit": "MPa"}
@@ -61,12 +62,8 @@ def every_statement() -> Iterator[list[tuple[str, bool]]]:
             alone = True
         sent.append((" ".join(statement.split())[:60], alone))
 
-    engine = _db.engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with listening(listener):
         yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def search(client: FlaskClient, **params: Any) -> Any:
