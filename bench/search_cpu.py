@@ -2,7 +2,7 @@
 client (production config, answer cache off, as the bench's "no cache" server),
 against the search function alone, with the statements each request sends.
 
-    python -m bench.search_cpu --db <url> [--kind capability|text|page] [-n 300]
+    python -m bench.search_cpu --db <url> [--kind capability|window|text|page] [-n 300]
         [--profile out.prof] [--sql]
 
 ``time.process_time()`` is this process's CPU (the database's is not in it);
@@ -28,6 +28,8 @@ def _paths(kind: str) -> list[str]:
     params = search_params()
     if kind == "capability":
         chosen = params["capability"]
+    elif kind == "window":
+        chosen = params["capability + free window"]
     elif kind == "text":
         chosen = [p for label in TEXT_QUERIES for p in params[label]]
     else:
@@ -75,7 +77,7 @@ PHASES = [
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--db", required=True)
-    p.add_argument("--kind", default="capability", choices=("capability", "text", "page"))
+    p.add_argument("--kind", default="capability", choices=("capability", "window", "text", "page"))
     p.add_argument("-n", type=int, default=300)
     p.add_argument("--warm", type=int, default=30)
     p.add_argument("--profile", default=None)

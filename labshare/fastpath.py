@@ -14,8 +14,9 @@ response.
 The same middleware answers ``GET /api/v1/resources`` (the search) when the
 query string is one Flask has already answered and cached in this process
 (labshare/catalogue/search_cache.py) and that answer is still current: the
-catalogue's version is read (one primary-key read) and the stored body sent with
-Flask's headers. A query string Flask has not read, a changed catalogue or an
+catalogue's version is read (one primary-key read), for a window search the
+versions of the calendars it examined too (window_cache.py), and the stored body
+sent with Flask's headers. A query string Flask has not read, a changed catalogue or an
 evicted answer goes to Flask, which computes (and caches) it. ``SEARCH_FAST_PATH``
 off, or the cache off, sends every search to Flask.
 
@@ -47,7 +48,7 @@ from werkzeug.http import parse_etags, quote_etag
 
 from labshare.booking import calendar_cache
 from labshare.booking.availability import _check_window
-from labshare.catalogue import search_cache
+from labshare.catalogue import search_cache, window_cache
 from labshare.errors import ValidationFailed
 from labshare.timeutil import parse_aware
 from labshare.web import ID_MAX, SECURITY_HEADERS
@@ -135,11 +136,13 @@ class CalendarFastPath:
             engine = self._engine_of_app()
             with calendar_cache.plain_reader(calendar_cache.cache_of(self.app), engine) as conn:
                 version = search_cache.version_on(conn)
+                if version is None:
+                    return None
+                entry = store.get(key, version, lambda guard: window_cache.holds(guard, conn))
+                if entry is None or entry.truncated:
+                    return None
         except Exception:  # the database: Flask answers (and reports) it
             log.debug("search fast path: passing on to Flask", exc_info=True)
-            return None
-        entry = store.get(key, version) if version is not None else None
-        if entry is None or entry.truncated:
             return None
         return entry.body
 

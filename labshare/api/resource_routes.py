@@ -14,7 +14,7 @@ from labshare.api.serialize import bundle_json, page_json, resource_json, resour
 from labshare.booking.calendar_cache import calendar_document
 from labshare.booking.policies import quotas  # booking policies
 from labshare.booking.rules import effective_rules
-from labshare.catalogue import search_cache
+from labshare.catalogue import search_cache, window_cache
 from labshare.catalogue.search import (
     AVAILABILITY_SCAN_LIMIT,
     COUNT_LIMIT,
@@ -122,17 +122,22 @@ def list_resources(query: ResourceQuery) -> Any:
 
 
 def _search(query: ResourceQuery) -> Response:
-    # Without a window or facets the answer depends on the catalogue alone: kept per
-    # process while catalogue_version stays (labshare/catalogue/search_cache.py).
+    # Without facets the answer is kept per process while catalogue_version stays
+    # (labshare/catalogue/search_cache.py), a window search's also while the calendars
+    # it examined and the clock leave it alone (window_cache.py).
     store = None
     key: tuple[Any, ...] = ()
     version = None
-    if query.available_from is None and query.available_to is None and not query.facets:
+    if not query.facets:
         store = search_cache.cache()
     if store is not None:
         version = search_cache.version()
         key = tuple(sorted(query.model_dump(exclude_none=True).items()))
-        hit = store.get(key, version) if version is not None else None
+        hit = (
+            store.get(key, version, lambda guard: window_cache.holds(guard, db.session))
+            if version is not None
+            else None
+        )
         if hit is not None:
             _alias(store, key)
             return _json_response(hit.body, hit.truncated)
@@ -162,8 +167,10 @@ def _search(query: ResourceQuery) -> Response:
     if result.facets is not None:
         body["facets"] = result.facets
     response = jsonify(body)
-    if store is not None and version is not None:
-        store.put(key, search_cache.Entry(version, response.get_data(), result.truncated))
+    windowed = query.available_from is not None or query.available_to is not None
+    if store is not None and version is not None and (result.guard is not None or not windowed):
+        entry = search_cache.Entry(version, response.get_data(), result.truncated, result.guard)
+        store.put(key, entry)
         _alias(store, key)
     if result.truncated:
         response.headers["X-Availability-Truncated"] = "true"

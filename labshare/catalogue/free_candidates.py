@@ -27,6 +27,7 @@ _resource = Resource.__table__
 _instrument = Instrument.__table__
 _its_lab = Lab.__table__.alias("its_lab")
 _institute = Institute.__table__
+_lab_resource = Resource.__table__.alias("lab_resource")
 _own_rules = BookingRules.__table__.alias("own_rules")
 _lab_rules = BookingRules.__table__.alias("lab_rules")
 _RULES = [f.name for f in fields(Rules)]
@@ -39,6 +40,9 @@ class Candidate:
     rules: Rules
     #: its row of ``search_pages.row_select``, when read with it (free_page.py)
     page_row: Any = None
+    #: (its calendar_version, its lab's, the holidays' token) read with it: what its
+    #: free time depends on besides the catalogue and the clock (window_cache.py)
+    stamp: tuple[Any, Any, Any] | None = None
 
 
 def of_its_lab(name: str) -> Any:
@@ -51,6 +55,21 @@ def of_its_lab(name: str) -> Any:
         .where(_its_lab.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id))
         .scalar_subquery()
     )
+
+
+def lab_version() -> Any:
+    """The ``calendar_version`` of the resource's lab (its own for a lab): changed with
+    the lab's opening periods and closures, which its instruments' free time shows."""
+    return (
+        select(_lab_resource.c.calendar_version)
+        .where(_lab_resource.c.id == func.coalesce(_instrument.c.lab_id, _resource.c.id))
+        .scalar_subquery()
+    )
+
+
+def stamp_columns() -> list[Any]:
+    """The columns of ``Candidate.stamp`` (with ``calendar_token``, read anyway)."""
+    return [_resource.c.calendar_version.label("own_version"), lab_version().label("lab_version")]
 
 
 def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select[Any]:
@@ -69,6 +88,7 @@ def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select
         _institute.c.province_code,
         of_its_lab("follows_holidays").label("lab_follows"),
         workdays.token_column().label("calendar_token"),
+        *stamp_columns(),
         _own_rules.c.id.label("own_rules_id"),
         _lab_rules.c.id.label("lab_rules_id"),
         *(_own_rules.c[name].label(f"own_{name}") for name in _RULES),
@@ -105,7 +125,8 @@ def _candidate(row: Any) -> Candidate:
 def candidate_of(row: Any, rules: Rules, page_row: Any = None) -> Candidate:
     """The candidate of a row with the calendar columns by name (id, kind, status,
     lab_id, capacity, calibration_valid_until, timezone, institute_follows,
-    province_code, lab_follows, calendar_token) and its ``rules``."""
+    province_code, lab_follows, calendar_token, own_version, lab_version) and its
+    ``rules``."""
     is_lab = row.kind == ResourceKind.LAB
     subject = CalendarSubject(
         id=int(row.id),
@@ -122,7 +143,9 @@ def candidate_of(row: Any, rules: Rules, page_row: Any = None) -> Candidate:
             region=row.province_code,
         ),
     )
-    return Candidate(subject, rules, page_row)
+    return Candidate(
+        subject, rules, page_row, (row.own_version, row.lab_version, row.calendar_token)
+    )
 
 
 def ranked(source: Any, keys: Sequence[str]) -> list[Candidate]:

@@ -37,6 +37,7 @@ def _build(dialect: str) -> Select[Any]:
         _institute.c.province_code.label("province_code"),
         free_candidates.of_its_lab("follows_holidays").label("lab_follows"),
         workdays.token_column().label("calendar_token"),
+        *free_candidates.stamp_columns(),
     ).where(id_lists.among(_resource.c.id, "ids", dialect))
 
 

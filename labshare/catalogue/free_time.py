@@ -282,6 +282,12 @@ class Scan:
     complete: bool
     #: there are candidates beyond the limit (never examined)
     beyond: bool
+    #: the candidates examined (their calendars decided the answer)
+    examined: tuple[Candidate, ...] = ()
+    #: until when the clock cannot change the answer (window_cache.py): the first
+    #: instant a candidate's lead time cuts into its window; the scan's own instant
+    #: when the clock changed it already (a horizon inside the window, an open offer)
+    stable_until: dt.datetime | None = None
 
 
 def scan(
@@ -300,7 +306,12 @@ def scan(
     found: list[int] = []
     rules: dict[int, Rules] = {}
     memo = _Memo()
+    examined: list[Candidate] = []
     done = size = 0
+
+    def result(complete: bool, beyond: bool) -> Scan:
+        return Scan(found, rules, complete, beyond, tuple(examined), memo.until)
+
     while done < limit:
         size = max(size * 2, limit if wanted is None else (wanted - len(found)) * 3 // 2 + 2)
         # one more than the batch: whether anything is left after it
@@ -309,6 +320,7 @@ def scan(
         if not batch:
             break
         rules.update((c.subject.id, c.rules) for c in batch)
+        examined += batch
         checked = _check(batch, window, duration, memo)
         for n, c in enumerate(batch):
             if not checked.get(c.subject.id, False):
@@ -317,9 +329,13 @@ def scan(
             if wanted is not None and len(found) >= wanted:
                 last = done + n + 1
                 left = len(ahead) > last and last < limit
-                return Scan(found, rules, complete=not left, beyond=len(ahead) > limit)
+                return result(complete=not left, beyond=len(ahead) > limit)
         done += len(batch)
-    return Scan(found, rules, complete=True, beyond=len(candidates.first(limit + 1)) > limit)
+    return result(complete=True, beyond=len(candidates.first(limit + 1)) > limit)
+
+
+#: ``_Memo.until`` when nothing examined depends on the clock
+_FOREVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 class _Memo:
@@ -333,6 +349,21 @@ class _Memo:
         self.periods: dict[int, Periods] = {}
         self.opened: dict[tuple[Any, ...], list[Span]] = {}
         self.static: dict[tuple[Any, ...], bool] = {}
+        #: ``Scan.stable_until`` of what was examined so far
+        self.until = _FOREVER
+
+    def settles(self, rules: Rules, start: dt.datetime, end: dt.datetime) -> None:
+        """Narrow ``until`` to what the clock does to ``_bookable(rules, start, end)``:
+        the same span while the lead time stays before ``start`` and the horizon
+        beyond ``end``; nothing ever when the lead time is past ``end`` already;
+        changing now when either cuts into the window (it moves with the clock)."""
+        lead = self.now + dt.timedelta(hours=rules.lead_time_hours)
+        if end <= lead:
+            return
+        if end > self.now + dt.timedelta(days=rules.horizon_days) or start < lead:
+            self.until = min(self.until, self.now)
+        else:
+            self.until = min(self.until, start - dt.timedelta(hours=rules.lead_time_hours))
 
     def key(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> tuple[Any, ...]:
         """What the lab's open time over [start, end) depends on."""
@@ -363,6 +394,7 @@ def _check(
     asked: dict[int, tuple[CalendarSubject, Span, dt.timedelta]] = {}
     for c in batch:
         start, end = (t.astimezone(dt.UTC) for t in window(c.subject))
+        memo.settles(c.rules, start, end)
         span = _bookable(c.rules, start, end, memo.now)
         length = need(c.rules, duration)
         if span is not None and length is not None:
@@ -396,6 +428,8 @@ def _check(
         if s.id not in passed and not _could_be_free(c, (start, end), length, memo):
             continue
         held, closed, offers = _own(s, busy, *widened[s.id])
+        if offers:  # it holds the slot until it expires, which no version records
+            memo.until = min(memo.until, memo.now)
         if not (held or closed or offers):
             out[s.id] = True  # nothing more than the static check painted: it fits
             continue

@@ -46,6 +46,7 @@ from labshare.catalogue import (
     search_index,
     search_pages,
     search_tiers,
+    window_cache,
 )
 from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
 from labshare.catalogue.search_tiers import COUNT_LIMIT
@@ -106,6 +107,9 @@ class SearchResult:
     total_exact: bool = True
     #: field/kind/province/institute → [{"value", "label", "count"}] (when asked).
     facets: dict[str, list[dict[str, Any]]] | None = None
+    #: what a window search's answer depends on beyond the catalogue, when it may be
+    #: kept (window_cache.py)
+    guard: window_cache.Guard | None = None
 
 
 #: The instrument table alone: its filters need no join to resource.
@@ -418,6 +422,10 @@ def _window_page(
         truncated=found.complete and found.beyond,
         total_exact=found.complete,
         facets=facet_counts,
+        # the "free this week" count starts now: an answer with it is never kept
+        guard=window_cache.guard_of(found.examined, found.stable_until)
+        if facet_counts is None
+        else None,
     )
 
 

@@ -11,8 +11,10 @@ version is read before the search's own statements, so an entry is never labelle
 newer than its data: never stale, across processes. A missing version row (a table
 emptied by hand) turns the cache off until the next change writes it again.
 
-Searches with a window or facets (the "free this week" count) depend on bookings
-and on the time, and are always computed.
+A search with a window depends on bookings and the clock too: its entry carries a
+``window_cache.Guard`` (the calendars it examined, and until when the clock leaves
+it alone), checked before it is served. Searches with facets (the "free this week"
+count) are always computed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from labshare.catalogue.window_cache import Guard
 from labshare.extensions import db
 from labshare.models import CatalogueVersion
 
@@ -49,6 +52,8 @@ class Entry:
     version: int
     body: bytes
     truncated: bool
+    #: a window search's: what else it must still match (window_cache.py)
+    guard: Guard | None = None
 
 
 class SearchCache:
@@ -63,15 +68,25 @@ class SearchCache:
         #: path answers only a query string Flask has already read, as Flask read it.
         self.aliases: dict[str, Hashable] = {}
 
-    def get(self, key: Hashable, version: int) -> Entry | None:
+    def get(
+        self, key: Hashable, version: int, holds: Callable[[Guard], bool] | None = None
+    ) -> Entry | None:
+        """The entry of ``key`` computed at ``version``; a window search's only when
+        ``holds(its guard)`` (a statement: asked outside the lock)."""
         with self.lock:
             entry = self.entries.get(key)
             if entry is None or entry.version != version:
                 self.misses += 1
                 return None
-            self.entries.move_to_end(key)
+        if entry.guard is not None and (holds is None or not holds(entry.guard)):
+            with self.lock:
+                self.misses += 1
+            return None
+        with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
             self.hits += 1
-            return entry
+        return entry
 
     def put(self, key: Hashable, entry: Entry) -> None:
         size = len(entry.body)

@@ -58,7 +58,11 @@ def test_a_repeated_search_is_served_from_the_cache_identically(
     ]
 
 
-def test_windows_and_facets_are_never_cached(client: Any, store: Any, make_instrument: Any) -> None:
+def test_facets_and_windows_the_clock_changes_are_never_cached(
+    client: Any, store: Any, make_instrument: Any
+) -> None:
+    """The window lies beyond the horizon (years ahead): bookable later, so never kept
+    (tests/catalogue/test_window_cache.py has the windows that are)."""
     make_instrument()
     _db.session.commit()
     for _ in range(2):

@@ -1,0 +1,98 @@
+"""Window searches (capability or text + a free window) served again while nothing
+their answer depends on has changed.
+
+A window search's answer depends on three things beyond its parameters:
+
+1. the catalogue (the ranking, the candidates' rows and rules):
+   ``catalogue_version``, read first by every search (search_cache.py);
+2. the calendars of the candidates the free-time scan examined (free_time.scan):
+   their bookings, closures and opening periods and their labs', the holidays.
+   Database triggers change ``resource.calendar_version`` (the resource's and its
+   lab's row) with each of them, and the holidays' token with the holidays, in the
+   same transaction (the calendar cache, booking/calendar_cache.py, relies on the
+   same versions). Each candidate was read with those versions (its ``stamp``)
+   before its bookings were, so a stamp is never newer than the data it guards;
+3. the clock: a candidate's lead time and horizon cut its window, and an open
+   waitlist offer expires without a version change. ``Scan.stable_until`` is the
+   first instant the clock could change the answer.
+
+A ``Guard`` records the examined candidates' stamps and that instant. An entry is
+served only at the same catalogue version, before that instant, and when the
+candidates' versions read now (one statement by id) are exactly the recorded
+ones; else the search runs again and replaces it. Searches with facets (the "free
+this week" count starts now) are never kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, select
+
+from labshare.booking import workdays
+from labshare.catalogue import free_candidates, id_lists
+from labshare.catalogue.free_candidates import Candidate
+from labshare.models import Instrument, Resource
+from labshare.timeutil import utcnow
+
+_resource = Resource.__table__
+_instrument = Instrument.__table__
+
+#: (resource id, its calendar_version, its lab's, the holidays' token)
+Stamp = tuple[int, Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class Guard:
+    #: the examined candidates' stamps, sorted by id
+    stamps: tuple[Stamp, ...]
+    #: served only before this instant (UTC)
+    until: dt.datetime
+
+    @property
+    def ids(self) -> list[int]:
+        return [s[0] for s in self.stamps]
+
+
+def guard_of(examined: Sequence[Candidate], until: dt.datetime | None) -> Guard | None:
+    """The guard of a scan's answer; None when it cannot be kept (the clock changes
+    it already, or a candidate was read without its versions)."""
+    if until is None or until <= utcnow():
+        return None
+    stamps = {}
+    for c in examined:
+        if c.stamp is None:
+            return None
+        stamps[c.subject.id] = (c.subject.id, *c.stamp)
+    return Guard(tuple(stamps[i] for i in sorted(stamps)), until)
+
+
+@functools.cache
+def _statement(dialect: str) -> Select[Any]:
+    return (
+        select(
+            _resource.c.id,
+            *free_candidates.stamp_columns(),
+            workdays.token_column().label("calendar_token"),
+        )
+        .select_from(_resource.outerjoin(_instrument, _instrument.c.id == _resource.c.id))
+        .where(id_lists.among(_resource.c.id, "ids", dialect))
+        .order_by(_resource.c.id)
+    )
+
+
+def holds(guard: Guard, conn: Connection | Any) -> bool:
+    """Whether ``guard`` still holds: before its instant, and every stamp as read now
+    on ``conn`` (a Connection or the request's Session)."""
+    if utcnow() >= guard.until:
+        return False
+    dialect = conn.get_bind().dialect.name if hasattr(conn, "get_bind") else conn.dialect.name
+    rows = conn.execute(_statement(dialect), {"ids": guard.ids})
+    return tuple(tuple(row) for row in rows) == guard.stamps
+
+
+__all__ = ["Guard", "guard_of", "holds"]
