@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -228,3 +229,66 @@ def test_fifty_clients_lab_of_capacity_three(scene: Scene) -> None:
     results = race(scene, scene.lab, start, end)
     assert_outcome(results, winners=3)
     assert holding_rows(scene.url, scene.lab) == 3
+
+
+def search_while_booking(
+    scene: Scene, start: str, end: str, token: str
+) -> tuple[float, list[tuple[float, int, set[int]]]]:
+    """Six clients repeat the search of instruments free in [start, end) while one
+    books the automatic instrument there: (when the booking was answered, each
+    search's (time sent, status, ids))."""
+    query = {"available_from": start, "available_to": end, "kind": "instrument"}
+    stop = threading.Event()
+    seen: list[tuple[float, int, set[int]]] = []
+    lock = threading.Lock()
+
+    def searcher() -> None:
+        with requests.Session() as http:
+            while not stop.is_set():
+                sent = time.monotonic()
+                r = http.get(f"{scene.base}/api/v1/resources", params=query, timeout=30)
+                ids = {item["id"] for item in r.json()["items"]} if r.ok else set()
+                with lock:
+                    seen.append((sent, r.status_code, ids))
+
+    threads = [threading.Thread(target=searcher) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)  # the answer is computed and kept by both workers
+        r = requests.post(
+            f"{scene.base}/api/v1/bookings",
+            json={
+                "resource_id": scene.auto_instrument,
+                "start": start,
+                "end": end,
+                "purpose": "window search race",
+            },
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        booked_at = time.monotonic()
+        assert r.status_code == 201, r.text
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    return booked_at, seen
+
+
+def test_a_kept_window_search_never_shows_a_slot_booked_before_it(scene: Scene) -> None:
+    """Searchers repeat one window search (kept and served again, by the fast path)
+    while a booking fills the window on one instrument: every search sent after the
+    booking's answer leaves that instrument out (window_cache.py checks the calendars'
+    versions), on both databases and across the two workers."""
+    for n in range(3):
+        start, end = slot(days_ahead=200 + n, hour=10)
+        booked_at, seen = search_while_booking(scene, start, end, scene.tokens[10 + n])
+        assert {status for _t, status, _ids in seen} == {200}
+        before = [ids for sent, _s, ids in seen if sent < booked_at]
+        after = [ids for sent, _s, ids in seen if sent > booked_at]
+        assert before and scene.auto_instrument in before[0]
+        assert after, "no search was sent after the booking"
+        assert all(scene.auto_instrument not in ids for ids in after), n
+        assert all(scene.approval_instrument in ids for ids in after)
