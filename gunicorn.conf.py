@@ -22,8 +22,24 @@ fork is corrupt). Jobs run in one elected process (PostgreSQL advisory lock) or 
 import multiprocessing
 import os
 
+
+def _whole(name: str, default: int) -> int:
+    """The environment's ``name`` as a whole number of at least 1 (else ``default``);
+    anything else stops gunicorn with a message naming the variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return value
+
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
+workers = _whole("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8))
 # Threads, because a booking's request mostly waits: its COMMIT waits for the WAL
 # to reach the disk (synchronous_commit on: a confirmed booking survives a crash),
 # ~2-20 ms on ordinary disks, while the worker's CPU sits idle. A sync worker
@@ -49,9 +65,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 # busy handler, before they queued on labshare.sqlite_lock.SQLiteWriteLock: fewer
 # bookings/s than sync workers and a p99 of seconds), so sync workers there.
 _SQLITE = os.environ.get("DATABASE_URL", "").startswith("sqlite")
-threads = int(os.environ.get("GUNICORN_THREADS", "1" if _SQLITE else "2"))
+threads = _whole("GUNICORN_THREADS", 1 if _SQLITE else 2)
 worker_class = "gthread" if threads > 1 else "sync"  # no long polling: no async workers
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _whole("GUNICORN_TIMEOUT", 30)
 graceful_timeout = 30
 # No keep-alive: a threaded worker closes an idle kept-alive connection after
 # ``keepalive`` seconds, and a request the client sends on it just then is lost
