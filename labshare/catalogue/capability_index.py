@@ -26,14 +26,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 from sqlalchemy import select
 
 from labshare.catalogue import capability, search_cache, search_index
-from labshare.catalogue.capability_matches import Listing, plain
+from labshare.catalogue.capability_matches import Listing, Walk, plain
 from labshare.extensions import db
 from labshare.models import Institute, Instrument, Resource, ResourceKind, ResourceStatus
 
@@ -248,7 +247,7 @@ def ranked(
         found = iter(sorted(found, key=key))
     if available_only:
         found = (e for e in found if e.status == ResourceStatus.AVAILABLE)
-    return list(found if limit is None else islice(found, limit))
+    return Walk(found, limit)
 
 
 __all__ = [

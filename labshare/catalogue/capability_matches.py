@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
@@ -95,6 +96,47 @@ class Matches(Sequence["Entry"]):
         return iter(self._found)
 
 
+class Walk(Sequence["Entry"]):
+    """The first ``limit`` (all when None) of ``found`` (an iterator, in rank order),
+    taken from it only as far as they are read: a window search's scan reads a few
+    dozen of its candidates, and walking the measurand's list to the scan limit cost
+    more than the rest of its ranking."""
+
+    def __init__(self, found: Iterator[Entry], limit: int | None) -> None:
+        self._source: Iterator[Entry] | None = found if limit is None else islice(found, limit)
+        self._found: list[Entry] = []
+
+    def _fill(self, wanted: int | None) -> None:
+        source, found = self._source, self._found
+        if source is None or (wanted is not None and len(found) >= wanted):
+            return
+        found.extend(source if wanted is None else islice(source, wanted - len(found)))
+        if wanted is None or len(found) < wanted:
+            self._source = None  # exhausted
+
+    def __len__(self) -> int:
+        self._fill(None)
+        return len(self._found)
+
+    @overload
+    def __getitem__(self, k: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[Entry]: ...
+
+    def __getitem__(self, k: int | slice) -> Entry | list[Entry]:
+        if isinstance(k, slice):
+            plain_stop = k.step in (None, 1) and (k.start or 0) >= 0 and k.stop is not None
+            self._fill(k.stop if plain_stop and k.stop >= 0 else None)
+            return self._found[k]
+        self._fill(k + 1 if k >= 0 else None)
+        return self._found[k]
+
+    def __iter__(self) -> Iterator[Entry]:
+        self._fill(None)
+        return iter(self._found)
+
+
 def plain(entries: Sequence[Entry], low: float, high: float, **filters: Any) -> Matches | None:
     """The lazy matches when ``entries`` is a ``Listing`` and no filter but the value
     applies (every one of ``filters`` false), else None (the caller filters)."""
@@ -105,4 +147,4 @@ def plain(entries: Sequence[Entry], low: float, high: float, **filters: Any) -> 
     return Matches(entries, low, high)
 
 
-__all__ = ["Listing", "Matches", "plain"]
+__all__ = ["Listing", "Matches", "Walk", "plain"]

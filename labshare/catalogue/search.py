@@ -468,13 +468,17 @@ def _search_in_memory(
     if window is None and facet_counts is None:
         ids = [e.id for e in matches[offset : offset + per_page]]
         return _counted(*search_pages.load_any(ids, plain), total=len(matches), facets=None)
-    # with a window, ``matches`` are the available ones already
+    if window is not None:
+        # ``matches`` are the available ones already, found only as far as read
+        # (capability_matches.Walk): the scan reads the first few dozen
+        candidates = free_candidates.Candidates(
+            lambda start, limit: free_page.of_ids([e.id for e in matches[start : start + limit]])
+        )
+        return _window_page(candidates, window, f, facet_counts, page, per_page, plain)
     available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
     candidates = free_candidates.Candidates(
         lambda start, limit: free_page.of_ids(available[start : start + limit])
     )
-    if window is not None:
-        return _window_page(candidates, window, f, facet_counts, page, per_page, plain)
     assert facet_counts is not None
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
     ids = [e.id for e in matches[offset : offset + per_page]]

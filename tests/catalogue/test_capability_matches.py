@@ -6,9 +6,12 @@ or not a number, bounds equal to the value's, values outside every range."""
 from __future__ import annotations
 
 import random
+from typing import Any
+
+import pytest
 
 from labshare.catalogue.capability_index import Entry, ranked
-from labshare.catalogue.capability_matches import Listing, Matches, plain
+from labshare.catalogue.capability_matches import Listing, Matches, Walk, plain
 from labshare.models import Field, ResourceStatus
 
 
@@ -80,3 +83,42 @@ def test_ranked_is_lazy_only_without_other_filters() -> None:
     assert plain(listing, 3.0, float("inf")) is None
     assert plain(list(listing), 3.0, 3.0) is None  # not a Listing: tested one by one
     assert list(ranked(listing, 3.0, 3.0)) == _naive(listing, 3.0, 3.0)
+
+
+def test_a_walk_reads_its_source_only_as_far_as_it_is_read() -> None:
+    taken: list[int] = []
+
+    def source() -> Any:
+        for i in range(100):
+            taken.append(i)
+            yield _entry(i, 0.0, 1.0)
+
+    walk = Walk(source(), 40)
+    assert [e.id for e in walk[0:5]] == [0, 1, 2, 3, 4]
+    assert len(taken) == 5
+    assert walk[7].id == 7
+    assert len(taken) == 8
+    assert [e.id for e in walk[6:10]] == [6, 7, 8, 9]
+    assert len(taken) == 10
+    assert len(walk) == 40  # the limit: the rest is never taken
+    assert len(taken) == 40
+
+
+def test_a_walk_answers_as_the_list_it_stands_for() -> None:
+    rnd = random.Random(5)
+    for n, limit in [(0, 10), (3, None), (25, 10), (25, 25), (25, 40)]:
+        full = [_entry(i, 0.0, 1.0) for i in range(n)]
+        expected = full if limit is None else full[:limit]
+        for _ in range(30):
+            walk = Walk(iter(full), limit)
+            a, b = rnd.randrange(-30, 30), rnd.randrange(-30, 30)
+            step = rnd.choice([None, 1, 2, -1])
+            assert walk[a:b:step] == expected[a:b:step], (n, limit, a, b, step)
+            assert walk[a:] == expected[a:]
+            assert walk[:b] == expected[:b]
+            if -len(expected) <= a < len(expected):
+                assert walk[a] == expected[a]
+            assert list(walk) == expected
+            assert len(walk) == len(expected)
+        with pytest.raises(IndexError):
+            Walk(iter(full), limit)[len(expected)]
