@@ -288,6 +288,8 @@ class Scan:
     #: instant a candidate's lead time cuts into its window; the scan's own instant
     #: when the clock changed it already (a horizon inside the window, an open offer)
     stable_until: dt.datetime | None = None
+    #: the scan's instant (its lead times and horizons were measured from it)
+    at: dt.datetime | None = None
 
 
 def scan(
@@ -310,7 +312,7 @@ def scan(
     done = size = 0
 
     def result(complete: bool, beyond: bool) -> Scan:
-        return Scan(found, rules, complete, beyond, tuple(examined), memo.until)
+        return Scan(found, rules, complete, beyond, tuple(examined), memo.until, memo.now)
 
     while done < limit:
         size = max(size * 2, limit if wanted is None else (wanted - len(found)) * 3 // 2 + 2)

@@ -423,8 +423,8 @@ def _window_page(
         total_exact=found.complete,
         facets=facet_counts,
         # the "free this week" count starts now: an answer with it is never kept
-        guard=window_cache.guard_of(found.examined, found.stable_until)
-        if facet_counts is None
+        guard=window_cache.guard_of(found.examined, found.at, found.stable_until)
+        if facet_counts is None and found.at is not None
         else None,
     )
 

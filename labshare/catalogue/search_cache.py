@@ -39,6 +39,10 @@ EXTENSION = "labshare_search_cache"
 DEFAULT_BYTES = 16 * 1024 * 1024
 #: Larger answers (per_page=200 pages) are not kept.
 MAX_ENTRY = 256 * 1024
+#: Bytes an entry costs besides its body and guard (its key of parameters, the
+#: map's slot, the entry itself), counted against the budget: many tiny answers
+#: (``per_page=1``) must not hold far more than it says.
+ENTRY_OVERHEAD = 512
 #: Query strings remembered for the fast path (labshare/fastpath.py), and the
 #: longest one remembered.
 MAX_ALIASES = 4096
@@ -54,6 +58,12 @@ class Entry:
     truncated: bool
     #: a window search's: what else it must still match (window_cache.py)
     guard: Guard | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds, as the budget counts them: the body, the guard's ids and
+        what each entry costs besides (its key, the map's slot)."""
+        return len(self.body) + ENTRY_OVERHEAD + (self.guard.size if self.guard else 0)
 
 
 class SearchCache:
@@ -81,6 +91,11 @@ class SearchCache:
         if entry.guard is not None and (holds is None or not holds(entry.guard)):
             with self.lock:
                 self.misses += 1
+                # gone for good (its calendars or the clock moved on): not checked
+                # again by every request until a new answer replaces it
+                if self.entries.get(key) is entry:
+                    del self.entries[key]
+                    self.used -= entry.size
             return None
         with self.lock:
             if key in self.entries:
@@ -89,18 +104,18 @@ class SearchCache:
         return entry
 
     def put(self, key: Hashable, entry: Entry) -> None:
-        size = len(entry.body)
-        if size > MAX_ENTRY or size > self.budget:
+        size = entry.size
+        if len(entry.body) > MAX_ENTRY or size > self.budget:
             return
         with self.lock:
             old = self.entries.pop(key, None)
             if old is not None:
-                self.used -= len(old.body)
+                self.used -= old.size
             self.entries[key] = entry
             self.used += size
             while self.used > self.budget:
                 _, dropped = self.entries.popitem(last=False)
-                self.used -= len(dropped.body)
+                self.used -= dropped.size
 
     def alias(self, query_string: str, key: Hashable) -> None:
         """Remember that Flask read ``query_string`` as ``key`` (bounded: the map is

@@ -16,10 +16,12 @@ A window search's answer depends on three things beyond its parameters:
    waitlist offer expires without a version change. ``Scan.stable_until`` is the
    first instant the clock could change the answer.
 
-A ``Guard`` records the examined candidates' stamps and that instant. An entry is
-served only at the same catalogue version, before that instant, and when the
-candidates' versions read now (one statement by id) are exactly the recorded
-ones; else the search runs again and replaces it. Searches with facets (the "free
+A ``Guard`` records the examined candidates' ids, a digest of their stamps, the
+scan's instant and that first instant. An entry is served only at the same
+catalogue version, between those two instants (a clock set back is not trusted
+either), and when the candidates' versions read now (one statement by id) give
+exactly the recorded digest; else the search runs again and replaces it, and an
+entry found stale is dropped at once. Searches with facets (the "free
 this week" count starts now) are never kept.
 """
 
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,27 +52,43 @@ Stamp = tuple[int, Any, Any, Any]
 
 @dataclass(frozen=True)
 class Guard:
-    #: the examined candidates' stamps, sorted by id
-    stamps: tuple[Stamp, ...]
-    #: served only before this instant (UTC)
+    #: the examined candidates' ids, sorted (compact: an entry's guard is counted
+    #: against the cache's budget, and up to 200 candidates are examined)
+    ids: array[int]
+    #: a digest of their stamps in that order
+    digest: bytes
+    #: served only from this instant (the scan's; a clock set back is not trusted)…
+    since: dt.datetime
+    #: …until before this one (UTC)
     until: dt.datetime
 
     @property
-    def ids(self) -> list[int]:
-        return [s[0] for s in self.stamps]
+    def size(self) -> int:
+        """Bytes it holds, roughly (for the cache's budget)."""
+        return self.ids.itemsize * len(self.ids) + 200
 
 
-def guard_of(examined: Sequence[Candidate], until: dt.datetime | None) -> Guard | None:
-    """The guard of a scan's answer; None when it cannot be kept (the clock changes
-    it already, or a candidate was read without its versions)."""
+def _digest(stamps: Sequence[Stamp]) -> bytes:
+    return hashlib.blake2b(repr(tuple(stamps)).encode(), digest_size=16).digest()
+
+
+def guard_of(
+    examined: Sequence[Candidate], since: dt.datetime, until: dt.datetime | None
+) -> Guard | None:
+    """The guard of a scan's answer computed at ``since``; None when it cannot be
+    kept (the clock changes it already, a candidate was read without its versions,
+    or one was read twice with different versions)."""
     if until is None or until <= utcnow():
         return None
-    stamps = {}
+    stamps: dict[int, Stamp] = {}
     for c in examined:
         if c.stamp is None:
             return None
-        stamps[c.subject.id] = (c.subject.id, *c.stamp)
-    return Guard(tuple(stamps[i] for i in sorted(stamps)), until)
+        stamp = (c.subject.id, *c.stamp)
+        if stamps.setdefault(c.subject.id, stamp) != stamp:
+            return None
+    ordered = [stamps[i] for i in sorted(stamps)]
+    return Guard(array("q", sorted(stamps)), _digest(ordered), since, until)
 
 
 @functools.cache
@@ -88,11 +108,11 @@ def _statement(dialect: str) -> Select[Any]:
 def holds(guard: Guard, conn: Connection | Any) -> bool:
     """Whether ``guard`` still holds: before its instant, and every stamp as read now
     on ``conn`` (a Connection or the request's Session)."""
-    if utcnow() >= guard.until:
+    if not guard.since <= utcnow() < guard.until:
         return False
     dialect = conn.get_bind().dialect.name if hasattr(conn, "get_bind") else conn.dialect.name
-    rows = conn.execute(_statement(dialect), {"ids": guard.ids})
-    return tuple(tuple(row) for row in rows) == guard.stamps
+    rows = conn.execute(_statement(dialect), {"ids": guard.ids.tolist()})
+    return _digest([tuple(row) for row in rows]) == guard.digest
 
 
 __all__ = ["Guard", "guard_of", "holds"]

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from labshare.booking import holiday_admin
-from labshare.catalogue import search_cache
+from labshare.catalogue import search_cache, window_cache
 from labshare.extensions import db as _db
 from labshare.fastpath import EXTENSION
 from labshare.models import (
@@ -28,6 +28,7 @@ from labshare.models import (
     WaitlistStatus,
 )
 from labshare.timeutil import set_clock
+from tests.helpers import listening, sent_statements
 
 UTC = dt.UTC
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=UTC)  # a Tuesday
@@ -185,11 +186,8 @@ def test_a_booking_written_while_the_search_reads_is_not_hidden_afterwards(
             fired.append(True)
             _booking_by_sql(first, second, user)
 
-    event.listen(_db.engine, "after_cursor_execute", book_now)
-    try:
+    with listening(book_now, "after_cursor_execute"):
         _get(client)
-    finally:
-        event.remove(_db.engine, "after_cursor_execute", book_now)
     assert fired
     assert _ids(_get(client)) == {second.id}
     assert _ids(_get(client)) == {second.id}
@@ -302,3 +300,109 @@ def test_a_text_search_with_a_window_is_kept_and_sees_a_booking(
     assert store.hits == 1
     _booking_by_sql(pair[0], pair[1], user)
     assert _ids(_get(client, **params)) == {pair[1].id}
+
+
+def test_a_booking_written_after_the_bookings_were_read_is_not_hidden_afterwards(
+    client: Any, store: Any, pair: Any, make_user: Any
+) -> None:
+    """The other side of the race: committed after the search read the bookings (its
+    answer shows the slot free), the booking must make the kept answer stale, which
+    it does only because the versions were read before the bookings, not after."""
+    user = SimpleNamespace(id=(u := make_user()).id, company_id=u.company_id)
+    _db.session.commit()
+    first, second = pair
+    fired: list[bool] = []
+
+    def book_now(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM booking WHERE" in statement and "UNION ALL" in statement and not fired:
+            fired.append(True)
+            _booking_by_sql(first, second, user)
+
+    with listening(book_now, "after_cursor_execute"):
+        _get(client)
+    assert fired
+    assert _ids(_get(client)) == {second.id}
+
+
+def test_a_clock_set_back_does_not_serve_what_the_horizon_would_cut(
+    client: Any, store: Any, pair: Any
+) -> None:
+    """Computed with the window ending at the horizon (90 days): the clock set back
+    45 minutes moves the horizon into the window, which no kept answer may hide."""
+    end = NOW + dt.timedelta(days=90)
+    window = {
+        "available_from": (end - dt.timedelta(hours=1)).isoformat(),
+        "available_to": end.isoformat(),
+    }
+    assert len(_ids(_get(client, **window))) == 2
+    assert store.entries
+    set_clock(lambda: NOW - dt.timedelta(minutes=45))
+    served = _get(client, **window)
+    assert _ids(served) == set()  # 15 minutes left, off the 30-minute grid
+    assert served.get_data() == _fresh(client, store, **window)
+
+
+def test_an_entry_found_stale_is_dropped_at_once(
+    client: Any, store: Any, pair: Any, make_user: Any
+) -> None:
+    """Its calendars changed and the new answer may not be kept (an open offer): the
+    old entry goes, so later requests do not read its versions again."""
+    _get(client)
+    assert len(store.entries) == 1
+    user = make_user()
+    _db.session.add(
+        WaitlistEntry(
+            resource_id=pair[0].id,
+            company_id=user.company_id,
+            user_id=user.id,
+            start_at=START,
+            end_at=START + dt.timedelta(hours=1),
+            purpose="x",
+            status=WaitlistStatus.OFFERED,
+            offered_at=NOW,
+            offer_expires_at=NOW + dt.timedelta(hours=2),
+        )
+    )
+    _db.session.commit()
+    _get(client)
+    assert not store.entries
+    assert store.used == 0
+    with sent_statements() as sent:
+        _get(client)
+    assert not [s for s in sent if "own_version" in s and "calendar_token" in s.split("FROM")[0]]
+
+
+def test_the_budget_counts_each_entry_whole(
+    app: Any, client: Any, store: Any, make_lab: Any, make_instrument: Any
+) -> None:
+    """Answers of one item over past windows (nothing bookable: kept) examine every
+    candidate: their guards and keys count against the budget, not the body alone."""
+    lab = make_lab()
+    for n in range(30):
+        make_instrument(lab=lab, name=f"压力表{n}")
+    _db.session.commit()
+    store.budget = 8 * 1024
+    for minute in range(40):
+        _get(
+            client,
+            per_page=1,
+            available_from=f"2029-01-01T00:{minute:02d}:00Z",
+            available_to=f"2029-01-01T01:{minute:02d}:00Z",
+        )
+    entries = list(store.entries.values())
+    assert entries and all(e.guard is not None and len(e.guard.ids) == 30 for e in entries)
+    assert store.used == sum(e.size for e in entries) <= store.budget
+    assert all(e.size >= len(e.body) + 30 * 8 + search_cache.ENTRY_OVERHEAD for e in entries)
+    assert len(entries) < 40
+
+
+def test_a_candidate_read_twice_with_other_versions_is_not_kept() -> None:
+    subject = SimpleNamespace(id=7)
+    one = SimpleNamespace(subject=subject, stamp=(1, 2, "t"))
+    other = SimpleNamespace(subject=subject, stamp=(3, 2, "t"))
+    until = NOW + dt.timedelta(days=1)
+    set_clock(lambda: NOW)
+    assert window_cache.guard_of([one, one], NOW, until) is not None
+    assert window_cache.guard_of([one, other], NOW, until) is None
+    assert window_cache.guard_of([one], NOW, None) is None
+    assert window_cache.guard_of([one], NOW, NOW) is None  # the clock changes it now
