@@ -373,7 +373,11 @@ def test_an_entry_found_stale_is_dropped_at_once(
 
 
 def test_the_budget_counts_each_entry_whole(
-    app: Any, client: Any, store: Any, make_lab: Any, make_instrument: Any
+    client: Any,
+    store: Any,
+    make_lab: Any,
+    make_instrument: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Answers of one item over past windows (nothing bookable: kept) examine every
     candidate: their guards and keys count against the budget, not the body alone."""
@@ -381,7 +385,7 @@ def test_the_budget_counts_each_entry_whole(
     for n in range(30):
         make_instrument(lab=lab, name=f"压力表{n}")
     _db.session.commit()
-    store.budget = 8 * 1024
+    monkeypatch.setattr(store, "budget", 8 * 1024)  # the app's cache: others use it next
     for minute in range(40):
         _get(
             client,
