@@ -3,7 +3,7 @@ client (production config, answer cache off, as the bench's "no cache" server),
 against the search function alone, with the statements each request sends.
 
     python -m bench.search_cpu --db <url> [--kind capability|window|text|page] [-n 300]
-        [--profile out.prof] [--sql]
+        [--profile out.prof] [--sql] [--cache]
 
 ``time.process_time()`` is this process's CPU (the database's is not in it);
 compare before and after back to back: the machine is shared."""
@@ -84,9 +84,16 @@ def main() -> None:
     p.add_argument("--sql", action="store_true", help="print the SQL of one request")
     p.add_argument("--calls", action="store_true", help="Python calls per request")
     p.add_argument("--phases", action="store_true", help="CPU per phase (wrapped functions)")
+    p.add_argument(
+        "--cache",
+        action="store_true",
+        help="the answer cache on (a page with facets keeps its catalogue part)",
+    )
     args = p.parse_args()
-    # the server's environment (bench.run), every answer computed
-    os.environ.update({**server_env(args.db), "SEARCH_CACHE_BYTES": "0"})
+    # the server's environment (bench.run), every answer computed unless --cache
+    os.environ.update(server_env(args.db))
+    if not args.cache:
+        os.environ["SEARCH_CACHE_BYTES"] = "0"
     from sqlalchemy import event
 
     from labshare import create_app

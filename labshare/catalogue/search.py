@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -41,76 +40,30 @@ from labshare.catalogue import (
     capability,
     capability_index,
     free_candidates,
-    free_page,
-    free_time,
+    search_free,
     search_index,
     search_pages,
     search_tiers,
-    window_cache,
 )
 from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
+from labshare.catalogue.search_result import (
+    FACETS,
+    FREE_WEEK_LIMIT,
+    MAX_TERMS,
+    ResourceFilters,
+    SearchResult,
+    counted,
+)
 from labshare.catalogue.search_tiers import COUNT_LIMIT
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
 from labshare.models import (
-    Field,
     Institute,
     Instrument,
     Resource,
     ResourceKind,
     ResourceStatus,
 )
-from labshare.timeutil import utcnow
-
-MAX_TERMS = 5
-
-
-@dataclass(frozen=True)
-class ResourceFilters:
-    q: str | None = None
-    kind: ResourceKind | None = None
-    field: Field | None = None
-    province: str | None = None
-    institute: str | None = None
-    measurand: str | None = None
-    value: float | None = None
-    unit: str | None = None
-    available_from: dt.datetime | None = None
-    available_to: dt.datetime | None = None
-    #: Minutes the free slot must last (the window filter and the week facet);
-    #: None: the resource's minimum booking.
-    duration: int | None = None
-    #: The searcher's province (GB/T 2260 code or name): breaks ties in its favour.
-    near_province: str | None = None
-
-
-#: The facets of a search: name → (column, label column).
-FACETS = ("field", "kind", "province", "institute")
-#: The "free this week" count is exact over this many best-ranked available matches (a
-#: page of the catalogue), and says "at least" beyond: every match counted is a week of
-#: its calendar painted, and the catalogue page asks on every visit.
-FREE_WEEK_LIMIT = 20
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    #: The page's resources; plain rows of ``search_pages.row_select`` when the search
-    #: was asked for ``plain`` rows.
-    items: list[Any]
-    total: int
-    rules: dict[int, Rules]
-    #: True when the free-time filter examined AVAILABILITY_SCAN_LIMIT candidates and
-    #: there were more.
-    truncated: bool = False
-    #: False when the count stopped at COUNT_LIMIT, or the free-time filter after the
-    #: page and one more: ``total`` is then a lower bound.
-    total_exact: bool = True
-    #: field/kind/province/institute → [{"value", "label", "count"}] (when asked).
-    facets: dict[str, list[dict[str, Any]]] | None = None
-    #: what a window search's answer depends on beyond the catalogue, when it may be
-    #: kept (window_cache.py)
-    guard: window_cache.Guard | None = None
-
 
 #: The instrument table alone: its filters need no join to resource.
 _instrument = Instrument.__table__
@@ -336,8 +289,8 @@ def search_resources(
         # (None: a deep page, ranked in full below).
         tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True), plain)
         if tiered is not None:
-            counted = min(COUNT_LIMIT, search_tiers.count_limit(page, per_page))
-            return _counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=counted)
+            count_to = min(COUNT_LIMIT, search_tiers.count_limit(page, per_page))
+            return counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=count_to)
     if text_only:
         where = _where(f)
     # With a window, the page comes from the free-time scan, which examines at most
@@ -345,11 +298,11 @@ def search_resources(
     limit = None if window is None else AVAILABILITY_SCAN_LIMIT + 1
     in_memory = capability_index.search_matches(f, available_only=limit is not None, limit=limit)
     if in_memory is not None:
-        counts = search_pages.facets(where) if facets else None
-        return _search_in_memory(in_memory, f, window, counts, page, per_page, plain)
+        counts = search_free.facets_of(f, where) if facets else None
+        return search_free.in_memory(in_memory, f, window, counts, page, per_page, plain)
     ranked, keys = _ranked(f)
     if window is None and facets:
-        return _page_with_week(ranked, keys, f, page, per_page, plain)
+        return search_free.page_with_week(ranked, keys, f, page, per_page, plain)
     if window is not None:
         # The best-ranked available candidates, as calendar columns only (no ORM),
         # read in rank order as far as the free-time checks need.
@@ -360,149 +313,19 @@ def search_resources(
                 [k.name for k in keys],
             )
         )
-        counts = search_pages.facets(where) if facets else None
-        return _window_page(candidates, window, f, counts, page, per_page, plain)
+        counts = search_free.facets_of(f, where) if facets else None
+        return search_free.window_page(candidates, window, f, counts, page, per_page, plain)
     items, total, rules = _page(ranked, keys, where, page, per_page, plain)
-    return _counted(items, rules, total=total, facets=None)
+    return counted(items, rules, total=total, facets=None, limit=COUNT_LIMIT)
 
 
-def _counted(
-    items: list[Any],
-    rules: dict[int, Rules],
-    *,
-    total: int,
-    facets: dict[str, list[dict[str, Any]]] | None,
-    limit: int | None = None,
-) -> SearchResult:
-    """The answer of a page of ``total`` matches (the count stops at ``limit``,
-    by default COUNT_LIMIT)."""
-    limit = COUNT_LIMIT if limit is None else limit
-    return SearchResult(
-        items=items,
-        total=min(total, limit),
-        rules=rules,
-        total_exact=total <= limit,
-        facets=facets,
-    )
-
-
-def _window_page(
-    candidates: free_candidates.Candidates,
-    window: tuple[dt.datetime, dt.datetime],
-    f: ResourceFilters,
-    facet_counts: dict[str, list[dict[str, Any]]] | None,
-    page: int,
-    per_page: int,
-    plain: bool,
-) -> SearchResult:
-    """The page of the candidates free in ``window`` (and the "free this week" facet
-    over the same candidates when ``facet_counts`` are asked)."""
-    if facet_counts is not None:
-        facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    offset = (page - 1) * per_page
-    # Stops at one more than this page needs: a scan that stopped promises a
-    # next page, and its total is a lower bound.
-    found = free_time.scan(
-        candidates,
-        lambda _s: window,
-        f.duration,
-        limit=AVAILABILITY_SCAN_LIMIT,
-        wanted=offset + per_page + 1,
-    )
-    ids = found.found[offset : offset + per_page]
-    if plain:  # the page's rows: read with the candidates where they were (free_page.py)
-        items: list[Any] = free_page.rows_of(candidates, ids) or search_pages.load_rows(ids)[0]
-    else:
-        items = search_pages.load_ids(ids)
-    got = [r[0] for r in items] if plain else [r.id for r in items]
-    return SearchResult(
-        items=items,
-        total=len(found.found),
-        rules={rid: found.rules[rid] for rid in got},
-        truncated=found.complete and found.beyond,
-        total_exact=found.complete,
-        facets=facet_counts,
-        # the "free this week" count starts now: an answer with it is never kept
-        guard=window_cache.guard_of(found.examined, found.at, found.stable_until)
-        if facet_counts is None and found.at is not None
-        else None,
-    )
-
-
-def _page_with_week(
-    ranked: Select[Any],
-    keys: list[Any],
-    f: ResourceFilters,
-    page: int,
-    per_page: int,
-    plain: bool,
-) -> SearchResult:
-    """A page with the facets but no window: the page, the "free this week"
-    candidates (its best-ranked available matches) and the facet counts come from
-    ONE statement that finds the matches once (``search_pages.prefix_and_facets``:
-    ranking a text search is most of its cost, and the page, the week and the
-    facets each ran it); then the page's rows and the candidates' calendar columns
-    are read by id."""
-    offset = (page - 1) * per_page
-    wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
-    asked = offset + per_page + 2 * wanted
-    prefix, total, facet_counts = search_pages.prefix_and_facets(ranked, keys, asked)
-    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked, free_page.of_ids)
-    facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    ids = [rid for rid, _status in prefix[offset : offset + per_page]]
-    return _counted(*free_page.load(candidates, ids, plain), total=total, facets=facet_counts)
-
-
-def _search_in_memory(
-    matches: Sequence[capability_index.Entry],
-    f: ResourceFilters,
-    window: tuple[dt.datetime, dt.datetime] | None,
-    facet_counts: dict[str, list[dict[str, Any]]] | None,
-    page: int,
-    per_page: int,
-    plain: bool,
-) -> SearchResult:
-    """``search_resources`` over matches ranked in memory: only the page's rows (and,
-    for the free-time checks, the candidates' calendar columns, by id) are read."""
-    offset = (page - 1) * per_page
-    if window is None and facet_counts is None:
-        ids = [e.id for e in matches[offset : offset + per_page]]
-        return _counted(*search_pages.load_any(ids, plain), total=len(matches), facets=None)
-    if window is not None:
-        # ``matches`` are the available ones already, found only as far as read
-        # (capability_matches.Walk): the scan reads the first few dozen
-        candidates = free_candidates.Candidates(
-            lambda start, limit: free_page.of_ids([e.id for e in matches[start : start + limit]])
-        )
-        return _window_page(candidates, window, f, facet_counts, page, per_page, plain)
-    available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
-    candidates = free_candidates.Candidates(
-        lambda start, limit: free_page.of_ids(available[start : start + limit])
-    )
-    assert facet_counts is not None
-    facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
-    ids = [e.id for e in matches[offset : offset + per_page]]
-    return _counted(*search_pages.load_any(ids, plain), total=len(matches), facets=facet_counts)
-
-
-def _free_week_facet(
-    candidates: free_time.Candidates, duration: int | None
-) -> list[dict[str, Any]]:
-    """How many matches have a free slot (of ``duration`` minutes, else their
-    minimum booking) between now and the end of this week in their institute's
-    zone; counted exactly over the first FREE_WEEK_LIMIT available matches in rank
-    order, beyond which the count is a lower bound (``count_exact: false``)."""
-    now = utcnow()
-    week = free_time.scan(
-        candidates, lambda s: free_time.this_week(s, now), duration, limit=FREE_WEEK_LIMIT
-    )
-    if not week.found:
-        return []
-    entry: dict[str, Any] = {
-        "value": "true",
-        "label": str(_l("Free this week")),
-        "count": len(week.found),
-    }
-    if week.beyond:
-        entry["count_exact"] = False
-    return [entry]
+__all__ = [
+    "AVAILABILITY_SCAN_LIMIT",
+    "COUNT_LIMIT",
+    "FACETS",
+    "FREE_WEEK_LIMIT",
+    "MAX_TERMS",
+    "ResourceFilters",
+    "SearchResult",
+    "search_resources",
+]

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -33,6 +34,8 @@ from sqlalchemy.engine import Connection
 from labshare.catalogue.window_cache import Guard
 from labshare.extensions import db
 from labshare.models import CatalogueVersion
+
+T = TypeVar("T")
 
 EXTENSION = "labshare_search_cache"
 #: Bytes of answers kept per process (SEARCH_CACHE_BYTES; 0 turns the cache off).
@@ -77,6 +80,8 @@ class SearchCache:
         #: The raw query string of a request Flask accepted → its key: the fast
         #: path answers only a query string Flask has already read, as Flask read it.
         self.aliases: dict[str, Hashable] = {}
+        #: catalogue-only parts of answers computed every time (``remembered``)
+        self.parts = PartCache()
 
     def get(
         self, key: Hashable, version: int, holds: Callable[[Guard], bool] | None = None
@@ -136,6 +141,59 @@ class SearchCache:
             self.entries.clear()
             self.aliases.clear()
             self.used = self.hits = self.misses = 0
+        self.parts.clear()
+
+
+class PartCache:
+    """Parts of answers that depend on the catalogue alone, inside answers that are
+    computed every time: the ranked prefix and facet counts of a search with facets
+    (its "free this week" count starts now, so the answer is never kept whole; the
+    web catalogue asks for it on every page). Kept per key and catalogue version,
+    as the answers are (the version read first); bounded by count. The values are
+    shared: callers copy what they change."""
+
+    SIZE = 1024
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: Hashable, version: int) -> Any | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is None or found[0] != version:
+                return None
+            self.entries.move_to_end(key)
+            self.hits += 1
+            return found[1]
+
+    def put(self, key: Hashable, version: int, value: Any) -> None:
+        with self.lock:
+            self.entries[key] = (version, value)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.SIZE:
+                self.entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.hits = 0
+
+
+def remembered(key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, or what it gave at this catalogue version (``PartCache``; off
+    with the answer cache, SEARCH_CACHE_BYTES=0). The version is read before it is
+    computed: a value is never labelled newer than the data it was computed from."""
+    store = cache()
+    current = version() if store is not None else None
+    if store is None or current is None:
+        return compute()
+    found = store.parts.get(key, current)
+    if found is None:
+        found = compute()
+        store.parts.put(key, current, found)
+    return cast(T, found)
 
 
 def cache_of(app: Flask) -> SearchCache:
@@ -185,10 +243,12 @@ def version_on(conn: Connection) -> int | None:
 
 __all__ = [
     "Entry",
+    "PartCache",
     "SearchCache",
     "cache",
     "cache_of",
     "known_version",
+    "remembered",
     "version",
     "version_on",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import Any
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
@@ -76,11 +78,69 @@ def unit_choices() -> list[SelectChoice]:
     return out
 
 
+#: Selects rendered with nothing selected, by what their HTML depends on (the
+#: field, its attributes, the locale, its ``choices_version``); emptied when full.
+_SELECTS: dict[tuple[Any, ...], str] = {}
+_SELECTS_LOCK = threading.Lock()
+SELECTS_SIZE = 256
+#: The ``choices_version`` of a select whose choices never change (but by locale).
+FIXED = ("fixed",)
+
+
 class OptionCache(Select):
-    """WTForms' select, each plain ``<option>`` rendered once per process (value,
-    label, selected): the catalogue's selects hold some 470 options (every
-    institute, province, measurand and unit), and building each one's attributes
-    again was about half of the catalogue page's CPU. The same HTML."""
+    """WTForms' select, rendered once per process and locale for each version of
+    its choices, and each plain ``<option>`` rendered once: the catalogue's selects
+    hold some 470 options (every institute, province, measurand and unit), and
+    building them again (each label translated, each option's attributes) was most
+    of the catalogue page's CPU. The same HTML as WTForms': the selected options
+    (those whose value is the field's data) are marked in the kept HTML.
+
+    A field takes part when it has a ``choices_version`` (what its choices depend on
+    besides the locale: a constant for fixed lists, the catalogue's version for the
+    institutes); its ``choices_source``, when given, builds the choices, called
+    only when the select is rendered anew."""
+
+    def __call__(self, field: Any, **kwargs: Any) -> Markup:
+        token = getattr(field, "choices_version", None)
+        data = field.data
+        key: tuple[Any, ...] | None = None
+        html = None
+        if token is not None and field.coerce is str and (data is None or isinstance(data, str)):
+            flags = tuple(
+                (k, getattr(field.flags, k)) for k in dir(field.flags) if k in self.validation_attrs
+            )
+            try:
+                key = (
+                    self.multiple,
+                    field.name,
+                    field.id,
+                    str(get_locale()),
+                    token,
+                    flags,
+                    tuple(sorted(kwargs.items())),
+                )
+                html = _SELECTS.get(key)
+            except TypeError:  # an attribute that cannot be a key: rendered each time
+                key = None
+        if html is None:
+            source = getattr(field, "choices_source", None)
+            if source is not None:
+                field.choices = source()
+            if key is None:
+                return super().__call__(field, **kwargs)
+            field.data = None
+            try:
+                html = str(super().__call__(field, **kwargs))
+            finally:
+                field.data = data
+            with _SELECTS_LOCK:
+                if len(_SELECTS) >= SELECTS_SIZE:
+                    _SELECTS.clear()
+                _SELECTS[key] = html
+        if data is not None:
+            plain = f"<option {html_params(value=data)}>"
+            html = html.replace(plain, f"<option {html_params(selected=True, value=data)}>")
+        return Markup(html)  # noqa: S704 - WTForms' own HTML, kept
 
     @classmethod
     def render_option(cls, choice: SelectChoice, **kwargs: Any) -> Markup:
@@ -124,3 +184,11 @@ class CatalogueFilterForm(FlaskForm):
     institute = SelectField(
         _l("Institute"), choices=[], validate_choice=False, widget=OptionCache()
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # fixed lists: their HTML depends on the locale alone (OptionCache)
+        for field in (self.field, self.kind, self.measurand, self.unit):
+            field.choices_version = FIXED
+        self.measurand.choices_source = measurand_choices
+        self.unit.choices_source = unit_choices

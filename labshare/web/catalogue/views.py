@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from typing import Any, TypeVar
 
 from flask import abort, current_app, render_template, request, url_for
@@ -15,6 +16,7 @@ from wtforms.fields.choices import SelectChoice
 
 from labshare.booking.policies import waitlist
 from labshare.booking.rules import effective_rules, institute_zone, load_opening_periods
+from labshare.catalogue import search_cache
 from labshare.catalogue.search import ResourceFilters, SearchResult, search_resources
 from labshare.errors import ValidationFailed
 from labshare.extensions import db
@@ -30,7 +32,7 @@ from labshare.models import (
 )
 from labshare.timeutil import to_local, utcnow
 from labshare.web.catalogue import bp
-from labshare.web.catalogue.forms import CatalogueFilterForm, measurand_choices, unit_choices
+from labshare.web.catalogue.forms import CatalogueFilterForm
 from labshare.web.main.forms import apply_domain_error
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -44,21 +46,35 @@ def _page_arg() -> int:
     return min(int(value), MAX_PAGE) if value.isdigit() and int(value) > 0 else 1
 
 
-def _filter_choices(form: CatalogueFilterForm) -> None:
-    institutes = db.session.execute(
-        select(Institute.code, Institute.name, Institute.province_code, Institute.province)
-        .where(Institute.active.is_(True))
-        .order_by(Institute.province_code, Institute.code)
-    ).all()
-    provinces = dict.fromkeys((row.province_code, row.province) for row in institutes)
-    form.province.choices = [SelectChoice("", _("All provinces"))] + [
-        SelectChoice(code, name) for code, name in provinces
-    ]
-    form.institute.choices = [SelectChoice("", _("All institutes"))] + [
-        SelectChoice(row.code, row.name) for row in institutes
-    ]
-    form.measurand.choices = measurand_choices()
-    form.unit.choices = unit_choices()
+def _filter_choices(form: CatalogueFilterForm, version: int | None) -> None:
+    """The provinces' and institutes' choices, read only when their selects are
+    rendered anew (forms.OptionCache: kept per catalogue ``version``, when known)."""
+
+    @functools.cache
+    def institutes() -> list[Any]:
+        return list(
+            db.session.execute(
+                select(Institute.code, Institute.name, Institute.province_code, Institute.province)
+                .where(Institute.active.is_(True))
+                .order_by(Institute.province_code, Institute.code)
+            ).all()
+        )
+
+    def provinces() -> list[SelectChoice]:
+        seen = dict.fromkeys((row.province_code, row.province) for row in institutes())
+        return [SelectChoice("", _("All provinces"))] + [
+            SelectChoice(code, name) for code, name in seen
+        ]
+
+    def institute_choices() -> list[SelectChoice]:
+        return [SelectChoice("", _("All institutes"))] + [
+            SelectChoice(row.code, row.name) for row in institutes()
+        ]
+
+    token = None if version is None else ("catalogue", version)
+    for field, source in ((form.province, provinces), (form.institute, institute_choices)):
+        field.choices_source = source
+        field.choices_version = token
 
 
 def _number(form: CatalogueFilterForm) -> float | None:
@@ -99,7 +115,10 @@ def _facet_label(facet: str, value: str, label: str) -> str:
 @bp.get("/catalogue")
 def index() -> Any:
     form = CatalogueFilterForm(request.args)
-    _filter_choices(form)
+    # read once: the filters' choices and the search's catalogue parts are kept per
+    # catalogue version (labshare/catalogue/search_cache.py)
+    version = search_cache.version() if search_cache.cache() is not None else None
+    _filter_choices(form, version)
     page = _page_arg()
     result = SearchResult(items=[], total=0, rules={})
     if form.validate():
@@ -115,7 +134,8 @@ def index() -> Any:
                 unit=form.unit.data or None,
                 near_province=_home_province(),
             )
-            result = search_resources(filters, page=page, per_page=PER_PAGE, facets=True)
+            with search_cache.known_version(version):
+                result = search_resources(filters, page=page, per_page=PER_PAGE, facets=True)
         except ValidationFailed as exc:
             apply_domain_error(form, exc)
     pages = max(1, -(-result.total // PER_PAGE))
