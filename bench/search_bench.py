@@ -30,6 +30,11 @@ def http_paths() -> dict[str, list[str]]:
         "search capability": urls("capability"),
         "search capability + free window": urls("capability + free window"),
         "search text + facets": urls("text + facets (free this week)"),
+        # the web catalogue's page (HTML, facets and the week's count on every visit)
+        "catalogue page (text)": [
+            "/catalogue?" + urllib.parse.urlencode({"q": q})
+            for q in run.TEXT_QUERIES["text (zh, 2 chars)"]
+        ],
     }
 
 
@@ -186,7 +191,13 @@ def run_search_only(label: str, url: str, args: argparse.Namespace) -> dict[str,
     uncached_paths = {
         f"{what} (no cache)": some
         for what, some in paths.items()
-        if what in ("search text", "search capability", "search capability + free window")
+        if what
+        in (
+            "search text",
+            "search capability",
+            "search capability + free window",
+            "catalogue page (text)",
+        )
     }
     no_cache_env = {**run.server_env(url), "SEARCH_CACHE_BYTES": "0"}
     with (
