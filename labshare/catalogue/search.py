@@ -40,6 +40,7 @@ from labshare.catalogue import (
     capability,
     capability_index,
     free_candidates,
+    free_time,
     search_free,
     search_index,
     search_pages,
@@ -176,7 +177,7 @@ def _count(where: Sequence[ColumnElement[bool]]) -> int:
         select(Resource.id)
         .join(Institute, Institute.id == Resource.institute_id)
         .where(and_(*where))
-        .limit(COUNT_LIMIT + 1)
+        .limit(search_tiers.COUNT_LIMIT + 1)
         .subquery("counted")
     )
     return int(db.session.scalar(select(func.count()).select_from(matching)) or 0)
@@ -289,13 +290,13 @@ def search_resources(
         # (None: a deep page, ranked in full below).
         tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True), plain)
         if tiered is not None:
-            count_to = min(COUNT_LIMIT, search_tiers.count_limit(page, per_page))
+            count_to = min(search_tiers.COUNT_LIMIT, search_tiers.count_limit(page, per_page))
             return counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=count_to)
     if text_only:
         where = _where(f)
     # With a window, the page comes from the free-time scan, which examines at most
     # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
-    limit = None if window is None else AVAILABILITY_SCAN_LIMIT + 1
+    limit = None if window is None else free_time.AVAILABILITY_SCAN_LIMIT + 1
     in_memory = capability_index.search_matches(f, available_only=limit is not None, limit=limit)
     if in_memory is not None:
         counts = search_free.facets_of(f, where) if facets else None
@@ -316,7 +317,7 @@ def search_resources(
         counts = search_free.facets_of(f, where) if facets else None
         return search_free.window_page(candidates, window, f, counts, page, per_page, plain)
     items, total, rules = _page(ranked, keys, where, page, per_page, plain)
-    return counted(items, rules, total=total, facets=None, limit=COUNT_LIMIT)
+    return counted(items, rules, total=total, facets=None)
 
 
 __all__ = [

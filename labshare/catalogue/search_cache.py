@@ -80,8 +80,9 @@ class SearchCache:
         #: The raw query string of a request Flask accepted → its key: the fast
         #: path answers only a query string Flask has already read, as Flask read it.
         self.aliases: dict[str, Hashable] = {}
-        #: catalogue-only parts of answers computed every time (``remembered``)
-        self.parts = PartCache()
+        #: catalogue-only parts of answers computed every time (``remembered``),
+        #: within a quarter more of the budget
+        self.parts = PartCache(budget // 4)
 
     def get(
         self, key: Hashable, version: int, holds: Callable[[Guard], bool] | None = None
@@ -149,13 +150,15 @@ class PartCache:
     computed every time: the ranked prefix and facet counts of a search with facets
     (its "free this week" count starts now, so the answer is never kept whole; the
     web catalogue asks for it on every page). Kept per key and catalogue version,
-    as the answers are (the version read first); bounded by count. The values are
-    shared: callers copy what they change."""
+    as the answers are (the version read first), within ``budget`` bytes as their
+    callers estimate them (an entry over an eighth of it is not kept: a deep page's
+    prefix of thousands of matches). The values are shared: callers copy what they
+    change."""
 
-    SIZE = 1024
-
-    def __init__(self) -> None:
-        self.entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self.entries: OrderedDict[Hashable, tuple[int, Any, int]] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = 0
 
@@ -168,23 +171,30 @@ class PartCache:
             self.hits += 1
             return found[1]
 
-    def put(self, key: Hashable, version: int, value: Any) -> None:
+    def put(self, key: Hashable, version: int, value: Any, size: int) -> None:
+        if size > self.budget // 8:
+            return
         with self.lock:
-            self.entries[key] = (version, value)
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.SIZE:
-                self.entries.popitem(last=False)
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.used -= old[2]
+            self.entries[key] = (version, value, size)
+            self.used += size
+            while self.used > self.budget:
+                _, (_v, _value, dropped) = self.entries.popitem(last=False)
+                self.used -= dropped
 
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
-            self.hits = 0
+            self.used = self.hits = 0
 
 
-def remembered(key: Hashable, compute: Callable[[], T]) -> T:
+def remembered(key: Hashable, compute: Callable[[], T], size: Callable[[T], int]) -> T:
     """``compute()``, or what it gave at this catalogue version (``PartCache``; off
-    with the answer cache, SEARCH_CACHE_BYTES=0). The version is read before it is
-    computed: a value is never labelled newer than the data it was computed from."""
+    with the answer cache, SEARCH_CACHE_BYTES=0); ``size(value)``: its bytes,
+    roughly. The version is read before it is computed: a value is never labelled
+    newer than the data it was computed from."""
     store = cache()
     current = version() if store is not None else None
     if store is None or current is None:
@@ -192,7 +202,7 @@ def remembered(key: Hashable, compute: Callable[[], T]) -> T:
     found = store.parts.get(key, current)
     if found is None:
         found = compute()
-        store.parts.put(key, current, found)
+        store.parts.put(key, current, found, size(found))
     return cast(T, found)
 
 

@@ -21,15 +21,10 @@ from labshare.catalogue import (
     free_time,
     search_cache,
     search_pages,
+    search_result,
     window_cache,
 )
-from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
-from labshare.catalogue.search_result import (
-    FREE_WEEK_LIMIT,
-    ResourceFilters,
-    SearchResult,
-    counted,
-)
+from labshare.catalogue.search_result import ResourceFilters, SearchResult, counted
 from labshare.models import ResourceStatus
 from labshare.timeutil import utcnow
 
@@ -54,7 +49,7 @@ def window_page(
         candidates,
         lambda _s: window,
         f.duration,
-        limit=AVAILABILITY_SCAN_LIMIT,
+        limit=free_time.AVAILABILITY_SCAN_LIMIT,
         wanted=offset + per_page + 1,
     )
     ids = found.found[offset : offset + per_page]
@@ -81,7 +76,16 @@ def facets_of(f: ResourceFilters, where: list[Any]) -> dict[str, list[dict[str, 
     """``search_pages.facets(where)`` (``where``: ``_where(f)``), computed once per
     catalogue version; a copy, to which the week's count is added."""
     key = ("facets", _catalogue_key(f))
-    return dict(search_cache.remembered(key, lambda: search_pages.facets(where)))
+    counts: dict[str, list[dict[str, Any]]] = search_cache.remembered(
+        key, lambda: search_pages.facets(where), lambda c: _bytes((), c)
+    )
+    return dict(counts)
+
+
+def _bytes(prefix: Sequence[Any], counts: dict[str, list[dict[str, Any]]]) -> int:
+    """What a kept prefix and facet counts hold, roughly: a tuple of two per match
+    (about 100 bytes), a dict of three per facet value (about 300 with its text)."""
+    return 200 + 100 * len(prefix) + 300 * sum(len(v) for v in counts.values())
 
 
 def _catalogue_key(f: ResourceFilters) -> ResourceFilters:
@@ -104,12 +108,13 @@ def page_with_week(
     facets each ran it); then the page's rows and the candidates' calendar columns
     are read by id."""
     offset = (page - 1) * per_page
-    wanted = FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
+    wanted = search_result.FREE_WEEK_LIMIT + 1  # the week's scan asks one more than its limit
     asked = offset + per_page + 2 * wanted
     # the catalogue's part (most of the work): computed once per catalogue version
     prefix, total, counts = search_cache.remembered(
         ("prefix_and_facets", _catalogue_key(f), asked),
         lambda: search_pages.prefix_and_facets(ranked, keys, asked),
+        lambda part: _bytes(part[0], part[2]),
     )
     facet_counts = dict(counts)  # shared: the week's count is this request's
     candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked, free_page.of_ids)
@@ -159,7 +164,10 @@ def _free_week_facet(
     order, beyond which the count is a lower bound (``count_exact: false``)."""
     now = utcnow()
     week = free_time.scan(
-        candidates, lambda s: free_time.this_week(s, now), duration, limit=FREE_WEEK_LIMIT
+        candidates,
+        lambda s: free_time.this_week(s, now),
+        duration,
+        limit=search_result.FREE_WEEK_LIMIT,
     )
     if not week.found:
         return []

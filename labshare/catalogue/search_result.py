@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labshare.booking.rules import Rules
-from labshare.catalogue import window_cache
-from labshare.catalogue.search_tiers import COUNT_LIMIT
+from labshare.catalogue import search_tiers, window_cache
 from labshare.models import Field, ResourceKind
 
 MAX_TERMS = 5
@@ -73,7 +72,7 @@ def counted(
 ) -> SearchResult:
     """The answer of a page of ``total`` matches (the count stops at ``limit``,
     by default COUNT_LIMIT)."""
-    limit = COUNT_LIMIT if limit is None else limit
+    limit = search_tiers.COUNT_LIMIT if limit is None else limit
     return SearchResult(
         items=items,
         total=min(total, limit),

@@ -122,3 +122,21 @@ def test_a_walk_answers_as_the_list_it_stands_for() -> None:
             assert len(walk) == len(expected)
         with pytest.raises(IndexError):
             Walk(iter(full), limit)[len(expected)]
+
+
+def test_a_window_search_s_ranking_is_walked_only_as_far_as_it_is_read() -> None:
+    """With ``available_only`` and a limit (a window search's candidates), ``ranked``
+    tests the measurand's entries only as far as its answer is read."""
+    tested: list[int] = []
+
+    class Counting(list[Entry]):
+        def __iter__(self) -> Any:
+            for e in super().__iter__():
+                tested.append(e.id)
+                yield e
+
+    entries = Counting(_entry(i, 0.0, 10.0) for i in range(1000))
+    found = ranked(entries, 1.0, 2.0, field=Field.MECHANICAL, available_only=True, limit=201)
+    assert [e.id for e in found[0:5]] == [0, 1, 2, 3, 4]
+    assert len(tested) <= 6
+    assert len(found) == 201

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from labshare.catalogue import search as search_module
-from labshare.catalogue import search_free
+from labshare.catalogue import free_time, search_result
 from labshare.extensions import db as _db
 from labshare.models import BookingStatus, Closure, ResourceStatus
 from labshare.timeutil import set_clock
@@ -247,9 +246,8 @@ def test_free_this_week_stops_counting_at_its_limit(
         make_instrument(lab=lab)
     _db.session.commit()
     assert _week_facet(client, measurand="pressure")[0]["count"] == 3
-    monkeypatch.setattr(search_module, "AVAILABILITY_SCAN_LIMIT", 2)
-    monkeypatch.setattr(search_free, "AVAILABILITY_SCAN_LIMIT", 2)
-    monkeypatch.setattr(search_free, "FREE_WEEK_LIMIT", 2)
+    monkeypatch.setattr(free_time, "AVAILABILITY_SCAN_LIMIT", 2)
+    monkeypatch.setattr(search_result, "FREE_WEEK_LIMIT", 2)
     assert _week_facet(client, measurand="pressure") == [
         {"value": "true", "label": "Free this week", "count": 2, "count_exact": False}
     ]
@@ -278,7 +276,7 @@ def test_the_catalogue_page_says_at_least_beyond_the_week_limit(
     for _ in range(3):
         make_instrument(lab=lab)
     _db.session.commit()
-    monkeypatch.setattr(search_free, "FREE_WEEK_LIMIT", 2)
+    monkeypatch.setattr(search_result, "FREE_WEEK_LIMIT", 2)
     for lang, words in (("zh-CN", "至少 2 个"), ("en", "At least 2")):
         page = client.get(
             "/catalogue", query_string={"measurand": "pressure"}, headers={"Accept-Language": lang}

@@ -215,9 +215,9 @@ def test_api_facets_and_counts(client: Any, catalogue: dict[str, Any]) -> None:
 def test_count_stops_at_the_limit(
     db: Any, client: Any, monkeypatch: Any, catalogue: dict[str, Any]
 ) -> None:
-    from labshare.catalogue import search
+    from labshare.catalogue import search_tiers
 
-    monkeypatch.setattr(search, "COUNT_LIMIT", 3)
+    monkeypatch.setattr(search_tiers, "COUNT_LIMIT", 3)
     body = client.get("/api/v1/resources", query_string={"q": "压力", "per_page": 2}).get_json()
     assert body["total"] == 3 and body["total_exact"] is False and len(body["items"]) == 2
 

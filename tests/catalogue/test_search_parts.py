@@ -137,3 +137,55 @@ def test_with_the_cache_off_nothing_is_kept(
     _api(client)
     assert not store.parts.entries
     assert store.parts.hits == 0
+
+
+def test_the_searcher_s_province_ranks_each_page_as_fresh(
+    client: Any, store: Any, make_institute: Any, make_lab: Any, make_instrument: Any
+) -> None:
+    """``near`` (the searcher's province, for the web catalogue their company's) is part
+    of what the kept ranking is for: two provinces, two orders, each as computed."""
+    for code, name in (("310000", "上海市"), ("320000", "江苏省")):
+        lab = make_lab(institute=make_institute(province_code=code, province=name))
+        for _ in range(2):
+            make_instrument(lab=lab, name="压力表")
+    _db.session.commit()
+    firsts = {}
+    for near in ("310000", "320000", "310000", "320000"):
+        body = _api(client, near=near)
+        firsts.setdefault(near, body["items"][0]["province"])
+        assert body == _api(client, near=near)  # kept
+        store.parts.clear()
+        assert body == _api(client, near=near)  # fresh
+    assert firsts == {"310000": "上海市", "320000": "江苏省"}
+
+
+def test_a_kept_part_is_not_changed_by_its_users(client: Any, store: Any, three: list[int]) -> None:
+    _api(client)
+    _api(client)
+    for _version, (_prefix, _total, counts), _size in store.parts.entries.values():
+        assert "free_this_week" not in counts  # each request adds it to a copy
+
+
+def test_the_parts_stay_within_their_budget(
+    client: Any, store: Any, make_lab: Any, make_instrument: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Page after page of a long list: each part is counted, the oldest go, and one
+    over an eighth of the budget (a deep page's long prefix) is not kept."""
+    lab = make_lab()
+    for n in range(60):
+        make_instrument(lab=lab, name=f"压力表{n}")
+    _db.session.commit()
+    _api(client, per_page=1)
+    first = store.parts.used  # a prefix of 43; later pages' grow to 60
+    assert first > 0
+    store.parts.clear()
+    monkeypatch.setattr(store.parts, "budget", 11 * first)
+    for page in range(1, 30):
+        _api(client, per_page=1, page=page)
+        assert store.parts.used <= store.parts.budget
+        assert store.parts.used == sum(size for _v, _p, size in store.parts.entries.values())
+    assert 0 < len(store.parts.entries) < 29
+    store.parts.clear()
+    monkeypatch.setattr(store.parts, "budget", 8 * first - 8)
+    _api(client, per_page=1)
+    assert not store.parts.entries

@@ -144,9 +144,9 @@ def test_pages_follow_the_ranking_and_a_page_past_the_end_keeps_the_total(
 def test_a_page_past_the_end_of_a_long_list_says_the_count_stopped(
     db: Any, make_lab: Any, make_instrument: Any, client: Any, monkeypatch: Any
 ) -> None:
-    from labshare.catalogue import search
+    from labshare.catalogue import search_tiers
 
-    monkeypatch.setattr(search, "COUNT_LIMIT", 3)
+    monkeypatch.setattr(search_tiers, "COUNT_LIMIT", 3)
     lab = make_lab(name="实验室", name_en="Room")
     for n in range(5):
         make_instrument(lab=lab, name=f"压力表{n}", model=f"PX-{n}")

@@ -107,3 +107,31 @@ def test_without_the_answer_cache_the_institutes_are_read_each_time(
     db.session.commit()
     _db.session.remove()
     assert "乙计量院" in client.get("/catalogue").get_data(as_text=True)
+
+
+def test_attributes_and_ids_are_part_of_what_is_kept(app: Flask, db: Any) -> None:
+    with app.test_request_context("/catalogue?field=thermal"):
+        form = CatalogueFilterForm(request.args)
+        field = form.field
+        plain = str(field())
+        styled = str(field(class_="wide", aria_label="字段"))
+        assert styled != plain
+        assert styled == str(Select()(field, class_="wide", aria_label="字段"))
+        other = CatalogueFilterForm(request.args, prefix="second")
+        assert str(other.field()) == _wtforms(other.field)
+        assert 'id="second-field"' in str(other.field())
+
+
+def test_an_option_with_attributes_of_its_own_is_rendered_each_time(app: Flask) -> None:
+    from wtforms.fields.choices import SelectChoice
+
+    with app.test_request_context("/catalogue?kind=lab"):
+        form = CatalogueFilterForm(request.args)
+        form.kind.choices_version = ("test", "with attributes")
+        form.kind.choices = [
+            SelectChoice("", "Any"),
+            SelectChoice("lab", "Lab", render_kw={"disabled": True}),
+        ]
+        for _ in range(2):
+            assert str(form.kind()) == str(Select()(form.kind))
+        assert "disabled selected" in str(form.kind())

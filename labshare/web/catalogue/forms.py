@@ -98,7 +98,8 @@ class OptionCache(Select):
     A field takes part when it has a ``choices_version`` (what its choices depend on
     besides the locale: a constant for fixed lists, the catalogue's version for the
     institutes); its ``choices_source``, when given, builds the choices, called
-    only when the select is rendered anew."""
+    only when the select is rendered anew. ``choices_version`` must change with
+    every change of the choices."""
 
     def __call__(self, field: Any, **kwargs: Any) -> Markup:
         token = getattr(field, "choices_version", None)
@@ -126,7 +127,9 @@ class OptionCache(Select):
             source = getattr(field, "choices_source", None)
             if source is not None:
                 field.choices = source()
-            if key is None:
+            if key is None or any(getattr(c, "render_kw", None) for c in field.choices or ()):
+                # an option with attributes of its own is not marked as the kept
+                # HTML's plain ones are: rendered each time
                 return super().__call__(field, **kwargs)
             field.data = None
             try:
