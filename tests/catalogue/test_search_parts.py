@@ -52,6 +52,16 @@ def _week(body: dict[str, Any]) -> int:
     return int(found[0]["count"]) if found else 0
 
 
+def _book_the_week(resource_id: int, make_booking: Any, make_user: Any) -> None:
+    """An approved booking of ``resource_id`` from now to the end of the week."""
+    _db.session.remove()
+    resource = _db.session.get_one(Instrument, resource_id)
+    make_booking(
+        resource=resource, user=make_user(), start=NOW, end=WEEK_END, status=BookingStatus.APPROVED
+    )
+    _db.session.commit()
+
+
 def _fresh_api(client: Any, store: Any) -> Any:
     store.clear()
     return _api(client)
@@ -72,15 +82,7 @@ def test_the_week_stays_live(
     client: Any, store: Any, three: list[int], make_booking: Any, make_user: Any
 ) -> None:
     _api(client)
-    _db.session.remove()
-    make_booking(
-        resource=_db.session.get_one(Instrument, three[0]),
-        user=make_user(),
-        start=NOW,
-        end=WEEK_END,
-        status=BookingStatus.APPROVED,
-    )
-    _db.session.commit()
+    _book_the_week(three[0], make_booking, make_user)
     hits = store.parts.hits
     now = _api(client)
     assert store.parts.hits == hits + 1  # the catalogue did not change
@@ -114,15 +116,7 @@ def test_the_web_catalogue_keeps_its_part_and_shows_the_week(
     hits = store.parts.hits
     assert page() == first
     assert store.parts.hits > hits
-    _db.session.remove()
-    make_booking(
-        resource=_db.session.get_one(Instrument, three[0]),
-        user=make_user(),
-        start=NOW,
-        end=WEEK_END,
-        status=BookingStatus.APPROVED,
-    )
-    _db.session.commit()
+    _book_the_week(three[0], make_booking, make_user)
     booked = page()
     store.clear()
     assert booked == page()  # what an empty cache renders

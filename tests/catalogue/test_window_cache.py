@@ -115,6 +115,24 @@ def _booking_by_sql(first: Any, _second: Any, user: Any) -> None:
         )
 
 
+def _offer(resource_id: int, user: Any) -> None:
+    """An open waitlist offer of the window's first hour, for two hours from now."""
+    _db.session.add(
+        WaitlistEntry(
+            resource_id=resource_id,
+            company_id=user.company_id,
+            user_id=user.id,
+            start_at=START,
+            end_at=START + dt.timedelta(hours=1),
+            purpose="x",
+            status=WaitlistStatus.OFFERED,
+            offered_at=NOW,
+            offer_expires_at=NOW + dt.timedelta(hours=2),
+        )
+    )
+    _db.session.commit()
+
+
 def _booking_by_orm(first: Any, _second: Any, user: Any, make_booking: Any) -> None:
     make_booking(resource=first, user=user, start=START, end=END, status=BookingStatus.PENDING)
 
@@ -255,21 +273,7 @@ def test_a_window_wholly_inside_the_lead_time_is_kept(client: Any, store: Any, p
 def test_an_open_offer_keeps_the_answer_out_of_the_cache(
     client: Any, store: Any, pair: Any, make_user: Any
 ) -> None:
-    user = make_user()
-    _db.session.add(
-        WaitlistEntry(
-            resource_id=pair[0].id,
-            company_id=user.company_id,
-            user_id=user.id,
-            start_at=START,
-            end_at=START + dt.timedelta(hours=1),
-            purpose="x",
-            status=WaitlistStatus.OFFERED,
-            offered_at=NOW,
-            offer_expires_at=NOW + dt.timedelta(hours=2),
-        )
-    )
-    _db.session.commit()
+    _offer(pair[0].id, make_user())
     for _ in range(2):
         assert len(_ids(_get(client))) == 2  # two free hours are left beside the offer
     assert not store.entries
@@ -349,21 +353,7 @@ def test_an_entry_found_stale_is_dropped_at_once(
     old entry goes, so later requests do not read its versions again."""
     _get(client)
     assert len(store.entries) == 1
-    user = make_user()
-    _db.session.add(
-        WaitlistEntry(
-            resource_id=pair[0].id,
-            company_id=user.company_id,
-            user_id=user.id,
-            start_at=START,
-            end_at=START + dt.timedelta(hours=1),
-            purpose="x",
-            status=WaitlistStatus.OFFERED,
-            offered_at=NOW,
-            offer_expires_at=NOW + dt.timedelta(hours=2),
-        )
-    )
-    _db.session.commit()
+    _offer(pair[0].id, make_user())
     _get(client)
     assert not store.entries
     assert store.used == 0
