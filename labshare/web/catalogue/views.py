@@ -149,6 +149,7 @@ def index() -> Any:
         args=args,
         facet_label=_facet_label,
         today=to_local(utcnow(), current_app.config["DEFAULT_TIMEZONE"]).date(),
+        card_version=version,  # the cards are kept per catalogue version (cards.py)
     )
 
 
