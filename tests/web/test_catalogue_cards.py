@@ -20,9 +20,15 @@ NOW = dt.datetime(2030, 1, 1, 4, 0, tzinfo=dt.UTC)  # noon in Shanghai
 
 
 @pytest.fixture
-def catalogue(make_lab: Any, make_instrument: Any) -> list[int]:
+def kept(app: Any) -> Any:
+    found = cards.cards_of(app)
+    found.clear()
+    return found.kept
+
+
+@pytest.fixture
+def catalogue(make_lab: Any, make_instrument: Any, kept: Any) -> list[int]:
     set_clock(lambda: NOW)
-    cards.clear()
     lab = make_lab(name="压力实验室", name_en="Pressure lab")
     made = [
         make_instrument(lab=lab, name="压力表甲", calibration_valid_until=dt.date(2030, 1, 20)),
@@ -44,12 +50,12 @@ def _page(client: Any, lang: str = "zh-CN") -> str:
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_the_page_is_what_an_empty_map_renders(
-    client: Any, catalogue: list[int], lang: str
+    client: Any, catalogue: list[int], kept: Any, lang: str
 ) -> None:
     first = _page(client, lang)
-    assert len(cards._cards) == 4
+    assert len(kept) == 4
     assert _page(client, lang) == first
-    cards.clear()
+    kept.clear()
     assert _page(client, lang) == first
     assert first.count('class="result card"') == 4
 
@@ -80,8 +86,33 @@ def test_a_new_day_shows_at_once(client: Any, catalogue: list[int]) -> None:
 
 
 def test_with_the_answer_cache_off_no_card_is_kept(
-    app: Any, client: Any, catalogue: list[int], monkeypatch: pytest.MonkeyPatch
+    app: Any, client: Any, catalogue: list[int], kept: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(search_cache.cache_of(app), "budget", 0)
     _page(client)
-    assert not cards._cards
+    assert not kept
+
+
+def test_names_are_escaped_as_in_a_fresh_render(
+    client: Any, catalogue: list[int], kept: Any
+) -> None:
+    _db.session.get_one(Resource, catalogue[1]).name = "压力 <b>&\"'表"
+    _db.session.commit()
+    first = _page(client)
+    assert "压力 &lt;b&gt;&amp;&#34;&#39;表" in first and "<b>&" not in first
+    kept.clear()
+    assert _page(client) == first
+
+
+def test_the_script_root_is_part_of_what_is_kept(
+    client: Any, catalogue: list[int], kept: Any
+) -> None:
+    """The same site mounted under a prefix links under it."""
+    plain = _page(client)
+    _db.session.remove()
+    mounted = client.get(
+        "/catalogue", query_string={"q": "压力"}, base_url="http://localhost/labshare"
+    ).get_data(as_text=True)
+    assert f'href="/resources/{catalogue[1]}"' in plain
+    assert f'href="/labshare/resources/{catalogue[1]}"' in mounted
+    assert mounted.count('href="/labshare/resources/') == plain.count('href="/resources/') == 4
