@@ -124,20 +124,14 @@ def list_resources(query: ResourceQuery) -> Any:
 def _search(query: ResourceQuery) -> Response:
     # Without facets the answer is kept per process while catalogue_version stays
     # (labshare/catalogue/search_cache.py), a window search's also while the calendars
-    # it examined and the clock leave it alone (window_cache.py).
-    store = None
+    # it examined and the clock leave it alone (window_cache.py); with facets only its
+    # catalogue part is kept, at the same version, read once here.
+    version = search_cache.kept_version()
+    store = search_cache.cache() if version is not None and not query.facets else None
     key: tuple[Any, ...] = ()
-    version = None
-    if not query.facets:
-        store = search_cache.cache()
-    if store is not None:
-        version = search_cache.version()
+    if store is not None and version is not None:
         key = tuple(sorted(query.model_dump(exclude_none=True).items()))
-        hit = (
-            store.get(key, version, lambda guard: window_cache.holds(guard, db.session))
-            if version is not None
-            else None
-        )
+        hit = store.get(key, version, lambda guard: window_cache.holds(guard, db.session))
         if hit is not None:
             _alias(store, key)
             return _json_response(hit.body, hit.truncated)

@@ -283,13 +283,13 @@ class Scan:
     #: there are candidates beyond the limit (never examined)
     beyond: bool
     #: the candidates examined (their calendars decided the answer)
-    examined: tuple[Candidate, ...] = ()
+    examined: tuple[Candidate, ...]
     #: until when the clock cannot change the answer (window_cache.py): the first
     #: instant a candidate's lead time cuts into its window; the scan's own instant
     #: when the clock changed it already (a horizon inside the window, an open offer)
-    stable_until: dt.datetime | None = None
+    stable_until: dt.datetime
     #: the scan's instant (its lead times and horizons were measured from it)
-    at: dt.datetime | None = None
+    at: dt.datetime
 
 
 def scan(

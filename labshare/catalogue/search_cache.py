@@ -234,6 +234,12 @@ def version() -> int | None:
     return db.session.connection().execute(_VERSION).scalar()
 
 
+def kept_version() -> int | None:
+    """The catalogue's version when the cache is on (what kept answers and parts are
+    kept at; read first, before a search's own reads), else None."""
+    return version() if cache() is not None else None
+
+
 @contextlib.contextmanager
 def known_version(value: int | None) -> Iterator[None]:
     """Within, ``version()`` answers ``value`` (the version a request read before
@@ -257,6 +263,7 @@ __all__ = [
     "SearchCache",
     "cache",
     "cache_of",
+    "kept_version",
     "known_version",
     "remembered",
     "version",

@@ -67,7 +67,7 @@ def window_page(
         facets=facet_counts,
         # the "free this week" count starts now: an answer with it is never kept
         guard=window_cache.guard_of(found.examined, found.at, found.stable_until)
-        if facet_counts is None and found.at is not None
+        if facet_counts is None
         else None,
     )
 

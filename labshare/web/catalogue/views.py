@@ -117,7 +117,7 @@ def index() -> Any:
     form = CatalogueFilterForm(request.args)
     # read once: the filters' choices and the search's catalogue parts are kept per
     # catalogue version (labshare/catalogue/search_cache.py)
-    version = search_cache.version() if search_cache.cache() is not None else None
+    version = search_cache.kept_version()
     _filter_choices(form, version)
     page = _page_arg()
     result = SearchResult(items=[], total=0, rules={})
