@@ -96,6 +96,9 @@ class Config:
     # Capability matches ranked from a per-version list per measurand
     # (labshare/catalogue/capability_index.py); off: ranked in SQL
     CAPABILITY_INDEX = _bool("CAPABILITY_INDEX", True)
+    # Text searches (words only) ranked from the tokens each process keeps in memory
+    # while the catalogue is unchanged (labshare/catalogue/text_index.py); off: in SQL
+    TEXT_INDEX = _bool("TEXT_INDEX", True)
     API_TOKEN_TTL_HOURS = _int("API_TOKEN_TTL_HOURS", 24)
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 
@@ -173,6 +176,10 @@ class TestingConfig(Config):
     # makes and signs in thousands of users (tests/accounts/test_password_hashing.py keeps
     # the real method tested)
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"  # noqa: S105 - a method, not a password
+    # Read in a thread of its own when first asked, the text index would answer some of
+    # a test's searches and not others: the tests that want it turn it on and read it
+    # (tests/catalogue/test_text_index.py); the others test the database's search.
+    TEXT_INDEX = False
 
 
 #: The shortest SECRET_KEY production accepts (``python -c "import secrets;

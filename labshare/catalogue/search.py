@@ -45,6 +45,7 @@ from labshare.catalogue import (
     search_index,
     search_pages,
     search_tiers,
+    text_index,
 )
 from labshare.catalogue.free_time import AVAILABILITY_SCAN_LIMIT
 from labshare.catalogue.search_result import (
@@ -288,7 +289,9 @@ def search_resources(
     if text_only and query and window is None:
         # A text search: its tiers one after the other, as far as the page needs
         # (None: a deep page, ranked in full below).
-        tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True), plain)
+        tiered = text_index.text_page(f, query, page, per_page, plain)
+        if tiered is None:
+            tiered = search_tiers.text_page(f, query, page, per_page, _where(f, joined=True), plain)
         if tiered is not None:
             count_to = min(search_tiers.COUNT_LIMIT, search_tiers.count_limit(page, per_page))
             return counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=count_to)

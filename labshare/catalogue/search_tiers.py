@@ -80,10 +80,10 @@ def text_page(
     items, rules = search_pages.load_any(ranked_ids[offset:], plain)
     if complete:
         return items, len(ranked_ids), rules
-    return items, _count_text(query, where, count_limit(page, per_page), _simple(f)), rules
+    return items, _count_text(query, where, count_limit(page, per_page), simple(f)), rules
 
 
-def _simple(f: ResourceFilters) -> bool:
+def simple(f: ResourceFilters) -> bool:
     """Whether ``f`` is a search by words alone (and the searcher's province, which
     only orders): its statements are built once."""
     return f.kind is None and f.field is None and not f.province and not f.institute
@@ -188,14 +188,14 @@ def _name_page(
     rows, booking rules and count, in one statement (a round trip is a wait for the
     database on a loaded machine); None when they do not fill it (``_tiered``)."""
     dialect = db.engine.dialect.name
-    simple = _simple(f)
+    words_only = simple(f)
     # A search by words alone (and the searcher's province) sends one of two
     # statements built once: building and keying it cost more than running it.
     near = bool(f.near_province)
-    stmt = _STATEMENTS.get((dialect, near, plain)) if simple else None
+    stmt = _STATEMENTS.get((dialect, near, plain)) if words_only else None
     if stmt is None:
         stmt = _build_name_page(dialect, where, near, plain)
-        if simple:
+        if words_only:
             _STATEMENTS[(dialect, near, plain)] = stmt
     params: dict[str, Any] = {
         "exact_name": f.q.strip().lower() if f.q else "",
@@ -215,7 +215,7 @@ def _name_page(
         # (the count says so), they are the page, and no other tier has a row.
         answer = search_pages.page_rows(rows, plain)
         return answer if answer[1] == params["page_offset"] + len(rows) else None
-    if page == 1 and not _count_text(query, where, 0, simple):
+    if page == 1 and not _count_text(query, where, 0, words_only):
         # Nothing matches (硬度 at the bench): one lookup, not the four probes.
         return [], 0, {}
     return None

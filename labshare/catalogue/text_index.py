@@ -1,0 +1,468 @@
+"""Text matches ranked in memory, per process, at one catalogue version.
+
+The database's token index (search_index.py: GIN on PostgreSQL, FTS5 on SQLite)
+answers a text search in a few milliseconds of the database's CPU: at campaign
+scale, 2 to 6 ms a search on PostgreSQL, on the server every worker shares. So each
+process also keeps the same tokens in memory, per token the sorted ids of the listed
+resources (not retired, institute active) whose tokens (and, apart, whose name
+tokens) hold it, with their lower-cased names (as the database lower-cases them)
+and their measurand's tokens. A search walks those lists in id order as far as its
+page and its count need, in the ranking of ``search._order`` (exact name, name or
+model, measurand, the rest, then the id), and reads only the page's rows from the
+database.
+
+A snapshot is read in one transaction (its version, then every row), in a thread of
+its own so that no search waits for it (about a second and 25 MB for 42,000
+resources), and is used only while ``catalogue_version`` is still what it was read
+at: the version is read first, before the page's rows, as the answer cache reads it
+(search_cache.py), and the triggers of migration 0023 change it with every change
+of resource, institute or search_doc. So an answer from memory is the database's
+answer at that version, never a stale one; while the catalogue moves on, a new
+snapshot is read (at most one every REBUILD_SECONDS) and the database answers
+meanwhile. A search with filters besides its words or with the searcher's province,
+a page past ``search_tiers.TIERED_LIMIT``, or a prefix that stands for too many
+words also goes to the database (tests/catalogue/test_text_index.py compares the
+two on the same data).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from array import array
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from labshare.catalogue import search_cache, search_index, search_pages, search_tiers
+from labshare.extensions import db
+from labshare.models import CatalogueVersion, Institute, Resource, ResourceStatus, SearchDoc
+
+if TYPE_CHECKING:
+    from labshare.catalogue.search_result import ResourceFilters
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "labshare_text_index"
+#: A snapshot is read at most this often (seconds between two reads' starts): while
+#: the catalogue changes faster, the database answers in between.
+REBUILD_SECONDS = 30.0
+#: A prefix (``pre`` of pressure, precision…) standing for more words than this is
+#: looked up by the database (one merged walk per word).
+MAX_PREFIX_WORDS = 64
+
+_doc = SearchDoc.__table__
+_resource = Resource.__table__
+_institute = Institute.__table__
+
+
+class _Node:
+    """A set of ids: walked in ascending order (``ids``) or asked (``has``)."""
+
+    size: int
+
+    def ids(self) -> Iterator[int]:
+        raise NotImplementedError
+
+    def has(self, i: int) -> bool:
+        raise NotImplementedError
+
+
+class _List(_Node):
+    def __init__(self, ids: array[int]) -> None:
+        self.list = ids
+        self.size = len(ids)
+
+    def ids(self) -> Iterator[int]:
+        return iter(self.list)
+
+    def has(self, i: int) -> bool:
+        k = bisect_left(self.list, i)
+        return k < self.size and self.list[k] == i
+
+
+class _Any(_Node):
+    def __init__(self, kids: list[_Node]) -> None:
+        self.kids = kids
+        self.size = sum(k.size for k in kids)
+
+    def ids(self) -> Iterator[int]:
+        last = -1
+        for i in heapq.merge(*(k.ids() for k in self.kids)):
+            if i != last:
+                yield i
+                last = i
+
+    def has(self, i: int) -> bool:
+        return any(k.has(i) for k in self.kids)
+
+
+class _All(_Node):
+    def __init__(self, kids: list[_Node]) -> None:
+        self.kids = sorted(kids, key=lambda k: k.size)  # walk the shortest, ask the others
+        self.size = self.kids[0].size
+
+    def ids(self) -> Iterator[int]:
+        first, rest = self.kids[0], self.kids[1:]
+        for i in first.ids():
+            if all(k.has(i) for k in rest):
+                yield i
+
+    def has(self, i: int) -> bool:
+        return all(k.has(i) for k in self.kids)
+
+
+_NOTHING = _List(array("i"))
+
+
+def _any(kids: list[_Node]) -> _Node:
+    kids = [k for k in kids if k.size]
+    if not kids:
+        return _NOTHING
+    return kids[0] if len(kids) == 1 else _Any(kids)
+
+
+def _all(kids: list[_Node]) -> _Node:
+    if any(not k.size for k in kids):
+        return _NOTHING
+    return kids[0] if len(kids) == 1 else _All(kids)
+
+
+class _TooWide(Exception):
+    """A prefix stands for more than MAX_PREFIX_WORDS words."""
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """Token → the sorted ids holding it, and the tokens sorted (for prefixes)."""
+
+    lists: dict[str, array[int]]
+    sorted: list[str]
+
+    def node(self, query: search_index.Query) -> _Node:
+        """The ids whose tokens satisfy ``query`` (as ``search_index._has`` and the
+        database's MATCH / @@ test them)."""
+        return _all(
+            [
+                _any([_all([self._token(t) for t in alternative]) for alternative in piece])
+                for piece in query.pieces
+            ]
+        )
+
+    def _token(self, t: search_index.Token) -> _Node:
+        if not t.prefix:
+            found = self.lists.get(t.text)
+            return _List(found) if found is not None else _NOTHING
+        # tokens are [a-z0-9]+: every word with the prefix sorts before prefix + "~"
+        lo = bisect_left(self.sorted, t.text)
+        hi = bisect_left(self.sorted, t.text + "~", lo)
+        if hi - lo > MAX_PREFIX_WORDS:
+            raise _TooWide
+        return _any([_List(self.lists[w]) for w in self.sorted[lo:hi]])
+
+
+@dataclass(frozen=True)
+class _Measurand:
+    """The resources whose measurand tokens are ``tokens`` (one per measurand)."""
+
+    tokens: frozenset[str]
+    sorted: tuple[str, ...]
+    ids: array[int]
+
+    def satisfies(self, query: search_index.Query) -> bool:
+        def has(t: search_index.Token) -> bool:
+            if not t.prefix:
+                return t.text in self.tokens
+            k = bisect_left(self.sorted, t.text)
+            return k < len(self.sorted) and self.sorted[k].startswith(t.text)
+
+        return all(
+            any(all(has(t) for t in alternative) for alternative in piece) for piece in query.pieces
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    every: _Tokens
+    names: _Tokens
+    #: lower(name) and lower(name_en), as the database lower-cases them → sorted ids
+    exact: dict[str, array[int]]
+    measurands: tuple[_Measurand, ...]
+    resources: int
+
+    def ranked(
+        self, query: search_index.Query, wanted_name: str, wanted: int, count_to: int
+    ) -> tuple[list[int], int]:
+        """The first ``wanted`` matches of ``query`` in the ranking of
+        ``search._order`` without a province (exact name 0, name tokens 1, measurand
+        tokens 2, the rest 3; then the id), and the matches counted up to
+        ``count_to`` + 1. Raises _TooWide for a prefix of too many words."""
+        every = _Replay(self.every.node(query))
+        out: list[int] = []
+        seen: set[int] = set()
+        for i in self.exact.get(wanted_name, ()):
+            if every.has(i):
+                out.append(i)
+                seen.add(i)
+                if len(out) >= wanted:
+                    break
+        if len(out) < wanted:
+            for i in self.names.node(query).ids():
+                if i not in seen:
+                    out.append(i)
+                    seen.add(i)
+                    if len(out) >= wanted:
+                        break
+            else:
+                # the name tier read to its end: the measurand tier, then the rest
+                tier = [m.ids for m in self.measurands if m.satisfies(query)]
+                for i in _merged(tier):
+                    if i not in seen:
+                        out.append(i)
+                        seen.add(i)
+                        if len(out) >= wanted:
+                            break
+                else:
+                    for i in every.ids():
+                        if i not in seen:
+                            out.append(i)
+                            if len(out) >= wanted:
+                                break
+        count = 0
+        for _ in every.ids():
+            count += 1
+            if count > count_to:
+                break
+        return out[:wanted], count
+
+
+class _Replay:
+    """A node's ids walked once and replayed: the rest tier and the count walk the
+    same matches (an intersection of long lists costs a bisection per id)."""
+
+    def __init__(self, node: _Node) -> None:
+        self.node = node
+        self.walked: list[int] = []
+        self.source: Iterator[int] | None = None
+
+    def has(self, i: int) -> bool:
+        return self.node.has(i)
+
+    def ids(self) -> Iterator[int]:
+        yield from self.walked
+        if self.source is None:
+            self.source = self.node.ids()
+        n = len(self.walked)
+        while True:
+            if n < len(self.walked):  # another walk went further meanwhile
+                yield from self.walked[n:]
+                n = len(self.walked)
+                continue
+            nxt = next(self.source, None)
+            if nxt is None:
+                return
+            self.walked.append(nxt)
+            n += 1
+            yield nxt
+
+
+def _merged(lists: list[array[int]]) -> Iterable[int]:
+    if len(lists) == 1:
+        return lists[0]
+    return _Any([_List(x) for x in lists]).ids()
+
+
+def read(engine: Engine) -> Snapshot | None:
+    """A snapshot of the listed resources' tokens, labelled with the version read
+    before them; None when there is no version row (nothing may be kept)."""
+    # The version first: rows read after it are at least as new, and a snapshot
+    # with a change newer than its version is never served, for that change moved
+    # the version on in its own transaction (as the answer cache argues).
+    with engine.connect() as conn, conn.begin():
+        version = conn.execute(
+            select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+        ).scalar()
+        if version is None:
+            return None
+        rows = conn.execute(
+            select(
+                _doc.c.resource_id,
+                _doc.c.tokens,
+                _doc.c.name_tokens,
+                _doc.c.measurand_tokens,
+                func.lower(_resource.c.name),
+                func.lower(_resource.c.name_en),
+            )
+            .select_from(
+                _doc.join(_resource, _resource.c.id == _doc.c.resource_id).join(
+                    _institute, _institute.c.id == _resource.c.institute_id
+                )
+            )
+            .where(_institute.c.active.is_(True), _resource.c.status != ResourceStatus.RETIRED)
+            .order_by(_doc.c.resource_id)
+        )
+        return build(int(version), rows)
+
+
+def build(version: int, rows: Iterable[Any]) -> Snapshot:
+    """A snapshot from rows of (id, tokens, name tokens, measurand tokens, lower(name),
+    lower(name_en)) in ascending id order."""
+    every: defaultdict[str, list[int]] = defaultdict(list)
+    names: defaultdict[str, list[int]] = defaultdict(list)
+    exact: defaultdict[str, list[int]] = defaultdict(list)
+    measurands: defaultdict[str, list[int]] = defaultdict(list)
+    n = 0
+    for rid, tokens, name_tokens, measurand_tokens, name, name_en in rows:
+        n += 1
+        for t in (tokens or "").split():
+            every[t].append(rid)
+        for t in (name_tokens or "").split():
+            names[t].append(rid)
+        if measurand_tokens:
+            measurands[measurand_tokens].append(rid)
+        if name is not None:
+            exact[name].append(rid)
+        if name_en is not None and name_en != name:
+            exact[name_en].append(rid)
+    return Snapshot(
+        version=version,
+        every=_tokens(every),
+        names=_tokens(names),
+        exact={k: array("i", sorted(set(v))) for k, v in exact.items()},
+        measurands=tuple(
+            _Measurand(frozenset(k.split()), tuple(sorted(set(k.split()))), array("i", v))
+            for k, v in measurands.items()
+        ),
+        resources=n,
+    )
+
+
+def _tokens(lists: dict[str, list[int]]) -> _Tokens:
+    # a token repeated in one document is listed once (document_tokens dedupes; a
+    # row written by hand may not)
+    return _Tokens(
+        {k: array("i", sorted(set(v)) if len(set(v)) != len(v) else v) for k, v in lists.items()},
+        sorted(lists),
+    )
+
+
+class TextIndex:
+    """The process's snapshot, and the thread that reads the next one."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.snapshot: Snapshot | None = None
+        self.building = False
+        self.started = float("-inf")
+        self.builds = 0  # snapshots read: for tests
+        self.served = 0  # searches answered from memory: for tests
+
+    def current(self, version: int) -> Snapshot | None:
+        """The snapshot read at ``version``; else None, and a new one is read in the
+        background (unless one is being read, or was started REBUILD_SECONDS ago)."""
+        snap = self.snapshot
+        if snap is not None and snap.version == version:
+            return snap
+        self.refresh()
+        return None
+
+    def refresh(self, wait: bool = False) -> None:
+        """Read a new snapshot: in a thread of its own, or now with ``wait`` (tests,
+        and a request that wants it at once)."""
+        with self.lock:
+            now = time.monotonic()
+            if not wait and (self.building or now - self.started < REBUILD_SECONDS):
+                return
+            self.building = True
+            self.started = now
+        if wait:
+            self._run()
+        else:
+            threading.Thread(target=self._run, name="labshare-text-index", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            with self.app.app_context():
+                snap = read(db.engine)
+            with self.lock:
+                self.builds += 1
+                if snap is not None:
+                    self.snapshot = snap
+        except Exception:
+            log.exception("reading the text index failed; the database answers text searches")
+        finally:
+            with self.lock:
+                self.building = False
+
+    def clear(self) -> None:
+        with self.lock:
+            self.snapshot = None
+            self.started = float("-inf")
+            self.builds = self.served = 0
+
+
+def index_of(app: Flask) -> TextIndex:
+    found = app.extensions.get(EXTENSION)
+    if not isinstance(found, TextIndex):
+        found = app.extensions[EXTENSION] = TextIndex(app)
+    return found
+
+
+def index() -> TextIndex | None:
+    """The app's index, None when TEXT_INDEX is off."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("TEXT_INDEX", True):
+        return None
+    return index_of(app)
+
+
+def text_page(
+    f: ResourceFilters, query: search_index.Query, page: int, per_page: int, plain: bool
+) -> search_tiers.Page | None:
+    """The page of the text search ``f`` (words only: ``query``, not empty) as
+    ``search_tiers.text_page`` answers it, from memory; None when the index is off,
+    not at the catalogue's version, or the search is not one it answers."""
+    store = index()
+    if store is None or not search_tiers.simple(f) or f.near_province:
+        return None
+    wanted = page * per_page
+    if wanted > search_tiers.TIERED_LIMIT:
+        return None
+    version = search_cache.version()  # first: the rows read next are at least as new
+    if version is None:
+        return None
+    snap = store.current(version)
+    if snap is None:
+        return None
+    wanted_name = f.q.strip().lower() if f.q else ""
+    try:
+        ranked, count = snap.ranked(
+            query, wanted_name, wanted, search_tiers.count_limit(page, per_page)
+        )
+    except _TooWide:
+        return None
+    store.served += 1
+    items, rules = search_pages.load_any(ranked[(page - 1) * per_page :], plain)
+    return items, count, rules
+
+
+__all__ = [
+    "REBUILD_SECONDS",
+    "Snapshot",
+    "TextIndex",
+    "build",
+    "index",
+    "index_of",
+    "read",
+    "text_page",
+]
