@@ -234,6 +234,11 @@ def version() -> int | None:
     return db.session.connection().execute(_VERSION).scalar()
 
 
+def known() -> int | None:
+    """The version this request has read already (``known_version``), else None."""
+    return _KNOWN.get()
+
+
 def kept_version() -> int | None:
     """The catalogue's version when the cache is on (what kept answers and parts are
     kept at; read first, before a search's own reads), else None."""
@@ -264,6 +269,7 @@ __all__ = [
     "cache",
     "cache_of",
     "kept_version",
+    "known",
     "known_version",
     "remembered",
     "version",

@@ -31,6 +31,7 @@ from labshare.catalogue.free_candidates import Candidate
 from labshare.extensions import db
 from labshare.models import (
     BookingRules,
+    CatalogueVersion,
     Institute,
     Instrument,
     Lab,
@@ -149,6 +150,32 @@ def load_rows(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
     by_id = {row[0]: row for row in rows}
     items = [by_id[i] for i in ids if i in by_id]
     return items, {row[0]: row_rules(row) for row in items}
+
+
+#: ``load_rows_at``'s statement: the rows and, in each, the catalogue's version read
+#: in the same statement (one snapshot on both databases).
+_rows_and_version = id_lists.per_dialect(
+    lambda dialect: row_select(
+        None,
+        select(CatalogueVersion.version)
+        .where(CatalogueVersion.id == 1)
+        .scalar_subquery()
+        .label("catalogue_version"),
+    ).where(id_lists.among(_resource.c.id, "ids", dialect))
+)
+
+
+def load_rows_at(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules], int | None] | None:
+    """``load_rows`` (``ids`` not empty) with the catalogue's version the rows were
+    read at, in one statement: for an answer computed from a snapshot of the catalogue
+    (text_index.py), which is right only if the rows are at its version. None when
+    no row was found (the version then comes from a statement of its own)."""
+    rows = db.session.connection().execute(_rows_and_version(), {"ids": list(ids)}).all()
+    if not rows:
+        return None
+    by_id = {row[0]: row for row in rows}
+    items = [by_id[i] for i in ids if i in by_id]
+    return items, {row[0]: row_rules(row) for row in items}, rows[0][ROW_COLUMNS_AND_RULES]
 
 
 def load_any(ids: Sequence[int], plain: bool) -> tuple[list[Any], dict[int, Rules]]:

@@ -13,11 +13,12 @@ database.
 
 A snapshot is read in one transaction (its version, then every row), in a thread of
 its own so that no search waits for it (about a second and 25 MB for 42,000
-resources), and is used only while ``catalogue_version`` is still what it was read
-at: the version is read first, before the page's rows, as the answer cache reads it
-(search_cache.py), and the triggers of migration 0023 change it with every change
-of resource, institute or search_doc. So an answer from memory is the database's
-answer at that version, never a stale one; while the catalogue moves on, a new
+resources), labelled with the version read before its rows, and an answer from it
+is used only when the page's rows were read at that version (``catalogue_version``
+read in the same statement as the rows, or before them by the answer cache); the
+triggers of migration 0023 change it with every change of resource, institute or
+search_doc. So an answer from memory is the database's answer at that version,
+never a stale one; while the catalogue moves on, a new
 snapshot is read (at most one every REBUILD_SECONDS) and the database answers
 meanwhile. A search with filters besides its words or with the searcher's province,
 a page past ``search_tiers.TIERED_LIMIT``, or a prefix that stands for too many
@@ -367,18 +368,10 @@ class TextIndex:
         self.builds = 0  # snapshots read: for tests
         self.served = 0  # searches answered from memory: for tests
 
-    def current(self, version: int) -> Snapshot | None:
-        """The snapshot read at ``version``; else None, and a new one is read in the
-        background (unless one is being read, or was started REBUILD_SECONDS ago)."""
-        snap = self.snapshot
-        if snap is not None and snap.version == version:
-            return snap
-        self.refresh()
-        return None
-
     def refresh(self, wait: bool = False) -> None:
-        """Read a new snapshot: in a thread of its own, or now with ``wait`` (tests,
-        and a request that wants it at once)."""
+        """Read a new snapshot: in a thread of its own (unless one is being read, or
+        one was started less than REBUILD_SECONDS ago), or now with ``wait`` (tests,
+        the bench)."""
         with self.lock:
             now = time.monotonic()
             if not wait and (self.building or now - self.started < REBUILD_SECONDS):
@@ -438,11 +431,9 @@ def text_page(
     wanted = page * per_page
     if wanted > search_tiers.TIERED_LIMIT:
         return None
-    version = search_cache.version()  # first: the rows read next are at least as new
-    if version is None:
-        return None
-    snap = store.current(version)
+    snap = store.snapshot
     if snap is None:
+        store.refresh()
         return None
     wanted_name = f.q.strip().lower() if f.q else ""
     try:
@@ -451,8 +442,25 @@ def text_page(
         )
     except _TooWide:
         return None
+    ids = ranked[(page - 1) * per_page :]
+    # The answer is right only at the snapshot's version: read before the page's rows
+    # (the request read it already: the answer cache is on), or with them in one
+    # statement (an uncached search's one round trip).
+    version = search_cache.known()
+    found: tuple[list[Any], dict[int, Any], int | None] | None = None
+    if version is None and plain and ids:
+        found = search_pages.load_rows_at(ids)
+        version = found[2] if found is not None else None
+    if version is None:
+        version = search_cache.version()
+        found = None
+    if version != snap.version:
+        store.refresh()
+        return None
     store.served += 1
-    items, rules = search_pages.load_any(ranked[(page - 1) * per_page :], plain)
+    if found is not None:
+        return found[0], count, found[1]
+    items, rules = search_pages.load_any(ids, plain)
     return items, count, rules
 
 

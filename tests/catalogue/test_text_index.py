@@ -5,6 +5,7 @@ database's; the database answers whatever the index does not."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from labshare.catalogue.search import COUNT_LIMIT, ResourceFilters, search_resou
 from labshare.extensions import db
 from labshare.models import CatalogueVersion, Institute, Resource, ResourceStatus
 from tests.catalogue.test_search_tiers import CASES, catalogue  # noqa: F401 - the fixture
+from tests.helpers import sent_statements
 
 
 @pytest.fixture
@@ -328,3 +330,34 @@ def test_the_api_answers_from_memory(
     assert [r["id"] for r in body["items"]] == ids[:2]
     assert body["total"] == 3 and "total_exact" not in body
     assert index.served == 1
+
+
+def test_an_uncached_search_reads_its_rows_and_the_version_in_one_statement(
+    db: Any,
+    client: Any,
+    app: Flask,
+    index: text_index.TextIndex,
+    make_lab: Any,
+    make_instrument: Any,
+    no_answer_cache: None,
+) -> None:
+    lab = make_lab(name="力学实验室")
+    ids = [make_instrument(lab=lab, name=f"压力计{n}", model=None).id for n in range(3)]
+    db.session.commit()
+    _ready(index)
+    with sent_statements() as sent:
+        body = client.get("/api/v1/resources", query_string={"q": "压力"}).get_json()
+    assert [r["id"] for r in body["items"]] == ids
+    assert index.served == 1
+    assert len([s for s in sent if s.startswith("SELECT")]) == 1, sent
+    # no match: the version alone
+    with sent_statements() as sent:
+        assert client.get("/api/v1/resources", query_string={"q": "温"}).get_json()["total"] == 0
+    assert index.served == 2
+    assert len([s for s in sent if s.startswith("SELECT")]) == 1, sent
+    # rows read at another version than the snapshot's: the database answers
+    assert index.snapshot is not None
+    index.snapshot = dataclasses.replace(index.snapshot, version=index.snapshot.version + 1)
+    body = client.get("/api/v1/resources", query_string={"q": "压力", "per_page": 1}).get_json()
+    assert [r["id"] for r in body["items"]] == ids[:1] and body["total"] == 3
+    assert index.served == 2
