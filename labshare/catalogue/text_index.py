@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from labshare.catalogue import search_cache, search_index, search_pages, search_tiers
 from labshare.extensions import db
@@ -59,16 +59,33 @@ REBUILD_SECONDS = 30.0
 #: A prefix (``pre`` of pressure, precision…) standing for more words than this is
 #: looked up by the database (one merged walk per word).
 MAX_PREFIX_WORDS = 64
+#: Steps (ids walked, lists asked) a search may take in memory before it is left to
+#: the database: a few milliseconds. A page and its count take a few hundred; a
+#: query of many prefixes that match much but rarely together (``bia-bia-…z73``)
+#: would take millions, holding the worker's interpreter all the while.
+WORK_LIMIT = 20_000
 
 _doc = SearchDoc.__table__
 _resource = Resource.__table__
 _institute = Institute.__table__
 
 
+class _Budget:
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+
+    def spend(self, steps: int) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise _TooWide
+
+
 class _Node:
-    """A set of ids: walked in ascending order (``ids``) or asked (``has``)."""
+    """A set of ids: walked in ascending order (``ids``) or asked (``has``, which
+    asks ``width`` lists at most)."""
 
     size: int
+    width = 1
 
     def ids(self) -> Iterator[int]:
         raise NotImplementedError
@@ -91,13 +108,17 @@ class _List(_Node):
 
 
 class _Any(_Node):
-    def __init__(self, kids: list[_Node]) -> None:
+    def __init__(self, kids: list[_Node], budget: _Budget) -> None:
         self.kids = kids
+        self.budget = budget
         self.size = sum(k.size for k in kids)
+        self.width = sum(k.width for k in kids)
 
     def ids(self) -> Iterator[int]:
         last = -1
+        spend = self.budget.spend
         for i in heapq.merge(*(k.ids() for k in self.kids)):
+            spend(1)
             if i != last:
                 yield i
                 last = i
@@ -107,13 +128,18 @@ class _Any(_Node):
 
 
 class _All(_Node):
-    def __init__(self, kids: list[_Node]) -> None:
+    def __init__(self, kids: list[_Node], budget: _Budget) -> None:
         self.kids = sorted(kids, key=lambda k: k.size)  # walk the shortest, ask the others
+        self.budget = budget
         self.size = self.kids[0].size
+        self.width = sum(k.width for k in kids)
 
     def ids(self) -> Iterator[int]:
         first, rest = self.kids[0], self.kids[1:]
+        cost = 1 + sum(k.width for k in rest)
+        spend = self.budget.spend
         for i in first.ids():
+            spend(cost)
             if all(k.has(i) for k in rest):
                 yield i
 
@@ -124,17 +150,26 @@ class _All(_Node):
 _NOTHING = _List(array("i"))
 
 
-def _any(kids: list[_Node]) -> _Node:
+def _any(kids: list[_Node], budget: _Budget) -> _Node:
     kids = [k for k in kids if k.size]
     if not kids:
         return _NOTHING
-    return kids[0] if len(kids) == 1 else _Any(kids)
+    return kids[0] if len(kids) == 1 else _Any(kids, budget)
 
 
-def _all(kids: list[_Node]) -> _Node:
+def _all(kids: list[_Node], budget: _Budget) -> _Node:
     if any(not k.size for k in kids):
         return _NOTHING
-    return kids[0] if len(kids) == 1 else _All(kids)
+    return kids[0] if len(kids) == 1 else _All(kids, budget)
+
+
+def _distinct(query: search_index.Query) -> search_index.Query:
+    """``query`` without repeated pieces, alternatives or tokens (``bia-bia-bia``:
+    one piece), which change nothing of what it matches."""
+    pieces = dict.fromkeys(
+        tuple(dict.fromkeys(tuple(dict.fromkeys(alt)) for alt in piece)) for piece in query.pieces
+    )
+    return search_index.Query([list(piece) for piece in pieces])
 
 
 class _TooWide(Exception):
@@ -148,17 +183,24 @@ class _Tokens:
     lists: dict[str, array[int]]
     sorted: list[str]
 
-    def node(self, query: search_index.Query) -> _Node:
+    def node(self, query: search_index.Query, budget: _Budget) -> _Node:
         """The ids whose tokens satisfy ``query`` (as ``search_index._has`` and the
         database's MATCH / @@ test them)."""
         return _all(
             [
-                _any([_all([self._token(t) for t in alternative]) for alternative in piece])
+                _any(
+                    [
+                        _all([self._token(t, budget) for t in alternative], budget)
+                        for alternative in piece
+                    ],
+                    budget,
+                )
                 for piece in query.pieces
-            ]
+            ],
+            budget,
         )
 
-    def _token(self, t: search_index.Token) -> _Node:
+    def _token(self, t: search_index.Token, budget: _Budget) -> _Node:
         if not t.prefix:
             found = self.lists.get(t.text)
             return _List(found) if found is not None else _NOTHING
@@ -167,7 +209,7 @@ class _Tokens:
         hi = bisect_left(self.sorted, t.text + "~", lo)
         if hi - lo > MAX_PREFIX_WORDS:
             raise _TooWide
-        return _any([_List(self.lists[w]) for w in self.sorted[lo:hi]])
+        return _any([_List(self.lists[w]) for w in self.sorted[lo:hi]], budget)
 
 
 @dataclass(frozen=True)
@@ -207,18 +249,25 @@ class Snapshot:
         ``search._order`` without a province (exact name 0, name tokens 1, measurand
         tokens 2, the rest 3; then the id), and the matches counted up to
         ``count_to`` + 1. Raises _TooWide for a prefix of too many words."""
-        every = _Replay(self.every.node(query))
+        query = _distinct(query)
+        budget = _Budget(WORK_LIMIT)
+        spend = budget.spend
+        node = self.every.node(query, budget)
+        every = _Replay(node)
         out: list[int] = []
         seen: set[int] = set()
         for i in self.exact.get(wanted_name, ()):
+            spend(node.width)
             if every.has(i):
                 out.append(i)
                 seen.add(i)
                 if len(out) >= wanted:
                     break
         if len(out) < wanted:
-            for i in self.names.node(query).ids():
-                if i not in seen:
+            for i in self.names.node(query, budget).ids():
+                spend(1 + node.width)
+                # (a name match is a match: its tokens are among the document's)
+                if i not in seen and every.has(i):
                     out.append(i)
                     seen.add(i)
                     if len(out) >= wanted:
@@ -226,20 +275,23 @@ class Snapshot:
             else:
                 # the name tier read to its end: the measurand tier, then the rest
                 tier = [m.ids for m in self.measurands if m.satisfies(query)]
-                for i in _merged(tier):
-                    if i not in seen:
+                for i in _merged(tier, budget):
+                    spend(1 + node.width)
+                    if i not in seen and every.has(i):
                         out.append(i)
                         seen.add(i)
                         if len(out) >= wanted:
                             break
                 else:
                     for i in every.ids():
+                        spend(1)
                         if i not in seen:
                             out.append(i)
                             if len(out) >= wanted:
                                 break
         count = 0
         for _ in every.ids():
+            spend(1)
             count += 1
             if count > count_to:
                 break
@@ -276,42 +328,56 @@ class _Replay:
             yield nxt
 
 
-def _merged(lists: list[array[int]]) -> Iterable[int]:
+def _merged(lists: list[array[int]], budget: _Budget) -> Iterable[int]:
     if len(lists) == 1:
         return lists[0]
-    return _Any([_List(x) for x in lists]).ids()
+    return _Any([_List(x) for x in lists], budget).ids()
 
 
 def read(engine: Engine) -> Snapshot | None:
     """A snapshot of the listed resources' tokens, labelled with the version read
     before them; None when there is no version row (nothing may be kept)."""
-    # The version first: rows read after it are at least as new, and a snapshot
-    # with a change newer than its version is never served, for that change moved
-    # the version on in its own transaction (as the answer cache argues).
-    with engine.connect() as conn, conn.begin():
-        version = conn.execute(
-            select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
-        ).scalar()
-        if version is None:
-            return None
-        rows = conn.execute(
-            select(
-                _doc.c.resource_id,
-                _doc.c.tokens,
-                _doc.c.name_tokens,
-                _doc.c.measurand_tokens,
-                func.lower(_resource.c.name),
-                func.lower(_resource.c.name_en),
+    # The version first, then the rows, in one snapshot of the database (PostgreSQL:
+    # REPEATABLE READ; SQLite's transaction is one), streamed in batches rather than
+    # held whole by the driver (a second copy of every token).
+    with engine.connect() as base:
+        conn = base
+        if engine.dialect.name == "postgresql":
+            conn = base.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
-            .select_from(
-                _doc.join(_resource, _resource.c.id == _doc.c.resource_id).join(
-                    _institute, _institute.c.id == _resource.c.institute_id
-                )
-            )
-            .where(_institute.c.active.is_(True), _resource.c.status != ResourceStatus.RETIRED)
-            .order_by(_doc.c.resource_id)
+        with conn.begin():
+            return _read_on(conn)
+
+
+def _read_on(conn: Connection) -> Snapshot | None:
+    if conn.dialect.name == "postgresql":
+        # a read that hangs would leave this process's index unread for good
+        conn.exec_driver_sql("SET LOCAL statement_timeout = '120s'")
+    version = conn.execute(
+        select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+    ).scalar()
+    if version is None:
+        return None
+    rows = conn.execute(
+        select(
+            _doc.c.resource_id,
+            _doc.c.tokens,
+            _doc.c.name_tokens,
+            _doc.c.measurand_tokens,
+            func.lower(_resource.c.name),
+            func.lower(_resource.c.name_en),
         )
-        return build(int(version), rows)
+        .select_from(
+            _doc.join(_resource, _resource.c.id == _doc.c.resource_id).join(
+                _institute, _institute.c.id == _resource.c.institute_id
+            )
+        )
+        .where(_institute.c.active.is_(True), _resource.c.status != ResourceStatus.RETIRED)
+        .order_by(_doc.c.resource_id),
+        execution_options={"yield_per": 2000},
+    )
+    return build(int(version), rows)
 
 
 def build(version: int, rows: Iterable[Any]) -> Snapshot:
@@ -362,6 +428,7 @@ class TextIndex:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.reading = threading.Lock()
         self.snapshot: Snapshot | None = None
         self.building = False
         self.started = float("-inf")
@@ -371,34 +438,43 @@ class TextIndex:
     def refresh(self, wait: bool = False) -> None:
         """Read a new snapshot: in a thread of its own (unless one is being read, or
         one was started less than REBUILD_SECONDS ago), or now with ``wait`` (tests,
-        the bench)."""
+        the bench; after a read in progress)."""
+        if wait:
+            self._run(background=False)
+            return
         with self.lock:
             now = time.monotonic()
-            if not wait and (self.building or now - self.started < REBUILD_SECONDS):
+            if self.building or now - self.started < REBUILD_SECONDS:
                 return
             self.building = True
             self.started = now
-        if wait:
-            self._run()
-        else:
-            threading.Thread(target=self._run, name="labshare-text-index", daemon=True).start()
-
-    def _run(self) -> None:
         try:
-            with self.app.app_context():
-                snap = read(db.engine)
-            with self.lock:
-                self.builds += 1
-                if snap is not None:
-                    self.snapshot = snap
-        except Exception:
-            log.exception("reading the text index failed; the database answers text searches")
-        finally:
+            threading.Thread(target=self._run, name="labshare-text-index", daemon=True).start()
+        except RuntimeError:  # no thread to be had: the database answers
+            log.exception("could not start reading the text index")
             with self.lock:
                 self.building = False
 
+    def _run(self, background: bool = True) -> None:
+        # one read at a time, so that the last installed is the last read
+        with self.reading:
+            try:
+                with self.app.app_context():
+                    snap = read(db.engine)
+                with self.lock:
+                    self.builds += 1
+                    if snap is not None:
+                        self.snapshot = snap
+            except Exception:
+                log.exception("reading the text index failed; the database answers text searches")
+            finally:
+                if background:
+                    with self.lock:
+                        self.building = False
+
     def clear(self) -> None:
-        with self.lock:
+        # after a read in progress, which would install its snapshot
+        with self.reading, self.lock:
             self.snapshot = None
             self.started = float("-inf")
             self.builds = self.served = 0

@@ -361,3 +361,43 @@ def test_an_uncached_search_reads_its_rows_and_the_version_in_one_statement(
     body = client.get("/api/v1/resources", query_string={"q": "压力", "per_page": 1}).get_json()
     assert [r["id"] for r in body["items"]] == ids[:1] and body["total"] == 3
     assert index.served == 2
+
+
+def test_a_measurand_matched_by_a_prefix_ranks_before_the_rest(
+    db: Any, index: text_index.TextIndex, make_lab: Any, make_instrument: Any
+) -> None:
+    lab = make_lab(name="电学实验室")
+    maker = make_instrument(
+        lab=lab, name="万用表", name_en=None, model=None, manufacturer="Pressman",
+        measurand="voltage", unit="V",
+    )  # fmt: skip
+    measurand = make_instrument(lab=lab, name="校验仪", name_en=None, model=None)  # pressure
+    db.session.commit()
+    _ready(index)
+    assert _page(ResourceFilters(q="pres"), 1, 20)[0] == [measurand.id, maker.id]
+    assert index.served == 1
+
+
+def test_a_search_that_would_take_too_long_in_memory_is_left_to_the_database(
+    db: Any, index: text_index.TextIndex, make_lab: Any, make_instrument: Any, monkeypatch: Any
+) -> None:
+    """Prefixes that match much but rarely together: each walked id asks every other
+    list; past WORK_LIMIT steps the database answers (one GIN or FTS5 lookup)."""
+    lab = make_lab(name="电学实验室")
+    kw: dict[str, Any] = {"name_en": None, "model": None, "measurand": "voltage", "unit": "V"}
+    for n in range(30):
+        make_instrument(lab=lab, name=f"bia{n} gauge", **kw)
+        make_instrument(lab=lab, name=f"zz{n} gauge", **kw)
+    both = make_instrument(lab=lab, name="bia zz gauge", **kw)
+    db.session.commit()
+    _ready(index)
+    f = ResourceFilters(q="bia-zz")
+    assert _page(f, 1, 20)[0] == [both.id]
+    assert index.served == 1
+    monkeypatch.setattr(text_index, "WORK_LIMIT", 20)
+    assert _page(f, 1, 20)[0] == [both.id]
+    assert index.served == 1
+    # a word repeated is one piece: no more work than once
+    monkeypatch.setattr(text_index, "WORK_LIMIT", 200)
+    assert _page(ResourceFilters(q="bia-" * 24 + "zz"), 1, 20)[0] == [both.id]
+    assert index.served == 2
