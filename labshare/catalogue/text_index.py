@@ -12,18 +12,20 @@ model, measurand, the rest, then the id), and reads only the page's rows from th
 database.
 
 A snapshot is read in one transaction (its version, then every row), in a thread of
-its own so that no search waits for it (about a second and 25 MB for 42,000
-resources), labelled with the version read before its rows, and an answer from it
+its own so that no search waits for it (for 42,000 resources, 1 to 2 s of one core,
+during which the worker's other searches run about half as fast; 35 MB more memory
+for good), labelled with the version read before its rows, and an answer from it
 is used only when the page's rows were read at that version (``catalogue_version``
 read in the same statement as the rows, or before them by the answer cache); the
 triggers of migration 0023 change it with every change of resource, institute or
 search_doc. So an answer from memory is the database's answer at that version,
-never a stale one; while the catalogue moves on, a new
-snapshot is read (at most one every REBUILD_SECONDS) and the database answers
-meanwhile. A search with filters besides its words or with the searcher's province,
-a page past ``search_tiers.TIERED_LIMIT``, or a prefix that stands for too many
-words also goes to the database (tests/catalogue/test_text_index.py compares the
-two on the same data).
+never a stale one. A snapshot found older than the database is not tried again:
+the database answers until a new one is read (at most one every REBUILD_SECONDS,
+less often while snapshots go out of date unused). A search with filters besides
+its words or with the searcher's province, a page past
+``search_tiers.TIERED_LIMIT``, a prefix that stands for too many words, or a
+search that would take more than WORK_LIMIT steps also goes to the database
+(tests/catalogue/test_text_index.py compares the two on the same data).
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "labshare_text_index"
 #: A snapshot is read at most this often (seconds between two reads' starts): while
-#: the catalogue changes faster, the database answers in between.
+#: the catalogue changes faster, the database answers in between. After a snapshot
+#: that answered nothing before the catalogue moved on (an import committing row
+#: after row), the wait doubles, up to MAX_BACKOFF times this.
 REBUILD_SECONDS = 30.0
+MAX_BACKOFF = 8
 #: A prefix (``pre`` of pressure, precision…) standing for more words than this is
 #: looked up by the database (one merged walk per word).
 MAX_PREFIX_WORDS = 64
@@ -383,16 +388,20 @@ def _read_on(conn: Connection) -> Snapshot | None:
 def build(version: int, rows: Iterable[Any]) -> Snapshot:
     """A snapshot from rows of (id, tokens, name tokens, measurand tokens, lower(name),
     lower(name_en)) in ascending id order."""
-    every: defaultdict[str, list[int]] = defaultdict(list)
-    names: defaultdict[str, list[int]] = defaultdict(list)
-    exact: defaultdict[str, list[int]] = defaultdict(list)
-    measurands: defaultdict[str, list[int]] = defaultdict(list)
+
+    def lists() -> defaultdict[str, array[int]]:
+        # arrays from the start (4 bytes an id): lists of the same ids, converted
+        # afterwards, left the process 50 MB larger for good
+        return defaultdict(lambda: array("i"))
+
+    every, names, exact, measurands = lists(), lists(), lists(), lists()
     n = 0
     for rid, tokens, name_tokens, measurand_tokens, name, name_en in rows:
         n += 1
-        for t in (tokens or "").split():
+        # each token once per document (document_tokens writes it so; by hand, maybe not)
+        for t in set((tokens or "").split()):
             every[t].append(rid)
-        for t in (name_tokens or "").split():
+        for t in set((name_tokens or "").split()):
             names[t].append(rid)
         if measurand_tokens:
             measurands[measurand_tokens].append(rid)
@@ -402,23 +411,14 @@ def build(version: int, rows: Iterable[Any]) -> Snapshot:
             exact[name_en].append(rid)
     return Snapshot(
         version=version,
-        every=_tokens(every),
-        names=_tokens(names),
-        exact={k: array("i", sorted(set(v))) for k, v in exact.items()},
+        every=_Tokens(dict(every), sorted(every)),
+        names=_Tokens(dict(names), sorted(names)),
+        exact=dict(exact),
         measurands=tuple(
-            _Measurand(frozenset(k.split()), tuple(sorted(set(k.split()))), array("i", v))
+            _Measurand(frozenset(k.split()), tuple(sorted(set(k.split()))), v)
             for k, v in measurands.items()
         ),
         resources=n,
-    )
-
-
-def _tokens(lists: dict[str, list[int]]) -> _Tokens:
-    # a token repeated in one document is listed once (document_tokens dedupes; a
-    # row written by hand may not)
-    return _Tokens(
-        {k: array("i", sorted(set(v)) if len(set(v)) != len(v) else v) for k, v in lists.items()},
-        sorted(lists),
     )
 
 
@@ -430,6 +430,11 @@ class TextIndex:
         self.lock = threading.Lock()
         self.reading = threading.Lock()
         self.snapshot: Snapshot | None = None
+        #: the snapshot found older than the database: no search tries it again
+        self.stale: Snapshot | None = None
+        #: searches the current snapshot answered; REBUILD_SECONDS times this between reads
+        self.answered = 0
+        self.backoff = 1
         self.building = False
         self.started = float("-inf")
         self.builds = 0  # snapshots read: for tests
@@ -444,7 +449,7 @@ class TextIndex:
             return
         with self.lock:
             now = time.monotonic()
-            if self.building or now - self.started < REBUILD_SECONDS:
+            if self.building or now - self.started < REBUILD_SECONDS * self.backoff:
                 return
             self.building = True
             self.started = now
@@ -464,7 +469,11 @@ class TextIndex:
                 with self.lock:
                     self.builds += 1
                     if snap is not None:
-                        self.snapshot = snap
+                        if self.snapshot is not None and not self.answered:
+                            self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+                        else:
+                            self.backoff = 1
+                        self.snapshot, self.answered = snap, 0
             except Exception:
                 log.exception("reading the text index failed; the database answers text searches")
             finally:
@@ -475,9 +484,22 @@ class TextIndex:
     def clear(self) -> None:
         # after a read in progress, which would install its snapshot
         with self.reading, self.lock:
-            self.snapshot = None
+            self.snapshot = self.stale = None
             self.started = float("-inf")
-            self.builds = self.served = 0
+            self.builds = self.served = self.answered = 0
+            self.backoff = 1
+
+    def outdated(self, snap: Snapshot) -> None:
+        """``snap`` is older than the database: the database answers until the next
+        snapshot (asked for now)."""
+        with self.lock:
+            self.stale = snap
+        self.refresh()
+
+    def answer(self) -> None:
+        with self.lock:
+            self.served += 1
+            self.answered += 1
 
 
 def index_of(app: Flask) -> TextIndex:
@@ -508,7 +530,7 @@ def text_page(
     if wanted > search_tiers.TIERED_LIMIT:
         return None
     snap = store.snapshot
-    if snap is None:
+    if snap is None or snap is store.stale:
         store.refresh()
         return None
     wanted_name = f.q.strip().lower() if f.q else ""
@@ -531,9 +553,9 @@ def text_page(
         version = search_cache.version()
         found = None
     if version != snap.version:
-        store.refresh()
+        store.outdated(snap)
         return None
-    store.served += 1
+    store.answer()
     if found is not None:
         return found[0], count, found[1]
     items, rules = search_pages.load_any(ids, plain)

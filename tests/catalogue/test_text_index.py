@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, select, update
 
-from labshare.catalogue import search, search_tiers, text_index
+from labshare.catalogue import search, search_pages, search_tiers, text_index
 from labshare.catalogue.search import COUNT_LIMIT, ResourceFilters, search_resources
 from labshare.extensions import db
 from labshare.models import CatalogueVersion, Institute, Resource, ResourceStatus
@@ -401,3 +401,73 @@ def test_a_search_that_would_take_too_long_in_memory_is_left_to_the_database(
     monkeypatch.setattr(text_index, "WORK_LIMIT", 200)
     assert _page(ResourceFilters(q="bia-" * 24 + "zz"), 1, 20)[0] == [both.id]
     assert index.served == 2
+
+
+def test_a_snapshot_found_older_than_the_database_is_not_tried_again(
+    db: Any,
+    client: Any,
+    index: text_index.TextIndex,
+    make_lab: Any,
+    make_instrument: Any,
+    monkeypatch: Any,
+    no_answer_cache: None,
+) -> None:
+    lab = make_lab(name="力学实验室")
+    first = make_instrument(lab=lab, name="压力计", model=None)
+    db.session.commit()
+    _ready(index)
+    reads: list[Any] = []
+    real = search_pages.load_rows_at
+    monkeypatch.setattr(search_pages, "load_rows_at", lambda ids: reads.append(ids) or real(ids))
+
+    def found() -> list[int]:
+        body = client.get("/api/v1/resources", query_string={"q": "压力"}).get_json()
+        return [r["id"] for r in body["items"]]
+
+    assert found() == [first.id]
+    assert len(reads) == 1 and index.served == 1
+    index.started = float("inf")  # no new snapshot in this test
+    second = make_instrument(lab=lab, name="数字压力计", model=None)
+    db.session.commit()
+    # the first search after the change finds out (its rows were read at another version)
+    assert found() == [first.id, second.id]
+    assert len(reads) == 2 and index.stale is index.snapshot
+    # the next ones go to the database at once: no rows read for nothing
+    assert found() == [first.id, second.id]
+    assert len(reads) == 2 and index.served == 1
+    _ready(index)
+    assert found() == [first.id, second.id]
+    assert len(reads) == 3 and index.served == 2
+
+
+def test_snapshots_that_answer_nothing_are_read_less_often(
+    db: Any, index: text_index.TextIndex, make_lab: Any, make_instrument: Any
+) -> None:
+    lab = make_lab(name="力学实验室")
+    make_instrument(lab=lab, name="压力计", model=None)
+    db.session.commit()
+    _ready(index)
+    assert index.backoff == 1
+    for expected in (2, 4, 8, 8):  # the catalogue moved on before any search
+        _ready(index)
+        assert index.backoff == expected
+    index.started = float("-inf")
+    assert _page(ResourceFilters(q="压力"), 1, 20)[1] == 1
+    assert index.served == 1
+    _ready(index)  # the last one answered: back to REBUILD_SECONDS
+    assert index.backoff == 1
+    # a stale snapshot within REBUILD_SECONDS x backoff of the last read starts no read
+    index.backoff = 8
+    index.started = text_index.time.monotonic() - text_index.REBUILD_SECONDS * 2
+    index.refresh()
+    assert not index.building
+    index.backoff = 1
+    index.started = text_index.time.monotonic() - text_index.REBUILD_SECONDS * 2
+    with index.reading:  # the thread waits here until the test lets it go
+        index.refresh()
+        assert index.building
+    for _ in range(300):
+        if not index.building:
+            break
+        text_index.time.sleep(0.05)
+    assert not index.building
