@@ -26,6 +26,13 @@ def warm(app: Any) -> None:
     try:
         with app.app_context():
             _warm()
+            # the text index's first snapshot, read in its own thread: the worker's
+            # first text searches are the database's only for the second it takes
+            from labshare.catalogue import text_index
+
+            store = text_index.index()
+            if store is not None:
+                store.refresh()
         # The request machinery itself (hooks, the limiter, the API's error path):
         # a health check and a refused booking (no valid token: nothing written).
         client = app.test_client()

@@ -82,3 +82,35 @@ def test_warming_does_not_wait_for_sqlite_writers(
         thread.join(20)
     assert queued == []
     assert "warm-up failed" not in caplog.text
+
+
+def test_warming_starts_reading_the_text_index(
+    app: Any, monkeypatch: pytest.MonkeyPatch, make_lab: Any, make_instrument: Any
+) -> None:
+    import threading
+
+    from labshare.catalogue import text_index
+
+    make_instrument(lab=make_lab(name="力学实验室"), name="压力计", model=None)
+    db.session.commit()
+    started: list[threading.Thread] = []
+    real = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread)
+        real(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setitem(app.config, "TEXT_INDEX", True)
+    warm(app)
+    readers = [t for t in started if t.name == "labshare-text-index"]
+    assert len(readers) == 1
+    readers[0].join(30)
+    store = text_index.index_of(app)
+    assert store.snapshot is not None and store.snapshot.resources == 2  # the lab too
+    # off: nothing read
+    started.clear()
+    store.clear()
+    monkeypatch.setitem(app.config, "TEXT_INDEX", False)
+    warm(app)
+    assert not [t for t in started if t.name == "labshare-text-index"]
