@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from labshare.catalogue import capability, search_cache, search_index
+from labshare.catalogue import capability, search_cache, search_index, search_pages
 from labshare.catalogue.capability_matches import Listing, Walk, plain
 from labshare.extensions import db
 from labshare.models import Institute, Instrument, Resource, ResourceKind, ResourceStatus
@@ -89,6 +89,13 @@ class CapabilityIndex:
                 self.version, self.lists = version, {}
             self.lists[measurand] = found
         return found
+
+    def kept(self, measurand: str) -> tuple[Listing, int] | None:
+        """The list of ``measurand`` kept now and the version it was read at, without
+        reading the version: right only if the rows read next are at that version."""
+        with self.lock:
+            found = self.lists.get(measurand)
+            return (found, self.version) if found is not None and self.version else None
 
     def clear(self) -> None:
         with self.lock:
@@ -203,6 +210,40 @@ def search_matches(
     )
 
 
+def plain_page(f: ResourceFilters, page: int, per_page: int) -> tuple[list[Any], Any, int] | None:
+    """The API's page of a capability search without window or facets (already
+    validated) as plain rows, with its rules and count, in ONE statement: ranked from
+    the list kept now, its rows read with the catalogue's version, and given only if
+    that is the list's version. None when the request has read the version already
+    (the answer cache is on: the usual path costs nothing more), when no list is kept,
+    the page is empty, or the version moved on (the usual path then reads it first)."""
+    store = index() if _answers(f) else None
+    if store is None or search_cache.known() is not None:
+        return None
+    assert f.measurand is not None and f.value is not None and f.unit is not None
+    if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
+        return None
+    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
+    kept = store.kept(name)
+    if kept is None:
+        return None
+    low, high = capability.search_bounds(f.value, f.unit, name)
+    matches = ranked(
+        kept[0],
+        low,
+        high,
+        field=f.field,
+        institute=f.institute or None,
+        near=f.near_province or None,
+    )
+    offset = (page - 1) * per_page
+    ids = [e.id for e in matches[offset : offset + per_page]]
+    found = search_pages.load_rows_at(ids) if ids else None
+    if found is None or found[2] != kept[1]:
+        return None
+    return found[0], found[1], len(matches)
+
+
 def ranked(
     entries: Sequence[Entry],
     low: float,
@@ -256,6 +297,7 @@ __all__ = [
     "Listing",
     "index",
     "index_of",
+    "plain_page",
     "ranked",
     "search_matches",
     "validated",

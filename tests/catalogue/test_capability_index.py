@@ -259,3 +259,54 @@ def test_an_older_request_does_not_replace_the_newer_lists(app: Any, db: Any) ->
     with search_cache.known_version(7):
         assert index.entries("pressure") is newer
     assert index.reads == 2 and index.version == 7
+
+
+def test_an_uncached_api_search_is_one_statement_and_the_sql_rankings_page(
+    app: Any, client: Any, db: Any, clock: Any, no_answer_cache: Any
+) -> None:
+    """Without the answer cache, the API's capability page is ranked from the list
+    kept and read with the catalogue's version in one statement; the same page as
+    the SQL ranking for random filters; a change seen at once."""
+    from tests.helpers import sent_statements
+
+    rnd = random.Random(11)
+    made = _catalogue(rnd)
+    store = capability_index.index_of(app)
+
+    def get(on: bool, params: dict[str, Any]) -> tuple[list[int], int, list[str]]:
+        app.config["CAPABILITY_INDEX"] = on
+        _db.session.remove()
+        with sent_statements() as sent:
+            response = client.get("/api/v1/resources", query_string=params)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        selects = [s for s in sent if s.startswith("SELECT")]
+        return [item["id"] for item in body["items"]], body["total"], selects
+
+    params = {"measurand": "pressure", "value": "1.5", "unit": "MPa"}
+    get(True, params)  # the list is read
+    assert store.reads == 1
+    ids, _total, selects = get(True, params)
+    assert ids and len(selects) == 1, selects
+    for _ in range(30):
+        params = {
+            "measurand": rnd.choice(("pressure", "压强")),
+            "value": str(rnd.choice((0.5, 1.5, 5.0, 2000.0, -50.0))),
+            "unit": rnd.choice(("MPa", "kPa")),
+            "page": str(rnd.choice((1, 2, 5))),
+            "per_page": str(rnd.choice((2, 20))),
+            **rnd.choice(({}, {"near": "440000"}, {"field": "thermal"}, {"kind": "lab"})),
+        }
+        assert get(True, params)[:2] == get(False, params)[:2], params
+    assert store.reads == 1
+    # changed: the first search after finds its rows at another version, and asks again
+    with _db.engine.begin() as conn:
+        conn.execute(text("UPDATE resource SET status = 'retired' WHERE id = :id"), {"id": ids[0]})
+    params = {"measurand": "pressure", "value": "1.5", "unit": "MPa"}
+    after, _total, selects = get(True, params)
+    assert ids[0] not in after and after == get(False, params)[0]
+    # the wasted one, then the version, the list, the rows
+    assert store.reads == 2 and len(selects) == 4
+    assert get(True, params)[0] == after
+    assert len(get(True, params)[2]) == 1
+    assert made
