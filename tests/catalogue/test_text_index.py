@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, select, update
 
-from labshare.catalogue import search, search_pages, search_tiers, text_index
+from labshare.catalogue import search, search_pages, search_tiers, text_index, text_snapshot
 from labshare.catalogue.search import COUNT_LIMIT, ResourceFilters, search_resources
 from labshare.extensions import db
 from labshare.models import CatalogueVersion, Institute, Resource, ResourceStatus
@@ -263,7 +263,7 @@ def test_what_the_index_does_not_answer_goes_to_the_database(
     assert _page(f, 1, 20) == _expected(full, 1, 20)
     assert index.served == 1
     # a prefix of more words than MAX_PREFIX_WORDS
-    monkeypatch.setattr(text_index, "MAX_PREFIX_WORDS", 2)
+    monkeypatch.setattr(text_snapshot, "MAX_PREFIX_WORDS", 2)
     assert _page(f, 1, 20) == _expected(full, 1, 20)
     assert _page(ResourceFilters(q="pres"), 1, 20) == _expected(full[:3], 1, 20)
     assert index.served == 1
@@ -394,11 +394,11 @@ def test_a_search_that_would_take_too_long_in_memory_is_left_to_the_database(
     f = ResourceFilters(q="bia-zz")
     assert _page(f, 1, 20)[0] == [both.id]
     assert index.served == 1
-    monkeypatch.setattr(text_index, "WORK_LIMIT", 20)
+    monkeypatch.setattr(text_snapshot, "WORK_LIMIT", 20)
     assert _page(f, 1, 20)[0] == [both.id]
     assert index.served == 1
     # a word repeated is one piece: no more work than once
-    monkeypatch.setattr(text_index, "WORK_LIMIT", 200)
+    monkeypatch.setattr(text_snapshot, "WORK_LIMIT", 200)
     assert _page(ResourceFilters(q="bia-" * 24 + "zz"), 1, 20)[0] == [both.id]
     assert index.served == 2
 
