@@ -24,6 +24,7 @@ without words and without a province prefix); the others rank in SQL.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -60,46 +61,50 @@ class Entry:
 
 
 class CapabilityIndex:
-    """Per measurand, its instruments' entries sorted by (width, id), all read at
-    one catalogue version (a different version empties it)."""
+    """Per measurand, its instruments' entries sorted by (width, id), kept per
+    catalogue version for the last KEPT_VERSIONS versions read (versions are random:
+    which of two is newer cannot be told, so a request that read the version before
+    an edit and one that read it after each find their own lists)."""
+
+    KEPT_VERSIONS = 2
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.version: int | None = None
-        self.lists: dict[str, Listing] = {}
+        #: version → measurand → list, the version last read last
+        self.versions: OrderedDict[int, dict[str, Listing]] = OrderedDict()
         self.reads = 0  # statements that (re)read a measurand: for tests
 
     def entries(self, measurand: str) -> Listing:
         version = search_cache.version()  # first: a list is never newer than its label
         with self.lock:
-            if version is not None and version == self.version:
-                found = self.lists.get(measurand)
-                if found is not None:
-                    return found
+            found = self.versions.get(version, {}).get(measurand) if version is not None else None
+            if found is not None:
+                return found
         found = _read(measurand)
         self.reads += 1
         if version is None:
             return found  # no version row: nothing may be kept
         with self.lock:
-            if self.version is not None and version < self.version:
-                # a request that read an older version than another's: its list is
-                # right for it, but must not replace the newer ones
-                return found
-            if version != self.version:
-                self.version, self.lists = version, {}
-            self.lists[measurand] = found
+            lists = self.versions.pop(version, {})
+            lists[measurand] = found
+            self.versions[version] = lists
+            while len(self.versions) > self.KEPT_VERSIONS:
+                self.versions.popitem(last=False)
         return found
 
     def kept(self, measurand: str) -> tuple[Listing, int] | None:
-        """The list of ``measurand`` kept now and the version it was read at, without
-        reading the version: right only if the rows read next are at that version."""
+        """The list of ``measurand`` of the version read last, and that version,
+        without reading the version: right only if the rows read next are at it."""
         with self.lock:
-            found = self.lists.get(measurand)
-            return (found, self.version) if found is not None and self.version else None
+            if not self.versions:
+                return None
+            version = next(reversed(self.versions))
+            found = self.versions[version].get(measurand)
+            return (found, version) if found is not None else None
 
     def clear(self) -> None:
         with self.lock:
-            self.version, self.lists, self.reads = None, {}, 0
+            self.versions, self.reads = OrderedDict(), 0
 
 
 def _read(measurand: str) -> Listing:

@@ -117,8 +117,10 @@ class TextIndex:
         self.lock = threading.Lock()
         self.reading = threading.Lock()
         self.snapshot: Snapshot | None = None
-        #: the snapshot found older than the database: no search tries it again
-        self.stale: Snapshot | None = None
+        #: the snapshot was found older than the database: no search tries it again
+        self.stale = False
+        #: reads that failed in a row (each doubles the wait, as an unused snapshot does)
+        self.failures = 0
         #: searches the current snapshot answered; REBUILD_SECONDS times this between reads
         self.answered = 0
         self.backoff = 1
@@ -155,14 +157,24 @@ class TextIndex:
                     snap = read(db.engine)
                 with self.lock:
                     self.builds += 1
+                    self.failures = 0
                     if snap is not None:
                         if self.snapshot is not None and not self.answered:
                             self.backoff = min(self.backoff * 2, MAX_BACKOFF)
                         else:
                             self.backoff = 1
-                        self.snapshot, self.answered = snap, 0
+                        self.snapshot, self.answered, self.stale = snap, 0, False
             except Exception:
-                log.exception("reading the text index failed; the database answers text searches")
+                with self.lock:
+                    self.failures += 1
+                    self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+                    again = self.failures > 1
+                if again:  # the traceback once; then a line per failure
+                    log.warning("reading the text index failed again (%s in a row)", self.failures)
+                else:
+                    log.exception(
+                        "reading the text index failed; the database answers text searches"
+                    )
             finally:
                 if background:
                     with self.lock:
@@ -171,16 +183,17 @@ class TextIndex:
     def clear(self) -> None:
         # after a read in progress, which would install its snapshot
         with self.reading, self.lock:
-            self.snapshot = self.stale = None
+            self.snapshot, self.stale = None, False
             self.started = float("-inf")
-            self.builds = self.served = self.answered = 0
+            self.builds = self.served = self.answered = self.failures = 0
             self.backoff = 1
 
     def outdated(self, snap: Snapshot) -> None:
-        """``snap`` is older than the database: the database answers until the next
-        snapshot (asked for now)."""
+        """``snap`` is older than the database (the version was read after it was
+        taken): the database answers until the next snapshot (asked for now)."""
         with self.lock:
-            self.stale = snap
+            if self.snapshot is snap:  # not one installed since
+                self.stale = True
         self.refresh()
 
     def answer(self) -> None:
@@ -217,7 +230,13 @@ def text_page(
     if wanted > search_tiers.TIERED_LIMIT:
         return None
     snap = store.snapshot
-    if snap is None or snap is store.stale:
+    if snap is None or store.stale:
+        store.refresh()
+        return None
+    known = search_cache.known()
+    if known is not None and known != snap.version:
+        # The request read the version before it took the snapshot: either may be
+        # the newer, so the snapshot is not marked; a read is asked for.
         store.refresh()
         return None
     wanted_name = f.q.strip().lower() if f.q else ""
@@ -231,7 +250,7 @@ def text_page(
     # The answer is right only at the snapshot's version: read before the page's rows
     # (the request read it already: the answer cache is on), or with them in one
     # statement (an uncached search's one round trip).
-    version = search_cache.known()
+    version = known
     found: tuple[list[Any], dict[int, Any], int | None] | None = None
     if version is None and plain and ids:
         found = search_pages.load_rows_at(ids)

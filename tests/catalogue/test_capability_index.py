@@ -237,7 +237,7 @@ def test_without_the_version_row_nothing_is_kept(
     store = capability_index.index_of(app)
     assert _ids(client, unit="MPa") == [iid]
     assert _ids(client, unit="MPa") == [iid]
-    assert store.reads == 2 and not store.lists
+    assert store.reads == 2 and not store.versions
     with _db.engine.begin() as conn:  # not seen by any trigger: only no caching saves it
         conn.execute(text("DELETE FROM catalogue_version"))
         conn.execute(text("UPDATE instrument SET range_max_base = 1 WHERE id = :id"), {"id": iid})
@@ -247,18 +247,23 @@ def test_without_the_version_row_nothing_is_kept(
 
 def test_an_older_request_does_not_replace_the_newer_lists(app: Any, db: Any) -> None:
     """Requests read the version at their start: one that began before an edit and
-    reads after a newer one keeps its own list, and the newer lists stay."""
+    reads after a newer one keeps its own list, and the newer lists stay. Versions
+    are random: the newer may be the smaller number."""
     factories.make_instrument()
     db.session.commit()
     index = capability_index.index_of(app)
     index.clear()
-    with search_cache.known_version(7):  # a request after the edit
-        newer = index.entries("pressure")
-    with search_cache.known_version(6):  # one that began before it
-        index.entries("pressure")
-    with search_cache.known_version(7):
-        assert index.entries("pressure") is newer
-    assert index.reads == 2 and index.version == 7
+    for newer_version, older_version in ((7, 6), (-5, 9)):
+        with search_cache.known_version(newer_version):  # a request after the edit
+            newer = index.entries("pressure")
+        with search_cache.known_version(older_version):  # one that began before it
+            older = index.entries("pressure")
+        with search_cache.known_version(newer_version):
+            assert index.entries("pressure") is newer
+        with search_cache.known_version(older_version):
+            assert index.entries("pressure") is older
+    assert index.reads == 4
+    assert list(index.versions) == [-5, 9]  # the last two read
 
 
 def test_an_uncached_api_search_is_one_statement_and_the_sql_rankings_page(

@@ -6,8 +6,10 @@ database's; the database answers whatever the index does not."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, select, update
 
-from labshare.catalogue import search, search_pages, search_tiers, text_index, text_snapshot
+from labshare.catalogue import (
+    search,
+    search_cache,
+    search_index,
+    search_pages,
+    search_tiers,
+    text_index,
+    text_snapshot,
+)
 from labshare.catalogue.search import COUNT_LIMIT, ResourceFilters, search_resources
 from labshare.extensions import db
 from labshare.models import CatalogueVersion, Institute, Resource, ResourceStatus
@@ -431,13 +441,67 @@ def test_a_snapshot_found_older_than_the_database_is_not_tried_again(
     db.session.commit()
     # the first search after the change finds out (its rows were read at another version)
     assert found() == [first.id, second.id]
-    assert len(reads) == 2 and index.stale is index.snapshot
+    assert len(reads) == 2 and index.stale
     # the next ones go to the database at once: no rows read for nothing
     assert found() == [first.id, second.id]
     assert len(reads) == 2 and index.served == 1
+    old = weakref.ref(index.snapshot)  # type: ignore[arg-type]
     _ready(index)
+    assert not index.stale
+    gc.collect()
+    assert old() is None  # the outdated snapshot is not kept
     assert found() == [first.id, second.id]
     assert len(reads) == 3 and index.served == 2
+
+
+def test_a_request_that_read_an_older_version_leaves_a_newer_snapshot_alone(
+    db: Any, app: Flask, index: text_index.TextIndex, make_lab: Any, make_instrument: Any
+) -> None:
+    """With the answer cache on, the request reads the version at its start: a
+    snapshot read since may be newer than that version, and is not outdated."""
+    lab = make_lab(name="力学实验室")
+    first = make_instrument(lab=lab, name="压力计", model=None)
+    db.session.commit()
+    before = search_cache.version()
+    db.session.rollback()
+    second = make_instrument(lab=lab, name="数字压力计", model=None)
+    db.session.commit()
+    _ready(index)
+    with search_cache.known_version(before):  # began before the edit
+        assert (
+            text_index.text_page(ResourceFilters(q="压力"), search_index.parse("压力"), 1, 20, True)
+            is None
+        )
+    assert not index.stale
+    assert _page(ResourceFilters(q="压力"), 1, 20)[0] == [first.id, second.id]
+    assert index.served == 1
+
+
+def test_failed_reads_are_retried_less_often_and_logged_once_in_full(
+    db: Any,
+    index: text_index.TextIndex,
+    monkeypatch: Any,
+    caplog: Any,
+    make_lab: Any,
+) -> None:
+    make_lab(name="力学实验室")
+    db.session.commit()
+
+    def broken(_engine: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(text_index, "read", broken)
+    for expected in (2, 4, 8, 8):
+        index.refresh(wait=True)
+        assert index.backoff == expected
+    assert index.failures == 4
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert "failed again (4 in a row)" in caplog.text
+    monkeypatch.undo()
+    monkeypatch.setitem(index.app.config, "TEXT_INDEX", True)
+    index.refresh(wait=True)
+    assert index.failures == 0 and index.snapshot is not None
 
 
 def test_snapshots_that_answer_nothing_are_read_less_often(
@@ -448,7 +512,7 @@ def test_snapshots_that_answer_nothing_are_read_less_often(
     db.session.commit()
     _ready(index)
     assert index.backoff == 1
-    for expected in (2, 4, 8, 8):  # the catalogue moved on before any search
+    for expected in (2, 4, 8, 8):  # each read while the last had answered nothing
         _ready(index)
         assert index.backoff == expected
     index.started = float("-inf")
