@@ -130,3 +130,18 @@ def sent_statements() -> Iterator[list[str]]:
 
     with listening(listener):
         yield sent
+
+
+def threads_started(monkeypatch: Any) -> list[Any]:
+    """The threads started from now on (they still run), in order."""
+    import threading
+
+    started: list[threading.Thread] = []
+    real = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread)
+        real(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return started

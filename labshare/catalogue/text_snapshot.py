@@ -212,39 +212,31 @@ class Snapshot:
         every = _Replay(node)
         out: list[int] = []
         seen: set[int] = set()
-        for i in self.exact.get(wanted_name, ()):
-            spend(node.width)
-            if every.has(i):
-                out.append(i)
-                seen.add(i)
-                if len(out) >= wanted:
-                    break
-        if len(out) < wanted:
-            for i in self.names.node(query, budget).ids():
-                spend(1 + node.width)
-                # (a name match is a match: its tokens are among the document's)
-                if i not in seen and every.has(i):
+
+        def take(ids: Iterable[int], cost: int, check: bool) -> bool:
+            """Rank the ids not ranked yet (that match, with ``check``) until the
+            page is full; True when ``ids`` ran out first (the next tier is asked)."""
+            for i in ids:
+                spend(cost)
+                if i not in seen and (not check or every.has(i)):
                     out.append(i)
                     seen.add(i)
                     if len(out) >= wanted:
-                        break
-            else:
-                # the name tier read to its end: the measurand tier, then the rest
-                tier = [m.ids for m in self.measurands if m.satisfies(query)]
-                for i in _merged(tier, budget):
-                    spend(1 + node.width)
-                    if i not in seen and every.has(i):
-                        out.append(i)
-                        seen.add(i)
-                        if len(out) >= wanted:
-                            break
-                else:
-                    for i in every.ids():
-                        spend(1)
-                        if i not in seen:
-                            out.append(i)
-                            if len(out) >= wanted:
-                                break
+                        return False
+            return True
+
+        # Each tier's ids are checked against the whole document's tokens, as the
+        # database's lookup does: name and measurand tokens are among them when
+        # search_index wrote the row, but need not be in one written by hand.
+        ask = 1 + node.width
+        if (
+            take(self.exact.get(wanted_name, ()), ask, True)
+            and take(self.names.node(query, budget).ids(), ask, True)
+            and take(
+                _merged([m.ids for m in self.measurands if m.satisfies(query)], budget), ask, True
+            )
+        ):
+            take(every.ids(), 1, False)
         count = 0
         for _ in every.ids():
             spend(1)
@@ -255,8 +247,9 @@ class Snapshot:
 
 
 class _Replay:
-    """A node's ids walked once and replayed: the rest tier and the count walk the
-    same matches (an intersection of long lists costs a bisection per id)."""
+    """A node's ids walked once and replayed: the rest tier and then the count walk
+    the same matches (an intersection of long lists costs a bisection per id). The
+    walks come one after the other, each from the start."""
 
     def __init__(self, node: _Node) -> None:
         self.node = node
@@ -270,18 +263,9 @@ class _Replay:
         yield from self.walked
         if self.source is None:
             self.source = self.node.ids()
-        n = len(self.walked)
-        while True:
-            if n < len(self.walked):  # another walk went further meanwhile
-                yield from self.walked[n:]
-                n = len(self.walked)
-                continue
-            nxt = next(self.source, None)
-            if nxt is None:
-                return
-            self.walked.append(nxt)
-            n += 1
-            yield nxt
+        for i in self.source:
+            self.walked.append(i)
+            yield i
 
 
 def _merged(lists: list[array[int]], budget: _Budget) -> Iterable[int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import random
-import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +29,7 @@ from labshare.catalogue.search import COUNT_LIMIT, ResourceFilters, search_resou
 from labshare.extensions import db
 from labshare.models import CatalogueVersion, Institute, Resource, ResourceStatus
 from tests.catalogue.test_search_tiers import CASES, catalogue  # noqa: F401 - the fixture
-from tests.helpers import sent_statements
+from tests.helpers import sent_statements, threads_started
 
 
 @pytest.fixture
@@ -226,14 +225,7 @@ def test_a_stale_index_is_read_again_in_a_thread_at_most_every_so_often(
     lab = make_lab(name="力学实验室")
     make_instrument(lab=lab, name="压力计", model=None)
     db.session.commit()
-    started: list[threading.Thread] = []
-    real = threading.Thread.start
-
-    def start(thread: threading.Thread) -> None:
-        started.append(thread)
-        real(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", start)
+    started = threads_started(monkeypatch)
     assert _page(ResourceFilters(q="压力"), 1, 20)[1] == 1  # the database answers
     assert len(started) == 1 and started[0].name == "labshare-text-index"
     started[0].join(30)

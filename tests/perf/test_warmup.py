@@ -87,20 +87,12 @@ def test_warming_does_not_wait_for_sqlite_writers(
 def test_warming_starts_reading_the_text_index(
     app: Any, monkeypatch: pytest.MonkeyPatch, make_lab: Any, make_instrument: Any
 ) -> None:
-    import threading
-
     from labshare.catalogue import text_index
+    from tests.helpers import threads_started
 
     make_instrument(lab=make_lab(name="力学实验室"), name="压力计", model=None)
     db.session.commit()
-    started: list[threading.Thread] = []
-    real = threading.Thread.start
-
-    def start(thread: threading.Thread) -> None:
-        started.append(thread)
-        real(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", start)
+    started = threads_started(monkeypatch)
     monkeypatch.setitem(app.config, "TEXT_INDEX", True)
     warm(app)
     readers = [t for t in started if t.name == "labshare-text-index"]
