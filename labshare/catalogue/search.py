@@ -297,13 +297,14 @@ def search_resources(
             return counted(tiered[0], tiered[2], total=tiered[1], facets=None, limit=count_to)
     if text_only:
         where = _where(f)
-    # With a window, the page comes from the free-time scan, which examines at most
-    # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
-    limit = None if window is None else free_time.AVAILABILITY_SCAN_LIMIT + 1
     if window is None and not facets and plain:
+        # a capability page from the list kept now, read with its rows in one statement
         one_statement = capability_index.plain_page(f, page, per_page)
         if one_statement is not None:
             return counted(one_statement[0], one_statement[1], total=one_statement[2], facets=None)
+    # With a window, the page comes from the free-time scan, which examines at most
+    # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
+    limit = None if window is None else free_time.AVAILABILITY_SCAN_LIMIT + 1
     in_memory = capability_index.search_matches(f, available_only=limit is not None, limit=limit)
     if in_memory is not None:
         counts = search_free.facets_of(f, where) if facets else None

@@ -168,7 +168,8 @@ _rows_and_version = id_lists.per_dialect(
 def load_rows_at(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules], int | None] | None:
     """``load_rows`` (``ids`` not empty) with the catalogue's version the rows were
     read at, in one statement: for an answer computed from a snapshot of the catalogue
-    (text_index.py), which is right only if the rows are at its version. None when
+    (text_index.py, capability_index.plain_page), which is right only if the rows are
+    at its version. None when
     no row was found (the version then comes from a statement of its own)."""
     rows = db.session.connection().execute(_rows_and_version(), {"ids": list(ids)}).all()
     if not rows:

@@ -22,11 +22,11 @@ triggers of migration 0023 change it with every change of resource, institute or
 search_doc. So an answer from memory is the database's answer at that version,
 never a stale one. A snapshot found older than the database is not tried again:
 the database answers until a new one is read (at most one every REBUILD_SECONDS,
-less often while snapshots go out of date unused). A search with filters besides
-its words or with the searcher's province, a page past
-``search_tiers.TIERED_LIMIT``, a prefix that stands for too many words, or a
-search that would take more than ``text_snapshot.WORK_LIMIT`` steps also goes to the database
-(tests/catalogue/test_text_index.py compares the two on the same data).
+less often while snapshots go out of date unused or reads fail). A search with
+filters besides its words or with the searcher's province, a page past
+``search_tiers.TIERED_LIMIT``, a prefix that stands for too many words, or a search
+that would take more than ``text_snapshot.WORK_LIMIT`` steps also goes to the
+database (tests/catalogue/test_text_index.py compares the two on the same data).
 """
 
 from __future__ import annotations
