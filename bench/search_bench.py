@@ -187,7 +187,8 @@ def run_search_only(label: str, url: str, args: argparse.Namespace) -> dict[str,
         return summary
     use_wrk = run.shutil.which("wrk") is not None and not args.no_wrk
     run.log(
-        f"\n  -- over HTTP: gunicorn, {args.workers} sync workers, "
+        f"\n  -- over HTTP: gunicorn, {args.workers} workers with gunicorn.conf.py's threads "
+        "(LabShare: 2 on PostgreSQL, 1 (sync) on SQLite; hello world: 2), "
         f"{'wrk' if use_wrk else 'Python load generator'}, {args.http_clients} connections, "
         f"{args.duration:.0f} s per endpoint, {args.rounds} interleaved rounds"
     )
