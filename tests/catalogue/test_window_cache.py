@@ -9,6 +9,7 @@ kept."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -194,21 +195,28 @@ def test_a_booking_written_while_the_search_reads_is_not_hidden_afterwards(
 ) -> None:
     """The versions a kept answer must match were read before its bookings: a booking
     committed between the two is never covered by a stamp that includes it."""
+    second = _book_during_search(client, pair, make_user, lambda s: "own_version" in s)
+    assert _ids(_get(client)) == {second.id}
+    assert _ids(_get(client)) == {second.id}
+
+
+def _book_during_search(client: Any, pair: Any, make_user: Any, when: Callable[[str], bool]) -> Any:
+    """Search once, booking the first of ``pair`` by SQL (another transaction) right
+    after the first statement the search sends that ``when`` picks; the second."""
     user = SimpleNamespace(id=(u := make_user()).id, company_id=u.company_id)
     _db.session.commit()
     first, second = pair
     fired: list[bool] = []
 
     def book_now(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "own_version" in statement and not fired:
+        if when(statement) and not fired:
             fired.append(True)
             _booking_by_sql(first, second, user)
 
     with listening(book_now, "after_cursor_execute"):
         _get(client)
     assert fired
-    assert _ids(_get(client)) == {second.id}
-    assert _ids(_get(client)) == {second.id}
+    return second
 
 
 def test_an_entry_ends_when_the_lead_time_reaches_the_window(
@@ -312,19 +320,9 @@ def test_a_booking_written_after_the_bookings_were_read_is_not_hidden_afterwards
     """The other side of the race: committed after the search read the bookings (its
     answer shows the slot free), the booking must make the kept answer stale, which
     it does only because the versions were read before the bookings, not after."""
-    user = SimpleNamespace(id=(u := make_user()).id, company_id=u.company_id)
-    _db.session.commit()
-    first, second = pair
-    fired: list[bool] = []
-
-    def book_now(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM booking WHERE" in statement and "UNION ALL" in statement and not fired:
-            fired.append(True)
-            _booking_by_sql(first, second, user)
-
-    with listening(book_now, "after_cursor_execute"):
-        _get(client)
-    assert fired
+    second = _book_during_search(
+        client, pair, make_user, lambda s: "FROM booking WHERE" in s and "UNION ALL" in s
+    )
     assert _ids(_get(client)) == {second.id}
 
 
