@@ -147,6 +147,11 @@ def load_rows(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
     if not ids:
         return [], {}
     rows = db.session.connection().execute(_rows_by_ids(), {"ids": list(ids)}).all()
+    return _in_order(rows, ids)
+
+
+def _in_order(rows: Sequence[Any], ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
+    """The rows of ``ids`` found, in that order, and their booking rules."""
     by_id = {row[0]: row for row in rows}
     items = [by_id[i] for i in ids if i in by_id]
     return items, {row[0]: row_rules(row) for row in items}
@@ -174,9 +179,7 @@ def load_rows_at(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules], int |
     rows = db.session.connection().execute(_rows_and_version(), {"ids": list(ids)}).all()
     if not rows:
         return None
-    by_id = {row[0]: row for row in rows}
-    items = [by_id[i] for i in ids if i in by_id]
-    return items, {row[0]: row_rules(row) for row in items}, rows[0][ROW_COLUMNS_AND_RULES]
+    return (*_in_order(rows, ids), rows[0][ROW_COLUMNS_AND_RULES])
 
 
 def load_any(ids: Sequence[int], plain: bool) -> tuple[list[Any], dict[int, Rules]]:
