@@ -38,6 +38,7 @@ def _import_config(**env: str) -> subprocess.CompletedProcess[str]:
         ({"MAIL_PORT": "25x"}, "MAIL_PORT='25x'"),
         ({"REMINDER_HOURS": "24,one"}, "REMINDER_HOURS='24,one'"),
         ({"LABSHARE_CONFIG": "prod"}, "LABSHARE_CONFIG='prod'"),
+        ({"TEXT_INDEX": "maybe"}, "TEXT_INDEX='maybe'"),
     ],
 )
 def test_a_value_the_setting_cannot_take_stops_start_up(env: dict[str, str], named: str) -> None:
