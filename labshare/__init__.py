@@ -15,6 +15,9 @@ from config import Config, ProductionConfig, config_from_env, secret_key_problem
 def create_app(config: type[Config] | None = None, **overrides: Any) -> Flask:
     config = config or config_from_env()
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    from labshare.jsonio import OrjsonProvider
+
+    app.json = OrjsonProvider(app)
     app.config.from_object(config)
     app.config.update(overrides)
     _ensure_secret_key(app, config)
