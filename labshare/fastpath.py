@@ -11,14 +11,18 @@ hit, or a miss rendered and stored), and with the same status, body and headers
 as Flask would give: ``tests/perf/test_fastpath.py`` compares the two, response by
 response.
 
-The same middleware answers ``GET /api/v1/resources`` (the search) when the
-query string is one Flask has already answered and cached in this process
-(labshare/catalogue/search_cache.py) and that answer is still current: the
-catalogue's version is read (one primary-key read), for a window search the
-versions of the calendars it examined too (window_cache.py), and the stored body
-sent with Flask's headers. A query string Flask has not read, a changed catalogue or an
-evicted answer goes to Flask, which computes (and caches) it. ``SEARCH_FAST_PATH``
-off, or the cache off, sends every search to Flask.
+The same middleware answers ``GET /api/v1/resources`` (the search) without a
+cookie. A query string it or Flask has answered and cached in this process
+(labshare/catalogue/search_cache.py) whose answer is still current is sent from
+the cache after one read: the catalogue's version (a primary-key read) and, for a
+window search, the versions of the calendars it examined (window_cache.py). Any
+other search is computed by ``search_answer.answer``, the function Flask's handler
+calls, in an application context but without a request's: its query read by the
+same model from werkzeug's parse of the query string. Flask's request machinery
+(the session, login, locale, the routing and the hooks) was half of an uncached
+search's CPU. Flask answers a search whose query it would refuse (its message is
+in the user's language), one with facets (the free-this-week label is), and one
+that fails on the database. ``SEARCH_FAST_PATH`` off sends every search to Flask.
 
 Everything else goes to Flask unchanged, to be answered, refused or translated
 there as before:
@@ -39,13 +43,17 @@ import functools
 import logging
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from werkzeug.http import parse_etags, quote_etag
+from werkzeug.wrappers import Request
 
+from labshare.api import search_answer
+from labshare.api.registry import parse_query
+from labshare.api.schemas import ResourceQuery
 from labshare.booking import calendar_cache
 from labshare.booking.availability import _check_window
 from labshare.catalogue import search_cache, window_cache
@@ -111,7 +119,7 @@ class CalendarFastPath:
                     if found is not None:
                         start_response("200 OK", self._headers(environ, found))
                         self.searches += 1
-                        return [found]
+                        return [found.body]
             elif self.enabled:
                 match = _PATH.fullmatch(path)
                 if match is not None:
@@ -123,35 +131,56 @@ class CalendarFastPath:
                         return [body]
         return self.wsgi_app(environ, start_response)
 
-    def _search(self, environ: WSGIEnvironment) -> bytes | None:
-        """The cached body of this search, if Flask has answered this very query
-        string and the catalogue has not changed since; else None (Flask answers)."""
+    def _search(self, environ: WSGIEnvironment) -> search_answer.Answer | None:
+        """The answer to this search, as Flask's handler gives it; None when Flask
+        should answer: a query string Flask would refuse or would answer in the
+        user's language (facets), or any error (Flask answers, or reports, it)."""
+        query_string = environ.get("QUERY_STRING", "")
         store = search_cache.cache_of(self.app)
-        if store.budget <= 0:
-            return None
-        key = store.key_of(environ.get("QUERY_STRING", ""))
-        if key is None:
-            return None
+        key = store.key_of(query_string) if store.budget > 0 else None
         try:
-            engine = self._engine_of_app()
-            with calendar_cache.plain_reader(calendar_cache.cache_of(self.app), engine) as conn:
-                version = search_cache.version_on(conn)
-                if version is None:
-                    return None
-                entry = store.get(key, version, lambda guard: window_cache.holds(guard, conn))
-                if entry is None or entry.truncated:
-                    return None
-        except Exception:  # the database: Flask answers (and reports) it
+            if key is not None:
+                kept = self._kept(store, key)
+                if kept is not None:
+                    return kept
+            query = self._query(environ)
+            if query is None:
+                return None
+            if has_app_context() and current_app._get_current_object() is self.app:  # type: ignore[attr-defined]
+                # Flask's request would run in this context too (a test's, the warm-up's)
+                return search_answer.answer(query, query_string)
+            with self.app.app_context():
+                return search_answer.answer(query, query_string)
+        except Exception:  # bad input or the database: Flask answers (and reports) it
             log.debug("search fast path: passing on to Flask", exc_info=True)
             return None
-        return entry.body
+
+    def _kept(self, store: search_cache.SearchCache, key: Hashable) -> search_answer.Answer | None:
+        """The kept answer of a query string Flask or this path has answered, if the
+        catalogue (and a window search's calendars) are as they were: one read."""
+        engine = self._engine_of_app()
+        with calendar_cache.plain_reader(calendar_cache.cache_of(self.app), engine) as conn:
+            version = search_cache.version_on(conn)
+            if version is None:
+                return None
+            entry = store.get(key, version, lambda guard: window_cache.holds(guard, conn))
+        return None if entry is None else search_answer.Answer(entry.body, entry.truncated)
 
     @staticmethod
-    def _headers(environ: WSGIEnvironment, body: bytes) -> list[tuple[str, str]]:
+    def _query(environ: WSGIEnvironment) -> ResourceQuery | None:
+        """The search's query as Flask's handler reads it (werkzeug's parse of the
+        query string, then the same model), or None for Flask to answer: facets
+        carry a label in the user's language, which Flask's locale selection picks."""
+        query = parse_query(ResourceQuery, Request(environ).args)
+        return None if query.facets else query
+
+    @staticmethod
+    def _headers(environ: WSGIEnvironment, found: search_answer.Answer) -> list[tuple[str, str]]:
         request_id = environ.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex[:12]
         return [
             ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
+            ("Content-Length", str(len(found.body))),
+            *([("X-Availability-Truncated", "true")] if found.truncated else []),
             *SECURITY_HEADERS,
             ("X-Request-Id", request_id),
             ("Vary", "Cookie"),

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, request
 from flask_babel import gettext as _
 
-from labshare.api import bp
+from labshare.api import bp, search_answer
 from labshare.api.registry import endpoint
 from labshare.api.schemas import AvailabilityOut, AvailabilityQuery, ResourceOut, ResourceQuery
-from labshare.api.serialize import bundle_json, page_json, resource_json, resource_row_json
+from labshare.api.serialize import bundle_json, resource_json
 from labshare.booking.calendar_cache import calendar_document
 from labshare.booking.policies import quotas  # booking policies
 from labshare.booking.rules import effective_rules
-from labshare.catalogue import search_cache, window_cache
 from labshare.catalogue.search import (
     AVAILABILITY_SCAN_LIMIT,
     COUNT_LIMIT,
     FACETS,
     FREE_WEEK_LIMIT,
-    ResourceFilters,
-    search_resources,
 )
-from labshare.catalogue.search_reads import autocommit_reads
 from labshare.catalogue.search_tiers import TEXT_COUNT_LIMIT
 from labshare.errors import NotFound
 from labshare.extensions import db
@@ -117,65 +113,12 @@ def load_resource(resource_id: int) -> Resource:
     },
 )
 def list_resources(query: ResourceQuery) -> Any:
-    with autocommit_reads():  # a search only reads: no BEGIN/ROLLBACK round trips
-        return _search(query)
-
-
-def _search(query: ResourceQuery) -> Response:
-    # Without facets the answer is kept per process while catalogue_version stays
-    # (labshare/catalogue/search_cache.py), a window search's also while the calendars
-    # it examined and the clock leave it alone (window_cache.py); with facets only its
-    # catalogue part is kept, at the same version, read once here.
-    version = search_cache.kept_version()
-    store = search_cache.cache() if version is not None and not query.facets else None
-    key: tuple[Any, ...] = ()
-    if store is not None and version is not None:
-        key = tuple(sorted(query.model_dump(exclude_none=True).items()))
-        hit = store.get(key, version, lambda guard: window_cache.holds(guard, db.session))
-        if hit is not None:
-            _alias(store, key)
-            return _json_response(hit.body, hit.truncated)
-    filters = ResourceFilters(
-        q=query.q,
-        kind=query.kind,
-        field=query.field,
-        province=query.province,
-        institute=query.institute,
-        measurand=query.measurand,
-        value=query.value,
-        unit=query.unit,
-        available_from=query.available_from,
-        available_to=query.available_to,
-        duration=query.duration,
-        near_province=query.near,
-    )
-    # The page as plain rows: no ORM instance built (most of an uncached search's CPU).
-    with search_cache.known_version(version):  # read once per request
-        result = search_resources(
-            filters, page=query.page, per_page=query.per_page, facets=query.facets, plain=True
-        )
-    items = [resource_row_json(r, result.rules[r[0]]) for r in result.items]
-    body = page_json(items, result.total, query.page, query.per_page)
-    if not result.total_exact:
-        body["total_exact"] = False
-    if result.facets is not None:
-        body["facets"] = result.facets
-    response = jsonify(body)
-    windowed = query.available_from is not None or query.available_to is not None
-    if store is not None and version is not None and (result.guard is not None or not windowed):
-        entry = search_cache.Entry(version, response.get_data(), result.truncated, result.guard)
-        store.put(key, entry)
-        _alias(store, key)
-    if result.truncated:
-        response.headers["X-Availability-Truncated"] = "true"
-    return response
-
-
-def _alias(store: search_cache.SearchCache, key: Any) -> None:
-    """Let the fast path (labshare/fastpath.py) answer this exact query string from
-    now on: only a cookie-less request, which is all the fast path answers."""
-    if "HTTP_COOKIE" not in request.environ:
-        store.alias(request.environ.get("QUERY_STRING", ""), key)
+    # A cookie-less request's query string is kept for the fast path to answer from
+    # the cache (labshare/fastpath.py), which answers only cookie-less requests.
+    environ = request.environ
+    alias = None if "HTTP_COOKIE" in environ else environ.get("QUERY_STRING", "")
+    found = search_answer.answer(query, alias)
+    return _json_response(found.body, found.truncated)
 
 
 def _json_response(body: bytes, truncated: bool) -> Response:

@@ -1,10 +1,11 @@
-"""The search fast path (labshare/fastpath.py): a search Flask has answered and
-cached is answered again before Flask, byte for byte and header for header as
-Flask answers it; anything else (a query string Flask has not read, a changed
-catalogue, a cookie, the cache off) reaches Flask."""
+"""The search fast path (labshare/fastpath.py): a cookie-less search is answered
+before Flask, computed or from the cache, byte for byte and header for header as
+Flask answers it; a query Flask would refuse, facets, a cookie, a database error
+or the fast path off reach Flask."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -14,13 +15,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 
+from labshare.api import search_answer
 from labshare.booking import calendar_cache
-from labshare.catalogue import search_cache
+from labshare.catalogue import free_time, search_cache
 from labshare.extensions import db as _db
 from labshare.fastpath import EXTENSION, CalendarFastPath
 from labshare.models import Instrument
+from labshare.timeutil import set_clock
+from tests.factories import weekday_hours
 
 GENERATED_ID = re.compile(r"[0-9a-f]{12}")
+NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 PATH = "/api/v1/resources"
 
 
@@ -61,55 +66,116 @@ def headers(response: Any) -> list[tuple[str, str]]:
     return sorted((k.lower(), v) for k, v in response.headers if k.lower() != "x-request-id")
 
 
+def through_flask(client: FlaskClient, fast: CalendarFastPath, path: str, **kw: Any) -> Any:
+    """The answer Flask computes itself (the fast path off, nothing kept)."""
+    search_cache.cache_of(client.application).clear()
+    fast.search_enabled = False
+    try:
+        before = fast.searches
+        response = send(client, path, **kw)
+        assert fast.searches == before
+        return response
+    finally:
+        fast.search_enabled = True
+        search_cache.cache_of(client.application).clear()
+
+
+def assert_same(a: Any, b: Any) -> None:
+    assert a.status_code == b.status_code
+    assert a.get_data() == b.get_data()
+    assert headers(a) == headers(b)
+    for response in (a, b):
+        assert GENERATED_ID.fullmatch(response.headers["X-Request-Id"])
+
+
 @pytest.mark.parametrize(
     "query",
     [
         "q=%E5%8E%8B%E5%8A%9B",  # 压力
         "q=pressure&per_page=2",
-        "per_page=2&q=pressure",  # another string: read by Flask once, then fast
+        "per_page=2&q=pressure",
+        "q=pressure&per_page=1&page=2",
         "q=yali&near=31",
+        "q=+pressure+&kind=&province=",  # blanks, as Flask reads them
+        "q=pressure&q=yali",  # a repeated key: its first value, as Flask reads it
         "measurand=pressure",
-        "q=%25%22*NEAR_",  # only operators and punctuation: empty, cached as such
+        "measurand=pressure&value=5&unit=MPa",
+        "measurand=%E5%8E%8B%E5%BC%BA&value=5000&unit=kPa",  # 压强
+        "kind=lab&field=mechanical",
+        "q=%25%22*NEAR_",  # only operators and punctuation: empty
+        "page=999",
+        "",
     ],
 )
-def test_a_search_flask_has_answered_is_answered_again_identically(
+def test_a_search_is_answered_before_flask_as_flask_answers_it(
     client: FlaskClient, fast: CalendarFastPath, catalogue: list[int], query: str
 ) -> None:
-    before = fast.searches
-    first = send(client, f"{PATH}?{query}")  # Flask: computed and cached
-    assert fast.searches == before
-    assert first.status_code == 200
-    again = answered_by_fast(client, fast, f"{PATH}?{query}")
-    assert again.status_code == 200
-    assert again.get_data() == first.get_data()
-    assert headers(again) == headers(first)
-    assert GENERATED_ID.fullmatch(again.headers["X-Request-Id"])
-    fast.search_enabled = False
-    through_flask = send(client, f"{PATH}?{query}")  # Flask's own cache hit
-    assert through_flask.get_data() == again.get_data()
-    assert headers(through_flask) == headers(again)
+    store = search_cache.cache_of(client.application)
+    computed = answered_by_fast(client, fast, f"{PATH}?{query}")
+    assert computed.status_code == 200
+    assert store.hits == 0
+    kept = answered_by_fast(client, fast, f"{PATH}?{query}")  # computed, kept: now a hit
+    assert store.hits == 1
+    assert_same(kept, computed)
+    assert_same(computed, through_flask(client, fast, f"{PATH}?{query}"))
+
+
+def test_the_page_is_the_search_s(
+    client: FlaskClient, fast: CalendarFastPath, catalogue: list[int]
+) -> None:
+    everything = answered_by_fast(client, fast, f"{PATH}?q=pressure&per_page=3").get_json()
+    second = answered_by_fast(client, fast, f"{PATH}?q=pressure&per_page=1&page=2").get_json()
+    assert second["total"] == everything["total"] == 3
+    assert (second["page"], second["per_page"]) == (2, 1)
+    assert second["items"] == everything["items"][1:2]
+
+
+def test_a_window_search_is_computed_as_flask_computes_it(
+    client: FlaskClient,
+    fast: CalendarFastPath,
+    db: Any,
+    make_institute: Any,
+    make_lab: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_clock(lambda: NOW)
+    institute = make_institute()
+    for _ in range(4):
+        make_lab(institute=institute, hours=weekday_hours("09:00", "17:00", range(5)))
+    db.session.commit()
+    monkeypatch.setattr(free_time, "AVAILABILITY_SCAN_LIMIT", 2)  # checks 3: truncated
+    # Saturday: every candidate is examined (and closed), the scan stops at the limit
+    window = "available_from=2030-01-05T00:00:00%2B08:00&available_to=2030-01-06T00:00:00%2B08:00"
+    open_days = "available_from=2030-01-07T09:00:00%2B08:00&available_to=2030-01-07T12:00:00%2B08:00"
+    for query in (window, open_days, "per_page=1&" + open_days):
+        computed = answered_by_fast(client, fast, f"{PATH}?{query}")
+        assert_same(computed, through_flask(client, fast, f"{PATH}?{query}"))
+    truncated = answered_by_fast(client, fast, f"{PATH}?{window}")
+    assert truncated.headers["X-Availability-Truncated"] == "true"
+    assert truncated.get_json()["total"] == 0
+    free = answered_by_fast(client, fast, f"{PATH}?per_page=1&{open_days}")
+    assert len(free.get_json()["items"]) == 1
 
 
 def test_the_request_id_is_echoed_as_in_flask(
     client: FlaskClient, fast: CalendarFastPath, catalogue: list[int]
 ) -> None:
-    send(client, f"{PATH}?q=pressure")
     sent = {"X-Request-Id": "r" * 100}
-    response = answered_by_fast(client, fast, f"{PATH}?q=pressure", headers=sent)
-    assert response.headers["X-Request-Id"] == "r" * 64
+    computed = answered_by_fast(client, fast, f"{PATH}?q=pressure", headers=sent)
+    assert computed.headers["X-Request-Id"] == "r" * 64
+    kept = answered_by_fast(client, fast, f"{PATH}?q=pressure", headers=sent)
+    assert kept.headers["X-Request-Id"] == "r" * 64
 
 
 def test_a_catalogue_change_is_seen_at_once(
     client: FlaskClient, fast: CalendarFastPath, catalogue: list[int], db: Any
 ) -> None:
-    assert send(client, f"{PATH}?q=vortexa").get_json()["total"] == 0
+    assert answered_by_fast(client, fast, f"{PATH}?q=vortexa").get_json()["total"] == 0
     answered_by_fast(client, fast, f"{PATH}?q=vortexa")
     instrument = db.session.get(Instrument, catalogue[2])
     instrument.name_en = "Vortexa flow bench"
     db.session.commit()
-    before = fast.searches
-    second = send(client, f"{PATH}?q=vortexa")
-    assert fast.searches == before  # a new catalogue version: Flask computes it again
+    second = answered_by_fast(client, fast, f"{PATH}?q=vortexa")  # computed again
     assert [i["id"] for i in second.get_json()["items"]] == [catalogue[2]]
     third = answered_by_fast(client, fast, f"{PATH}?q=vortexa")
     assert third.get_data() == second.get_data()
@@ -120,28 +186,43 @@ def test_a_catalogue_change_is_seen_at_once(
     [
         ("q=" + "x" * 10_000, 422),
         ("q=%00", 422),
+        ("province=%00", 422),
         ("per_page=0", 422),
-        (  # beyond the horizon: bookable later, never kept (test_window_cache.py)
-            "available_from=2030-01-07T09:00:00%2B08:00&available_to=2030-01-07T12:00:00%2B08:00",
-            200,
-        ),
+        ("page=x", 422),
+        ("value=5&unit=MPa", 422),  # a value without a measurand: the search refuses it
+        ("measurand=pressure&value=5&unit=furlong", 422),
+        ("available_from=2030-01-07T09:00:00", 422),  # naive
         ("q=pressure&facets=true", 200),
     ],
 )
-def test_what_flask_does_not_cache_always_reaches_flask(
+def test_what_flask_would_refuse_or_translate_reaches_flask(
     client: FlaskClient, fast: CalendarFastPath, catalogue: list[int], query: str, status: int
 ) -> None:
     before = fast.searches
-    for _ in range(2):
-        response = send(client, f"{PATH}?{query}")
+    for language in ("en", "zh"):
+        headers = {"Accept-Language": language}
+        response = send(client, f"{PATH}?{query}", headers=headers)
         assert response.status_code == status, response.get_data(as_text=True)
     assert fast.searches == before
+
+
+def test_a_refusal_names_the_field_in_the_user_s_language(
+    client: FlaskClient, fast: CalendarFastPath, catalogue: list[int]
+) -> None:
+    naive = f"{PATH}?available_from=2030-01-07T09:00:00&available_to=2030-01-08T09:00:00%2B08:00"
+    english = send(client, naive, headers={"Accept-Language": "en"})
+    chinese = send(client, naive, headers={"Accept-Language": "zh"})
+    for response in (english, chinese):
+        assert response.status_code == 422
+        assert response.get_json()["error"]["field"] == "available_from"
+    assert english.get_json()["error"]["message"] != chinese.get_json()["error"]["message"]
+    assert re.search("[\u4e00-\u9fff]", chinese.get_json()["error"]["message"])
 
 
 def test_a_request_with_a_cookie_reaches_flask(
     client: FlaskClient, fast: CalendarFastPath, catalogue: list[int]
 ) -> None:
-    send(client, f"{PATH}?q=pressure")
+    answered_by_fast(client, fast, f"{PATH}?q=pressure")
     client.set_cookie("unrelated", "1")
     before = fast.searches
     response = send(client, f"{PATH}?q=pressure")
@@ -149,21 +230,31 @@ def test_a_request_with_a_cookie_reaches_flask(
     assert response.status_code == 200
 
 
-def test_with_the_cache_off_every_search_reaches_flask(
+def test_with_the_cache_off_every_search_is_computed_before_flask(
     app: Flask, client: FlaskClient, fast: CalendarFastPath, catalogue: list[int]
 ) -> None:
-    send(client, f"{PATH}?q=pressure")
     budget = app.config.get("SEARCH_CACHE_BYTES", search_cache.DEFAULT_BYTES)
     app.config["SEARCH_CACHE_BYTES"] = 0
     app.extensions.pop(search_cache.EXTENSION, None)
     try:
-        before = fast.searches
-        for _ in range(2):
-            assert send(client, f"{PATH}?q=pressure").status_code == 200
-        assert fast.searches == before
+        first = answered_by_fast(client, fast, f"{PATH}?q=pressure")
+        second = answered_by_fast(client, fast, f"{PATH}?q=pressure")
+        assert_same(first, second)
+        assert_same(first, through_flask(client, fast, f"{PATH}?q=pressure"))
+        assert search_cache.cache_of(app).entries == {}
     finally:
         app.config["SEARCH_CACHE_BYTES"] = budget
         app.extensions.pop(search_cache.EXTENSION, None)
+
+
+def test_with_the_fast_path_off_every_search_reaches_flask(
+    client: FlaskClient, fast: CalendarFastPath, catalogue: list[int]
+) -> None:
+    fast.search_enabled = False
+    before = fast.searches
+    for _ in range(2):
+        assert send(client, f"{PATH}?q=pressure").status_code == 200
+    assert fast.searches == before
 
 
 def test_a_database_error_is_left_to_flask(
@@ -172,7 +263,7 @@ def test_a_database_error_is_left_to_flask(
     catalogue: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first = send(client, f"{PATH}?q=pressure")
+    first = answered_by_fast(client, fast, f"{PATH}?q=pressure")
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
@@ -183,6 +274,31 @@ def test_a_database_error_is_left_to_flask(
     assert fast.searches == before
     assert response.status_code == 200
     assert response.get_data() == first.get_data()  # Flask's own cache hit
+
+
+def test_a_database_error_while_computing_is_left_to_flask(
+    client: FlaskClient,
+    fast: CalendarFastPath,
+    catalogue: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    answer = search_answer.answer
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:  # the fast path's call; Flask's succeeds
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return answer(*args, **kwargs)
+
+    monkeypatch.setattr(search_answer, "answer", fails_once)
+    before = fast.searches
+    response = send(client, f"{PATH}?q=pressure")
+    assert len(calls) == 2
+    assert fast.searches == before
+    assert response.status_code == 200
+    monkeypatch.setattr(search_answer, "answer", answer)
+    assert response.get_data() == through_flask(client, fast, f"{PATH}?q=pressure").get_data()
 
 
 def test_the_aliases_are_bounded(app: Flask, fast: CalendarFastPath) -> None:
