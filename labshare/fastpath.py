@@ -57,6 +57,7 @@ from labshare.api.schemas import ResourceQuery
 from labshare.booking import calendar_cache
 from labshare.booking.availability import _check_window
 from labshare.catalogue import search_cache, window_cache
+from labshare.catalogue.search_reads import kept_session
 from labshare.errors import ValidationFailed
 from labshare.timeutil import parse_aware
 from labshare.web import ID_MAX, SECURITY_HEADERS
@@ -149,7 +150,7 @@ class CalendarFastPath:
             if has_app_context() and current_app._get_current_object() is self.app:  # type: ignore[attr-defined]
                 # Flask's request would run in this context too (a test's, the warm-up's)
                 return search_answer.answer(query, query_string)
-            with self.app.app_context():
+            with self.app.app_context(), kept_session():
                 return search_answer.answer(query, query_string)
         except Exception:  # bad input or the database: Flask answers (and reports) it
             log.debug("search fast path: passing on to Flask", exc_info=True)

@@ -146,7 +146,9 @@ def test_a_window_search_is_computed_as_flask_computes_it(
     monkeypatch.setattr(free_time, "AVAILABILITY_SCAN_LIMIT", 2)  # checks 3: truncated
     # Saturday: every candidate is examined (and closed), the scan stops at the limit
     window = "available_from=2030-01-05T00:00:00%2B08:00&available_to=2030-01-06T00:00:00%2B08:00"
-    open_days = "available_from=2030-01-07T09:00:00%2B08:00&available_to=2030-01-07T12:00:00%2B08:00"
+    open_days = (
+        "available_from=2030-01-07T09:00:00%2B08:00&available_to=2030-01-07T12:00:00%2B08:00"
+    )
     for query in (window, open_days, "per_page=1&" + open_days):
         computed = answered_by_fast(client, fast, f"{PATH}?{query}")
         assert_same(computed, through_flask(client, fast, f"{PATH}?{query}"))
