@@ -28,6 +28,7 @@ from flask_babel import gettext as _
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from labshare.api import messages
 from labshare.errors import BadRequest, NotAllowed, ValidationFailed
 from labshare.models import Role, User
 from labshare.retry import LOCKS_LATE
@@ -131,27 +132,6 @@ def _field_name(loc: Sequence[Any]) -> str | None:
     return ".".join(parts) if parts else None
 
 
-def _message(kind: str, name: str | None, pydantic_message: str) -> str:
-    label = name or _("the request body")
-    if kind == "naive_time":
-        return _(
-            "%(field)s needs a UTC offset, e.g. 2026-12-01T09:00:00+08:00.",
-            field=label,
-        )
-    if kind == "invalid_time":
-        return _(
-            "%(field)s is not an ISO 8601 time, e.g. 2026-12-01T09:00:00+08:00.",
-            field=label,
-        )
-    if kind == "missing":
-        return _("%(field)s is required.", field=label)
-    if kind == "json_invalid":
-        return _("The request body is not valid JSON.")
-    if kind in ("model_type", "dict_type", "model_attributes_type") and name is None:
-        return _("The request body must be a JSON object.")
-    return f"{label}: {pydantic_message}"
-
-
 def raise_for(exc: ValidationError, *, json_body: bool = True) -> None:
     """Turn a pydantic ValidationError into the API's 400 or 422. A query string has
     no JSON types, so there every error is a field's invalid value (422)."""
@@ -159,7 +139,7 @@ def raise_for(exc: ValidationError, *, json_body: bool = True) -> None:
     type_errors = [e for e in errors if json_body and _is_type_error(e["type"])]
     chosen = type_errors[0] if type_errors else errors[0]
     name = _field_name(chosen["loc"])
-    message = _message(chosen["type"], name, chosen["msg"])
+    message = messages.message(chosen["type"], name, chosen.get("ctx"), chosen["msg"])
     if type_errors:
         raise BadRequest(message, field=name)
     raise ValidationFailed(message, field=name)
