@@ -32,8 +32,8 @@ there as before:
 - a bad or naive time, a window Flask would refuse (those answers are
   translated error documents), an unknown resource, a database error;
 - every request, when the configuration changes what Flask would do with it: a
-  host restriction (``SERVER_NAME``, ``TRUSTED_HOSTS``) or a default or
-  application-wide rate limit (the availability endpoint has none of its own),
+  host restriction (``SERVER_NAME``, ``TRUSTED_HOSTS``) or a default,
+  application-wide or meta rate limit (neither endpoint has one of its own),
   or ``CALENDAR_FAST_PATH`` off.
 """
 
@@ -104,6 +104,7 @@ class CalendarFastPath:
             and not config.get("TRUSTED_HOSTS")
             and not config.get("RATELIMIT_DEFAULT")
             and not config.get("RATELIMIT_APPLICATION")
+            and not config.get("RATELIMIT_META")
         )
         self.enabled = plain and bool(config.get("CALENDAR_FAST_PATH", True))
         self.search_enabled = plain and bool(config.get("SEARCH_FAST_PATH", True))
@@ -152,8 +153,10 @@ class CalendarFastPath:
                 return search_answer.answer(query, query_string)
             with self.app.app_context(), kept_session():
                 return search_answer.answer(query, query_string)
-        except Exception:  # bad input or the database: Flask answers (and reports) it
-            log.debug("search fast path: passing on to Flask", exc_info=True)
+        except ValidationFailed:  # Flask refuses it, in the user's language
+            return None
+        except Exception:  # the database, or a fault of this path: Flask tries it again
+            log.warning("search fast path failed; Flask answers", exc_info=True)
             return None
 
     def _kept(self, store: search_cache.SearchCache, key: Hashable) -> search_answer.Answer | None:

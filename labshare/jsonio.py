@@ -8,8 +8,9 @@ dataclasses as objects, Decimal and UUID as strings, ``__html__`` objects as
 their markup), with two differences a JSON reader does not see: text is written
 as UTF-8 rather than ``\\uXXXX`` escapes, and NaN or infinity is written as
 ``null`` (the standard library's ``NaN`` is not JSON). Anything orjson cannot
-encode (an integer past 64 bits, an unknown type) goes to the standard encoder,
-which encodes or refuses it as Flask always did.
+encode (an integer past 64 bits, an unknown type) goes to the standard encoder
+(compact UTF-8 too), which encodes or refuses it as Flask always did. In debug
+mode answers stay Flask's own, indented for a person to read.
 
 Reading stays Flask's: request bodies are small, and the standard decoder's
 errors are the ones the API's error documents describe.
@@ -42,7 +43,7 @@ class OrjsonProvider(DefaultJSONProvider):
         try:
             return orjson.dumps(obj, default=self.default, option=_OPTIONS)
         except TypeError:  # orjson.JSONEncodeError is one
-            return super().dumps(obj).encode()
+            return super().dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         if kwargs:  # a caller's own json.dumps arguments: the standard encoder's

@@ -8,9 +8,10 @@ import contextlib
 import datetime as dt
 import math
 import statistics
+import threading
 import weakref
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import jsonschema
 from flask import Flask
@@ -20,6 +21,8 @@ from sqlalchemy import event, func, select
 from labshare.accounts.tokens import issue_login_token
 from labshare.extensions import db
 from labshare.models import Notification, User
+
+T = TypeVar("T")
 
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)  # Tuesday 08:00 in Shanghai
 #: Monday 2030-01-07, 09:00-11:00 in Shanghai: inside the default rules' horizon.
@@ -134,8 +137,6 @@ def sent_statements() -> Iterator[list[str]]:
 
 def threads_started(monkeypatch: Any) -> list[Any]:
     """The threads started from now on (they still run), in order."""
-    import threading
-
     started: list[threading.Thread] = []
     real = threading.Thread.start
 
@@ -145,3 +146,23 @@ def threads_started(monkeypatch: Any) -> list[Any]:
 
     monkeypatch.setattr(threading.Thread, "start", start)
     return started
+
+
+def in_a_thread(work: Callable[[], T]) -> T:
+    """``work``'s result, run in a thread of its own: no application context there,
+    as in a server's request thread."""
+    out: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as exc:  # re-raised in the test's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return out[0]

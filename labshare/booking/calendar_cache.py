@@ -48,7 +48,7 @@ from labshare.models import ResourceKind, ResourceStatus
 from labshare.timeutil import utcnow, zone
 
 #: Bump when the document's shape changes, so that old ETags stop matching.
-FORMAT = "1"
+FORMAT = "2"  # 2: compact UTF-8 JSON (labshare/jsonio.py)
 DEFAULT_SIZE = 4096
 EXTENSION = "labshare_calendar_cache"
 

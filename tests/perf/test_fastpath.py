@@ -342,6 +342,7 @@ def test_a_change_is_seen_at_once(
         {"TRUSTED_HOSTS": ["labshare.example.org"]},
         {"RATELIMIT_DEFAULT": "100/minute"},
         {"RATELIMIT_APPLICATION": "1000/minute"},
+        {"RATELIMIT_META": "10/hour"},
     ],
 )
 def test_settings_that_change_what_flask_does_turn_it_off(
@@ -349,8 +350,11 @@ def test_settings_that_change_what_flask_does_turn_it_off(
 ) -> None:
     app = create_app(TestingConfig, INSTANCE_DIR=str(tmp_path), **setting)
     assert app.extensions[EXTENSION].enabled is False
+    if "CALENDAR_FAST_PATH" not in setting:  # the search's fast path too
+        assert app.extensions[EXTENSION].search_enabled is False
     plain = create_app(TestingConfig, INSTANCE_DIR=str(tmp_path))
     assert plain.extensions[EXTENSION].enabled is True
+    assert plain.extensions[EXTENSION].search_enabled is True
 
 
 def test_a_signed_in_browser_gets_the_same_document(

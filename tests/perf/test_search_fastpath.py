@@ -6,8 +6,9 @@ or the fast path off reach Flask."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from labshare.fastpath import EXTENSION, CalendarFastPath
 from labshare.models import Instrument
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
+from tests.helpers import in_a_thread
 
 GENERATED_ID = re.compile(r"[0-9a-f]{12}")
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -107,14 +109,28 @@ def assert_same(a: Any, b: Any) -> None:
         "",
     ],
 )
+@pytest.mark.parametrize("threaded", [False, True], ids=["test-context", "own-context"])
 def test_a_search_is_answered_before_flask_as_flask_answers_it(
-    client: FlaskClient, fast: CalendarFastPath, catalogue: list[int], query: str
+    client: FlaskClient, fast: CalendarFastPath, catalogue: list[int], query: str, threaded: bool
 ) -> None:
+    # threaded: no application context, as in a server's request thread (the fast
+    # path's own context and, on PostgreSQL, its kept connection)
     store = search_cache.cache_of(client.application)
-    computed = answered_by_fast(client, fast, f"{PATH}?{query}")
+    path = f"{PATH}?{query}"
+
+    def fast_answer() -> Any:
+        if not threaded:
+            return answered_by_fast(client, fast, path)
+        _db.session.remove()
+        before = fast.searches
+        response = in_a_thread(lambda: client.get(path))
+        assert fast.searches == before + 1
+        return response
+
+    computed = fast_answer()
     assert computed.status_code == 200
     assert store.hits == 0
-    kept = answered_by_fast(client, fast, f"{PATH}?{query}")  # computed, kept: now a hit
+    kept = fast_answer()  # computed, kept: now a hit
     assert store.hits == 1
     assert_same(kept, computed)
     assert_same(computed, through_flask(client, fast, f"{PATH}?{query}"))
@@ -198,14 +214,21 @@ def test_a_catalogue_change_is_seen_at_once(
     ],
 )
 def test_what_flask_would_refuse_or_translate_reaches_flask(
-    client: FlaskClient, fast: CalendarFastPath, catalogue: list[int], query: str, status: int
+    client: FlaskClient,
+    fast: CalendarFastPath,
+    catalogue: list[int],
+    query: str,
+    status: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     before = fast.searches
-    for language in ("en", "zh"):
-        headers = {"Accept-Language": language}
-        response = send(client, f"{PATH}?{query}", headers=headers)
-        assert response.status_code == status, response.get_data(as_text=True)
+    with caplog.at_level(logging.DEBUG, logger="labshare.fastpath"):
+        for language in ("en", "zh"):
+            headers = {"Accept-Language": language}
+            response = send(client, f"{PATH}?{query}", headers=headers)
+            assert response.status_code == status, response.get_data(as_text=True)
     assert fast.searches == before
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # not a fault
 
 
 def test_a_refusal_names_the_field_in_the_user_s_language(
@@ -283,6 +306,7 @@ def test_a_database_error_while_computing_is_left_to_flask(
     fast: CalendarFastPath,
     catalogue: list[int],
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     calls = []
     answer = search_answer.answer
@@ -295,12 +319,29 @@ def test_a_database_error_while_computing_is_left_to_flask(
 
     monkeypatch.setattr(search_answer, "answer", fails_once)
     before = fast.searches
-    response = send(client, f"{PATH}?q=pressure")
+    with caplog.at_level(logging.WARNING, logger="labshare.fastpath"):
+        response = send(client, f"{PATH}?q=pressure")
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [OperationalError]
     assert len(calls) == 2
     assert fast.searches == before
     assert response.status_code == 200
     monkeypatch.setattr(search_answer, "answer", answer)
     assert response.get_data() == through_flask(client, fast, f"{PATH}?q=pressure").get_data()
+
+
+def test_a_meta_rate_limit_is_flask_s_to_apply(
+    limited: Callable[..., Flask], catalogue: list[int]
+) -> None:
+    # a meta limit: a client that broke another limit gets 429 on every route
+    app = limited(RATELIMIT_META="1 per day", RATELIMIT_TOKEN="1 per day")
+    found = app.extensions[EXTENSION]
+    assert not found.search_enabled and not found.enabled
+    client = app.test_client()
+    wrong = {"email": "nobody@example.com", "password": "wrong"}
+    statuses = [client.post("/api/v1/auth/token", json=wrong).status_code for _ in range(4)]
+    assert statuses[-1] == 429
+    assert client.get(f"{PATH}?q=pressure").status_code == 429
+    assert found.searches == 0
 
 
 def test_the_aliases_are_bounded(app: Flask, fast: CalendarFastPath) -> None:

@@ -6,9 +6,7 @@ on SQLite it reads as Flask's handler does."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -21,9 +19,9 @@ from labshare.catalogue import search_cache
 from labshare.catalogue import search_reads as reads
 from labshare.extensions import db as _db
 from labshare.fastpath import EXTENSION, CalendarFastPath
+from tests.helpers import in_a_thread
 
 PATH = "/api/v1/resources"
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -39,26 +37,6 @@ def catalogue(db: Any, make_instrument: Any) -> list[int]:
     made = [make_instrument(name="压力校验仪", name_en="Pressure calibrator") for _ in range(3)]
     db.session.commit()
     return [i.id for i in made]
-
-
-def in_a_thread(work: Callable[[], T]) -> T:
-    """``work``'s result, run in a thread of its own: no application context there,
-    as in a server's request thread."""
-    out: list[T] = []
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            out.append(work())
-        except BaseException as exc:  # re-raised in the test's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return out[0]
 
 
 def spied(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
