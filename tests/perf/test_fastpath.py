@@ -342,7 +342,6 @@ def test_a_change_is_seen_at_once(
         {"TRUSTED_HOSTS": ["labshare.example.org"]},
         {"RATELIMIT_DEFAULT": "100/minute"},
         {"RATELIMIT_APPLICATION": "1000/minute"},
-        {"RATELIMIT_META": "10/hour"},
     ],
 )
 def test_settings_that_change_what_flask_does_turn_it_off(
@@ -355,6 +354,19 @@ def test_settings_that_change_what_flask_does_turn_it_off(
     plain = create_app(TestingConfig, INSTANCE_DIR=str(tmp_path))
     assert plain.extensions[EXTENSION].enabled is True
     assert plain.extensions[EXTENSION].search_enabled is True
+
+
+def test_a_meta_rate_limit_turns_it_off() -> None:
+    # Flask applies a meta limit (429 on every route for a client that broke another
+    # limit). Not through create_app: the limiter is process-wide and would keep the
+    # meta limit for every later test.
+    app = Flask(__name__)
+    app.config["RATELIMIT_META"] = "10/hour"
+    fast = CalendarFastPath(app, app.wsgi_app)
+    assert fast.enabled is False and fast.search_enabled is False
+    app.config["RATELIMIT_META"] = None
+    fast = CalendarFastPath(app, app.wsgi_app)
+    assert fast.enabled is True and fast.search_enabled is True
 
 
 def test_a_signed_in_browser_gets_the_same_document(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -327,21 +327,6 @@ def test_a_database_error_while_computing_is_left_to_flask(
     assert response.status_code == 200
     monkeypatch.setattr(search_answer, "answer", answer)
     assert response.get_data() == through_flask(client, fast, f"{PATH}?q=pressure").get_data()
-
-
-def test_a_meta_rate_limit_is_flask_s_to_apply(
-    limited: Callable[..., Flask], catalogue: list[int]
-) -> None:
-    # a meta limit: a client that broke another limit gets 429 on every route
-    app = limited(RATELIMIT_META="1 per day", RATELIMIT_TOKEN="1 per day")
-    found = app.extensions[EXTENSION]
-    assert not found.search_enabled and not found.enabled
-    client = app.test_client()
-    wrong = {"email": "nobody@example.com", "password": "wrong"}
-    statuses = [client.post("/api/v1/auth/token", json=wrong).status_code for _ in range(4)]
-    assert statuses[-1] == 429
-    assert client.get(f"{PATH}?q=pressure").status_code == 429
-    assert found.searches == 0
 
 
 def test_the_aliases_are_bounded(app: Flask, fast: CalendarFastPath) -> None:
