@@ -136,7 +136,8 @@ class CalendarFastPath:
     def _search(self, environ: WSGIEnvironment) -> search_answer.Answer | None:
         """The answer to this search, as Flask's handler gives it; None when Flask
         should answer: a query string Flask would refuse or would answer in the
-        user's language (facets), or any error (Flask answers, or reports, it)."""
+        user's language (facets), or any other error (logged as a warning; Flask
+        runs the search again)."""
         query_string = environ.get("QUERY_STRING", "")
         store = search_cache.cache_of(self.app)
         key = store.key_of(query_string) if store.budget > 0 else None
