@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
 from labshare.accounts.tokens import issue_login_token
+from labshare.catalogue import search_cache
 from labshare.extensions import db
 from labshare.models import Notification, User
 
@@ -166,3 +167,20 @@ def in_a_thread(work: Callable[[], T]) -> T:
     if failed:
         raise failed[0]
     return out[0]
+
+
+def through_flask(client: FlaskClient, fast: Any, path: str, **kw: Any) -> Any:
+    """The search answer Flask computes itself: the search fast path (``fast``, the
+    app's ``CalendarFastPath``) off and nothing kept, before and after."""
+    store = search_cache.cache_of(client.application)
+    store.clear()
+    fast.search_enabled = False
+    try:
+        before = fast.searches
+        db.session.remove()  # as a server ends each request's session
+        response = client.get(path, **kw)
+        assert fast.searches == before
+        return response
+    finally:
+        fast.search_enabled = True
+        store.clear()

@@ -24,7 +24,7 @@ from labshare.fastpath import EXTENSION, CalendarFastPath
 from labshare.models import Instrument
 from labshare.timeutil import set_clock
 from tests.factories import weekday_hours
-from tests.helpers import in_a_thread
+from tests.helpers import in_a_thread, through_flask
 
 GENERATED_ID = re.compile(r"[0-9a-f]{12}")
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -66,20 +66,6 @@ def answered_by_fast(client: FlaskClient, fast: CalendarFastPath, path: str, **k
 
 def headers(response: Any) -> list[tuple[str, str]]:
     return sorted((k.lower(), v) for k, v in response.headers if k.lower() != "x-request-id")
-
-
-def through_flask(client: FlaskClient, fast: CalendarFastPath, path: str, **kw: Any) -> Any:
-    """The answer Flask computes itself (the fast path off, nothing kept)."""
-    search_cache.cache_of(client.application).clear()
-    fast.search_enabled = False
-    try:
-        before = fast.searches
-        response = send(client, path, **kw)
-        assert fast.searches == before
-        return response
-    finally:
-        fast.search_enabled = True
-        search_cache.cache_of(client.application).clear()
 
 
 def assert_same(a: Any, b: Any) -> None:

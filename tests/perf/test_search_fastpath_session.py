@@ -19,7 +19,7 @@ from labshare.catalogue import search_cache
 from labshare.catalogue import search_reads as reads
 from labshare.extensions import db as _db
 from labshare.fastpath import EXTENSION, CalendarFastPath
-from tests.helpers import in_a_thread
+from tests.helpers import in_a_thread, through_flask
 
 PATH = "/api/v1/resources"
 
@@ -73,14 +73,8 @@ def test_a_request_thread_s_search_reads_on_a_kept_connection(
     assert fast.searches == before + 1
     on_postgres = _db.engine.dialect.name == "postgresql"
     assert seen == [(on_postgres, on_postgres)]
-    _db.session.remove()
-    search_cache.cache_of(app).clear()
-    fast.search_enabled = False
-    try:
-        through_flask = get(client, "q=pressure&per_page=2")
-    finally:
-        fast.search_enabled = True
-    assert threaded.get_data() == through_flask.get_data()
+    flask_s = through_flask(client, fast, f"{PATH}?q=pressure&per_page=2")
+    assert threaded.get_data() == flask_s.get_data()
     assert [i["id"] for i in threaded.get_json()["items"]] == catalogue[:2]
 
 
