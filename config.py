@@ -93,6 +93,9 @@ class Config:
     CALENDAR_CACHE_SIZE = _int("CALENDAR_CACHE_SIZE", 4096)
     # Search answers kept per process (labshare/catalogue/search_cache.py); 0: none
     SEARCH_CACHE_BYTES = _int("SEARCH_CACHE_BYTES", 16 * 1024 * 1024)
+    # Resources whose candidate columns and calendar rows the window searches keep
+    # per process (labshare/catalogue/free_memo.py); 0: none
+    FREE_TIME_MEMO_RESOURCES = _int("FREE_TIME_MEMO_RESOURCES", 5000)
     # Capability matches ranked from a per-version list per measurand
     # (labshare/catalogue/capability_index.py); off: ranked in SQL
     CAPABILITY_INDEX = _bool("CAPABILITY_INDEX", True)

@@ -33,8 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, TextualSelect, bindparam, text
-
 from labshare.booking import workdays
 from labshare.booking.availability import (
     CalendarSubject,
@@ -43,20 +41,17 @@ from labshare.booking.availability import (
     paint,
 )
 from labshare.booking.rules import (
-    MAX_BOOKING_SPAN,
     Rules,
     Span,
     institute_zone,
     local_midnight_after,
 )
-from labshare.catalogue import free_candidates, id_lists
+from labshare.catalogue import free_busy, free_candidates, free_memo
+from labshare.catalogue.free_busy import Periods
 from labshare.catalogue.free_candidates import Candidate, Candidates
-from labshare.extensions import db
-from labshare.models import HOLDING_STATUSES, Resource, UTCDateTime, WaitlistStatus
+from labshare.models import Resource
 from labshare.timeutil import utcnow, zone
 
-#: A lab's opening periods, sorted: (weekday, opens, closes).
-Periods = tuple[tuple[int, dt.time, dt.time], ...]
 #: The free-time filter and facet examine at most this many candidates.
 AVAILABILITY_SCAN_LIMIT = 200
 
@@ -114,159 +109,6 @@ def has_free_slot(
         return False
     free = [(i.start, i.end) for i in availability(resource, *span).free]
     return _fits(free, rules.slot_minutes, length, institute_zone(resource))
-
-
-# -- the busy rows of a batch --------------------------------------------------------------
-
-
-@dataclass
-class Busy:
-    """Rows of many resources over one window: holding bookings and open offers by
-    resource id, closures by resource or lab id, opening periods by lab id."""
-
-    held: dict[int, list[Span]]
-    closed: dict[int, list[Span]]
-    offers: dict[int, list[Span]]
-    periods: dict[int, Periods]
-
-
-def busy_rows(
-    subjects: Sequence[CalendarSubject],
-    start: dt.datetime,
-    end: dt.datetime,
-    lab_ids: Sequence[int],
-) -> Busy:
-    """ONE statement (a UNION ALL of index range scans): the holding bookings, closures
-    (of ``subjects`` and their labs) and open waitlist offers overlapping [start, end),
-    by the conditions of ``availability._BUSY`` (each resource's own window is cut from
-    them by ``_own``), and the opening periods of ``lab_ids``."""
-    out = Busy(held={}, closed={}, offers={}, periods={})
-    ids = sorted({s.id for s in subjects})
-    if not ids:
-        return out
-    scope = sorted({*ids, *(s.lab_id for s in subjects)})
-    rows = db.session.execute(
-        _busy_statement(),
-        {
-            "ids": ids,
-            "scope": scope,
-            "labs": sorted(set(lab_ids)),
-            "start": start,
-            "end": end,
-            "span_start": start - MAX_BOOKING_SPAN,
-            "now": utcnow(),
-        },
-    )
-    for k, rid, s, e, hours in rows:
-        if k == 3:
-            out.periods[rid] = _hours(hours)
-        else:
-            (out.held, out.closed, out.offers)[k].setdefault(rid, []).append((_utc(s), _utc(e)))
-    return out
-
-
-#: Opening hours as the statement spells them → parsed (sorted): labs share a few.
-_HOURS: dict[str, Periods] = {}
-
-
-def _hours(spelled: str) -> Periods:
-    """A lab's opening periods from ``busy_rows``' text ("weekday opens closes", comma
-    separated), parsed once per spelling per process."""
-    found = _HOURS.get(spelled)
-    if found is None:
-        if len(_HOURS) > 4096:  # bounded: a pathological catalogue only costs parsing
-            _HOURS.clear()
-        parsed = []
-        for period in spelled.split(","):
-            weekday, opens, closes = period.split(" ")
-            parsed.append((int(weekday), _time(opens), _time(closes)))
-        found = _HOURS[spelled] = tuple(sorted(parsed))
-    return found
-
-
-def _build_busy(dialect: str) -> TextualSelect:
-    """``busy_rows``' statement: fixed text, each list of ids one parameter
-    (labshare/catalogue/id_lists.py). The typed NULLs: PostgreSQL will not guess a
-    UNION column's type from a bare NULL.
-
-    On SQLite the booking branch tests ``+status``, which its planner cannot use an
-    index for: without statistics it read that branch through ix_booking_status_start
-    (every holding booking of the month) rather than ix_booking_resource_start (the
-    batch's own): 30 ms instead of 1 on the bench data."""
-    pg = dialect == "postgresql"
-    no_instant, no_text = ("NULL::timestamptz", "NULL::text") if pg else ("NULL", "NULL")
-    status = "status" if pg else "+status"
-    ids, scope, labs = (
-        id_lists.sql_among(c, n, dialect)
-        for c, n in (("resource_id", "ids"), ("resource_id", "scope"), ("lab_id", "labs"))
-    )
-    # a lab's periods as one text (ten rows a lab were most of the statement's rows)
-    if pg:
-        period = "weekday::text || ' ' || opens::text || ' ' || closes::text"
-        hours = f"string_agg({period}, ',' ORDER BY weekday, opens, closes)"
-    else:
-        hours = "group_concat(weekday || ' ' || opens || ' ' || closes, ',')"
-    return (
-        text(
-            f"SELECT 0 AS k, resource_id AS rid, start_at AS s, end_at AS e, {no_text} AS hours"  # noqa: S608 - constants; values bound
-            f" FROM booking WHERE {ids}"
-            " AND start_at < :end AND start_at > :span_start AND end_at > :start"
-            f" AND {status} IN ('pending', 'approved')"
-            " UNION ALL"
-            f" SELECT 1, resource_id, start_at, end_at, {no_text}"
-            f" FROM closure WHERE {scope} AND start_at < :end AND end_at > :start"
-            " UNION ALL"
-            f" SELECT 2, resource_id, start_at, end_at, {no_text}"
-            f" FROM waitlist_entry WHERE {ids} AND status = 'offered'"
-            " AND offer_expires_at > :now AND start_at < :end AND end_at > :start"
-            " UNION ALL"
-            f" SELECT 3, lab_id, {no_instant}, {no_instant}, {hours}"
-            f" FROM opening_period WHERE {labs} GROUP BY lab_id"
-        )
-        .bindparams(
-            *(bindparam(n, type_=id_lists.IdList()) for n in ("ids", "scope", "labs")),
-            *(bindparam(n, type_=UTCDateTime()) for n in ("start", "end", "span_start", "now")),
-        )
-        .columns(k=Integer, rid=Integer, s=UTCDateTime(), e=UTCDateTime(), hours=String)
-    )
-
-
-if {str(s) for s in HOLDING_STATUSES} != {"pending", "approved"}:  # spelled out above
-    raise RuntimeError("HOLDING_STATUSES changed: update _build_busy")
-if str(WaitlistStatus.OFFERED) != "offered":
-    raise RuntimeError("WaitlistStatus changed: update _build_busy")
-_busy_statement = id_lists.per_dialect(_build_busy)
-
-
-def _own(
-    subject: CalendarSubject, busy: Busy, start: dt.datetime, end: dt.datetime
-) -> tuple[list[Span], list[Span], list[Span]]:
-    """(held, closures, offers) of one resource as ``availability._BUSY`` reads them
-    for [start, end) (already widened by the buffer): the batch read a wider window."""
-    held = [
-        (s, e)
-        for s, e in busy.held.get(subject.id, ())
-        if s < end and s > start - MAX_BOOKING_SPAN and e > start
-    ]
-    closed = [
-        (s, e)
-        for rid in {subject.id, subject.lab_id}
-        for s, e in busy.closed.get(rid, ())
-        if s < end and e > start
-    ]
-    offers = [(s, e) for s, e in busy.offers.get(subject.id, ()) if s < end and e > start]
-    return held, closed, offers
-
-
-def _time(value: dt.time | str) -> dt.time:
-    # SQLite's text may come back un-parsed through a UNION.
-    return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
-
-
-def _utc(value: dt.datetime | str) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 # -- the scan ------------------------------------------------------------------------------
@@ -351,6 +193,9 @@ class _Memo:
         self.periods: dict[int, Periods] = {}
         self.opened: dict[tuple[Any, ...], list[Span]] = {}
         self.static: dict[tuple[Any, ...], bool] = {}
+        #: (zone, holidays, hours) → its class; resource id → its lab's class
+        self.alike: dict[tuple[Any, ...], int] = {}
+        self.classes: dict[int, int] = {}
         #: ``Scan.stable_until`` of what was examined so far
         self.until = _FOREVER
 
@@ -368,9 +213,17 @@ class _Memo:
             self.until = min(self.until, start - dt.timedelta(hours=rules.lead_time_hours))
 
     def key(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> tuple[Any, ...]:
-        """What the lab's open time over [start, end) depends on."""
-        days_key = None if s.days is None else (id(s.days.calendar), s.days.region)
-        return (s.timezone, start, end, days_key, self.periods.get(s.lab_id, ()))
+        """What the lab's open time over [start, end) depends on: the window and the
+        class of labs with the same zone, holidays and hours (a small number, so
+        that the key hashes cheaply: most candidates' checks are a look-up)."""
+        cls = self.classes.get(s.id)
+        if cls is None:
+            days_key = None if s.days is None else (id(s.days.calendar), s.days.region)
+            alike = (s.timezone, days_key, self.periods.get(s.lab_id, ()))
+            cls = self.alike.setdefault(alike, len(self.alike))
+            if s.lab_id in self.periods:  # else its hours are not known yet
+                self.classes[s.id] = cls
+        return (cls, start, end)
 
     def opening(self, s: CalendarSubject, start: dt.datetime, end: dt.datetime) -> list[Span]:
         key = self.key(s, start, end)
@@ -414,11 +267,12 @@ def _check(
     if not asked:
         return {}
     widened = {i: _widened(s, span) for i, (s, span, _n) in asked.items()}
-    busy = busy_rows(
-        [s for s, _span, _n in asked.values()],
+    busy = free_memo.busy_of(
+        [c for c in batch if c.subject.id in asked],
         min(w[0] for w in widened.values()),
         max(w[1] for w in widened.values()),
         [s.lab_id for s, _span, _n in asked.values() if s.lab_id not in memo.periods],
+        memo.now,
     )
     for s, _span, _n in asked.values():
         memo.periods.setdefault(s.lab_id, busy.periods.get(s.lab_id, ()))
@@ -429,7 +283,7 @@ def _check(
         s, (start, end), length = asked[c.subject.id]
         if s.id not in passed and not _could_be_free(c, (start, end), length, memo):
             continue
-        held, closed, offers = _own(s, busy, *widened[s.id])
+        held, closed, offers = free_busy.own(s, busy, *widened[s.id], memo.now)
         if offers:  # it holds the slot until it expires, which no version records
             memo.until = min(memo.until, memo.now)
         if not (held or closed or offers):

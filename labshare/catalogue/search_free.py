@@ -17,6 +17,7 @@ from sqlalchemy import Select
 from labshare.catalogue import (
     capability_index,
     free_candidates,
+    free_memo,
     free_page,
     free_time,
     search_cache,
@@ -117,7 +118,7 @@ def page_with_week(
         lambda part: _bytes(part[0], part[2]),
     )
     facet_counts = dict(counts)  # shared: the week's count is this request's
-    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked, free_page.of_ids)
+    candidates = search_pages.week_candidates(prefix, ranked, keys, wanted, asked, free_memo.of_ids)
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)
     ids = [rid for rid, _status in prefix[offset : offset + per_page]]
     return counted(*free_page.load(candidates, ids, plain), total=total, facets=facet_counts)
@@ -142,12 +143,12 @@ def in_memory(
         # ``matches`` are the available ones already, found only as far as read
         # (capability_matches.Walk): the scan reads the first few dozen
         candidates = free_candidates.Candidates(
-            lambda start, limit: free_page.of_ids([e.id for e in matches[start : start + limit]])
+            lambda start, limit: free_memo.of_ids([e.id for e in matches[start : start + limit]])
         )
         return window_page(candidates, window, f, facet_counts, page, per_page, plain)
     available = [e.id for e in matches if e.status == ResourceStatus.AVAILABLE]
     candidates = free_candidates.Candidates(
-        lambda start, limit: free_page.of_ids(available[start : start + limit])
+        lambda start, limit: free_memo.of_ids(available[start : start + limit])
     )
     assert facet_counts is not None
     facet_counts["free_this_week"] = _free_week_facet(candidates, f.duration)

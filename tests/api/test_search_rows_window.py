@@ -1,7 +1,8 @@
 """A capability search with a window cuts its page from the rows read with the
 free-time candidates (catalogue/free_page.py), not from a read of its own: the API's
 answer is still byte for byte the one built from ORM instances, on every page, and
-the page costs no statement beyond the candidates' and their calendars'."""
+the page costs no statement beyond the candidates' and their calendars' (none of
+either when they are kept, catalogue/free_memo.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from labshare.catalogue import free_memo
 from labshare.extensions import db as _db
 from labshare.timeutil import set_clock
 from tests.api.test_search_rows import (
@@ -81,11 +83,20 @@ def test_the_window_page_needs_no_read_of_its_own(
     client.get("/api/v1/resources", query_string=query)  # builds the capability index
     with app.app_context():
         engine = _db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        response = client.get("/api/v1/resources", query_string=query)
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    assert len(response.get_json()["items"]) >= 3
-    # the catalogue's version, the candidates with their rows, their calendars
-    assert len([s for s in statements if s != "BEGIN"]) == 3, statements
+
+    def counted() -> list[str]:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            response = client.get("/api/v1/resources", query_string=query)
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+        assert len(response.get_json()["items"]) >= 3
+        return [s for s in statements if s != "BEGIN"]
+
+    # nothing kept: the catalogue's version, the candidates' stamps, the candidates
+    # with their rows, their calendars
+    free_memo.memo_of(app).clear()
+    assert len(counted()) == 4, statements
+    # the candidates and their calendars kept (free_memo.py): the version, the stamps
+    assert len(counted()) == 2, statements

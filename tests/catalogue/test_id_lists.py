@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from labshare.catalogue import free_candidates, free_time, id_lists, search_pages
+from labshare.catalogue import free_busy, free_candidates, id_lists, search_pages
 from labshare.extensions import db
 from labshare.models import Resource
 from tests import factories
@@ -41,7 +41,7 @@ def test_the_id_statements_have_one_text_whatever_the_number_of_ids(app: Any, db
         texts.append(
             _statements(
                 lambda some=some: (
-                    free_time.busy_rows(
+                    free_busy.busy_rows(
                         [c.subject for c in free_candidates.of_ids(some)], start, end, [lab.id]
                     ),
                     search_pages.load_rows(some),

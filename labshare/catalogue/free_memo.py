@@ -1,0 +1,267 @@
+"""Each resource's calendar rows and candidate columns kept across searches, so that a
+window search nobody asked before (a new window, a new capability) reads no booking
+when the calendars it looks at have not changed.
+
+The answer cache (search_cache.py, window_cache.py) keeps whole answers: a search
+with another window, duration or value computes everything again, and most of that
+is reading the same candidates and the same bookings. Here the parts are kept per
+resource, for any window:
+
+- the candidate (calendar columns, rules, page row: free_candidates.Candidate),
+  catalogue data, kept with the catalogue's version read before it was (and the
+  holidays' token: its calendar subject holds the holidays it follows);
+- its busy rows (free_busy.py: holding bookings, closures of it and its lab, open
+  offers with their expiry, its lab's opening periods) from shortly before the read
+  until ``AHEAD`` later (or the window asked, if later), kept with its stamp (its
+  ``calendar_version``, its lab's and the holidays' token), read before the rows.
+
+A search reads the stamps and the catalogue's version of its candidates first, in
+ONE statement by id (the narrow columns of the primary key's rows); a candidate is
+used only at the same version, its rows only with the same stamp and when they
+cover the window. Triggers change the versions in the transaction of every change
+(booking/calendar_cache.py relies on the same), to random values, so equal means
+unchanged. The clock needs no version: the scan cuts each window by the lead time
+and horizon as before, and an offer past its expiry is left out when used. What
+differs is read and replaced; the least recently used resources are dropped past
+``FREE_TIME_MEMO_RESOURCES`` (0: nothing is kept, every search reads as before).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, select
+
+from labshare.booking import workdays
+from labshare.booking.availability import buffer_of
+from labshare.booking.rules import Span
+from labshare.catalogue import free_candidates, free_page, id_lists
+from labshare.catalogue.free_busy import Busy, Offer, Periods, busy_rows
+from labshare.catalogue.free_candidates import Candidate
+from labshare.extensions import db
+from labshare.models import CatalogueVersion, Instrument, Resource
+
+EXTENSION = "labshare.free_memo"
+DEFAULT_RESOURCES = 5000
+#: how far beyond the read's instant a resource's rows are read when they are kept:
+#: the windows people ask are mostly within the next weeks
+AHEAD = dt.timedelta(days=32)
+
+_resource = Resource.__table__
+_instrument = Instrument.__table__
+
+
+@dataclass(frozen=True)
+class _Rows:
+    stamp: tuple[Any, Any, Any]
+    #: the span the rows were read over
+    lo: dt.datetime
+    hi: dt.datetime
+    held: tuple[Span, ...]
+    closed: tuple[Span, ...]
+    lab_closed: tuple[Span, ...]
+    offers: tuple[Offer, ...]
+    periods: Periods
+
+
+@dataclass(frozen=True)
+class _Kept:
+    version: Any
+    candidate: Candidate
+    rows: _Rows | None = None
+
+
+class FreeMemo:
+    """Resource id → what is kept of it, least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.kept: OrderedDict[int, _Kept] = OrderedDict()
+        self.reads = 0  # candidates and rows read (not found kept): for tests
+
+    def get(self, rid: int) -> _Kept | None:
+        with self.lock:
+            found = self.kept.get(rid)
+            if found is not None:
+                self.kept.move_to_end(rid)
+            return found
+
+    def put(self, rid: int, kept: _Kept) -> None:
+        with self.lock:
+            self.kept[rid] = kept
+            self.kept.move_to_end(rid)
+            while len(self.kept) > self.size:
+                self.kept.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.kept.clear()
+            self.reads = 0
+
+
+def memo_of(app: Any) -> FreeMemo:
+    found = app.extensions.get(EXTENSION)
+    if not isinstance(found, FreeMemo):
+        found = FreeMemo(int(app.config.get("FREE_TIME_MEMO_RESOURCES", DEFAULT_RESOURCES)))
+        app.extensions[EXTENSION] = found
+    return found
+
+
+def _memo() -> FreeMemo | None:
+    found = memo_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    return found if found.size > 0 else None
+
+
+@functools.cache
+def _build(dialect: str) -> Select[Any]:
+    version = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+    return (
+        select(
+            _resource.c.id,
+            *free_candidates.stamp_columns(),
+            workdays.token_column().label("calendar_token"),
+            version.scalar_subquery().label("catalogue_version"),
+        )
+        .select_from(_resource.outerjoin(_instrument, _instrument.c.id == _resource.c.id))
+        .where(id_lists.among(_resource.c.id, "ids", dialect))
+    )
+
+
+def _stamps(ids: Sequence[int]) -> tuple[Any, dict[int, tuple[Any, Any, Any]]]:
+    """The catalogue's version and the stamps of ``ids`` (those that exist), now."""
+    dialect = db.session.get_bind().dialect.name
+    rows = db.session.connection().execute(_build(dialect), {"ids": list(ids)}).all()
+    version = rows[0].catalogue_version if rows else None
+    return version, {r.id: (r.own_version, r.lab_version, r.calendar_token) for r in rows}
+
+
+def of_ids(ids: Sequence[int]) -> list[Candidate]:
+    """``free_page.of_ids``: the candidates of ``ids`` with their page rows, in that
+    order; those kept at the catalogue's version now are not read again (each with
+    its stamp as read now)."""
+    memo = _memo()
+    if memo is None or not ids:
+        return free_page.of_ids(ids)
+    version, stamps = _stamps(ids)
+    if version is None:  # no version row: nothing may be kept
+        return free_page.of_ids(ids)
+    out: dict[int, Candidate] = {}
+    missing = []
+    for rid in ids:
+        stamp = stamps.get(rid)
+        if stamp is None:
+            continue  # no such resource (any more)
+        kept = memo.get(rid)
+        # its subject's holidays (``days``) were read with the holidays' token
+        if kept is not None and kept.version == version and _token(kept) == stamp[2]:
+            c = kept.candidate
+            out[rid] = c if c.stamp == stamp else Candidate(c.subject, c.rules, c.page_row, stamp)
+        else:
+            missing.append(rid)
+    if missing:
+        memo.reads += len(missing)
+        for c in free_page.of_ids(missing):
+            out[c.subject.id] = c
+            # its rows (if kept) depend on its stamp only: they stay
+            old = memo.get(c.subject.id)
+            memo.put(c.subject.id, _Kept(version, c, old.rows if old else None))
+    return [out[i] for i in ids if i in out]
+
+
+def _token(kept: _Kept) -> Any:
+    stamp = kept.candidate.stamp
+    return None if stamp is None else stamp[2]
+
+
+def busy_of(
+    batch: Sequence[Candidate],
+    start: dt.datetime,
+    end: dt.datetime,
+    lab_ids: Sequence[int],
+    now: dt.datetime,
+) -> Busy:
+    """``busy_rows`` of ``batch`` over [start, end) (with the opening periods of
+    ``lab_ids`` at least): the kept rows of those whose stamp is the one kept and
+    which cover the span, the others' read in ONE statement and kept (when the
+    candidate was read with its stamp and is kept)."""
+    memo = _memo()
+    if memo is None:
+        return busy_rows([c.subject for c in batch], start, end, lab_ids)
+    out = _Parts()
+    missing: list[Candidate] = []
+    for c in batch:
+        kept = memo.get(c.subject.id)
+        rows = kept.rows if kept is not None else None
+        if rows is None or c.stamp is None or rows.stamp != c.stamp:
+            missing.append(c)
+        elif rows.lo <= start and end <= rows.hi:
+            _add(out, c, rows)
+        else:
+            missing.append(c)
+    if not missing:
+        return out.busy()
+    memo.reads += len(missing)
+    # From before any window a later search can ask (its start is cut to the lead
+    # time, then widened by the buffer) to well ahead.
+    buffer = max(buffer_of(c.subject) for c in missing)
+    lo, hi = min(start, now - buffer), max(end, now + AHEAD)
+    labs = {c.subject.lab_id for c in missing}  # the others come with their kept rows
+    read = busy_rows([c.subject for c in missing], lo, hi, sorted(labs))
+    for c in missing:
+        s = c.subject
+        rows = _Rows(
+            stamp=c.stamp,  # type: ignore[arg-type]  # None: not kept below
+            lo=lo,
+            hi=hi,
+            held=tuple(read.held.get(s.id, ())),
+            closed=tuple(read.closed.get(s.id, ())) if s.id != s.lab_id else (),
+            lab_closed=tuple(read.closed.get(s.lab_id, ())),
+            offers=tuple(read.offers.get(s.id, ())),
+            periods=read.periods.get(s.lab_id, ()),
+        )
+        _add(out, c, rows)
+        if c.stamp is not None:
+            kept = memo.get(s.id)
+            # rows depend on the stamp only; a candidate read elsewhere is kept at no
+            # version (never found by ``of_ids``) until read there
+            memo.put(
+                s.id, _Kept(None, c, rows) if kept is None else dataclasses.replace(kept, rows=rows)
+            )
+    for lab, periods in read.periods.items():
+        out.periods.setdefault(lab, periods)
+    return out.busy()
+
+
+@dataclass
+class _Parts:
+    """A ``Busy`` being put together from kept rows and rows read."""
+
+    held: dict[int, Sequence[Span]] = dataclasses.field(default_factory=dict)
+    closed: dict[int, Sequence[Span]] = dataclasses.field(default_factory=dict)
+    offers: dict[int, Sequence[Offer]] = dataclasses.field(default_factory=dict)
+    periods: dict[int, Periods] = dataclasses.field(default_factory=dict)
+
+    def busy(self) -> Busy:
+        return Busy(self.held, self.closed, self.offers, self.periods)
+
+
+def _add(out: _Parts, c: Candidate, rows: _Rows) -> None:
+    s = c.subject
+    out.held[s.id] = rows.held
+    if s.id != s.lab_id:
+        out.closed[s.id] = rows.closed
+    out.closed.setdefault(s.lab_id, rows.lab_closed)
+    out.offers[s.id] = rows.offers
+    out.periods.setdefault(s.lab_id, rows.periods)
+
+
+__all__ = ["AHEAD", "DEFAULT_RESOURCES", "EXTENSION", "FreeMemo", "busy_of", "memo_of", "of_ids"]

@@ -1,0 +1,372 @@
+"""Each resource's candidate columns and calendar rows kept across window searches
+(labshare/catalogue/free_memo.py), with the answer cache off so that every search
+computes its answer: a new window reads no booking while nothing changed, and every
+change (a booking, a closure, opening hours, a holiday, an offer, a catalogue edit,
+the clock, a window beyond what was read) gives what a process that kept nothing
+computes, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from labshare.booking import holiday_admin
+from labshare.catalogue import free_memo
+from labshare.extensions import db as _db
+from labshare.models import (
+    Booking,
+    BookingStatus,
+    Closure,
+    Instrument,
+    ResourceKind,
+    ResourceStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from labshare.timeutil import set_clock
+from tests.helpers import listening, sent_statements
+
+UTC = dt.UTC
+NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=UTC)  # a Tuesday
+#: Tuesday 8 January 09:00-12:00 in Shanghai (01:00-04:00 UTC)
+START = dt.datetime(2030, 1, 8, 1, 0, tzinfo=UTC)
+END = START + dt.timedelta(hours=3)
+
+pytestmark = pytest.mark.usefixtures("no_answer_cache")
+
+#: a capability search (ranked in memory: its candidates are kept too)
+CAPABILITY = {"measurand": "pressure", "value": "5", "unit": "MPa"}
+#: a text search (its candidates are read ranked by SQL; their rows are kept)
+TEXT = {"measurand": None, "value": None, "unit": None, "q": "压力校验仪"}
+
+
+def _window(start: dt.datetime, hours: int = 3) -> dict[str, str]:
+    return {
+        "available_from": start.isoformat(),
+        "available_to": (start + dt.timedelta(hours=hours)).isoformat(),
+    }
+
+
+@pytest.fixture
+def memo(app: Any) -> Any:
+    set_clock(lambda: NOW)
+    found = free_memo.memo_of(app)
+    found.clear()
+    return found
+
+
+@pytest.fixture
+def pair(make_lab: Any, make_instrument: Any) -> tuple[Any, Any]:
+    """Two free instruments of one lab (open around the clock, every day)."""
+    lab = make_lab()
+    made = [make_instrument(lab=lab, name=f"压力校验仪{n}") for n in "甲乙"]
+    _db.session.commit()
+    return tuple(
+        SimpleNamespace(id=i.id, lab_id=i.lab_id, institute_id=i.institute_id) for i in made
+    )
+
+
+@pytest.fixture
+def user(make_user: Any) -> Any:
+    made = make_user()
+    _db.session.commit()
+    return SimpleNamespace(id=made.id, company_id=made.company_id)
+
+
+def _get(client: Any, window: dict[str, str] | None = None, **params: Any) -> bytes:
+    _db.session.remove()  # a server's request has a session of its own
+    response = client.get(
+        "/api/v1/resources",
+        query_string={**CAPABILITY, **(window or _window(START)), **params},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return bytes(response.get_data())
+
+
+def _ids(body: bytes) -> set[int]:
+    return {item["id"] for item in json.loads(body)["items"]}
+
+
+def _fresh(app: Any, client: Any, window: dict[str, str] | None = None, **params: Any) -> bytes:
+    """What a process that keeps nothing computes now."""
+    app.config["FREE_TIME_MEMO_RESOURCES"] = 0
+    app.extensions.pop(free_memo.EXTENSION, None)
+    try:
+        return _get(client, window, **params)
+    finally:
+        app.config["FREE_TIME_MEMO_RESOURCES"] = free_memo.DEFAULT_RESOURCES
+        app.extensions.pop(free_memo.EXTENSION, None)
+
+
+def _book(resource: Any, user: Any, start: dt.datetime = START, end: dt.datetime = END) -> None:
+    """An approved booking, written by SQL on a connection of its own."""
+    with _db.engine.begin() as conn:
+        conn.execute(
+            Booking.__table__.insert().values(
+                resource_id=resource.id,
+                resource_kind=ResourceKind.INSTRUMENT,
+                institute_id=resource.institute_id,
+                company_id=user.company_id,
+                user_id=user.id,
+                start_at=start,
+                end_at=end,
+                status=BookingStatus.APPROVED,
+                purpose="x",
+            )
+        )
+
+
+def test_a_new_window_reads_no_booking_while_nothing_changed(
+    client: Any, memo: Any, pair: Any
+) -> None:
+    first = _get(client)
+    assert _ids(first) == {pair[0].id, pair[1].id}
+    reads = memo.reads
+    other = _window(START + dt.timedelta(days=3), hours=5)
+    with sent_statements() as sent:
+        again = _get(client, other)
+    assert memo.reads == reads  # nothing read again
+    assert not [s for s in sent if "FROM booking" in s]
+    assert not [s for s in sent if "opening_period" in s]
+    assert again == _fresh(client.application, client, other)
+
+
+def _booking(first: Any, user: Any) -> None:
+    _book(first, user)
+
+
+def _closure_of_the_instrument(first: Any, user: Any) -> None:
+    _db.session.add(Closure(resource_id=first.id, start_at=START, end_at=END, note="维修"))
+    _db.session.commit()
+
+
+def _closure_of_the_lab(first: Any, user: Any) -> None:
+    _db.session.add(Closure(resource_id=first.lab_id, start_at=START, end_at=END, note="停电"))
+    _db.session.commit()
+
+
+def _opening_hours_of_the_lab(first: Any, user: Any) -> None:
+    with _db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM opening_period WHERE lab_id = :l"), {"l": first.lab_id})
+
+
+def _a_holiday(first: Any, user: Any) -> None:
+    holiday_admin.put_day(None, day="2030-01-08", kind="holiday", name="测试假日")
+    _db.session.commit()
+
+
+def _an_offer_of_the_whole_window(first: Any, user: Any) -> None:
+    _db.session.add(
+        WaitlistEntry(
+            resource_id=first.id,
+            company_id=user.company_id,
+            user_id=user.id,
+            start_at=START,
+            end_at=END,
+            purpose="x",
+            status=WaitlistStatus.OFFERED,
+            offered_at=NOW,
+            offer_expires_at=NOW + dt.timedelta(hours=2),
+        )
+    )
+    _db.session.commit()
+
+
+def _maintenance(first: Any, user: Any) -> None:
+    with _db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE resource SET status = :s WHERE id = :i"),
+            {"s": ResourceStatus.MAINTENANCE.value, "i": first.id},
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "both"),
+    [
+        (_booking, False),
+        (_closure_of_the_instrument, False),
+        (_closure_of_the_lab, True),
+        (_opening_hours_of_the_lab, True),
+        (_a_holiday, True),
+        (_an_offer_of_the_whole_window, False),
+        (_maintenance, False),
+    ],
+)
+@pytest.mark.parametrize("query", [CAPABILITY, TEXT], ids=["capability", "text"])
+def test_a_change_is_seen_at_once(
+    app: Any,
+    client: Any,
+    memo: Any,
+    pair: Any,
+    user: Any,
+    change: Any,
+    both: bool,
+    query: dict[str, Any],
+) -> None:
+    assert _ids(_get(client, **query)) == {pair[0].id, pair[1].id}
+    reads = memo.reads
+    _get(client, _window(START + dt.timedelta(days=1)), **query)
+    assert memo.reads == reads  # kept
+    change(pair[0], user)
+    after = _get(client, **query)
+    assert _ids(after) == (set() if both else {pair[1].id})
+    assert after == _fresh(app, client, **query)
+
+
+def test_an_offer_stops_holding_its_slot_when_it_expires(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """No version changes when an offer expires: the kept offer is left out then."""
+    _an_offer_of_the_whole_window(pair[0], user)
+    assert _ids(_get(client)) == {pair[1].id}
+    reads = memo.reads
+    set_clock(lambda: NOW + dt.timedelta(hours=2, seconds=1))
+    after = _get(client)
+    assert memo.reads == reads  # from what was kept
+    assert _ids(after) == {pair[0].id, pair[1].id}
+    assert after == _fresh(app, client)
+
+
+def test_a_window_beyond_the_rows_kept_reads_them_again(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """The rows kept cover AHEAD from their read: a booking further on is read when a
+    window there is asked."""
+    later = START + free_memo.AHEAD + dt.timedelta(days=10)
+    _book(pair[0], user, later, later + dt.timedelta(hours=3))
+    assert _ids(_get(client)) == {pair[0].id, pair[1].id}
+    reads = memo.reads
+    far = _get(client, _window(later))
+    assert memo.reads > reads
+    assert _ids(far) == {pair[1].id}
+    assert far == _fresh(app, client, _window(later))
+    # and the rows read for it cover the near window too
+    reads = memo.reads
+    assert _ids(_get(client)) == {pair[0].id, pair[1].id}
+    assert memo.reads == reads
+
+
+def test_a_clock_moved_on_past_the_read_is_still_exact(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """Rows read weeks ago cover a window asked now only up to AHEAD from their read."""
+    _get(client)
+    set_clock(lambda: NOW + dt.timedelta(days=30))
+    window = _window(START + dt.timedelta(days=30))
+    _book(pair[0], user, START + dt.timedelta(days=30), END + dt.timedelta(days=30))
+    assert _ids(_get(client, window)) == {pair[1].id}
+    assert _get(client, window) == _fresh(app, client, window)
+
+
+def test_a_catalogue_edit_reads_the_candidates_again(
+    app: Any, client: Any, memo: Any, pair: Any
+) -> None:
+    """A candidate (with its page row) is kept at the catalogue's version: an edit
+    anywhere in the catalogue has it read again."""
+    _get(client)
+    with _db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE resource SET name_en = 'renamed' WHERE id = :i"), {"i": pair[0].id}
+        )
+    reads = memo.reads
+    after = _get(client)
+    assert memo.reads > reads
+    assert b"renamed" in after
+    assert after == _fresh(app, client)
+
+
+def test_a_booking_committed_after_the_rows_were_read_is_not_hidden_afterwards(
+    client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """The stamps kept with the rows were read before them: a booking committed just
+    after the rows' read changes the stamp, and the next search reads again."""
+    fired: list[bool] = []
+
+    def book_now(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM booking WHERE" in statement and "UNION ALL" in statement and not fired:
+            fired.append(True)
+            _book(pair[0], user)
+
+    with listening(book_now, "after_cursor_execute"):
+        _get(client)
+    assert fired
+    assert _ids(_get(client)) == {pair[1].id}
+
+
+def test_the_memo_keeps_at_most_its_size(app: Any, client: Any, memo: Any, pair: Any) -> None:
+    app.config["FREE_TIME_MEMO_RESOURCES"] = 1
+    app.extensions.pop(free_memo.EXTENSION, None)
+    _get(client)
+    assert len(free_memo.memo_of(app).kept) == 1
+
+
+def test_off_it_keeps_nothing_and_reads_no_stamps(
+    app: Any, client: Any, memo: Any, pair: Any
+) -> None:
+    app.config["FREE_TIME_MEMO_RESOURCES"] = 0
+    app.extensions.pop(free_memo.EXTENSION, None)
+    with sent_statements() as sent:
+        body = _get(client)
+    assert _ids(body) == {pair[0].id, pair[1].id}
+    assert not free_memo.memo_of(app).kept
+    assert not [s for s in sent if "catalogue_version" in s and "own_version" in s]
+
+
+def test_searches_in_threads_while_slots_are_booked_end_exact(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """Four threads search windows (each its own request and session) while another
+    books the windows one by one; afterwards each window's answer is what a process
+    that kept nothing computes, and no search failed."""
+    days = [START + dt.timedelta(days=d) for d in range(6)]
+    failed: list[BaseException] = []
+    stop = threading.Event()
+
+    def search(n: int) -> None:
+        try:
+            with app.app_context():
+                local = app.test_client()
+                while not stop.is_set():
+                    for day in days[n % 2 :: 2]:
+                        _get(local, _window(day))
+        except BaseException as exc:  # re-raised below
+            failed.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=search, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for day in days:
+            _book(pair[0], user, day, day + dt.timedelta(hours=3))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not failed, failed
+    for day in days:
+        got = _get(client, _window(day))
+        assert _ids(got) == {pair[1].id}
+        assert got == _fresh(app, client, _window(day))
+
+
+def test_kept_rows_follow_the_resource_not_an_instrument_of_another_lab(
+    app: Any, client: Any, memo: Any, pair: Any, make_lab: Any
+) -> None:
+    """An instrument moved to another lab (closed on the window's day) has another
+    lab's stamp: its kept rows are not used."""
+    _get(client)
+    closed = make_lab(hours=[])
+    _db.session.commit()
+    instrument = _db.session.get(Instrument, pair[0].id)
+    instrument.lab_id = closed.id
+    _db.session.commit()
+    after = _get(client)
+    assert _ids(after) == {pair[1].id}
+    assert after == _fresh(app, client)
