@@ -44,18 +44,32 @@ CHECKS = [
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-@pytest.mark.slow  # a minute on two databases: make test runs it, make test-fast does not
-@schema.parametrize()
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
-def test_api_conforms_and_never_fails(case: Any) -> None:
+FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _conforms(case: Any) -> None:
     # No 5xx, and every status, content type, header and body as documented. Not
     # checked: schemathesis' guesses of which inputs must be refused (an empty query
     # parameter counts as absent, unknown members are ignored: API.md says so).
     case.call_and_validate(checks=CHECKS)
+
+
+# Two classes, so that pytest-xdist's --dist loadscope (a scope per class) gives each
+# half to a worker of its own: on one worker the whole fuzz was the suite's long pole.
+@pytest.mark.slow  # a minute on two databases: make test runs it, make test-fast does not
+class TestCreations:
+    @schema.include(method="POST").parametrize()
+    @FUZZ
+    def test_api_conforms_and_never_fails(self, case: Any) -> None:
+        _conforms(case)
+
+
+@pytest.mark.slow
+class TestReadsChangesAndRemovals:
+    @schema.exclude(method="POST").parametrize()
+    @FUZZ
+    def test_api_conforms_and_never_fails(self, case: Any) -> None:
+        _conforms(case)
 
 
 # -- the web form parsers ----------------------------------------------------------------
