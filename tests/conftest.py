@@ -286,9 +286,9 @@ def app(_app: Flask, _apps: _Apps, database_url: str) -> Iterator[Flask]:
         cache_of(_app).clear()
         capability_index.index_of(_app).clear()
         text_index.index_of(_app).clear()
-        free_memo.memo_of(_app).clear()
         _app.config.clear()
         _app.config.update(config)
+        _app.extensions.pop(free_memo.EXTENSION, None)  # made again from the config
         ctx.pop()
 
 

@@ -41,11 +41,12 @@ def busy_rows(
     start: dt.datetime,
     end: dt.datetime,
     lab_ids: Sequence[int],
+    now: dt.datetime | None = None,
 ) -> Busy:
     """ONE statement (a UNION ALL of index range scans): the holding bookings, closures
     (of ``subjects`` and their labs) and open waitlist offers overlapping [start, end),
-    by the conditions of ``availability._BUSY`` (each resource's own window is cut from
-    them by ``own``), and the opening periods of ``lab_ids``."""
+    by the conditions of ``availability._BUSY`` at ``now`` (each resource's own window
+    is cut from them by ``own``), and the opening periods of ``lab_ids``."""
     held: dict[int, list[Span]] = {}
     closed: dict[int, list[Span]] = {}
     offers: dict[int, list[Offer]] = {}
@@ -64,7 +65,7 @@ def busy_rows(
             "start": start,
             "end": end,
             "span_start": start - MAX_BOOKING_SPAN,
-            "now": utcnow(),
+            "now": now or utcnow(),
         },
     )
     for k, rid, s, e, x, hours in rows:

@@ -54,6 +54,8 @@ DEFAULT_RESOURCES = 5000
 #: how far beyond the read's instant a resource's rows are read when they are kept:
 #: the windows people ask are mostly within the next weeks
 AHEAD = dt.timedelta(days=32)
+#: rows kept per resource on average at most (FreeMemo's budget)
+ROWS_PER_RESOURCE = 40
 
 _resource = Resource.__table__
 _instrument = Instrument.__table__
@@ -65,11 +67,19 @@ class _Rows:
     #: the span the rows were read over
     lo: dt.datetime
     hi: dt.datetime
+    #: the instant the offers were read at (one expired then was not read)
+    at: dt.datetime
     held: tuple[Span, ...]
     closed: tuple[Span, ...]
     lab_closed: tuple[Span, ...]
     offers: tuple[Offer, ...]
     periods: Periods
+
+    @property
+    def size(self) -> int:
+        """Rows it holds (for the memo's budget)."""
+        n = len(self.held) + len(self.closed) + len(self.lab_closed) + len(self.offers)
+        return n + len(self.periods)
 
 
 @dataclass(frozen=True)
@@ -80,12 +90,16 @@ class _Kept:
 
 
 class FreeMemo:
-    """Resource id → what is kept of it, least recently used dropped first."""
+    """Resource id → what is kept of it, least recently used dropped first, past
+    ``size`` resources or ``ROWS_PER_RESOURCE`` times as many rows (a busy
+    instrument's month can be hundreds of bookings)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.budget = size * ROWS_PER_RESOURCE
         self.lock = threading.Lock()
         self.kept: OrderedDict[int, _Kept] = OrderedDict()
+        self.rows = 0  # the rows of what is kept
         self.reads = 0  # candidates and rows read (not found kept): for tests
 
     def get(self, rid: int) -> _Kept | None:
@@ -97,15 +111,23 @@ class FreeMemo:
 
     def put(self, rid: int, kept: _Kept) -> None:
         with self.lock:
+            old = self.kept.pop(rid, None)
+            self.rows += _size(kept) - _size(old)
             self.kept[rid] = kept
-            self.kept.move_to_end(rid)
-            while len(self.kept) > self.size:
-                self.kept.popitem(last=False)
+            while self.kept and (len(self.kept) > self.size or self.rows > self.budget):
+                self.rows -= _size(self.kept.popitem(last=False)[1])
 
     def clear(self) -> None:
         with self.lock:
             self.kept.clear()
-            self.reads = 0
+            self.rows = self.reads = 0
+
+
+def _size(kept: _Kept | None) -> int:
+    """Rows counted for an entry: its candidate's one and its calendar rows."""
+    if kept is None:
+        return 0
+    return 1 + (kept.rows.size if kept.rows is not None else 0)
 
 
 def memo_of(app: Any) -> FreeMemo:
@@ -189,39 +211,59 @@ def busy_of(
     lab_ids: Sequence[int],
     now: dt.datetime,
 ) -> Busy:
-    """``busy_rows`` of ``batch`` over [start, end) (with the opening periods of
-    ``lab_ids`` at least): the kept rows of those whose stamp is the one kept and
-    which cover the span, the others' read in ONE statement and kept (when the
-    candidate was read with its stamp and is kept)."""
+    """``busy_rows`` of ``batch`` over [start, end) at the scan's instant ``now``, with
+    the opening periods of each candidate's lab (``lab_ids`` without the memo): the
+    kept rows of those whose stamp is the one kept, which cover the span and were read
+    no later than ``now`` (an offer expired then was not read: a clock set back would
+    miss it); the others' read in ONE statement and kept (when the candidate was read
+    with its stamp)."""
     memo = _memo()
     if memo is None:
-        return busy_rows([c.subject for c in batch], start, end, lab_ids)
+        return busy_rows([c.subject for c in batch], start, end, lab_ids, now)
+    # A lab's rows are shared by its candidates in the answer: when the batch's
+    # candidates of one lab were read with two lab versions (two reads of candidates
+    # with a change of the lab between them) all of them are read now.
+    versions: dict[int, set[Any]] = {}
+    for c in batch:
+        versions.setdefault(c.subject.lab_id, set()).add(c.stamp and c.stamp[1])
     out = _Parts()
     missing: list[Candidate] = []
     for c in batch:
         kept = memo.get(c.subject.id)
         rows = kept.rows if kept is not None else None
-        if rows is None or c.stamp is None or rows.stamp != c.stamp:
-            missing.append(c)
-        elif rows.lo <= start and end <= rows.hi:
+        if (
+            rows is not None
+            and c.stamp is not None
+            and rows.stamp == c.stamp
+            and rows.lo <= start
+            and end <= rows.hi
+            and rows.at <= now
+            and len(versions[c.subject.lab_id]) == 1
+        ):
             _add(out, c, rows)
         else:
             missing.append(c)
     if not missing:
         return out.busy()
     memo.reads += len(missing)
-    # From before any window a later search can ask (its start is cut to the lead
-    # time, then widened by the buffer) to well ahead.
+    # Near windows: from before any window a later search can ask (its start is cut
+    # to the lead time, then widened by the buffer) to AHEAD, so that any window
+    # there is answered from these rows. A window further on: its own span only (the
+    # rows from now to there would be mostly unused).
     buffer = max(buffer_of(c.subject) for c in missing)
-    lo, hi = min(start, now - buffer), max(end, now + AHEAD)
+    if end <= now + AHEAD:
+        lo, hi = min(start, now - buffer), now + AHEAD
+    else:
+        lo, hi = start, end
     labs = {c.subject.lab_id for c in missing}  # the others come with their kept rows
-    read = busy_rows([c.subject for c in missing], lo, hi, sorted(labs))
+    read = busy_rows([c.subject for c in missing], lo, hi, sorted(labs), now)
     for c in missing:
         s = c.subject
         rows = _Rows(
             stamp=c.stamp,  # type: ignore[arg-type]  # None: not kept below
             lo=lo,
             hi=hi,
+            at=now,
             held=tuple(read.held.get(s.id, ())),
             closed=tuple(read.closed.get(s.id, ())) if s.id != s.lab_id else (),
             lab_closed=tuple(read.closed.get(s.lab_id, ())),
@@ -236,8 +278,6 @@ def busy_of(
             memo.put(
                 s.id, _Kept(None, c, rows) if kept is None else dataclasses.replace(kept, rows=rows)
             )
-    for lab, periods in read.periods.items():
-        out.periods.setdefault(lab, periods)
     return out.busy()
 
 
@@ -259,9 +299,10 @@ def _add(out: _Parts, c: Candidate, rows: _Rows) -> None:
     out.held[s.id] = rows.held
     if s.id != s.lab_id:
         out.closed[s.id] = rows.closed
-    out.closed.setdefault(s.lab_id, rows.lab_closed)
+    # the same lab version for all of the batch's candidates of the lab (busy_of)
+    out.closed[s.lab_id] = rows.lab_closed
     out.offers[s.id] = rows.offers
-    out.periods.setdefault(s.lab_id, rows.periods)
+    out.periods[s.lab_id] = rows.periods
 
 
 __all__ = ["AHEAD", "DEFAULT_RESOURCES", "EXTENSION", "FreeMemo", "busy_of", "memo_of", "of_ids"]

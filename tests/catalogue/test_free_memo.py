@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from labshare.booking import holiday_admin
-from labshare.catalogue import free_memo
+from labshare.catalogue import free_busy, free_memo
 from labshare.extensions import db as _db
 from labshare.models import (
     Booking,
@@ -56,8 +56,9 @@ def _window(start: dt.datetime, hours: int = 3) -> dict[str, str]:
 @pytest.fixture
 def memo(app: Any) -> Any:
     set_clock(lambda: NOW)
+    app.extensions.pop(free_memo.EXTENSION, None)
     found = free_memo.memo_of(app)
-    found.clear()
+    assert found.size == free_memo.DEFAULT_RESOURCES  # on, as configured by default
     return found
 
 
@@ -95,13 +96,13 @@ def _ids(body: bytes) -> set[int]:
 
 def _fresh(app: Any, client: Any, window: dict[str, str] | None = None, **params: Any) -> bytes:
     """What a process that keeps nothing computes now."""
+    kept = app.extensions.pop(free_memo.EXTENSION)
     app.config["FREE_TIME_MEMO_RESOURCES"] = 0
-    app.extensions.pop(free_memo.EXTENSION, None)
     try:
         return _get(client, window, **params)
     finally:
         app.config["FREE_TIME_MEMO_RESOURCES"] = free_memo.DEFAULT_RESOURCES
-        app.extensions.pop(free_memo.EXTENSION, None)
+        app.extensions[free_memo.EXTENSION] = kept  # the test's, as it was
 
 
 def _book(resource: Any, user: Any, start: dt.datetime = START, end: dt.datetime = END) -> None:
@@ -237,19 +238,93 @@ def test_a_window_beyond_the_rows_kept_reads_them_again(
     app: Any, client: Any, memo: Any, pair: Any, user: Any
 ) -> None:
     """The rows kept cover AHEAD from their read: a booking further on is read when a
-    window there is asked."""
+    window there is asked, over that window only (not every booking until then)."""
+    for d in range(1, 60):  # a booking a day until well past AHEAD
+        day = START + dt.timedelta(days=d, hours=4)
+        _book(pair[0], user, day, day + dt.timedelta(hours=1))
     later = START + free_memo.AHEAD + dt.timedelta(days=10)
     _book(pair[0], user, later, later + dt.timedelta(hours=3))
     assert _ids(_get(client)) == {pair[0].id, pair[1].id}
+    near = memo.kept[pair[0].id].rows
+    assert near.hi - near.lo <= free_memo.AHEAD + dt.timedelta(days=1)
     reads = memo.reads
     far = _get(client, _window(later))
     assert memo.reads > reads
     assert _ids(far) == {pair[1].id}
     assert far == _fresh(app, client, _window(later))
-    # and the rows read for it cover the near window too
+    assert len(memo.kept[pair[0].id].rows.held) == 1  # the window's own booking
+    # the far window's rows do not cover the near one: read again, still exact
     reads = memo.reads
+    assert _get(client) == _fresh(app, client)
+    assert memo.reads > reads
+
+
+def test_a_clock_set_back_does_not_use_offers_read_later(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """An offer expired when the rows were read is not among them: set back to before
+    its expiry, the clock must see it hold its slot again."""
+    _an_offer_of_the_whole_window(pair[0], user)  # until NOW + 2 h
+    set_clock(lambda: NOW + dt.timedelta(hours=3))
     assert _ids(_get(client)) == {pair[0].id, pair[1].id}
-    assert memo.reads == reads
+    set_clock(lambda: NOW + dt.timedelta(hours=1))
+    got = _get(client)
+    assert _ids(got) == {pair[1].id}
+    assert got == _fresh(app, client)
+
+
+def test_a_batch_of_two_reads_of_one_lab_uses_the_newer_lab_rows(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """A scan's batch may hold candidates of two reads (Candidates.first reads more
+    each time) with a change of their lab between them: the lab's rows of the later
+    read are used for both, not the ones kept with the earlier."""
+    _get(client)  # both kept, with their rows
+    _db.session.remove()
+    earlier = free_memo.of_ids([pair[0].id])[0]
+    _closure_of_the_lab(pair[0], user)
+    later = free_memo.of_ids([pair[1].id])[0]
+    assert earlier.stamp is not None and later.stamp is not None
+    assert earlier.stamp[1] != later.stamp[1]  # two versions of the lab in one batch
+    busy = free_memo.busy_of([earlier, later], START, END, [], NOW)
+    for c in (earlier, later):
+        _held, closed, _offers = free_busy.own(c.subject, busy, START, END, NOW)
+        assert closed == [(START, END)]
+
+
+def test_a_batch_of_one_lab_kept_at_two_versions_is_read_again(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """Both candidates' rows kept, at two versions of their lab (the later kept by
+    another search): whatever the batch's order, the lab's rows of the newer read
+    are used for both."""
+    _get(client)
+    _db.session.remove()
+    earlier = free_memo.of_ids([pair[0].id])[0]
+    _closure_of_the_lab(pair[0], user)
+    later = free_memo.of_ids([pair[1].id])[0]
+    free_memo.busy_of([later], START, END, [], NOW)  # its rows kept at the new version
+    for batch in ([earlier, later], [later, earlier]):
+        busy = free_memo.busy_of(batch, START, END, [], NOW)
+        for c in batch:
+            _held, closed, _offers = free_busy.own(c.subject, busy, START, END, NOW)
+            assert closed == [(START, END)]
+
+
+def test_the_memo_keeps_at_most_its_rows(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """Past ROWS_PER_RESOURCE rows a resource on average, the least recently used go."""
+    for d in range(30):
+        day = START + dt.timedelta(days=d, hours=4)
+        _book(pair[0], user, day, day + dt.timedelta(minutes=30))
+    app.config["FREE_TIME_MEMO_RESOURCES"] = 2  # room for both by number
+    app.extensions.pop(free_memo.EXTENSION, None)
+    small = free_memo.memo_of(app)
+    small.budget = 10
+    assert _ids(_get(client)) == {pair[1].id, pair[0].id}
+    assert small.rows <= 10
+    assert pair[0].id not in small.kept  # its 30 bookings are over the budget
 
 
 def test_a_clock_moved_on_past_the_read_is_still_exact(
