@@ -21,7 +21,7 @@ from sqlalchemy import event, func, select
 from labshare.accounts.tokens import issue_login_token
 from labshare.catalogue import search_cache
 from labshare.extensions import db
-from labshare.models import Notification, User
+from labshare.models import Booking, BookingStatus, Notification, ResourceKind, User
 
 T = TypeVar("T")
 
@@ -78,6 +78,26 @@ def check_schema(client: Any, schema_name: str, payload: Any) -> None:
     document = served_openapi(client)
     schema = {"$ref": f"#/components/schemas/{schema_name}", **document}
     jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
+
+
+def booking_by_sql(resource: Any, user: Any, start: dt.datetime, end: dt.datetime) -> None:
+    """An approved booking of the instrument ``resource`` by ``user`` (anything with
+    ``id``/``institute_id``, ``id``/``company_id``), written by SQL on a connection of
+    its own: as another process would, bypassing the ORM's session."""
+    with db.engine.begin() as conn:
+        conn.execute(
+            Booking.__table__.insert().values(
+                resource_id=resource.id,
+                resource_kind=ResourceKind.INSTRUMENT,
+                institute_id=resource.institute_id,
+                company_id=user.company_id,
+                user_id=user.id,
+                start_at=start,
+                end_at=end,
+                status=BookingStatus.APPROVED,
+                purpose="x",
+            )
+        )
 
 
 def count_rows(model: Any) -> int:

@@ -20,17 +20,14 @@ from labshare.booking import holiday_admin
 from labshare.catalogue import free_busy, free_memo
 from labshare.extensions import db as _db
 from labshare.models import (
-    Booking,
-    BookingStatus,
     Closure,
     Instrument,
-    ResourceKind,
     ResourceStatus,
     WaitlistEntry,
     WaitlistStatus,
 )
 from labshare.timeutil import set_clock
-from tests.helpers import listening, sent_statements
+from tests.helpers import booking_by_sql, listening, sent_statements
 
 UTC = dt.UTC
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=UTC)  # a Tuesday
@@ -106,21 +103,7 @@ def _fresh(app: Any, client: Any, window: dict[str, str] | None = None, **params
 
 
 def _book(resource: Any, user: Any, start: dt.datetime = START, end: dt.datetime = END) -> None:
-    """An approved booking, written by SQL on a connection of its own."""
-    with _db.engine.begin() as conn:
-        conn.execute(
-            Booking.__table__.insert().values(
-                resource_id=resource.id,
-                resource_kind=ResourceKind.INSTRUMENT,
-                institute_id=resource.institute_id,
-                company_id=user.company_id,
-                user_id=user.id,
-                start_at=start,
-                end_at=end,
-                status=BookingStatus.APPROVED,
-                purpose="x",
-            )
-        )
+    booking_by_sql(resource, user, start, end)
 
 
 def test_a_new_window_reads_no_booking_while_nothing_changed(

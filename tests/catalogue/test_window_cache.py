@@ -21,15 +21,13 @@ from labshare.catalogue import search_cache, window_cache
 from labshare.extensions import db as _db
 from labshare.fastpath import EXTENSION
 from labshare.models import (
-    Booking,
     BookingStatus,
     Closure,
-    ResourceKind,
     WaitlistEntry,
     WaitlistStatus,
 )
 from labshare.timeutil import set_clock
-from tests.helpers import listening, sent_statements
+from tests.helpers import booking_by_sql, listening, sent_statements
 
 UTC = dt.UTC
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=UTC)  # a Tuesday
@@ -100,20 +98,7 @@ def test_a_repeated_window_search_is_served_again_identically(
 
 def _booking_by_sql(first: Any, _second: Any, user: Any) -> None:
     """An approved booking over the window, written on a connection of its own."""
-    with _db.engine.begin() as conn:
-        conn.execute(
-            Booking.__table__.insert().values(
-                resource_id=first.id,
-                resource_kind=ResourceKind.INSTRUMENT,
-                institute_id=first.institute_id,
-                company_id=user.company_id,
-                user_id=user.id,
-                start_at=START,
-                end_at=END,
-                status=BookingStatus.APPROVED,
-                purpose="x",
-            )
-        )
+    booking_by_sql(first, user, START, END)
 
 
 def _offer(resource_id: int, user: Any) -> None:
