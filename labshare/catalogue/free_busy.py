@@ -160,6 +160,13 @@ def own(
     """(held, closures, offers) of one resource as ``availability._BUSY`` reads them
     for [start, end) (already widened by the buffer) at ``now``: the batch read a wider
     window, maybe earlier (an offer expired since no longer holds its slot)."""
+    if not (
+        busy.held.get(subject.id)
+        or busy.closed.get(subject.id)
+        or busy.closed.get(subject.lab_id)
+        or busy.offers.get(subject.id)
+    ):
+        return [], [], []  # most candidates: nothing at all in the rows read
     held = [
         (s, e)
         for s, e in busy.held.get(subject.id, ())

@@ -178,6 +178,8 @@ def scan(
     return result(complete=True, beyond=len(candidates.first(limit + 1)) > limit)
 
 
+_UNSEEN: Any = object()
+
 #: ``_Memo.until`` when nothing examined depends on the clock
 _FOREVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
@@ -193,6 +195,8 @@ class _Memo:
         self.periods: dict[int, Periods] = {}
         self.opened: dict[tuple[Any, ...], list[Span]] = {}
         self.static: dict[tuple[Any, ...], bool] = {}
+        #: (window, rules) → the bookable span and slot length (None: no slot)
+        self.cuts: dict[tuple[Any, ...], tuple[Span, dt.timedelta] | None] = {}
         #: (zone, holidays, hours) → its class; resource id → its lab's class
         self.alike: dict[tuple[Any, ...], int] = {}
         self.classes: dict[int, int] = {}
@@ -248,12 +252,18 @@ def _check(
     painting the bookings), then the exact painting."""
     asked: dict[int, tuple[CalendarSubject, Span, dt.timedelta]] = {}
     for c in batch:
-        start, end = (t.astimezone(dt.UTC) for t in window(c.subject))
-        memo.settles(c.rules, start, end)
-        span = _bookable(c.rules, start, end, memo.now)
-        length = need(c.rules, duration)
-        if span is not None and length is not None:
-            asked[c.subject.id] = (c.subject, span, length)
+        asked_window = window(c.subject)
+        # candidates with equal rules and window share the arithmetic (most do)
+        key = (asked_window, c.rules)
+        cut = memo.cuts.get(key, _UNSEEN)
+        if cut is _UNSEEN:
+            start, end = (t.astimezone(dt.UTC) for t in asked_window)
+            memo.settles(c.rules, start, end)
+            span = _bookable(c.rules, start, end, memo.now)
+            length = need(c.rules, duration)
+            cut = memo.cuts[key] = None if span is None or length is None else (span, length)
+        if cut is not None:
+            asked[c.subject.id] = (c.subject, *cut)
     # Labs seen in an earlier batch: the static check before the read, so that the
     # rows of a candidate that cannot be free are not even read.
     passed: set[int] = set()
