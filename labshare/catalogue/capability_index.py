@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -195,16 +195,39 @@ def search_matches(
     """The matches of a capability search ``f`` (already validated), ranked from the
     index as ``ranked`` cuts them; None when the search has a filter the index cannot
     check (words, a province prefix) or the index is off."""
+    found = _matches(f, lambda store, name: (store.entries(name), None), available_only, limit)
+    return None if found is None else found[0]
+
+
+def kept_matches(
+    f: ResourceFilters, *, available_only: bool = False, limit: int | None = None
+) -> tuple[Sequence[Entry], int] | None:
+    """``search_matches`` from the list kept now, without reading the catalogue's
+    version, and the version it was read at: right only if the rows read next are at
+    it (the caller checks). None also when no list of the measurand is kept."""
+    found = _matches(f, lambda store, name: store.kept(name), available_only, limit)
+    return None if found is None or found[1] is None else (found[0], found[1])
+
+
+def _matches(
+    f: ResourceFilters,
+    listing: Callable[[CapabilityIndex, str], tuple[Listing, int | None] | None],
+    available_only: bool,
+    limit: int | None,
+) -> tuple[Sequence[Entry], int | None] | None:
     store = index() if _answers(f) else None
     if store is None:
         return None
     assert f.measurand is not None and f.value is not None and f.unit is not None
     if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
-        return []
+        return [], None
     name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
     low, high = capability.search_bounds(f.value, f.unit, name)
-    return ranked(
-        store.entries(name),
+    found = listing(store, name)
+    if found is None:
+        return None
+    entries = ranked(
+        found[0],
         low,
         high,
         field=f.field,
@@ -213,6 +236,7 @@ def search_matches(
         available_only=available_only,
         limit=limit,
     )
+    return entries, found[1]
 
 
 def plain_page(f: ResourceFilters, page: int, per_page: int) -> tuple[list[Any], Any, int] | None:

@@ -28,12 +28,14 @@ differs is read and replaced; the least recently used resources are dropped past
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +168,33 @@ def _stamps(ids: Sequence[int]) -> tuple[Any, dict[int, tuple[Any, Any, Any]]]:
     return version, {r.id: (r.own_version, r.lab_version, r.calendar_token) for r in rows}
 
 
+class VersionMoved(Exception):
+    """The catalogue's version read with the stamps is not the one ``expecting``."""
+
+
+@dataclass
+class _Expected:
+    version: Any
+    checked: bool = False
+
+
+_EXPECTED: ContextVar[_Expected | None] = ContextVar("labshare_free_memo_expected", default=None)
+
+
+@contextlib.contextmanager
+def expecting(version: Any) -> Iterator[_Expected]:
+    """Within, the candidates' reads check that the catalogue's version (read with
+    their stamps) is ``version``, raising VersionMoved when not; ``checked`` tells
+    whether one was read (a search from a list kept without reading the version is
+    right only then)."""
+    expected = _Expected(version)
+    token = _EXPECTED.set(expected)
+    try:
+        yield expected
+    finally:
+        _EXPECTED.reset(token)
+
+
 def of_ids(ids: Sequence[int]) -> list[Candidate]:
     """``free_page.of_ids``: the candidates of ``ids`` with their page rows, in that
     order; those kept at the catalogue's version now are not read again (each with
@@ -174,6 +203,11 @@ def of_ids(ids: Sequence[int]) -> list[Candidate]:
     if memo is None or not ids:
         return free_page.of_ids(ids)
     version, stamps = _stamps(ids)
+    expected = _EXPECTED.get()
+    if expected is not None:
+        if version is None or version != expected.version:
+            raise VersionMoved
+        expected.checked = True
     if version is None:  # no version row: nothing may be kept
         return free_page.of_ids(ids)
     out: dict[int, Candidate] = {}
@@ -305,4 +339,14 @@ def _add(out: _Parts, c: Candidate, rows: _Rows) -> None:
     out.periods[s.lab_id] = rows.periods
 
 
-__all__ = ["AHEAD", "DEFAULT_RESOURCES", "EXTENSION", "FreeMemo", "busy_of", "memo_of", "of_ids"]
+__all__ = [
+    "AHEAD",
+    "DEFAULT_RESOURCES",
+    "EXTENSION",
+    "FreeMemo",
+    "VersionMoved",
+    "busy_of",
+    "expecting",
+    "memo_of",
+    "of_ids",
+]

@@ -302,6 +302,11 @@ def search_resources(
         one_statement = capability_index.plain_page(f, page, per_page)
         if one_statement is not None:
             return counted(one_statement[0], one_statement[1], total=one_statement[2], facets=None)
+    if window is not None and not facets and plain:
+        # from the list kept now, checked by the version read with the candidates
+        early = search_free.from_kept_list(f, window, page, per_page)
+        if early is not None:
+            return early
     # With a window, the page comes from the free-time scan, which examines at most
     # AVAILABILITY_SCAN_LIMIT available matches (and asks whether there is one more).
     limit = None if window is None else free_time.AVAILABILITY_SCAN_LIMIT + 1

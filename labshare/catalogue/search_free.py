@@ -156,6 +156,30 @@ def in_memory(
     return counted(*search_pages.load_any(ids, plain), total=len(matches), facets=facet_counts)
 
 
+def from_kept_list(
+    f: ResourceFilters, window: tuple[dt.datetime, dt.datetime], page: int, per_page: int
+) -> SearchResult | None:
+    """The API's page of a capability search with a window (no facets), ranked from
+    the list kept now without reading the catalogue's version first: the candidates'
+    stamps are read with the version (free_memo.py), and the page is given only if
+    that is the list's version. None when the request has read the version already
+    (the answer cache is on), no list is kept, no candidate was read (nothing checked
+    the version) or the version moved on: the usual path then reads it first."""
+    if search_cache.known() is not None:
+        return None
+    found = capability_index.kept_matches(
+        f, available_only=True, limit=free_time.AVAILABILITY_SCAN_LIMIT + 1
+    )
+    if found is None:
+        return None
+    with free_memo.expecting(found[1]) as expected:
+        try:
+            result = in_memory(found[0], f, window, None, page, per_page, True)
+        except free_memo.VersionMoved:
+            return None
+    return result if expected.checked else None
+
+
 def _free_week_facet(
     candidates: free_time.Candidates, duration: int | None
 ) -> list[dict[str, Any]]:
@@ -182,4 +206,4 @@ def _free_week_facet(
     return [entry]
 
 
-__all__ = ["facets_of", "in_memory", "page_with_week", "window_page"]
+__all__ = ["facets_of", "from_kept_list", "in_memory", "page_with_week", "window_page"]

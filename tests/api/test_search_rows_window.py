@@ -94,9 +94,9 @@ def test_the_window_page_needs_no_read_of_its_own(
         assert len(response.get_json()["items"]) >= 3
         return [s for s in statements if s != "BEGIN"]
 
-    # nothing kept: the catalogue's version, the candidates' stamps, the candidates
-    # with their rows, their calendars
+    # nothing kept: the candidates' stamps (with the catalogue's version: the list
+    # of matches is the one kept), the candidates with their rows, their calendars
     free_memo.memo_of(app).clear()
-    assert len(counted()) == 4, statements
-    # the candidates and their calendars kept (free_memo.py): the version, the stamps
-    assert len(counted()) == 2, statements
+    assert len(counted()) == 3, statements
+    # the candidates and their calendars kept (free_memo.py): the stamps alone
+    assert len(counted()) == 1, statements
