@@ -65,7 +65,7 @@ def busy_rows(
             "start": start,
             "end": end,
             "span_start": start - MAX_BOOKING_SPAN,
-            "now": now or utcnow(),
+            "now": now if now is not None else utcnow(),
         },
     )
     for k, rid, s, e, x, hours in rows:

@@ -12,8 +12,9 @@ resource, for any window:
   holidays' token: its calendar subject holds the holidays it follows);
 - its busy rows (free_busy.py: holding bookings, closures of it and its lab, open
   offers with their expiry, its lab's opening periods) from shortly before the read
-  until ``AHEAD`` later (or the window asked, if later), kept with its stamp (its
-  ``calendar_version``, its lab's and the holidays' token), read before the rows.
+  until ``AHEAD`` later (a window further on: over that window only), kept with its
+  stamp (its ``calendar_version``, its lab's and the holidays' token), read before
+  the rows, and the scan's instant they were read at.
 
 A search reads the stamps and the catalogue's version of its candidates first, in
 ONE statement by id (the narrow columns of the primary key's rows); a candidate is
@@ -21,7 +22,9 @@ used only at the same version, its rows only with the same stamp and when they
 cover the window. Triggers change the versions in the transaction of every change
 (booking/calendar_cache.py relies on the same), to random values, so equal means
 unchanged. The clock needs no version: the scan cuts each window by the lead time
-and horizon as before, and an offer past its expiry is left out when used. What
+and horizon as before, and an offer past its expiry is left out when used; rows
+serve only scans whose instant is not before theirs (an offer expired then was not
+read: a clock set back would miss it). What
 differs is read and replaced; the least recently used resources are dropped past
 ``FREE_TIME_MEMO_RESOURCES`` (0: nothing is kept, every search reads as before).
 """
@@ -112,6 +115,9 @@ class FreeMemo:
             return found
 
     def put(self, rid: int, kept: _Kept) -> None:
+        if kept.rows is not None and _size(kept) > self.budget // 8:
+            # rows that would push out much of the rest: only the candidate is kept
+            kept = dataclasses.replace(kept, rows=None)
         with self.lock:
             old = self.kept.pop(rid, None)
             self.rows += _size(kept) - _size(old)
@@ -307,6 +313,8 @@ def busy_of(
         _add(out, c, rows)
         if c.stamp is not None:
             kept = memo.get(s.id)
+            if hi != now + AHEAD and kept and kept.rows and kept.rows.stamp == c.stamp:
+                continue  # a far window's rows do not replace valid ones (near windows')
             # rows depend on the stamp only; a candidate read elsewhere is kept at no
             # version (never found by ``of_ids``) until read there
             memo.put(

@@ -27,7 +27,7 @@ from labshare.models import (
     WaitlistStatus,
 )
 from labshare.timeutil import set_clock
-from tests.helpers import booking_by_sql, listening, sent_statements
+from tests.helpers import booking_by_sql, sent_statements
 
 UTC = dt.UTC
 NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=UTC)  # a Tuesday
@@ -94,11 +94,12 @@ def _ids(body: bytes) -> set[int]:
 def _fresh(app: Any, client: Any, window: dict[str, str] | None = None, **params: Any) -> bytes:
     """What a process that keeps nothing computes now."""
     kept = app.extensions.pop(free_memo.EXTENSION)
+    size = app.config.get("FREE_TIME_MEMO_RESOURCES")
     app.config["FREE_TIME_MEMO_RESOURCES"] = 0
     try:
         return _get(client, window, **params)
     finally:
-        app.config["FREE_TIME_MEMO_RESOURCES"] = free_memo.DEFAULT_RESOURCES
+        app.config["FREE_TIME_MEMO_RESOURCES"] = size
         app.extensions[free_memo.EXTENSION] = kept  # the test's, as it was
 
 
@@ -218,10 +219,11 @@ def test_an_offer_stops_holding_its_slot_when_it_expires(
 
 
 def test_a_window_beyond_the_rows_kept_reads_them_again(
-    app: Any, client: Any, memo: Any, pair: Any, user: Any
+    app: Any, client: Any, memo: Any, pair: Any, user: Any, monkeypatch: Any
 ) -> None:
     """The rows kept cover AHEAD from their read: a booking further on is read when a
-    window there is asked, over that window only (not every booking until then)."""
+    window there is asked, over that window only (not every booking until then), and
+    those rows do not replace the near ones."""
     for d in range(1, 60):  # a booking a day until well past AHEAD
         day = START + dt.timedelta(days=d, hours=4)
         _book(pair[0], user, day, day + dt.timedelta(hours=1))
@@ -230,16 +232,23 @@ def test_a_window_beyond_the_rows_kept_reads_them_again(
     assert _ids(_get(client)) == {pair[0].id, pair[1].id}
     near = memo.kept[pair[0].id].rows
     assert near.hi - near.lo <= free_memo.AHEAD + dt.timedelta(days=1)
-    reads = memo.reads
+    spans: list[tuple[dt.datetime, dt.datetime]] = []
+    real = free_memo.busy_rows
+
+    def spy(subjects: Any, lo: dt.datetime, hi: dt.datetime, *args: Any) -> Any:
+        spans.append((lo, hi))
+        return real(subjects, lo, hi, *args)
+
+    monkeypatch.setattr(free_memo, "busy_rows", spy)
     far = _get(client, _window(later))
-    assert memo.reads > reads
     assert _ids(far) == {pair[1].id}
+    assert spans and all(hi - lo < dt.timedelta(days=1) for lo, hi in spans)
     assert far == _fresh(app, client, _window(later))
-    assert len(memo.kept[pair[0].id].rows.held) == 1  # the window's own booking
-    # the far window's rows do not cover the near one: read again, still exact
-    reads = memo.reads
-    assert _get(client) == _fresh(app, client)
-    assert memo.reads > reads
+    assert memo.kept[pair[0].id].rows == near  # kept for the near windows
+    spans.clear()
+    near_answer = _get(client)
+    assert not spans  # from the rows kept
+    assert near_answer == _fresh(app, client)
 
 
 def test_a_clock_set_back_does_not_use_offers_read_later(
@@ -297,71 +306,51 @@ def test_a_batch_of_one_lab_kept_at_two_versions_is_read_again(
 def test_the_memo_keeps_at_most_its_rows(
     app: Any, client: Any, memo: Any, pair: Any, user: Any
 ) -> None:
-    """Past ROWS_PER_RESOURCE rows a resource on average, the least recently used go."""
+    """Past ROWS_PER_RESOURCE rows a resource on average the least recently used go,
+    and rows that would take more than an eighth of that are not kept at all (they
+    would push out the rest)."""
     for d in range(30):
         day = START + dt.timedelta(days=d, hours=4)
         _book(pair[0], user, day, day + dt.timedelta(minutes=30))
-    app.config["FREE_TIME_MEMO_RESOURCES"] = 2  # room for both by number
-    app.extensions.pop(free_memo.EXTENSION, None)
-    small = free_memo.memo_of(app)
-    small.budget = 10
     assert _ids(_get(client)) == {pair[1].id, pair[0].id}
-    assert small.rows <= 10
-    assert pair[0].id not in small.kept  # its 30 bookings are over the budget
+    assert memo.kept[pair[0].id].rows is not None  # within the default budget
+    small = free_memo.FreeMemo(3)  # 120 rows: at most 15 for one resource
+    entries = {rid: memo.kept[rid] for rid in (pair[1].id, pair[0].id)}
+    small.put(pair[1].id, entries[pair[1].id])
+    small.put(pair[0].id, entries[pair[0].id])
+    assert small.kept[pair[0].id].rows is None  # 30 bookings: its candidate alone
+    assert small.kept[pair[1].id].rows is not None  # and nothing else pushed out
+    assert small.rows == 2 + entries[pair[1].id].rows.size
+    small.budget = 3 * 8  # past 24 rows (and 3 a resource) the oldest go
+    for rid in range(100, 110):
+        small.put(rid, free_memo._Kept(None, entries[pair[1].id].candidate))
+    assert len(small.kept) == 3 and small.rows <= small.budget
+    assert pair[0].id not in small.kept
 
 
-def test_a_clock_moved_on_past_the_read_is_still_exact(
-    app: Any, client: Any, memo: Any, pair: Any, user: Any
+def test_a_far_window_does_not_replace_the_rows_kept_for_near_ones(
+    client: Any, memo: Any, pair: Any
 ) -> None:
-    """Rows read weeks ago cover a window asked now only up to AHEAD from their read."""
     _get(client)
-    set_clock(lambda: NOW + dt.timedelta(days=30))
-    window = _window(START + dt.timedelta(days=30))
-    _book(pair[0], user, START + dt.timedelta(days=30), END + dt.timedelta(days=30))
-    assert _ids(_get(client, window)) == {pair[1].id}
-    assert _get(client, window) == _fresh(app, client, window)
-
-
-def test_a_catalogue_edit_reads_the_candidates_again(
-    app: Any, client: Any, memo: Any, pair: Any
-) -> None:
-    """A candidate (with its page row) is kept at the catalogue's version: an edit
-    anywhere in the catalogue has it read again."""
-    _get(client)
-    with _db.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE resource SET name_en = 'renamed' WHERE id = :i"), {"i": pair[0].id}
-        )
     reads = memo.reads
-    after = _get(client)
-    assert memo.reads > reads
-    assert b"renamed" in after
-    assert after == _fresh(app, client)
+    _get(client, _window(START + free_memo.AHEAD + dt.timedelta(days=10)))
+    assert memo.reads > reads  # read over its own span...
+    reads = memo.reads
+    _get(client, _window(START + dt.timedelta(days=2)))
+    assert memo.reads == reads  # ...without dropping the near rows
 
 
-def test_a_booking_committed_after_the_rows_were_read_is_not_hidden_afterwards(
-    client: Any, memo: Any, pair: Any, user: Any
-) -> None:
-    """The stamps kept with the rows were read before them: a booking committed just
-    after the rows' read changes the stamp, and the next search reads again."""
-    fired: list[bool] = []
-
-    def book_now(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM booking WHERE" in statement and "UNION ALL" in statement and not fired:
-            fired.append(True)
-            _book(pair[0], user)
-
-    with listening(book_now, "after_cursor_execute"):
-        _get(client)
-    assert fired
-    assert _ids(_get(client)) == {pair[1].id}
-
-
-def test_the_memo_keeps_at_most_its_size(app: Any, client: Any, memo: Any, pair: Any) -> None:
-    app.config["FREE_TIME_MEMO_RESOURCES"] = 1
-    app.extensions.pop(free_memo.EXTENSION, None)
-    _get(client)
-    assert len(free_memo.memo_of(app).kept) == 1
+def test_offers_are_read_at_the_scans_instant(app: Any, memo: Any, pair: Any, user: Any) -> None:
+    """The rows' read filters the offers at the scan's instant (which the rows keep),
+    not at the clock's when the statement runs."""
+    _an_offer_of_the_whole_window(pair[0], user)  # until NOW + 2 h
+    set_clock(lambda: NOW + dt.timedelta(hours=3))
+    _db.session.remove()
+    candidate = free_memo.of_ids([pair[0].id])[0]
+    scan_at = NOW + dt.timedelta(hours=1)
+    busy = free_memo.busy_of([candidate], START, END, [], scan_at)
+    _held, _closed, offers = free_busy.own(candidate.subject, busy, START, END, scan_at)
+    assert offers == [(START, END)]
 
 
 def test_off_it_keeps_nothing_and_reads_no_stamps(
