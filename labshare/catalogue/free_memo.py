@@ -24,9 +24,9 @@ cover the window. Triggers change the versions in the transaction of every chang
 unchanged. The clock needs no version: the scan cuts each window by the lead time
 and horizon as before, and an offer past its expiry is left out when used; rows
 serve only scans whose instant is not before theirs (an offer expired then was not
-read: a clock set back would miss it). What
-differs is read and replaced; the least recently used resources are dropped past
-``FREE_TIME_MEMO_RESOURCES`` (0: nothing is kept, every search reads as before).
+read: a clock set back would miss it). What differs is read and replaced; the least
+recently used resources are dropped past ``FREE_TIME_MEMO_RESOURCES`` or their rows'
+budget (0: nothing is kept, every search reads as before).
 """
 
 from __future__ import annotations
@@ -291,10 +291,8 @@ def busy_of(
     # there is answered from these rows. A window further on: its own span only (the
     # rows from now to there would be mostly unused).
     buffer = max(buffer_of(c.subject) for c in missing)
-    if end <= now + AHEAD:
-        lo, hi = min(start, now - buffer), now + AHEAD
-    else:
-        lo, hi = start, end
+    far = end > now + AHEAD
+    lo, hi = (start, end) if far else (min(start, now - buffer), now + AHEAD)
     labs = {c.subject.lab_id for c in missing}  # the others come with their kept rows
     read = busy_rows([c.subject for c in missing], lo, hi, sorted(labs), now)
     for c in missing:
@@ -313,7 +311,7 @@ def busy_of(
         _add(out, c, rows)
         if c.stamp is not None:
             kept = memo.get(s.id)
-            if hi != now + AHEAD and kept and kept.rows and kept.rows.stamp == c.stamp:
+            if far and kept and kept.rows and kept.rows.stamp == c.stamp:
                 continue  # a far window's rows do not replace valid ones (near windows')
             # rows depend on the stamp only; a candidate read elsewhere is kept at no
             # version (never found by ``of_ids``) until read there

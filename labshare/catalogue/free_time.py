@@ -18,8 +18,9 @@ Cheap first, in rank order, and only as far as needed:
    certainly not free and its bookings are never read. Labs with the same hours,
    zone and holidays share the local-time arithmetic;
 4. the exact check, in batches in rank order: ONE statement (a UNION ALL of three
-   index range scans) brings the batch's holding bookings, closures and open offers,
-   each resource is painted, and the scan stops as soon as ``wanted`` are found.
+   index range scans, free_busy.py) brings the batch's holding bookings, closures
+   and open offers, or none when each resource's rows are kept (free_memo.py), each
+   resource is painted, and the scan stops as soon as ``wanted`` are found.
 
 The arithmetic stays in Python because opening hours are local wall-clock times of
 each institute's zone (DST included) and SQLite has no time zones; doing it in SQL
