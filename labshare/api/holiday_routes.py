@@ -132,6 +132,7 @@ def day_json(row: CalendarDay) -> dict[str, Any]:
     tag="holidays",
     query=HolidayQuery,
     response=HolidayOut,
+    listed=True,
     errors=(422,),
 )
 def list_holidays(query: HolidayQuery) -> Any:

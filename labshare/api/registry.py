@@ -111,6 +111,8 @@ class Endpoint:
     paginated: bool
     errors: tuple[int, ...]
     content_type: str = "application/json"
+    #: The answer is a JSON array of ``response`` (not paginated: a bounded list).
+    listed: bool = False
     #: Optional members of the page object besides items/total/page/per_page.
     page_extra: dict[str, Any] = field(default_factory=dict)
     extra_responses: dict[int, str] = field(default_factory=dict)
@@ -192,6 +194,7 @@ def endpoint(
     response: type[BaseModel] | None = None,
     status: int = 200,
     paginated: bool = False,
+    listed: bool = False,
     errors: Sequence[int] = (),
     content_type: str = "application/json",
     limit: str | Callable[[], str] | None = None,
@@ -219,6 +222,7 @@ def endpoint(
             response=response,
             status=status,
             paginated=paginated,
+            listed=listed,
             errors=tuple(errors),
             content_type=content_type,
             raw_body=raw_body,
@@ -432,6 +436,8 @@ def openapi_document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any
                 page_name = f"{spec.response.__name__}Page"
                 components[page_name] = _page_schema(ref, spec.page_extra)
                 ref = {"$ref": f"#/components/schemas/{page_name}"}
+            elif spec.listed:
+                ref = {"type": "array", "items": ref}
             success["content"] = {spec.content_type: {"schema": ref}}
         elif spec.content_type != "application/json":
             success["content"] = {spec.content_type: {"schema": {"type": "string"}}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 from sqlalchemy import func, select
 
@@ -14,7 +15,7 @@ from labshare.extensions import db
 from labshare.models import AuditLog, Booking, CalendarDay, Role
 from tests import factories
 from tests.booking.test_holidays import MONDAY, NATIONAL_DAY, _book, _instrument, local
-from tests.helpers import bearer, error_of
+from tests.helpers import bearer, error_of, served_openapi
 
 # -- the API: permissions and bad input -----------------------------------------------------
 
@@ -195,3 +196,22 @@ def test_staff_set_a_labs_opt_out_on_its_hours_page(client: Any, login: Any, app
     client.post(f"/manage/labs/{lab_id}/holidays", data={"follows": "y"})
     db.session.expire_all()
     assert db.session.get(Lab, lab_id).follows_holidays is True
+
+
+def test_the_list_of_days_is_the_array_the_document_describes(client: Any, app: Any) -> None:
+    """GET /holidays answers a JSON array of days: so its OpenAPI answer says (it
+    said one day, and the fuzz failed whenever a year came back 200)."""
+    admin = factories.make_user(Role.ADMIN)
+    db.session.commit()
+    document = served_openapi(client)
+    answer = document["paths"]["/api/v1/holidays"]["get"]["responses"]["200"]
+    schema = {**answer["content"]["application/json"]["schema"], **document}
+    assert schema["type"] == "array"
+    empty = client.get("/api/v1/holidays?year=2031")
+    assert empty.status_code == 200 and empty.get_json() == []
+    jsonschema.validate(empty.get_json(), schema, cls=jsonschema.Draft202012Validator)
+    body = {"date": "2031-10-01", "kind": "holiday", "name": "国庆节"}
+    assert client.post("/api/v1/holidays", json=body, headers=bearer(admin)).status_code == 201
+    days = client.get("/api/v1/holidays?year=2031").get_json()
+    assert [d["date"] for d in days] == ["2031-10-01"]
+    jsonschema.validate(days, schema, cls=jsonschema.Draft202012Validator)
