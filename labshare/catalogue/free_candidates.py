@@ -72,6 +72,23 @@ def stamp_columns() -> list[Any]:
     return [_resource.c.calendar_version.label("own_version"), lab_version().label("lab_version")]
 
 
+def stamps_of_ids(dialect: str, *extra: Any) -> Select[Any]:
+    """Each resource of the parameter ``ids`` with its stamp (id, own_version,
+    lab_version, calendar_token; then ``extra``), in id order: what a kept answer
+    (window_cache.py) or kept rows (free_memo.py) are checked against."""
+    return (
+        select(
+            _resource.c.id,
+            *stamp_columns(),
+            workdays.token_column().label("calendar_token"),
+            *extra,
+        )
+        .select_from(_resource.outerjoin(_instrument, _instrument.c.id == _resource.c.id))
+        .where(id_lists.among(_resource.c.id, "ids", dialect))
+        .order_by(_resource.c.id)
+    )
+
+
 def _select(source: FromClause | None, on: ColumnElement[bool] | None) -> Select[Any]:
     """The candidates' columns, from resources joined to ``source`` by ``on`` (from
     every resource when None)."""

@@ -35,10 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select
 
-from labshare.booking import workdays
-from labshare.catalogue import free_candidates, id_lists
+from labshare.catalogue import free_candidates
 from labshare.catalogue.free_candidates import Candidate
 from labshare.models import Instrument, Resource
 from labshare.timeutil import utcnow
@@ -93,16 +92,7 @@ def guard_of(
 
 @functools.cache
 def _statement(dialect: str) -> Select[Any]:
-    return (
-        select(
-            _resource.c.id,
-            *free_candidates.stamp_columns(),
-            workdays.token_column().label("calendar_token"),
-        )
-        .select_from(_resource.outerjoin(_instrument, _instrument.c.id == _resource.c.id))
-        .where(id_lists.among(_resource.c.id, "ids", dialect))
-        .order_by(_resource.c.id)
-    )
+    return free_candidates.stamps_of_ids(dialect)
 
 
 def holds(guard: Guard, conn: Connection | Any) -> bool:
