@@ -246,29 +246,16 @@ def plain_page(f: ResourceFilters, page: int, per_page: int) -> tuple[list[Any],
     that is the list's version. None when the request has read the version already
     (the answer cache is on: the usual path costs nothing more), when no list is kept,
     the page is empty, or the version moved on (the usual path then reads it first)."""
-    store = index() if _answers(f) else None
-    if store is None or search_cache.known() is not None:
+    if search_cache.known() is not None:
         return None
-    assert f.measurand is not None and f.value is not None and f.unit is not None
-    if f.kind is not None and f.kind != ResourceKind.INSTRUMENT:
-        return None
-    name = capability.get_measurand(search_index.resolve_measurand(f.measurand)).name
-    kept = store.kept(name)
+    kept = kept_matches(f)
     if kept is None:
         return None
-    low, high = capability.search_bounds(f.value, f.unit, name)
-    matches = ranked(
-        kept[0],
-        low,
-        high,
-        field=f.field,
-        institute=f.institute or None,
-        near=f.near_province or None,
-    )
+    matches, version = kept
     offset = (page - 1) * per_page
     ids = [e.id for e in matches[offset : offset + per_page]]
     found = search_pages.load_rows_at(ids) if ids else None
-    if found is None or found[2] != kept[1]:
+    if found is None or found[2] != version:
         return None
     return found[0], found[1], len(matches)
 
