@@ -45,10 +45,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, select
 
-from labshare.booking import workdays
 from labshare.booking.availability import buffer_of
 from labshare.booking.rules import Span
-from labshare.catalogue import free_candidates, free_page, id_lists
+from labshare.catalogue import free_candidates, free_page
 from labshare.catalogue.free_busy import Busy, Offer, Periods, busy_rows
 from labshare.catalogue.free_candidates import Candidate
 from labshare.extensions import db
@@ -154,15 +153,8 @@ def _memo() -> FreeMemo | None:
 @functools.cache
 def _build(dialect: str) -> Select[Any]:
     version = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
-    return (
-        select(
-            _resource.c.id,
-            *free_candidates.stamp_columns(),
-            workdays.token_column().label("calendar_token"),
-            version.scalar_subquery().label("catalogue_version"),
-        )
-        .select_from(_resource.outerjoin(_instrument, _instrument.c.id == _resource.c.id))
-        .where(id_lists.among(_resource.c.id, "ids", dialect))
+    return free_candidates.stamps_of_ids(
+        dialect, version.scalar_subquery().label("catalogue_version")
     )
 
 
@@ -217,7 +209,7 @@ def of_ids(ids: Sequence[int]) -> list[Candidate]:
     if version is None:  # no version row: nothing may be kept
         return free_page.of_ids(ids)
     out: dict[int, Candidate] = {}
-    missing = []
+    missing: dict[int, _Kept | None] = {}
     for rid in ids:
         stamp = stamps.get(rid)
         if stamp is None:
@@ -228,13 +220,13 @@ def of_ids(ids: Sequence[int]) -> list[Candidate]:
             c = kept.candidate
             out[rid] = c if c.stamp == stamp else Candidate(c.subject, c.rules, c.page_row, stamp)
         else:
-            missing.append(rid)
+            missing[rid] = kept
     if missing:
         memo.reads += len(missing)
-        for c in free_page.of_ids(missing):
+        for c in free_page.of_ids(list(missing)):
             out[c.subject.id] = c
             # its rows (if kept) depend on its stamp only: they stay
-            old = memo.get(c.subject.id)
+            old = missing[c.subject.id]
             memo.put(c.subject.id, _Kept(version, c, old.rows if old else None))
     return [out[i] for i in ids if i in out]
 
@@ -268,8 +260,9 @@ def busy_of(
         versions.setdefault(c.subject.lab_id, set()).add(c.stamp and c.stamp[1])
     out = _Parts()
     missing: list[Candidate] = []
+    found: dict[int, _Kept | None] = {}
     for c in batch:
-        kept = memo.get(c.subject.id)
+        kept = found[c.subject.id] = memo.get(c.subject.id)
         rows = kept.rows if kept is not None else None
         if (
             rows is not None
@@ -310,7 +303,7 @@ def busy_of(
         )
         _add(out, c, rows)
         if c.stamp is not None:
-            kept = memo.get(s.id)
+            kept = found[s.id]
             if far and kept and kept.rows and kept.rows.stamp == c.stamp:
                 continue  # a far window's rows do not replace valid ones (near windows')
             # rows depend on the stamp only; a candidate read elsewhere is kept at no
