@@ -27,10 +27,9 @@ from labshare.models import (
     WaitlistStatus,
 )
 from labshare.timeutil import set_clock
-from tests.helpers import booking_by_sql, sent_statements
+from tests.helpers import NOW, booking_by_sql, sent_statements
 
 UTC = dt.UTC
-NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=UTC)  # a Tuesday
 #: Tuesday 8 January 09:00-12:00 in Shanghai (01:00-04:00 UTC)
 START = dt.datetime(2030, 1, 8, 1, 0, tzinfo=UTC)
 END = START + dt.timedelta(hours=3)

@@ -15,9 +15,8 @@ from sqlalchemy import text
 from labshare.catalogue import capability_index, free_memo
 from labshare.extensions import db as _db
 from labshare.timeutil import set_clock
-from tests.helpers import sent_statements
+from tests.helpers import NOW, sent_statements
 
-NOW = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
 START = dt.datetime(2030, 1, 8, 1, 0, tzinfo=dt.UTC)
 ASK = {
     "measurand": "pressure",
