@@ -39,6 +39,7 @@ def _import_config(**env: str) -> subprocess.CompletedProcess[str]:
         ({"REMINDER_HOURS": "24,one"}, "REMINDER_HOURS='24,one'"),
         ({"LABSHARE_CONFIG": "prod"}, "LABSHARE_CONFIG='prod'"),
         ({"TEXT_INDEX": "maybe"}, "TEXT_INDEX='maybe'"),
+        ({"FREE_TIME_MEMO_RESOURCES": "lots"}, "FREE_TIME_MEMO_RESOURCES='lots'"),
     ],
 )
 def test_a_value_the_setting_cannot_take_stops_start_up(env: dict[str, str], named: str) -> None:
