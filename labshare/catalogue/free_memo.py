@@ -150,6 +150,11 @@ def _memo() -> FreeMemo | None:
     return found if found.size > 0 else None
 
 
+def enabled() -> bool:
+    """Whether the app keeps anything (FREE_TIME_MEMO_RESOURCES above 0)."""
+    return _memo() is not None
+
+
 @functools.cache
 def _build(dialect: str) -> Select[Any]:
     version = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
@@ -304,14 +309,20 @@ def busy_of(
         _add(out, c, rows)
         if c.stamp is not None:
             kept = found[s.id]
-            if far and kept and kept.rows and kept.rows.stamp == c.stamp:
-                continue  # a far window's rows do not replace valid ones (near windows')
+            if far and kept and kept.rows and kept.rows.stamp == c.stamp and _near(kept.rows):
+                continue  # a far window's rows do not replace valid near windows' ones
             # rows depend on the stamp only; a candidate read elsewhere is kept at no
             # version (never found by ``of_ids``) until read there
             memo.put(
                 s.id, _Kept(None, c, rows) if kept is None else dataclasses.replace(kept, rows=rows)
             )
     return out.busy()
+
+
+def _near(rows: _Rows) -> bool:
+    """Rows read for near windows: from before their read (a far window's start
+    after it)."""
+    return rows.lo <= rows.at
 
 
 @dataclass
@@ -345,6 +356,7 @@ __all__ = [
     "FreeMemo",
     "VersionMoved",
     "busy_of",
+    "enabled",
     "expecting",
     "memo_of",
     "of_ids",

@@ -163,10 +163,11 @@ def from_kept_list(
     the list kept now without reading the catalogue's version first: the candidates'
     stamps are read with the version (free_memo.py), and the page is given only if
     that is the list's version. None when the request has read the version already
-    (the answer cache is on), no list is kept, no candidate was read (nothing checked
-    the version) or the version moved on: the usual path then reads it first."""
-    if search_cache.known() is not None:
-        return None
+    (the answer cache is on), the free-time memo is off, no list is kept, no
+    candidate was read (nothing checked the version) or the version moved on: the
+    usual path then reads it first."""
+    if search_cache.known() is not None or not free_memo.enabled():
+        return None  # without the memo no stamps are read: nothing would check it
     found = capability_index.kept_matches(
         f, available_only=True, limit=free_time.AVAILABILITY_SCAN_LIMIT + 1
     )

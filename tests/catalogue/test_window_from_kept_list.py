@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from labshare.catalogue import capability_index, free_memo
+from labshare.catalogue import capability_index, free_memo, free_time
 from labshare.extensions import db as _db
 from labshare.timeutil import set_clock
 from tests.helpers import NOW, sent_statements
@@ -89,13 +89,26 @@ def test_a_list_with_no_candidate_to_read_is_not_trusted(
     assert _version_reads(sent)
 
 
-def test_without_the_memo_the_version_is_read_first(app: Any, client: Any, two: list[int]) -> None:
+def test_without_the_memo_the_version_is_read_first(
+    app: Any, client: Any, two: list[int], monkeypatch: Any
+) -> None:
+    """And the scan runs once: without the memo no stamps are read, so a scan from
+    the kept list could not be trusted and would be run again."""
     app.config["FREE_TIME_MEMO_RESOURCES"] = 0
     app.extensions.pop(free_memo.EXTENSION, None)
     _ids(client)
+    scans: list[int] = []
+    real = free_time.scan
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        scans.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(free_time, "scan", counted)
     with sent_statements() as sent:
         assert sorted(_ids(client)) == two
     assert _version_reads(sent)
+    assert len(scans) == 1
 
 
 def test_with_the_answer_cache_on_the_version_read_first_is_used(
