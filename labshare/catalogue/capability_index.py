@@ -79,6 +79,8 @@ class CapabilityIndex:
         with self.lock:
             found = self.versions.get(version, {}).get(measurand) if version is not None else None
             if found is not None:
+                # the version read last is last: ``kept`` answers from it
+                self.versions.move_to_end(version)  # type: ignore[arg-type]
                 return found
         found = _read(measurand)
         self.reads += 1

@@ -266,6 +266,24 @@ def test_an_older_request_does_not_replace_the_newer_lists(app: Any, db: Any) ->
     assert list(index.versions) == [-5, 9]  # the last two read
 
 
+def test_the_kept_list_is_of_the_version_read_last(app: Any, db: Any) -> None:
+    """An older request that keeps its list after a newer one does not leave ``kept``
+    on the older version: the next request that reads the newer one moves it back
+    (else every search from the kept list would be refused until the next edit)."""
+    factories.make_instrument()
+    db.session.commit()
+    index = capability_index.index_of(app)
+    index.clear()
+    with search_cache.known_version(2):  # a request after the edit
+        newer = index.entries("pressure")
+    with search_cache.known_version(1):  # one that began before it, reading later
+        index.entries("pressure")
+    assert index.kept("pressure") == (index.versions[1]["pressure"], 1)
+    with search_cache.known_version(2):  # a hit at the newer version
+        assert index.entries("pressure") is newer
+    assert index.kept("pressure") == (newer, 2)
+
+
 def test_an_uncached_api_search_is_one_statement_and_the_sql_rankings_page(
     app: Any, client: Any, db: Any, clock: Any, no_answer_cache: Any
 ) -> None:
