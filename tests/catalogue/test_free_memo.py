@@ -250,6 +250,19 @@ def test_a_window_beyond_the_rows_kept_reads_them_again(
     assert near_answer == _fresh(app, client)
 
 
+def test_a_far_windows_rows_replace_another_far_windows(client: Any, memo: Any, pair: Any) -> None:
+    """Only near rows are kept against a far window's: rows of two far windows in
+    turn each replace the other, so a repeated far window reads nothing."""
+    first = START + free_memo.AHEAD + dt.timedelta(days=10)
+    second = first + dt.timedelta(days=7)
+    _get(client, _window(first))
+    _get(client, _window(second))
+    assert memo.kept[pair[0].id].rows.lo == second
+    reads = memo.reads
+    _get(client, _window(second))
+    assert memo.reads == reads
+
+
 def test_a_clock_set_back_does_not_use_offers_read_later(
     app: Any, client: Any, memo: Any, pair: Any, user: Any
 ) -> None:
