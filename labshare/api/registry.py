@@ -207,6 +207,9 @@ def endpoint(
     SQLite the handler takes the write lock itself (``begin_write``) before the
     reads its writes depend on; the token is read outside it (labshare/retry.py)."""
 
+    if paginated and listed:
+        raise ValueError(f"{method} {path}: an answer is a page or a list, not both")
+
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
         spec = Endpoint(
             path=path,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask
+import pytest
+from flask import Blueprint, Flask
 from openapi_spec_validator import validate
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -106,3 +107,12 @@ def test_document_matches_validation(client: Any) -> None:
 
 def test_openapi_needs_no_token(client: Any) -> None:
     assert client.get("/api/v1/openapi.json").status_code == 200
+
+
+def test_an_answer_is_a_page_or_a_list_not_both() -> None:
+    from labshare.api.registry import endpoint
+
+    with pytest.raises(ValueError, match="a page or a list"):
+        endpoint(
+            Blueprint("x", __name__), "/x", "GET", summary="x", tag="x", paginated=True, listed=True
+        )
