@@ -286,7 +286,7 @@ def ranked(
         institute=institute is not None,
         near=near,
         available_only=available_only,
-        limit=limit is not None,
+        limit=limit,
     )
     if fast is not None:  # counted by bisection, walked only as far as it is read
         return fast

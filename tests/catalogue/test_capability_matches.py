@@ -15,13 +15,15 @@ from labshare.catalogue.capability_matches import Listing, Matches, Walk, plain
 from labshare.models import Field, ResourceStatus
 
 
-def _entry(i: int, low: float, high: float) -> Entry:
+def _entry(
+    i: int, low: float, high: float, status: ResourceStatus = ResourceStatus.AVAILABLE
+) -> Entry:
     return Entry(
         id=i,
         low=low,
         high=high,
         width=high - low,
-        status=ResourceStatus.AVAILABLE,
+        status=status,
         field=Field.MECHANICAL,
         institute="X",
         province_code=None,
@@ -140,3 +142,26 @@ def test_a_window_search_s_ranking_is_walked_only_as_far_as_it_is_read() -> None
     assert [e.id for e in found[0:5]] == [0, 1, 2, 3, 4]
     assert len(tested) <= 6
     assert len(found) == 201
+
+
+def test_available_ones_up_to_a_limit_are_walked_over_the_listing_s_lists() -> None:
+    """A window search's candidates (``available_only`` and a limit, no other filter):
+    walked over the listing's own lists, the same entries a test of every one finds."""
+    rnd = random.Random(8)
+    statuses = [ResourceStatus.AVAILABLE] * 3 + [ResourceStatus.MAINTENANCE]
+    for n in (0, 1, 40, 300):
+        base = _listing(rnd, n)
+        listing = Listing([_entry(e.id, e.low, e.high, rnd.choice(statuses)) for e in base])
+        for _ in range(40):
+            point = rnd.uniform(-6, 31)
+            low, high = point - rnd.choice((0.0, 2.5)), point
+            limit = rnd.choice((None, 1, 5, 201))
+            available = [e for e in _naive(listing, low, high) if e.status == "available"]
+            expected = available if limit is None else available[:limit]
+            found = plain(listing, low, high, available_only=True, limit=limit)
+            assert found is not None  # not the generic filter
+            assert found[:3] == expected[:3]
+            assert list(found) == expected and len(found) == len(expected)
+            everything = plain(listing, low, high, limit=limit)
+            assert everything is not None
+            assert list(everything) == _naive(listing, low, high)[:limit]
