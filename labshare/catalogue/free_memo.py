@@ -36,6 +36,7 @@ import dataclasses
 import datetime as dt
 import functools
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
@@ -45,7 +46,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, select
 
-from labshare.booking.availability import buffer_of
+from labshare.booking import workdays
+from labshare.booking.availability import CalendarSubject, buffer_of, paint
 from labshare.booking.rules import Span
 from labshare.catalogue import free_candidates, free_page
 from labshare.catalogue.free_busy import Busy, Offer, Periods, busy_rows
@@ -86,11 +88,41 @@ class _Rows:
         return n + len(self.periods)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def micros(t: dt.datetime) -> int:
+    """``t`` (aware) in microseconds since the epoch: ``Painted``'s instants."""
+    return (t - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def instant(us: int) -> dt.datetime:
+    """The UTC instant of ``us`` microseconds since the epoch."""
+    return _EPOCH + dt.timedelta(microseconds=us)
+
+
+@dataclass(frozen=True)
+class Painted:
+    """A resource's free time over all its kept rows' span (less its buffer at each
+    end), painted once from them as ``availability.paint`` paints any window: painting
+    is pointwise (each instant is free or busy by the rows over it), so the free time
+    of a window inside [lo, hi] is this clipped to it. Instants are microseconds since
+    the epoch (a month of spans as datetimes would take ten times the memory)."""
+
+    #: what it was painted from (checked by identity)
+    rows: _Rows
+    lo: int
+    hi: int
+    #: the free spans' bounds, sorted: start, end, start, end…
+    bounds: array[int]
+
+
 @dataclass(frozen=True)
 class _Kept:
     version: Any
     candidate: Candidate
     rows: _Rows | None = None
+    painted: Painted | None = None
 
 
 class FreeMemo:
@@ -113,6 +145,15 @@ class FreeMemo:
                 self.kept.move_to_end(rid)
             return found
 
+    def get_many(self, rids: Sequence[int]) -> list[_Kept | None]:
+        """``get`` of each of ``rids``, under one taking of the lock."""
+        with self.lock:
+            found = [self.kept.get(rid) for rid in rids]
+            for rid, kept in zip(rids, found, strict=True):
+                if kept is not None:
+                    self.kept.move_to_end(rid)
+            return found
+
     def put(self, rid: int, kept: _Kept) -> None:
         if kept.rows is not None and _size(kept) > self.budget // 8:
             # rows that would push out much of the rest: only the candidate is kept
@@ -124,6 +165,16 @@ class FreeMemo:
             while self.kept and (len(self.kept) > self.size or self.rows > self.budget):
                 self.rows -= _size(self.kept.popitem(last=False)[1])
 
+    def paint(self, rid: int, kept: _Kept, painted: Painted) -> None:
+        """Keep ``painted`` with ``kept``, unless another request replaced it since."""
+        with self.lock:
+            if self.kept.get(rid) is not kept:
+                return
+            self.kept[rid] = dataclasses.replace(kept, painted=painted)
+            self.rows += _size(self.kept[rid]) - _size(kept)
+            while self.kept and self.rows > self.budget:
+                self.rows -= _size(self.kept.popitem(last=False)[1])
+
     def clear(self) -> None:
         with self.lock:
             self.kept.clear()
@@ -131,10 +182,12 @@ class FreeMemo:
 
 
 def _size(kept: _Kept | None) -> int:
-    """Rows counted for an entry: its candidate's one and its calendar rows."""
+    """Rows counted for an entry: its candidate's one, its calendar rows and its
+    painted free spans (counted as rows: a little more than they take)."""
     if kept is None:
         return 0
-    return 1 + (kept.rows.size if kept.rows is not None else 0)
+    painted = len(kept.painted.bounds) // 2 if kept.painted is not None else 0
+    return 1 + (kept.rows.size if kept.rows is not None else 0) + painted
 
 
 def memo_of(app: Any) -> FreeMemo:
@@ -166,9 +219,13 @@ def _build(dialect: str) -> Select[Any]:
 def _stamps(ids: Sequence[int]) -> tuple[Any, dict[int, tuple[Any, Any, Any]]]:
     """The catalogue's version and the stamps of ``ids`` (those that exist), now."""
     dialect = db.session.get_bind().dialect.name
-    rows = db.session.connection().execute(_build(dialect), {"ids": list(ids)}).all()
-    version = rows[0].catalogue_version if rows else None
-    return version, {r.id: (r.own_version, r.lab_version, r.calendar_token) for r in rows}
+    rows = db.session.connection().execute(_build(dialect), {"ids": list(ids)})
+    version = None
+    stamps: dict[int, tuple[Any, Any, Any]] = {}
+    # by position (``stamps_of_ids``' columns, then the version): a row's names cost more
+    for rid, own, lab, token, read in rows:
+        stamps[rid], version = (own, lab, token), read
+    return version, stamps
 
 
 class VersionMoved(Exception):
@@ -215,11 +272,10 @@ def of_ids(ids: Sequence[int]) -> list[Candidate]:
         return free_page.of_ids(ids)
     out: dict[int, Candidate] = {}
     missing: dict[int, _Kept | None] = {}
-    for rid in ids:
+    for rid, kept in zip(ids, memo.get_many(ids), strict=True):
         stamp = stamps.get(rid)
         if stamp is None:
             continue  # no such resource (any more)
-        kept = memo.get(rid)
         # its subject's holidays (``days``) were read with the holidays' token
         if kept is not None and kept.version == version and _token(kept) == stamp[2]:
             c = kept.candidate
@@ -319,6 +375,75 @@ def busy_of(
     return out.busy()
 
 
+def painted_of(batch: Sequence[Candidate], now: dt.datetime) -> dict[int, Painted]:
+    """The free time of those of ``batch`` whose rows are kept at their stamp, read no
+    later than ``now`` (an offer expired then was not read: a clock set back would
+    miss it), without open offers (one stops holding its slot when it expires, with
+    no version change), and of a lab read with one version in the batch (as
+    ``busy_of`` uses them); painted
+    the first time it is asked after they were read. The stamp covers every column of
+    the candidate its free time depends on (status, calibration, capacity, lab, zone,
+    buffer: the triggers change ``calendar_version`` with each), as the calendar cache
+    relies on too."""
+    memo = _memo()
+    if memo is None:
+        return {}
+    versions: dict[int, set[Any]] = {}
+    for c in batch:
+        versions.setdefault(c.subject.lab_id, set()).add(c.stamp and c.stamp[1])
+    out: dict[int, Painted] = {}
+    opened: dict[tuple[Any, ...], list[Span]] = {}
+    for c in batch:
+        if c.stamp is None or len(versions[c.subject.lab_id]) != 1:
+            continue
+        # no LRU move (``of_ids`` made one for this request): a plain look-up
+        kept = memo.kept.get(c.subject.id)
+        rows = kept.rows if kept is not None else None
+        if (
+            kept is None
+            or rows is None
+            or rows.stamp != c.stamp
+            or rows.offers
+            or not rows.at <= now
+        ):
+            continue
+        painted = kept.painted
+        if painted is None or painted.rows is not rows:
+            painted = _paint(c.subject, rows, opened)
+            memo.paint(c.subject.id, kept, painted)
+        out[c.subject.id] = painted
+    return out
+
+
+def _paint(
+    subject: CalendarSubject, rows: _Rows, opened: dict[tuple[Any, ...], list[Span]]
+) -> Painted:
+    """``subject``'s free time over its rows' span less its buffer at each end (where
+    every row whose buffer reaches in was read); ``opened``: the open time of labs
+    with the same hours, zone and holidays over the same span (one read's rows)."""
+    buffer = buffer_of(subject)
+    lo, hi = rows.lo + buffer, rows.hi - buffer
+    days = subject.days
+    calendar = None if days is None else (id(days.calendar), days.region)
+    key = (subject.timezone, calendar, rows.periods, lo, hi)
+    opening = opened.get(key)
+    if opening is None:
+        opening = opened[key] = workdays.open_spans(rows.periods, subject.timezone, lo, hi, days)
+    free = paint(
+        subject,
+        lo,
+        hi,
+        held=rows.held,
+        closures=rows.closed + rows.lab_closed,
+        opening=opening,
+    ).free
+    bounds = array("q")
+    for i in free:
+        bounds.append(micros(i.start))
+        bounds.append(micros(i.end))
+    return Painted(rows, micros(lo), micros(hi), bounds)
+
+
 def _near(rows: _Rows) -> bool:
     """Rows read for near windows: from before their read (a far window's start
     after it)."""
@@ -354,10 +479,14 @@ __all__ = [
     "DEFAULT_RESOURCES",
     "EXTENSION",
     "FreeMemo",
+    "Painted",
     "VersionMoved",
     "busy_of",
     "enabled",
     "expecting",
+    "instant",
     "memo_of",
+    "micros",
     "of_ids",
+    "painted_of",
 ]

@@ -30,6 +30,7 @@ on one database only would give two answers.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -197,7 +198,7 @@ class _Memo:
         self.opened: dict[tuple[Any, ...], list[Span]] = {}
         self.static: dict[tuple[Any, ...], bool] = {}
         #: (window, rules) → the bookable span and slot length (None: no slot)
-        self.cuts: dict[tuple[Any, ...], tuple[Span, dt.timedelta] | None] = {}
+        self.cuts: dict[tuple[Any, ...], _Cut | None] = {}
         #: (zone, holidays, hours) → its class; resource id → its lab's class
         self.alike: dict[tuple[Any, ...], int] = {}
         self.classes: dict[int, int] = {}
@@ -252,6 +253,9 @@ def _check(
     time, so a lab closed that day, a holiday, an expired calibration end it without
     painting the bookings), then the exact painting."""
     asked: dict[int, tuple[CalendarSubject, Span, dt.timedelta]] = {}
+    out: dict[int, bool] = {}
+    # free time kept painted (free_memo.py): a look-up, no statement, no painting
+    kept = free_memo.painted_of(batch, memo.now)
     for c in batch:
         asked_window = window(c.subject)
         # candidates with equal rules and window share the arithmetic (most do)
@@ -262,9 +266,15 @@ def _check(
             memo.settles(c.rules, start, end)
             span = _bookable(c.rules, start, end, memo.now)
             length = need(c.rules, duration)
-            cut = memo.cuts[key] = None if span is None or length is None else (span, length)
-        if cut is not None:
-            asked[c.subject.id] = (c.subject, *cut)
+            cut = memo.cuts[key] = None if span is None or length is None else _Cut(span, length)
+        if cut is None:
+            continue
+        kept_free = kept.get(c.subject.id)
+        fits = None if kept_free is None else _fits_painted(kept_free, cut, c)
+        if fits is not None:
+            out[c.subject.id] = fits
+        else:
+            asked[c.subject.id] = (c.subject, cut.span, cut.length)
     # Labs seen in an earlier batch: the static check before the read, so that the
     # rows of a candidate that cannot be free are not even read.
     passed: set[int] = set()
@@ -276,7 +286,7 @@ def _check(
         else:
             del asked[c.subject.id]
     if not asked:
-        return {}
+        return out
     widened = {i: _widened(s, span) for i, (s, span, _n) in asked.items()}
     busy = free_memo.busy_of(
         [c for c in batch if c.subject.id in asked],
@@ -287,7 +297,6 @@ def _check(
     )
     for s, _span, _n in asked.values():
         memo.periods.setdefault(s.lab_id, busy.periods.get(s.lab_id, ()))
-    out: dict[int, bool] = {}
     for c in batch:
         if c.subject.id not in asked:
             continue
@@ -301,11 +310,56 @@ def _check(
             out[s.id] = True  # nothing more than the static check painted: it fits
             continue
         opening = memo.opening(s, start, end)
-        free = paint(s, start, end, held=held, closures=closed, offers=offers, opening=opening).free
+        painted = paint(s, start, end, held=held, closures=closed, offers=offers, opening=opening)
         out[s.id] = _fits(
-            [(i.start, i.end) for i in free], c.rules.slot_minutes, length, s.timezone
+            [(i.start, i.end) for i in painted.free], c.rules.slot_minutes, length, s.timezone
         )
     return out
+
+
+class _Cut:
+    """A window cut by the lead time and horizon, and the slot it must hold, also in
+    microseconds (``free_memo.Painted``'s instants)."""
+
+    __slots__ = ("high", "length", "low", "need", "span")
+
+    def __init__(self, span: Span, length: dt.timedelta) -> None:
+        self.span, self.length = span, length
+        self.low, self.high = free_memo.micros(span[0]), free_memo.micros(span[1])
+        self.need = length // dt.timedelta(microseconds=1)
+
+
+def _fits_painted(painted: free_memo.Painted, cut: _Cut, c: Candidate) -> bool | None:
+    """``_fits`` over ``painted``'s free time clipped to the cut window, None when the
+    window is not inside what it painted."""
+    low, high, bounds = cut.low, cut.high, painted.bounds
+    if not (painted.lo <= low and high <= painted.hi):
+        return None
+    slot, tz = c.rules.slot_minutes, c.subject.timezone
+    # bounds up to ``low``: an odd count when ``low`` is inside a free span
+    k = bisect_right(bounds, low) // 2 * 2
+    while k < len(bounds) and bounds[k] < high:
+        start, end = max(bounds[k], low), min(bounds[k + 1], high)
+        if _grid_micros(start, slot, tz) + cut.need <= end:
+            return True
+        k += 2
+    return False
+
+
+#: (instant, slot minutes, zone) → ``_grid_start`` of it: the spans' starts repeat
+#: from search to search (a painted span's, or the window's)
+_GRID: dict[tuple[int, int, str], int] = {}
+
+
+def _grid_micros(us: int, slot_minutes: int, tz: str) -> int:
+    key = (us, slot_minutes, tz)
+    found = _GRID.get(key)
+    if found is None:
+        if len(_GRID) > 65536:  # bounded: unusual windows only cost the arithmetic
+            _GRID.clear()
+        grid = _grid_start(free_memo.instant(us), slot_minutes, tz)
+        found = _GRID[key] = free_memo.micros(grid)
+    return found
 
 
 def _could_be_free(c: Candidate, span: Span, length: dt.timedelta, memo: _Memo) -> bool:

@@ -67,8 +67,9 @@ def window_page(
         total_exact=found.complete,
         facets=facet_counts,
         # the "free this week" count starts now: an answer with it is never kept
+        # (nor one without the cache: its guard would only cost)
         guard=window_cache.guard_of(found.examined, found.at, found.stable_until)
-        if facet_counts is None
+        if facet_counts is None and search_cache.cache() is not None
         else None,
     )
 

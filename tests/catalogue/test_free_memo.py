@@ -7,6 +7,7 @@ computes, on both databases."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -313,6 +314,55 @@ def test_a_batch_of_one_lab_kept_at_two_versions_is_read_again(
         for c in batch:
             _held, closed, _offers = free_busy.own(c.subject, busy, START, END, NOW)
             assert closed == [(START, END)]
+
+
+def test_a_batch_of_two_reads_of_one_lab_is_not_answered_from_painted_time(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """As ``busy_of`` reads a lab's rows again for such a batch, its candidates' free
+    time painted at the older lab version is not used."""
+    _get(client)
+    _get(client)  # painted
+    _db.session.remove()
+    earlier = free_memo.of_ids([pair[0].id])[0]
+    assert pair[0].id in free_memo.painted_of([earlier], NOW)
+    _closure_of_the_lab(pair[0], user)
+    later = free_memo.of_ids([pair[1].id])[0]
+    assert free_memo.painted_of([earlier, later], NOW) == {}
+
+
+def test_painted_time_counts_against_the_budget(
+    app: Any, client: Any, memo: Any, pair: Any, user: Any
+) -> None:
+    """A painted span counts as a row; painting what another request replaced since
+    keeps nothing; past the budget the least recently used go."""
+    _get(client)
+    _get(client)
+    first, second = (memo.kept[p.id] for p in pair)
+    assert first.painted is not None and len(first.painted.bounds) >= 2
+    spans = len(first.painted.bounds) // 2
+    bare = [dataclasses.replace(k, painted=None) for k in (first, second)]
+    small = free_memo.FreeMemo(3)
+    small.put(pair[0].id, bare[0])
+    small.put(pair[1].id, bare[1])
+    before = small.rows
+    small.paint(pair[0].id, bare[0], first.painted)
+    assert small.rows == before + spans
+    assert small.kept[pair[0].id].painted is first.painted
+    small.paint(pair[1].id, bare[0], second.painted)  # not what is kept for it
+    assert small.kept[pair[1].id].painted is None
+    small.budget = small.rows - 1
+    small.paint(pair[1].id, bare[1], second.painted)  # over the budget: the oldest go
+    assert small.rows <= small.budget
+    assert pair[0].id not in small.kept
+
+
+def test_several_look_ups_at_once_move_each_found_last(memo: Any, pair: Any) -> None:
+    entries = {p.id: free_memo._Kept(None, object()) for p in pair}  # type: ignore[arg-type]
+    for rid, kept in entries.items():
+        memo.put(rid, kept)
+    assert memo.get_many([pair[0].id, 999_999]) == [entries[pair[0].id], None]
+    assert list(memo.kept) == [pair[1].id, pair[0].id]
 
 
 def test_the_memo_keeps_at_most_its_rows(
