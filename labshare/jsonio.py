@@ -50,10 +50,19 @@ class OrjsonProvider(DefaultJSONProvider):
             return super().dumps(obj, **kwargs)
         return self.encode(obj).decode()
 
+    def _indented(self) -> bool:
+        return self.compact is False or (self.compact is None and self._app.debug)
+
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        if self.compact is False or (self.compact is None and self._app.debug):
+        if self._indented():
             return super().response(*args, **kwargs)  # indented for a person to read
         obj = self._prepare_response_obj(args, kwargs)
-        # ending in a newline, as Flask's own provider's answers do
-        body = self.encode(obj) + b"\n"
-        return self._app.response_class(body, mimetype=self.mimetype)  # type: ignore[arg-type]
+        return self._app.response_class(self.body(obj), mimetype=self.mimetype)  # type: ignore[arg-type]
+
+    def body(self, obj: Any) -> bytes:
+        """The body of ``response(obj)`` (``jsonify(obj)``), without building the
+        response: a search's answer is kept and sent as bytes."""
+        if self._indented():
+            answer: Any = super().response(obj)  # the app's response class
+            return bytes(answer.get_data())
+        return self.encode(obj) + b"\n"  # ending in a newline, as Flask's own answers do

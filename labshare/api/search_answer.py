@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import jsonify
+from flask import current_app, jsonify
 
 from labshare.api.schemas import ResourceQuery
 from labshare.api.serialize import page_json, resource_row_json
@@ -21,6 +21,7 @@ from labshare.catalogue import search_cache, window_cache
 from labshare.catalogue.search import ResourceFilters, search_resources
 from labshare.catalogue.search_reads import autocommit_reads
 from labshare.extensions import db
+from labshare.jsonio import OrjsonProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,8 @@ def _answer(query: ResourceQuery, alias: str | None) -> Answer:
         doc["total_exact"] = False
     if result.facets is not None:
         doc["facets"] = result.facets
-    body = jsonify(doc).get_data()
+    provider = current_app.json
+    body = provider.body(doc) if isinstance(provider, OrjsonProvider) else jsonify(doc).get_data()
     windowed = query.available_from is not None or query.available_to is not None
     if store is not None and version is not None and (result.guard is not None or not windowed):
         store.put(key, search_cache.Entry(version, body, result.truncated, result.guard))

@@ -219,7 +219,7 @@ def _build(dialect: str) -> Select[Any]:
 def _stamps(ids: Sequence[int]) -> tuple[Any, dict[int, tuple[Any, Any, Any]]]:
     """The catalogue's version and the stamps of ``ids`` (those that exist), now."""
     dialect = db.session.get_bind().dialect.name
-    rows = db.session.connection().execute(_build(dialect), {"ids": list(ids)})
+    rows = db.session.connection().execute(_build(dialect), {"ids": list(ids)}).all()
     version = None
     stamps: dict[int, tuple[Any, Any, Any]] = {}
     # by position (``stamps_of_ids``' columns, then the version): a row's names cost more

@@ -89,3 +89,15 @@ def test_debug_answers_stay_indented(app: Flask, monkeypatch: pytest.MonkeyPatch
     with app.test_request_context():
         body = jsonify({"a": 1}).get_data(as_text=True)
     assert body == '{\n  "a": 1\n}\n'
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_body_alone_is_the_answer_s(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, debug: bool
+) -> None:
+    monkeypatch.setattr(app, "debug", debug)
+    provider = app.json
+    assert isinstance(provider, OrjsonProvider)
+    for value in SAMPLES:
+        with app.test_request_context():
+            assert provider.body(value) == jsonify(value).get_data()
