@@ -26,7 +26,8 @@ and horizon as before, and an offer past its expiry is left out when used; rows
 serve only scans whose instant is not before theirs (an offer expired then was not
 read: a clock set back would miss it). What differs is read and replaced; the least
 recently used resources are dropped past ``FREE_TIME_MEMO_RESOURCES`` or their rows'
-budget (0: nothing is kept, every search reads as before).
+budget (0: nothing is kept, every search reads as before). Each resource's free time
+painted from its rows is kept with them (free_painted.py).
 """
 
 from __future__ import annotations
@@ -36,18 +37,16 @@ import dataclasses
 import datetime as dt
 import functools
 import threading
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import Select, select
 
-from labshare.booking import workdays
-from labshare.booking.availability import CalendarSubject, buffer_of, paint
+from labshare.booking.availability import buffer_of
 from labshare.booking.rules import Span
 from labshare.catalogue import free_candidates, free_page
 from labshare.catalogue.free_busy import Busy, Offer, Periods, busy_rows
@@ -63,12 +62,15 @@ AHEAD = dt.timedelta(days=32)
 #: rows kept per resource on average at most (FreeMemo's budget)
 ROWS_PER_RESOURCE = 40
 
+if TYPE_CHECKING:
+    from labshare.catalogue import free_painted
+
 _resource = Resource.__table__
 _instrument = Instrument.__table__
 
 
 @dataclass(frozen=True)
-class _Rows:
+class Rows:
     stamp: tuple[Any, Any, Any]
     #: the span the rows were read over
     lo: dt.datetime
@@ -88,41 +90,12 @@ class _Rows:
         return n + len(self.periods)
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def micros(t: dt.datetime) -> int:
-    """``t`` (aware) in microseconds since the epoch: ``Painted``'s instants."""
-    return (t - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-def instant(us: int) -> dt.datetime:
-    """The UTC instant of ``us`` microseconds since the epoch."""
-    return _EPOCH + dt.timedelta(microseconds=us)
-
-
-@dataclass(frozen=True)
-class Painted:
-    """A resource's free time over all its kept rows' span (less its buffer at each
-    end), painted once from them as ``availability.paint`` paints any window: painting
-    is pointwise (each instant is free or busy by the rows over it), so the free time
-    of a window inside [lo, hi] is this clipped to it. Instants are microseconds since
-    the epoch (a month of spans as datetimes would take ten times the memory)."""
-
-    #: what it was painted from (checked by identity)
-    rows: _Rows
-    lo: int
-    hi: int
-    #: the free spans' bounds, sorted: start, end, start, end…
-    bounds: array[int]
-
-
 @dataclass(frozen=True)
 class _Kept:
     version: Any
     candidate: Candidate
-    rows: _Rows | None = None
-    painted: Painted | None = None
+    rows: Rows | None = None
+    painted: free_painted.Painted | None = None
 
 
 class FreeMemo:
@@ -165,12 +138,16 @@ class FreeMemo:
             while self.kept and (len(self.kept) > self.size or self.rows > self.budget):
                 self.rows -= _size(self.kept.popitem(last=False)[1])
 
-    def paint(self, rid: int, kept: _Kept, painted: Painted) -> None:
-        """Keep ``painted`` with ``kept``, unless another request replaced it since."""
+    def paint(self, rid: int, kept: _Kept, painted: free_painted.Painted) -> None:
+        """Keep ``painted`` with ``kept``, unless another request replaced it since or
+        it would take more than an eighth of the budget (as ``put``'s rows)."""
         with self.lock:
             if self.kept.get(rid) is not kept:
                 return
-            self.kept[rid] = dataclasses.replace(kept, painted=painted)
+            replaced = dataclasses.replace(kept, painted=painted)
+            if _size(replaced) > self.budget // 8:
+                return
+            self.kept[rid] = replaced
             self.rows += _size(self.kept[rid]) - _size(kept)
             while self.kept and self.rows > self.budget:
                 self.rows -= _size(self.kept.popitem(last=False)[1])
@@ -183,10 +160,11 @@ class FreeMemo:
 
 def _size(kept: _Kept | None) -> int:
     """Rows counted for an entry: its candidate's one, its calendar rows and its
-    painted free spans (counted as rows: a little more than they take)."""
+    painted free spans, eight to a row (a span is two 8-byte integers; a row, a tuple
+    of two datetimes, about 150 bytes)."""
     if kept is None:
         return 0
-    painted = len(kept.painted.bounds) // 2 if kept.painted is not None else 0
+    painted = -(-len(kept.painted.bounds) // 16) if kept.painted is not None else 0
     return 1 + (kept.rows.size if kept.rows is not None else 0) + painted
 
 
@@ -196,6 +174,11 @@ def memo_of(app: Any) -> FreeMemo:
         found = FreeMemo(int(app.config.get("FREE_TIME_MEMO_RESOURCES", DEFAULT_RESOURCES)))
         app.extensions[EXTENSION] = found
     return found
+
+
+def active() -> FreeMemo | None:
+    """The app's memo, None when it keeps nothing."""
+    return _memo()
 
 
 def _memo() -> FreeMemo | None:
@@ -313,12 +296,7 @@ def busy_of(
     memo = _memo()
     if memo is None:
         return busy_rows([c.subject for c in batch], start, end, lab_ids, now)
-    # A lab's rows are shared by its candidates in the answer: when the batch's
-    # candidates of one lab were read with two lab versions (two reads of candidates
-    # with a change of the lab between them) all of them are read now.
-    versions: dict[int, set[Any]] = {}
-    for c in batch:
-        versions.setdefault(c.subject.lab_id, set()).add(c.stamp and c.stamp[1])
+    versions = lab_versions(batch)
     out = _Parts()
     missing: list[Candidate] = []
     found: dict[int, _Kept | None] = {}
@@ -327,12 +305,9 @@ def busy_of(
         rows = kept.rows if kept is not None else None
         if (
             rows is not None
-            and c.stamp is not None
-            and rows.stamp == c.stamp
+            and current(c, rows, now, versions)
             and rows.lo <= start
             and end <= rows.hi
-            and rows.at <= now
-            and len(versions[c.subject.lab_id]) == 1
         ):
             _add(out, c, rows)
         else:
@@ -351,7 +326,7 @@ def busy_of(
     read = busy_rows([c.subject for c in missing], lo, hi, sorted(labs), now)
     for c in missing:
         s = c.subject
-        rows = _Rows(
+        rows = Rows(
             stamp=c.stamp,  # type: ignore[arg-type]  # None: not kept below
             lo=lo,
             hi=hi,
@@ -370,81 +345,38 @@ def busy_of(
             # rows depend on the stamp only; a candidate read elsewhere is kept at no
             # version (never found by ``of_ids``) until read there
             memo.put(
-                s.id, _Kept(None, c, rows) if kept is None else dataclasses.replace(kept, rows=rows)
+                s.id,
+                _Kept(None, c, rows)
+                if kept is None
+                else dataclasses.replace(kept, rows=rows, painted=None),
             )
     return out.busy()
 
 
-def painted_of(batch: Sequence[Candidate], now: dt.datetime) -> dict[int, Painted]:
-    """The free time of those of ``batch`` whose rows are kept at their stamp, read no
-    later than ``now`` (an offer expired then was not read: a clock set back would
-    miss it), without open offers (one stops holding its slot when it expires, with
-    no version change), and of a lab read with one version in the batch (as
-    ``busy_of`` uses them); painted
-    the first time it is asked after they were read. The stamp covers every column of
-    the candidate its free time depends on (status, calibration, capacity, lab, zone,
-    buffer: the triggers change ``calendar_version`` with each), as the calendar cache
-    relies on too."""
-    memo = _memo()
-    if memo is None:
-        return {}
+def lab_versions(batch: Sequence[Candidate]) -> dict[int, set[Any]]:
+    """The lab versions the batch's candidates were read with, by lab. A lab's rows are
+    shared by its candidates in the answer: when those of one lab were read with two
+    versions (two reads of candidates with a change of the lab between them), their
+    kept rows are not used (``busy_of`` reads all of them again)."""
     versions: dict[int, set[Any]] = {}
     for c in batch:
         versions.setdefault(c.subject.lab_id, set()).add(c.stamp and c.stamp[1])
-    out: dict[int, Painted] = {}
-    opened: dict[tuple[Any, ...], list[Span]] = {}
-    for c in batch:
-        if c.stamp is None or len(versions[c.subject.lab_id]) != 1:
-            continue
-        # no LRU move (``of_ids`` made one for this request): a plain look-up
-        kept = memo.kept.get(c.subject.id)
-        rows = kept.rows if kept is not None else None
-        if (
-            kept is None
-            or rows is None
-            or rows.stamp != c.stamp
-            or rows.offers
-            or not rows.at <= now
-        ):
-            continue
-        painted = kept.painted
-        if painted is None or painted.rows is not rows:
-            painted = _paint(c.subject, rows, opened)
-            memo.paint(c.subject.id, kept, painted)
-        out[c.subject.id] = painted
-    return out
+    return versions
 
 
-def _paint(
-    subject: CalendarSubject, rows: _Rows, opened: dict[tuple[Any, ...], list[Span]]
-) -> Painted:
-    """``subject``'s free time over its rows' span less its buffer at each end (where
-    every row whose buffer reaches in was read); ``opened``: the open time of labs
-    with the same hours, zone and holidays over the same span (one read's rows)."""
-    buffer = buffer_of(subject)
-    lo, hi = rows.lo + buffer, rows.hi - buffer
-    days = subject.days
-    calendar = None if days is None else (id(days.calendar), days.region)
-    key = (subject.timezone, calendar, rows.periods, lo, hi)
-    opening = opened.get(key)
-    if opening is None:
-        opening = opened[key] = workdays.open_spans(rows.periods, subject.timezone, lo, hi, days)
-    free = paint(
-        subject,
-        lo,
-        hi,
-        held=rows.held,
-        closures=rows.closed + rows.lab_closed,
-        opening=opening,
-    ).free
-    bounds = array("q")
-    for i in free:
-        bounds.append(micros(i.start))
-        bounds.append(micros(i.end))
-    return Painted(rows, micros(lo), micros(hi), bounds)
+def current(c: Candidate, rows: Rows, now: dt.datetime, versions: dict[int, set[Any]]) -> bool:
+    """Whether ``rows`` kept are ``c``'s now: read at the stamp ``c`` was read with, no
+    later than the scan's instant ``now`` (an offer expired then was not read: a clock
+    set back would miss it), and its lab read at one version in the batch."""
+    return (
+        c.stamp is not None
+        and rows.stamp == c.stamp
+        and rows.at <= now
+        and len(versions[c.subject.lab_id]) == 1
+    )
 
 
-def _near(rows: _Rows) -> bool:
+def _near(rows: Rows) -> bool:
     """Rows read for near windows: from before their read (a far window's start
     after it)."""
     return rows.lo <= rows.at
@@ -463,7 +395,7 @@ class _Parts:
         return Busy(self.held, self.closed, self.offers, self.periods)
 
 
-def _add(out: _Parts, c: Candidate, rows: _Rows) -> None:
+def _add(out: _Parts, c: Candidate, rows: Rows) -> None:
     s = c.subject
     out.held[s.id] = rows.held
     if s.id != s.lab_id:
@@ -479,14 +411,14 @@ __all__ = [
     "DEFAULT_RESOURCES",
     "EXTENSION",
     "FreeMemo",
-    "Painted",
+    "Rows",
     "VersionMoved",
+    "active",
     "busy_of",
+    "current",
     "enabled",
     "expecting",
-    "instant",
+    "lab_versions",
     "memo_of",
-    "micros",
     "of_ids",
-    "painted_of",
 ]

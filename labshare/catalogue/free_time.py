@@ -48,7 +48,7 @@ from labshare.booking.rules import (
     institute_zone,
     local_midnight_after,
 )
-from labshare.catalogue import free_busy, free_candidates, free_memo
+from labshare.catalogue import free_busy, free_candidates, free_memo, free_painted
 from labshare.catalogue.free_busy import Periods
 from labshare.catalogue.free_candidates import Candidate, Candidates
 from labshare.models import Resource
@@ -252,10 +252,7 @@ def _check(
     (the window painted as if nothing were booked: more busy time only removes free
     time, so a lab closed that day, a holiday, an expired calibration end it without
     painting the bookings), then the exact painting."""
-    asked: dict[int, tuple[CalendarSubject, Span, dt.timedelta]] = {}
-    out: dict[int, bool] = {}
-    # free time kept painted (free_memo.py): a look-up, no statement, no painting
-    kept = free_memo.painted_of(batch, memo.now)
+    cuts: dict[int, _Cut] = {}
     for c in batch:
         asked_window = window(c.subject)
         # candidates with equal rules and window share the arithmetic (most do)
@@ -267,12 +264,23 @@ def _check(
             span = _bookable(c.rules, start, end, memo.now)
             length = need(c.rules, duration)
             cut = memo.cuts[key] = None if span is None or length is None else _Cut(span, length)
+        if cut is not None:
+            cuts[c.subject.id] = cut
+    # free time kept painted (free_painted.py): a look-up, no statement, no painting
+    kept = free_painted.painted_of(
+        [c for c in batch if c.subject.id in cuts],
+        memo.now,
+        {rid: (cut.low, cut.high) for rid, cut in cuts.items()},
+    )
+    asked: dict[int, tuple[CalendarSubject, Span, dt.timedelta]] = {}
+    out: dict[int, bool] = {}
+    for c in batch:
+        cut = cuts.get(c.subject.id)
         if cut is None:
             continue
         kept_free = kept.get(c.subject.id)
-        fits = None if kept_free is None else _fits_painted(kept_free, cut, c)
-        if fits is not None:
-            out[c.subject.id] = fits
+        if kept_free is not None:
+            out[c.subject.id] = _fits_painted(kept_free, cut, c)
         else:
             asked[c.subject.id] = (c.subject, cut.span, cut.length)
     # Labs seen in an earlier batch: the static check before the read, so that the
@@ -319,22 +327,20 @@ def _check(
 
 class _Cut:
     """A window cut by the lead time and horizon, and the slot it must hold, also in
-    microseconds (``free_memo.Painted``'s instants)."""
+    microseconds (``free_painted.Painted``'s instants)."""
 
     __slots__ = ("high", "length", "low", "need", "span")
 
     def __init__(self, span: Span, length: dt.timedelta) -> None:
         self.span, self.length = span, length
-        self.low, self.high = free_memo.micros(span[0]), free_memo.micros(span[1])
+        self.low, self.high = free_painted.micros(span[0]), free_painted.micros(span[1])
         self.need = length // dt.timedelta(microseconds=1)
 
 
-def _fits_painted(painted: free_memo.Painted, cut: _Cut, c: Candidate) -> bool | None:
-    """``_fits`` over ``painted``'s free time clipped to the cut window, None when the
-    window is not inside what it painted."""
+def _fits_painted(painted: free_painted.Painted, cut: _Cut, c: Candidate) -> bool:
+    """``_fits`` over ``painted``'s free time clipped to the cut window (inside what
+    it painted: ``free_painted.painted_of`` gives it only then)."""
     low, high, bounds = cut.low, cut.high, painted.bounds
-    if not (painted.lo <= low and high <= painted.hi):
-        return None
     slot, tz = c.rules.slot_minutes, c.subject.timezone
     # bounds up to ``low``: an odd count when ``low`` is inside a free span
     k = bisect_right(bounds, low) // 2 * 2
@@ -346,19 +352,21 @@ def _fits_painted(painted: free_memo.Painted, cut: _Cut, c: Candidate) -> bool |
     return False
 
 
-#: (instant, slot minutes, zone) → ``_grid_start`` of it: the spans' starts repeat
-#: from search to search (a painted span's, or the window's)
+#: (instant, slot minutes, zone) → ``_grid_start`` of it: a painted span's start
+#: is asked again by every window that begins before it; a window starting now adds
+#: one that is not asked again, so the memo is small and cleared when full
 _GRID: dict[tuple[int, int, str], int] = {}
 
 
 def _grid_micros(us: int, slot_minutes: int, tz: str) -> int:
+    """``_grid_start`` of the instant ``us`` (microseconds since the epoch), likewise."""
     key = (us, slot_minutes, tz)
     found = _GRID.get(key)
     if found is None:
-        if len(_GRID) > 65536:  # bounded: unusual windows only cost the arithmetic
+        if len(_GRID) > 8192:  # about 1.5 MB
             _GRID.clear()
-        grid = _grid_start(free_memo.instant(us), slot_minutes, tz)
-        found = _GRID[key] = free_memo.micros(grid)
+        grid = _grid_start(free_painted.instant(us), slot_minutes, tz)
+        found = _GRID[key] = free_painted.micros(grid)
     return found
 
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from labshare.booking import holiday_admin
-from labshare.catalogue import free_busy, free_memo
+from labshare.catalogue import free_busy, free_memo, free_painted
 from labshare.extensions import db as _db
 from labshare.models import (
     Closure,
@@ -325,36 +325,59 @@ def test_a_batch_of_two_reads_of_one_lab_is_not_answered_from_painted_time(
     _get(client)  # painted
     _db.session.remove()
     earlier = free_memo.of_ids([pair[0].id])[0]
-    assert pair[0].id in free_memo.painted_of([earlier], NOW)
+    span = (free_painted.micros(START), free_painted.micros(END))
+    windows = {p.id: span for p in pair}
+    assert pair[0].id in free_painted.painted_of([earlier], NOW, windows)
     _closure_of_the_lab(pair[0], user)
     later = free_memo.of_ids([pair[1].id])[0]
-    assert free_memo.painted_of([earlier, later], NOW) == {}
+    assert free_painted.painted_of([earlier, later], NOW, windows) == {}
 
 
 def test_painted_time_counts_against_the_budget(
     app: Any, client: Any, memo: Any, pair: Any, user: Any
 ) -> None:
-    """A painted span counts as a row; painting what another request replaced since
-    keeps nothing; past the budget the least recently used go."""
+    """Eight painted spans count as a row; painting what another request replaced
+    since, or what would take more than an eighth of the budget, keeps nothing; past
+    the budget the least recently used go."""
     _get(client)
     _get(client)
     first, second = (memo.kept[p.id] for p in pair)
     assert first.painted is not None and len(first.painted.bounds) >= 2
-    spans = len(first.painted.bounds) // 2
+    counted = -(-len(first.painted.bounds) // 16)
     bare = [dataclasses.replace(k, painted=None) for k in (first, second)]
-    small = free_memo.FreeMemo(3)
+    small = free_memo.FreeMemo(1000)
+    filler = free_memo._Kept(None, first.candidate)
+    for rid in range(10_000, 10_080):  # 80 rows, the oldest first
+        small.put(rid, filler)
     small.put(pair[0].id, bare[0])
     small.put(pair[1].id, bare[1])
     before = small.rows
-    small.paint(pair[0].id, bare[0], first.painted)
-    assert small.rows == before + spans
-    assert small.kept[pair[0].id].painted is first.painted
     small.paint(pair[1].id, bare[0], second.painted)  # not what is kept for it
-    assert small.kept[pair[1].id].painted is None
-    small.budget = small.rows - 1
-    small.paint(pair[1].id, bare[1], second.painted)  # over the budget: the oldest go
-    assert small.rows <= small.budget
-    assert pair[0].id not in small.kept
+    assert small.kept[pair[1].id].painted is None and small.rows == before
+    small.budget = free_memo._size(bare[0]) * 8  # its painting would pass an eighth
+    small.paint(pair[0].id, bare[0], first.painted)
+    assert small.kept[pair[0].id].painted is None
+    small.budget = before + counted - 1
+    assert small.budget // 8 >= free_memo._size(bare[0]) + counted
+    small.paint(pair[0].id, bare[0], first.painted)  # over the budget: the oldest goes
+    assert small.kept[pair[0].id].painted is first.painted
+    assert small.rows == before + counted - 1 and 10_000 not in small.kept
+
+
+def test_painted_time_used_moves_its_resource_last(
+    app: Any, client: Any, memo: Any, pair: Any
+) -> None:
+    """Searches whose candidates are not read through the memo (a text search ranked
+    in SQL) use painted time too: it keeps its resource from being dropped first."""
+    _get(client)
+    _get(client)
+    _db.session.remove()
+    first = free_memo.of_ids([pair[0].id])[0]
+    free_memo.of_ids([pair[1].id])
+    assert list(memo.kept)[-2:] == [pair[0].id, pair[1].id]
+    span = (free_painted.micros(START), free_painted.micros(END))
+    assert pair[0].id in free_painted.painted_of([first], NOW, {pair[0].id: span})
+    assert list(memo.kept)[-2:] == [pair[1].id, pair[0].id]
 
 
 def test_several_look_ups_at_once_move_each_found_last(memo: Any, pair: Any) -> None:

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from labshare.booking.rules import effective_rules
-from labshare.catalogue import free_memo, free_time
+from labshare.catalogue import free_memo, free_painted, free_time
 from labshare.catalogue.free_candidates import Candidates
-from labshare.catalogue.free_time import has_free_slot
+from labshare.catalogue.free_time import has_free_slot, with_free_slot
+from labshare.catalogue.search import ResourceFilters, search_resources
 from labshare.models import Closure, Resource
 from labshare.timeutil import set_clock
 from tests import factories
@@ -135,7 +136,7 @@ def test_a_change_of_daylight_saving_time_inside_the_kept_span(
 def _bounds(spans: list[tuple[dt.datetime, dt.datetime]]) -> array[int]:
     out = array("q")
     for s, e in spans:
-        out.extend((free_memo.micros(s), free_memo.micros(e)))
+        out.extend((free_painted.micros(s), free_painted.micros(e)))
     return out
 
 
@@ -161,16 +162,18 @@ def test_fits_painted_is_fits_over_the_clipped_spans(tz: str) -> None:
         end = start + dt.timedelta(minutes=rnd.randrange(1, 900))
         slot = rnd.choice((7, 30, 45, 90))
         length = dt.timedelta(minutes=slot * rnd.randrange(1, 4))
-        kept = free_memo.Painted(None, free_memo.micros(lo), free_memo.micros(hi), _bounds(spans))  # type: ignore[arg-type]
+        kept = free_painted.Painted(
+            None,  # type: ignore[arg-type]
+            free_painted.micros(lo),
+            free_painted.micros(hi),
+            _bounds(spans),
+        )
         subject = type("S", (), {"timezone": tz})()
         rules = type("R", (), {"slot_minutes": slot})()
         candidate = type("C", (), {"subject": subject, "rules": rules})()
         got = free_time._fits_painted(kept, free_time._Cut((start, end), length), candidate)  # type: ignore[arg-type]
         clipped = [(max(s, start), min(e, end)) for s, e in spans if s < end and e > start]
         assert got == free_time._fits(clipped, slot, length, tz), (spans, start, end, slot)
-    outside = free_memo.Painted(None, free_memo.micros(base), free_memo.micros(base), array("q"))  # type: ignore[arg-type]
-    cut = free_time._Cut((base, base + dt.timedelta(hours=1)), dt.timedelta(minutes=30))
-    assert free_time._fits_painted(outside, cut, candidate) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.usefixtures("clock")
@@ -226,3 +229,123 @@ def test_the_painted_span_ends_a_buffer_before_the_rows_read(
     window = (edge - dt.timedelta(minutes=60), edge)
     assert _expected([instrument], *window, 60) == []
     assert _scan([instrument], *window, 60) == []
+
+
+def _holiday_lab() -> tuple[Any, Any, tuple[dt.datetime, dt.datetime]]:
+    """A lab open every day that follows the holidays, its instrument, and a window
+    on the National Day (a holiday)."""
+    _calendar()
+    lab = factories.make_lab(hours=factories.weekday_hours("08:00", "18:00", range(7)))
+    instrument = factories.make_instrument(lab=lab, rules=dict(factories.OPEN_RULES))
+    return (
+        lab,
+        instrument,
+        (exact.local(exact.NATIONAL_DAY, 9), exact.local(exact.NATIONAL_DAY, 12)),
+    )
+
+
+@pytest.mark.usefixtures("clock")
+@pytest.mark.parametrize("how", ["scan", "with_free_slot", "search"])
+def test_a_lab_opting_out_of_the_holidays_is_painted_again(
+    app: Any, db: Any, painted: list[bool], how: str
+) -> None:
+    """Whether a lab follows the holidays changes no calendar version (the holidays it
+    follows are read with each candidate): time painted for the candidate as it was
+    is not the candidate's now, however it was read."""
+    lab, instrument, window = _holiday_lab()
+    db.session.commit()
+    for _ in range(2):  # read and kept, then painted: closed for the holiday
+        assert _scan([instrument], *window, None) == []
+    assert painted == [False]
+    version = (instrument.calendar_version, lab.calendar_version)
+    lab.follows_holidays = False
+    db.session.commit()
+    db.session.refresh(instrument)
+    assert (instrument.calendar_version, lab.calendar_version) == version
+    assert _expected([instrument], *window, None) == [instrument.id]
+    if how == "scan":
+        got = _scan([instrument], *window, None)
+    elif how == "with_free_slot":
+        got = [r.id for r in with_free_slot([instrument], *window)]
+    else:
+        filters = ResourceFilters(available_from=window[0], available_to=window[1])
+        got = [r.id for r in search_resources(filters, page=1, per_page=50).items]
+    assert instrument.id in got
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_search_that_read_its_candidates_before_a_change_does_not_paint_for_later_ones(
+    app: Any, db: Any, painted: list[bool]
+) -> None:
+    """A search read its candidates, the lab opted out of the holidays, another search
+    read them again (the same rows, the same stamp); the first then paints the old
+    picture, which the searches after it do not use."""
+    lab, instrument, window = _holiday_lab()
+    db.session.commit()
+    assert _scan([instrument], *window, None) == []  # rows kept
+    before = free_memo.of_ids([instrument.id])
+    lab.follows_holidays = False
+    db.session.commit()
+    free_memo.of_ids([instrument.id])
+    found = free_time.scan(Candidates.of(before), lambda _s: window, None, limit=1)
+    assert found.found == []  # as it was read
+    assert _scan([instrument], *window, None) == [instrument.id]
+
+
+@pytest.mark.usefixtures("clock")
+def test_rows_read_again_drop_the_time_painted_from_the_old_ones(app: Any, db: Any) -> None:
+    lab = factories.make_lab(hours=factories.weekday_hours("08:00", "18:00", range(7)))
+    instrument = factories.make_instrument(lab=lab, rules=dict(factories.OPEN_RULES))
+    db.session.commit()
+    day = dt.datetime(2030, 9, 10, 2, tzinfo=dt.UTC)
+    window = (day, day + dt.timedelta(hours=3))
+    for _ in range(2):
+        _scan([instrument], *window, None)
+    memo = free_memo.memo_of(app)
+    assert memo.kept[instrument.id].painted is not None
+    db.session.add(
+        Closure(resource_id=instrument.id, start_at=day, end_at=day + dt.timedelta(hours=1))
+    )
+    db.session.commit()
+    _scan([instrument], *window, None)  # the rows read again
+    assert memo.kept[instrument.id].painted is None
+
+
+@pytest.mark.usefixtures("clock")
+def test_only_a_window_the_rows_can_answer_is_painted(app: Any, db: Any, monkeypatch: Any) -> None:
+    """Far windows asked in turn each read their own rows (replacing the other's):
+    none is painted for a window its rows cannot answer; a far window asked again
+    paints its own rows once."""
+    calls: list[int] = []
+    real = free_painted._paint
+    monkeypatch.setattr(free_painted, "_paint", lambda *a: calls.append(1) or real(*a))
+    lab = factories.make_lab(hours=factories.weekday_hours("08:00", "18:00", range(7)))
+    instrument = factories.make_instrument(lab=lab, rules=dict(factories.OPEN_RULES))
+    db.session.commit()
+    far = exact.NOW + dt.timedelta(days=40)
+    windows = [
+        (far, far + dt.timedelta(days=2)),
+        (far + dt.timedelta(days=10), far + dt.timedelta(days=12)),
+    ]
+    for n in range(6):
+        _scan([instrument], *windows[n % 2], None)
+    assert calls == []
+    for _ in range(3):
+        _scan([instrument], *windows[1], None)
+    assert calls == [1]
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_window_beyond_the_painted_span_reads_its_own_rows(
+    app: Any, db: Any, painted: list[bool]
+) -> None:
+    lab = factories.make_lab(hours=factories.weekday_hours("00:00", "23:59", range(7)))
+    instrument = factories.make_instrument(lab=lab, rules=dict(factories.OPEN_RULES))
+    db.session.commit()
+    day = exact.NOW + dt.timedelta(days=3)
+    for _ in range(2):
+        assert _scan([instrument], day, day + dt.timedelta(hours=2), None) == [instrument.id]
+    assert painted == [True]
+    far = exact.NOW + free_memo.AHEAD + dt.timedelta(days=8)
+    assert _scan([instrument], far, far + dt.timedelta(hours=2), None) == [instrument.id]
+    assert painted == [True]
