@@ -285,6 +285,26 @@ def api_get(client: Any, path: str, params: dict[str, Any]) -> tuple[int, Any]:
     return r.status_code, r.get_json(silent=True)
 
 
+def _varied_windows(tz: ZoneInfo) -> list[dict[str, str]]:
+    """Three-hour windows on the working days of the next three weeks (the bench's labs
+    open Monday to Friday), at 09:00 and 14:00 local time."""
+    today = dt.datetime.now(tz).date()
+    out = []
+    for d in range(1, 22):
+        day = today + dt.timedelta(days=d)
+        if day.weekday() >= 5:
+            continue
+        for hour in (9, 14):
+            start = dt.datetime.combine(day, dt.time(hour), tz)
+            out.append(
+                {
+                    "available_from": start.isoformat(),
+                    "available_to": (start + dt.timedelta(hours=3)).isoformat(),
+                }
+            )
+    return out
+
+
 def search_params() -> dict[str, list[dict[str, Any]]]:
     tz = ZoneInfo("Asia/Shanghai")
     # A working day two weeks ahead: the bench's labs open Monday to Friday, so a
@@ -300,6 +320,13 @@ def search_params() -> dict[str, list[dict[str, Any]]]:
         "capability": [{"measurand": m, "value": v, "unit": u} for m, v, u in CAPABILITY_QUERIES],
         "capability + free window": [
             {"measurand": m, "value": v, "unit": u, **window} for m, v, u in CAPABILITY_QUERIES
+        ],
+        # a window nobody asked with this value before: 6 values x 30 windows (working
+        # days of the next three weeks, mornings and afternoons), each asked in turn
+        "capability + varied windows": [
+            {"measurand": m, "value": v, "unit": u, **w}
+            for w in _varied_windows(tz)
+            for m, v, u in CAPABILITY_QUERIES
         ],
         "capability + free 2 h": [
             {"measurand": m, "value": v, "unit": u, "duration": 120, **window}
