@@ -62,9 +62,9 @@ def painted_of(
     """The painted free time of those of ``batch`` whose window (``windows``: by id,
     in microseconds) it covers, from rows kept that are current (``free_memo.current``)
     and hold no open offer (one stops holding its slot when it expires, with no
-    version change); painted the first time such a window is asked after the rows were read,
-    and again for a candidate whose calendar columns are not the ones it was painted
-    for (a lab opting out of the holidays changes no stamp)."""
+    version change); painted the first time such a window is asked after the rows
+    were read, and again for a candidate whose calendar columns are not the ones it
+    was painted for (a lab opting out of the holidays changes no stamp)."""
     memo = free_memo.active()
     if memo is None:
         return {}

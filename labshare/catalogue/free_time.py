@@ -12,12 +12,15 @@ Cheap first, in rank order, and only as far as needed:
 1. ``subjects``: the candidates' calendar columns (status, lab, zone, calibration,
    capacity, the holidays they follow) in ONE statement over the ranked ids, no ORM;
 2. their rules and their labs' opening periods: one statement each;
-3. the *static* check: the window painted without bookings, closures or offers.
+3. a resource whose free time is kept painted over the month its rows were read for
+   (free_painted.py) is answered from it: a bisection and a grid fit, nothing read
+   or painted;
+4. the *static* check: the window painted without bookings, closures or offers.
    More busy time only removes free time, so a resource whose static free time has
    no slot (closed that day, a holiday, calibration expired, maintenance) is
    certainly not free and its bookings are never read. Labs with the same hours,
    zone and holidays share the local-time arithmetic;
-4. the exact check, in batches in rank order: ONE statement (a UNION ALL of three
+5. the exact check, in batches in rank order: ONE statement (a UNION ALL of three
    index range scans, free_busy.py) brings the batch's holding bookings, closures
    and open offers, or none when each resource's rows are kept (free_memo.py), each
    resource is painted, and the scan stops as soon as ``wanted`` are found.
@@ -247,8 +250,9 @@ def _check(
     duration: int | None,
     memo: _Memo,
 ) -> dict[int, bool]:
-    """Free or not, for each of ``batch`` that could be: one statement for their
-    bookings, closures, offers and (new) labs' opening periods; then the static check
+    """Free or not, for each of ``batch`` that could be: from its painted free time
+    where it is kept; for the others one statement for their bookings, closures,
+    offers and (new) labs' opening periods; then the static check
     (the window painted as if nothing were booked: more busy time only removes free
     time, so a lab closed that day, a holiday, an expired calibration end it without
     painting the bookings), then the exact painting."""
