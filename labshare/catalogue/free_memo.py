@@ -130,7 +130,7 @@ class FreeMemo:
     def put(self, rid: int, kept: _Kept) -> None:
         if kept.rows is not None and _size(kept) > self.budget // 8:
             # rows that would push out much of the rest: only the candidate is kept
-            kept = dataclasses.replace(kept, rows=None)
+            kept = dataclasses.replace(kept, rows=None, painted=None)
         with self.lock:
             old = self.kept.pop(rid, None)
             self.rows += _size(kept) - _size(old)
@@ -269,9 +269,12 @@ def of_ids(ids: Sequence[int]) -> list[Candidate]:
         memo.reads += len(missing)
         for c in free_page.of_ids(list(missing)):
             out[c.subject.id] = c
-            # its rows (if kept) depend on its stamp only: they stay
+            # its rows (if kept) depend on its stamp only: they stay, and so does
+            # their painting (used only for a candidate with the same calendar
+            # columns: most catalogue changes are elsewhere)
             old = missing[c.subject.id]
-            memo.put(c.subject.id, _Kept(version, c, old.rows if old else None))
+            kept = _Kept(version, c, old.rows, old.painted) if old else _Kept(version, c)
+            memo.put(c.subject.id, kept)
     return [out[i] for i in ids if i in out]
 
 

@@ -8,8 +8,9 @@ capacity), so a window's free time is any larger span's clipped to it. The span
 stops a buffer short of the rows read at each end (a booking just beyond them
 reaches in by its buffer). Painted only from rows without open offers (an offer
 stops holding its slot when it expires, with no version change), the first time a
-window inside is asked, and kept with the candidate it was painted for: whether a
-lab follows the holidays changes no calendar version.
+window inside is asked, and kept with the calendar columns it was painted for (and
+used only for a candidate with the same): whether a lab follows the holidays changes
+no calendar version.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def painted_of(
 def _same_calendar(a: CalendarSubject, b: CalendarSubject) -> bool:
     """Whether free time painted for ``a`` is ``b``'s (the same resource): the same
     columns ``availability.paint`` reads, the holidays' calendar as the same object
-    (the process keeps one per holidays' token, workdays.calendar)."""
+    (workdays.calendar keeps the latest token's; a copy read again only means a
+    painting again)."""
     if a is b:
         return True
     da, db_ = a.days, b.days

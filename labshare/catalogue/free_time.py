@@ -358,7 +358,7 @@ def _fits_painted(painted: free_painted.Painted, cut: _Cut, c: Candidate) -> boo
 
 #: (instant, slot minutes, zone) → ``_grid_start`` of it: a painted span's start
 #: is asked again by every window that begins before it; a window starting now adds
-#: one that is not asked again, so the memo is small and cleared when full
+#: one that is never asked again, so the memo is cleared when full
 _GRID: dict[tuple[int, int, str], int] = {}
 
 

@@ -362,6 +362,10 @@ def test_painted_time_counts_against_the_budget(
     small.paint(pair[0].id, bare[0], first.painted)  # over the budget: the oldest goes
     assert small.kept[pair[0].id].painted is first.painted
     assert small.rows == before + counted - 1 and 10_000 not in small.kept
+    tiny = free_memo.FreeMemo(1)  # 40 rows: an entry past 5 keeps its candidate alone
+    tiny.put(pair[0].id, first)
+    assert tiny.kept[pair[0].id].rows is None and tiny.kept[pair[0].id].painted is None
+    assert tiny.rows == 1
 
 
 def test_painted_time_used_moves_its_resource_last(

@@ -1,5 +1,5 @@
 """Each resource's free time painted once from its kept rows and clipped to every
-window asked after (labshare/catalogue/free_memo.py ``Painted``,
+window asked after (labshare/catalogue/free_painted.py ``Painted``,
 labshare/catalogue/free_time.py ``_fits_painted``): the same answer as
 ``availability()`` gives for the window alone, over holidays, make-up days, closures,
 calibration expiry, buffers, offers, capacity and a change of daylight saving time,
@@ -34,14 +34,13 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 @pytest.fixture
 def painted(monkeypatch: Any) -> list[bool]:
-    """The answers ``_fits_painted`` gave (not None: from the painted free time)."""
+    """The answers ``_fits_painted`` gave (from the painted free time)."""
     given: list[bool] = []
     real = free_time._fits_painted
 
-    def spy(*args: Any) -> bool | None:
+    def spy(*args: Any) -> bool:
         found = real(*args)
-        if found is not None:
-            given.append(found)
+        given.append(found)
         return found
 
     monkeypatch.setattr(free_time, "_fits_painted", spy)
@@ -349,3 +348,30 @@ def test_a_window_beyond_the_painted_span_reads_its_own_rows(
     far = exact.NOW + free_memo.AHEAD + dt.timedelta(days=8)
     assert _scan([instrument], far, far + dt.timedelta(hours=2), None) == [instrument.id]
     assert painted == [True]
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_catalogue_change_elsewhere_keeps_the_painted_time(
+    app: Any, db: Any, painted: list[bool]
+) -> None:
+    """Another instrument renamed moves the catalogue's version, so the candidate is
+    read again: its rows and its painting stay (its calendar did not change)."""
+    lab = factories.make_lab(hours=factories.weekday_hours("08:00", "18:00", range(7)))
+    instrument = factories.make_instrument(lab=lab, rules=dict(factories.OPEN_RULES))
+    other = factories.make_instrument(lab=factories.make_lab())
+    db.session.commit()
+    day = dt.datetime(2030, 9, 10, 2, tzinfo=dt.UTC)
+    window = (day, day + dt.timedelta(hours=3))
+    for _ in range(2):
+        assert _scan([instrument], *window, None) == [instrument.id]
+    memo = free_memo.memo_of(app)
+    before = memo.kept[instrument.id]
+    assert before.painted is not None
+    other.name = "另一台"
+    db.session.commit()
+    free_memo.of_ids([instrument.id])
+    after = memo.kept[instrument.id]
+    assert after.version != before.version
+    assert after.rows is before.rows and after.painted is before.painted
+    assert _scan([instrument], *window, None) == [instrument.id]
+    assert painted == [True, True]
