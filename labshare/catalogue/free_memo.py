@@ -178,17 +178,13 @@ def memo_of(app: Any) -> FreeMemo:
 
 def active() -> FreeMemo | None:
     """The app's memo, None when it keeps nothing."""
-    return _memo()
-
-
-def _memo() -> FreeMemo | None:
     found = memo_of(current_app._get_current_object())  # type: ignore[attr-defined]
     return found if found.size > 0 else None
 
 
 def enabled() -> bool:
     """Whether the app keeps anything (FREE_TIME_MEMO_RESOURCES above 0)."""
-    return _memo() is not None
+    return active() is not None
 
 
 @functools.cache
@@ -242,7 +238,7 @@ def of_ids(ids: Sequence[int]) -> list[Candidate]:
     """``free_page.of_ids``: the candidates of ``ids`` with their page rows, in that
     order; those kept at the catalogue's version now are not read again (each with
     its stamp as read now)."""
-    memo = _memo()
+    memo = active()
     if memo is None or not ids:
         return free_page.of_ids(ids)
     version, stamps = _stamps(ids)
@@ -296,7 +292,7 @@ def busy_of(
     no later than ``now`` (an offer expired then was not read: a clock set back would
     miss it); the others' read in ONE statement and kept (when the candidate was read
     with its stamp)."""
-    memo = _memo()
+    memo = active()
     if memo is None:
         return busy_rows([c.subject for c in batch], start, end, lab_ids, now)
     versions = lab_versions(batch)
