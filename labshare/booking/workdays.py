@@ -186,6 +186,12 @@ class Days:
     calendar: Calendar
     region: str
 
+    def key(self) -> tuple[int, str]:
+        """Equal for the same calendar object and region: a cheap key for memos that
+        live no longer than the caller holds this (the calendar's id is not reused
+        while it is alive; hashing the calendar itself would read every day)."""
+        return id(self.calendar), self.region
+
     def get(self, day: dt.date) -> Day | None:
         own = self.calendar.get(self.region)
         if own is not None and self.region:

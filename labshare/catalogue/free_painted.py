@@ -128,7 +128,7 @@ def _paint(
     buffer = buffer_of(subject)
     lo, hi = rows.lo + buffer, rows.hi - buffer
     days = subject.days
-    calendar = None if days is None else (id(days.calendar), days.region)
+    calendar = None if days is None else days.key()
     key = (subject.timezone, calendar, rows.periods, lo, hi)
     opening = opened.get(key)
     if opening is None:

@@ -227,7 +227,7 @@ class _Memo:
         that the key hashes cheaply: most candidates' checks are a look-up)."""
         cls = self.classes.get(s.id)
         if cls is None:
-            days_key = None if s.days is None else (id(s.days.calendar), s.days.region)
+            days_key = None if s.days is None else s.days.key()
             alike = (s.timezone, days_key, self.periods.get(s.lab_id, ()))
             cls = self.alike.setdefault(alike, len(self.alike))
             if s.lab_id in self.periods:  # else its hours are not known yet
