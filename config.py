@@ -96,6 +96,9 @@ class Config:
     # Resources whose candidate columns and calendar rows the window searches keep
     # per process (labshare/catalogue/free_memo.py); 0: none
     FREE_TIME_MEMO_RESOURCES = _int("FREE_TIME_MEMO_RESOURCES", 5000)
+    # Page rows (and their JSON) the searches keep per process at the catalogue's
+    # version (labshare/catalogue/row_memo.py); 0: none
+    SEARCH_ROW_MEMO = _int("SEARCH_ROW_MEMO", 5000)
     # Capability matches ranked from a per-version list per measurand
     # (labshare/catalogue/capability_index.py); off: ranked in SQL
     CAPABILITY_INDEX = _bool("CAPABILITY_INDEX", True)

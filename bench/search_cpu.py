@@ -71,6 +71,14 @@ PHASES = [
     ("sqlalchemy.orm.session.Session", "close"),
     ("psycopg.cursor.Cursor", "execute"),
     ("psycopg.cursor.Cursor", "fetchall"),
+    ("labshare.catalogue.free_time", "scan"),
+    ("labshare.catalogue.free_time", "_check"),
+    ("labshare.catalogue.free_memo", "of_ids"),
+    ("labshare.catalogue.free_memo", "_stamps"),
+    ("labshare.catalogue.free_painted", "painted_of"),
+    ("labshare.catalogue.search_free", "from_kept_list"),
+    ("labshare.catalogue.search_reads", "kept_session"),
+    ("labshare.api.search_answer", "_answer"),
 ]
 
 

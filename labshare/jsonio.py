@@ -50,11 +50,12 @@ class OrjsonProvider(DefaultJSONProvider):
             return super().dumps(obj, **kwargs)
         return self.encode(obj).decode()
 
-    def _indented(self) -> bool:
+    def indented(self) -> bool:
+        """Whether answers are indented for a person to read (debug), not compact."""
         return self.compact is False or (self.compact is None and self._app.debug)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        if self._indented():
+        if self.indented():
             return super().response(*args, **kwargs)  # indented for a person to read
         obj = self._prepare_response_obj(args, kwargs)
         return self._app.response_class(self.body(obj), mimetype=self.mimetype)  # type: ignore[arg-type]
@@ -62,7 +63,7 @@ class OrjsonProvider(DefaultJSONProvider):
     def body(self, obj: Any) -> bytes:
         """The body of ``response(obj)`` (``jsonify(obj)``), without building the
         response: a search's answer is kept and sent as bytes."""
-        if self._indented():
+        if self.indented():
             answer: Any = super().response(obj)  # the app's response class
             return bytes(answer.get_data())
         return self.encode(obj) + b"\n"  # ending in a newline, as Flask's own answers do

@@ -33,7 +33,7 @@ from config import TestingConfig
 from labshare import create_app
 from labshare.booking.calendar_cache import cache_of
 from labshare.booking.workdays import EMPTY_TOKEN, STATE_ID
-from labshare.catalogue import capability_index, free_memo, search_cache, text_index
+from labshare.catalogue import capability_index, free_memo, row_memo, search_cache, text_index
 from labshare.extensions import db as _db
 from labshare.extensions import limiter
 from labshare.timeutil import set_clock
@@ -289,6 +289,7 @@ def app(_app: Flask, _apps: _Apps, database_url: str) -> Iterator[Flask]:
         _app.config.clear()
         _app.config.update(config)
         _app.extensions.pop(free_memo.EXTENSION, None)  # made again from the config
+        _app.extensions.pop(row_memo.EXTENSION, None)
         ctx.pop()
 
 

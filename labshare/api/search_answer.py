@@ -17,9 +17,11 @@ from flask import current_app, jsonify
 
 from labshare.api.schemas import ResourceQuery
 from labshare.api.serialize import page_json, resource_row_json
-from labshare.catalogue import search_cache, window_cache
+from labshare.booking.rules import Rules
+from labshare.catalogue import row_memo, search_cache, window_cache
 from labshare.catalogue.search import ResourceFilters, search_resources
 from labshare.catalogue.search_reads import autocommit_reads
+from labshare.catalogue.search_result import SearchResult
 from labshare.extensions import db
 from labshare.jsonio import OrjsonProvider
 
@@ -69,20 +71,47 @@ def _answer(query: ResourceQuery, alias: str | None) -> Answer:
         result = search_resources(
             filters, page=query.page, per_page=query.per_page, facets=query.facets, plain=True
         )
-    items = [resource_row_json(r, result.rules[r[0]]) for r in result.items]
-    doc = page_json(items, result.total, query.page, query.per_page)
-    if not result.total_exact:
-        doc["total_exact"] = False
-    if result.facets is not None:
-        doc["facets"] = result.facets
-    provider = current_app.json
-    body = provider.body(doc) if isinstance(provider, OrjsonProvider) else jsonify(doc).get_data()
+    body = _body(result, query)
     windowed = query.available_from is not None or query.available_to is not None
     if store is not None and version is not None and (result.guard is not None or not windowed):
         store.put(key, search_cache.Entry(version, body, result.truncated, result.guard))
         if alias is not None:
             store.alias(alias, key)
     return Answer(body, result.truncated)
+
+
+def _body(result: SearchResult, query: ResourceQuery) -> bytes:
+    """The answer's JSON document: ``page_json`` of the items, with ``total_exact``
+    and the facets when there are some. Without facets, from each item's bytes kept
+    with its row (row_memo.py) where the encoder is orjson's compact one, as it would
+    encode the whole document: its keys sorted ("items" first of them)."""
+    provider = current_app.json
+    memo = row_memo.active()
+    rest: dict[str, Any] = {"page": query.page, "per_page": query.per_page, "total": result.total}
+    if not result.total_exact:
+        rest["total_exact"] = False
+    if (
+        isinstance(provider, OrjsonProvider)
+        and not provider.indented()
+        and result.facets is None
+        and memo is not None
+    ):
+        encode = provider.encode
+
+        def item(row: Any, rules: Rules) -> bytes:
+            return encode(resource_row_json(row, rules))
+
+        encoded = [memo.item(r, result.rules[r[0]], item) for r in result.items]
+        # the rest's keys all sort after "items", as the whole document's are written
+        return b'{"items":[' + b",".join(encoded) + b"]," + encode(rest)[1:] + b"\n"
+    items = [resource_row_json(r, result.rules[r[0]]) for r in result.items]
+    doc = page_json(items, result.total, query.page, query.per_page)
+    doc.update(rest)
+    if result.facets is not None:
+        doc["facets"] = result.facets
+    if isinstance(provider, OrjsonProvider):
+        return provider.body(doc)
+    return bytes(jsonify(doc).get_data())
 
 
 __all__ = ["Answer", "answer"]

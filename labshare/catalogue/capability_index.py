@@ -256,7 +256,7 @@ def plain_page(f: ResourceFilters, page: int, per_page: int) -> tuple[list[Any],
     matches, version = kept
     offset = (page - 1) * per_page
     ids = [e.id for e in matches[offset : offset + per_page]]
-    found = search_pages.load_rows_at(ids) if ids else None
+    found = search_pages.load_rows_at(ids, version) if ids else None
     if found is None or found[2] != version:
         return None
     return found[0], found[1], len(matches)

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased, contains_eager, noload, with_polymorphic
 
 from labshare.booking.rules import DEFAULT, Rules, own_or_lab
-from labshare.catalogue import free_candidates, id_lists
+from labshare.catalogue import free_candidates, id_lists, row_memo, search_cache
 from labshare.catalogue.free_candidates import Candidate
 from labshare.extensions import db
 from labshare.models import (
@@ -143,11 +143,28 @@ _rows_by_ids = id_lists.per_dialect(
 
 def load_rows(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
     """``load_page`` as plain rows (``row_select``): one statement, sent on the
-    session's connection without the ORM's execution (plain columns only)."""
+    session's connection without the ORM's execution (plain columns only). Inside
+    ``search_cache.known_version`` (the request read the version first), rows kept
+    at that version are served without it (row_memo.py), and rows read are kept at
+    it (they are at least that new)."""
     if not ids:
         return [], {}
+    version = search_cache.known()
+    memo = row_memo.active() if version is not None else None
+    if memo is not None:
+        kept = memo.page(ids)
+        if kept is not None and kept[0] == version:
+            return _from_kept(kept[1])
+        memo.reads += len(ids)
     rows = db.session.connection().execute(_rows_by_ids(), {"ids": list(ids)}).all()
-    return _in_order(rows, ids)
+    items, rules = _in_order(rows, ids)
+    if memo is not None:
+        memo.put(version, items, rules)
+    return items, rules
+
+
+def _from_kept(kept: Sequence[row_memo.Kept]) -> tuple[list[Any], dict[int, Rules]]:
+    return [k.row for k in kept], {k.row[0]: k.rules for k in kept}
 
 
 def _in_order(rows: Sequence[Any], ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
@@ -170,16 +187,30 @@ _rows_and_version = id_lists.per_dialect(
 )
 
 
-def load_rows_at(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules], int | None] | None:
+def load_rows_at(
+    ids: Sequence[int], expected: Any
+) -> tuple[list[Any], dict[int, Rules], int | None] | None:
     """``load_rows`` (``ids`` not empty) with the catalogue's version the rows were
     read at, in one statement: for an answer computed from a snapshot of the catalogue
-    (text_index.py, capability_index.plain_page), which is right only if the rows are
-    at its version. None when
-    no row was found (the version then comes from a statement of its own)."""
+    at the version ``expected`` (text_index.py, capability_index.plain_page), which is
+    right only if the rows are at it (the caller compares). None when no row was found
+    (the version then comes from a statement of its own). Rows kept at ``expected``
+    (row_memo.py) are not read: the version alone is (when it is no longer
+    ``expected``, the snapshot is out of date too: nothing is read for it)."""
+    memo = row_memo.active()
+    if memo is not None:
+        kept = memo.page(ids)
+        if kept is not None and kept[0] == expected:
+            return (*_from_kept(kept[1]), search_cache.version())
+        memo.reads += len(ids)
     rows = db.session.connection().execute(_rows_and_version(), {"ids": list(ids)}).all()
     if not rows:
         return None
-    return (*_in_order(rows, ids), rows[0][ROW_COLUMNS_AND_RULES])
+    version = rows[0][ROW_COLUMNS_AND_RULES]
+    items, rules = _in_order(rows, ids)
+    if memo is not None and version is not None:
+        memo.put(version, items, rules)
+    return items, rules, version
 
 
 def load_any(ids: Sequence[int], plain: bool) -> tuple[list[Any], dict[int, Rules]]:

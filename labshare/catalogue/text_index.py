@@ -253,7 +253,7 @@ def text_page(
     version = known
     found: tuple[list[Any], dict[int, Any], int | None] | None = None
     if version is None and plain and ids:
-        found = search_pages.load_rows_at(ids)
+        found = search_pages.load_rows_at(ids, snap.version)
         version = found[2] if found is not None else None
     if version is None:
         version = search_cache.version()

@@ -420,7 +420,9 @@ def test_a_snapshot_found_older_than_the_database_is_not_tried_again(
     _ready(index)
     reads: list[Any] = []
     real = search_pages.load_rows_at
-    monkeypatch.setattr(search_pages, "load_rows_at", lambda ids: reads.append(ids) or real(ids))
+    monkeypatch.setattr(
+        search_pages, "load_rows_at", lambda ids, at: reads.append(ids) or real(ids, at)
+    )
 
     def found() -> list[int]:
         body = client.get("/api/v1/resources", query_string={"q": "压力"}).get_json()
