@@ -24,14 +24,18 @@ of its own, where no session is in use yet: there ``kept_session`` gives the sea
 a session on one of the kept autocommit connections the calendar readers use
 (labshare/booking/calendar_cache.py) for the whole search, which spares the pool's
 checkout and check-in and the switches of the isolation level, a fifth of an
-uncached search's CPU.
+uncached search's CPU; its ``connection()`` is that connection, without a session
+transaction joining the connection's (``ReaderSession``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import CoreExecuteOptionsParameter
 from sqlalchemy.orm import Session
 
 from labshare.booking import calendar_cache
@@ -59,6 +63,26 @@ def autocommit_reads() -> Iterator[None]:
         session.rollback()  # no transaction to undo: gives the connection back
 
 
+class ReaderSession(Session):
+    """A session on one kept autocommit connection (``kept_session``), whose
+    ``connection()`` is that connection itself. The search's reads go through it
+    (the capability and text pages, the window's stamps), and the usual
+    ``connection()`` began a session transaction to join the connection's, only to
+    end it when the session closed: there is none to track (the driver commits each
+    statement), and that bookkeeping was a tenth of a window search's CPU. What asks
+    for options (or the ORM's execution) goes the usual way."""
+
+    def connection(
+        self,
+        bind_arguments: dict[str, Any] | None = None,
+        execution_options: CoreExecuteOptionsParameter | None = None,
+    ) -> Connection:
+        if bind_arguments is None and execution_options is None:
+            assert isinstance(self.bind, Connection)
+            return self.bind
+        return super().connection(bind_arguments, execution_options)
+
+
 @contextlib.contextmanager
 def kept_session() -> Iterator[None]:
     """Within, on PostgreSQL, ``db.session`` is a session on a kept autocommit
@@ -71,11 +95,11 @@ def kept_session() -> Iterator[None]:
         return
     with calendar_cache.cache().kept.reader(engine) as conn:
         # SQLAlchemy's own Session: Flask-SQLAlchemy's would pick the engine over bind
-        db.session.registry.set(Session(bind=conn, info={KEPT: True}))  # type: ignore[arg-type]
+        db.session.registry.set(ReaderSession(bind=conn, info={KEPT: True}))  # type: ignore[arg-type]
         try:
             yield
         finally:
             db.session.remove()
 
 
-__all__ = ["KEPT", "autocommit_reads", "kept_session"]
+__all__ = ["KEPT", "ReaderSession", "autocommit_reads", "kept_session"]

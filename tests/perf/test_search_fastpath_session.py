@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from labshare.api import search_answer
@@ -19,6 +20,7 @@ from labshare.catalogue import search_cache
 from labshare.catalogue import search_reads as reads
 from labshare.extensions import db as _db
 from labshare.fastpath import EXTENSION, CalendarFastPath
+from labshare.models import Resource
 from tests.helpers import in_a_thread, through_flask
 
 PATH = "/api/v1/resources"
@@ -120,6 +122,30 @@ def test_after_an_error_the_connection_is_dropped_and_flask_answers(
     monkeypatch.setattr(search_answer, "answer", real)
     assert in_a_thread(lambda: get(client, "q=pressure")).get_data() == response.get_data()
     assert kept.open == 1
+
+
+@pytest.mark.postgresql_only
+def test_the_kept_session_reads_on_its_connection_without_a_transaction_of_its_own(
+    app: Flask, catalogue: list[int]
+) -> None:
+    """Its ``connection()`` is the kept connection itself: no session transaction is
+    begun to join the connection's (there is none to track in autocommit); the ORM's
+    execution works as usual in the same session, on the same connection."""
+
+    def work() -> list[str]:
+        with app.app_context(), reads.kept_session():
+            session = _db.session()
+            assert isinstance(session, reads.ReaderSession)
+            conn = session.connection()
+            assert conn is session.bind and session._transaction is None
+            assert conn.connection.dbapi_connection.autocommit  # type: ignore[union-attr]
+            names = session.scalars(select(Resource.name).where(Resource.id.in_(catalogue)))
+            found = list(names)
+            assert session._transaction is not None  # the ORM's, as usual
+            assert session.connection() is conn
+            return found
+
+    assert in_a_thread(work) == ["压力校验仪"] * 3
 
 
 def test_within_an_active_context_the_search_reads_as_flask_s_handler(
