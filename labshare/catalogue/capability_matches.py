@@ -15,11 +15,20 @@ two bisections of the sorted bounds. Instruments whose range is out of order (or
 not a number) are few, and tested one by one. The page is then found by walking
 the list in rank order only until it is full (``Matches``: a lazy sequence, walked
 further only when more of it is read).
+
+Which entries reach [low, high] depends only on how many lows are at most ``high``
+and how many highs are below ``low`` (two bisections of every bound): values alike
+in that have the same matches. So each listing keeps its walks by those two counts
+(``Listing.walked``): the indices found so far and where the walk stopped, gone on
+with when a search reads further. A value asked again, or another between the same
+bounds, tests nothing: the walk over thousands of entries to fill a page of
+narrow-range matches was a tenth of a window search's CPU.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import islice
@@ -33,7 +42,10 @@ if TYPE_CHECKING:
 
 class Listing(list["Entry"]):
     """A measurand's entries in rank order, with their bounds in lists of their own
-    and sorted (built once per list, at its read)."""
+    and sorted (built once per list, at its read), and the walks made over it."""
+
+    #: walks kept per listing (then all are dropped: the values asked are few)
+    WALKS = 256
 
     def __init__(self, entries: Sequence[Entry]) -> None:
         super().__init__(entries)
@@ -44,11 +56,62 @@ class Listing(list["Entry"]):
         self.sorted_lows = sorted(e.low for e in regular)
         self.sorted_highs = sorted(e.high for e in regular)
         self.odd = [e for e in entries if not e.low <= e.high]
+        # every bound but NaN (which reaches nothing), for the walks' keys
+        self.all_lows = sorted(x for x in self.lows if not math.isnan(x))
+        self.all_highs = sorted(x for x in self.highs if not math.isnan(x))
+        self.lock = threading.Lock()
+        self.walks: dict[tuple[int, int, bool], _Walked] = {}
 
     def reaching(self, low: float, high: float) -> int:
         """How many entries reach [low, high] (finite, low <= high)."""
         n = bisect_right(self.sorted_lows, high) - bisect_left(self.sorted_highs, low)
         return n + sum(1 for e in self.odd if e.low <= high and e.high >= low)
+
+    def walked(self, low: float, high: float, available_only: bool) -> _Walked | None:
+        """The walk of the entries reaching [low, high] (only the available ones with
+        ``available_only``), shared by every value with the same entries: which
+        reach it depends only on how many lows are at most ``high`` and how many
+        highs are below ``low``. None for a NaN bound (nothing is compared alike)."""
+        if math.isnan(low) or math.isnan(high):
+            return None
+        key = (bisect_right(self.all_lows, high), bisect_left(self.all_highs, low), available_only)
+        with self.lock:
+            found = self.walks.get(key)
+            if found is None:
+                if len(self.walks) >= self.WALKS:
+                    self.walks.clear()
+                found = self.walks[key] = _Walked(self, low, high, available_only)
+            return found
+
+
+class _Walked:
+    """The indices of a listing's entries that reach [low, high] (and are available,
+    with ``available_only``), in rank order, as far as they have been asked for."""
+
+    __slots__ = ("available_only", "done", "found", "high", "listing", "low", "next")
+
+    def __init__(self, listing: Listing, low: float, high: float, available_only: bool) -> None:
+        self.listing, self.low, self.high = listing, low, high
+        self.available_only = available_only
+        self.found: list[int] = []
+        self.next = 0  # the next index of the listing to test
+        self.done = False
+
+    def upto(self, wanted: int) -> list[int]:
+        """The first ``wanted`` indices (fewer when there are no more), walking the
+        listing further only when they were not found yet."""
+        listing = self.listing
+        with listing.lock:
+            if not self.done:
+                lows, highs, available = listing.lows, listing.highs, listing.available
+                low, high, only = self.low, self.high, self.available_only
+                found, i, end = self.found, self.next, len(listing)
+                while i < end and len(found) < wanted:
+                    if lows[i] <= high and highs[i] >= low and (available[i] or not only):
+                        found.append(i)
+                    i += 1
+                self.next, self.done = i, i >= end
+            return self.found[:wanted]
 
 
 class Matches(Sequence["Entry"]):
@@ -56,23 +119,18 @@ class Matches(Sequence["Entry"]):
     known at once, its items found as far as they are read."""
 
     def __init__(self, listing: Listing, low: float, high: float) -> None:
-        self._listing, self._low, self._high = listing, low, high
+        self._listing = listing
         self._total = listing.reaching(low, high)
+        walked = listing.walked(low, high, available_only=False)
+        assert walked is not None  # finite bounds
+        self._walked = walked
         self._found: list[Entry] = []
-        self._next = 0  # the next index of the listing to test
 
     def _fill(self, wanted: int) -> None:
-        found, listing = self._found, self._listing
-        if len(found) >= min(wanted, self._total):
-            return
-        lows, highs, low, high = listing.lows, listing.highs, self._low, self._high
-        i = self._next
-        for i in range(self._next, len(listing)):
-            if lows[i] <= high and highs[i] >= low:
-                found.append(listing[i])
-                if len(found) >= wanted:
-                    break
-        self._next = i + 1
+        wanted = min(wanted, self._total)
+        if len(self._found) < wanted:
+            listing = self._listing
+            self._found = [listing[i] for i in self._walked.upto(wanted)]
 
     def __len__(self) -> int:
         return self._total
@@ -164,11 +222,19 @@ def plain(
 
 
 def _reaching(listing: Listing, low: float, high: float, available_only: bool) -> Iterator[Entry]:
-    """The entries of ``listing`` that reach [low, high] (and are available), in order."""
-    lows, highs, available = listing.lows, listing.highs, listing.available
-    for i in range(len(listing)):
-        if lows[i] <= high and highs[i] >= low and (available[i] or not available_only):
+    """The entries of ``listing`` that reach [low, high] (and are available), in
+    order: from the listing's walk of them, a few more at a time."""
+    walked = listing.walked(low, high, available_only)
+    if walked is None:  # a NaN bound: nothing reaches it
+        return
+    k, step = 0, 16
+    while True:
+        indices = walked.upto(k + step)
+        for i in indices[k:]:
             yield listing[i]
+        if len(indices) < k + step:
+            return
+        k, step = len(indices), step * 2
 
 
 __all__ = ["Listing", "Matches", "Walk", "plain"]

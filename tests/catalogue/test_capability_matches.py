@@ -6,6 +6,7 @@ or not a number, bounds equal to the value's, values outside every range."""
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -165,3 +166,80 @@ def test_available_ones_up_to_a_limit_are_walked_over_the_listing_s_lists() -> N
             everything = plain(listing, low, high, limit=limit)
             assert everything is not None
             assert list(everything) == _naive(listing, low, high)[:limit]
+
+
+def test_values_reaching_the_same_entries_share_one_walk() -> None:
+    """Which entries reach [low, high] depends only on how many lows are at most
+    ``high`` and how many highs are below ``low``: values alike in that share the
+    walk (walked once, then read), others have their own; each gives what a test of
+    every entry gives."""
+    listing = Listing(
+        sorted(
+            [_entry(1, 0.0, 10.0), _entry(2, 2.0, 4.0), _entry(3, 5.0, 6.0), _entry(4, 1.0, 3.0)],
+            key=lambda e: (e.width, e.id),
+        )
+    )
+    first = listing.walked(2.5, 2.5, False)
+    assert first is not None and listing.walked(2.9, 3.0, False) is first
+    assert listing.walked(2.5, 2.5, True) is not first  # the available ones only
+    assert listing.walked(3.5, 3.5, False) is not first  # past 1..3's high
+    assert listing.walked(1.5, 1.5, False) is not first  # below 2..4's low
+    for value in (2.5, 2.9, 3.0, 3.5, 1.5, 0.0, 10.0, 11.0, -1.0):
+        assert list(Matches(listing, value, value)) == _naive(listing, value, value), value
+    walked = listing.walked(2.5, 2.5, False)
+    assert walked is not None
+    tested = walked.next
+    assert [e.id for e in Matches(listing, 2.6, 2.6)] == [2, 4, 1]
+    assert walked.next == tested  # nothing tested again
+
+
+def test_a_walk_goes_on_from_where_it_stopped() -> None:
+    listing = Listing([_entry(i, 0.0, 1.0 + i) for i in range(100)])
+    walked = listing.walked(50.0, 50.0, False)
+    assert walked is not None
+    assert walked.upto(3) == [49, 50, 51] and walked.next == 52
+    assert walked.upto(2) == [49, 50] and walked.next == 52
+    assert walked.upto(60) == list(range(49, 100)) and walked.done
+    found = plain(listing, 50.0, 50.0, limit=5)
+    assert found is not None and [e.id for e in found] == [49, 50, 51, 52, 53]
+
+
+def test_a_nan_bound_reaches_nothing_and_keeps_no_walk() -> None:
+    listing = _listing(random.Random(3), 50)
+    nan = float("nan")
+    assert listing.walked(nan, 3.0, True) is None and listing.walked(3.0, nan, False) is None
+    found = plain(listing, nan, 3.0, available_only=True, limit=10)
+    assert found is not None and list(found) == []
+    assert not listing.walks
+
+
+def test_a_listing_keeps_at_most_its_walks() -> None:
+    listing = Listing([_entry(i, float(i), float(i) + 0.5) for i in range(400)])
+    for i in range(Listing.WALKS + 10):
+        assert [e.id for e in plain(listing, i + 0.2, i + 0.2, limit=3) or []] == [i]
+    assert 0 < len(listing.walks) <= Listing.WALKS
+
+
+def test_threads_walking_one_listing_find_what_testing_each_entry_finds() -> None:
+    listing = _listing(random.Random(21), 2000)
+    failed: list[BaseException] = []
+
+    def walk(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            for _ in range(200):
+                point = rnd.choice([float(x) for x in range(-7, 32)])
+                only = rnd.random() < 0.5  # every entry is available: the same entries
+                limit = rnd.choice((3, 40, 201))
+                found = plain(listing, point, point, available_only=only, limit=limit)
+                assert found is not None
+                assert list(found) == _naive(listing, point, point)[:limit]
+        except BaseException as exc:  # re-raised below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=walk, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failed, failed
