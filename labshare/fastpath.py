@@ -92,6 +92,20 @@ def _window(query: str) -> tuple[Any, Any] | None:
         return None
 
 
+#: The longest search query string whose model is kept (a longer one is read each time).
+_KEPT_QUERY = 1024
+
+
+def _read_query(query_string: str) -> ResourceQuery | None:
+    query = parse_query(ResourceQuery, Request({"QUERY_STRING": query_string}).args)
+    return None if query.facets else query
+
+
+#: The search's model per query string: it depends on nothing else (a refusal is
+#: raised, never kept), and a popular search recurs. The model is frozen: shared.
+_kept_query = functools.lru_cache(maxsize=4096)(_read_query)
+
+
 class CalendarFastPath:
     """WSGI middleware in front of ``app.wsgi_app`` (see the module docstring)."""
 
@@ -176,8 +190,10 @@ class CalendarFastPath:
         """The search's query as Flask's handler reads it (werkzeug's parse of the
         query string, then the same model), or None for Flask to answer: facets
         carry a label in the user's language, which Flask's locale selection picks."""
-        query = parse_query(ResourceQuery, Request(environ).args)
-        return None if query.facets else query
+        query_string = environ.get("QUERY_STRING", "")
+        if len(query_string) > _KEPT_QUERY:
+            return _read_query(query_string)
+        return _kept_query(query_string)
 
     @staticmethod
     def _headers(environ: WSGIEnvironment, found: search_answer.Answer) -> list[tuple[str, str]]:

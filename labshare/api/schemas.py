@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from labshare.api.registry import AwareTime, BodyModel, QueryModel, ResponseModel, _parse_time
@@ -32,6 +32,9 @@ class TokenRequest(BodyModel):
 
 
 class ResourceQuery(PageQuery):
+    # frozen: the fast path shares one per query string (labshare/fastpath.py)
+    model_config = ConfigDict(frozen=True)
+
     q: str | None = Field(
         None,
         max_length=100,

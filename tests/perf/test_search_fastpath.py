@@ -322,3 +322,30 @@ def test_the_aliases_are_bounded(app: Flask, fast: CalendarFastPath) -> None:
     assert len(store.aliases) <= search_cache.MAX_ALIASES
     store.alias("q=" + "x" * search_cache.MAX_ALIAS_QUERY, ("q", "x"))
     assert store.key_of("q=" + "x" * search_cache.MAX_ALIAS_QUERY) is None
+
+
+def test_a_query_string_s_model_is_read_once_and_shared(
+    client: FlaskClient, fast: CalendarFastPath, catalogue: list[int], no_answer_cache: None
+) -> None:
+    """The search's model is a function of the query string alone: kept per query
+    string (frozen, since it is shared), not for a very long one; a refusal is never
+    kept (``test_what_flask_would_refuse_or_translate_reaches_flask``)."""
+    from pydantic import ValidationError
+
+    from labshare import fastpath
+
+    fastpath._kept_query.cache_clear()
+    query = "q=pressure&per_page=2"
+    first = answered_by_fast(client, fast, f"{PATH}?{query}")
+    second = answered_by_fast(client, fast, f"{PATH}?{query}")
+    assert_same(first, second)
+    info = fastpath._kept_query.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    model = fastpath._kept_query(query)
+    assert model is not None and model.per_page == 2
+    with pytest.raises(ValidationError):
+        model.per_page = 3
+    long = f"{query}&{'x=1&' * 300}"
+    assert len(long) > fastpath._KEPT_QUERY
+    assert_same(answered_by_fast(client, fast, f"{PATH}?{long}"), first)
+    assert fastpath._kept_query.cache_info().currsize == 1
