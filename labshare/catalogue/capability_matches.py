@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import islice
@@ -44,8 +45,11 @@ class Listing(list["Entry"]):
     """A measurand's entries in rank order, with their bounds in lists of their own
     and sorted (built once per list, at its read), and the walks made over it."""
 
-    #: walks kept per listing (then all are dropped: the values asked are few)
-    WALKS = 256
+    #: walks kept per listing (then all are dropped: the values asked are few), and
+    #: the indices each keeps at most (a window's scan reads up to 201; a deep page
+    #: walks further without keeping what lies beyond)
+    WALKS = 64
+    KEPT = 256
 
     def __init__(self, entries: Sequence[Entry]) -> None:
         super().__init__(entries)
@@ -86,32 +90,42 @@ class Listing(list["Entry"]):
 
 class _Walked:
     """The indices of a listing's entries that reach [low, high] (and are available,
-    with ``available_only``), in rank order, as far as they have been asked for."""
+    with ``available_only``), in rank order, as far as they have been asked for (at
+    most ``Listing.KEPT`` of them kept)."""
 
     __slots__ = ("available_only", "done", "found", "high", "listing", "low", "next")
 
     def __init__(self, listing: Listing, low: float, high: float, available_only: bool) -> None:
         self.listing, self.low, self.high = listing, low, high
         self.available_only = available_only
-        self.found: list[int] = []
+        self.found = array("i")
         self.next = 0  # the next index of the listing to test
         self.done = False
 
     def upto(self, wanted: int) -> list[int]:
         """The first ``wanted`` indices (fewer when there are no more), walking the
-        listing further only when they were not found yet."""
+        listing further only when they were not found yet; beyond what is kept, the
+        rest walked for this call alone (outside the lock)."""
+        with self.listing.lock:
+            if not self.done and len(self.found) < min(wanted, Listing.KEPT):
+                self.next = self._walk(self.found, self.next, min(wanted, Listing.KEPT))
+                self.done = self.next >= len(self.listing)
+            found, start, done = self.found[:wanted].tolist(), self.next, self.done
+        if len(found) < wanted and not done:
+            self._walk(found, start, wanted)
+        return found
+
+    def _walk(self, found: Any, i: int, wanted: int) -> int:
+        """Append to ``found`` the indices reaching from ``i`` on until it holds
+        ``wanted``; the next index to test."""
         listing = self.listing
-        with listing.lock:
-            if not self.done:
-                lows, highs, available = listing.lows, listing.highs, listing.available
-                low, high, only = self.low, self.high, self.available_only
-                found, i, end = self.found, self.next, len(listing)
-                while i < end and len(found) < wanted:
-                    if lows[i] <= high and highs[i] >= low and (available[i] or not only):
-                        found.append(i)
-                    i += 1
-                self.next, self.done = i, i >= end
-            return self.found[:wanted]
+        lows, highs, available = listing.lows, listing.highs, listing.available
+        low, high, only, end = self.low, self.high, self.available_only, len(listing)
+        while i < end and len(found) < wanted:
+            if lows[i] <= high and highs[i] >= low and (available[i] or not only):
+                found.append(i)
+            i += 1
+        return i
 
 
 class Matches(Sequence["Entry"]):

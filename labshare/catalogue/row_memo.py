@@ -8,13 +8,13 @@ it. Those rows change only when the catalogue does, yet on every request they co
 five joins on the database, three enum conversions a row and the encoding: most of
 an uncached search's time once its ranking came from memory.
 
-Here each row read is kept with the catalogue's version it belongs to: the version
-read in the same statement (``search_pages.load_rows_at``), or the one the request
-read before the rows (``search_pages.load_rows`` inside ``search_cache.known_version``:
-the rows are at least that new, so never labelled newer than their data). A page
-whose rows are all kept at one version is served from here once the catalogue's
-version read now is that one: a primary-key read instead of the rows. Triggers
-change the version in the transaction of every catalogue change, to random values
+Here each row read is kept with the catalogue's version read in the same statement
+(``search_pages.load_rows_at``, ``load_rows``: one snapshot), so all rows kept at a
+version are the catalogue's state at that version, and a page made of them is one
+state, as a page read in one statement is. A page whose rows are all kept at one
+version is served from here once the catalogue's version read now (or first, by
+the request) is that one: a primary-key read instead of the rows. Triggers change
+the version in the transaction of every catalogue change, to random values
 (search_cache.py), so equal means unchanged: a kept row is never stale.
 
 An answer's item is the same bytes for the same row and rules (``resource_row_json``
@@ -74,6 +74,11 @@ class RowMemo:
             for i in ids:
                 self.rows.move_to_end(i)
         return version, kept
+
+    def missed(self, n: int) -> None:
+        """Count ``n`` rows read (not served from here)."""
+        with self.lock:
+            self.reads += n
 
     def put(self, version: Any, rows: Sequence[Any], rules: dict[int, Rules]) -> None:
         """Keep ``rows`` (each with its rules in ``rules``) at ``version``."""

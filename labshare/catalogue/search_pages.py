@@ -145,20 +145,24 @@ def load_rows(ids: Sequence[int]) -> tuple[list[Any], dict[int, Rules]]:
     """``load_page`` as plain rows (``row_select``): one statement, sent on the
     session's connection without the ORM's execution (plain columns only). Inside
     ``search_cache.known_version`` (the request read the version first), rows kept
-    at that version are served without it (row_memo.py), and rows read are kept at
-    it (they are at least that new)."""
+    at that version are served without it (row_memo.py); rows read are kept only
+    when read with that version (with the catalogue's version, in the same
+    statement): rows read after a change are at a later state than the version the
+    request read, and kept under it they would join rows of that state in a page."""
     if not ids:
         return [], {}
     version = search_cache.known()
     memo = row_memo.active() if version is not None else None
-    if memo is not None:
-        kept = memo.page(ids)
-        if kept is not None and kept[0] == version:
-            return _from_kept(kept[1])
-        memo.reads += len(ids)
-    rows = db.session.connection().execute(_rows_by_ids(), {"ids": list(ids)}).all()
+    if memo is None:
+        rows = db.session.connection().execute(_rows_by_ids(), {"ids": list(ids)}).all()
+        return _in_order(rows, ids)
+    kept = memo.page(ids)
+    if kept is not None and kept[0] == version:
+        return _from_kept(kept[1])
+    memo.missed(len(ids))
+    rows = db.session.connection().execute(_rows_and_version(), {"ids": list(ids)}).all()
     items, rules = _in_order(rows, ids)
-    if memo is not None:
+    if rows and rows[0][ROW_COLUMNS_AND_RULES] == version:
         memo.put(version, items, rules)
     return items, rules
 
@@ -202,7 +206,7 @@ def load_rows_at(
         kept = memo.page(ids)
         if kept is not None and kept[0] == expected:
             return (*_from_kept(kept[1]), search_cache.version())
-        memo.reads += len(ids)
+        memo.missed(len(ids))
     rows = db.session.connection().execute(_rows_and_version(), {"ids": list(ids)}).all()
     if not rows:
         return None

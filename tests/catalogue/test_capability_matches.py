@@ -6,6 +6,7 @@ or not a number, bounds equal to the value's, values outside every range."""
 from __future__ import annotations
 
 import random
+import sys
 import threading
 from typing import Any
 
@@ -204,6 +205,22 @@ def test_a_walk_goes_on_from_where_it_stopped() -> None:
     assert found is not None and [e.id for e in found] == [49, 50, 51, 52, 53]
 
 
+def test_a_walk_keeps_at_most_its_share_and_walks_a_deep_page_alone() -> None:
+    """A deep page (an attacker's ``page=1000``) is walked for that search, not kept:
+    each walk keeps at most ``Listing.KEPT`` indices."""
+    listing = Listing([_entry(i, 0.0, 10.0 + i) for i in range(3 * Listing.KEPT)])
+    walked = listing.walked(5.0, 5.0, False)
+    assert walked is not None
+    deep = Matches(listing, 5.0, 5.0)
+    assert [e.id for e in deep[2 * Listing.KEPT : 2 * Listing.KEPT + 3]] == [
+        2 * Listing.KEPT + n for n in range(3)
+    ]
+    assert len(walked.found) == Listing.KEPT and walked.next == Listing.KEPT
+    assert not walked.done
+    assert list(Matches(listing, 5.0, 5.0)) == list(listing)  # the rest walked again
+    assert len(walked.found) == Listing.KEPT
+
+
 def test_a_nan_bound_reaches_nothing_and_keeps_no_walk() -> None:
     listing = _listing(random.Random(3), 50)
     nan = float("nan")
@@ -237,9 +254,14 @@ def test_threads_walking_one_listing_find_what_testing_each_entry_finds() -> Non
         except BaseException as exc:  # re-raised below
             failed.append(exc)
 
-    threads = [threading.Thread(target=walk, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: inside the walks too
+    try:
+        threads = [threading.Thread(target=walk, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert not failed, failed

@@ -237,6 +237,29 @@ def test_rows_read_without_a_version_are_not_kept(
     assert not memo.rows and memo.reads == 3
 
 
+def test_rows_read_after_a_change_are_not_kept_under_the_version_before_it(
+    app: Flask, memo: Any, catalogue: list[int]
+) -> None:
+    """A request that read the version before a change and its rows after it: the rows
+    are the later state, so they are not kept under the earlier version (a page of
+    them and of rows kept before the change would mix two states)."""
+    from labshare.catalogue import search_pages
+
+    before = search_cache.version()
+    _db.session.remove()  # the rows in a statement of their own, after the change
+    with _db.engine.begin() as conn:
+        conn.execute(text("UPDATE resource SET name = '改后' WHERE id = :id"), {"id": catalogue[0]})
+    with search_cache.known_version(before):
+        rows, _rules = search_pages.load_rows(catalogue)
+    assert rows[0][2] == "改后" and not memo.rows
+    _db.session.remove()
+    after = search_cache.version()
+    assert after != before
+    with search_cache.known_version(after):
+        search_pages.load_rows(catalogue)
+    assert sorted(memo.rows) == catalogue and {k.version for k in memo.rows.values()} == {after}
+
+
 def test_a_page_with_a_row_missing_or_at_two_versions_is_not_kept() -> None:
     memo = row_memo.RowMemo(10)
     memo.put(1, [(1, "a"), (2, "b")], {1: DEFAULT, 2: DEFAULT})

@@ -1,11 +1,13 @@
 """What the search keeps per process (its page rows and their JSON, row_memo.py; each
 resource's candidate and calendar rows, free_memo.py) under gunicorn, against
 another process that changes the catalogue: two servers on one database without
-the answer cache, one keeping them and one keeping nothing. Four threads search
-(capability, text, capability with a free window) the first while another process
-renames every instrument, one generation per transaction: no answer holds a name
-older than the generation committed before its request was sent, and afterwards
-both servers give the same bytes. On SQLite and on PostgreSQL.
+the answer cache keeping them, one keeping nothing, and one keeping them with the
+answer cache on. Four threads search (capability, text, capability with a free
+window) the first and the third while another process renames every instrument, one
+generation per transaction: no answer holds a name older than the generation
+committed before its request was sent, a page without a window holds one generation
+(its rows are one state of the catalogue, as a page read in one statement), and
+afterwards the three servers give the same bytes. On SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Pair:
     url: str
     kept: Server
     plain: Server
+    cached: Server
     ids: list[int]
 
 
@@ -96,12 +99,16 @@ def pair(
         tmp / "plain.log",
         wait=False,
     )
+    cached = start_gunicorn(
+        {**env, "SEARCH_CACHE_BYTES": "16777216"}, tmp / "cached.log", wait=False
+    )
     try:
         kept.wait()
         plain.wait()
-        yield Pair(url, kept, plain, ids)
+        cached.wait()
+        yield Pair(url, kept, plain, cached, ids)
     finally:
-        logs = kept.stop() + plain.stop()
+        logs = kept.stop() + plain.stop() + cached.stop()
         if request.param == "postgresql":
             create_engine(url).dispose()
     assert "Traceback" not in logs, logs[-4000:]
@@ -141,12 +148,15 @@ def test_no_answer_is_older_than_the_catalogue_and_both_agree_after(pair: Pair) 
             k = n
             while not stop.is_set():
                 path = SEARCHES[k % len(SEARCHES)]
+                server = (pair.kept, pair.cached)[n % 2]
                 k += 1
                 with lock:
                     floor = committed
-                got = generations(fetch(pair.kept.base, path))
+                got = generations(fetch(server.base, path))
                 assert got, path
                 assert min(got) >= floor, (path, floor, got)
+                if "available_from" not in path:
+                    assert len(set(got)) == 1, (path, got)
                 answered[0] += 1
         except BaseException as exc:  # re-raised below
             failed.append(exc)
@@ -179,4 +189,4 @@ def test_no_answer_is_older_than_the_catalogue_and_both_agree_after(pair: Pair) 
     for path in SEARCHES:
         body = fetch(pair.kept.base, path)
         assert set(generations(body)) == {GENERATIONS}, path
-        assert body == fetch(pair.plain.base, path), path
+        assert body == fetch(pair.plain.base, path) == fetch(pair.cached.base, path), path
