@@ -293,6 +293,17 @@ def app(_app: Flask, _apps: _Apps, database_url: str) -> Iterator[Flask]:
         ctx.pop()
 
 
+@pytest.fixture(params=["cache off", "cache on"])
+def answer_cache(request: pytest.FixtureRequest, app: Flask) -> Iterator[bool]:
+    """The answer cache off (every search computed) or on (each search a test asks
+    for the first time: a miss, computed and stored): the test runs with both."""
+    on = request.param == "cache on"
+    app.config["SEARCH_CACHE_BYTES"] = search_cache.DEFAULT_BYTES if on else 0
+    app.extensions.pop(search_cache.EXTENSION, None)
+    yield on
+    app.extensions.pop(search_cache.EXTENSION, None)
+
+
 @pytest.fixture
 def no_answer_cache(app: Flask) -> Iterator[None]:
     """The search's answer cache off for this test: every answer computed (the cache

@@ -178,8 +178,8 @@ def _in_order(rows: Sequence[Any], ids: Sequence[int]) -> tuple[list[Any], dict[
     return items, {row[0]: row_rules(row) for row in items}
 
 
-#: ``load_rows_at``'s statement: the rows and, in each, the catalogue's version read
-#: in the same statement (one snapshot on both databases).
+#: The rows and, in each, the catalogue's version read in the same statement (one
+#: snapshot on both databases): ``load_rows_at``'s, and ``load_rows``' when it keeps.
 _rows_and_version = id_lists.per_dialect(
     lambda dialect: row_select(
         None,

@@ -251,6 +251,10 @@ def test_threads_walking_one_listing_find_what_testing_each_entry_finds() -> Non
                 found = plain(listing, point, point, available_only=only, limit=limit)
                 assert found is not None
                 assert list(found) == _naive(listing, point, point)[:limit]
+                # a deep page: beyond what a walk keeps, walked outside the lock
+                deep = Matches(listing, point, point)
+                at = rnd.choice((Listing.KEPT - 5, 2 * Listing.KEPT))
+                assert deep[at : at + 20] == _naive(listing, point, point)[at : at + 20]
         except BaseException as exc:  # re-raised below
             failed.append(exc)
 

@@ -28,16 +28,6 @@ CAPABILITY = {"measurand": "pressure", "value": "5", "unit": "MPa"}
 TEXT = {"q": "压力"}
 
 
-@pytest.fixture(params=["cache off", "cache on"])
-def answer_cache(request: pytest.FixtureRequest, app: Flask) -> Iterator[bool]:
-    """The answer cache off, or on and asked a new search each time (a miss)."""
-    on = request.param == "cache on"
-    app.config["SEARCH_CACHE_BYTES"] = search_cache.DEFAULT_BYTES if on else 0
-    app.extensions.pop(search_cache.EXTENSION, None)
-    yield on
-    app.extensions.pop(search_cache.EXTENSION, None)
-
-
 @pytest.fixture
 def memo(app: Flask) -> row_memo.RowMemo:
     app.extensions.pop(row_memo.EXTENSION, None)

@@ -157,7 +157,8 @@ def test_no_answer_is_older_than_the_catalogue_and_both_agree_after(pair: Pair) 
                 assert min(got) >= floor, (path, floor, got)
                 if "available_from" not in path:
                     assert len(set(got)) == 1, (path, got)
-                answered[0] += 1
+                with lock:
+                    answered[0] += 1
         except BaseException as exc:  # re-raised below
             failed.append(exc)
             stop.set()

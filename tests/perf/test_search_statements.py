@@ -17,23 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from labshare.catalogue import capability_index, search_cache
+from labshare.catalogue import capability_index
 from labshare.extensions import db as _db
 from tests.helpers import listening
 
 PATH = "/api/v1/resources"
 CAPABILITY = {"measurand": "pressure", "value": "5", "unit": "MPa"}
-
-
-@pytest.fixture(params=["cache off", "cache on"])
-def answer_cache(request: pytest.FixtureRequest, app: Flask) -> Iterator[bool]:
-    """The answer cache off (every search computed) or on (each search below asked
-    for the first time: a miss, computed and stored)."""
-    on = request.param == "cache on"
-    app.config["SEARCH_CACHE_BYTES"] = search_cache.DEFAULT_BYTES if on else 0
-    app.extensions.pop(search_cache.EXTENSION, None)
-    yield on
-    app.extensions.pop(search_cache.EXTENSION, None)
 
 
 @pytest.fixture
