@@ -98,7 +98,9 @@ class RowMemo:
             if found is not None and found[0] is row and found[1] is rules:
                 self.items.move_to_end(rid)
                 return found[2]
-        encoded = encode(row, rules)
+        # a copy of its own size: orjson's bytes keep their whole buffer (8 KB for
+        # a 900-byte item), which thousands kept would hold
+        encoded = memoryview(encode(row, rules)).tobytes()
         with self.lock:
             self.items[rid] = (row, rules, encoded)
             self.items.move_to_end(rid)
