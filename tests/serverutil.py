@@ -3,11 +3,13 @@ PostgreSQL database, gunicorn started and stopped in its own process."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -158,3 +160,25 @@ def start_gunicorn(
     if wait:
         server.wait()
     return server
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str:
+        return next(v for k, v in self.headers if k.lower() == name.lower())
+
+
+def fetch(base: str, method: str, path: str, headers: dict[str, str] | None = None) -> Answer:
+    """One request on a connection of its own (http.client: the bytes as sent)."""
+    host, port = urllib.parse.urlsplit(base).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return Answer(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()

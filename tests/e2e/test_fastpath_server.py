@@ -9,7 +9,6 @@ their next request. On SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import re
 import urllib.parse
@@ -23,7 +22,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from config import TestingConfig
-from tests.serverutil import Server, production_env, server_database, start_gunicorn
+from tests.serverutil import (
+    Answer,
+    Server,
+    fetch,
+    production_env,
+    server_database,
+    start_gunicorn,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -85,27 +91,6 @@ def pair(
         if request.param == "postgresql":
             create_engine(url).dispose()
     assert "Traceback" not in logs, logs[-4000:]
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str:
-        return next(v for k, v in self.headers if k.lower() == name.lower())
-
-
-def fetch(base: str, method: str, path: str, headers: dict[str, str] | None = None) -> Answer:
-    host, port = urllib.parse.urlsplit(base).netloc.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return Answer(response.status, response.getheaders(), response.read())
-    finally:
-        conn.close()
 
 
 def compare(pair: Pair, method: str, path: str, headers: dict[str, str] | None = None) -> Answer:

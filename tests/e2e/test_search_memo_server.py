@@ -13,7 +13,6 @@ afterwards the three servers give the same bytes. On SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import re
 import threading
@@ -27,7 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from config import TestingConfig
-from tests.serverutil import Server, production_env, server_database, start_gunicorn
+from tests.serverutil import Server, fetch, production_env, server_database, start_gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -114,17 +113,10 @@ def pair(
     assert "Traceback" not in logs, logs[-4000:]
 
 
-def fetch(base: str, path: str) -> bytes:
-    host, port = urllib.parse.urlsplit(base).netloc.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-        assert response.status == 200, body[:500]
-        return body
-    finally:
-        conn.close()
+def fetch_ok(base: str, path: str) -> bytes:
+    answer = fetch(base, "GET", path)
+    assert answer.status == 200, answer.body[:500]
+    return answer.body
 
 
 def generations(body: bytes) -> list[int]:
@@ -152,7 +144,7 @@ def test_no_answer_is_older_than_the_catalogue_and_both_agree_after(pair: Pair) 
                 k += 1
                 with lock:
                     floor = committed
-                got = generations(fetch(server.base, path))
+                got = generations(fetch_ok(server.base, path))
                 assert got, path
                 assert min(got) >= floor, (path, floor, got)
                 if "available_from" not in path:
@@ -188,6 +180,6 @@ def test_no_answer_is_older_than_the_catalogue_and_both_agree_after(pair: Pair) 
     assert not failed, failed
     assert answered[0] > 4 * len(SEARCHES)
     for path in SEARCHES:
-        body = fetch(pair.kept.base, path)
+        body = fetch_ok(pair.kept.base, path)
         assert set(generations(body)) == {GENERATIONS}, path
-        assert body == fetch(pair.plain.base, path) == fetch(pair.cached.base, path), path
+        assert body == fetch_ok(pair.plain.base, path) == fetch_ok(pair.cached.base, path), path
