@@ -40,6 +40,7 @@ def _import_config(**env: str) -> subprocess.CompletedProcess[str]:
         ({"LABSHARE_CONFIG": "prod"}, "LABSHARE_CONFIG='prod'"),
         ({"TEXT_INDEX": "maybe"}, "TEXT_INDEX='maybe'"),
         ({"FREE_TIME_MEMO_RESOURCES": "lots"}, "FREE_TIME_MEMO_RESOURCES='lots'"),
+        ({"SEARCH_ROW_MEMO": "5k"}, "SEARCH_ROW_MEMO='5k'"),
     ],
 )
 def test_a_value_the_setting_cannot_take_stops_start_up(env: dict[str, str], named: str) -> None:
